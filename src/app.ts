@@ -1,0 +1,51 @@
+// The composition root of the HTTP surface: createApp(deps) wires the platform and the feature modules.
+// It never listens and opens nothing; src/index.ts (or a test) builds the deps.
+import { openapi } from "@elysiajs/openapi";
+import { Elysia } from "elysia";
+import type { AppDeps } from "./deps.ts";
+import { requestContext } from "./platform/http/request-context.ts";
+import { authModule } from "./modules/auth/index.ts";
+import { healthModule } from "./modules/health/index.ts";
+import { postsModule } from "./modules/posts/index.ts";
+import { preferencesModule } from "./modules/preferences/index.ts";
+import { usersModule } from "./modules/users/index.ts";
+import pkg from "../package.json" with { type: "json" };
+
+export const VERSION = pkg.version;
+
+export function createApp(deps: AppDeps) {
+  const api = new Elysia({ prefix: "/api/v1" })
+    .use(authModule(deps))
+    .use(usersModule(deps))
+    .use(postsModule(deps))
+    .use(preferencesModule(deps));
+
+  return new Elysia({ normalize: false })
+    .use(requestContext({ logger: deps.logger, bodyLimit: deps.config.BODY_LIMIT_BYTES, instanceId: deps.config.INSTANCE_ID }))
+    .use(
+      openapi({
+        path: "/swagger",
+        specPath: "/swagger/json",
+        provider: "swagger-ui",
+        documentation: {
+          info: {
+            title: "neodyme-edge",
+            version: VERSION,
+            description: "User service: accounts, posts, preferences, login. Errors are application/problem+json.",
+          },
+          tags: [
+            { name: "auth", description: "Login" },
+            { name: "users", description: "Accounts" },
+            { name: "posts", description: "Posts of a user" },
+            { name: "preferences", description: "Preferences of a user" },
+            { name: "health", description: "Liveness and readiness" },
+          ],
+          components: { securitySchemes: { bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" } } },
+        },
+      }),
+    )
+    .use(healthModule(deps))
+    .use(api);
+}
+
+export type App = ReturnType<typeof createApp>;

@@ -1,0 +1,159 @@
+// The environment, validated once. Nothing else in the code reads process.env:
+// everything receives the frozen Config built here.
+import { Type as T, type Static, type TSchema } from "@sinclair/typebox";
+import { Value } from "@sinclair/typebox/value";
+import { hostname } from "node:os";
+
+const Int = (min: number, max: number, def: number) => T.Integer({ minimum: min, maximum: max, default: def });
+const Bool = (def: boolean) => T.Boolean({ default: def });
+
+/** Every variable the service reads, with its default. Names are the environment's names. */
+const EnvSchema = T.Object({
+  NODE_ENV: T.Union([T.Literal("development"), T.Literal("production"), T.Literal("test")], { default: "development" }),
+  PORT: Int(0, 65535, 3000),
+  HOST: T.String({ minLength: 1, default: "0.0.0.0" }),
+  /** Let several processes share PORT (the local cluster mode sets it). */
+  REUSE_PORT: Bool(false),
+  DATABASE_URL: T.String({ pattern: "^(file:|libsql:|https?:|wss?:)", default: "file:./data/app.db" }),
+  REDIS_URL: T.Optional(T.String({ pattern: "^rediss?://" })),
+  /** Prefix for every Redis key and channel, so several deployments (or test files) can share one Redis. */
+  REDIS_PREFIX: T.String({ default: "ne:" }),
+  JWT_SECRET: T.Optional(T.String({ minLength: 32 })),
+  INTERNAL_TOKEN: T.Optional(T.String({ minLength: 16 })),
+  ADMIN_EMAIL: T.Optional(T.String({ format: "email" })),
+  ADMIN_PASSWORD: T.Optional(T.String({ minLength: 8, maxLength: 128 })),
+  INSTANCE_ID: T.Optional(T.String({ minLength: 1, maxLength: 128 })),
+  FLY_MACHINE_ID: T.Optional(T.String({ minLength: 1 })),
+  FLY_APP_NAME: T.Optional(T.String({ minLength: 1 })),
+  FLY_REGION: T.String({ minLength: 1, default: "local" }),
+  PRIMARY_REGION: T.String({ minLength: 1, default: "local" }),
+  LITEFS_DIR: T.Optional(T.String({ minLength: 1 })),
+  PRIMARY_URL: T.Optional(T.String({ pattern: "^https?://" })),
+  HEARTBEAT_INTERVAL: Int(1, 3600, 10),
+  METRICS_PORT: Int(0, 65535, 9091),
+  /** 0 turns the metrics listener off (tests, several instances on one host). */
+  METRICS_ENABLED: Bool(true),
+  LOG_LEVEL: T.Union([T.Literal("debug"), T.Literal("info"), T.Literal("warn"), T.Literal("error"), T.Literal("silent")], {
+    default: "info",
+  }),
+  /** How long in-flight requests may take to finish on SIGTERM/SIGINT. */
+  SHUTDOWN_TIMEOUT_MS: Int(0, 120_000, 10_000),
+  /** Largest request body accepted; larger answers 413. */
+  BODY_LIMIT_BYTES: Int(1024, 16 * 1024 * 1024, 64 * 1024),
+
+  CACHE_ENABLED: Bool(true),
+  CACHE_L1_ENABLED: Bool(true),
+  CACHE_L1_MAX_ITEMS: Int(1, 10_000_000, 10_000),
+  CACHE_L1_MAX_BYTES: Int(1024, 8 * 1024 * 1024 * 1024, 64 * 1024 * 1024),
+  CACHE_L1_MAX_ENTRY_BYTES: Int(64, 64 * 1024 * 1024, 1024 * 1024),
+  CACHE_TTL_SECONDS: Int(1, 86_400 * 30, 60),
+  CACHE_STALE_GRACE_SECONDS: Int(0, 86_400, 300),
+  CACHE_L2_TIMEOUT_MS: Int(1, 10_000, 50),
+  CACHE_BREAKER_THRESHOLD: Int(1, 1000, 5),
+  CACHE_BREAKER_COOLDOWN_MS: Int(10, 600_000, 5_000),
+  CACHE_WARM_COUNT: Int(0, 100_000, 100),
+  CACHE_WARM_TIMEOUT_MS: Int(0, 60_000, 2_000),
+
+  JOB_CONCURRENCY: Int(1, 1000, 8),
+  JOB_VISIBILITY_TIMEOUT_MS: Int(100, 3_600_000, 30_000),
+  JOB_MAX_RETRIES: Int(0, 100, 3),
+  JOB_BACKOFF_BASE_MS: Int(1, 3_600_000, 1_000),
+  JOB_BACKOFF_CAP_MS: Int(1, 86_400_000, 300_000),
+  JOB_RETENTION_COMPLETED_SECONDS: Int(1, 86_400 * 365, 86_400),
+  JOB_RETENTION_FAILED_SECONDS: Int(1, 86_400 * 365, 7 * 86_400),
+  /** Off: this instance enqueues but never consumes (used by tests and by dedicated web instances). */
+  JOBS_WORKER_ENABLED: Bool(true),
+  CRON_ENABLED: Bool(true),
+
+  RATE_LIMIT_LOGIN_PER_MINUTE: Int(0, 100_000, 10),
+});
+
+type Env = Static<typeof EnvSchema>;
+
+export type Config = Readonly<
+  Omit<Env, "INSTANCE_ID"> & {
+    INSTANCE_ID: string;
+    /** The secret actually used: JWT_SECRET, or a random one per process outside production. */
+    jwtSecret: string;
+    jwtSecretIsRandom: boolean;
+  }
+>;
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    reason: string,
+  ) {
+    super(`invalid configuration: ${variable}: ${reason}`);
+    this.name = "ConfigError";
+  }
+}
+
+const BOOL_TRUE = new Set(["1", "true", "yes", "on"]);
+const BOOL_FALSE = new Set(["0", "false", "no", "off"]);
+
+function coerce(name: string, schema: TSchema, raw: string): unknown {
+  const type = (schema as { type?: string }).type;
+  if (type === "integer") {
+    if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(name, `expected an integer, got "${raw}"`);
+    return Number(raw);
+  }
+  if (type === "boolean") {
+    const v = raw.trim().toLowerCase();
+    if (BOOL_TRUE.has(v)) return true;
+    if (BOOL_FALSE.has(v)) return false;
+    throw new ConfigError(name, `expected true/false, got "${raw}"`);
+  }
+  return raw;
+}
+
+function describe(schema: TSchema): string {
+  const s = schema as Record<string, unknown>;
+  if (Array.isArray(s.anyOf)) return `one of ${(s.anyOf as { const: string }[]).map((x) => x.const).join(", ")}`;
+  const parts: string[] = [];
+  if (s.type === "integer") parts.push(`an integer between ${s.minimum} and ${s.maximum}`);
+  if (s.minLength) parts.push(`at least ${s.minLength} characters`);
+  if (s.maxLength) parts.push(`at most ${s.maxLength} characters`);
+  if (s.pattern) parts.push(`matching ${s.pattern}`);
+  if (s.format) parts.push(`a valid ${s.format}`);
+  return parts.join(", ") || "a valid value";
+}
+
+const EMAIL_RE = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+/** Builds the configuration from an environment (process.env by default). Throws ConfigError naming the variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const input: Record<string, unknown> = {};
+  for (const [name, schema] of Object.entries(EnvSchema.properties)) {
+    const raw = env[name];
+    if (raw === undefined || raw === "") continue;
+    input[name] = coerce(name, schema as TSchema, raw);
+  }
+  const withDefaults = Value.Default(EnvSchema, input) as Record<string, unknown>;
+  for (const [name, schema] of Object.entries(EnvSchema.properties)) {
+    const value = withDefaults[name];
+    if (value === undefined) continue;
+    if (name === "ADMIN_EMAIL") {
+      if (!EMAIL_RE.test(String(value))) throw new ConfigError(name, "must be a valid email address");
+      continue;
+    }
+    const s = schema as TSchema;
+    const check = { ...s };
+    delete (check as Record<string, unknown>).format;
+    if (!Value.Check(check, value)) throw new ConfigError(name, `must be ${describe(s)}, got "${String(env[name])}"`);
+  }
+  const e = withDefaults as Env;
+  if ((e.ADMIN_EMAIL === undefined) !== (e.ADMIN_PASSWORD === undefined)) {
+    throw new ConfigError(e.ADMIN_EMAIL ? "ADMIN_PASSWORD" : "ADMIN_EMAIL", "ADMIN_EMAIL and ADMIN_PASSWORD must be set together");
+  }
+  if (e.NODE_ENV === "production" && !e.JWT_SECRET) {
+    throw new ConfigError("JWT_SECRET", "required when NODE_ENV=production (at least 32 characters)");
+  }
+  const jwtSecret = e.JWT_SECRET ?? Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
+  return Object.freeze({
+    ...e,
+    INSTANCE_ID: e.INSTANCE_ID ?? e.FLY_MACHINE_ID ?? `${hostname()}-${process.pid}`,
+    jwtSecret,
+    jwtSecretIsRandom: !e.JWT_SECRET,
+  });
+}

@@ -1,0 +1,69 @@
+// Liveness and readiness. Ready means the database answers; Redis and replication are reported, not required.
+import { Elysia, t } from "elysia";
+import type { AppDeps } from "../../deps.ts";
+import { withTimeout } from "../../platform/redis.ts";
+
+const CHECK_TIMEOUT_MS = 1_000;
+
+const Check = t.Object({ status: t.String(), latency_ms: t.Optional(t.Number()), detail: t.Optional(t.String()) });
+export const HealthBody = t.Object({
+  status: t.Union([t.Literal("ok"), t.Literal("degraded"), t.Literal("down")]),
+  instance_id: t.String(),
+  region: t.String(),
+  checks: t.Object({
+    database: Check,
+    redis: Check,
+    replication: t.Object({ status: t.String(), role: t.String(), primary: t.Union([t.String(), t.Null()]) }),
+  }),
+});
+type HealthBody = typeof HealthBody.static;
+
+async function timed(fn: () => Promise<unknown>): Promise<{ status: string; latency_ms: number; detail?: string }> {
+  const start = performance.now();
+  try {
+    await withTimeout(fn(), CHECK_TIMEOUT_MS, "check");
+    return { status: "ok", latency_ms: Math.round((performance.now() - start) * 100) / 100 };
+  } catch (err) {
+    return { status: "down", latency_ms: Math.round((performance.now() - start) * 100) / 100, detail: (err as Error).message };
+  }
+}
+
+export async function healthReport(deps: AppDeps): Promise<HealthBody> {
+  const redis = deps.redis;
+  const [database, redisCheck] = await Promise.all([
+    timed(() => deps.database.client.execute("SELECT 1")),
+    redis ? timed(() => redis.ping()) : Promise.resolve({ status: "disabled" }),
+  ]);
+  const primary = deps.role.primaryName();
+  const status = database.status !== "ok" ? "down" : redisCheck.status === "down" ? "degraded" : "ok";
+  return {
+    status,
+    instance_id: deps.config.INSTANCE_ID,
+    region: deps.config.FLY_REGION,
+    checks: {
+      database,
+      redis: redisCheck,
+      replication: { status: "ok", role: primary === null ? "primary" : "replica", primary },
+    },
+  };
+}
+
+export function healthModule(deps: AppDeps) {
+  return new Elysia({ prefix: "/health", tags: ["health"] })
+    .get("/live", () => ({ status: "ok" as const }), {
+      response: { 200: t.Object({ status: t.Literal("ok") }) },
+      detail: { summary: "200 while the process runs" },
+    })
+    .get("/ready", async ({ set }) => {
+      const report = await healthReport(deps);
+      if (report.checks.database.status !== "ok") set.status = 503;
+      return report;
+    }, {
+      response: { 200: HealthBody, 503: HealthBody },
+      detail: { summary: "200 when the database answers, else 503" },
+    })
+    .get("", () => healthReport(deps), {
+      response: { 200: HealthBody },
+      detail: { summary: "The readiness report, always 200" },
+    });
+}

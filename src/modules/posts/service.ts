@@ -1,0 +1,42 @@
+import type { AppDeps } from "../../deps.ts";
+import { cacheKeys, type CacheResult } from "../../platform/cache/port.ts";
+import type { Principal } from "../../platform/http/auth.ts";
+import { notFound } from "../../platform/http/errors.ts";
+import type { PostPublic } from "../users/model.ts";
+import { postsRepo, toPostPublic, usersRepo } from "../users/repository.ts";
+import { assertOwner } from "../users/service.ts";
+
+export interface PostsPage {
+  items: PostPublic[];
+  page: number;
+  limit: number;
+  total: number;
+}
+
+export async function create(deps: AppDeps, principal: Principal, userId: number, title: string, content: string): Promise<PostPublic> {
+  assertOwner(principal, userId);
+  const { db } = deps.database;
+  const row = await db.transaction(async (tx) => {
+    if (!(await usersRepo.exists(tx, userId))) throw notFound(`User ${userId} not found`);
+    const post = await postsRepo.insert(tx, userId, title, content);
+    await usersRepo.touch(tx, userId);
+    return post;
+  });
+  await deps.cache.invalidateTags([cacheKeys.userTag(userId)]);
+  return toPostPublic(row);
+}
+
+export async function list(deps: AppDeps, userId: number, page: number, limit: number): Promise<CacheResult<PostsPage>> {
+  const result = await deps.cache.getOrSet(
+    cacheKeys.userPosts(userId, page, limit),
+    async (): Promise<PostsPage | null> => {
+      const { db } = deps.database;
+      if (!(await usersRepo.exists(db, userId))) return null;
+      const { items, total } = await postsRepo.page(db, userId, page, limit);
+      return { items: items.map(toPostPublic), page, limit, total };
+    },
+    { tags: [cacheKeys.userTag(userId)] },
+  );
+  if (result.value === null) throw notFound(`User ${userId} not found`);
+  return result as CacheResult<PostsPage>;
+}

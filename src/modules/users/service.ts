@@ -1,0 +1,133 @@
+// Accounts: registration (with its background side effects), reads through the cache, updates, deletion.
+import type { AppDeps } from "../../deps.ts";
+import { cacheKeys, type CacheResult } from "../../platform/cache/port.ts";
+import { conflict, forbidden, notFound, type AppError } from "../../platform/http/errors.ts";
+import type { Principal } from "../../platform/http/auth.ts";
+import { writeOutbox } from "../../platform/jobs/outbox.ts";
+import type { UserDetail, UserPublic } from "./model.ts";
+import { isUniqueViolation, postsRepo, preferencesRepo, toPostPublic, toUserPublic, usersRepo } from "./repository.ts";
+
+export const DETAIL_POSTS = 10;
+export const REGISTRATION_JOBS = ["send_welcome_email", "process_user_analytics", "log_user_audit"] as const;
+
+const duplicateEmail = (): AppError => conflict("An account with this email already exists");
+
+/** Owner-or-admin rule of the contract. */
+export function assertOwnerOrAdmin(principal: Principal, userId: number): void {
+  if (principal.userId !== userId && !principal.isAdmin) throw forbidden("Only the owner or an administrator may do this");
+}
+
+export function assertOwner(principal: Principal, userId: number): void {
+  if (principal.userId !== userId) throw forbidden("Only the owner may do this");
+}
+
+export const hashPassword = (password: string) => Bun.password.hash(password, { algorithm: "argon2id" });
+
+export async function register(
+  deps: AppDeps,
+  input: { email: string; password: string; full_name: string },
+  opts: { isAdmin?: boolean } = {},
+): Promise<UserPublic> {
+  const email = input.email.trim().toLowerCase();
+  const passwordHash = await hashPassword(input.password);
+  const { db } = deps.database;
+  let user;
+  try {
+    user = await db.transaction(async (tx) => {
+      if (await usersRepo.findByEmail(tx, email)) throw duplicateEmail();
+      const row = await usersRepo.insert(tx, { email, passwordHash, fullName: input.full_name, isAdmin: opts.isAdmin });
+      await writeOutbox(
+        tx,
+        REGISTRATION_JOBS.map((type) => ({
+          type,
+          payload: { user_id: row.id, email: row.email, full_name: row.fullName },
+          idempotencyKey: `${type}:user:${row.id}:${row.createdAt}`,
+        })),
+      );
+      return row;
+    });
+  } catch (err) {
+    if (isUniqueViolation(err)) throw duplicateEmail();
+    throw err;
+  }
+  deps.outbox.kick();
+  // An earlier read of this id may have cached "no such user".
+  await deps.cache.invalidateTags([cacheKeys.userTag(user.id)]);
+  deps.logger.info("user registered", { user_id: user.id });
+  return toUserPublic(user);
+}
+
+async function loadDetail(deps: AppDeps, id: number): Promise<UserDetail | null> {
+  const { db } = deps.database;
+  const user = await usersRepo.findById(db, id);
+  if (!user) return null;
+  const [posts, preferences] = await Promise.all([postsRepo.newest(db, id, DETAIL_POSTS), preferencesRepo.get(db, id)]);
+  return { user: toUserPublic(user), posts: posts.map(toPostPublic), preferences };
+}
+
+/** The user detail, through the cache. A missing user is not cached (null is cached as a miss marker). */
+export async function getDetail(deps: AppDeps, id: number): Promise<CacheResult<UserDetail>> {
+  const result = await deps.cache.getOrSet(cacheKeys.userDetail(id), () => loadDetail(deps, id), {
+    tags: [cacheKeys.userTag(id)],
+  });
+  if (result.value === null) throw notFound(`User ${id} not found`);
+  return result as CacheResult<UserDetail>;
+}
+
+export async function list(deps: AppDeps, page: number, limit: number) {
+  const { items, total } = await usersRepo.page(deps.database.db, page, limit);
+  return { items: items.map(toUserPublic), page, limit, total };
+}
+
+export async function update(
+  deps: AppDeps,
+  principal: Principal,
+  id: number,
+  input: { email?: string; password?: string; full_name?: string },
+): Promise<UserPublic> {
+  assertOwnerOrAdmin(principal, id);
+  const patch: { email?: string; passwordHash?: string; fullName?: string } = {};
+  if (input.email !== undefined) patch.email = input.email.trim().toLowerCase();
+  if (input.full_name !== undefined) patch.fullName = input.full_name;
+  if (input.password !== undefined) patch.passwordHash = await hashPassword(input.password);
+  let row;
+  try {
+    row = await deps.database.db.transaction(async (tx) => {
+      if (patch.email !== undefined) {
+        const other = await usersRepo.findByEmail(tx, patch.email);
+        if (other && other.id !== id) throw duplicateEmail();
+      }
+      return usersRepo.update(tx, id, patch);
+    });
+  } catch (err) {
+    if (isUniqueViolation(err)) throw duplicateEmail();
+    throw err;
+  }
+  if (!row) throw notFound(`User ${id} not found`);
+  await deps.cache.invalidateTags([cacheKeys.userTag(id)]);
+  return toUserPublic(row);
+}
+
+export async function remove(deps: AppDeps, principal: Principal, id: number): Promise<void> {
+  assertOwnerOrAdmin(principal, id);
+  const deleted = await usersRepo.delete(deps.database.db, id);
+  if (!deleted) throw notFound(`User ${id} not found`);
+  await deps.cache.invalidateTags([cacheKeys.userTag(id)]);
+}
+
+/** Creates the admin account named by ADMIN_EMAIL/ADMIN_PASSWORD, or makes the existing account an admin. */
+export async function ensureAdmin(deps: AppDeps, email: string, password: string): Promise<void> {
+  const normalized = email.trim().toLowerCase();
+  const existing = await usersRepo.findByEmail(deps.database.db, normalized);
+  if (existing) {
+    if (!existing.isAdmin) await usersRepo.update(deps.database.db, existing.id, { isAdmin: true });
+    return;
+  }
+  try {
+    await register(deps, { email: normalized, password, full_name: "Administrator" }, { isAdmin: true });
+    deps.logger.info("admin account created", { email: normalized });
+  } catch (err) {
+    // Another instance created it at the same moment.
+    if (!(err instanceof Error && "status" in err && (err as AppError).status === 409)) throw err;
+  }
+}

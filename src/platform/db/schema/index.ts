@@ -1,0 +1,3 @@
+export * from "./users.ts";
+export * from "./jobs.ts";
+export * from "./cluster.ts";

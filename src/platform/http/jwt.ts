@@ -1,0 +1,46 @@
+// HS256 JSON Web Tokens with the algorithm pinned: a token whose header names anything else is refused.
+import { createHmac, timingSafeEqual } from "node:crypto";
+
+export interface Claims {
+  /** User id. */
+  sub: string;
+  /** Session id (a row in `sessions`). */
+  sid: string;
+  adm: boolean;
+  iat: number;
+  exp: number;
+}
+
+const HEADER = Buffer.from(JSON.stringify({ alg: "HS256", typ: "JWT" })).toString("base64url");
+
+function sign(input: string, secret: string): string {
+  return createHmac("sha256", secret).update(input).digest("base64url");
+}
+
+export function signJwt(claims: Claims, secret: string): string {
+  const body = Buffer.from(JSON.stringify(claims)).toString("base64url");
+  const input = `${HEADER}.${body}`;
+  return `${input}.${sign(input, secret)}`;
+}
+
+/** Returns the claims of a valid, unexpired token, else null. */
+export function verifyJwt(token: string, secret: string, nowSeconds = Math.floor(Date.now() / 1000)): Claims | null {
+  const parts = token.split(".");
+  if (parts.length !== 3) return null;
+  const [h, b, s] = parts as [string, string, string];
+  let header: unknown;
+  let claims: Partial<Claims>;
+  try {
+    header = JSON.parse(Buffer.from(h, "base64url").toString());
+    claims = JSON.parse(Buffer.from(b, "base64url").toString());
+  } catch {
+    return null;
+  }
+  if (typeof header !== "object" || header === null || (header as { alg?: unknown }).alg !== "HS256") return null;
+  const expected = Buffer.from(sign(`${h}.${b}`, secret));
+  const given = Buffer.from(s);
+  if (expected.length !== given.length || !timingSafeEqual(expected, given)) return null;
+  if (typeof claims.exp !== "number" || claims.exp <= nowSeconds) return null;
+  if (typeof claims.sub !== "string" || typeof claims.sid !== "string" || typeof claims.adm !== "boolean") return null;
+  return claims as Claims;
+}

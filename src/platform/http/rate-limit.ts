@@ -1,0 +1,52 @@
+// Fixed-window rate limits. Redis adapter (shared by the cluster) and an in-process one (no-Redis mode).
+import type { Redis } from "../../deps.ts";
+
+export interface RateLimitResult {
+  allowed: boolean;
+  /** Seconds until the window resets. */
+  retryAfter: number;
+}
+
+export interface RateLimiter {
+  hit(key: string, limit: number, windowSeconds: number): Promise<RateLimitResult>;
+}
+
+export class MemoryRateLimiter implements RateLimiter {
+  private readonly windows = new Map<string, { count: number; resetAt: number }>();
+  async hit(key: string, limit: number, windowSeconds: number): Promise<RateLimitResult> {
+    const now = Date.now();
+    if (this.windows.size > 100_000) {
+      for (const [k, w] of this.windows) if (w.resetAt <= now) this.windows.delete(k);
+    }
+    let w = this.windows.get(key);
+    if (!w || w.resetAt <= now) {
+      w = { count: 0, resetAt: now + windowSeconds * 1000 };
+      this.windows.set(key, w);
+    }
+    w.count++;
+    return { allowed: w.count <= limit, retryAfter: Math.max(1, Math.ceil((w.resetAt - now) / 1000)) };
+  }
+}
+
+export class RedisRateLimiter implements RateLimiter {
+  private readonly fallback = new MemoryRateLimiter();
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
+  async hit(key: string, limit: number, windowSeconds: number): Promise<RateLimitResult> {
+    const k = `${this.prefix}rl:${key}`;
+    try {
+      const [count, ttl] = (await this.redis
+        .multi()
+        .incr(k)
+        .pExpire(k, windowSeconds * 1000, "NX")
+        .pTTL(k)
+        .exec()) as unknown as [number, unknown, number];
+      return { allowed: count <= limit, retryAfter: Math.max(1, Math.ceil(Number(ttl) / 1000)) };
+    } catch {
+      // Redis down: limit per instance rather than not at all.
+      return this.fallback.hit(key, limit, windowSeconds);
+    }
+  }
+}

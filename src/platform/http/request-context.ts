@@ -1,0 +1,92 @@
+// Request id, body limit, the one error handler, and one JSON log line per request.
+// Registered first in the composition root, so every route below it is covered.
+import { Elysia, ValidationError } from "elysia";
+import type { Logger } from "../observability/logger.ts";
+import { AppError, problem, problemResponse, type FieldError } from "./errors.ts";
+
+const REQUEST_ID_RE = /^[A-Za-z0-9._:\-]{1,128}$/;
+
+interface RequestMeta {
+  id: string;
+  start: number;
+}
+
+function fieldOf(path: string | undefined, on: string): string {
+  const p = (path ?? "").replace(/^\//, "").replace(/\//g, ".");
+  return p === "" || p === "root" ? on : p;
+}
+
+function validationErrors(error: ValidationError): FieldError[] {
+  const on = (error as unknown as { type?: string }).type ?? "body";
+  const seen = new Set<string>();
+  const out: FieldError[] = [];
+  for (const e of error.all) {
+    const field = fieldOf((e as { path?: string }).path, on);
+    const message = (e as { summary?: string }).summary ?? (e as { message?: string }).message ?? "invalid";
+    const key = `${field}\0${message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push({ field, message });
+  }
+  return out.length > 0 ? out : [{ field: on, message: "invalid" }];
+}
+
+export function requestContext(opts: { logger: Logger; bodyLimit: number; instanceId: string }) {
+  const meta = new WeakMap<Request, RequestMeta>();
+  const { logger, bodyLimit } = opts;
+
+  return new Elysia({ name: "request-context" })
+    .onRequest(({ request, set }) => {
+      const given = request.headers.get("x-request-id");
+      const id = given && REQUEST_ID_RE.test(given) ? given : crypto.randomUUID();
+      meta.set(request, { id, start: performance.now() });
+      set.headers["x-request-id"] = id;
+      const length = request.headers.get("content-length");
+      if (length !== null && Number(length) > bodyLimit) {
+        return problemResponse(problem(413, `Request body exceeds ${bodyLimit} bytes`), { "x-request-id": id });
+      }
+    })
+    .onError({ as: "global" }, ({ code, error, request, set }) => {
+      const id = meta.get(request)?.id ?? crypto.randomUUID();
+      const headers: Record<string, string> = { "x-request-id": id };
+      let p;
+      if (error instanceof AppError) {
+        Object.assign(headers, error.headers);
+        p = problem(error.status, error.message, error.errors);
+      } else if (code === "VALIDATION") {
+        p = problem(422, "The request did not validate", validationErrors(error as ValidationError));
+      } else if (code === "PARSE") {
+        p = problem(400, "The request body is not valid JSON");
+      } else if (code === "NOT_FOUND") {
+        p = problem(404, "No route matches this method and path");
+      } else if (code === "INVALID_COOKIE_SIGNATURE" || code === "INVALID_FILE_TYPE") {
+        p = problem(400, "The request is malformed");
+      } else {
+        const status = (error as { status?: unknown }).status;
+        if (typeof status === "number" && status >= 400 && status < 500) {
+          p = problem(status, (error as Error).message || "Request rejected");
+        } else {
+          logger.error("unhandled error", {
+            request_id: id,
+            method: request.method,
+            path: new URL(request.url).pathname,
+            error: error instanceof Error ? { name: error.name, message: error.message, stack: error.stack } : String(error),
+          });
+          p = problem(500, "Something went wrong on our side; the request id identifies it in our logs");
+        }
+      }
+      set.status = p.status;
+      return problemResponse(p, headers);
+    })
+    .onAfterResponse({ as: "global" }, ({ request, route, set, path }) => {
+      const m = meta.get(request);
+      const status = typeof set.status === "number" ? set.status : 200;
+      logger.info("request", {
+        method: request.method,
+        route: route || path,
+        status,
+        duration_ms: m ? Math.round((performance.now() - m.start) * 100) / 100 : undefined,
+        request_id: m?.id,
+      });
+    });
+}

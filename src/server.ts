@@ -1,0 +1,116 @@
+// Builds an instance's dependencies from the configuration, serves HTTP, and takes it all down in
+// reverse order. src/index.ts calls it for `bun run start`; tests and the cluster runner call it too.
+import type { Server } from "bun";
+import { createApp } from "./app.ts";
+import type { Config } from "./config.ts";
+import type { AppDeps, Redis } from "./deps.ts";
+import { NoCache, type Cache } from "./platform/cache/port.ts";
+import { alwaysPrimary, liteFsRole } from "./platform/cluster/role.ts";
+import { openDatabase } from "./platform/db/client.ts";
+import { runMigrations } from "./platform/db/migrate.ts";
+import { MemoryRateLimiter, RedisRateLimiter } from "./platform/http/rate-limit.ts";
+import { MemoryQueue } from "./platform/jobs/memory-queue.ts";
+import { createLogger, type Logger } from "./platform/observability/logger.ts";
+import { closeRedis, openRedis } from "./platform/redis.ts";
+import { ensureAdmin } from "./modules/users/service.ts";
+import { warmLogin } from "./modules/auth/service.ts";
+
+export interface RunningInstance {
+  deps: AppDeps;
+  server: Server<undefined>;
+  url: string;
+  /** Graceful: stop accepting, let in-flight requests finish (bounded), then close everything. */
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger?: Logger;
+}
+
+export interface BuiltDeps {
+  deps: AppDeps;
+  /** Counted by the server's fetch wrapper; read by deps.inFlight(). */
+  requests: { inFlight: number };
+  close: () => Promise<void>;
+}
+
+export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDeps> {
+  const role = config.LITEFS_DIR ? liteFsRole(config.LITEFS_DIR) : alwaysPrimary;
+  const primary = role.isPrimary();
+  const database = await openDatabase(config.DATABASE_URL, { setWal: primary });
+  if (primary) {
+    await runMigrations(database.db);
+    logger.info("migrations applied", { database: config.DATABASE_URL });
+  } else {
+    logger.info("replica: migrations left to the primary", { primary: role.primaryName() });
+  }
+
+  let redis: Redis | null = null;
+  if (config.REDIS_URL) redis = await openRedis(config.REDIS_URL, logger);
+  else logger.warn("REDIS_URL is not set: single-instance mode (in-process cache, queue and rate limits; jobs are not durable)");
+
+  const cache: Cache = new NoCache();
+  const queue = new MemoryQueue();
+  const requests = { inFlight: 0 };
+  const deps: AppDeps = {
+    config,
+    logger,
+    database,
+    redis,
+    cache,
+    queue,
+    outbox: { kick() {} },
+    role,
+    rateLimiter: redis ? new RedisRateLimiter(redis, config.REDIS_PREFIX) : new MemoryRateLimiter(),
+    inFlight: () => requests.inFlight,
+  };
+
+  if (primary && config.ADMIN_EMAIL && config.ADMIN_PASSWORD) await ensureAdmin(deps, config.ADMIN_EMAIL, config.ADMIN_PASSWORD);
+
+  const close = async () => {
+    await queue.close();
+    await cache.close();
+    await closeRedis(redis);
+    database.close();
+  };
+  return { deps, requests, close };
+}
+
+export async function startInstance(config: Config, opts: StartOptions = {}): Promise<RunningInstance> {
+  const logger = opts.logger ?? createLogger(config.LOG_LEVEL, { instance: config.INSTANCE_ID, region: config.FLY_REGION });
+  const { deps, requests, close } = await buildDeps(config, logger);
+  const app = createApp(deps);
+  void warmLogin();
+  const server = Bun.serve({
+    port: config.PORT,
+    hostname: config.HOST,
+    reusePort: config.REUSE_PORT,
+    // A backstop for bodies sent without Content-Length; the request context answers 413 for the rest.
+    maxRequestBodySize: config.BODY_LIMIT_BYTES + 1024,
+    async fetch(request) {
+      requests.inFlight++;
+      try {
+        return await app.handle(request);
+      } finally {
+        requests.inFlight--;
+      }
+    },
+  });
+  const url = `http://${config.HOST === "0.0.0.0" ? "127.0.0.1" : config.HOST}:${server.port}`;
+  logger.info("listening", { url, port: server.port, role: deps.role.isPrimary() ? "primary" : "replica" });
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      logger.info("shutting down", { in_flight: deps.inFlight() });
+      const drained = server.stop(false);
+      const timedOut = await Promise.race([drained.then(() => false), Bun.sleep(config.SHUTDOWN_TIMEOUT_MS).then(() => true)]);
+      if (timedOut) {
+        logger.warn("in-flight requests did not finish in time; closing their connections", { in_flight: deps.inFlight() });
+        await server.stop(true);
+      }
+      await close();
+      logger.info("stopped");
+    })());
+  return { deps, server, url, stop };
+}

@@ -1,0 +1,93 @@
+// A complete app instance per call: its own SQLite file and Redis key prefix, driven through app.handle.
+import { mkdtempSync, rmSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { createApp } from "../src/app.ts";
+import { loadConfig, type Config } from "../src/config.ts";
+import { createLogger } from "../src/platform/observability/logger.ts";
+import { buildDeps } from "../src/server.ts";
+
+export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+export const ROOT = resolve(import.meta.dir, "..");
+export const TMP = join(ROOT, ".tmp");
+
+export function tempDir(prefix = "t-"): string {
+  return mkdtempSync(join(TMP, prefix));
+}
+
+export function testEnv(overrides: Record<string, string | undefined> = {}, dir = tempDir()): Record<string, string | undefined> {
+  return {
+    NODE_ENV: "test",
+    DATABASE_URL: `file:${join(dir, "app.db")}`,
+    LOG_LEVEL: "silent",
+    JWT_SECRET: "test-secret-test-secret-test-secret-0123",
+    REDIS_PREFIX: `test:${crypto.randomUUID().slice(0, 8)}:`,
+    METRICS_ENABLED: "false",
+    CACHE_WARM_COUNT: "0",
+    RATE_LIMIT_LOGIN_PER_MINUTE: "1000",
+    ...overrides,
+  };
+}
+
+export interface RequestOptions {
+  body?: unknown;
+  token?: string;
+  headers?: Record<string, string>;
+}
+
+export interface TestApp {
+  config: Config;
+  app: ReturnType<typeof createApp>;
+  deps: Awaited<ReturnType<typeof buildDeps>>["deps"];
+  request(method: string, path: string, opts?: RequestOptions): Promise<Response>;
+  json<T = any>(method: string, path: string, opts?: RequestOptions): Promise<{ status: number; body: T; res: Response }>;
+  /** Registers a user and logs in; returns its id and token. */
+  user(email?: string, password?: string): Promise<{ id: number; token: string; email: string }>;
+  login(email: string, password: string): Promise<string>;
+  close(): Promise<void>;
+}
+
+export async function makeApp(overrides: Record<string, string | undefined> = {}, dir?: string): Promise<TestApp> {
+  const d = dir ?? tempDir();
+  const config = loadConfig(testEnv(overrides, d));
+  const built = await buildDeps(config, createLogger(config.LOG_LEVEL, { instance: config.INSTANCE_ID }));
+  const app = createApp(built.deps);
+  const request = (method: string, path: string, opts: RequestOptions = {}) => {
+    const headers: Record<string, string> = { ...opts.headers };
+    let body: string | undefined;
+    if (opts.body !== undefined) {
+      body = typeof opts.body === "string" ? opts.body : JSON.stringify(opts.body);
+      headers["content-type"] ??= "application/json";
+    }
+    if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+    return app.handle(new Request(`http://localhost${path}`, { method, headers, body }));
+  };
+  const json = async (method: string, path: string, opts?: RequestOptions) => {
+    const res = await request(method, path, opts);
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : null, res };
+  };
+  const login = async (email: string, password: string) => {
+    const r = await json("POST", "/api/v1/auth/login", { body: { email, password } });
+    if (r.status !== 200) throw new Error(`login failed: ${r.status} ${JSON.stringify(r.body)}`);
+    return r.body.access_token as string;
+  };
+  let n = 0;
+  const user = async (email = `u${++n}-${crypto.randomUUID().slice(0, 6)}@example.com`, password = "correct-horse") => {
+    const r = await json("POST", "/api/v1/users", { body: { email, password, full_name: "Test User" } });
+    if (r.status !== 201) throw new Error(`register failed: ${r.status} ${JSON.stringify(r.body)}`);
+    return { id: r.body.id as number, token: await login(email, password), email };
+  };
+  return {
+    config,
+    app,
+    deps: built.deps,
+    request,
+    json,
+    user,
+    login,
+    close: async () => {
+      await built.close();
+      if (!dir) rmSync(d, { recursive: true, force: true });
+    },
+  };
+}
