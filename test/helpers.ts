@@ -46,10 +46,17 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-export async function makeApp(overrides: Record<string, string | undefined> = {}, dir?: string): Promise<TestApp> {
+export async function makeApp(
+  overrides: Record<string, string | undefined> = {},
+  dir?: string,
+  opts: { logs?: string[] } = {},
+): Promise<TestApp> {
   const d = dir ?? tempDir();
   const config = loadConfig(testEnv(overrides, d));
-  const built = await buildDeps(config, createLogger(config.LOG_LEVEL, { instance: config.INSTANCE_ID }));
+  const logger = opts.logs
+    ? createLogger("debug", { instance: config.INSTANCE_ID }, (line) => opts.logs!.push(line))
+    : createLogger(config.LOG_LEVEL, { instance: config.INSTANCE_ID });
+  const built = await buildDeps(config, logger);
   const app = createApp(built.deps);
   const request = (method: string, path: string, opts: RequestOptions = {}) => {
     const headers: Record<string, string> = { ...opts.headers };

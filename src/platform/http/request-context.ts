@@ -2,7 +2,7 @@
 // Registered first in the composition root, so every route below it is covered.
 import { Elysia, ValidationError } from "elysia";
 import type { Logger } from "../observability/logger.ts";
-import { AppError, problem, problemResponse, type FieldError } from "./errors.ts";
+import { AppError, badRequest, payloadTooLarge, problem, problemResponse, type FieldError } from "./errors.ts";
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:\-]{1,128}$/;
 
@@ -46,7 +46,26 @@ export function requestContext(opts: { logger: Logger; bodyLimit: number; instan
         return problemResponse(problem(413, `Request body exceeds ${bodyLimit} bytes`), { "x-request-id": id });
       }
     })
-    .onError({ as: "global" }, ({ code, error, request, set }) => {
+    // One body parser for every route: enforces the size limit (also for bodies without Content-Length,
+    // and for requests handed to app.handle directly), and turns bad JSON into a 400.
+    .onParse({ as: "global" }, async ({ request, contentType }) => {
+      const bytes = new Uint8Array(await request.arrayBuffer());
+      if (bytes.byteLength > bodyLimit) throw payloadTooLarge(bodyLimit);
+      const type = (contentType ?? "").split(";")[0]!.trim().toLowerCase();
+      if (type !== "" && type !== "application/json" && !type.endsWith("+json")) {
+        throw new AppError(415, `Unsupported content type "${type}"; send application/json`);
+      }
+      if (bytes.byteLength === 0) return null;
+      try {
+        return JSON.parse(new TextDecoder().decode(bytes));
+      } catch {
+        throw badRequest("The request body is not valid JSON");
+      }
+    })
+    .onError({ as: "global" }, ({ code, error: raw, request, set }) => {
+      // Elysia wraps whatever the parser throws in a ParseError; ours are AppErrors with their own status.
+      const cause = (raw as { cause?: unknown }).cause;
+      const error = code === "PARSE" && cause instanceof AppError ? cause : raw;
       const id = meta.get(request)?.id ?? crypto.randomUUID();
       const headers: Record<string, string> = { "x-request-id": id };
       let p;

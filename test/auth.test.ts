@@ -1,0 +1,79 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { signJwt, verifyJwt } from "../src/platform/http/jwt.ts";
+import { makeApp, type TestApp } from "./helpers.ts";
+
+let t: TestApp;
+beforeAll(async () => {
+  t = await makeApp({ RATE_LIMIT_LOGIN_PER_MINUTE: "5" });
+});
+afterAll(() => t.close());
+
+const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString("base64url");
+
+describe("POST /api/v1/auth/login", () => {
+  test("returns a bearer token that carries user id, admin flag and session id and expires in an hour", async () => {
+    const u = await t.user("login-ok@example.com", "password-123");
+    const r = await t.json("POST", "/api/v1/auth/login", { body: { email: "LOGIN-OK@example.com", password: "password-123" } });
+    expect(r.status).toBe(200);
+    expect(r.body.token_type).toBe("bearer");
+    expect(r.body.expires_in).toBe(3600);
+    const claims = verifyJwt(r.body.access_token, t.config.jwtSecret)!;
+    expect(claims.sub).toBe(String(u.id));
+    expect(claims.adm).toBe(false);
+    expect(claims.exp - claims.iat).toBe(3600);
+    const header = JSON.parse(Buffer.from(r.body.access_token.split(".")[0], "base64url").toString());
+    expect(header.alg).toBe("HS256");
+    const [session] = await t.deps.database.client.execute({ sql: "SELECT user_id, expires_at FROM sessions WHERE id = ?", args: [claims.sid] }).then((x) => x.rows);
+    expect(Number(session!.user_id)).toBe(u.id);
+  });
+
+  test("a wrong password and an unknown email are the same 401", async () => {
+    await t.user("login-bad@example.com", "password-123");
+    const wrong = await t.json("POST", "/api/v1/auth/login", { body: { email: "login-bad@example.com", password: "nope-nope" } });
+    const unknown = await t.json("POST", "/api/v1/auth/login", { body: { email: "nobody@example.com", password: "nope-nope" } });
+    expect(wrong.status).toBe(401);
+    expect(unknown.status).toBe(401);
+    expect(unknown.body.detail).toBe(wrong.body.detail);
+    expect(unknown.res.headers.get("content-type")).toBe("application/problem+json");
+  });
+
+  test("missing fields are 422, malformed JSON 400", async () => {
+    expect((await t.json("POST", "/api/v1/auth/login", { body: { email: "x@example.com" } })).status).toBe(422);
+    expect((await t.json("POST", "/api/v1/auth/login", { body: "{nope" })).status).toBe(400);
+  });
+
+  test("too many attempts for one account are 429 with Retry-After", async () => {
+    const body = { email: "limited@example.com", password: "whatever-1" };
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) statuses.push((await t.json("POST", "/api/v1/auth/login", { body })).status);
+    expect(statuses.slice(0, 5)).toEqual([401, 401, 401, 401, 401]);
+    const r = await t.json("POST", "/api/v1/auth/login", { body });
+    expect(r.status).toBe(429);
+    const retry = Number(r.res.headers.get("retry-after"));
+    expect(retry).toBeGreaterThan(0);
+    expect(retry).toBeLessThanOrEqual(60);
+  });
+});
+
+describe("bearer tokens", () => {
+  test("tampered, foreign-key, expired, alg=none and malformed tokens are 401", async () => {
+    const u = await t.user();
+    const [h, body, sig] = u.token.split(".");
+    const claims = JSON.parse(Buffer.from(body!, "base64url").toString());
+    const now = Math.floor(Date.now() / 1000);
+    const bad = [
+      `${h}.${b64({ ...claims, adm: true })}.${sig}`,
+      signJwt({ ...claims }, "another-secret-another-secret-0000"),
+      signJwt({ ...claims, iat: now - 7200, exp: now - 3600 }, t.config.jwtSecret),
+      `${b64({ alg: "none", typ: "JWT" })}.${b64({ ...claims, adm: true })}.`,
+      "not-a-token",
+      "",
+    ];
+    for (const token of bad) {
+      const r = await t.request("GET", "/api/v1/users/me", { headers: { authorization: `Bearer ${token}` } });
+      expect(r.status).toBe(401);
+    }
+    expect((await t.request("GET", "/api/v1/users/me", { headers: { authorization: `Basic ${u.token}` } })).status).toBe(401);
+    expect((await t.request("GET", "/api/v1/users/me", { token: u.token })).status).toBe(200);
+  });
+});

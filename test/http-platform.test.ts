@@ -1,0 +1,148 @@
+// Request ids, problem+json for every error, one log line per request with no secrets, health, OpenAPI.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { makeApp, REDIS_URL, type TestApp } from "./helpers.ts";
+
+let t: TestApp;
+const logs: string[] = [];
+beforeAll(async () => {
+  t = await makeApp({}, undefined, { logs });
+});
+afterAll(() => t.close());
+
+describe("request tracking", () => {
+  test("every response carries x-request-id; a sane client id is echoed, a hostile one replaced", async () => {
+    const a = await t.request("GET", "/health/live");
+    expect(a.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+    const b = await t.request("GET", "/health/live", { headers: { "x-request-id": "client-abc-123" } });
+    expect(b.headers.get("x-request-id")).toBe("client-abc-123");
+    const c = await t.request("GET", "/nowhere", { headers: { "x-request-id": "has spaces; \"quotes\" " + "y".repeat(200) } });
+    expect(c.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+    const d = await t.request("GET", "/api/v1/users/me", { headers: { "x-request-id": "err-1" } });
+    expect(d.status).toBe(401);
+    expect(d.headers.get("x-request-id")).toBe("err-1");
+  });
+
+  test("one JSON log line per request with method, route, status, duration, request id and instance", async () => {
+    logs.length = 0;
+    await t.request("GET", "/health/live", { headers: { "x-request-id": "log-me" } });
+    await Bun.sleep(10);
+    const lines = logs.map((l) => JSON.parse(l)).filter((l) => l.msg === "request" && l.request_id === "log-me");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ method: "GET", route: "/health/live", status: 200, instance: t.config.INSTANCE_ID });
+    expect(typeof lines[0].duration_ms).toBe("number");
+  });
+
+  test("no password, token or hash ever reaches a log line", async () => {
+    logs.length = 0;
+    const u = await t.user("secretive@example.com", "Sup3r-Secret-Pw");
+    await t.request("GET", "/api/v1/users/me", { token: u.token });
+    await t.json("PATCH", `/api/v1/users/${u.id}`, { token: u.token, body: { password: "An0ther-Secret-Pw" } });
+    await t.json("POST", "/api/v1/auth/login", { body: { email: "secretive@example.com", password: "wrong-Secret-Pw" } });
+    await Bun.sleep(10);
+    const all = logs.join("\n");
+    expect(logs.length).toBeGreaterThan(3);
+    for (const secret of ["Sup3r-Secret-Pw", "An0ther-Secret-Pw", "wrong-Secret-Pw", u.token, "$argon2"]) expect(all).not.toContain(secret);
+  });
+});
+
+describe("errors", () => {
+  test("unknown routes and methods are 404 problem+json", async () => {
+    for (const [m, p] of [["GET", "/nope"], ["GET", "/api/v1/nothing"], ["PUT", "/api/v1/users"]] as const) {
+      const r = await t.json(m, p);
+      expect(r.status).toBe(404);
+      expect(r.res.headers.get("content-type")).toBe("application/problem+json");
+      expect(Object.keys(r.body).sort()).toEqual(["detail", "status", "title", "type"]);
+    }
+  });
+
+  test("a non-JSON content type is 415 problem+json", async () => {
+    const r = await t.json("POST", "/api/v1/users", { body: "email=a", headers: { "content-type": "application/x-www-form-urlencoded" } });
+    expect(r.status).toBe(415);
+    expect(r.res.headers.get("content-type")).toBe("application/problem+json");
+  });
+
+  test("a body declared over the limit is refused before it is read", async () => {
+    const r = await t.request("POST", "/api/v1/users", { body: "{}", headers: { "content-length": String(65 * 1024) } });
+    expect(r.status).toBe(413);
+  });
+
+  test("an internal failure is 500 problem+json with no stack trace or SQL text", async () => {
+    const broken = await makeApp();
+    const u = await broken.user();
+    await broken.deps.database.client.execute("DROP TABLE preferences");
+    const r = await broken.json("PATCH", `/api/v1/users/${u.id}/preferences`, { token: u.token, body: { a: 1 } });
+    expect(r.status).toBe(500);
+    expect(r.res.headers.get("content-type")).toBe("application/problem+json");
+    const text = JSON.stringify(r.body);
+    expect(text).not.toMatch(/preferences|SQLITE|select|insert|at .*\.ts/i);
+    await broken.close();
+  });
+});
+
+describe("health", () => {
+  test("live is 200; ready and health report database, redis (disabled) and replication", async () => {
+    expect((await t.json("GET", "/health/live")).status).toBe(200);
+    const ready = await t.json("GET", "/health/ready");
+    expect(ready.status).toBe(200);
+    expect(ready.body.checks.database.status).toBe("ok");
+    expect(ready.body.checks.redis.status).toBe("disabled");
+    expect(ready.body.checks.replication.role).toBe("primary");
+    const health = await t.json("GET", "/health");
+    expect(health.status).toBe(200);
+    expect(Object.keys(health.body.checks).sort()).toEqual(["database", "redis", "replication"]);
+  });
+
+  test("redis reads ok when REDIS_URL answers and down when it does not (ready stays 200)", async () => {
+    const up = await makeApp({ REDIS_URL });
+    expect((await up.json("GET", "/health/ready")).body.checks.redis.status).toBe("ok");
+    await up.close();
+    const down = await makeApp({ REDIS_URL: "redis://127.0.0.1:1" });
+    const r = await down.json("GET", "/health/ready");
+    expect(r.status).toBe(200);
+    expect(r.body.checks.redis.status).toBe("down");
+    expect(r.body.status).toBe("degraded");
+    await down.close();
+  }, 20_000);
+
+  test("ready is 503 when the database does not answer; /health stays 200", async () => {
+    const a = await makeApp();
+    a.deps.database.close();
+    expect((await a.json("GET", "/health/ready")).status).toBe(503);
+    const h = await a.json("GET", "/health");
+    expect(h.status).toBe(200);
+    expect(h.body.checks.database.status).toBe("down");
+  });
+});
+
+describe("OpenAPI", () => {
+  test("UI at /swagger, document at /swagger/json with every route, schemas and tags", async () => {
+    const ui = await t.request("GET", "/swagger");
+    expect(ui.status).toBe(200);
+    expect(ui.headers.get("content-type")).toContain("text/html");
+    const doc = await t.json("GET", "/swagger/json");
+    expect(doc.status).toBe(200);
+    expect(doc.body.openapi).toMatch(/^3\./);
+    const paths = doc.body.paths;
+    const expected: [string, string][] = [
+      ["/api/v1/users", "post"],
+      ["/api/v1/auth/login", "post"],
+      ["/api/v1/users/me", "get"],
+      ["/api/v1/users/{id}", "get"],
+      ["/api/v1/users", "get"],
+      ["/api/v1/users/{id}", "patch"],
+      ["/api/v1/users/{id}", "delete"],
+      ["/api/v1/users/{id}/posts", "post"],
+      ["/api/v1/users/{id}/posts", "get"],
+      ["/api/v1/users/{id}/preferences", "get"],
+      ["/api/v1/users/{id}/preferences", "patch"],
+    ];
+    for (const [p, m] of expected) {
+      const op = paths[p]?.[m];
+      expect(op, `${m} ${p}`).toBeDefined();
+      expect(op.tags?.length, `${m} ${p} tags`).toBeGreaterThan(0);
+      expect(Object.keys(op.responses ?? {}).length, `${m} ${p} responses`).toBeGreaterThan(1);
+      if (m === "post" || m === "patch") expect(op.requestBody, `${m} ${p} body`).toBeDefined();
+    }
+    expect(doc.body.components.securitySchemes.bearer.scheme).toBe("bearer");
+  });
+});

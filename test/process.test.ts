@@ -1,0 +1,111 @@
+// The service as a process: bad configuration refuses to start; SIGTERM drains in-flight requests and exits 0;
+// migrations apply to an empty file, alone and at start.
+import { afterAll, describe, expect, test } from "bun:test";
+import { createClient } from "@libsql/client";
+import { join } from "node:path";
+import { ROOT, tempDir, testEnv } from "./helpers.ts";
+import { freePort, spawnService, waitFor, type Spawned } from "./support/process.ts";
+
+const spawned: Spawned[] = [];
+afterAll(() => {
+  for (const s of spawned) s.kill("SIGKILL");
+});
+
+async function tables(dbFile: string): Promise<string[]> {
+  const c = createClient({ url: `file:${dbFile}` });
+  const r = await c.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
+  c.close();
+  return r.rows.map((row) => String(row.name));
+}
+
+describe("bad configuration", () => {
+  test.each([
+    ["PORT", { PORT: "not-a-port" }],
+    ["PORT", { PORT: "70000" }],
+    ["LOG_LEVEL", { LOG_LEVEL: "loud" }],
+    ["REDIS_URL", { REDIS_URL: "http://example" }],
+    ["HEARTBEAT_INTERVAL", { HEARTBEAT_INTERVAL: "0" }],
+    ["JWT_SECRET", { NODE_ENV: "production", JWT_SECRET: undefined }],
+  ])("%s: exits 1 with one line naming the variable", async (variable, env) => {
+    const dir = tempDir();
+    const port = await freePort();
+    const s = spawnService({ ...testEnv({ LOG_LEVEL: "info" }, dir), ...env } as Record<string, string>, port);
+    spawned.push(s);
+    const code = await s.proc.exited;
+    expect(code).toBe(1);
+    const lines = s.stderr().trim().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(variable);
+    // It never started half-configured: nothing listened, no database file was created.
+    expect(await Bun.file(join(dir, "app.db")).exists()).toBe(false);
+  }, 20_000);
+});
+
+describe("graceful shutdown", () => {
+  test("SIGTERM lets an in-flight request finish, closes, and exits 0", async () => {
+    const port = await freePort();
+    const s = spawnService(testEnv({ LOG_LEVEL: "info", SHUTDOWN_TIMEOUT_MS: "5000" }) as Record<string, string>, port);
+    spawned.push(s);
+    await waitFor(`${s.url}/health/live`);
+    const reg = await fetch(`${s.url}/api/v1/users`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email: "drain@example.com", password: "password-1", full_name: "D" }),
+    });
+    expect(reg.status).toBe(201);
+    // A login hashes with argon2 (tens of milliseconds): signal while it is in flight.
+    const inflight = fetch(`${s.url}/api/v1/auth/login`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email: "drain@example.com", password: "password-1" }),
+    });
+    await Bun.sleep(5);
+    s.kill("SIGTERM");
+    const res = await inflight;
+    expect(res.status).toBe(200);
+    expect(await s.proc.exited).toBe(0);
+    const out = s.stdout();
+    expect(out).toContain('"msg":"shutting down"');
+    expect(out).toContain('"msg":"stopped"');
+    // Stopped listening.
+    await expect(fetch(`${s.url}/health/live`)).rejects.toThrow();
+  }, 30_000);
+
+  test("SIGINT also exits 0", async () => {
+    const port = await freePort();
+    const s = spawnService(testEnv() as Record<string, string>, port);
+    spawned.push(s);
+    await waitFor(`${s.url}/health/live`);
+    s.kill("SIGINT");
+    expect(await s.proc.exited).toBe(0);
+  }, 30_000);
+});
+
+describe("migrations", () => {
+  test("start on an empty directory creates ./data-style folders, the file and every table", async () => {
+    const dir = join(tempDir(), "nested", "data");
+    const port = await freePort();
+    const s = spawnService(testEnv({}, dir) as Record<string, string>, port);
+    spawned.push(s);
+    await waitFor(`${s.url}/health/ready`);
+    s.kill("SIGTERM");
+    await s.proc.exited;
+    const names = await tables(join(dir, "app.db"));
+    for (const t of ["users", "posts", "preferences", "sessions", "outbox", "instances"]) expect(names).toContain(t);
+  }, 30_000);
+
+  test("`bun run db:migrate` applies to an empty file and is idempotent", async () => {
+    const dir = tempDir();
+    const env = { PATH: process.env.PATH, HOME: process.env.HOME, DATABASE_URL: `file:${join(dir, "m.db")}` };
+    for (let i = 0; i < 2; i++) {
+      const p = Bun.spawn(["bun", "run", "db:migrate"], { cwd: ROOT, env, stdout: "pipe", stderr: "pipe" });
+      expect(await p.exited).toBe(0);
+    }
+    const names = await tables(join(dir, "m.db"));
+    expect(names).toContain("users");
+    expect(names).toContain("__drizzle_migrations");
+    const c = createClient({ url: `file:${join(dir, "m.db")}` });
+    expect((await c.execute("PRAGMA journal_mode")).rows[0]![0]).toBe("wal");
+    c.close();
+  }, 30_000);
+});
