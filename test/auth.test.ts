@@ -42,12 +42,21 @@ describe("POST /api/v1/auth/login", () => {
     expect((await t.json("POST", "/api/v1/auth/login", { body: "{nope" })).status).toBe(400);
   });
 
-  test("too many attempts for one account are 429 with Retry-After", async () => {
+  test("successful logins are not limited", async () => {
+    await t.user("often@example.com", "password-123");
+    for (let i = 0; i < 8; i++) {
+      expect((await t.json("POST", "/api/v1/auth/login", { body: { email: "often@example.com", password: "password-123" } })).status).toBe(200);
+    }
+  });
+
+  test("too many failed attempts for one account are 429 with Retry-After, even with the right password", async () => {
+    await t.user("limited@example.com", "right-password");
     const body = { email: "limited@example.com", password: "whatever-1" };
     const statuses: number[] = [];
-    for (let i = 0; i < 6; i++) statuses.push((await t.json("POST", "/api/v1/auth/login", { body })).status);
-    expect(statuses.slice(0, 5)).toEqual([401, 401, 401, 401, 401]);
-    const r = await t.json("POST", "/api/v1/auth/login", { body });
+    for (let i = 0; i < 5; i++) statuses.push((await t.json("POST", "/api/v1/auth/login", { body })).status);
+    expect(statuses).toEqual([401, 401, 401, 401, 401]);
+    expect((await t.json("POST", "/api/v1/auth/login", { body })).status).toBe(429);
+    const r = await t.json("POST", "/api/v1/auth/login", { body: { ...body, password: "right-password" } });
     expect(r.status).toBe(429);
     const retry = Number(r.res.headers.get("retry-after"));
     expect(retry).toBeGreaterThan(0);
@@ -76,4 +85,23 @@ describe("bearer tokens", () => {
     expect((await t.request("GET", "/api/v1/users/me", { headers: { authorization: `Basic ${u.token}` } })).status).toBe(401);
     expect((await t.request("GET", "/api/v1/users/me", { token: u.token })).status).toBe(200);
   });
+});
+
+describe("login limits with Redis", () => {
+  test("failed attempts are counted across instances sharing one Redis", async () => {
+    const prefix = `test:rl-${crypto.randomUUID().slice(0, 8)}:`;
+    const { tempDir, REDIS_URL } = await import("./helpers.ts");
+    const dir = tempDir();
+    const a = await makeApp({ REDIS_URL, REDIS_PREFIX: prefix, RATE_LIMIT_LOGIN_PER_MINUTE: "3", INSTANCE_ID: "a" }, dir);
+    const b = await makeApp({ REDIS_URL, REDIS_PREFIX: prefix, RATE_LIMIT_LOGIN_PER_MINUTE: "3", INSTANCE_ID: "b" }, dir);
+    const body = { email: "shared-limit@example.com", password: "wrong-password" };
+    expect((await a.json("POST", "/api/v1/auth/login", { body })).status).toBe(401);
+    expect((await b.json("POST", "/api/v1/auth/login", { body })).status).toBe(401);
+    expect((await a.json("POST", "/api/v1/auth/login", { body })).status).toBe(401);
+    const r = await b.json("POST", "/api/v1/auth/login", { body });
+    expect(r.status).toBe(429);
+    expect(Number(r.res.headers.get("retry-after"))).toBeGreaterThan(0);
+    await a.close();
+    await b.close();
+  }, 20_000);
 });

@@ -19,14 +19,19 @@ const badCredentials = () => unauthorized("Incorrect email or password");
 
 export async function login(deps: AppDeps, email: string, password: string) {
   const normalized = email.trim().toLowerCase();
+  // Failed attempts per account are limited; successful logins are not counted.
   const limit = deps.config.RATE_LIMIT_LOGIN_PER_MINUTE;
+  const limitKey = `login-failures:${normalized}`;
   if (limit > 0) {
-    const r = await deps.rateLimiter.hit(`login:${normalized}`, limit, 60);
+    const r = await deps.rateLimiter.check(limitKey, limit);
     if (!r.allowed) throw tooManyRequests(r.retryAfter);
   }
   const user = await usersRepo.findByEmail(deps.database.db, normalized);
   const ok = await Bun.password.verify(password, user?.passwordHash ?? (await getDummyHash()));
-  if (!user || !ok || !user.isActive) throw badCredentials();
+  if (!user || !ok || !user.isActive) {
+    if (limit > 0) await deps.rateLimiter.hit(limitKey, limit, 60);
+    throw badCredentials();
+  }
 
   const now = Math.floor(Date.now() / 1000);
   const sessionId = crypto.randomUUID();

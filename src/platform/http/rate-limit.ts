@@ -8,7 +8,10 @@ export interface RateLimitResult {
 }
 
 export interface RateLimiter {
+  /** Counts one event in the current window and says whether the count is within `limit`. */
   hit(key: string, limit: number, windowSeconds: number): Promise<RateLimitResult>;
+  /** Says whether the window already holds `limit` events, without counting one. */
+  check(key: string, limit: number): Promise<RateLimitResult>;
 }
 
 export class MemoryRateLimiter implements RateLimiter {
@@ -25,6 +28,12 @@ export class MemoryRateLimiter implements RateLimiter {
     }
     w.count++;
     return { allowed: w.count <= limit, retryAfter: Math.max(1, Math.ceil((w.resetAt - now) / 1000)) };
+  }
+  async check(key: string, limit: number): Promise<RateLimitResult> {
+    const now = Date.now();
+    const w = this.windows.get(key);
+    if (!w || w.resetAt <= now) return { allowed: true, retryAfter: 0 };
+    return { allowed: w.count < limit, retryAfter: Math.max(1, Math.ceil((w.resetAt - now) / 1000)) };
   }
 }
 
@@ -47,6 +56,16 @@ export class RedisRateLimiter implements RateLimiter {
     } catch {
       // Redis down: limit per instance rather than not at all.
       return this.fallback.hit(key, limit, windowSeconds);
+    }
+  }
+  async check(key: string, limit: number): Promise<RateLimitResult> {
+    const k = `${this.prefix}rl:${key}`;
+    try {
+      const [count, ttl] = (await this.redis.multi().get(k).pTTL(k).exec()) as unknown as [string | null, number];
+      const n = Number(count ?? 0);
+      return { allowed: n < limit, retryAfter: Math.max(1, Math.ceil(Number(ttl) / 1000)) };
+    } catch {
+      return this.fallback.check(key, limit);
     }
   }
 }
