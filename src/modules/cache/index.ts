@@ -1,0 +1,17 @@
+// GET /cache/stats (admin): this instance's cache counters, exactly in the contract's shape.
+import { Elysia } from "elysia";
+import type { AppDeps } from "../../deps.ts";
+import { authPlugin } from "../../platform/http/auth.ts";
+import { problems } from "../../platform/http/models.ts";
+import { CacheStatsBody } from "./model.ts";
+
+export function cacheModule(deps: AppDeps) {
+  return new Elysia({ prefix: "/cache", tags: ["cache"] })
+    .use(authPlugin(deps.config.jwtSecret))
+    .model({ CacheStats: CacheStatsBody })
+    .get("/stats", () => deps.cache.stats(), {
+      auth: "admin",
+      response: { 200: "CacheStats", ...problems(401, 403) },
+      detail: { summary: "Cache counters of the instance that answers (admin)" },
+    });
+}

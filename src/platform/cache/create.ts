@@ -1,0 +1,46 @@
+// Builds the cache an instance uses from its configuration: NoCache when disabled, else the two-tier cache
+// with a Redis L2 and bus when Redis is configured, or L1 alone with the in-process bus when it is not.
+import type { Config } from "../../config.ts";
+import type { Redis } from "../../deps.ts";
+import type { Role } from "../cluster/role.ts";
+import { openPosition, noPosition } from "../cluster/position.ts";
+import type { Logger } from "../observability/logger.ts";
+import { MemoryBus, RedisBus } from "./bus.ts";
+import { RedisL2 } from "./l2.ts";
+import { NoCache, type Cache } from "./port.ts";
+import { TwoTierCache } from "./two-tier.ts";
+
+export async function createCache(config: Config, logger: Logger, redis: Redis | null, role: Role): Promise<Cache> {
+  if (!config.CACHE_ENABLED) {
+    logger.info("cache disabled (CACHE_ENABLED=false)");
+    return new NoCache();
+  }
+  const position = openPosition(config.DATABASE_URL, config.LITEFS_DIR);
+  const l2 = redis
+    ? new RedisL2(redis, config.REDIS_PREFIX, config.CACHE_L2_TIMEOUT_MS, {
+        threshold: config.CACHE_BREAKER_THRESHOLD,
+        cooldownMs: config.CACHE_BREAKER_COOLDOWN_MS,
+      })
+    : null;
+  const bus = redis
+    ? new RedisBus(redis, `${config.REDIS_PREFIX}cache:bus`, logger, Math.max(config.CACHE_L2_TIMEOUT_MS, 250))
+    : new MemoryBus();
+  const cache = new TwoTierCache({
+    instanceId: config.INSTANCE_ID,
+    logger,
+    l1: {
+      enabled: config.CACHE_L1_ENABLED,
+      maxItems: config.CACHE_L1_MAX_ITEMS,
+      maxBytes: config.CACHE_L1_MAX_BYTES,
+      maxEntryBytes: config.CACHE_L1_MAX_ENTRY_BYTES,
+    },
+    ttlSeconds: config.CACHE_TTL_SECONDS,
+    staleGraceSeconds: config.CACHE_STALE_GRACE_SECONDS,
+    l2,
+    bus,
+    position: position === noPosition ? undefined : position,
+    isPrimary: () => role.isPrimary(),
+  });
+  await cache.start();
+  return cache;
+}

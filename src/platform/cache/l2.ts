@@ -1,0 +1,218 @@
+// L2: entries in Redis as plain text (a version line, a JSON header, the JSON body: nothing on read is
+// executed), every call bounded by a timeout, and a breaker that skips Redis for a while after
+// consecutive failures. Tags are version tokens in Redis (see two-tier.ts for why).
+import type { Redis } from "../../deps.ts";
+import { withTimeout } from "../redis.ts";
+
+export const L2_FORMAT = "v1";
+
+export interface L2Entry {
+  value: unknown;
+  json: string;
+  /** Fresh until, ms since epoch. */
+  expiresAt: number;
+  /** Servable as stale until, ms since epoch. */
+  staleUntil: number;
+  /** The entry's tags and their tokens when the value was loaded. */
+  tags: string[];
+  tokens: string[];
+}
+
+export type L2Read =
+  /** Redis answered: the entry (if present, well formed and written for these tag tokens) and the current tokens. */
+  | { ok: true; entry: L2Entry | undefined; tokens: string[]; corrupt: boolean; fresh: boolean }
+  | { ok: false };
+
+export function encodeEntry(json: string, expiresAt: number, staleUntil: number, tags: readonly string[], tokens: readonly string[]): string {
+  return `${L2_FORMAT}\n${JSON.stringify({ e: expiresAt, s: staleUntil, g: tags, t: tokens })}\n${json}`;
+}
+
+const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === "string");
+
+/** Parses a stored entry; null when it is not one this code wrote (corrupt, truncated, other format). */
+export function decodeEntry(raw: string): L2Entry | null {
+  if (!raw.startsWith(`${L2_FORMAT}\n`)) return null;
+  const start = L2_FORMAT.length + 1;
+  const nl = raw.indexOf("\n", start);
+  if (nl < 0) return null;
+  try {
+    const h = JSON.parse(raw.slice(start, nl)) as { e?: unknown; s?: unknown; g?: unknown; t?: unknown };
+    if (typeof h.e !== "number" || typeof h.s !== "number" || !isStrings(h.g) || !isStrings(h.t) || h.g.length !== h.t.length) {
+      return null;
+    }
+    const json = raw.slice(nl + 1);
+    const value = JSON.parse(json) as unknown;
+    return { value, json, expiresAt: h.e, staleUntil: h.s, tags: h.g, tokens: h.t };
+  } catch {
+    return null;
+  }
+}
+
+/** Consecutive failures open it for a cooldown; then one trial call decides. */
+export class Breaker {
+  private failures = 0;
+  private openUntil = 0;
+  private trial = false;
+  constructor(
+    private readonly threshold: number,
+    private readonly cooldownMs: number,
+  ) {}
+  get open(): boolean {
+    return this.failures >= this.threshold && performance.now() < this.openUntil;
+  }
+  allow(): boolean {
+    if (this.failures < this.threshold) return true;
+    if (performance.now() < this.openUntil) return false;
+    if (this.trial) return false;
+    this.trial = true;
+    return true;
+  }
+  success(): void {
+    this.failures = 0;
+    this.trial = false;
+  }
+  failure(): void {
+    this.trial = false;
+    this.failures++;
+    if (this.failures >= this.threshold) this.openUntil = performance.now() + this.cooldownMs;
+  }
+}
+
+export interface L2Stats {
+  hits: number;
+  misses: number;
+  errors: number;
+}
+
+function sameTags(entry: L2Entry, tags: readonly string[], tokens: readonly string[]): boolean {
+  if (entry.tags.length !== tags.length || entry.tokens.length !== tokens.length) return false;
+  for (let i = 0; i < tags.length; i++) if (entry.tags[i] !== tags[i] || entry.tokens[i] !== tokens[i]) return false;
+  return true;
+}
+
+export class RedisL2 {
+  readonly stats: L2Stats = { hits: 0, misses: 0, errors: 0 };
+  private readonly breaker: Breaker;
+
+  constructor(
+    private readonly client: Redis,
+    private readonly prefix: string,
+    private readonly timeoutMs: number,
+    breaker: { threshold: number; cooldownMs: number },
+  ) {
+    this.breaker = new Breaker(breaker.threshold, breaker.cooldownMs);
+  }
+
+  entryKey(key: string): string {
+    return `${this.prefix}cache:e:${key}`;
+  }
+  tagKey(tag: string): string {
+    return `${this.prefix}cache:t:${tag}`;
+  }
+
+  get available(): boolean {
+    return this.client.isReady && !this.breaker.open;
+  }
+
+  /** Runs one Redis call under the breaker and the timeout; undefined when skipped or failed. */
+  private async call<T>(fn: () => Promise<T>, what: string): Promise<{ v: T } | undefined> {
+    if (!this.breaker.allow()) return undefined;
+    try {
+      const v = await withTimeout(fn(), this.timeoutMs, what);
+      this.breaker.success();
+      return { v };
+    } catch {
+      this.stats.errors++;
+      this.breaker.failure();
+      return undefined;
+    }
+  }
+
+  /**
+   * One round trip: the entry and the current token of each tag (a missing tag key is token "0"). An entry
+   * written under older tokens is as good as absent; a fresh one counts as a hit, anything else as a miss.
+   */
+  async read(key: string, tags: readonly string[]): Promise<L2Read> {
+    const k = this.entryKey(key);
+    const r = await this.call(() => this.client.mGet([k, ...tags.map((t) => this.tagKey(t))]), "cache l2 read");
+    if (!r) return { ok: false };
+    const [raw, ...tagValues] = r.v as (string | null)[];
+    const tokens = tagValues.map((t) => t ?? "0");
+    const miss = (corrupt: boolean): L2Read => {
+      this.stats.misses++;
+      return { ok: true, entry: undefined, tokens, corrupt, fresh: false };
+    };
+    if (raw === null || raw === undefined) return miss(false);
+    const entry = decodeEntry(raw);
+    if (entry === null) {
+      void this.call(() => this.client.del(k), "cache l2 delete");
+      return miss(true);
+    }
+    if (!sameTags(entry, tags, tokens)) return miss(false);
+    const fresh = entry.expiresAt > Date.now();
+    if (fresh) this.stats.hits++;
+    else this.stats.misses++;
+    return { ok: true, entry, tokens, corrupt: false, fresh };
+  }
+
+  /** For get(), which does not know the tags: reads the entry, then checks the tokens of the tags it names. */
+  async readUntagged(key: string): Promise<L2Entry | undefined> {
+    const k = this.entryKey(key);
+    const r = await this.call(() => this.client.get(k), "cache l2 read");
+    if (!r) return undefined;
+    const raw = r.v as string | null;
+    const entry = raw === null ? null : decodeEntry(raw);
+    if (raw !== null && entry === null) void this.call(() => this.client.del(k), "cache l2 delete");
+    let ok = entry !== null && entry.expiresAt > Date.now();
+    if (ok && entry!.tags.length > 0) {
+      const current = await this.tokens(entry!.tags);
+      ok = current !== undefined && sameTags(entry!, entry!.tags, current);
+    }
+    if (!ok) {
+      this.stats.misses++;
+      return undefined;
+    }
+    this.stats.hits++;
+    return entry!;
+  }
+
+  /** Current tokens of the tags (for set() without a preceding read). */
+  async tokens(tags: readonly string[]): Promise<string[] | undefined> {
+    if (tags.length === 0) return [];
+    const r = await this.call(() => this.client.mGet(tags.map((t) => this.tagKey(t))), "cache l2 tokens");
+    return r ? (r.v as (string | null)[]).map((t) => t ?? "0") : undefined;
+  }
+
+  async write(key: string, json: string, tags: readonly string[], tokens: readonly string[], expiresAt: number, staleUntil: number): Promise<boolean> {
+    const px = Math.max(1, Math.ceil(staleUntil - Date.now()));
+    const raw = encodeEntry(json, expiresAt, staleUntil, tags, tokens);
+    return (await this.call(() => this.client.set(this.entryKey(key), raw, { expiration: { type: "PX", value: px } }), "cache l2 write")) !== undefined;
+  }
+
+  async delete(keys: readonly string[]): Promise<boolean> {
+    if (keys.length === 0) return true;
+    return (await this.call(() => this.client.del(keys.map((k) => this.entryKey(k))), "cache l2 delete")) !== undefined;
+  }
+
+  /**
+   * Gives each tag a new token, which orphans every L2 entry written under the old one. The token key
+   * outlives any entry (`ttlMs`), so it never falls back to "0" while an entry stamped "0" could exist.
+   */
+  async bumpTags(tags: readonly string[], token: string, ttlMs: number): Promise<boolean> {
+    if (tags.length === 0) return true;
+    const run = () => {
+      const m = this.client.multi();
+      for (const t of tags) m.set(this.tagKey(t), token, { expiration: { type: "PX", value: ttlMs } });
+      return m.exec();
+    };
+    return (await this.call(run, "cache l2 tag bump")) !== undefined;
+  }
+
+  /** Raw access for tests and tools: the stored text of an entry. */
+  async rawGet(key: string): Promise<string | null> {
+    return (await this.client.get(this.entryKey(key))) as string | null;
+  }
+  async rawSet(key: string, raw: string, ttlMs: number): Promise<void> {
+    await this.client.set(this.entryKey(key), raw, { expiration: { type: "PX", value: ttlMs } });
+  }
+}
