@@ -5,6 +5,7 @@ import { Elysia } from "elysia";
 import type { AppDeps } from "./deps.ts";
 import { requestContext } from "./platform/http/request-context.ts";
 import { authModule } from "./modules/auth/index.ts";
+import { clusterModule } from "./modules/cluster/index.ts";
 import { healthModule } from "./modules/health/index.ts";
 import { postsModule } from "./modules/posts/index.ts";
 import { preferencesModule } from "./modules/preferences/index.ts";
@@ -45,6 +46,7 @@ export function createApp(deps: AppDeps) {
       }),
     )
     .use(healthModule(deps))
+    .use(clusterModule(deps))
     .use(api);
 }
 

@@ -1,11 +1,13 @@
 // Builds an instance's dependencies from the configuration, serves HTTP, and takes it all down in
 // reverse order. src/index.ts calls it for `bun run start`; tests and the cluster runner call it too.
 import type { Server } from "bun";
-import { createApp } from "./app.ts";
+import { createApp, VERSION } from "./app.ts";
 import type { Config } from "./config.ts";
 import type { AppDeps, Redis } from "./deps.ts";
 import { NoCache, type Cache } from "./platform/cache/port.ts";
 import { alwaysPrimary, liteFsRole } from "./platform/cluster/role.ts";
+import { startHeartbeat } from "./platform/cluster/registry.ts";
+import { HttpMetrics, metricsRenderer, requestObserver, startMetricsServer } from "./platform/observability/metrics.ts";
 import { openDatabase } from "./platform/db/client.ts";
 import { runMigrations } from "./platform/db/migrate.ts";
 import { MemoryRateLimiter, RedisRateLimiter } from "./platform/http/rate-limit.ts";
@@ -19,6 +21,8 @@ export interface RunningInstance {
   deps: AppDeps;
   server: Server<undefined>;
   url: string;
+  /** The Prometheus listener's URL, null when METRICS_ENABLED is false. */
+  metricsUrl: string | null;
   /** Graceful: stop accepting, let in-flight requests finish (bounded), then close everything. */
   stop(): Promise<void>;
 }
@@ -80,6 +84,8 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
   const logger = opts.logger ?? createLogger(config.LOG_LEVEL, { instance: config.INSTANCE_ID, region: config.FLY_REGION });
   const { deps, requests, close } = await buildDeps(config, logger);
   const app = createApp(deps);
+  const httpMetrics = config.METRICS_ENABLED ? new HttpMetrics() : null;
+  const observe = httpMetrics ? requestObserver(httpMetrics, app.routes) : null;
   void warmLogin();
   const server = Bun.serve({
     port: config.PORT,
@@ -89,28 +95,54 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
     maxRequestBodySize: config.BODY_LIMIT_BYTES + 1024,
     async fetch(request) {
       requests.inFlight++;
+      const start = performance.now();
+      let status = 500;
       try {
-        return await app.handle(request);
+        const response = await app.handle(request);
+        status = response.status;
+        return response;
       } finally {
         requests.inFlight--;
+        observe?.(request, status, start);
       }
     },
   });
-  const url = `http://${config.HOST === "0.0.0.0" ? "127.0.0.1" : config.HOST}:${server.port}`;
+  const local = config.HOST === "0.0.0.0" || config.HOST === "::" ? "127.0.0.1" : config.HOST;
+  const url = `http://${local}:${server.port}`;
   logger.info("listening", { url, port: server.port, role: deps.role.isPrimary() ? "primary" : "replica" });
+  const metricsServer = httpMetrics
+    ? startMetricsServer({
+        port: config.METRICS_PORT,
+        hostname: config.HOST,
+        render: metricsRenderer(httpMetrics, {
+          instanceId: config.INSTANCE_ID,
+          region: config.FLY_REGION,
+          version: VERSION,
+          inFlight: deps.inFlight,
+          isPrimary: () => deps.role.isPrimary(),
+          cacheStats: () => deps.cache.stats(),
+        }),
+      })
+    : null;
+  const metricsUrl = metricsServer ? `http://${local}:${metricsServer.port}/metrics` : null;
+  const heartbeat = startHeartbeat(deps, { port: server.port ?? config.PORT, inFlight: deps.inFlight });
+  await heartbeat.registered;
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
       logger.info("shutting down", { in_flight: deps.inFlight() });
+      const deregistered = heartbeat.stop();
       const drained = server.stop(false);
       const timedOut = await Promise.race([drained.then(() => false), Bun.sleep(config.SHUTDOWN_TIMEOUT_MS).then(() => true)]);
       if (timedOut) {
         logger.warn("in-flight requests did not finish in time; closing their connections", { in_flight: deps.inFlight() });
         await server.stop(true);
       }
+      await deregistered;
+      metricsServer?.stop(true);
       await close();
       logger.info("stopped");
     })());
-  return { deps, server, url, stop };
+  return { deps, server, url, metricsUrl, stop };
 }

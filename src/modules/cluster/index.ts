@@ -1,0 +1,73 @@
+// GET /cluster/stats (admin), the /internal routes a replica uses to have the primary write its heartbeat,
+// and the replica write guard. Mounted outside /api/v1.
+import { Elysia, t } from "elysia";
+import type { AppDeps } from "../../deps.ts";
+import { removeInstance, removeInstancesNotSeenSince, upsertInstance } from "../../platform/cluster/instances.ts";
+import { internalTokenMatches } from "../../platform/cluster/internal.ts";
+import { beatFromWire } from "../../platform/cluster/registry.ts";
+import { replicaGuard } from "../../platform/cluster/replica-guard.ts";
+import { authPlugin } from "../../platform/http/auth.ts";
+import { conflict, unauthorized } from "../../platform/http/errors.ts";
+import { problems } from "../../platform/http/models.ts";
+import { BeatBody, ClusterStats, InstanceIdParams, PruneBody } from "./model.ts";
+import { clusterStats } from "./service.ts";
+
+/** Replica-to-primary routes. Registered only when INTERNAL_TOKEN is set; they write, so only the primary serves them. */
+function internalRoutes(deps: AppDeps, token: string) {
+  const hidden = { hide: true } as const;
+  return new Elysia({ prefix: "/internal", tags: ["internal"] })
+    .onTransform(({ request }) => {
+      if (!internalTokenMatches(request.headers.get("authorization"), token)) {
+        throw unauthorized("Missing or invalid internal token");
+      }
+      const primary = deps.role.primaryName();
+      if (primary !== null) {
+        // Sent here while a failover moved the primary: the caller re-reads .primary and retries.
+        throw conflict(`This instance is not the primary; the primary is ${primary}`, { "fly-replay": `instance=${primary}` });
+      }
+    })
+    .put("/instances/:id", async ({ params, body, set }) => {
+      await upsertInstance(deps.database.db, beatFromWire(params.id, body));
+      set.status = 204;
+    }, {
+      params: InstanceIdParams,
+      body: BeatBody,
+      response: { 204: t.Void(), ...problems(401, 409, 422) },
+      detail: hidden,
+    })
+    .delete("/instances/:id", async ({ params, set }) => {
+      await removeInstance(deps.database.db, params.id);
+      set.status = 204;
+    }, {
+      params: InstanceIdParams,
+      response: { 204: t.Void(), ...problems(401, 409) },
+      detail: hidden,
+    })
+    .post("/instances/prune", async ({ body }) => ({
+      removed: await removeInstancesNotSeenSince(deps.database.db, body.max_age_seconds * 1000),
+    }), {
+      body: PruneBody,
+      response: { 200: t.Object({ removed: t.Integer() }), ...problems(401, 409, 422) },
+      detail: hidden,
+    });
+}
+
+export function clusterModule(deps: AppDeps) {
+  const app = new Elysia({ name: "cluster" })
+    .use(replicaGuard(deps.role))
+    .use(authPlugin(deps.config.jwtSecret))
+    .model({ ClusterStats })
+    .get("/cluster/stats", () => clusterStats(deps), {
+      auth: "admin",
+      response: { 200: "ClusterStats", ...problems(401, 403) },
+      detail: {
+        tags: ["cluster"],
+        summary: "Instances from the heartbeat table, their health and load (admin)",
+        description:
+          "An instance is unhealthy after three missed heartbeats. The least loaded instance is the healthy one with the lowest 0.7 x in-flight + 0.3 x CPU %.",
+      },
+    });
+  const token = deps.config.INTERNAL_TOKEN;
+  return token ? app.use(internalRoutes(deps, token)) : app;
+}
+

@@ -1,0 +1,45 @@
+// SQL for the heartbeat registry (the `instances` table). Only ever run where writes are possible: on the
+// primary, or on the primary on behalf of a replica through the /internal routes.
+import { asc, lt, eq } from "drizzle-orm";
+import type { Db } from "../db/client.ts";
+import { instances } from "../db/schema/index.ts";
+
+export type InstanceRow = typeof instances.$inferSelect;
+
+/** What an instance reports about itself on each beat. `lastHeartbeat` is stamped by the writer's clock. */
+export interface InstanceBeat {
+  id: string;
+  region: string;
+  role: "primary" | "replica";
+  host: string;
+  port: number;
+  version: string;
+  startedAt: string;
+  inFlight: number;
+  cpuPercent: number;
+  memoryPercent: number;
+}
+
+/** Registers the instance or refreshes its row: the first beat and every later one are the same upsert. */
+export async function upsertInstance(db: Db, beat: InstanceBeat, now = new Date()): Promise<void> {
+  const row = { ...beat, lastHeartbeat: now.toISOString() };
+  const { id: _id, ...update } = row;
+  await db.insert(instances).values(row).onConflictDoUpdate({ target: instances.id, set: update });
+}
+
+export async function removeInstance(db: Db, id: string): Promise<boolean> {
+  const removed = await db.delete(instances).where(eq(instances.id, id)).returning({ id: instances.id });
+  return removed.length > 0;
+}
+
+/** Deletes instances whose last heartbeat is older than `maxAgeMs`; returns how many. */
+export async function removeInstancesNotSeenSince(db: Db, maxAgeMs: number, now = new Date()): Promise<number> {
+  // ISO 8601 UTC strings from toISOString() sort like the instants they name.
+  const cutoff = new Date(now.getTime() - maxAgeMs).toISOString();
+  const removed = await db.delete(instances).where(lt(instances.lastHeartbeat, cutoff)).returning({ id: instances.id });
+  return removed.length;
+}
+
+export async function listInstances(db: Db): Promise<InstanceRow[]> {
+  return db.select().from(instances).orderBy(asc(instances.region), asc(instances.id));
+}

@@ -1,0 +1,172 @@
+// Prometheus metrics of one process, served on METRICS_PORT by a listener of its own (never the public port):
+// request counts and durations by method, route template and status; in-flight requests; process CPU and
+// memory; and the cache's counters. Text exposition format 0.0.4, no client library.
+import type { Server } from "bun";
+import type { CacheStats } from "../cache/port.ts";
+import { CpuSampler, memoryPercent } from "../cluster/process-stats.ts";
+
+const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
+/** Bounds the number of series, whatever paths clients send. */
+const MAX_SERIES = 1_000;
+
+interface Series {
+  method: string;
+  route: string;
+  status: string;
+  count: number;
+  sum: number;
+  buckets: number[];
+}
+
+/** Request counts and latency histograms by method, route and status. */
+export class HttpMetrics {
+  private readonly series = new Map<string, Series>();
+
+  observe(method: string, route: string, status: number, seconds: number): void {
+    const m = METHODS.has(method) ? method : "OTHER";
+    let key = `${m} ${route} ${status}`;
+    let s = this.series.get(key);
+    if (!s) {
+      if (this.series.size >= MAX_SERIES) {
+        route = "other";
+        key = `${m} ${route} ${status}`;
+        s = this.series.get(key);
+      }
+      if (!s) {
+        s = { method: m, route, status: String(status), count: 0, sum: 0, buckets: BUCKETS.map(() => 0) };
+        this.series.set(key, s);
+      }
+    }
+    s.count++;
+    s.sum += seconds;
+    for (let i = 0; i < BUCKETS.length; i++) if (seconds <= BUCKETS[i]!) s.buckets[i]!++;
+  }
+
+  render(out: string[]): void {
+    out.push("# HELP http_requests_total HTTP requests answered, by method, route template and status.");
+    out.push("# TYPE http_requests_total counter");
+    for (const s of this.series.values()) out.push(`http_requests_total${labels({ method: s.method, route: s.route, status: s.status })} ${s.count}`);
+    out.push("# HELP http_request_duration_seconds Time to produce the response, by method, route template and status.");
+    out.push("# TYPE http_request_duration_seconds histogram");
+    for (const s of this.series.values()) {
+      const base = { method: s.method, route: s.route, status: s.status };
+      BUCKETS.forEach((le, i) => out.push(`http_request_duration_seconds_bucket${labels({ ...base, le: String(le) })} ${s.buckets[i]}`));
+      out.push(`http_request_duration_seconds_bucket${labels({ ...base, le: "+Inf" })} ${s.count}`);
+      out.push(`http_request_duration_seconds_sum${labels(base)} ${s.sum}`);
+      out.push(`http_request_duration_seconds_count${labels(base)} ${s.count}`);
+    }
+  }
+}
+
+const escapeLabel = (v: string) => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+
+function labels(l: Record<string, string>): string {
+  const parts = Object.entries(l).map(([k, v]) => `${k}="${escapeLabel(v)}"`);
+  return parts.length ? `{${parts.join(",")}}` : "";
+}
+
+function metric(out: string[], name: string, type: "gauge" | "counter", help: string, value: number, l: Record<string, string> = {}) {
+  out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name}${labels(l)} ${Number.isFinite(value) ? value : 0}`);
+}
+
+/**
+ * Maps a request to its route template (`/api/v1/users/:id`), so ids never become label values.
+ * Paths that match no route are labelled `unmatched`.
+ */
+export function routeLabeler(routes: readonly { method: string; path: string }[]): (method: string, pathname: string) => string {
+  const exact = new Map<string, string>();
+  const patterns: { method: string; re: RegExp; path: string }[] = [];
+  for (const r of routes) {
+    const method = r.method.toUpperCase();
+    if (!/[:*]/.test(r.path)) {
+      exact.set(`${method} ${r.path}`, r.path);
+      continue;
+    }
+    const source = r.path
+      .split("/")
+      .map((seg) => (seg === "*" ? ".*" : seg.startsWith(":") ? (seg.endsWith("?") ? "[^/]*" : "[^/]+") : seg.replace(/[.+?^${}()|[\]\\]/g, "\\$&")))
+      .join("/");
+    patterns.push({ method, re: new RegExp(`^${source}$`), path: r.path });
+  }
+  return (method, pathname) => {
+    const m = method === "HEAD" ? "GET" : method;
+    const hit = exact.get(`${m} ${pathname}`) ?? exact.get(`ALL ${pathname}`);
+    if (hit) return hit;
+    for (const p of patterns) if ((p.method === m || p.method === "ALL") && p.re.test(pathname)) return p.path;
+    return "unmatched";
+  };
+}
+
+/** The path of a request URL without parsing the whole URL (hot path: runs on every request). */
+export function pathnameOf(url: string): string {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  if (start < 0) return "/";
+  const q = url.indexOf("?", start);
+  return q < 0 ? url.slice(start) : url.slice(start, q);
+}
+
+/** Records one answered request: `startMs` is performance.now() when it arrived. */
+export function requestObserver(http: HttpMetrics, routes: readonly { method: string; path: string }[]) {
+  const routeOf = routeLabeler(routes);
+  return (request: Request, status: number, startMs: number) =>
+    http.observe(request.method, routeOf(request.method, pathnameOf(request.url)), status, (performance.now() - startMs) / 1000);
+}
+
+export interface MetricsSource {
+  instanceId: string;
+  region: string;
+  version: string;
+  inFlight(): number;
+  isPrimary(): boolean;
+  cacheStats?(): CacheStats;
+}
+
+/** Renders every metric of this process in the Prometheus text format. */
+export function metricsRenderer(http: HttpMetrics, src: MetricsSource): () => string {
+  const cpu = new CpuSampler();
+  const startSeconds = Math.round(Date.now() / 1000 - process.uptime());
+  return () => {
+    const out: string[] = [];
+    http.render(out);
+    metric(out, "http_requests_in_flight", "gauge", "Requests being served right now.", src.inFlight());
+    metric(out, "instance_info", "gauge", "Identity of this instance (always 1).", 1, { instance: src.instanceId, region: src.region, version: src.version });
+    metric(out, "instance_is_primary", "gauge", "1 on the LiteFS primary (or without LiteFS), 0 on a replica.", src.isPrimary() ? 1 : 0);
+    const usage = process.cpuUsage();
+    const mem = process.memoryUsage();
+    metric(out, "process_cpu_seconds_total", "counter", "User and system CPU time spent, in seconds.", (usage.user + usage.system) / 1e6);
+    metric(out, "process_cpu_usage_percent", "gauge", "CPU % of the machine (all cores = 100) since the previous scrape.", cpu.sample());
+    metric(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", mem.rss);
+    metric(out, "process_heap_used_bytes", "gauge", "JavaScript heap in use, in bytes.", mem.heapUsed);
+    metric(out, "process_memory_usage_percent", "gauge", "Resident memory as % of the machine's memory.", memoryPercent());
+    metric(out, "process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch, in seconds.", startSeconds);
+    const cache = src.cacheStats?.();
+    if (cache) {
+      metric(out, "cache_l1_items", "gauge", "Entries in the in-process cache.", cache.l1.size);
+      metric(out, "cache_l1_max_items", "gauge", "Capacity of the in-process cache, in entries.", cache.l1.max_items);
+      metric(out, "cache_l1_hits_total", "counter", "In-process cache hits.", cache.l1.hits);
+      metric(out, "cache_l1_misses_total", "counter", "In-process cache misses.", cache.l1.misses);
+      metric(out, "cache_l1_evictions_total", "counter", "In-process cache evictions.", cache.l1.evictions);
+      metric(out, "cache_l2_available", "gauge", "1 while the Redis cache answers.", cache.l2.available ? 1 : 0);
+      metric(out, "cache_l2_hits_total", "counter", "Redis cache hits.", cache.l2.hits);
+      metric(out, "cache_l2_misses_total", "counter", "Redis cache misses.", cache.l2.misses);
+      metric(out, "cache_l2_errors_total", "counter", "Redis cache errors and timeouts.", cache.l2.errors);
+      metric(out, "cache_bus_published_total", "counter", "Invalidations published to other instances.", cache.bus.published);
+      metric(out, "cache_bus_received_total", "counter", "Invalidations received from other instances.", cache.bus.received);
+    }
+    return out.join("\n") + "\n";
+  };
+}
+
+/** The /metrics listener. */
+export function startMetricsServer(opts: { port: number; hostname: string; render: () => string }): Server<undefined> {
+  return Bun.serve({
+    port: opts.port,
+    hostname: opts.hostname,
+    fetch(request) {
+      const path = new URL(request.url).pathname;
+      if (path !== "/metrics" || (request.method !== "GET" && request.method !== "HEAD")) return new Response("Not Found\n", { status: 404 });
+      return new Response(opts.render(), { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } });
+    },
+  });
+}
