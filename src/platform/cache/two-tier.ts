@@ -276,6 +276,7 @@ export class TwoTierCache implements Cache {
       if (!ok) {
         for (const t of tags) if (this.pendingBumps.size < MAX_PENDING_BUMPS) this.pendingBumps.add(t);
         this.opts.logger.warn("cache: tag invalidation did not reach Redis; retried when it is back", { tags: tags.length });
+        this.scheduleRetry();
       }
     }
     const msg: BusMessage = { i: this.opts.instanceId, t: [...tags] };
@@ -290,6 +291,21 @@ export class TwoTierCache implements Cache {
   private stampTxid(): string | null {
     if (this.position === undefined || !(this.opts.isPrimary?.() ?? false)) return null;
     return this.position.read()?.txid ?? null;
+  }
+
+  private retryTimer: ReturnType<typeof setInterval> | undefined;
+  /** Until the failed bumps are delivered, retry on a timer as well as on every read of their tags. */
+  private scheduleRetry(): void {
+    if (this.retryTimer !== undefined) return;
+    this.retryTimer = setInterval(() => {
+      if (this.closed || this.pendingBumps.size === 0) {
+        clearInterval(this.retryTimer);
+        this.retryTimer = undefined;
+        return;
+      }
+      void this.retryBumps();
+    }, 250);
+    (this.retryTimer as { unref?: () => void }).unref?.();
   }
 
   private retrying = false;
@@ -409,6 +425,7 @@ export class TwoTierCache implements Cache {
     this.closed = true;
     this.l1Usable = false;
     this.lru.clear();
+    if (this.retryTimer !== undefined) clearInterval(this.retryTimer);
     await this.opts.bus.close();
   }
 }
