@@ -5,6 +5,7 @@ import { Elysia } from "elysia";
 import type { AppDeps } from "./deps.ts";
 import { requestContext } from "./platform/http/request-context.ts";
 import { authModule } from "./modules/auth/index.ts";
+import { cacheModule } from "./modules/cache/index.ts";
 import { clusterModule } from "./modules/cluster/index.ts";
 import { healthModule } from "./modules/health/index.ts";
 import { postsModule } from "./modules/posts/index.ts";
@@ -40,12 +41,14 @@ export function createApp(deps: AppDeps) {
             { name: "posts", description: "Posts of a user" },
             { name: "preferences", description: "Preferences of a user" },
             { name: "health", description: "Liveness and readiness" },
+            { name: "cache", description: "Cache counters (admin)" },
           ],
           components: { securitySchemes: { bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" } } },
         },
       }),
     )
     .use(healthModule(deps))
+    .use(cacheModule(deps))
     .use(clusterModule(deps))
     .use(api);
 }

@@ -4,7 +4,9 @@ import type { Server } from "bun";
 import { createApp, VERSION } from "./app.ts";
 import type { Config } from "./config.ts";
 import type { AppDeps, Redis } from "./deps.ts";
-import { NoCache, type Cache } from "./platform/cache/port.ts";
+import type { Cache } from "./platform/cache/port.ts";
+import { createCache } from "./platform/cache/create.ts";
+import { warmCache } from "./modules/cache/warm.ts";
 import { alwaysPrimary, liteFsRole } from "./platform/cluster/role.ts";
 import { startHeartbeat } from "./platform/cluster/registry.ts";
 import { HttpMetrics, metricsRenderer, requestObserver, startMetricsServer } from "./platform/observability/metrics.ts";
@@ -53,7 +55,7 @@ export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDe
   if (config.REDIS_URL) redis = await openRedis(config.REDIS_URL, logger);
   else logger.warn("REDIS_URL is not set: single-instance mode (in-process cache, queue and rate limits; jobs are not durable)");
 
-  const cache: Cache = new NoCache();
+  const cache: Cache = await createCache(config, logger, redis, role);
   const queue = new MemoryQueue();
   const requests = { inFlight: 0 };
   const deps: AppDeps = {
@@ -87,6 +89,8 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
   const httpMetrics = config.METRICS_ENABLED ? new HttpMetrics() : null;
   const observe = httpMetrics ? requestObserver(httpMetrics, app.routes) : null;
   void warmLogin();
+  // Bounded by CACHE_WARM_TIMEOUT_MS; the instance serves (and reports ready) no later than that.
+  await warmCache(deps);
   const server = Bun.serve({
     port: config.PORT,
     hostname: config.HOST,
