@@ -64,6 +64,13 @@ const EnvSchema = T.Object({
   /** Off: this instance enqueues but never consumes (used by tests and by dedicated web instances). */
   JOBS_WORKER_ENABLED: Bool(true),
   CRON_ENABLED: Bool(true),
+  /** How long a cron lease lives without renewal: the longest a schedule goes unrun after its holder dies. */
+  CRON_LEASE_MS: Int(1_000, 600_000, 30_000),
+  /** Unset: welcome mails go to the email_outbox table. Set: POSTed as JSON to this URL. */
+  MAIL_API_URL: T.Optional(T.String({ pattern: "^https?://" })),
+  MAIL_API_TOKEN: T.Optional(T.String({ minLength: 1 })),
+  MAIL_FROM: T.String({ minLength: 3, default: "neodyme-edge <no-reply@neodyme-edge.dev>" }),
+  MAIL_TIMEOUT_MS: Int(100, 120_000, 10_000),
 
   RATE_LIMIT_LOGIN_PER_MINUTE: Int(0, 100_000, 10),
 });
