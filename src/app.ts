@@ -7,6 +7,7 @@ import { requestContext } from "./platform/http/request-context.ts";
 import { authModule } from "./modules/auth/index.ts";
 import { cacheModule } from "./modules/cache/index.ts";
 import { clusterModule } from "./modules/cluster/index.ts";
+import { dashboardModule } from "./modules/dashboard/index.ts";
 import { healthModule } from "./modules/health/index.ts";
 import { postsModule } from "./modules/posts/index.ts";
 import { preferencesModule } from "./modules/preferences/index.ts";
@@ -47,6 +48,7 @@ export function createApp(deps: AppDeps) {
         },
       }),
     )
+    .use(dashboardModule(deps))
     .use(healthModule(deps))
     .use(cacheModule(deps))
     .use(clusterModule(deps))
