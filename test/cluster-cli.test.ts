@@ -1,0 +1,116 @@
+// `bun run cluster -- --instances 3`: three processes on one port, one SQLite file, one Redis; /cluster/stats
+// shows three healthy instances; each has its own /metrics port; SIGTERM stops them all and they deregister.
+import { afterAll, expect, test } from "bun:test";
+import { createClient } from "@libsql/client";
+import { join } from "node:path";
+import { REDIS_URL, ROOT, tempDir } from "./helpers.ts";
+import { freePort } from "./support/process.ts";
+
+let proc: ReturnType<typeof Bun.spawn> | undefined;
+afterAll(() => {
+  proc?.kill("SIGKILL");
+});
+
+class Fatal extends Error {}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (e) {
+      if (e instanceof Fatal) throw e;
+    }
+    await Bun.sleep(100);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+test("bun run cluster -- --instances 3: three healthy instances in /cluster/stats, stopped together", async () => {
+  const dir = tempDir("cluster-");
+  const port = await freePort();
+  const metricsBase = await freePort();
+  const base = `clitest-${crypto.randomUUID().slice(0, 6)}`;
+  const ids = [1, 2, 3].map((i) => `${base}-${i}`);
+  proc = Bun.spawn(["bun", "run", "cluster", "--", "--instances", "3"], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      NODE_ENV: "test",
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      DATABASE_URL: `file:${join(dir, "app.db")}`,
+      REDIS_URL,
+      REDIS_PREFIX: `test:${base}:`,
+      JWT_SECRET: "cluster-cli-secret-cluster-cli-secret-0",
+      ADMIN_EMAIL: "admin@example.com",
+      ADMIN_PASSWORD: "admin-password-1",
+      INSTANCE_ID: base,
+      HEARTBEAT_INTERVAL: "1",
+      METRICS_PORT: String(metricsBase),
+      LOG_LEVEL: "info",
+    },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  let out = "";
+  let err = "";
+  const drain = async (stream: ReadableStream<Uint8Array>, push: (s: string) => void) => {
+    const dec = new TextDecoder();
+    for await (const chunk of stream) push(dec.decode(chunk));
+  };
+  void drain(proc.stdout as ReadableStream<Uint8Array>, (s) => (out += s));
+  void drain(proc.stderr as ReadableStream<Uint8Array>, (s) => (err += s));
+  await until("cluster up", async () => {
+    if (proc!.exitCode !== null) throw new Fatal(`cluster exited ${proc!.exitCode}: ${out}${err}`);
+    return out.includes('"msg":"cluster up"') ? true : undefined;
+  });
+
+  const url = `http://127.0.0.1:${port}`;
+  const login = await fetch(`${url}/api/v1/auth/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email: "admin@example.com", password: "admin-password-1" }),
+  });
+  expect(login.status).toBe(200);
+  const { access_token } = (await login.json()) as { access_token: string };
+
+  const stats = await until("three healthy instances", async () => {
+    const r = await fetch(`${url}/cluster/stats`, { headers: { authorization: `Bearer ${access_token}` } });
+    const body = (await r.json()) as any;
+    return body.healthy_instances === 3 ? body : undefined;
+  });
+  expect(stats.total_instances).toBe(3);
+  expect(stats.instances.map((i: any) => i.id).sort()).toEqual(ids);
+  expect(stats.instances.every((i: any) => i.healthy && i.port === port && i.role === "primary")).toBe(true);
+  expect(ids).toContain(stats.least_loaded_instance);
+  // They keep beating: every row is refreshed after start.
+  const refreshed = await until("a second round of beats", async () => {
+    const r = await fetch(`${url}/cluster/stats`, { headers: { authorization: `Bearer ${access_token}` } });
+    const body = (await r.json()) as any;
+    return body.instances.every((i: any) => i.last_heartbeat > i.started_at) ? body : undefined;
+  });
+  expect(refreshed.healthy_instances).toBe(3);
+
+  // Three processes, each with its own /metrics port (base + i).
+  for (let i = 0; i < 3; i++) {
+    const text = await (await fetch(`http://127.0.0.1:${metricsBase + i}/metrics`)).text();
+    expect(text).toContain(`instance_info{instance="${ids[i]}"`);
+  }
+
+  proc.kill("SIGTERM");
+  expect(await proc.exited).toBe(0);
+  for (const id of ids) expect(out).toContain(`"msg":"stopped","instance":"${id}"`);
+  for (let i = 0; i < 3; i++) {
+    const gone = await fetch(`http://127.0.0.1:${metricsBase + i}/metrics`).then(() => false, () => true);
+    expect(gone).toBe(true);
+  }
+  // Graceful: each one deregistered.
+  const db = createClient({ url: `file:${join(dir, "app.db")}` });
+  const left = await db.execute("SELECT COUNT(*) AS n FROM instances");
+  db.close();
+  expect(Number(left.rows[0]!.n)).toBe(0);
+}, 60_000);
