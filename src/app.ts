@@ -4,11 +4,13 @@ import { openapi } from "@elysiajs/openapi";
 import { Elysia } from "elysia";
 import type { AppDeps } from "./deps.ts";
 import { requestContext } from "./platform/http/request-context.ts";
+import { adminModule } from "./modules/admin/index.ts";
 import { authModule } from "./modules/auth/index.ts";
 import { cacheModule } from "./modules/cache/index.ts";
 import { clusterModule } from "./modules/cluster/index.ts";
 import { dashboardModule } from "./modules/dashboard/index.ts";
 import { healthModule } from "./modules/health/index.ts";
+import { jobsModule } from "./modules/jobs/index.ts";
 import { postsModule } from "./modules/posts/index.ts";
 import { preferencesModule } from "./modules/preferences/index.ts";
 import { usersModule } from "./modules/users/index.ts";
@@ -21,7 +23,9 @@ export function createApp(deps: AppDeps) {
     .use(authModule(deps))
     .use(usersModule(deps))
     .use(postsModule(deps))
-    .use(preferencesModule(deps));
+    .use(preferencesModule(deps))
+    .use(jobsModule(deps))
+    .use(adminModule(deps));
 
   return new Elysia({ normalize: false })
     .use(requestContext({ logger: deps.logger, bodyLimit: deps.config.BODY_LIMIT_BYTES, instanceId: deps.config.INSTANCE_ID }))
@@ -42,6 +46,8 @@ export function createApp(deps: AppDeps) {
             { name: "posts", description: "Posts of a user" },
             { name: "preferences", description: "Preferences of a user" },
             { name: "health", description: "Liveness and readiness" },
+            { name: "jobs", description: "Background jobs (admin)" },
+            { name: "admin", description: "Bulk operations, cron and failed jobs (admin)" },
             { name: "cache", description: "Cache counters (admin)" },
           ],
           components: { securitySchemes: { bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" } } },

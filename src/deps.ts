@@ -5,6 +5,7 @@ import type { Cache } from "./platform/cache/port.ts";
 import type { Role } from "./platform/cluster/role.ts";
 import type { Database } from "./platform/db/client.ts";
 import type { JobQueue } from "./platform/jobs/port.ts";
+import type { CronView } from "./platform/cron/scheduler.ts";
 import type { RateLimiter } from "./platform/http/rate-limit.ts";
 import type { Logger } from "./platform/observability/logger.ts";
 
@@ -24,6 +25,8 @@ export interface AppDeps {
   cache: Cache;
   queue: JobQueue;
   outbox: OutboxRelay;
+  /** The cron schedules and their last runs (GET /admin/cron). */
+  cron: CronView;
   role: Role;
   rateLimiter: RateLimiter;
   /** Requests being served right now (the heartbeat reports it). */

@@ -13,7 +13,7 @@ import { HttpMetrics, metricsRenderer, requestObserver, startMetricsServer } fro
 import { openDatabase } from "./platform/db/client.ts";
 import { runMigrations } from "./platform/db/migrate.ts";
 import { MemoryRateLimiter, RedisRateLimiter } from "./platform/http/rate-limit.ts";
-import { MemoryQueue } from "./platform/jobs/memory-queue.ts";
+import { createBackground } from "./platform/jobs/background.ts";
 import { createLogger, type Logger } from "./platform/observability/logger.ts";
 import { closeRedis, openRedis } from "./platform/redis.ts";
 import { ensureAdmin } from "./modules/users/service.ts";
@@ -38,6 +38,8 @@ export interface BuiltDeps {
   /** Counted by the server's fetch wrapper; read by deps.inFlight(). */
   requests: { inFlight: number };
   close: () => Promise<void>;
+  /** Starts the background work (outbox relay, job worker, cron); call it once the instance serves. */
+  start: () => void;
 }
 
 export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDeps> {
@@ -56,7 +58,7 @@ export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDe
   else logger.warn("REDIS_URL is not set: single-instance mode (in-process cache, queue and rate limits; jobs are not durable)");
 
   const cache: Cache = await createCache(config, logger, redis, role);
-  const queue = new MemoryQueue();
+  const background = createBackground(config, logger, redis, database, role);
   const requests = { inFlight: 0 };
   const deps: AppDeps = {
     config,
@@ -64,27 +66,29 @@ export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDe
     database,
     redis,
     cache,
-    queue,
-    outbox: { kick() {} },
+    queue: background.queue,
+    outbox: background.relay,
+    cron: background.cron,
     role,
     rateLimiter: redis ? new RedisRateLimiter(redis, config.REDIS_PREFIX) : new MemoryRateLimiter(),
     inFlight: () => requests.inFlight,
   };
 
+  background.attach(deps);
   if (primary && config.ADMIN_EMAIL && config.ADMIN_PASSWORD) await ensureAdmin(deps, config.ADMIN_EMAIL, config.ADMIN_PASSWORD);
 
   const close = async () => {
-    await queue.close();
+    await background.close();
     await cache.close();
     await closeRedis(redis);
     database.close();
   };
-  return { deps, requests, close };
+  return { deps, requests, close, start: () => background.start() };
 }
 
 export async function startInstance(config: Config, opts: StartOptions = {}): Promise<RunningInstance> {
   const logger = opts.logger ?? createLogger(config.LOG_LEVEL, { instance: config.INSTANCE_ID, region: config.FLY_REGION });
-  const { deps, requests, close } = await buildDeps(config, logger);
+  const { deps, requests, close, start: startBackground } = await buildDeps(config, logger);
   const app = createApp(deps);
   const httpMetrics = config.METRICS_ENABLED ? new HttpMetrics() : null;
   const observe = httpMetrics ? requestObserver(httpMetrics, app.routes) : null;
@@ -131,6 +135,7 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
   const metricsUrl = metricsServer ? `http://${local}:${metricsServer.port}/metrics` : null;
   const heartbeat = startHeartbeat(deps, { port: server.port ?? config.PORT, inFlight: deps.inFlight });
   await heartbeat.registered;
+  startBackground();
 
   let stopping: Promise<void> | undefined;
   const stop = () =>

@@ -1,19 +1,243 @@
-// PLACEHOLDER until the jobs issue lands: records jobs, runs nothing. Replaced by the in-process queue.
-import type { EnqueueOptions, Job, JobDefinition, JobQueue } from "./port.ts";
+// The no-Redis mode: an in-process queue with the Redis queue's API, retries, backoff, failed list, idempotency
+// keys, retention and concurrency. Not durable: jobs die with the process (the outbox relay enqueues again
+// the ones born from database writes, see relay.ts).
+import type { Logger } from "../observability/logger.ts";
+import type { QueueOptions } from "./options.ts";
+import {
+  backoffDelay,
+  isPermanent,
+  type EnqueueOptions,
+  type EnqueueRequest,
+  type Job,
+  type JobDefinition,
+  type JobQueue,
+  type QueueStats,
+} from "./port.ts";
+import { errorText } from "./redis-queue.ts";
+
+interface Entry {
+  job: Job;
+  payload: Record<string, unknown>;
+  idem: string | null;
+  writesDb: boolean;
+  expiresAt: number;
+  timer?: ReturnType<typeof setTimeout>;
+  ctrl?: AbortController;
+}
 
 export class MemoryQueue implements JobQueue {
-  private readonly jobs = new Map<string, Job>();
-  async enqueue(type: string, _payload: Record<string, unknown>, opts: EnqueueOptions = {}): Promise<string> {
-    const id = crypto.randomUUID();
-    this.jobs.set(id, {
-      id, type, status: "pending", created_at: new Date().toISOString(), started_at: null, completed_at: null,
-      error_message: null, retry_count: 0, max_retries: opts.maxRetries ?? 3,
-    });
+  readonly kind = "memory" as const;
+  private readonly defs = new Map<string, JobDefinition<any>>();
+  private readonly entries = new Map<string, Entry>();
+  private readonly idem = new Map<string, string>();
+  /** Ready job ids, in order, by where they may run. */
+  private readonly ready = { db: [] as string[], any: [] as string[] };
+  private readonly running = new Set<Promise<void>>();
+  private readonly failed = new Set<string>();
+  private completedTotal = 0;
+  private started = false;
+  private closing = false;
+  private closed: Promise<void> | undefined;
+  private canWrite: () => boolean = () => true;
+  private sweeper: ReturnType<typeof setInterval> | undefined;
+  private readonly log: Logger;
+
+  constructor(private readonly o: QueueOptions) {
+    this.log = o.logger.child({ component: "jobs" });
+  }
+
+  register(def: JobDefinition<any>): void {
+    this.defs.set(def.type, def);
+  }
+
+  definition(type: string): JobDefinition<any> | undefined {
+    return this.defs.get(type);
+  }
+
+  async enqueue(type: string, payload: Record<string, unknown>, opts: EnqueueOptions = {}): Promise<string> {
+    return this.add({ ...opts, type, payload });
+  }
+
+  async enqueueMany(jobs: readonly EnqueueRequest[]): Promise<string[]> {
+    return jobs.map((j) => this.add(j));
+  }
+
+  private add(r: EnqueueRequest): string {
+    const now = Date.now();
+    if (r.idempotencyKey) {
+      const known = this.idem.get(r.idempotencyKey);
+      if (known && this.alive(known, now)) return known;
+    }
+    const id = r.jobId ?? Bun.randomUUIDv7();
+    if (this.alive(id, now)) {
+      if (r.idempotencyKey) this.idem.set(r.idempotencyKey, id);
+      return id;
+    }
+    const def = this.defs.get(r.type);
+    const entry: Entry = {
+      job: {
+        id,
+        type: r.type,
+        status: "pending",
+        created_at: new Date(now).toISOString(),
+        started_at: null,
+        completed_at: null,
+        error_message: null,
+        retry_count: 0,
+        max_retries: r.maxRetries ?? def?.maxRetries ?? this.o.maxRetries,
+      },
+      // A copy, as Redis would keep: later changes by the caller do not reach the job.
+      payload: structuredClone(r.payload),
+      idem: r.idempotencyKey ?? null,
+      writesDb: def?.writesDb !== false,
+      expiresAt: Infinity,
+    };
+    this.entries.set(id, entry);
+    if (r.idempotencyKey) this.idem.set(r.idempotencyKey, id);
+    if ((r.delayMs ?? 0) > 0) entry.timer = setTimeout(() => this.makeReady(entry), r.delayMs);
+    else this.makeReady(entry);
     return id;
   }
-  async getJob(id: string) { return this.jobs.get(id) ?? null; }
-  async getJobs(ids: readonly string[]) { return Object.fromEntries(ids.map((id) => [id, this.jobs.get(id) ?? null])); }
-  register(_def: JobDefinition<any>) {}
-  start() {}
-  async close() {}
+
+  private alive(id: string, now: number): boolean {
+    const e = this.entries.get(id);
+    return e !== undefined && e.expiresAt > now;
+  }
+
+  private makeReady(e: Entry): void {
+    e.timer = undefined;
+    if (this.closing || this.entries.get(e.job.id) !== e) return;
+    (e.writesDb ? this.ready.db : this.ready.any).push(e.job.id);
+    this.pump();
+  }
+
+  async getJob(id: string): Promise<Job | null> {
+    return this.alive(id, Date.now()) ? { ...this.entries.get(id)!.job } : null;
+  }
+
+  async getJobs(ids: readonly string[]): Promise<Record<string, Job | null>> {
+    const now = Date.now();
+    return Object.fromEntries(ids.map((id) => [id, this.alive(id, now) ? { ...this.entries.get(id)!.job } : null]));
+  }
+
+  async listFailed(limit: number): Promise<Job[]> {
+    const now = Date.now();
+    return [...this.failed]
+      .reverse()
+      .filter((id) => this.alive(id, now))
+      .slice(0, limit)
+      .map((id) => ({ ...this.entries.get(id)!.job }));
+  }
+
+  async stats(): Promise<QueueStats> {
+    let delayed = 0;
+    for (const e of this.entries.values()) if (e.timer) delayed++;
+    return {
+      waiting: this.ready.db.length + this.ready.any.length + this.running.size,
+      delayed,
+      running_here: this.running.size,
+      failed: this.failed.size,
+      completed_total: this.completedTotal,
+    };
+  }
+
+  start(opts: { canWrite: () => boolean }): void {
+    if (this.started) return;
+    this.started = true;
+    this.canWrite = opts.canWrite;
+    this.log.warn("in-process job queue (REDIS_URL is not set): jobs are not durable and run on this instance only", {
+      concurrency: this.o.concurrency,
+    });
+    const sweepEvery = Math.max(50, Math.min(60_000, this.o.retentionCompletedMs, this.o.retentionFailedMs));
+    // Also re-checks the database jobs held back while this instance could not write.
+    this.sweeper = setInterval(() => {
+      this.sweep();
+      this.pump();
+    }, sweepEvery);
+    this.pump();
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const [id, e] of this.entries) {
+      if (e.expiresAt > now) continue;
+      this.entries.delete(id);
+      this.failed.delete(id);
+      if (e.idem && this.idem.get(e.idem) === id) this.idem.delete(e.idem);
+    }
+  }
+
+  private next(): string | undefined {
+    if (this.canWrite() && this.ready.db.length > 0 && (this.ready.any.length === 0 || this.running.size % 2 === 0)) {
+      return this.ready.db.shift();
+    }
+    return this.ready.any.shift() ?? (this.canWrite() ? this.ready.db.shift() : undefined);
+  }
+
+  private pump(): void {
+    while (this.started && !this.closing && this.running.size < this.o.concurrency) {
+      const id = this.next();
+      if (id === undefined) return;
+      const e = this.entries.get(id);
+      if (!e) continue;
+      const p: Promise<void> = this.run(e).finally(() => {
+        this.running.delete(p);
+        this.pump();
+      });
+      this.running.add(p);
+    }
+  }
+
+  private async run(e: Entry): Promise<void> {
+    const job = e.job;
+    job.status = "running";
+    job.started_at = new Date().toISOString();
+    e.ctrl = new AbortController();
+    try {
+      const def = this.defs.get(job.type);
+      if (!def) throw new Error(`no handler registered for job type "${job.type}" on this instance`);
+      await def.handler(structuredClone(e.payload), { jobId: job.id, type: job.type, attempt: job.retry_count + 1, signal: e.ctrl.signal });
+      if (e.ctrl.signal.aborted) return;
+      job.status = "completed";
+      job.completed_at = new Date().toISOString();
+      job.error_message = null;
+      e.expiresAt = Date.now() + this.o.retentionCompletedMs;
+      this.completedTotal++;
+    } catch (err) {
+      if (e.ctrl.signal.aborted) return;
+      job.error_message = errorText(err);
+      if (isPermanent(err) || job.retry_count >= job.max_retries) {
+        job.status = "failed";
+        job.completed_at = new Date().toISOString();
+        e.expiresAt = Date.now() + this.o.retentionFailedMs;
+        this.failed.add(job.id);
+        this.log.warn("job failed", { job_id: job.id, type: job.type, retry_count: job.retry_count, error: job.error_message });
+      } else {
+        job.retry_count++;
+        job.status = "retrying";
+        const delay = backoffDelay(job.retry_count, this.o.backoffBaseMs, this.o.backoffCapMs);
+        this.log.info("job will be retried", { job_id: job.id, type: job.type, retry_count: job.retry_count, delay_ms: delay });
+        e.timer = setTimeout(() => this.makeReady(e), delay);
+      }
+    }
+  }
+
+  close(): Promise<void> {
+    return (this.closed ??= this.shutdown());
+  }
+
+  private async shutdown(): Promise<void> {
+    this.closing = true;
+    clearInterval(this.sweeper);
+    for (const e of this.entries.values()) if (e.timer) clearTimeout(e.timer);
+    if (this.running.size === 0) return;
+    const finished = await Promise.race([
+      Promise.allSettled([...this.running]).then(() => true),
+      Bun.sleep(this.o.shutdownGraceMs).then(() => false),
+    ]);
+    if (!finished) {
+      this.log.warn("handlers still running at shutdown; aborting them (in-process jobs are lost)", { count: this.running.size });
+      for (const e of this.entries.values()) if (e.job.status === "running") e.ctrl?.abort(new Error("the worker is shutting down"));
+    }
+  }
 }

@@ -1,5 +1,5 @@
-// The job queue as the features see it. Two adapters: Redis streams (durable, cluster-wide) and an
-// in-process queue for the no-Redis mode (same API and retries, not durable).
+// The job queue as the features see it. Two adapters: Redis streams (redis-queue.ts: durable,
+// cluster-wide) and an in-process queue (memory-queue.ts: the no-Redis mode, same API and retries, not durable).
 import type { Db } from "../db/client.ts";
 
 export type JobStatus = "pending" | "running" | "completed" | "failed" | "retrying";
@@ -11,6 +11,7 @@ export interface Job {
   status: JobStatus;
   created_at: string;
   started_at: string | null;
+  /** When the job reached its final state (completed, or failed for good). */
   completed_at: string | null;
   error_message: string | null;
   retry_count: number;
@@ -19,13 +20,25 @@ export interface Job {
 
 export interface EnqueueOptions {
   maxRetries?: number;
-  /** The same key enqueued twice gives the same job id. */
+  /** The same key enqueued twice gives the same job id (while the job's record is retained). */
   idempotencyKey?: string;
   delayMs?: number;
+  /**
+   * The id to give a new job. The outbox relay uses it to keep a job's id when it has to enqueue it again
+   * (after Redis lost it), so handlers that deduplicate by job id stay idempotent.
+   */
+  jobId?: string;
+}
+
+export interface EnqueueRequest extends EnqueueOptions {
+  type: string;
+  payload: Record<string, unknown>;
 }
 
 export interface JobContext {
   jobId: string;
+  type: string;
+  /** 1 for the first run, 2 for the first retry, … */
   attempt: number;
   /** Aborted when the worker loses its hold on the job or shuts down past its grace period. */
   signal: AbortSignal;
@@ -38,17 +51,62 @@ export interface JobDefinition<P = Record<string, unknown>> {
   /** True when the handler writes the database: it then runs only where writes are possible (the primary). */
   writesDb: boolean;
   handler: JobHandler<P>;
+  /** Retries when the enqueuer gives none; the queue's default (JOB_MAX_RETRIES) otherwise. */
+  maxRetries?: number;
+}
+
+/** Thrown by a handler when retrying cannot help (bad input, a user that no longer exists): the job fails at once. */
+export class PermanentJobError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "PermanentJobError";
+  }
+}
+
+/** True for errors that retrying cannot fix: PermanentJobError, and 4xx domain errors other than 408/409/429. */
+export function isPermanent(err: unknown): boolean {
+  if (err instanceof PermanentJobError) return true;
+  const status = (err as { status?: unknown } | null)?.status;
+  return typeof status === "number" && status >= 400 && status < 500 && status !== 408 && status !== 409 && status !== 429;
+}
+
+export interface QueueStats {
+  /** Entries waiting to be delivered or being run, cluster-wide. */
+  waiting: number;
+  /** Waiting for a retry (or a delayed start). */
+  delayed: number;
+  /** Running on this instance right now. */
+  running_here: number;
+  /** Failed jobs still retained. */
+  failed: number;
+  /** Jobs completed since the queue's keys were created (Redis) or since start (in-process). */
+  completed_total: number;
 }
 
 export interface JobQueue {
+  /** "redis" (durable) or "memory" (in-process, lost with the process). */
+  readonly kind: "redis" | "memory";
   enqueue(type: string, payload: Record<string, unknown>, opts?: EnqueueOptions): Promise<string>;
+  /** Enqueues several jobs in one round trip; ids in the order given. */
+  enqueueMany(jobs: readonly EnqueueRequest[]): Promise<string[]>;
   getJob(id: string): Promise<Job | null>;
   getJobs(ids: readonly string[]): Promise<Record<string, Job | null>>;
+  /** The most recently failed jobs, newest first (kept for the failed retention). */
+  listFailed(limit: number): Promise<Job[]>;
+  stats(): Promise<QueueStats>;
   register(def: JobDefinition<any>): void;
+  /** The registered definition of a job type, if any. */
+  definition(type: string): JobDefinition<any> | undefined;
   /** Starts consuming (jobs whose `writesDb` is true only when `canWrite()`). */
   start(opts: { canWrite: () => boolean }): void;
   /** Stops taking jobs, lets running ones finish (bounded), leaves the rest for other instances. */
   close(): Promise<void>;
+}
+
+/** Exponential backoff with "equal jitter": half the exponential step fixed, half random, capped. */
+export function backoffDelay(retry: number, baseMs: number, capMs: number, random: () => number = Math.random): number {
+  const step = Math.min(capMs, baseMs * 2 ** Math.max(0, retry - 1));
+  return Math.round(step / 2 + random() * (step / 2));
 }
 
 export type { Db };

@@ -1,0 +1,43 @@
+import { t } from "elysia";
+import { PreferencesPatch } from "../preferences/model.ts";
+import { Job } from "../jobs/model.ts";
+
+export const BULK_MAX_USERS = 1000;
+
+export const BulkPreferencesBody = t.Object(
+  {
+    user_ids: t.Array(t.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }), {
+      minItems: 1,
+      maxItems: BULK_MAX_USERS,
+      description: `1 to ${BULK_MAX_USERS} user ids (repeats count once)`,
+    }),
+    preference_updates: PreferencesPatch,
+  },
+  { additionalProperties: false },
+);
+
+export const BulkPreferencesAccepted = t.Object({
+  jobs: t.Record(t.String(), t.String(), { description: "user id -> job id of its update_user_preferences job" }),
+});
+
+const Nullable = <T extends Parameters<typeof t.Union>[0][number]>(s: T) => t.Union([s, t.Null()]);
+
+export const CronEntry = t.Object({
+  name: t.String(),
+  schedule: t.String({ description: "croner pattern, UTC" }),
+  last_run_at: Nullable(t.String({ format: "date-time" })),
+  last_instance: Nullable(t.String()),
+  last_status: Nullable(t.Union([t.Literal("running"), t.Literal("completed"), t.Literal("failed"), t.Literal("aborted")])),
+  next_run_at: Nullable(t.String({ format: "date-time" })),
+  last_finished_at: Nullable(t.String({ format: "date-time" })),
+  last_error: Nullable(t.String()),
+  description: Nullable(t.String()),
+  writes_db: t.Boolean(),
+});
+
+export const FailedQuery = t.Object(
+  { limit: t.Optional(t.Integer({ minimum: 1, maximum: 500, default: 50 })) },
+  { additionalProperties: false },
+);
+
+export const FailedJobs = t.Array(Job);

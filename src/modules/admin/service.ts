@@ -1,0 +1,47 @@
+// Administrative operations: bulk preference updates (one job per user) and what the background machinery holds.
+import type { AppDeps } from "../../deps.ts";
+import { unprocessable } from "../../platform/http/errors.ts";
+import { writeOutbox } from "../../platform/jobs/outbox.ts";
+import { JOB_TYPES, type PreferencesPayload } from "../jobs/handlers.ts";
+import { adminRepo } from "./repository.ts";
+
+const OUTBOX_CHUNK = 200;
+
+/**
+ * Queues an update_user_preferences job per user. The jobs are written to the outbox in one transaction
+ * (their ids chosen here, so the answer can name them) and relayed to the queue: accepted means durable,
+ * even while Redis is down.
+ */
+export async function bulkPreferences(
+  deps: AppDeps,
+  userIds: readonly number[],
+  updates: PreferencesPayload["preference_updates"],
+): Promise<{ jobs: Record<string, string> }> {
+  if (Object.keys(updates).length === 0) {
+    throw unprocessable([{ field: "preference_updates", message: "must name at least one preference" }]);
+  }
+  const ids = [...new Set(userIds)];
+  const known = await adminRepo.existingUserIds(deps.database.db, ids);
+  const unknown = ids.filter((id) => !known.has(id));
+  if (unknown.length > 0) {
+    const shown = unknown.slice(0, 20).join(", ") + (unknown.length > 20 ? ", …" : "");
+    throw unprocessable([{ field: "user_ids", message: `no such users: ${shown}` }]);
+  }
+  const planned = ids.map((id) => ({ userId: id, jobId: Bun.randomUUIDv7() }));
+  await deps.database.db.transaction(async (tx) => {
+    for (let i = 0; i < planned.length; i += OUTBOX_CHUNK) {
+      await writeOutbox(
+        tx,
+        planned.slice(i, i + OUTBOX_CHUNK).map((p) => ({
+          type: JOB_TYPES.updatePreferences,
+          payload: { user_id: p.userId, preference_updates: updates } satisfies PreferencesPayload,
+          idempotencyKey: `${JOB_TYPES.updatePreferences}:${p.jobId}`,
+          jobId: p.jobId,
+        })),
+      );
+    }
+  });
+  deps.outbox.kick();
+  deps.logger.info("bulk preference update queued", { users: planned.length });
+  return { jobs: Object.fromEntries(planned.map((p) => [String(p.userId), p.jobId])) };
+}

@@ -1,0 +1,116 @@
+// The job types of the service and their handlers. Each is idempotent under redelivery: inserts are keyed by
+// the job id, the cleanup is a delete, the preference merge sets the same keys again.
+import type { AppDeps } from "../../deps.ts";
+import type { JobDefinition, JobQueue } from "../../platform/jobs/port.ts";
+import { PermanentJobError } from "../../platform/jobs/port.ts";
+import type { Mailer } from "../../platform/mail/port.ts";
+import { AppError } from "../../platform/http/errors.ts";
+import * as preferences from "../preferences/service.ts";
+import { jobsRepo } from "./repository.ts";
+
+export const JOB_TYPES = {
+  welcomeEmail: "send_welcome_email",
+  analytics: "process_user_analytics",
+  audit: "log_user_audit",
+  cleanupSessions: "cleanup_expired_sessions",
+  updatePreferences: "update_user_preferences",
+} as const;
+
+/** Payload of registration's three jobs (written by users/service.ts). */
+interface RegistrationPayload {
+  user_id: number;
+  email: string;
+  full_name: string;
+}
+
+export interface PreferencesPayload {
+  user_id: number;
+  preference_updates: Record<string, string | number | boolean | null>;
+}
+
+function userId(p: { user_id?: unknown }): number {
+  const id = Number(p.user_id);
+  if (!Number.isSafeInteger(id) || id < 1) throw new PermanentJobError("payload has no valid user_id");
+  return id;
+}
+
+/** Deletes expired sessions; shared by the job and the cron schedule. */
+export async function cleanupExpiredSessions(deps: AppDeps): Promise<number> {
+  const deleted = await jobsRepo.deleteExpiredSessions(deps.database.db, new Date().toISOString());
+  deps.logger.info("expired sessions removed", { count: deleted });
+  return deleted;
+}
+
+export function jobDefinitions(deps: AppDeps, mailer: Mailer): JobDefinition<any>[] {
+  const { db } = deps.database;
+  const welcome: JobDefinition<RegistrationPayload> = {
+    type: JOB_TYPES.welcomeEmail,
+    writesDb: mailer.writesDb,
+    async handler(p, ctx) {
+      if (typeof p.email !== "string" || p.email === "") throw new PermanentJobError("payload has no email");
+      await mailer.send(
+        {
+          to: p.email,
+          subject: "Welcome to neodyme-edge",
+          text: `Hello ${p.full_name || "there"},\n\nyour account is ready. Sign in with ${p.email}.\n`,
+          userId: userId(p),
+        },
+        { idempotencyKey: ctx.jobId, signal: ctx.signal },
+      );
+    },
+  };
+  const analytics: JobDefinition<RegistrationPayload> = {
+    type: JOB_TYPES.analytics,
+    writesDb: true,
+    async handler(p, ctx) {
+      await jobsRepo.recordAnalytics(db, {
+        jobId: ctx.jobId,
+        userId: userId(p),
+        event: "user_registered",
+        properties: { email_domain: String(p.email ?? "").split("@")[1] ?? null },
+      });
+    },
+  };
+  const audit: JobDefinition<RegistrationPayload> = {
+    type: JOB_TYPES.audit,
+    writesDb: true,
+    async handler(p, ctx) {
+      await jobsRepo.recordAudit(db, {
+        jobId: ctx.jobId,
+        userId: userId(p),
+        action: "user_registered",
+        details: { email: p.email, full_name: p.full_name },
+      });
+    },
+  };
+  const cleanup: JobDefinition<Record<string, never>> = {
+    type: JOB_TYPES.cleanupSessions,
+    writesDb: true,
+    async handler() {
+      await cleanupExpiredSessions(deps);
+    },
+  };
+  const prefs: JobDefinition<PreferencesPayload> = {
+    type: JOB_TYPES.updatePreferences,
+    writesDb: true,
+    async handler(p) {
+      const id = userId(p);
+      if (typeof p.preference_updates !== "object" || p.preference_updates === null) {
+        throw new PermanentJobError("payload has no preference_updates");
+      }
+      try {
+        // Merges in one transaction and invalidates the user's cache entries.
+        await preferences.merge(deps, id, p.preference_updates);
+      } catch (err) {
+        // A user deleted since, or a merge over the key limit: retrying cannot help.
+        if (err instanceof AppError && err.status < 500) throw new PermanentJobError(err.message, { cause: err });
+        throw err;
+      }
+    },
+  };
+  return [welcome, analytics, audit, cleanup, prefs];
+}
+
+export function registerJobHandlers(queue: JobQueue, deps: AppDeps, mailer: Mailer): void {
+  for (const def of jobDefinitions(deps, mailer)) queue.register(def);
+}

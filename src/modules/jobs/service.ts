@@ -1,0 +1,54 @@
+// Job look-ups: the queue first, then the outbox for jobs committed but not yet relayed (their id is known
+// to the client already, e.g. from the bulk API). A queue that cannot answer makes unknown ids a 503.
+import type { AppDeps } from "../../deps.ts";
+import { notFound, serviceUnavailable } from "../../platform/http/errors.ts";
+import { outboxRepo, type OutboxRow } from "../../platform/jobs/outbox.ts";
+import type { Job } from "../../platform/jobs/port.ts";
+import { withTimeout } from "../../platform/redis.ts";
+
+const QUEUE_TIMEOUT_MS = 2_000;
+
+function pendingFromOutbox(deps: AppDeps, row: OutboxRow): Job {
+  return {
+    id: row.jobId!,
+    type: row.jobType,
+    status: "pending",
+    created_at: new Date(row.createdAt).toISOString(),
+    started_at: null,
+    completed_at: null,
+    error_message: null,
+    retry_count: 0,
+    max_retries: row.maxRetries ?? deps.queue.definition(row.jobType)?.maxRetries ?? deps.config.JOB_MAX_RETRIES,
+  };
+}
+
+export async function findJobs(deps: AppDeps, ids: readonly string[]): Promise<Record<string, Job | null>> {
+  const unique = [...new Set(ids)];
+  let found: Record<string, Job | null> = {};
+  let queueDown: unknown = null;
+  try {
+    found = await withTimeout(deps.queue.getJobs(unique), QUEUE_TIMEOUT_MS, "job look-up");
+  } catch (err) {
+    queueDown = err;
+  }
+  const missing = unique.filter((id) => !found[id]);
+  if (missing.length > 0) {
+    for (const row of await outboxRepo.unrelayedByJobIds(deps.database.db, missing)) found[row.jobId!] = pendingFromOutbox(deps, row);
+  }
+  if (queueDown && unique.some((id) => !found[id])) {
+    deps.logger.warn("job look-up failed: queue unreachable", { error: (queueDown as Error).message });
+    throw serviceUnavailable("The job queue is unreachable; retry later");
+  }
+  return Object.fromEntries(unique.map((id) => [id, found[id] ?? null]));
+}
+
+export async function getJob(deps: AppDeps, id: string): Promise<Job> {
+  const job = (await findJobs(deps, [id]))[id];
+  if (!job) throw notFound(`Job ${id} not found`);
+  return job;
+}
+
+export async function statusOf(deps: AppDeps, ids: readonly string[]): Promise<Record<string, Job | { status: "not_found" }>> {
+  const jobs = await findJobs(deps, ids);
+  return Object.fromEntries(Object.entries(jobs).map(([id, job]) => [id, job ?? { status: "not_found" as const }]));
+}

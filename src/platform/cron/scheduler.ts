@@ -1,0 +1,226 @@
+// Cron for the cluster: every instance keeps the schedules' clocks (croner, UTC), and at each tick the one
+// holding the schedule's lease claims that tick (SET NX on name + scheduled time) and runs it. The lease makes
+// one instance the runner and aborts its run if the lease is lost; the claim makes sure a handover (an old
+// holder paused past its lease, then resuming) never runs the same tick twice.
+import { Cron } from "croner";
+import type { Logger } from "../observability/logger.ts";
+import { Lease, type LeaseStore } from "./lease.ts";
+import type { RunRecord, RunStatus, RunStore } from "./runs.ts";
+
+export interface CronContext {
+  /** The tick being run. */
+  scheduledAt: Date;
+  /** Aborted when this instance loses the schedule's lease or shuts down past its grace period. */
+  signal: AbortSignal;
+  instanceId: string;
+  logger: Logger;
+}
+
+export interface ScheduleDefinition<D> {
+  /** Unique; names the lease, the claims and the records. */
+  name: string;
+  /** croner pattern in UTC: five fields, or six with seconds first. */
+  pattern: string;
+  /** True when the run writes the database: only instances that can write compete for it. */
+  writesDb: boolean;
+  description?: string;
+  run(deps: D, ctx: CronContext): Promise<void>;
+}
+
+export interface CronStatus {
+  name: string;
+  schedule: string;
+  description: string | null;
+  writes_db: boolean;
+  last_run_at: string | null;
+  last_instance: string | null;
+  last_status: RunStatus | null;
+  last_finished_at: string | null;
+  last_error: string | null;
+  next_run_at: string | null;
+}
+
+/** What the HTTP layer reads (GET /admin/cron). */
+export interface CronView {
+  list(): Promise<CronStatus[]>;
+}
+
+export interface SchedulerOptions<D> {
+  schedules: readonly ScheduleDefinition<D>[];
+  leases: LeaseStore;
+  runs: RunStore;
+  instanceId: string;
+  canWrite: () => boolean;
+  leaseMs: number;
+  /** How long close() waits for running schedules before aborting them. */
+  shutdownGraceMs: number;
+  logger: Logger;
+}
+
+class ScheduleRunner<D> {
+  readonly cron: Cron;
+  readonly lease: Lease;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  running: Promise<void> | null = null;
+  private readonly stop = new AbortController();
+  private stopped = false;
+  private deps!: D;
+
+  constructor(
+    readonly def: ScheduleDefinition<D>,
+    private readonly o: SchedulerOptions<D>,
+    private readonly log: Logger,
+  ) {
+    this.cron = new Cron(def.pattern, { timezone: "UTC", paused: true });
+    this.lease = new Lease(o.leases, `cron:${def.name}`, o.leaseMs, o.instanceId, log);
+  }
+
+  start(deps: D): void {
+    this.deps = deps;
+    this.plan(new Date());
+  }
+
+  private plan(after: Date): void {
+    if (this.stopped) return;
+    const next = this.cron.nextRun(after);
+    if (!next) return;
+    // setTimeout can fire a little early; never early for the tick.
+    const wait = () => {
+      const ms = next.getTime() - Date.now();
+      this.timer = setTimeout(() => (Date.now() < next.getTime() ? wait() : void this.tick(next)), Math.max(0, ms));
+    };
+    wait();
+  }
+
+  private async tick(at: Date): Promise<void> {
+    const late = Date.now() - at.getTime();
+    // A tick found more than a lease late (the process was paused) is left alone; plan from now.
+    this.plan(late > this.o.leaseMs ? new Date() : at);
+    if (late > this.o.leaseMs) {
+      this.log.warn("cron tick skipped: this instance woke too late", { schedule: this.def.name, late_ms: late });
+      return;
+    }
+    if (this.running) {
+      this.log.warn("cron tick skipped: the previous run is still going", { schedule: this.def.name });
+      return;
+    }
+    if (this.def.writesDb && !this.o.canWrite()) {
+      await this.lease.release();
+      return;
+    }
+    try {
+      if (!(await this.lease.ensure())) return;
+      const claimTtl = Math.max(60_000, 10 * this.o.leaseMs);
+      if (!(await this.o.leases.claim(`cron:${this.def.name}:${at.getTime()}`, this.o.instanceId, claimTtl))) return;
+    } catch (err) {
+      this.log.warn("cron tick skipped: lease store unreachable", { schedule: this.def.name, error: (err as Error).message });
+      return;
+    }
+    if (this.stopped) return;
+    this.running = this.execute(at).finally(() => (this.running = null));
+  }
+
+  private async execute(at: Date): Promise<void> {
+    const signal = AbortSignal.any([this.lease.signal, this.stop.signal]);
+    const record: RunRecord = {
+      name: this.def.name,
+      scheduled_at: at.toISOString(),
+      started_at: new Date().toISOString(),
+      finished_at: null,
+      instance: this.o.instanceId,
+      status: "running",
+      error: null,
+    };
+    await this.o.runs.record(record).catch(() => undefined);
+    try {
+      await this.def.run(this.deps, { scheduledAt: at, signal, instanceId: this.o.instanceId, logger: this.log });
+      record.status = signal.aborted ? "aborted" : "completed";
+    } catch (err) {
+      record.status = signal.aborted ? "aborted" : "failed";
+      record.error = (err as Error)?.message ?? String(err);
+    }
+    record.finished_at = new Date().toISOString();
+    if (record.status === "completed") this.log.debug("cron run completed", { schedule: this.def.name, scheduled_at: record.scheduled_at });
+    else this.log.warn(`cron run ${record.status}`, { schedule: this.def.name, scheduled_at: record.scheduled_at, error: record.error });
+    await this.o.runs.record(record).catch((err) => this.log.warn("could not record a cron run", { error: (err as Error).message }));
+  }
+
+  halt(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  abort(): void {
+    this.stop.abort(new Error("the instance is shutting down"));
+  }
+}
+
+export class CronScheduler<D> implements CronView {
+  private readonly runners: ScheduleRunner<D>[];
+  private readonly log: Logger;
+  private started = false;
+  private closed: Promise<void> | undefined;
+
+  constructor(private readonly o: SchedulerOptions<D>) {
+    this.log = o.logger.child({ component: "cron" });
+    const names = new Set<string>();
+    for (const s of o.schedules) {
+      if (names.has(s.name)) throw new Error(`two cron schedules are named "${s.name}"`);
+      names.add(s.name);
+    }
+    this.runners = o.schedules.map((def) => new ScheduleRunner(def, o, this.log));
+  }
+
+  /** Starts the clocks; `deps` is what each schedule's run receives. */
+  start(deps: D): void {
+    if (this.started) return;
+    this.started = true;
+    for (const r of this.runners) r.start(deps);
+    this.log.info("cron started", { schedules: this.runners.map((r) => `${r.def.name} (${r.def.pattern})`) });
+  }
+
+  /** The schedules with their last recorded run (cluster-wide with Redis) and their next tick. */
+  async list(): Promise<CronStatus[]> {
+    const last = await this.o.runs.last(this.runners.map((r) => r.def.name));
+    const now = new Date();
+    return this.runners.map((r) => {
+      const run = last[r.def.name] ?? null;
+      return {
+        name: r.def.name,
+        schedule: r.def.pattern,
+        description: r.def.description ?? null,
+        writes_db: r.def.writesDb,
+        last_run_at: run?.started_at ?? null,
+        last_instance: run?.instance ?? null,
+        last_status: run?.status ?? null,
+        last_finished_at: run?.finished_at ?? null,
+        last_error: run?.error ?? null,
+        next_run_at: r.cron.nextRun(now)?.toISOString() ?? null,
+      };
+    });
+  }
+
+  history(name: string, limit: number): Promise<RunRecord[]> {
+    return this.o.runs.history(name, limit);
+  }
+
+  /** Stops ticking, lets running schedules finish (bounded, then aborts them) and releases the leases. */
+  close(): Promise<void> {
+    return (this.closed ??= (async () => {
+      for (const r of this.runners) r.halt();
+      const running = this.runners.flatMap((r) => (r.running ? [r.running] : []));
+      if (running.length > 0) {
+        const done = await Promise.race([
+          Promise.allSettled(running).then(() => true),
+          Bun.sleep(this.o.shutdownGraceMs).then(() => false),
+        ]);
+        if (!done) {
+          for (const r of this.runners) r.abort();
+          await Promise.race([Promise.allSettled(running), Bun.sleep(1_000)]);
+        }
+      }
+      await Promise.all(this.runners.map((r) => r.lease.release()));
+      if (this.started) this.log.info("cron stopped");
+    })());
+  }
+}

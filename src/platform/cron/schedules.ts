@@ -1,0 +1,18 @@
+// Every cron schedule of the service, in one place. Append yours: a name, a croner pattern (UTC; six fields
+// puts seconds first), whether it writes the database (then only an instance that can write runs it), and
+// the run. Each tick runs once in the cluster (see scheduler.ts); a run should honour ctx.signal.
+import type { AppDeps } from "../../deps.ts";
+import { cleanupExpiredSessions } from "../../modules/jobs/handlers.ts";
+import type { ScheduleDefinition } from "./scheduler.ts";
+
+export const SCHEDULES: ScheduleDefinition<AppDeps>[] = [
+  {
+    name: "cleanup_expired_sessions",
+    pattern: "*/15 * * * *",
+    writesDb: true,
+    description: "Deletes login sessions past their expiry",
+    async run(deps) {
+      await cleanupExpiredSessions(deps);
+    },
+  },
+];

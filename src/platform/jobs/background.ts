@@ -1,0 +1,77 @@
+// The instance's background work, built from the configuration: the queue (Redis, or in process without
+// Redis), the job handlers, the outbox relay and the cron scheduler. buildDeps creates it; start() runs once
+// the server is listening; close() stops cron, then the relay, then the queue (all before Redis closes).
+import type { Config } from "../../config.ts";
+import type { AppDeps, Redis } from "../../deps.ts";
+import { registerJobHandlers } from "../../modules/jobs/handlers.ts";
+import type { Role } from "../cluster/role.ts";
+import { MemoryLeaseStore, RedisLeaseStore } from "../cron/lease.ts";
+import { MemoryRunStore, RedisRunStore } from "../cron/runs.ts";
+import { SCHEDULES } from "../cron/schedules.ts";
+import { CronScheduler } from "../cron/scheduler.ts";
+import type { Database } from "../db/client.ts";
+import { DbMailer } from "../mail/db-mailer.ts";
+import { HttpMailer } from "../mail/http-mailer.ts";
+import type { Mailer } from "../mail/port.ts";
+import type { Logger } from "../observability/logger.ts";
+import { MemoryQueue } from "./memory-queue.ts";
+import { queueOptionsFromConfig } from "./options.ts";
+import type { JobQueue } from "./port.ts";
+import { RedisQueue } from "./redis-queue.ts";
+import { OutboxRelay } from "./relay.ts";
+
+export interface Background {
+  queue: JobQueue;
+  relay: OutboxRelay;
+  cron: CronScheduler<AppDeps>;
+  mailer: Mailer;
+  /** Registers the job handlers (they need the finished deps). */
+  attach(deps: AppDeps): void;
+  /** Starts the relay, the worker (JOBS_WORKER_ENABLED) and cron (CRON_ENABLED). */
+  start(): void;
+  close(): Promise<void>;
+}
+
+export function createBackground(config: Config, logger: Logger, redis: Redis | null, database: Database, role: Role): Background {
+  const queue: JobQueue = redis
+    ? new RedisQueue(redis, config.REDIS_PREFIX, queueOptionsFromConfig(config, logger))
+    : new MemoryQueue(queueOptionsFromConfig(config, logger));
+  const relay = new OutboxRelay(database.db, queue, role, { logger });
+  const cron = new CronScheduler<AppDeps>({
+    schedules: SCHEDULES,
+    leases: redis ? new RedisLeaseStore(redis, `${config.REDIS_PREFIX}cron:`) : new MemoryLeaseStore(),
+    runs: redis ? new RedisRunStore(redis, `${config.REDIS_PREFIX}cron:`) : new MemoryRunStore(),
+    instanceId: config.INSTANCE_ID,
+    canWrite: () => role.isPrimary(),
+    leaseMs: config.CRON_LEASE_MS,
+    shutdownGraceMs: config.SHUTDOWN_TIMEOUT_MS,
+    logger,
+  });
+  const mailer: Mailer = config.MAIL_API_URL
+    ? new HttpMailer({ url: config.MAIL_API_URL, token: config.MAIL_API_TOKEN, from: config.MAIL_FROM, timeoutMs: config.MAIL_TIMEOUT_MS })
+    : new DbMailer(database.db);
+  let deps: AppDeps | undefined;
+  let started = false;
+  return {
+    queue,
+    relay,
+    cron,
+    mailer,
+    attach(d) {
+      deps = d;
+      registerJobHandlers(queue, d, mailer);
+    },
+    start() {
+      if (started || !deps) return;
+      started = true;
+      relay.start();
+      if (config.JOBS_WORKER_ENABLED) queue.start({ canWrite: () => role.isPrimary() });
+      if (config.CRON_ENABLED) cron.start(deps);
+    },
+    async close() {
+      await cron.close();
+      await relay.close();
+      await queue.close();
+    },
+  };
+}

@@ -1,0 +1,576 @@
+// The durable queue: Redis streams with one consumer group. A job is acknowledged only after its handler
+// returns; a delivery whose worker stops extending its hold is taken over by another worker after the
+// visibility timeout; failures are retried from a delayed set with exponential backoff and jitter, then kept
+// in a failed set. The atomic steps are the Lua scripts of redis-scripts.ts.
+import type { Redis } from "../../deps.ts";
+import type { Logger } from "../observability/logger.ts";
+import type { QueueOptions } from "./options.ts";
+import {
+  backoffDelay,
+  isPermanent,
+  type EnqueueOptions,
+  type EnqueueRequest,
+  type Job,
+  type JobDefinition,
+  type JobQueue,
+  type JobStatus,
+  type QueueStats,
+} from "./port.ts";
+import { ENQUEUE, EXTEND, FETCH, FINISH, PROMOTE, RECLAIM, RELEASE, START } from "./redis-scripts.ts";
+
+export const GROUP = "workers";
+type StreamName = "db" | "any";
+const STREAMS: readonly StreamName[] = ["db", "any"];
+const JOB_FIELDS = ["id", "type", "status", "created_at", "started_at", "completed_at", "error_message", "retry_count", "max_retries"] as const;
+const ENQUEUE_CHUNK = 500;
+const FINISH_CHUNK = 500;
+const BLOCK_MS = 1_000;
+const PROMOTE_MAX_WAIT_MS = 1_000;
+const MAINTENANCE_EVERY_MS = 60_000;
+/** A consumer with nothing pending and idle this long is a dead instance's: removed from the group. */
+const DEAD_CONSUMER_IDLE_MS = 3_600_000;
+const MAX_ERROR_LENGTH = 2_000;
+
+/** A row returned by the start scripts: stream, entry id, job id, type, payload, retry_count, max_retries. */
+type StartedRow = [StreamName, string, string, string, string, number, number];
+type StreamEntries = [string, string[] | null][];
+type StreamsReply = [string, StreamEntries][] | Record<string, StreamEntries>;
+
+interface Held {
+  stream: StreamName;
+  eid: string;
+  jid: string;
+  ctrl: AbortController;
+}
+
+type Outcome = { kind: "ok" } | { kind: "retry"; retry: number; delay: number; error: string } | { kind: "fail"; retry: number; error: string };
+
+interface FinishItem {
+  held: Held;
+  outcome: Outcome;
+  resolve: (recorded: boolean) => void;
+  reject: (err: unknown) => void;
+}
+
+const iso = (ms: string | null | undefined): string | null => (ms ? new Date(Number(ms)).toISOString() : null);
+
+export function jobFromFields(values: readonly (string | null | undefined)[]): Job | null {
+  const [id, type, status, created, started, completed, error, retry, maxRetries] = values;
+  if (!id || !type || !status) return null;
+  return {
+    id,
+    type,
+    status: status as JobStatus,
+    created_at: iso(created) ?? new Date(0).toISOString(),
+    started_at: iso(started),
+    completed_at: iso(completed),
+    error_message: error ? error : null,
+    retry_count: Number(retry ?? 0),
+    max_retries: Number(maxRetries ?? 0),
+  };
+}
+
+export function errorText(err: unknown): string {
+  const text = err instanceof Error ? `${err.name === "Error" ? "" : `${err.name}: `}${err.message}` : String(err);
+  return text.length > MAX_ERROR_LENGTH ? `${text.slice(0, MAX_ERROR_LENGTH)}…` : text;
+}
+
+const isNoGroup = (err: unknown) => /NOGROUP/.test(String((err as Error)?.message ?? err));
+
+export class RedisQueue implements JobQueue {
+  readonly kind = "redis" as const;
+  private readonly defs = new Map<string, JobDefinition<any>>();
+  private readonly base: string;
+  private readonly log: Logger;
+  private readonly held = new Map<string, Held>();
+  private readonly running = new Set<Promise<void>>();
+  private active = 0;
+  private started = false;
+  private closing = false;
+  private closed: Promise<void> | undefined;
+  private canWrite: () => boolean = () => true;
+  private blocking: Redis | null = null;
+  private blockingId: string | null = null;
+  private fetchLoop: Promise<void> | undefined;
+  private slotWaiter: (() => void) | null = null;
+  private readonly cursors: Record<StreamName, string> = { db: "0-0", any: "0-0" };
+  private rotate = 0;
+  private reclaiming = false;
+  private extending = false;
+  private readonly timers = new Set<ReturnType<typeof setInterval>>();
+  private promoteTimer: ReturnType<typeof setTimeout> | undefined;
+  private promoteAt = Infinity;
+  private promoting: Promise<void> | undefined;
+  private finishQueue: FinishItem[] = [];
+  private flushing: Promise<void> | undefined;
+  private lastErrorLog = 0;
+
+  constructor(
+    private readonly redis: Redis,
+    prefix: string,
+    private readonly o: QueueOptions,
+  ) {
+    this.base = `${prefix}jobs:`;
+    this.log = o.logger.child({ component: "jobs" });
+  }
+
+  /** Key names, for tests and tools. */
+  key(name: string): string {
+    return this.base + name;
+  }
+
+  register(def: JobDefinition<any>): void {
+    this.defs.set(def.type, def);
+  }
+
+  definition(type: string): JobDefinition<any> | undefined {
+    return this.defs.get(type);
+  }
+
+  /** Unknown types go to the database stream: the cautious choice (only the primary reads it). */
+  private streamOf(type: string): StreamName {
+    return this.defs.get(type)?.writesDb === false ? "any" : "db";
+  }
+
+  async enqueue(type: string, payload: Record<string, unknown>, opts: EnqueueOptions = {}): Promise<string> {
+    const [id] = await this.enqueueMany([{ ...opts, type, payload }]);
+    return id!;
+  }
+
+  async enqueueMany(jobs: readonly EnqueueRequest[]): Promise<string[]> {
+    const ids: string[] = [];
+    for (let i = 0; i < jobs.length; i += ENQUEUE_CHUNK) {
+      const chunk = jobs.slice(i, i + ENQUEUE_CHUNK);
+      const args: (string | number)[] = [this.base, Date.now(), chunk.length];
+      for (const j of chunk) {
+        args.push(
+          j.jobId ?? Bun.randomUUIDv7(),
+          j.type,
+          JSON.stringify(j.payload),
+          j.maxRetries ?? this.defs.get(j.type)?.maxRetries ?? this.o.maxRetries,
+          j.idempotencyKey ?? "",
+          this.streamOf(j.type),
+          Math.max(0, Math.round(j.delayMs ?? 0)),
+        );
+      }
+      const out = (await ENQUEUE.run(this.redis, [], args)) as string[];
+      ids.push(...out);
+      if (chunk.some((j) => (j.delayMs ?? 0) > 0)) this.wakePromoter(Math.min(...chunk.map((j) => j.delayMs ?? Infinity)));
+    }
+    return ids;
+  }
+
+  async getJob(id: string): Promise<Job | null> {
+    return jobFromFields((await this.redis.hmGet(this.base + "job:" + id, [...JOB_FIELDS])) as (string | null)[]);
+  }
+
+  async getJobs(ids: readonly string[]): Promise<Record<string, Job | null>> {
+    const rows = await Promise.all(ids.map((id) => this.redis.hmGet(this.base + "job:" + id, [...JOB_FIELDS])));
+    return Object.fromEntries(ids.map((id, i) => [id, jobFromFields(rows[i] as (string | null)[])]));
+  }
+
+  async listFailed(limit: number): Promise<Job[]> {
+    const ids = (await this.redis.sendCommand(["ZREVRANGE", this.base + "failed", "0", String(Math.max(0, limit - 1))])) as string[];
+    const jobs = await this.getJobs(ids);
+    return ids.map((id) => jobs[id]).filter((j): j is Job => j !== null && j !== undefined);
+  }
+
+  async stats(): Promise<QueueStats> {
+    const [db, any, delayed, failed, completed] = (await Promise.all([
+      this.redis.sendCommand(["XLEN", this.base + "stream:db"]),
+      this.redis.sendCommand(["XLEN", this.base + "stream:any"]),
+      this.redis.sendCommand(["ZCARD", this.base + "delayed"]),
+      this.redis.sendCommand(["ZCARD", this.base + "failed"]),
+      this.redis.sendCommand(["GET", this.base + "completed_total"]),
+    ])) as unknown as [number, number, number, number, string | null];
+    return { waiting: db + any, delayed, running_here: this.active, failed, completed_total: Number(completed ?? 0) };
+  }
+
+  start(opts: { canWrite: () => boolean }): void {
+    if (this.started) return;
+    this.started = true;
+    this.canWrite = opts.canWrite;
+    this.log.info("job worker started", {
+      consumer: this.o.consumerName,
+      concurrency: this.o.concurrency,
+      visibility_timeout_ms: this.o.visibilityTimeoutMs,
+    });
+    this.fetchLoop = this.runFetchLoop();
+    const vis = this.o.visibilityTimeoutMs;
+    this.every(Math.max(20, Math.floor(vis / 3)), () => this.extendHolds());
+    this.every(Math.max(50, Math.min(Math.floor(vis / 2), 5_000)), () => this.reclaim());
+    this.every(MAINTENANCE_EVERY_MS, () => this.maintain());
+    this.schedulePromote(0);
+    void this.maintain();
+  }
+
+  private every(ms: number, fn: () => Promise<void>): void {
+    const t = setInterval(() => void fn(), ms);
+    this.timers.add(t);
+  }
+
+  private streamsToRead(): StreamName[] {
+    if (!this.canWrite()) return ["any"];
+    // Alternate which stream is read first, so a busy one does not starve the other.
+    return this.rotate++ % 2 === 0 ? ["db", "any"] : ["any", "db"];
+  }
+
+  private async ensureGroups(): Promise<void> {
+    for (const s of STREAMS) {
+      try {
+        await this.redis.sendCommand(["XGROUP", "CREATE", this.base + "stream:" + s, GROUP, "0", "MKSTREAM"]);
+      } catch (err) {
+        if (!/BUSYGROUP/.test(String((err as Error).message))) throw err;
+      }
+    }
+  }
+
+  private logError(msg: string, err: unknown): void {
+    const now = Date.now();
+    if (now - this.lastErrorLog < 5_000) return;
+    this.lastErrorLog = now;
+    this.log.warn(msg, { error: errorText(err) });
+  }
+
+  // ---- consuming -------------------------------------------------------------------------------------
+
+  private waitForSlot(): Promise<void> {
+    return new Promise((resolve) => (this.slotWaiter = resolve));
+  }
+
+  private wake(): void {
+    const w = this.slotWaiter;
+    this.slotWaiter = null;
+    w?.();
+  }
+
+  private async runFetchLoop(): Promise<void> {
+    await this.ensureGroups().catch(() => undefined);
+    let failures = 0;
+    while (!this.closing) {
+      const free = this.o.concurrency - this.active;
+      if (free <= 0) {
+        await this.waitForSlot();
+        continue;
+      }
+      const streams = this.streamsToRead();
+      try {
+        let rows = await this.startScript(FETCH, [free, ...streams]);
+        if (rows.length === 0 && !this.closing) rows = await this.blockingRead(streams, free);
+        failures = 0;
+        this.dispatchAll(rows);
+      } catch (err) {
+        if (this.closing) break;
+        if (isNoGroup(err)) {
+          // First start, or Redis lost its data (restart without persistence): recreate the group.
+          await this.ensureGroups().catch(() => undefined);
+          if (failures++ === 0) continue;
+        } else {
+          failures++;
+          this.logError("job fetch failed; retrying", err);
+        }
+        await Bun.sleep(Math.min(5_000, 100 * 2 ** Math.min(failures, 6)));
+      }
+    }
+  }
+
+  private async startScript(script: typeof FETCH, extra: (string | number)[]): Promise<StartedRow[]> {
+    return (await script.run(this.redis, [], [
+      this.base,
+      GROUP,
+      this.o.consumerName,
+      Date.now(),
+      this.o.retentionFailedMs,
+      ...extra,
+    ])) as StartedRow[];
+  }
+
+  /** Waits (on a connection of its own) for the next entry when the streams are empty. */
+  private async blockingRead(streams: StreamName[], free: number): Promise<StartedRow[]> {
+    const client = await this.blockingClient();
+    if (this.closing) return [];
+    const keys = streams.map((s) => this.base + "stream:" + s);
+    const reply = (await client.sendCommand([
+      "XREADGROUP", "GROUP", GROUP, this.o.consumerName, "COUNT", "1", "BLOCK", String(BLOCK_MS),
+      "STREAMS", ...keys, ...keys.map(() => ">"),
+    ])) as StreamsReply | null;
+    if (!reply) return [];
+    const args: string[] = [this.base, GROUP, String(Date.now()), String(this.o.retentionFailedMs)];
+    // RESP3 answers a map of stream -> entries, RESP2 a list of [stream, entries].
+    const perStream = Array.isArray(reply) ? reply : Object.entries(reply);
+    for (const [key, entries] of perStream) {
+      const stream = key.slice(this.base.length + "stream:".length);
+      for (const [eid, fields] of entries) args.push(stream, eid, fields?.[1] ?? "");
+    }
+    const rows = (await START.run(this.redis, [], args)) as StartedRow[];
+    if (rows.length > free) {
+      // One entry per stream arrived at once and only one slot is free: hand the extra back.
+      const extra = rows.splice(free);
+      await this.releaseRows(extra);
+    }
+    return rows;
+  }
+
+  private async blockingClient(): Promise<Redis> {
+    if (!this.blocking) {
+      const c = this.redis.duplicate() as Redis;
+      c.on("error", () => undefined);
+      c.on("ready", () => (this.blockingId = null));
+      this.blocking = c;
+      await c.connect().catch(() => undefined);
+    }
+    if (this.blockingId === null && this.blocking.isReady) {
+      this.blockingId = String(await this.blocking.sendCommand(["CLIENT", "ID"]));
+    }
+    return this.blocking;
+  }
+
+  private dispatchAll(rows: StartedRow[]): void {
+    if (this.closing) {
+      void this.releaseRows(rows).catch(() => undefined);
+      return;
+    }
+    for (const row of rows) this.dispatch(row);
+  }
+
+  private dispatch(row: StartedRow): void {
+    const [stream, eid, jid, type, payload, retry, maxRetries] = row;
+    const held: Held = { stream, eid, jid, ctrl: new AbortController() };
+    this.held.set(eid, held);
+    this.active++;
+    const p: Promise<void> = this.execute(held, type, payload, Number(retry), Number(maxRetries)).finally(() => {
+      this.held.delete(eid);
+      this.active--;
+      this.running.delete(p);
+      this.wake();
+    });
+    this.running.add(p);
+  }
+
+  private async execute(held: Held, type: string, payload: string, retry: number, maxRetries: number): Promise<void> {
+    let outcome: Outcome;
+    try {
+      const def = this.defs.get(type);
+      if (!def) throw new Error(`no handler registered for job type "${type}" on this instance`);
+      if (def.writesDb && !this.canWrite()) {
+        // This instance stopped being the primary since it took the job: give it back.
+        await this.releaseRows([[held.stream, held.eid, held.jid, type, payload, retry, maxRetries]]);
+        return;
+      }
+      await def.handler(JSON.parse(payload), { jobId: held.jid, type, attempt: retry + 1, signal: held.ctrl.signal });
+      outcome = { kind: "ok" };
+    } catch (err) {
+      const error = errorText(err);
+      if (isPermanent(err) || retry >= maxRetries) {
+        outcome = { kind: "fail", retry, error };
+        this.log.warn("job failed", { job_id: held.jid, type, retry_count: retry, error });
+      } else {
+        const delay = backoffDelay(retry + 1, this.o.backoffBaseMs, this.o.backoffCapMs);
+        outcome = { kind: "retry", retry: retry + 1, delay, error };
+        this.log.info("job will be retried", { job_id: held.jid, type, retry_count: retry + 1, delay_ms: delay, error });
+      }
+    }
+    await this.finishWithRetry(held, outcome);
+  }
+
+  /** Records an outcome; while Redis is unreachable, keeps trying for up to a visibility timeout. */
+  private async finishWithRetry(held: Held, outcome: Outcome): Promise<void> {
+    const deadline = Date.now() + this.o.visibilityTimeoutMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const recorded = await this.pushFinish(held, outcome);
+        if (!recorded) this.log.debug("job outcome not recorded: another worker holds it now", { job_id: held.jid });
+        else if (outcome.kind === "retry") this.wakePromoter(outcome.delay);
+        return;
+      } catch (err) {
+        if (Date.now() > deadline || held.ctrl.signal.aborted) {
+          this.log.warn("could not record a job's outcome; it will be delivered again", { job_id: held.jid, error: errorText(err) });
+          return;
+        }
+        await Bun.sleep(Math.min(1_000, 25 * 2 ** attempt));
+      }
+    }
+  }
+
+  /** Outcomes are written in batches: those that finish while a batch is in flight go in the next one. */
+  private pushFinish(held: Held, outcome: Outcome): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.finishQueue.push({ held, outcome, resolve, reject });
+      if (!this.flushing) this.flushing = this.flushFinishes();
+    });
+  }
+
+  private async flushFinishes(): Promise<void> {
+    await Promise.resolve();
+    while (this.finishQueue.length > 0) {
+      const batch = this.finishQueue.splice(0, FINISH_CHUNK);
+      const args: (string | number)[] = [
+        this.base, GROUP, this.o.consumerName, Date.now(), this.o.retentionCompletedMs, this.o.retentionFailedMs,
+      ];
+      for (const { held, outcome } of batch) {
+        args.push(
+          held.stream,
+          held.eid,
+          held.jid,
+          outcome.kind,
+          outcome.kind === "ok" ? 0 : outcome.retry,
+          outcome.kind === "retry" ? outcome.delay : 0,
+          outcome.kind === "ok" ? "" : outcome.error,
+        );
+      }
+      try {
+        const res = (await FINISH.run(this.redis, [], args)) as number[];
+        batch.forEach((item, i) => item.resolve(res[i] === 1));
+      } catch (err) {
+        for (const item of batch) item.reject(err);
+      }
+    }
+    this.flushing = undefined;
+  }
+
+  private async releaseRows(rows: StartedRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    await RELEASE.run(this.redis, [], [this.base, GROUP, this.o.consumerName, ...rows.flatMap((r) => [r[0], r[1], r[2]])]);
+  }
+
+  // ---- holds, takeovers, delayed jobs, retention ---------------------------------------------------------
+
+  /** Extends the hold on every delivery this worker has; aborts the handlers of those it lost. */
+  private async extendHolds(): Promise<void> {
+    if (this.extending || this.held.size === 0) return;
+    this.extending = true;
+    try {
+      const list = [...this.held.values()];
+      const lost = (await EXTEND.run(this.redis, [], [
+        this.base, GROUP, this.o.consumerName, ...list.flatMap((h) => [h.stream, h.eid]),
+      ])) as string[];
+      for (const eid of lost) {
+        const h = this.held.get(eid);
+        if (h && !h.ctrl.signal.aborted) {
+          this.log.warn("lost the hold on a running job; aborting it", { job_id: h.jid });
+          h.ctrl.abort(new Error("this worker lost its hold on the job"));
+        }
+      }
+    } catch (err) {
+      this.logError("could not extend job holds", err);
+    } finally {
+      this.extending = false;
+    }
+  }
+
+  /** Takes over deliveries whose worker stopped answering for longer than the visibility timeout. */
+  private async reclaim(): Promise<void> {
+    const free = this.o.concurrency - this.active;
+    if (this.reclaiming || this.closing || free <= 0) return;
+    this.reclaiming = true;
+    try {
+      const streams = this.canWrite() ? STREAMS : (["any"] as const);
+      const [cursors, rows] = (await RECLAIM.run(this.redis, [], [
+        this.base, GROUP, this.o.consumerName, Date.now(), this.o.retentionFailedMs, this.o.visibilityTimeoutMs, free,
+        ...streams.flatMap((s) => [s, this.cursors[s]]),
+      ])) as [string[], StartedRow[]];
+      streams.forEach((s, i) => (this.cursors[s] = cursors[i] ?? "0-0"));
+      if (rows.length > 0) this.log.info("took over jobs from a worker that stopped answering", { count: rows.length });
+      this.dispatchAll(rows);
+    } catch (err) {
+      if (isNoGroup(err)) await this.ensureGroups().catch(() => undefined);
+      else this.logError("job takeover scan failed", err);
+    } finally {
+      this.reclaiming = false;
+    }
+  }
+
+  private wakePromoter(inMs: number): void {
+    if (!this.started || this.closing) return;
+    if (Date.now() + inMs < this.promoteAt) this.schedulePromote(inMs);
+  }
+
+  private schedulePromote(inMs: number): void {
+    if (this.closing) return;
+    clearTimeout(this.promoteTimer);
+    this.promoteAt = Date.now() + inMs;
+    this.promoteTimer = setTimeout(() => {
+      this.promoteAt = Infinity;
+      this.promoting = this.promote();
+    }, inMs);
+  }
+
+  private async promote(): Promise<void> {
+    let next = PROMOTE_MAX_WAIT_MS;
+    try {
+      const r = Number(await PROMOTE.run(this.redis, [], [this.base, 500]));
+      next = r < 0 ? PROMOTE_MAX_WAIT_MS : Math.min(r, PROMOTE_MAX_WAIT_MS);
+    } catch (err) {
+      this.logError("moving due retries failed", err);
+    }
+    if (this.promoteAt === Infinity) this.schedulePromote(next);
+  }
+
+  private async maintain(): Promise<void> {
+    try {
+      await this.redis.sendCommand([
+        "ZREMRANGEBYSCORE", this.base + "failed", "-inf", String(Date.now() - this.o.retentionFailedMs),
+      ]);
+      for (const s of STREAMS) {
+        const key = this.base + "stream:" + s;
+        const consumers = (await this.redis.sendCommand(["XINFO", "CONSUMERS", key, GROUP]).catch(() => [])) as unknown[];
+        for (const raw of consumers) {
+          // RESP3: a map per consumer; RESP2: a flat list of name, value pairs.
+          let c: Record<string, unknown> = {};
+          if (Array.isArray(raw)) for (let i = 0; i + 1 < raw.length; i += 2) c[String(raw[i])] = raw[i + 1];
+          else if (raw instanceof Map) c = Object.fromEntries(raw);
+          else c = raw as Record<string, unknown>;
+          const name = String(c.name);
+          if (name !== this.o.consumerName && Number(c.pending) === 0 && Number(c.idle) > DEAD_CONSUMER_IDLE_MS) {
+            await this.redis.sendCommand(["XGROUP", "DELCONSUMER", key, GROUP, name]);
+          }
+        }
+      }
+    } catch (err) {
+      this.logError("job maintenance failed", err);
+    }
+  }
+
+  // ---- shutdown ----------------------------------------------------------------------------------------
+
+  close(): Promise<void> {
+    return (this.closed ??= this.shutdown());
+  }
+
+  private async shutdown(): Promise<void> {
+    this.closing = true;
+    if (!this.started) return;
+    clearTimeout(this.promoteTimer);
+    this.wake();
+    if (this.blockingId !== null) {
+      await this.redis.sendCommand(["CLIENT", "UNBLOCK", this.blockingId]).catch(() => undefined);
+    }
+    await Promise.race([this.fetchLoop, Bun.sleep(BLOCK_MS + 500)]);
+    const running = [...this.running];
+    const finished = await Promise.race([
+      Promise.allSettled(running).then(() => true),
+      Bun.sleep(this.o.shutdownGraceMs).then(() => false),
+    ]);
+    if (!finished && this.held.size > 0) {
+      const left = [...this.held.values()];
+      this.log.warn("handlers still running at shutdown; aborting them and handing their jobs back", { count: left.length });
+      for (const h of left) h.ctrl.abort(new Error("the worker is shutting down"));
+      await this.releaseRows(left.map((h) => [h.stream, h.eid, h.jid, "", "", 0, 0] as StartedRow)).catch((err) =>
+        this.log.warn("could not hand jobs back; they will be taken over after the visibility timeout", { error: errorText(err) }),
+      );
+    }
+    if (this.flushing) await Promise.race([this.flushing, Bun.sleep(2_000)]);
+    for (const t of this.timers) clearInterval(t);
+    this.timers.clear();
+    await Promise.race([this.promoting, Bun.sleep(1_000)]);
+    clearTimeout(this.promoteTimer);
+    const b = this.blocking;
+    this.blocking = null;
+    if (b) {
+      try {
+        if (b.isOpen) b.destroy();
+      } catch {}
+    }
+    this.log.info("job worker stopped", { consumer: this.o.consumerName });
+  }
+}

@@ -1,0 +1,272 @@
+// The queue's atomic steps, as Lua. Keys (all under `<REDIS_PREFIX>jobs:`):
+//   stream:db, stream:any   streams of job ids waiting or being run (entries are XDEL'd once finished, so
+//                           XLEN is the live depth and no MAXLEN trimming can drop a pending entry)
+//   job:<id>                the job's record (hash); given a TTL (the retention) once it is finished
+//   idem:<key>              idempotency key -> job id; expires with the job's record
+//   delayed                 zset of job ids by the time (Redis clock, ms) they may run again
+//   failed                  zset of failed job ids by failure time, kept for inspection, trimmed by retention
+//   completed_total         counter
+// Scripts build key names from the prefix they are given, so they need a standalone Redis (or one shard).
+import { LuaScript } from "./script.ts";
+
+const PRELUDE = `
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function expire_job(base, jk, ttl)
+  redis.call('PEXPIRE', jk, ttl)
+  local idem = redis.call('HGET', jk, 'idem')
+  if idem and idem ~= '' then redis.call('PEXPIRE', base .. 'idem:' .. idem, ttl) end
+end
+
+local function owned(sk, group, consumer, eid)
+  local p = redis.pcall('XPENDING', sk, group, eid, eid, 1, consumer)
+  return type(p) == 'table' and p.err == nil and #p == 1
+end
+
+-- A command on the group that fails because the group is missing (first use, or Redis lost its data)
+-- creates the group and runs once more, so a script never stops half-way on NOGROUP.
+local function on_group(sk, group, ...)
+  local res = redis.pcall(...)
+  if type(res) == 'table' and res.err then
+    if not string.find(res.err, 'NOGROUP') then return redis.call(...) end
+    redis.pcall('XGROUP', 'CREATE', sk, group, '0', 'MKSTREAM')
+    res = redis.call(...)
+  end
+  return res
+end
+
+local LOST = 'the worker running this job stopped answering (no acknowledgement within the visibility timeout)'
+
+-- Marks a delivered entry's job as running and appends what the worker needs to out; drops stale entries.
+-- claimed: the entry was taken over from another worker; if that worker had started it, the lost run counts
+-- as a failed attempt (so a job that kills its worker does not circulate for ever).
+local function start_one(base, group, sname, sk, eid, jid, claimed, now, failttl, out)
+  local jk = jid and (base .. 'job:' .. jid)
+  local h = {}
+  if jk then h = redis.call('HMGET', jk, 'status', 'entry', 'type', 'payload', 'retry_count', 'max_retries') end
+  if (not h[1]) or h[2] ~= eid or h[1] == 'completed' or h[1] == 'failed' then
+    redis.call('XACK', sk, group, eid)
+    redis.call('XDEL', sk, eid)
+    return
+  end
+  local retry = tonumber(h[5]) or 0
+  local maxr = tonumber(h[6]) or 0
+  if claimed and h[1] == 'running' then
+    retry = retry + 1
+    if retry > maxr then
+      redis.call('XACK', sk, group, eid)
+      redis.call('XDEL', sk, eid)
+      redis.call('HSET', jk, 'status', 'failed', 'completed_at', now, 'error_message', LOST, 'entry', '')
+      redis.call('ZADD', base .. 'failed', now, jid)
+      expire_job(base, jk, failttl)
+      return
+    end
+    redis.call('HSET', jk, 'retry_count', retry, 'error_message', LOST)
+  end
+  redis.call('HSET', jk, 'status', 'running', 'started_at', now)
+  out[#out + 1] = { sname, eid, jid, h[3], h[4], retry, maxr }
+end
+`;
+
+/** ARGV: base, now, n, then per job: id, type, payload, max_retries, idempotency key or "", stream, delay ms. */
+export const ENQUEUE = new LuaScript(`${PRELUDE}
+local base, now, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local out = {}
+local rnow = nil
+for i = 0, n - 1 do
+  local o = 4 + i * 7
+  local id, jtype, payload, maxr, idem, sname, delay = ARGV[o], ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], ARGV[o + 4], ARGV[o + 5], tonumber(ARGV[o + 6])
+  local found = nil
+  if idem ~= '' then found = redis.call('GET', base .. 'idem:' .. idem) end
+  if found then
+    out[#out + 1] = found
+  else
+    local jk = base .. 'job:' .. id
+    if redis.call('EXISTS', jk) == 1 then
+      -- An explicit id that is already known: the same job, enqueued again.
+      if idem ~= '' then
+        local ttl = redis.call('PTTL', jk)
+        if ttl > 0 then redis.call('SET', base .. 'idem:' .. idem, id, 'PX', ttl) else redis.call('SET', base .. 'idem:' .. idem, id) end
+      end
+    else
+      redis.call('HSET', jk, 'id', id, 'type', jtype, 'payload', payload, 'status', 'pending', 'created_at', now,
+        'retry_count', 0, 'max_retries', maxr, 'idem', idem, 'stream', sname, 'entry', '')
+      if idem ~= '' then redis.call('SET', base .. 'idem:' .. idem, id) end
+      if delay > 0 then
+        if not rnow then rnow = now_ms() end
+        redis.call('ZADD', base .. 'delayed', rnow + delay, id)
+      else
+        local e = redis.call('XADD', base .. 'stream:' .. sname, '*', 'j', id)
+        redis.call('HSET', jk, 'entry', e)
+      end
+    end
+    out[#out + 1] = id
+  end
+end
+return out
+`);
+
+/** Reads up to `count` new entries (streams in the order given) and starts them. ARGV: base, group, consumer, now, failed ttl, count, streams… */
+export const FETCH = new LuaScript(`${PRELUDE}
+local base, group, consumer, now, failttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local want = tonumber(ARGV[6])
+local out = {}
+for i = 7, #ARGV do
+  if want <= 0 then break end
+  local sname = ARGV[i]
+  local sk = base .. 'stream:' .. sname
+  local res = on_group(sk, group, 'XREADGROUP', 'GROUP', group, consumer, 'COUNT', want, 'STREAMS', sk, '>')
+  if res then
+    for _, e in ipairs(res[1][2]) do
+      want = want - 1
+      local f = e[2]
+      start_one(base, group, sname, sk, e[1], f and f[2], false, now, failttl, out)
+    end
+  end
+end
+return out
+`);
+
+/** Starts entries already delivered to this consumer (by a blocking XREADGROUP). ARGV: base, group, now, failed ttl, then (stream, entry id, job id)… */
+export const START = new LuaScript(`${PRELUDE}
+local base, group, now, failttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local out = {}
+for i = 5, #ARGV, 3 do
+  local sname = ARGV[i]
+  local jid = ARGV[i + 2]
+  if jid == '' then jid = nil end
+  start_one(base, group, sname, base .. 'stream:' .. sname, ARGV[i + 1], jid, false, now, failttl, out)
+end
+return out
+`);
+
+/**
+ * Takes over entries idle longer than the visibility timeout (their worker died or stalled) and starts them.
+ * ARGV: base, group, consumer, now, failed ttl, min idle ms, count, then (stream, cursor)… Returns {cursors, rows}.
+ */
+export const RECLAIM = new LuaScript(`${PRELUDE}
+local base, group, consumer, now, failttl, minidle = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local want = tonumber(ARGV[7])
+local out = {}
+local cursors = {}
+for i = 8, #ARGV, 2 do
+  local sname, cursor = ARGV[i], ARGV[i + 1]
+  if want > 0 then
+    local sk = base .. 'stream:' .. sname
+    local res = on_group(sk, group, 'XAUTOCLAIM', sk, group, consumer, minidle, cursor, 'COUNT', want)
+    cursors[#cursors + 1] = res[1]
+    for _, e in ipairs(res[2]) do
+      if e then
+        want = want - 1
+        local f = e[2]
+        start_one(base, group, sname, sk, e[1], f and f[2], true, now, failttl, out)
+      end
+    end
+  else
+    cursors[#cursors + 1] = cursor
+  end
+end
+return { cursors, out }
+`);
+
+/** Resets the idle time of entries this consumer still owns. ARGV: base, group, consumer, then (stream, entry id)…; returns the ids it no longer owns. */
+export const EXTEND = new LuaScript(`${PRELUDE}
+local base, group, consumer = ARGV[1], ARGV[2], ARGV[3]
+local lost = {}
+for i = 4, #ARGV, 2 do
+  local sk = base .. 'stream:' .. ARGV[i]
+  local eid = ARGV[i + 1]
+  if owned(sk, group, consumer, eid) then
+    redis.call('XCLAIM', sk, group, consumer, 0, eid, 'JUSTID')
+  else
+    lost[#lost + 1] = eid
+  end
+end
+return lost
+`);
+
+/**
+ * Records outcomes, only for deliveries this consumer still owns (a worker that lost its hold changes nothing).
+ * ARGV: base, group, consumer, now, completed ttl, failed ttl, then per item: stream, entry id, job id,
+ * outcome (ok | retry | fail), retry_count, delay ms, error. Returns 1 (recorded) or 0 (stale) per item.
+ */
+export const FINISH = new LuaScript(`${PRELUDE}
+local base, group, consumer, now, cttl, fttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local res = {}
+local rnow = nil
+for i = 7, #ARGV, 7 do
+  local sname, eid, jid, outcome, retry, delay, err = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
+  local sk = base .. 'stream:' .. sname
+  local jk = base .. 'job:' .. jid
+  if not owned(sk, group, consumer, eid) then
+    res[#res + 1] = 0
+  else
+    redis.call('XACK', sk, group, eid)
+    redis.call('XDEL', sk, eid)
+    if redis.call('EXISTS', jk) == 0 then
+      res[#res + 1] = 0
+    elseif outcome == 'ok' then
+      redis.call('HSET', jk, 'status', 'completed', 'completed_at', now, 'error_message', '', 'entry', '')
+      expire_job(base, jk, cttl)
+      redis.call('INCR', base .. 'completed_total')
+      res[#res + 1] = 1
+    elseif outcome == 'retry' then
+      if not rnow then rnow = now_ms() end
+      redis.call('HSET', jk, 'status', 'retrying', 'retry_count', retry, 'error_message', err, 'entry', '')
+      redis.call('ZADD', base .. 'delayed', rnow + tonumber(delay), jid)
+      res[#res + 1] = 1
+    else
+      redis.call('HSET', jk, 'status', 'failed', 'completed_at', now, 'retry_count', retry, 'error_message', err, 'entry', '')
+      redis.call('ZADD', base .. 'failed', now, jid)
+      expire_job(base, jk, fttl)
+      res[#res + 1] = 1
+    end
+  end
+end
+return res
+`);
+
+/** Hands owned deliveries back to the stream at once (shutdown). ARGV: base, group, consumer, then (stream, entry id, job id)… */
+export const RELEASE = new LuaScript(`${PRELUDE}
+local base, group, consumer = ARGV[1], ARGV[2], ARGV[3]
+local n = 0
+for i = 4, #ARGV, 3 do
+  local sname, eid, jid = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local sk = base .. 'stream:' .. sname
+  if owned(sk, group, consumer, eid) then
+    redis.call('XACK', sk, group, eid)
+    redis.call('XDEL', sk, eid)
+    local jk = base .. 'job:' .. jid
+    local st = redis.call('HGET', jk, 'status')
+    if st and st ~= 'completed' and st ~= 'failed' then
+      local e = redis.call('XADD', sk, '*', 'j', jid)
+      redis.call('HSET', jk, 'status', 'pending', 'entry', e)
+      n = n + 1
+    end
+  end
+end
+return n
+`);
+
+/** Moves due delayed jobs back to their stream. ARGV: base, limit. Returns ms until the next is due, 0 for "more now", -1 for none. */
+export const PROMOTE = new LuaScript(`${PRELUDE}
+local base, limit = ARGV[1], tonumber(ARGV[2])
+local rnow = now_ms()
+local ids = redis.call('ZRANGEBYSCORE', base .. 'delayed', '-inf', rnow, 'LIMIT', 0, limit)
+for _, id in ipairs(ids) do
+  redis.call('ZREM', base .. 'delayed', id)
+  local jk = base .. 'job:' .. id
+  local sname = redis.call('HGET', jk, 'stream')
+  if sname then
+    local e = redis.call('XADD', base .. 'stream:' .. sname, '*', 'j', id)
+    redis.call('HSET', jk, 'entry', e)
+  end
+end
+if #ids >= limit then return 0 end
+local first = redis.call('ZRANGE', base .. 'delayed', 0, 0, 'WITHSCORES')
+if first[2] then return math.max(1, tonumber(first[2]) - rnow) end
+return -1
+`);

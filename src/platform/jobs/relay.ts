@@ -1,0 +1,168 @@
+// Moves committed outbox rows to the queue (the row's idempotency key becomes the job's, so relaying a row
+// twice enqueues one job), on the primary only. It polls, reacts to kick() after a commit, and keeps retrying
+// while the queue is unreachable. A reconciler then deletes rows whose job has finished, and hands back to
+// the relay the rows whose job the queue no longer knows (Redis restarted without its data, or the
+// in-process queue died with its process): they are enqueued again under the same job id.
+import type { OutboxRelay as OutboxRelayPort } from "../../deps.ts";
+import type { Role } from "../cluster/role.ts";
+import type { Db } from "../db/client.ts";
+import type { Logger } from "../observability/logger.ts";
+import { outboxRepo } from "./outbox.ts";
+import type { JobQueue } from "./port.ts";
+import { errorText } from "./redis-queue.ts";
+
+const KICK_COALESCE_MS = 20;
+
+export interface RelayOptions {
+  /** How often the outbox is read when nothing kicks the relay. */
+  pollMs?: number;
+  batch?: number;
+  /** How often relayed rows are checked against the queue. */
+  reconcileMs?: number;
+  logger: Logger;
+}
+
+export class OutboxRelay implements OutboxRelayPort {
+  private readonly pollMs: number;
+  private readonly batch: number;
+  private readonly reconcileMs: number;
+  private readonly log: Logger;
+  private closing = false;
+  private loop: Promise<void> | undefined;
+  private kicked = false;
+  private kickTimer: ReturnType<typeof setTimeout> | undefined;
+  private wakeUp: (() => void) | null = null;
+  private reconcileCursor = 0;
+  private nextReconcileAt = 0;
+  private lastErrorLog = 0;
+
+  constructor(
+    private readonly db: Db,
+    private readonly queue: JobQueue,
+    private readonly role: Role,
+    opts: RelayOptions,
+  ) {
+    this.pollMs = opts.pollMs ?? 1_000;
+    this.batch = opts.batch ?? 200;
+    this.reconcileMs = opts.reconcileMs ?? 30_000;
+    this.log = opts.logger.child({ component: "outbox" });
+  }
+
+  /** Kicks within a few milliseconds are coalesced: a burst of commits is relayed in one batch. */
+  kick(): void {
+    if (this.kickTimer) return;
+    this.kickTimer = setTimeout(() => {
+      this.kickTimer = undefined;
+      this.kicked = true;
+      this.wakeUp?.();
+    }, KICK_COALESCE_MS);
+  }
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    clearTimeout(this.kickTimer);
+    this.wakeUp?.();
+    await this.loop;
+  }
+
+  /** Sleeps `ms`; a kick ends it early when `wakeOnKick`, closing always does. */
+  private sleep(ms: number, wakeOnKick: boolean): Promise<void> {
+    if (this.closing || (wakeOnKick && this.kicked)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        this.wakeUp = null;
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      this.wakeUp = () => {
+        if (wakeOnKick || this.closing) done();
+      };
+    });
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    while (!this.closing) {
+      let delay = this.pollMs;
+      let wakeOnKick = true;
+      if (this.role.isPrimary()) {
+        try {
+          this.kicked = false;
+          const moved = await this.relayOnce();
+          if (moved >= this.batch) delay = 0;
+          if (Date.now() >= this.nextReconcileAt) {
+            await this.reconcileOnce();
+            this.nextReconcileAt = Date.now() + this.reconcileMs;
+          }
+          failures = 0;
+        } catch (err) {
+          failures++;
+          // While the queue is down, a kick per registration must not turn into a retry per registration.
+          delay = Math.min(5_000, 100 * 2 ** Math.min(failures, 6));
+          wakeOnKick = false;
+          const now = Date.now();
+          if (now - this.lastErrorLog > 5_000) {
+            this.lastErrorLog = now;
+            this.log.warn("outbox relay cannot reach the queue; retrying", { error: errorText(err), retry_in_ms: delay });
+          }
+        }
+      }
+      if (delay > 0 && !this.closing) await this.sleep(delay, wakeOnKick);
+    }
+  }
+
+  /** Enqueues one batch of committed rows and marks them relayed; returns how many it moved. */
+  async relayOnce(): Promise<number> {
+    const rows = await outboxRepo.pending(this.db, this.batch);
+    if (rows.length === 0) return 0;
+    let ids: string[];
+    try {
+      ids = await this.queue.enqueueMany(
+        rows.map((r) => ({
+          type: r.jobType,
+          payload: r.payload,
+          idempotencyKey: r.idempotencyKey,
+          maxRetries: r.maxRetries ?? undefined,
+          jobId: r.jobId ?? undefined,
+        })),
+      );
+    } catch (err) {
+      await outboxRepo.markFailedAttempt(this.db, rows.map((r) => r.id), errorText(err)).catch(() => undefined);
+      throw err;
+    }
+    await outboxRepo.markRelayed(
+      this.db,
+      rows.map((r, i) => ({ id: r.id, jobId: ids[i]! })),
+      new Date().toISOString(),
+    );
+    this.log.debug("outbox rows relayed", { count: rows.length });
+    return rows.length;
+  }
+
+  /** Checks one batch of relayed rows against the queue. */
+  async reconcileOnce(limit = 500): Promise<{ deleted: number; requeued: number }> {
+    const rows = await outboxRepo.relayed(this.db, this.reconcileCursor, limit);
+    this.reconcileCursor = rows.length < limit ? 0 : rows[rows.length - 1]!.id;
+    if (rows.length === 0) return { deleted: 0, requeued: 0 };
+    const jobs = await this.queue.getJobs(rows.flatMap((r) => (r.jobId ? [r.jobId] : [])));
+    const done: number[] = [];
+    const lost: number[] = [];
+    for (const r of rows) {
+      const job = r.jobId ? jobs[r.jobId] : null;
+      if (!job) lost.push(r.id);
+      else if (job.status === "completed" || job.status === "failed") done.push(r.id);
+    }
+    await outboxRepo.delete(this.db, done);
+    await outboxRepo.unrelay(this.db, lost);
+    if (lost.length > 0) {
+      this.log.warn("the queue lost relayed jobs; relaying them again under the same ids", { count: lost.length });
+      this.kick();
+    }
+    return { deleted: done.length, requeued: lost.length };
+  }
+}

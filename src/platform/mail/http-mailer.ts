@@ -1,0 +1,34 @@
+// Mail through an HTTP API (MAIL_API_URL): POST {from, to, subject, text} as JSON with an `Idempotency-Key`
+// header (the job id), so the provider drops a repeat. 2xx is sent; 408, 409, 429 and 5xx are retried by the
+// queue; any other 4xx fails the job at once.
+import { PermanentJobError } from "../jobs/port.ts";
+import type { Mailer, MailMessage, SendOptions } from "./port.ts";
+
+export interface HttpMailerOptions {
+  url: string;
+  token?: string;
+  from: string;
+  timeoutMs: number;
+}
+
+export class HttpMailer implements Mailer {
+  readonly writesDb = false;
+  constructor(private readonly o: HttpMailerOptions) {}
+
+  async send(m: MailMessage, opts: SendOptions): Promise<void> {
+    const headers: Record<string, string> = { "content-type": "application/json", "idempotency-key": opts.idempotencyKey };
+    if (this.o.token) headers.authorization = `Bearer ${this.o.token}`;
+    const timeout = AbortSignal.timeout(this.o.timeoutMs);
+    const res = await fetch(this.o.url, {
+      method: "POST",
+      headers,
+      body: JSON.stringify({ from: this.o.from, to: m.to, subject: m.subject, text: m.text }),
+      signal: opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout,
+    });
+    await res.body?.cancel().catch(() => undefined);
+    if (res.ok) return;
+    const detail = `mail API answered ${res.status}`;
+    if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 409 && res.status !== 429) throw new PermanentJobError(detail);
+    throw new Error(detail);
+  }
+}
