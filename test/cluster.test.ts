@@ -7,6 +7,7 @@ import { listInstances, upsertInstance, type InstanceBeat } from "../src/platfor
 import { CpuSampler, memoryPercent } from "../src/platform/cluster/process-stats.ts";
 import { pruneInstances, startHeartbeat } from "../src/platform/cluster/registry.ts";
 import { isHealthy, summarize } from "../src/modules/cluster/service.ts";
+import { SCHEDULES } from "../src/platform/cron/schedules.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { makeApp, tempDir, type TestApp } from "./helpers.ts";
 
@@ -111,6 +112,20 @@ test("pruneInstances deletes instances not seen for an hour, and only those", as
     await upsertInstance(db, beat("61min"), new Date(Date.now() - 61 * 60_000));
     expect(await pruneInstances(t.deps)).toBe(1);
     expect((await listInstances(db)).map((r) => r.id).sort()).toEqual(["59min", "fresh"]);
+  } finally {
+    await t.close();
+  }
+});
+
+test("the hourly prune_instances cron schedule prunes through pruneInstances", async () => {
+  const schedule = SCHEDULES.find((s) => s.name === "prune_instances");
+  expect(schedule).toMatchObject({ pattern: "0 * * * *", writesDb: true });
+  const t = await makeApp();
+  try {
+    await upsertInstance(t.deps.database.db, beat("fresh"));
+    await upsertInstance(t.deps.database.db, beat("gone"), new Date(Date.now() - 2 * 3_600_000));
+    await schedule!.run(t.deps, { scheduledAt: new Date(), signal: new AbortController().signal, instanceId: "x", logger: t.deps.logger });
+    expect((await listInstances(t.deps.database.db)).map((r) => r.id)).toEqual(["fresh"]);
   } finally {
     await t.close();
   }

@@ -3,6 +3,7 @@
 // the run. Each tick runs once in the cluster (see scheduler.ts); a run should honour ctx.signal.
 import type { AppDeps } from "../../deps.ts";
 import { cleanupExpiredSessions } from "../../modules/jobs/handlers.ts";
+import { pruneInstances } from "../cluster/registry.ts";
 import type { ScheduleDefinition } from "./scheduler.ts";
 
 export const SCHEDULES: ScheduleDefinition<AppDeps>[] = [
@@ -13,6 +14,15 @@ export const SCHEDULES: ScheduleDefinition<AppDeps>[] = [
     description: "Deletes login sessions past their expiry",
     async run(deps) {
       await cleanupExpiredSessions(deps);
+    },
+  },
+  {
+    name: "prune_instances",
+    pattern: "0 * * * *",
+    writesDb: true,
+    description: "Deletes heartbeat rows of instances not seen for an hour",
+    async run(deps) {
+      await pruneInstances(deps);
     },
   },
 ];
