@@ -129,6 +129,7 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
           inFlight: deps.inFlight,
           isPrimary: () => deps.role.isPrimary(),
           cacheStats: () => deps.cache.stats(),
+          queueStats: () => deps.queue.stats(),
         }),
       })
     : null;

@@ -62,6 +62,9 @@ describe("/metrics on METRICS_PORT", () => {
     expect(sample(text, "instance_is_primary")).toBe(1);
     expect(text).toContain("# TYPE cache_l1_hits_total counter");
     expect(sample(text, "cache_l1_misses_total")).toBeGreaterThanOrEqual(0);
+    expect(sample(text, "jobs_stats_available")).toBe(1);
+    expect(sample(text, "jobs_waiting")).toBeGreaterThanOrEqual(0);
+    expect(text).toContain("# TYPE jobs_completed_total counter");
   });
 });
 

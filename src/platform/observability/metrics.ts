@@ -3,6 +3,7 @@
 // memory; and the cache's counters. Text exposition format 0.0.4, no client library.
 import type { Server } from "bun";
 import type { CacheStats } from "../cache/port.ts";
+import type { QueueStats } from "../jobs/port.ts";
 import { CpuSampler, memoryPercent } from "../cluster/process-stats.ts";
 
 const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -120,13 +121,35 @@ export interface MetricsSource {
   inFlight(): number;
   isPrimary(): boolean;
   cacheStats?(): CacheStats;
+  queueStats?(): Promise<QueueStats>;
+}
+
+/** A scrape never waits longer than this on the queue's figures (Redis may be slow or down). */
+const QUEUE_STATS_TIMEOUT_MS = 1_000;
+
+async function queueFigures(src: MetricsSource): Promise<QueueStats | null> {
+  if (!src.queueStats) return null;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      src.queueStats(),
+      new Promise<null>((resolve) => {
+        timer = setTimeout(() => resolve(null), QUEUE_STATS_TIMEOUT_MS);
+      }),
+    ]);
+  } catch {
+    return null;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Renders every metric of this process in the Prometheus text format. */
-export function metricsRenderer(http: HttpMetrics, src: MetricsSource): () => string {
+export function metricsRenderer(http: HttpMetrics, src: MetricsSource): () => Promise<string> {
   const cpu = new CpuSampler();
   const startSeconds = Math.round(Date.now() / 1000 - process.uptime());
-  return () => {
+  return async () => {
+    const queue = await queueFigures(src);
     const out: string[] = [];
     http.render(out);
     metric(out, "http_requests_in_flight", "gauge", "Requests being served right now.", src.inFlight());
@@ -154,19 +177,29 @@ export function metricsRenderer(http: HttpMetrics, src: MetricsSource): () => st
       metric(out, "cache_bus_published_total", "counter", "Invalidations published to other instances.", cache.bus.published);
       metric(out, "cache_bus_received_total", "counter", "Invalidations received from other instances.", cache.bus.received);
     }
+    if (src.queueStats) {
+      metric(out, "jobs_stats_available", "gauge", "1 when the queue's figures below could be read for this scrape.", queue ? 1 : 0);
+    }
+    if (queue) {
+      metric(out, "jobs_waiting", "gauge", "Jobs waiting to be delivered or being run, cluster-wide.", queue.waiting);
+      metric(out, "jobs_delayed", "gauge", "Jobs waiting for a retry or a delayed start.", queue.delayed);
+      metric(out, "jobs_running", "gauge", "Jobs running on this instance.", queue.running_here);
+      metric(out, "jobs_failed_retained", "gauge", "Failed jobs still retained.", queue.failed);
+      metric(out, "jobs_completed_total", "counter", "Jobs completed (cluster-wide with Redis, this process without).", queue.completed_total);
+    }
     return out.join("\n") + "\n";
   };
 }
 
 /** The /metrics listener. */
-export function startMetricsServer(opts: { port: number; hostname: string; render: () => string }): Server<undefined> {
+export function startMetricsServer(opts: { port: number; hostname: string; render: () => Promise<string> }): Server<undefined> {
   return Bun.serve({
     port: opts.port,
     hostname: opts.hostname,
-    fetch(request) {
+    async fetch(request) {
       const path = new URL(request.url).pathname;
       if (path !== "/metrics" || (request.method !== "GET" && request.method !== "HEAD")) return new Response("Not Found\n", { status: 404 });
-      return new Response(opts.render(), { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } });
+      return new Response(await opts.render(), { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } });
     },
   });
 }
