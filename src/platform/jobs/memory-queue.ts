@@ -40,6 +40,7 @@ export class MemoryQueue implements JobQueue {
   private closed: Promise<void> | undefined;
   private canWrite: () => boolean = () => true;
   private sweeper: ReturnType<typeof setInterval> | undefined;
+  private recheck: ReturnType<typeof setInterval> | undefined;
   private readonly log: Logger;
 
   constructor(private readonly o: QueueOptions) {
@@ -149,11 +150,9 @@ export class MemoryQueue implements JobQueue {
       concurrency: this.o.concurrency,
     });
     const sweepEvery = Math.max(50, Math.min(60_000, this.o.retentionCompletedMs, this.o.retentionFailedMs));
-    // Also re-checks the database jobs held back while this instance could not write.
-    this.sweeper = setInterval(() => {
-      this.sweep();
-      this.pump();
-    }, sweepEvery);
+    this.sweeper = setInterval(() => this.sweep(), sweepEvery);
+    // Database jobs wait while this instance cannot write; look again every half second.
+    this.recheck = setInterval(() => this.ready.db.length > 0 && this.pump(), 500);
     this.pump();
   }
 
@@ -229,6 +228,7 @@ export class MemoryQueue implements JobQueue {
   private async shutdown(): Promise<void> {
     this.closing = true;
     clearInterval(this.sweeper);
+    clearInterval(this.recheck);
     for (const e of this.entries.values()) if (e.timer) clearTimeout(e.timer);
     if (this.running.size === 0) return;
     const finished = await Promise.race([

@@ -31,17 +31,21 @@ const MAINTENANCE_EVERY_MS = 60_000;
 const DEAD_CONSUMER_IDLE_MS = 3_600_000;
 const MAX_ERROR_LENGTH = 2_000;
 
-/** A row returned by the start scripts: stream, entry id, job id, type, payload, retry_count, max_retries. */
-type StartedRow = [StreamName, string, string, string, string, number, number];
+/** A row returned by the start scripts: stream, entry id, job id, type, payload, retry_count, max_retries, delivery number. */
+type StartedRow = [StreamName, string, string, string, string, number, number, string];
 type StreamEntries = [string, string[] | null][];
 type StreamsReply = [string, StreamEntries][] | Record<string, StreamEntries>;
 
+/** One delivery being run here. `dlv` tells it from a later delivery of the same entry to this same worker. */
 interface Held {
   stream: StreamName;
   eid: string;
   jid: string;
+  dlv: string;
   ctrl: AbortController;
 }
+
+const heldKey = (h: { eid: string; dlv: string }) => `${h.eid}#${h.dlv}`;
 
 type Outcome = { kind: "ok" } | { kind: "retry"; retry: number; delay: number; error: string } | { kind: "fail"; retry: number; error: string };
 
@@ -334,12 +338,13 @@ export class RedisQueue implements JobQueue {
   }
 
   private dispatch(row: StartedRow): void {
-    const [stream, eid, jid, type, payload, retry, maxRetries] = row;
-    const held: Held = { stream, eid, jid, ctrl: new AbortController() };
-    this.held.set(eid, held);
+    const [stream, eid, jid, type, payload, retry, maxRetries, dlv] = row;
+    const held: Held = { stream, eid, jid, dlv: String(dlv), ctrl: new AbortController() };
+    const key = heldKey(held);
+    this.held.set(key, held);
     this.active++;
     const p: Promise<void> = this.execute(held, type, payload, Number(retry), Number(maxRetries)).finally(() => {
-      this.held.delete(eid);
+      this.held.delete(key);
       this.active--;
       this.running.delete(p);
       this.wake();
@@ -354,12 +359,14 @@ export class RedisQueue implements JobQueue {
       if (!def) throw new Error(`no handler registered for job type "${type}" on this instance`);
       if (def.writesDb && !this.canWrite()) {
         // This instance stopped being the primary since it took the job: give it back.
-        await this.releaseRows([[held.stream, held.eid, held.jid, type, payload, retry, maxRetries]]);
+        await this.release([held]);
         return;
       }
       await def.handler(JSON.parse(payload), { jobId: held.jid, type, attempt: retry + 1, signal: held.ctrl.signal });
       outcome = { kind: "ok" };
     } catch (err) {
+      // Aborted (hold lost, or shutdown past its grace): the delivery is someone else's now; record nothing.
+      if (held.ctrl.signal.aborted) return;
       const error = errorText(err);
       if (isPermanent(err) || retry >= maxRetries) {
         outcome = { kind: "fail", retry, error };
@@ -370,6 +377,7 @@ export class RedisQueue implements JobQueue {
         this.log.info("job will be retried", { job_id: held.jid, type, retry_count: retry + 1, delay_ms: delay, error });
       }
     }
+    if (held.ctrl.signal.aborted) return;
     await this.finishWithRetry(held, outcome);
   }
 
@@ -412,6 +420,7 @@ export class RedisQueue implements JobQueue {
           held.stream,
           held.eid,
           held.jid,
+          held.dlv,
           outcome.kind,
           outcome.kind === "ok" ? 0 : outcome.retry,
           outcome.kind === "retry" ? outcome.delay : 0,
@@ -428,9 +437,13 @@ export class RedisQueue implements JobQueue {
     this.flushing = undefined;
   }
 
-  private async releaseRows(rows: StartedRow[]): Promise<void> {
-    if (rows.length === 0) return;
-    await RELEASE.run(this.redis, [], [this.base, GROUP, this.o.consumerName, ...rows.flatMap((r) => [r[0], r[1], r[2]])]);
+  private releaseRows(rows: StartedRow[]): Promise<void> {
+    return this.release(rows.map(([stream, eid, jid, , , , , dlv]) => ({ stream, eid, jid, dlv: String(dlv) })));
+  }
+
+  private async release(list: readonly Pick<Held, "stream" | "eid" | "jid" | "dlv">[]): Promise<void> {
+    if (list.length === 0) return;
+    await RELEASE.run(this.redis, [], [this.base, GROUP, this.o.consumerName, ...list.flatMap((h) => [h.stream, h.eid, h.jid, h.dlv])]);
   }
 
   // ---- holds, takeovers, delayed jobs, retention ---------------------------------------------------------
@@ -442,10 +455,10 @@ export class RedisQueue implements JobQueue {
     try {
       const list = [...this.held.values()];
       const lost = (await EXTEND.run(this.redis, [], [
-        this.base, GROUP, this.o.consumerName, ...list.flatMap((h) => [h.stream, h.eid]),
-      ])) as string[];
-      for (const eid of lost) {
-        const h = this.held.get(eid);
+        this.base, GROUP, this.o.consumerName, ...list.flatMap((h) => [h.stream, h.eid, h.jid, h.dlv]),
+      ])) as number[];
+      for (const pos of lost) {
+        const h = list[Number(pos) - 1];
         if (h && !h.ctrl.signal.aborted) {
           this.log.warn("lost the hold on a running job; aborting it", { job_id: h.jid });
           h.ctrl.abort(new Error("this worker lost its hold on the job"));
@@ -555,7 +568,7 @@ export class RedisQueue implements JobQueue {
       const left = [...this.held.values()];
       this.log.warn("handlers still running at shutdown; aborting them and handing their jobs back", { count: left.length });
       for (const h of left) h.ctrl.abort(new Error("the worker is shutting down"));
-      await this.releaseRows(left.map((h) => [h.stream, h.eid, h.jid, "", "", 0, 0] as StartedRow)).catch((err) =>
+      await this.release(left).catch((err) =>
         this.log.warn("could not hand jobs back; they will be taken over after the visibility timeout", { error: errorText(err) }),
       );
     }

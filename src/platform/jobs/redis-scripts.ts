@@ -21,7 +21,10 @@ local function expire_job(base, jk, ttl)
   if idem and idem ~= '' then redis.call('PEXPIRE', base .. 'idem:' .. idem, ttl) end
 end
 
-local function owned(sk, group, consumer, eid)
+-- True when this consumer still holds the delivery: the entry is pending for it and the job's delivery
+-- number is still the one it started (the same consumer may have taken the same entry over again since).
+local function owned(sk, group, consumer, eid, jk, dlv)
+  if redis.call('HGET', jk, 'dlv') ~= dlv then return false end
   local p = redis.pcall('XPENDING', sk, group, eid, eid, 1, consumer)
   return type(p) == 'table' and p.err == nil and #p == 1
 end
@@ -67,7 +70,8 @@ local function start_one(base, group, sname, sk, eid, jid, claimed, now, failttl
     redis.call('HSET', jk, 'retry_count', retry, 'error_message', LOST)
   end
   redis.call('HSET', jk, 'status', 'running', 'started_at', now)
-  out[#out + 1] = { sname, eid, jid, h[3], h[4], retry, maxr }
+  local dlv = redis.call('HINCRBY', jk, 'dlv', 1)
+  out[#out + 1] = { sname, eid, jid, h[3], h[4], retry, maxr, tostring(dlv) }
 end
 `;
 
@@ -172,17 +176,22 @@ end
 return { cursors, out }
 `);
 
-/** Resets the idle time of entries this consumer still owns. ARGV: base, group, consumer, then (stream, entry id)…; returns the ids it no longer owns. */
+/**
+ * Resets the idle time of deliveries this consumer still holds. ARGV: base, group, consumer, then
+ * (stream, entry id, job id, delivery number)…; returns the 1-based positions of those it no longer holds.
+ */
 export const EXTEND = new LuaScript(`${PRELUDE}
 local base, group, consumer = ARGV[1], ARGV[2], ARGV[3]
 local lost = {}
-for i = 4, #ARGV, 2 do
+local n = 0
+for i = 4, #ARGV, 4 do
+  n = n + 1
   local sk = base .. 'stream:' .. ARGV[i]
   local eid = ARGV[i + 1]
-  if owned(sk, group, consumer, eid) then
+  if owned(sk, group, consumer, eid, base .. 'job:' .. ARGV[i + 2], ARGV[i + 3]) then
     redis.call('XCLAIM', sk, group, consumer, 0, eid, 'JUSTID')
   else
-    lost[#lost + 1] = eid
+    lost[#lost + 1] = n
   end
 end
 return lost
@@ -191,24 +200,22 @@ return lost
 /**
  * Records outcomes, only for deliveries this consumer still owns (a worker that lost its hold changes nothing).
  * ARGV: base, group, consumer, now, completed ttl, failed ttl, then per item: stream, entry id, job id,
- * outcome (ok | retry | fail), retry_count, delay ms, error. Returns 1 (recorded) or 0 (stale) per item.
+ * delivery number, outcome (ok | retry | fail), retry_count, delay ms, error. Returns 1 (recorded) or 0 (stale) per item.
  */
 export const FINISH = new LuaScript(`${PRELUDE}
 local base, group, consumer, now, cttl, fttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local res = {}
 local rnow = nil
-for i = 7, #ARGV, 7 do
-  local sname, eid, jid, outcome, retry, delay, err = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
+for i = 7, #ARGV, 8 do
+  local sname, eid, jid, dlv, outcome, retry, delay, err = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
   local sk = base .. 'stream:' .. sname
   local jk = base .. 'job:' .. jid
-  if not owned(sk, group, consumer, eid) then
+  if not owned(sk, group, consumer, eid, jk, dlv) then
     res[#res + 1] = 0
   else
     redis.call('XACK', sk, group, eid)
     redis.call('XDEL', sk, eid)
-    if redis.call('EXISTS', jk) == 0 then
-      res[#res + 1] = 0
-    elseif outcome == 'ok' then
+    if outcome == 'ok' then
       redis.call('HSET', jk, 'status', 'completed', 'completed_at', now, 'error_message', '', 'entry', '')
       expire_job(base, jk, cttl)
       redis.call('INCR', base .. 'completed_total')
@@ -229,17 +236,17 @@ end
 return res
 `);
 
-/** Hands owned deliveries back to the stream at once (shutdown). ARGV: base, group, consumer, then (stream, entry id, job id)… */
+/** Hands held deliveries back to the stream at once (shutdown). ARGV: base, group, consumer, then (stream, entry id, job id, delivery number)… */
 export const RELEASE = new LuaScript(`${PRELUDE}
 local base, group, consumer = ARGV[1], ARGV[2], ARGV[3]
 local n = 0
-for i = 4, #ARGV, 3 do
-  local sname, eid, jid = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+for i = 4, #ARGV, 4 do
+  local sname, eid, jid, dlv = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local sk = base .. 'stream:' .. sname
-  if owned(sk, group, consumer, eid) then
+  local jk = base .. 'job:' .. jid
+  if owned(sk, group, consumer, eid, jk, dlv) then
     redis.call('XACK', sk, group, eid)
     redis.call('XDEL', sk, eid)
-    local jk = base .. 'job:' .. jid
     local st = redis.call('HGET', jk, 'status')
     if st and st ~= 'completed' and st ~= 'failed' then
       local e = redis.call('XADD', sk, '*', 'j', jid)
