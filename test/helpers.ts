@@ -43,6 +43,8 @@ export interface TestApp {
   /** Registers a user and logs in; returns its id and token. */
   user(email?: string, password?: string): Promise<{ id: number; token: string; email: string }>;
   login(email: string, password: string): Promise<string>;
+  /** Starts the background work (outbox relay, job worker, cron) as a served instance does. */
+  start(): void;
   close(): Promise<void>;
 }
 
@@ -92,6 +94,7 @@ export async function makeApp(
     json,
     user,
     login,
+    start: built.start,
     close: async () => {
       await built.close();
       if (!dir) rmSync(d, { recursive: true, force: true });
