@@ -135,7 +135,9 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
     : null;
   const metricsUrl = metricsServer ? `http://${local}:${metricsServer.port}/metrics` : null;
   const heartbeat = startHeartbeat(deps, { port: server.port ?? config.PORT, inFlight: deps.inFlight });
-  await heartbeat.registered;
+  // On the primary the row is written locally, so the instance is in the table once started. A replica's first
+  // beat goes over the network to the primary: never hold the start (and the signal handlers) on it.
+  if (deps.role.isPrimary()) await heartbeat.registered;
   startBackground();
 
   let stopping: Promise<void> | undefined;

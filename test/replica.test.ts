@@ -164,8 +164,11 @@ test("a replica started on an empty file creates no table at all", async () => {
   const port = await freePort();
   const r = start(testEnv({ LOG_LEVEL: "info", LITEFS_DIR: litefs, INTERNAL_TOKEN: TOKEN, PRIMARY_URL: "http://127.0.0.1:9", HEARTBEAT_INTERVAL: "1" }, dir), port);
   await waitFor(`${r.url}/health/live`);
-  const tables = await query(join(dir, "app.db"), "SELECT name FROM sqlite_master WHERE type = 'table'");
-  expect(tables.map((t) => t.name)).toEqual([]);
+  // Up and beating (its heartbeat to the absent primary fails, as it should), with cron and workers started.
+  await until("a heartbeat attempt", () => (logLines(r).some((l) => l.msg === "heartbeat failed; will retry") ? true : undefined));
+  const tables = async () => (await query(join(dir, "app.db"), "SELECT name FROM sqlite_master WHERE type = 'table'")).map((t) => t.name);
+  expect(await tables()).toEqual([]);
   r.kill("SIGTERM");
-  expect(await r.proc.exited).toBe(0);
+  await r.proc.exited;
+  expect(await tables()).toEqual([]);
 }, 30_000);
