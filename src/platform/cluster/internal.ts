@@ -43,6 +43,7 @@ export async function callPrimary(
   method: string,
   path: string,
   body?: unknown,
+  timeoutMs = INTERNAL_TIMEOUT_MS,
 ): Promise<Response> {
   const token = config.INTERNAL_TOKEN;
   if (!token) throw new InternalCallError("INTERNAL_TOKEN is not set, so this replica cannot reach the primary");
@@ -54,7 +55,7 @@ export async function callPrimary(
       method,
       headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
       body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(INTERNAL_TIMEOUT_MS),
+      signal: AbortSignal.timeout(timeoutMs),
     });
   } catch (err) {
     throw new InternalCallError(`${method} ${base}${path}: ${(err as Error).message}`);

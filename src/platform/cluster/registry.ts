@@ -14,6 +14,8 @@ import pkg from "../../../package.json" with { type: "json" };
 
 /** An instance is unhealthy once it has missed this many beats. */
 export const MISSED_BEATS_UNHEALTHY = 3;
+/** Shutdown waits at most this long for a beat in flight, then as long again for the deregistration. */
+const STOP_WAIT_MS = 2_000;
 /** Rows not refreshed for this long are deleted by the hourly prune. */
 export const PRUNE_AFTER_MS = 60 * 60 * 1000;
 
@@ -75,9 +77,9 @@ export function registryWriter(deps: RegistryDeps) {
       await callPrimary(config, role, "PUT", path(beat.id), beatToWire(beat));
       return "primary";
     },
-    async remove(id: string): Promise<void> {
+    async remove(id: string, timeoutMs?: number): Promise<void> {
       if (role.isPrimary()) await removeInstance(database.db, id);
-      else await callPrimary(config, role, "DELETE", path(id));
+      else await callPrimary(config, role, "DELETE", path(id), undefined, timeoutMs);
     },
     async prune(maxAgeMs: number): Promise<number> {
       if (role.isPrimary()) return removeInstancesNotSeenSince(database.db, maxAgeMs);
@@ -180,9 +182,10 @@ export function startHeartbeat(deps: RegistryDeps, opts: HeartbeatOptions): Hear
       if (stopped) return;
       stopped = true;
       if (timer) clearTimeout(timer);
-      await current.catch(() => undefined);
+      // A beat still in flight could land after the delete and bring the row back: let it finish first.
+      await Promise.race([current.catch(() => undefined), Bun.sleep(STOP_WAIT_MS)]);
       try {
-        await writer.remove(config.INSTANCE_ID);
+        await writer.remove(config.INSTANCE_ID, STOP_WAIT_MS);
         log.info("deregistered");
       } catch (err) {
         log.warn("deregistration failed; the row will turn unhealthy and be pruned", { error: (err as Error).message });
