@@ -139,6 +139,7 @@ class ScheduleRunner<D> {
       record.status = signal.aborted ? "aborted" : "failed";
       record.error = (err as Error)?.message ?? String(err);
     }
+    if (signal.aborted) record.error ??= (signal.reason as Error)?.message ?? "aborted";
     record.finished_at = new Date().toISOString();
     if (record.status === "completed") this.log.debug("cron run completed", { schedule: this.def.name, scheduled_at: record.scheduled_at });
     else this.log.warn(`cron run ${record.status}`, { schedule: this.def.name, scheduled_at: record.scheduled_at, error: record.error });

@@ -1,0 +1,319 @@
+// Cluster cron: leases (compare-and-extend, compare-and-delete), per-tick claims, runs aborted when the lease
+// is lost, database schedules only where writes are possible, run records; and three real processes with a
+// per-second schedule whose lease holder is stopped midway. Real Redis on its own prefix.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type { Subprocess } from "bun";
+import type { Redis } from "../src/deps.ts";
+import { Lease, MemoryLeaseStore, RedisLeaseStore, type LeaseStore } from "../src/platform/cron/lease.ts";
+import { MemoryRunStore, RedisRunStore, type RunStore } from "../src/platform/cron/runs.ts";
+import { CronScheduler, type ScheduleDefinition } from "../src/platform/cron/scheduler.ts";
+import { createLogger } from "../src/platform/observability/logger.ts";
+import { REDIS_URL, ROOT } from "./helpers.ts";
+import { dropPrefix, redisClient, testPrefix, waitUntil } from "./fixtures/queues.ts";
+import { tcpProxy } from "./support/tcp-proxy.ts";
+
+const logger = createLogger("silent");
+let redis: Redis;
+const prefixes: string[] = [];
+const closers: (() => Promise<unknown>)[] = [];
+
+beforeAll(async () => {
+  redis = await redisClient();
+});
+afterAll(async () => {
+  for (const c of closers.reverse()) await c().catch(() => undefined);
+  for (const p of prefixes) await dropPrefix(redis, p);
+  await redis.close();
+});
+
+function newPrefix(): string {
+  const p = testPrefix("cron");
+  prefixes.push(p);
+  return p;
+}
+
+for (const kind of ["redis", "memory"] as const) {
+  describe(`${kind} lease store`, () => {
+    const store = (): LeaseStore => (kind === "redis" ? new RedisLeaseStore(redis, newPrefix()) : new MemoryLeaseStore());
+
+    test("acquire is exclusive; extend and release only work for the holder's token", async () => {
+      const s = store();
+      expect(await s.acquire("job", "tok-a", 5_000)).toBe(true);
+      expect(await s.acquire("job", "tok-b", 5_000)).toBe(false);
+      expect(await s.holder("job")).toBe("tok-a");
+      expect(await s.extend("job", "tok-b", 5_000)).toBe(false);
+      expect(await s.extend("job", "tok-a", 5_000)).toBe(true);
+      expect(await s.release("job", "tok-b")).toBe(false);
+      expect(await s.holder("job")).toBe("tok-a");
+      expect(await s.release("job", "tok-a")).toBe(true);
+      expect(await s.holder("job")).toBeNull();
+      expect(await s.acquire("job", "tok-b", 5_000)).toBe(true);
+    });
+
+    test("a lease expires after its time to live; an expired lease cannot be extended", async () => {
+      const s = store();
+      expect(await s.acquire("short", "tok-a", 150)).toBe(true);
+      await Bun.sleep(250);
+      expect(await s.extend("short", "tok-a", 150)).toBe(false);
+      expect(await s.acquire("short", "tok-b", 150)).toBe(true);
+    });
+
+    test("a claim is granted once", async () => {
+      const s = store();
+      expect(await s.claim("tick:1000", "a", 5_000)).toBe(true);
+      expect(await s.claim("tick:1000", "b", 5_000)).toBe(false);
+      expect(await s.claim("tick:2000", "b", 5_000)).toBe(true);
+    });
+  });
+}
+
+describe("Lease", () => {
+  test("extend refreshes the time to live in Redis (renewal well before expiry)", async () => {
+    const p = newPrefix();
+    const lease = new Lease(new RedisLeaseStore(redis, p), "renewed", 900, "inst-1", logger);
+    closers.push(() => lease.release());
+    expect(await lease.ensure()).toBe(true);
+    await Bun.sleep(1_500); // longer than the lease: only renewals keep it
+    expect(lease.held).toBe(true);
+    expect(lease.signal.aborted).toBe(false);
+    expect(String(await redis.get(`${p}lease:renewed`)).startsWith("inst-1:")).toBe(true);
+    await lease.release();
+    expect(await redis.get(`${p}lease:renewed`)).toBeNull();
+  });
+
+  test("is lost (signal aborted) as soon as a renewal finds another holder", async () => {
+    const p = newPrefix();
+    const lease = new Lease(new RedisLeaseStore(redis, p), "taken", 600, "inst-1", logger);
+    closers.push(() => lease.release());
+    expect(await lease.ensure()).toBe(true);
+    await redis.set(`${p}lease:taken`, "someone-else", { expiration: { type: "PX", value: 5_000 } });
+    await waitUntil(() => lease.signal.aborted, 3_000, "the lease to be lost");
+    expect(lease.held).toBe(false);
+    // Releasing what is no longer ours leaves the other holder alone.
+    await lease.release();
+    expect(await redis.get(`${p}lease:taken`)).toBe("someone-else");
+  });
+
+  test("is given up before it could expire when Redis cannot confirm renewals", async () => {
+    const proxy = tcpProxy("127.0.0.1", Number(new URL(REDIS_URL).port || 6379));
+    const client = await redisClient(proxy.url);
+    closers.push(async () => {
+      proxy.open();
+      client.destroy();
+      proxy.close();
+    });
+    const p = newPrefix();
+    const lease = new Lease(new RedisLeaseStore(client, p), "cut", 1_000, "inst-1", logger);
+    expect(await lease.ensure()).toBe(true);
+    const cutAt = Date.now();
+    proxy.close();
+    await waitUntil(() => lease.signal.aborted, 5_000, "the lease to be given up");
+    // Given up no later than its expiry (it could not know whether another instance holds it after that).
+    expect(Date.now() - cutAt).toBeLessThanOrEqual(1_000 + 100);
+  });
+});
+
+function scheduler(opts: {
+  schedules: ScheduleDefinition<null>[];
+  leases: LeaseStore;
+  runs: RunStore;
+  instanceId: string;
+  canWrite?: () => boolean;
+  leaseMs?: number;
+}) {
+  const s = new CronScheduler<null>({
+    canWrite: () => true,
+    leaseMs: 2_000,
+    shutdownGraceMs: 1_000,
+    logger,
+    ...opts,
+  });
+  closers.push(() => s.close());
+  return s;
+}
+
+describe("CronScheduler", () => {
+  test("two schedulers on one Redis: each tick runs once, recorded with instance, start, end and status", async () => {
+    const p = newPrefix();
+    const ticks: string[] = [];
+    const def: ScheduleDefinition<null> = {
+      name: "sec",
+      pattern: "* * * * * *",
+      writesDb: false,
+      async run(_d, ctx) {
+        ticks.push(`${ctx.scheduledAt.getTime()}|${ctx.instanceId}`);
+      },
+    };
+    const leases = new RedisLeaseStore(redis, p);
+    const runs = new RedisRunStore(redis, p);
+    const a = scheduler({ schedules: [def], leases, runs, instanceId: "a" });
+    const b = scheduler({ schedules: [def], leases: new RedisLeaseStore(redis, p), runs, instanceId: "b" });
+    a.start(null);
+    b.start(null);
+    await Bun.sleep(3_300);
+    await a.close();
+    await b.close();
+    const times = ticks.map((t) => t.split("|")[0]);
+    expect(times.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(times).size).toBe(times.length);
+    const [status] = await a.list();
+    expect(status).toMatchObject({ name: "sec", schedule: "* * * * * *", last_status: "completed", writes_db: false });
+    expect(["a", "b"]).toContain(status!.last_instance ?? "");
+    expect(Date.parse(status!.next_run_at!) % 1_000).toBe(0);
+    const history = await a.history("sec", 10);
+    expect(history.length).toBe(Math.min(10, ticks.length));
+    expect(history[0]).toMatchObject({ name: "sec", status: "completed" });
+    expect(Date.parse(history[0]!.finished_at!)).toBeGreaterThanOrEqual(Date.parse(history[0]!.started_at));
+  }, 15_000);
+
+  test("a schedule that writes the database runs only where writes are possible", async () => {
+    const p = newPrefix();
+    const ran: string[] = [];
+    const def: ScheduleDefinition<null> = {
+      name: "db",
+      pattern: "* * * * * *",
+      writesDb: true,
+      async run(_d, ctx) {
+        ran.push(ctx.instanceId);
+      },
+    };
+    const runs = new RedisRunStore(redis, p);
+    const replica = scheduler({ schedules: [def], leases: new RedisLeaseStore(redis, p), runs, instanceId: "replica", canWrite: () => false });
+    replica.start(null);
+    await Bun.sleep(2_200);
+    expect(ran).toEqual([]);
+    const primary = scheduler({ schedules: [def], leases: new RedisLeaseStore(redis, p), runs, instanceId: "primary" });
+    primary.start(null);
+    await waitUntil(() => ran.length >= 1, 5_000, "the primary to run it");
+    await primary.close();
+    await replica.close();
+    expect(new Set(ran)).toEqual(new Set(["primary"]));
+  }, 15_000);
+
+  test("a run is aborted when its instance loses the lease, and recorded as aborted", async () => {
+    const p = newPrefix();
+    let signal: AbortSignal | undefined;
+    const def: ScheduleDefinition<null> = {
+      name: "long",
+      pattern: "* * * * * *",
+      writesDb: false,
+      async run(_d, ctx) {
+        if (signal) return;
+        signal = ctx.signal;
+        await new Promise((r) => ctx.signal.addEventListener("abort", r));
+      },
+    };
+    const runs = new RedisRunStore(redis, p);
+    const s = scheduler({ schedules: [def], leases: new RedisLeaseStore(redis, p), runs, instanceId: "x", leaseMs: 1_200 });
+    s.start(null);
+    await waitUntil(() => signal !== undefined, 5_000, "the run to start");
+    await redis.set(`${p}lease:cron:long`, "another-instance", { expiration: { type: "PX", value: 60_000 } });
+    await waitUntil(() => signal!.aborted, 3_000, "the run to be aborted");
+    const last = await waitUntil(async () => {
+      const [st] = await s.list();
+      return st?.last_status === "aborted" ? st : null;
+    }, 3_000, "the aborted run to be recorded");
+    expect(last.last_instance).toBe("x");
+    expect(last.last_error).toContain("lease lost");
+  }, 15_000);
+
+  test("without Redis: in-process lease and run records", async () => {
+    let n = 0;
+    const s = scheduler({
+      schedules: [{ name: "local", pattern: "* * * * * *", writesDb: true, run: async () => void n++ }],
+      leases: new MemoryLeaseStore(),
+      runs: new MemoryRunStore(),
+      instanceId: "solo",
+    });
+    s.start(null);
+    await waitUntil(() => n >= 2, 5_000, "two ticks");
+    const [st] = await s.list();
+    expect(st).toMatchObject({ name: "local", last_instance: "solo", last_status: "completed" });
+  }, 10_000);
+
+  test("two schedules with the same name are refused", () => {
+    const def: ScheduleDefinition<null> = { name: "dup", pattern: "* * * * *", writesDb: false, run: async () => {} };
+    expect(() => scheduler({ schedules: [def, def], leases: new MemoryLeaseStore(), runs: new MemoryRunStore(), instanceId: "z" })).toThrow(
+      'two cron schedules are named "dup"',
+    );
+  });
+
+  test("the service's schedules include the session cleanup every 15 minutes", async () => {
+    const { SCHEDULES } = await import("../src/platform/cron/schedules.ts");
+    expect(SCHEDULES.find((s) => s.name === "cleanup_expired_sessions")).toMatchObject({ pattern: "*/15 * * * *", writesDb: true });
+  });
+});
+
+describe("three processes, a schedule every second for ten seconds, the lease holder stopped midway", () => {
+  const procs: Subprocess[] = [];
+  afterAll(async () => {
+    for (const p of procs) {
+      p.kill("SIGCONT");
+      p.kill("SIGKILL");
+    }
+    await Promise.all(procs.map((p) => p.exited));
+  });
+
+  test("no tick runs twice and the gap is at most the lease time (plus the tick it lands on)", async () => {
+    const LEASE_MS = 2_000;
+    const p = newPrefix();
+    const spawn = async (id: string) => {
+      const proc = Bun.spawn(["bun", "run", "test/fixtures/cron-instance.ts"], {
+        cwd: ROOT,
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, REDIS_URL, CRON_PREFIX: p, INSTANCE_ID: id, LEASE_MS: String(LEASE_MS) },
+        stdin: "ignore",
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      procs.push(proc);
+      const reader = proc.stdout.getReader();
+      let out = "";
+      while (!out.includes("ready")) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`cron instance ${id} exited: ${await new Response(proc.stderr).text()}`);
+        out += new TextDecoder().decode(value);
+      }
+      reader.releaseLock();
+      return proc;
+    };
+    const ids = ["cron-1", "cron-2", "cron-3"];
+    const instances = await Promise.all(ids.map(spawn));
+    const start = Date.now();
+    const ticks = async () =>
+      ((await redis.lRange(`${p}ticks`, 0, -1)) as string[]).map((t) => {
+        const [at, inst] = t.split("|");
+        return { at: Number(at), inst: inst! };
+      });
+
+    await Bun.sleep(3_500);
+    const holderToken = String(await redis.get(`${p}lease:cron:every_second`));
+    const holder = ids.findIndex((id) => holderToken.startsWith(`${id}:`));
+    expect(holder).toBeGreaterThanOrEqual(0);
+    // Stopped, not killed: it resumes later believing it still holds the lease, the harder case.
+    instances[holder]!.kill("SIGSTOP");
+    const stoppedAt = Date.now();
+    await Bun.sleep(4_000);
+    instances[holder]!.kill("SIGCONT");
+    await Bun.sleep(Math.max(0, 10_500 - (Date.now() - start)));
+    for (const proc of instances) proc.kill("SIGTERM");
+    await Promise.all(instances.map((proc) => proc.exited));
+
+    const all = (await ticks()).sort((x, y) => x.at - y.at);
+    const times = all.map((t) => t.at);
+    // No tick ran twice.
+    expect(new Set(times).size).toBe(times.length);
+    // Every tick is a whole second, and ticks kept coming for the ten seconds.
+    expect(times.every((t) => t % 1_000 === 0)).toBe(true);
+    expect(times.length).toBeGreaterThanOrEqual(6);
+    // The largest gap between consecutive ticks run: at most the lease time plus one period.
+    let maxGap = 0;
+    for (let i = 1; i < times.length; i++) maxGap = Math.max(maxGap, times[i]! - times[i - 1]!);
+    const byInstance = Object.fromEntries(ids.map((id) => [id, all.filter((t) => t.inst === id).length]));
+    console.log(`cron test: ${times.length} ticks, max gap ${maxGap} ms, per instance ${JSON.stringify(byInstance)}`);
+    expect(maxGap).toBeLessThanOrEqual(LEASE_MS + 1_000);
+    // Someone else took over while the holder was stopped.
+    const during = all.filter((t) => t.at > stoppedAt + LEASE_MS + 1_000 && t.at < stoppedAt + 4_000);
+    expect(during.length).toBeGreaterThan(0);
+    expect(during.every((t) => t.inst !== ids[holder])).toBe(true);
+  }, 40_000);
+});
