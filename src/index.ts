@@ -1,6 +1,6 @@
 // `bun run start`: read the configuration, start the instance, stop it gracefully on SIGTERM/SIGINT.
 import { ConfigError, loadConfig, type Config } from "./config.ts";
-import { startInstance } from "./server.ts";
+import { startInstance, type RunningInstance } from "./server.ts";
 
 let config: Config;
 try {
@@ -13,26 +13,47 @@ try {
   throw err;
 }
 
-try {
-  const instance = await startInstance(config);
-  let signals = 0;
-  const onSignal = (signal: string) => {
-    if (++signals > 1) {
-      instance.deps.logger.warn("second signal: exiting now", { signal });
+const log = (level: string, msg: string, fields: Record<string, unknown> = {}) =>
+  console.log(JSON.stringify({ time: new Date().toISOString(), level, msg, instance: config.INSTANCE_ID, ...fields }));
+
+// Handlers go in before the start, so a signal that arrives while the instance is starting still drains it
+// (the stop runs as soon as the start completes) instead of killing the process mid-migration.
+let instance: RunningInstance | undefined;
+let stopRequested: string | undefined;
+let firstSignalAt = 0;
+
+function stop(signal: string): void {
+  log("info", "signal received", { signal });
+  if (!instance) return; // the start path below stops it once it is up
+  instance.stop().then(
+    () => process.exit(0),
+    (err) => {
+      log("error", "shutdown failed", { error: String(err) });
       process.exit(1);
-    }
-    instance.deps.logger.info("signal received", { signal });
-    instance.stop().then(
-      () => process.exit(0),
-      (err) => {
-        console.error(JSON.stringify({ level: "error", msg: "shutdown failed", error: String(err) }));
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGTERM", () => onSignal("SIGTERM"));
-  process.on("SIGINT", () => onSignal("SIGINT"));
+    },
+  );
+}
+
+function onSignal(signal: string): void {
+  const now = Date.now();
+  if (stopRequested) {
+    // The same signal delivered twice at once (a supervisor plus `bun run` forwarding it) is one request;
+    // a second one later means "now".
+    if (now - firstSignalAt < 1_000) return;
+    log("warn", "second signal: exiting now", { signal });
+    process.exit(1);
+  }
+  stopRequested = signal;
+  firstSignalAt = now;
+  stop(signal);
+}
+process.on("SIGTERM", () => onSignal("SIGTERM"));
+process.on("SIGINT", () => onSignal("SIGINT"));
+
+try {
+  instance = await startInstance(config);
+  if (stopRequested) stop(stopRequested);
 } catch (err) {
-  console.error(JSON.stringify({ level: "error", msg: "start failed", error: (err as Error).message }));
+  log("error", "start failed", { error: (err as Error).message });
   process.exit(1);
 }
