@@ -40,7 +40,6 @@ export function requestContext(opts: { logger: Logger; bodyLimit: number; instan
       const given = request.headers.get("x-request-id");
       const id = given && REQUEST_ID_RE.test(given) ? given : crypto.randomUUID();
       meta.set(request, { id, start: performance.now() });
-      set.headers["x-request-id"] = id;
       const length = request.headers.get("content-length");
       if (length !== null && Number(length) > bodyLimit) {
         return problemResponse(problem(413, `Request body exceeds ${bodyLimit} bytes`), { "x-request-id": id });
@@ -61,6 +60,15 @@ export function requestContext(opts: { logger: Logger; bodyLimit: number; instan
       } catch {
         throw badRequest("The request body is not valid JSON");
       }
+    })
+    // x-request-id goes on here rather than through set.headers in onRequest: for a handler that returns a
+    // finished Response (the cached reads), a non-empty set.headers makes Elysia rebuild the Response
+    // (new Headers, body re-wrapped as a stream), which costs more than the rest of the request.
+    .onAfterHandle({ as: "global" }, ({ request, responseValue, set }) => {
+      const id = meta.get(request)?.id;
+      if (id === undefined) return;
+      if (responseValue instanceof Response) responseValue.headers.set("x-request-id", id);
+      else set.headers["x-request-id"] = id;
     })
     .onError({ as: "global" }, ({ code, error: raw, request, set }) => {
       // Elysia wraps whatever the parser throws in a ParseError; ours are AppErrors with their own status.

@@ -1,4 +1,6 @@
 // JSON lines on stdout. Fields named like secrets are redacted before a line is written.
+import { writeSync } from "node:fs";
+
 export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 const SECRET_KEY = /pass(word)?|secret|token|authorization|hash|cookie/i;
@@ -11,25 +13,81 @@ export interface Logger {
   child(fields: Record<string, unknown>): Logger;
 }
 
+/** Field names repeat (every request line has the same ones): remember which are secret. */
+const secretKeys = new Map<string, boolean>();
+function isSecret(k: string): boolean {
+  let s = secretKeys.get(k);
+  if (s === undefined) {
+    s = SECRET_KEY.test(k);
+    if (secretKeys.size < 10_000) secretKeys.set(k, s);
+  }
+  return s;
+}
+
 function redact(fields: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(fields)) {
-    if (SECRET_KEY.test(k)) out[k] = "[redacted]";
+  for (const k in fields) {
+    const v = fields[k];
+    if (isSecret(k)) out[k] = "[redacted]";
     else if (v instanceof Error) out[k] = { name: v.name, message: v.message };
     else out[k] = v;
   }
   return out;
 }
 
+// One ISO timestamp per millisecond: under load many lines share it.
+let isoMs = 0;
+let iso = "";
+function now(): string {
+  const ms = Date.now();
+  if (ms !== isoMs) {
+    isoMs = ms;
+    iso = new Date(ms).toISOString();
+  }
+  return iso;
+}
+
+// stdout lines are gathered and written once per event-loop turn (or at 64 KiB), not one write per line;
+// what is pending is written synchronously when the process exits.
+let pending: string[] = [];
+let pendingBytes = 0;
+let flushScheduled = false;
+function flushStdout(): void {
+  flushScheduled = false;
+  if (pending.length === 0) return;
+  const chunk = pending.join("");
+  pending = [];
+  pendingBytes = 0;
+  process.stdout.write(chunk);
+}
+process.once("exit", () => {
+  if (pending.length === 0) return;
+  try {
+    writeSync(1, pending.join(""));
+  } catch {
+    // stdout is gone
+  }
+  pending = [];
+});
+function writeStdout(line: string): void {
+  pending.push(line + "\n");
+  pendingBytes += line.length + 1;
+  if (pendingBytes >= 65_536) flushStdout();
+  else if (!flushScheduled) {
+    flushScheduled = true;
+    setImmediate(flushStdout);
+  }
+}
+
 export function createLogger(
   level: LogLevel,
   base: Record<string, unknown> = {},
-  write: (line: string) => void = (line) => process.stdout.write(line + "\n"),
+  write: (line: string) => void = writeStdout,
 ): Logger {
   const min = ORDER[level];
   const emit = (lvl: Exclude<LogLevel, "silent">, msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[lvl] < min) return;
-    write(JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...base, ...(fields ? redact(fields) : {}) }));
+    write(JSON.stringify({ time: now(), level: lvl, msg, ...base, ...(fields ? redact(fields) : {}) }));
   };
   return {
     debug: (m, f) => emit("debug", m, f),
