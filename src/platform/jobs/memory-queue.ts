@@ -13,6 +13,7 @@ import {
   type JobQueue,
   type QueueStats,
 } from "./port.ts";
+import { Lane } from "./lane.ts";
 import { errorText } from "./redis-queue.ts";
 
 interface Entry {
@@ -42,6 +43,8 @@ export class MemoryQueue implements JobQueue {
   private sweeper: ReturnType<typeof setInterval> | undefined;
   private recheck: ReturnType<typeof setInterval> | undefined;
   private readonly log: Logger;
+  /** Database jobs run one at a time per instance (see lane.ts). */
+  private readonly dbLane = new Lane();
 
   constructor(private readonly o: QueueOptions) {
     this.log = o.logger.child({ component: "jobs" });
@@ -195,7 +198,10 @@ export class MemoryQueue implements JobQueue {
     try {
       const def = this.defs.get(job.type);
       if (!def) throw new Error(`no handler registered for job type "${job.type}" on this instance`);
-      await def.handler(structuredClone(e.payload), { jobId: job.id, type: job.type, attempt: job.retry_count + 1, signal: e.ctrl.signal });
+      const ctx = { jobId: job.id, type: job.type, attempt: job.retry_count + 1, signal: e.ctrl.signal };
+      const input = structuredClone(e.payload);
+      if (def.writesDb) await this.dbLane.run(() => def.handler(input, ctx));
+      else await def.handler(input, ctx);
       if (e.ctrl.signal.aborted) return;
       job.status = "completed";
       job.completed_at = new Date().toISOString();

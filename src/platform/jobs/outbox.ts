@@ -1,7 +1,7 @@
 // The transactional outbox: jobs born from a database write are inserted here in the same transaction
 // as the write, then relayed to the queue (see relay.ts). A crash or a Redis outage after the commit
 // loses nothing: the rows wait until the relay gets them through.
-import { and, asc, eq, gt, inArray, isNotNull, isNull, sql } from "drizzle-orm";
+import { and, asc, gt, inArray, isNotNull, isNull, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { outbox } from "../db/schema/index.ts";
 import type { Tx } from "../../modules/users/repository.ts";
@@ -38,15 +38,17 @@ export const outboxRepo = {
   async pending(db: Db, limit: number): Promise<OutboxRow[]> {
     return db.select().from(outbox).where(isNull(outbox.relayedAt)).orderBy(asc(outbox.id)).limit(limit);
   },
+  /** One statement (no transaction held across awaits, which would stall other writers of this process). */
   async markRelayed(db: Db, rows: readonly { id: number; jobId: string }[], at: string): Promise<void> {
-    await db.transaction(async (tx) => {
-      for (const r of rows) {
-        await tx
-          .update(outbox)
-          .set({ relayedAt: at, jobId: r.jobId, attempts: sql`${outbox.attempts} + 1`, lastError: null })
-          .where(eq(outbox.id, r.id));
-      }
-    });
+    if (rows.length === 0) return;
+    const jobIdCase = sql.join(
+      [sql`case ${outbox.id}`, ...rows.map((r) => sql`when ${r.id} then ${r.jobId}`), sql`end`],
+      sql` `,
+    );
+    await db
+      .update(outbox)
+      .set({ relayedAt: at, jobId: jobIdCase, attempts: sql`${outbox.attempts} + 1`, lastError: null })
+      .where(inArray(outbox.id, rows.map((r) => r.id)));
   },
   async markFailedAttempt(db: Db, ids: readonly number[], error: string): Promise<void> {
     await db

@@ -16,6 +16,7 @@ import {
   type JobStatus,
   type QueueStats,
 } from "./port.ts";
+import { Lane } from "./lane.ts";
 import { ENQUEUE, EXTEND, FETCH, FINISH, PROMOTE, RECLAIM, RELEASE, START } from "./redis-scripts.ts";
 
 export const GROUP = "workers";
@@ -108,6 +109,8 @@ export class RedisQueue implements JobQueue {
   private finishQueue: FinishItem[] = [];
   private flushing: Promise<void> | undefined;
   private lastErrorLog = 0;
+  /** Database jobs run one at a time per instance (see lane.ts). */
+  private readonly dbLane = new Lane();
 
   constructor(
     private readonly redis: Redis,
@@ -362,7 +365,10 @@ export class RedisQueue implements JobQueue {
         await this.release([held]);
         return;
       }
-      await def.handler(JSON.parse(payload), { jobId: held.jid, type, attempt: retry + 1, signal: held.ctrl.signal });
+      const ctx = { jobId: held.jid, type, attempt: retry + 1, signal: held.ctrl.signal };
+      const input = JSON.parse(payload);
+      if (def.writesDb) await this.dbLane.run(() => (held.ctrl.signal.aborted ? Promise.resolve() : def.handler(input, ctx)));
+      else await def.handler(input, ctx);
       outcome = { kind: "ok" };
     } catch (err) {
       // Aborted (hold lost, or shutdown past its grace): the delivery is someone else's now; record nothing.
