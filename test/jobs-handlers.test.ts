@@ -5,7 +5,7 @@ import { eq } from "drizzle-orm";
 import type { Server } from "bun";
 import type { Redis } from "../src/deps.ts";
 import { jobDefinitions } from "../src/modules/jobs/handlers.ts";
-import { analyticsEvents, auditLog, emailOutbox, sessions } from "../src/platform/db/schema/index.ts";
+import { analyticsEvents, auditLog, emailOutbox, outbox, sessions } from "../src/platform/db/schema/index.ts";
 import { DbMailer } from "../src/platform/mail/db-mailer.ts";
 import { PermanentJobError, type JobContext, type JobDefinition } from "../src/platform/jobs/port.ts";
 import { makeApp, REDIS_URL, type TestApp } from "./helpers.ts";
@@ -85,6 +85,43 @@ describe("handlers (called directly, as a redelivery would)", () => {
     expect((await a.json("GET", `/api/v1/users/${u.id}/preferences`, { token: u.token })).body).toEqual({ a: 1, c: true });
     await expect(job.handler({ user_id: 999_999, preference_updates: { a: 1 } }, ctx("p-3"))).rejects.toBeInstanceOf(PermanentJobError);
   });
+});
+
+describe("database jobs started together", () => {
+  for (const redisUrl of [undefined, REDIS_URL]) {
+    test(`run one at a time, so their transactions never stall each other (${redisUrl ? "Redis" : "in-process"} queue)`, async () => {
+      const p = testPrefix("lane");
+      const a = await makeApp({ REDIS_URL: redisUrl, REDIS_PREFIX: p, CRON_ENABLED: "false", JOB_CONCURRENCY: "8" });
+      try {
+        const users = [await a.user(), await a.user(), await a.user(), await a.user()];
+        // Queued before the worker starts, so the worker takes them all at once.
+        const ids = await a.deps.queue.enqueueMany(
+          users.map((u, i) => ({ type: "update_user_preferences", payload: { user_id: u.id, preference_updates: { n: i } } })),
+        );
+        a.start();
+        const jobs = await waitUntil(async () => {
+          const all = await a.deps.queue.getJobs(ids);
+          return Object.values(all).every((j) => j?.status === "completed" || j?.status === "failed") ? all : null;
+        }, 20_000, "the four jobs");
+        // A stalled transaction fails with SQLITE_BUSY and is retried: retry_count would show it.
+        expect(Object.values(jobs).map((j) => [j!.status, j!.retry_count])).toEqual(Array(4).fill(["completed", 0]));
+        // The relay, writing the outbox while those jobs started, was not stalled either (one attempt per row;
+        // the reconciler's next pass, which removes finished rows, is 30 s away).
+        const rows = await waitUntil(async () => {
+          const all = await a.deps.database.db.select().from(outbox);
+          return all.length === 12 && all.every((r) => r.relayedAt !== null) ? all : null;
+        }, 10_000, "the registration rows to be relayed");
+        expect(rows.map((r) => [r.attempts, r.lastError])).toEqual(Array(12).fill([1, null]));
+      } finally {
+        await a.close();
+        if (redisUrl) {
+          const r = await redisClient();
+          await dropPrefix(r, p);
+          await r.close();
+        }
+      }
+    }, 30_000);
+  }
 });
 
 describe("welcome mail through an HTTP mail API (MAIL_API_URL)", () => {

@@ -45,6 +45,7 @@ export class MemoryQueue implements JobQueue {
   private readonly log: Logger;
   /** Database jobs run one at a time per instance (see lane.ts). */
   private readonly dbLane = new Lane();
+  private pumpScheduled = false;
 
   constructor(private readonly o: QueueOptions) {
     this.log = o.logger.child({ component: "jobs" });
@@ -112,7 +113,20 @@ export class MemoryQueue implements JobQueue {
     e.timer = undefined;
     if (this.closing || this.entries.get(e.job.id) !== e) return;
     (e.writesDb ? this.ready.db : this.ready.any).push(e.job.id);
-    this.pump();
+    this.schedulePump();
+  }
+
+  /**
+   * Handlers start in a task of their own, never inside the enqueuer's call chain: an enqueuer in the middle of
+   * a database write (the relay) must not find a job's transaction opened under it (see lane.ts).
+   */
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
   }
 
   async getJob(id: string): Promise<Job | null> {
@@ -155,8 +169,8 @@ export class MemoryQueue implements JobQueue {
     const sweepEvery = Math.max(50, Math.min(60_000, this.o.retentionCompletedMs, this.o.retentionFailedMs));
     this.sweeper = setInterval(() => this.sweep(), sweepEvery);
     // Database jobs wait while this instance cannot write; look again every half second.
-    this.recheck = setInterval(() => this.ready.db.length > 0 && this.pump(), 500);
-    this.pump();
+    this.recheck = setInterval(() => this.ready.db.length > 0 && this.schedulePump(), 500);
+    this.schedulePump();
   }
 
   private sweep(): void {
@@ -184,7 +198,7 @@ export class MemoryQueue implements JobQueue {
       if (!e) continue;
       const p: Promise<void> = this.run(e).finally(() => {
         this.running.delete(p);
-        this.pump();
+        this.schedulePump();
       });
       this.running.add(p);
     }

@@ -346,7 +346,10 @@ export class RedisQueue implements JobQueue {
     const key = heldKey(held);
     this.held.set(key, held);
     this.active++;
-    const p: Promise<void> = this.execute(held, type, payload, Number(retry), Number(maxRetries)).finally(() => {
+    // Each handler starts in a task of its own, never in the middle of another call chain that may be writing
+    // the database (replies to several pipelined commands resolve together; see lane.ts).
+    const started = new Promise<void>((resolve) => setImmediate(resolve));
+    const p: Promise<void> = started.then(() => this.execute(held, type, payload, Number(retry), Number(maxRetries))).finally(() => {
       this.held.delete(key);
       this.active--;
       this.running.delete(p);
