@@ -1,7 +1,14 @@
 // What the hot-path changes must keep: x-request-id on every kind of response (a cached Response returned by
 // the handler, objects, 201, 204, errors, OpenAPI), one log line per request, and id validation.
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import { makeApp, REDIS_URL, type TestApp } from "./helpers.ts";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { loadConfig } from "../src/config.ts";
+import { MemoryBus } from "../src/platform/cache/bus.ts";
+import { userDetailFastPath } from "../src/platform/cache/fast-read.ts";
+import { TwoTierCache } from "../src/platform/cache/two-tier.ts";
+import { signJwt } from "../src/platform/http/jwt.ts";
+import { createLogger } from "../src/platform/observability/logger.ts";
+import { startInstance } from "../src/server.ts";
+import { makeApp, REDIS_URL, testEnv, type TestApp } from "./helpers.ts";
 
 let t: TestApp;
 const logs: string[] = [];
@@ -55,4 +62,106 @@ test("the cached detail body is the same JSON the database path produces", async
   const fresh = await t.request("GET", `/api/v1/users/${u.id}`, { token: u.token });
   expect(fresh.headers.get("x-cache")).toBe("miss");
   expect(await fresh.text()).toBe(cachedText);
+});
+
+describe("the cached-read fast path in front of Elysia", () => {
+  const secret = "test-secret-test-secret-test-secret-0123";
+  const logLines: string[] = [];
+  const fastLogger = createLogger("info", {}, (l) => logLines.push(l));
+
+  test("answers only an L1 hit of GET /api/v1/users/<canonical id> with a valid token, with the app's bytes and headers", async () => {
+    const detail = { user: { id: 7 }, posts: [], preferences: {} };
+    const cache = new TwoTierCache({
+      instanceId: "fast",
+      logger: fastLogger,
+      l1: { enabled: true, maxItems: 10, maxBytes: 1 << 20, maxEntryBytes: 1 << 16 },
+      ttlSeconds: 60,
+      staleGraceSeconds: 0,
+      l2: null,
+      bus: new MemoryBus(),
+    });
+    await cache.start();
+    const fast = userDetailFastPath({ cache, logger: fastLogger, jwtSecret: secret })!;
+    const token = signJwt({ sub: "3", sid: "s", adm: false, iat: 0, exp: Math.floor(Date.now() / 1000) + 60 }, secret);
+    const expired = signJwt({ sub: "3", sid: "s", adm: false, iat: 0, exp: 1 }, secret);
+    const req = (path: string, headers: Record<string, string> = { authorization: `Bearer ${token}` }, method = "GET") =>
+      new Request(`http://localhost${path}`, { method, headers });
+
+    expect(fast(req("/api/v1/users/7"))).toBeUndefined(); // not cached yet
+    await cache.getOrSet("user:7:detail", async () => detail, { tags: ["user:7"] });
+    await cache.getOrSet("user:8:detail", async () => null, { tags: ["user:8"] });
+
+    const r = fast(req("/api/v1/users/7", { authorization: `Bearer ${token}`, "x-request-id": "fast-1" }))!;
+    expect(r.status).toBe(200);
+    expect(await r.text()).toBe(JSON.stringify(detail));
+    expect(r.headers.get("content-type")).toBe("application/json");
+    expect(r.headers.get("x-cache")).toBe("hit-l1");
+    expect(r.headers.get("x-request-id")).toBe("fast-1");
+    const line = logLines.map((l) => JSON.parse(l)).find((l) => l.request_id === "fast-1");
+    expect(line).toMatchObject({ msg: "request", method: "GET", route: "/api/v1/users/:id", status: 200 });
+    expect(typeof line.duration_ms).toBe("number");
+
+    const declined: [string, Request][] = [
+      ["no token", req("/api/v1/users/7", {})],
+      ["bad token", req("/api/v1/users/7", { authorization: `Bearer ${token}x` })],
+      ["expired token", req("/api/v1/users/7", { authorization: `Bearer ${expired}` })],
+      ["not canonical", req("/api/v1/users/07")],
+      ["query string", req("/api/v1/users/7?x=1")],
+      ["trailing slash", req("/api/v1/users/7/")],
+      ["other route", req("/api/v1/users/7/posts")],
+      ["other prefix", req("/x/api/v1/users/7")],
+      ["HEAD", req("/api/v1/users/7", undefined, "HEAD")],
+      ["cached not-found", req("/api/v1/users/8")],
+      ["too large", req("/api/v1/users/99999999999999999")],
+    ];
+    for (const [name, request] of declined) expect({ name, r: fast(request) }).toEqual({ name, r: undefined });
+    await cache.invalidateTags(["user:7"]);
+    expect(fast(req("/api/v1/users/7"))).toBeUndefined();
+    await cache.close();
+  });
+
+  test("a real instance answers the same bytes, headers and log line through it as through Elysia", async () => {
+    const lines: string[] = [];
+    const config = loadConfig(testEnv({ REDIS_URL, PORT: "0", HOST: "127.0.0.1", METRICS_ENABLED: "false", LOG_LEVEL: "info" }));
+    const instance = await startInstance(config, { logger: createLogger("info", {}, (l) => lines.push(l)) });
+    try {
+      const post = (path: string, body: unknown, token?: string) =>
+        fetch(`${instance.url}${path}`, {
+          method: "POST",
+          headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+          body: JSON.stringify(body),
+        });
+      const created = await (await post("/api/v1/users", { email: "fast@example.com", password: "password-1", full_name: "Fast" })).json();
+      const { access_token } = await (await post("/api/v1/auth/login", { email: "fast@example.com", password: "password-1" })).json();
+      await post(`/api/v1/users/${created.id}/posts`, { title: "hello", content: "world" }, access_token);
+      const get = (rid: string) => fetch(`${instance.url}/api/v1/users/${created.id}`, { headers: { authorization: `Bearer ${access_token}`, "x-request-id": rid } });
+      const viaApp = await get("via-app");
+      const viaFast = await get("via-fast");
+      expect(viaApp.headers.get("x-cache")).toBe("miss");
+      expect(viaFast.headers.get("x-cache")).toBe("hit-l1");
+      expect(await viaFast.text()).toBe(await viaApp.text());
+      expect(viaFast.headers.get("content-type")).toBe(viaApp.headers.get("content-type"));
+      expect(viaFast.headers.get("x-request-id")).toBe("via-fast");
+      await Bun.sleep(30);
+      const parsed = lines.map((l) => JSON.parse(l)).filter((l) => l.msg === "request");
+      const pick = (rid: string) => {
+        const ls = parsed.filter((l) => l.request_id === rid);
+        expect(ls).toHaveLength(1);
+        const { time: _t, duration_ms: _d, request_id: _r, ...rest } = ls[0];
+        return rest;
+      };
+      expect(pick("via-fast")).toEqual(pick("via-app"));
+      // A write is seen at once: the next read is a miss through the app, then fast again.
+      await fetch(`${instance.url}/api/v1/users/${created.id}`, {
+        method: "PATCH",
+        headers: { "content-type": "application/json", authorization: `Bearer ${access_token}` },
+        body: JSON.stringify({ full_name: "Renamed" }),
+      });
+      const after = await get("after-write");
+      expect(after.headers.get("x-cache")).toBe("miss");
+      expect((await after.json()).user.full_name).toBe("Renamed");
+    } finally {
+      await instance.stop();
+    }
+  }, 30_000);
 });

@@ -28,6 +28,8 @@ export interface Cache {
   /** Returns the cached value, or runs `loader` once per key (single flight) and caches its result. */
   getOrSet<T>(key: string, loader: () => Promise<T>, opts?: CacheSetOptions): Promise<CacheResult<T>>;
   get<T>(key: string): Promise<T | undefined>;
+  /** A fresh L1 entry, synchronously (counted as a hit), or undefined without loading anything. */
+  peek?(key: string): CacheResult<unknown> | undefined;
   set<T>(key: string, value: T, opts?: CacheSetOptions): Promise<void>;
   delete(keys: readonly string[]): Promise<void>;
   /** Drops every entry carrying any of the tags, here, in L2, and (through the bus) in every other instance. */

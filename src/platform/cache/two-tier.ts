@@ -217,6 +217,15 @@ export class TwoTierCache implements Cache {
     return false;
   }
 
+  /** L1 only; a cached null (the services' "not found" marker) is left to getOrSet and its caller. */
+  peek(key: string): CacheResult<unknown> | undefined {
+    if (!this.l1Usable) return undefined;
+    const e = this.lru.get(key, Date.now());
+    if (e === undefined || e.value === null) return undefined;
+    this.counters.hits++;
+    return e.hit;
+  }
+
   async get<T>(key: string): Promise<T | undefined> {
     if (this.l1Usable) {
       const e = this.lru.get(key, Date.now());

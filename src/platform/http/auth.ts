@@ -14,7 +14,7 @@ export interface Principal {
  * Verified tokens, so a client's repeated requests skip the HMAC and JSON work. Bounded; an entry is
  * only used until the token's own expiry.
  */
-class TokenCache {
+export class TokenCache {
   private readonly map = new Map<string, { principal: Principal; exp: number }>();
   constructor(private readonly max: number) {}
   get(token: string, now: number): Principal | undefined {

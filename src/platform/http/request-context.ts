@@ -31,14 +31,30 @@ function validationErrors(error: ValidationError): FieldError[] {
   return out.length > 0 ? out : [{ field: on, message: "invalid" }];
 }
 
+/** The client's x-request-id when it is sane, else a new one. */
+export function requestIdOf(request: Request): string {
+  const given = request.headers.get("x-request-id");
+  return given && REQUEST_ID_RE.test(given) ? given : crypto.randomUUID();
+}
+
+/** The one log line of a request (also written by the cached-read fast path in src/platform/cache/fast-read.ts). */
+export function logRequest(logger: Logger, method: string, route: string, status: number, start: number | undefined, id: string | undefined): void {
+  logger.info("request", {
+    method,
+    route,
+    status,
+    duration_ms: start !== undefined ? Math.round((performance.now() - start) * 100) / 100 : undefined,
+    request_id: id,
+  });
+}
+
 export function requestContext(opts: { logger: Logger; bodyLimit: number; instanceId: string }) {
   const meta = new WeakMap<Request, RequestMeta>();
   const { logger, bodyLimit } = opts;
 
   return new Elysia({ name: "request-context" })
     .onRequest(({ request, set }) => {
-      const given = request.headers.get("x-request-id");
-      const id = given && REQUEST_ID_RE.test(given) ? given : crypto.randomUUID();
+      const id = requestIdOf(request);
       meta.set(request, { id, start: performance.now() });
       const length = request.headers.get("content-length");
       if (length !== null && Number(length) > bodyLimit) {
@@ -108,12 +124,6 @@ export function requestContext(opts: { logger: Logger; bodyLimit: number; instan
     .onAfterResponse({ as: "global" }, ({ request, route, set, path }) => {
       const m = meta.get(request);
       const status = typeof set.status === "number" ? set.status : 200;
-      logger.info("request", {
-        method: request.method,
-        route: route || path,
-        status,
-        duration_ms: m ? Math.round((performance.now() - m.start) * 100) / 100 : undefined,
-        request_id: m?.id,
-      });
+      logRequest(logger, request.method, route || path, status, m?.start, m?.id);
     });
 }

@@ -13,6 +13,8 @@ export interface Logger {
   child(fields: Record<string, unknown>): Logger;
 }
 
+const RESERVED = new Set(["time", "level", "msg"]);
+
 /** Field names repeat (every request line has the same ones): remember which are secret. */
 const secretKeys = new Map<string, boolean>();
 function isSecret(k: string): boolean {
@@ -85,9 +87,26 @@ export function createLogger(
   write: (line: string) => void = writeStdout,
 ): Logger {
   const min = ORDER[level];
+  const baseKeys = new Set(Object.keys(base));
+  const baseJson = baseKeys.size > 0 ? "," + JSON.stringify(base).slice(1, -1) : "";
+  const generic = (lvl: string, msg: string, fields?: Record<string, unknown>) =>
+    JSON.stringify({ time: now(), level: lvl, msg, ...base, ...(fields ? redact(fields) : {}) });
+  // The same bytes as `generic`, built without merging objects: fields that collide with the base or the
+  // reserved keys, name a secret, or hold an Error take the generic way.
   const emit = (lvl: Exclude<LogLevel, "silent">, msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[lvl] < min) return;
-    write(JSON.stringify({ time: now(), level: lvl, msg, ...base, ...(fields ? redact(fields) : {}) }));
+    let body = "";
+    if (fields) {
+      for (const k in fields) {
+        if (RESERVED.has(k) || baseKeys.has(k) || isSecret(k) || fields[k] instanceof Error) {
+          write(generic(lvl, msg, fields));
+          return;
+        }
+      }
+      const json = JSON.stringify(fields);
+      if (json.length > 2) body = "," + json.slice(1, -1);
+    }
+    write(`{"time":"${now()}","level":"${lvl}","msg":${JSON.stringify(msg)}${baseJson}${body}}`);
   };
   return {
     debug: (m, f) => emit("debug", m, f),
