@@ -4,6 +4,7 @@ import { drizzle, type LibSQLDatabase } from "drizzle-orm/libsql";
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import * as schema from "./schema/index.ts";
+import { serializeWrites } from "./serialize-writes.ts";
 
 export type Db = LibSQLDatabase<typeof schema>;
 export interface Database {
@@ -31,7 +32,8 @@ export function filePathOf(url: string): string | null {
 export async function openDatabase(url: string, opts: { setWal: boolean }): Promise<Database> {
   const path = filePathOf(url);
   if (path) mkdirSync(dirname(path), { recursive: true });
-  const client = createClient({ url, timeout: BUSY_TIMEOUT_MS });
+  // Writers of this process take turns (serialize-writes.ts explains the deadlock this prevents).
+  const client = serializeWrites(createClient({ url, timeout: BUSY_TIMEOUT_MS }));
   if (opts.setWal && path) await client.execute("PRAGMA journal_mode=WAL");
   await client.execute("PRAGMA synchronous=NORMAL");
   await client.execute("PRAGMA foreign_keys=ON");

@@ -106,7 +106,7 @@ export function requestContext(opts: { logger: Logger; bodyLimit: number; instan
         p = problem(400, "The request is malformed");
       } else {
         const status = (error as { status?: unknown }).status;
-        if (typeof status === "number" && status >= 400 && status < 500) {
+        if (typeof status === "number" && ((status >= 400 && status < 500) || status === 503)) {
           p = problem(status, (error as Error).message || "Request rejected");
         } else {
           logger.error("unhandled error", {
