@@ -31,7 +31,8 @@ async function spawnWorker(): Promise<Subprocess<"ignore", "pipe", "pipe">> {
       REDIS_URL,
       JOBS_PREFIX: prefix,
       CONCURRENCY: String(CONCURRENCY),
-      VISIBILITY_MS: "1500",
+      // Long enough that a worker of a loaded machine never loses a hold it is still extending.
+      VISIBILITY_MS: "3000",
       WORK_MS: "12",
     },
     stdin: "ignore",
