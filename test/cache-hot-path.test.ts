@@ -8,7 +8,8 @@ import { TwoTierCache } from "../src/platform/cache/two-tier.ts";
 import { signJwt } from "../src/platform/http/jwt.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { startInstance } from "../src/server.ts";
-import { makeApp, REDIS_URL, testEnv, type TestApp } from "./helpers.ts";
+import { rmSync } from "node:fs";
+import { makeApp, REDIS_URL, tempDir, testEnv, type TestApp } from "./helpers.ts";
 
 let t: TestApp;
 const logs: string[] = [];
@@ -122,7 +123,8 @@ describe("the cached-read fast path in front of Elysia", () => {
 
   test("a real instance answers the same bytes, headers and log line through it as through Elysia", async () => {
     const lines: string[] = [];
-    const config = loadConfig(testEnv({ REDIS_URL, PORT: "0", HOST: "127.0.0.1", METRICS_ENABLED: "false", LOG_LEVEL: "info" }));
+    const dir = tempDir("fast-");
+    const config = loadConfig(testEnv({ REDIS_URL, PORT: "0", HOST: "127.0.0.1", METRICS_ENABLED: "false", LOG_LEVEL: "info" }, dir));
     const instance = await startInstance(config, { logger: createLogger("info", {}, (l) => lines.push(l)) });
     try {
       const post = (path: string, body: unknown, token?: string) =>
@@ -162,6 +164,7 @@ describe("the cached-read fast path in front of Elysia", () => {
       expect((await after.json()).user.full_name).toBe("Renamed");
     } finally {
       await instance.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   }, 30_000);
 });
