@@ -89,8 +89,8 @@ describe("handlers (called directly, as a redelivery would)", () => {
 
 describe("database jobs started together", () => {
   for (const redisUrl of [undefined, REDIS_URL]) {
-    test(`run one at a time, so their transactions never stall each other (${redisUrl ? "Redis" : "in-process"} queue)`, async () => {
-      const p = testPrefix("lane");
+    test(`complete without stalling each other or the relay (${redisUrl ? "Redis" : "in-process"} queue)`, async () => {
+      const p = testPrefix("together");
       const a = await makeApp({ REDIS_URL: redisUrl, REDIS_PREFIX: p, CRON_ENABLED: "false", JOB_CONCURRENCY: "8" });
       try {
         const users = [await a.user(), await a.user(), await a.user(), await a.user()];

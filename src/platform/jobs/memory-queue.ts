@@ -13,7 +13,6 @@ import {
   type JobQueue,
   type QueueStats,
 } from "./port.ts";
-import { Lane } from "./lane.ts";
 import { errorText } from "./redis-queue.ts";
 
 interface Entry {
@@ -43,8 +42,6 @@ export class MemoryQueue implements JobQueue {
   private sweeper: ReturnType<typeof setInterval> | undefined;
   private recheck: ReturnType<typeof setInterval> | undefined;
   private readonly log: Logger;
-  /** Database jobs run one at a time per instance (see lane.ts). */
-  private readonly dbLane = new Lane();
   private pumpScheduled = false;
 
   constructor(private readonly o: QueueOptions) {
@@ -116,10 +113,7 @@ export class MemoryQueue implements JobQueue {
     this.schedulePump();
   }
 
-  /**
-   * Handlers start in a task of their own, never inside the enqueuer's call chain: an enqueuer in the middle of
-   * a database write (the relay) must not find a job's transaction opened under it (see lane.ts).
-   */
+  /** Handlers start in a task of their own, never inside the enqueuer's call stack. */
   private schedulePump(): void {
     if (this.pumpScheduled) return;
     this.pumpScheduled = true;
@@ -212,10 +206,7 @@ export class MemoryQueue implements JobQueue {
     try {
       const def = this.defs.get(job.type);
       if (!def) throw new Error(`no handler registered for job type "${job.type}" on this instance`);
-      const ctx = { jobId: job.id, type: job.type, attempt: job.retry_count + 1, signal: e.ctrl.signal };
-      const input = structuredClone(e.payload);
-      if (def.writesDb) await this.dbLane.run(() => def.handler(input, ctx));
-      else await def.handler(input, ctx);
+      await def.handler(structuredClone(e.payload), { jobId: job.id, type: job.type, attempt: job.retry_count + 1, signal: e.ctrl.signal });
       if (e.ctrl.signal.aborted) return;
       job.status = "completed";
       job.completed_at = new Date().toISOString();

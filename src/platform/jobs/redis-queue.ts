@@ -16,7 +16,6 @@ import {
   type JobStatus,
   type QueueStats,
 } from "./port.ts";
-import { Lane } from "./lane.ts";
 import { ENQUEUE, EXTEND, FETCH, FINISH, PROMOTE, RECLAIM, RELEASE, START } from "./redis-scripts.ts";
 
 export const GROUP = "workers";
@@ -109,8 +108,6 @@ export class RedisQueue implements JobQueue {
   private finishQueue: FinishItem[] = [];
   private flushing: Promise<void> | undefined;
   private lastErrorLog = 0;
-  /** Database jobs run one at a time per instance (see lane.ts). */
-  private readonly dbLane = new Lane();
 
   constructor(
     private readonly redis: Redis,
@@ -346,10 +343,7 @@ export class RedisQueue implements JobQueue {
     const key = heldKey(held);
     this.held.set(key, held);
     this.active++;
-    // Each handler starts in a task of its own, never in the middle of another call chain that may be writing
-    // the database (replies to several pipelined commands resolve together; see lane.ts).
-    const started = new Promise<void>((resolve) => setImmediate(resolve));
-    const p: Promise<void> = started.then(() => this.execute(held, type, payload, Number(retry), Number(maxRetries))).finally(() => {
+    const p: Promise<void> = this.execute(held, type, payload, Number(retry), Number(maxRetries)).finally(() => {
       this.held.delete(key);
       this.active--;
       this.running.delete(p);
@@ -368,10 +362,7 @@ export class RedisQueue implements JobQueue {
         await this.release([held]);
         return;
       }
-      const ctx = { jobId: held.jid, type, attempt: retry + 1, signal: held.ctrl.signal };
-      const input = JSON.parse(payload);
-      if (def.writesDb) await this.dbLane.run(() => (held.ctrl.signal.aborted ? Promise.resolve() : def.handler(input, ctx)));
-      else await def.handler(input, ctx);
+      await def.handler(JSON.parse(payload), { jobId: held.jid, type, attempt: retry + 1, signal: held.ctrl.signal });
       outcome = { kind: "ok" };
     } catch (err) {
       // Aborted (hold lost, or shutdown past its grace): the delivery is someone else's now; record nothing.
