@@ -53,19 +53,35 @@ describe("graceful shutdown", () => {
       body: JSON.stringify({ email: "drain@example.com", password: "password-1", full_name: "D" }),
     });
     expect(reg.status).toBe(201);
-    // A login hashes with argon2 (tens of milliseconds): signal while it is in flight.
-    const inflight = fetch(`${s.url}/api/v1/auth/login`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ email: "drain@example.com", password: "password-1" }),
+    // Hold a login open deterministically: send its headers and half its body, signal, then send the rest.
+    const body = JSON.stringify({ email: "drain@example.com", password: "password-1" });
+    let response = "";
+    const closed = Promise.withResolvers<void>();
+    const socket = await Bun.connect({
+      hostname: "127.0.0.1",
+      port,
+      socket: {
+        data(_s, chunk) {
+          response += new TextDecoder().decode(chunk);
+        },
+        close: () => closed.resolve(),
+        error: () => closed.resolve(),
+      },
     });
-    await Bun.sleep(5);
+    socket.write(
+      `POST /api/v1/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body.slice(0, 10)}`,
+    );
+    await Bun.sleep(200);
     s.kill("SIGTERM");
-    const res = await inflight;
-    expect(res.status).toBe(200);
+    await Bun.sleep(200);
+    socket.write(body.slice(10));
+    await closed.promise;
+    expect(response).toStartWith("HTTP/1.1 200");
+    expect(response).toContain("access_token");
     expect(await s.proc.exited).toBe(0);
     const out = s.stdout();
-    expect(out).toContain('"msg":"shutting down"');
+    expect(out).toMatch(/"msg":"shutting down"[^\n]*"in_flight":1/);
     expect(out).toContain('"msg":"stopped"');
     // Stopped listening.
     await expect(fetch(`${s.url}/health/live`)).rejects.toThrow();
