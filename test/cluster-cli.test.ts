@@ -4,7 +4,7 @@ import { afterAll, expect, test } from "bun:test";
 import { createClient } from "@libsql/client";
 import { join } from "node:path";
 import { REDIS_URL, ROOT, tempDir } from "./helpers.ts";
-import { freePort } from "./support/process.ts";
+import { freePort, freePortRange } from "./support/process.ts";
 
 let proc: ReturnType<typeof Bun.spawn> | undefined;
 afterAll(() => {
@@ -30,7 +30,7 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutM
 test("bun run cluster -- --instances 3: three healthy instances in /cluster/stats, stopped together", async () => {
   const dir = tempDir("cluster-");
   const port = await freePort();
-  const metricsBase = await freePort();
+  const metricsBase = await freePortRange(3);
   const base = `clitest-${crypto.randomUUID().slice(0, 6)}`;
   const ids = [1, 2, 3].map((i) => `${base}-${i}`);
   proc = Bun.spawn(["bun", "run", "cluster", "--", "--instances", "3"], {

@@ -54,3 +54,20 @@ export async function waitFor(url: string, timeoutMs = 15_000): Promise<void> {
   }
   throw new Error(`${url} did not answer within ${timeoutMs} ms`);
 }
+
+/** A base port whose next `n - 1` ports were free too at the time of asking. */
+export async function freePortRange(n: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    const held: ReturnType<typeof Bun.serve>[] = [];
+    try {
+      for (let i = 0; i < n; i++) held.push(Bun.serve({ port: base + i, hostname: "0.0.0.0", fetch: () => new Response() }));
+      return base;
+    } catch {
+      // taken: try another base
+    } finally {
+      for (const s of held) await s.stop(true);
+    }
+  }
+  throw new Error(`no run of ${n} free ports found`);
+}
