@@ -101,6 +101,8 @@ async function startService(extra: Record<string, string>): Promise<Service> {
       JWT_SECRET,
       METRICS_PORT: "0", // metrics on (the default), on a free port
       RATE_LIMIT_LOGIN_PER_MINUTE: "1000",
+      ADMIN_EMAIL: "bench-admin@example.com",
+      ADMIN_PASSWORD: PASSWORD,
       ...extra,
     },
     stdin: "ignore",
@@ -265,6 +267,17 @@ async function login(url: string): Promise<string> {
   return ((await r.json()) as { access_token: string }).access_token;
 }
 
+/** The service's own cache counters after a run (GET /cache/stats as the admin). */
+async function cacheStats(url: string): Promise<unknown> {
+  const r = await fetch(`${url}/api/v1/auth/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email: "bench-admin@example.com", password: PASSWORD }),
+  });
+  const { access_token } = (await r.json()) as { access_token: string };
+  return (await fetch(`${url}/cache/stats`, { headers: { authorization: `Bearer ${access_token}` } })).json();
+}
+
 async function main() {
   console.log(`seeding ${USERS} users x ${POSTS_PER_USER} posts; load generator: ${hasWrk ? "wrk -t1" : "autocannon"}, ${CONNECTIONS} connections, ${DURATION}s per run`);
   const ids = await seed();
@@ -301,11 +314,13 @@ async function main() {
     runs.l1.push(await load(service, ids, token));
   }
   await bare.stop();
+  const statsL1 = await cacheStats(service.url);
   await service.stop();
 
   service = await startService({ CACHE_L1_ENABLED: "false" });
   await load(service, ids, token, 2);
   const l2 = await load(service, ids, token);
+  const statsL2 = await cacheStats(service.url);
   await service.stop();
 
   service = await startService({ CACHE_ENABLED: "false" });
@@ -341,9 +356,12 @@ async function main() {
     service_logging: "LOG_LEVEL=info (default), stdout to /dev/null",
     rows,
     raw: { bare: runs.bare, l1: runs.l1, l2, db },
+    cache_stats: { l1_run: statsL1, l2_run: statsL2 },
     target_l1_ratio: 0.7,
     l1_ratio: l1Ratio,
   });
+  console.log(`cache stats after the L1 runs: ${JSON.stringify(statsL1)}`);
+  console.log(`cache stats after the L2 run:  ${JSON.stringify(statsL2)}`);
   console.log(`wrote ${file}`);
   if (rows.some((r) => r.non2xx > 0)) throw new Error("some responses were not 2xx");
 }
