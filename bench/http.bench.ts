@@ -103,6 +103,8 @@ async function startService(extra: Record<string, string>): Promise<Service> {
       RATE_LIMIT_LOGIN_PER_MINUTE: "1000",
       ADMIN_EMAIL: "bench-admin@example.com",
       ADMIN_PASSWORD: PASSWORD,
+      // For experiments only, e.g. BENCH_SERVICE_ENV='{"LOG_LEVEL":"silent"}'; the README figures leave it unset.
+      ...(JSON.parse(process.env.BENCH_SERVICE_ENV ?? "{}") as Record<string, string>),
       ...extra,
     },
     stdin: "ignore",
@@ -317,6 +319,11 @@ async function main() {
   const statsL1 = await cacheStats(service.url);
   await service.stop();
 
+  if (process.env.BENCH_L1_ONLY) {
+    // Experiments: only the bare server and the L1 path, printed raw.
+    console.log(JSON.stringify({ bare: runs.bare.map((r) => [r.rps, r.cpu_us_per_req]), l1: runs.l1.map((r) => [r.rps, r.cpu_us_per_req]) }));
+    return;
+  }
   service = await startService({ CACHE_L1_ENABLED: "false" });
   await load(service, ids, token, 2);
   const l2 = await load(service, ids, token);

@@ -93,20 +93,34 @@ export function createLogger(
     JSON.stringify({ time: now(), level: lvl, msg, ...base, ...(fields ? redact(fields) : {}) });
   // The same bytes as `generic`, built without merging objects: fields that collide with the base or the
   // reserved keys, name a secret, or hold an Error take the generic way.
+  // Per field name: may it be written as it is (not reserved, not in the base, not a secret)?
+  const plainKeys = new Map<string, boolean>();
+  const isPlain = (k: string) => {
+    let p = plainKeys.get(k);
+    if (p === undefined) {
+      p = !RESERVED.has(k) && !baseKeys.has(k) && !isSecret(k);
+      if (plainKeys.size < 10_000) plainKeys.set(k, p);
+    }
+    return p;
+  };
   const emit = (lvl: Exclude<LogLevel, "silent">, msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[lvl] < min) return;
     let body = "";
-    if (fields) {
-      for (const k in fields) {
-        if (RESERVED.has(k) || baseKeys.has(k) || isSecret(k) || fields[k] instanceof Error) {
+    if (fields !== undefined) {
+      const keys = Object.keys(fields);
+      for (let i = 0; i < keys.length; i++) {
+        const k = keys[i]!;
+        if (!isPlain(k) || fields[k] instanceof Error) {
           write(generic(lvl, msg, fields));
           return;
         }
       }
-      const json = JSON.stringify(fields);
-      if (json.length > 2) body = "," + json.slice(1, -1);
+      if (keys.length > 0) {
+        const json = JSON.stringify(fields);
+        if (json.length > 2) body = "," + json.slice(1, -1);
+      }
     }
-    write(`{"time":"${now()}","level":"${lvl}","msg":${JSON.stringify(msg)}${baseJson}${body}}`);
+    write('{"time":"' + now() + '","level":"' + lvl + '","msg":' + JSON.stringify(msg) + baseJson + body + "}");
   };
   return {
     debug: (m, f) => emit("debug", m, f),
