@@ -37,15 +37,35 @@ export function requestIdOf(request: Request): string {
   return given && REQUEST_ID_RE.test(given) ? given : crypto.randomUUID();
 }
 
-/** The one log line of a request (also written by the cached-read fast path in src/platform/cache/fast-read.ts). */
-export function logRequest(logger: Logger, method: string, route: string, status: number, start: number | undefined, id: string | undefined): void {
-  logger.info("request", {
-    method,
-    route,
-    status,
-    duration_ms: start !== undefined ? Math.round((performance.now() - start) * 100) / 100 : undefined,
-    request_id: id,
-  });
+/** JSON string literals of the route templates and methods seen so far (a bounded set). */
+const jsonLiterals = new Map<string, string>();
+function jsonLiteral(value: string, cacheable: boolean): string {
+  let lit = jsonLiterals.get(value);
+  if (lit === undefined) {
+    lit = JSON.stringify(value);
+    if (cacheable && jsonLiterals.size < 1_000) jsonLiterals.set(value, lit);
+  }
+  return lit;
+}
+
+/**
+ * The one log line of a request (also written by the cached-read fast path in src/platform/cache/fast-read.ts):
+ * method, route, status, duration_ms, request_id. Built as a string: it runs for every request.
+ */
+export function logRequest(
+  logger: Logger,
+  method: string,
+  route: string,
+  status: number,
+  start: number | undefined,
+  id: string | undefined,
+  routeIsTemplate = true,
+): void {
+  let json = '"method":' + jsonLiteral(method, true) + ',"route":' + jsonLiteral(route, routeIsTemplate) + ',"status":' + status;
+  if (start !== undefined) json += ',"duration_ms":' + Math.round((performance.now() - start) * 100) / 100;
+  // Request ids are ours (UUIDs) or passed REQUEST_ID_RE, whose characters need no escaping.
+  if (id !== undefined) json += ',"request_id":' + (REQUEST_ID_RE.test(id) ? '"' + id + '"' : JSON.stringify(id));
+  logger.infoJson("request", json);
 }
 
 export function requestContext(opts: { logger: Logger; bodyLimit: number; instanceId: string }) {
@@ -124,6 +144,6 @@ export function requestContext(opts: { logger: Logger; bodyLimit: number; instan
     .onAfterResponse({ as: "global" }, ({ request, route, set, path }) => {
       const m = meta.get(request);
       const status = typeof set.status === "number" ? set.status : 200;
-      logRequest(logger, request.method, route || path, status, m?.start, m?.id);
+      logRequest(logger, request.method, route || path, status, m?.start, m?.id, Boolean(route));
     });
 }
