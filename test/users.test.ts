@@ -117,10 +117,23 @@ describe("reading users", () => {
     expect(all.body.items.length).toBe(all.body.total);
   });
 
-  test.each([["page=0"], ["limit=0"], ["limit=101"], ["page=x"], ["sort=name"]])("GET /users?%s is 422", async (qs) => {
+  test.each([
+    ["page=0", "page"],
+    ["limit=0", "limit"],
+    ["limit=101", "limit"],
+    ["page=2&limit=500", "limit"],
+    ["page=x", "page"],
+    ["sort=name", "sort"],
+  ])("GET /users?%s is 422 naming %s", async (qs, field) => {
     const r = await t.json("GET", `/api/v1/users?${qs}`, { token: admin.token });
     expect(r.status).toBe(422);
-    expect(r.body.errors.length).toBeGreaterThan(0);
+    expect(r.body.errors.map((e: { field: string }) => e.field)).toContain(field);
+  });
+
+  test.each([["0"], ["-1"], ["99999999999999999999"], ["abc"]])("GET /users/%s is 422 naming id", async (id) => {
+    const r = await t.json("GET", `/api/v1/users/${id}`, { token: admin.token });
+    expect(r.status).toBe(422);
+    expect(r.body.errors).toEqual([expect.objectContaining({ field: "id" })]);
   });
 });
 

@@ -16,16 +16,30 @@ function fieldOf(path: string | undefined, on: string): string {
   return p === "" || p === "root" ? on : p;
 }
 
-function validationErrors(error: ValidationError): FieldError[] {
-  const on = (error as unknown as { type?: string }).type ?? "body";
-  const seen = new Set<string>();
+/**
+ * Elysia checks coerced params and query values one property at a time and then reports `on: "property"`
+ * without the property's name: find the raw param or query value that coerces to the rejected one.
+ */
+function propertyName(value: unknown, raw: Record<string, unknown>[]): string | undefined {
+  for (const source of raw) {
+    for (const [k, v] of Object.entries(source)) {
+      if (v === value || (typeof v === "string" && v !== "" && Number(v) === value)) return k;
+    }
+  }
+  return undefined;
+}
+
+function validationErrors(error: ValidationError, raw: Record<string, unknown>[]): FieldError[] {
+  let on = (error as unknown as { type?: string }).type ?? "body";
+  if (on === "property") on = propertyName(error.value, raw) ?? "parameter";
   const out: FieldError[] = [];
+  const fields = new Set<string>();
   for (const e of error.all) {
     const field = fieldOf((e as { path?: string }).path, on);
+    // One message per field: TypeBox reports a missing property twice ("missing", then "expected string").
+    if (fields.has(field)) continue;
+    fields.add(field);
     const message = (e as { summary?: string }).summary ?? (e as { message?: string }).message ?? "invalid";
-    const key = `${field}\0${message}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
     out.push({ field, message });
   }
   return out.length > 0 ? out : [{ field: on, message: "invalid" }];
@@ -106,7 +120,7 @@ export function requestContext(opts: { logger: Logger; bodyLimit: number; instan
       if (responseValue instanceof Response) responseValue.headers.set("x-request-id", id);
       else set.headers["x-request-id"] = id;
     })
-    .onError({ as: "global" }, ({ code, error: raw, request, set }) => {
+    .onError({ as: "global" }, ({ code, error: raw, request, set, params, query }) => {
       // Elysia wraps whatever the parser throws in a ParseError; ours are AppErrors with their own status.
       const cause = (raw as { cause?: unknown }).cause;
       const error = code === "PARSE" && cause instanceof AppError ? cause : raw;
@@ -117,7 +131,7 @@ export function requestContext(opts: { logger: Logger; bodyLimit: number; instan
         Object.assign(headers, error.headers);
         p = problem(error.status, error.message, error.errors);
       } else if (code === "VALIDATION") {
-        p = problem(422, "The request did not validate", validationErrors(error as ValidationError));
+        p = problem(422, "The request did not validate", validationErrors(error as ValidationError, [params ?? {}, query ?? {}]));
       } else if (code === "PARSE") {
         p = problem(400, "The request body is not valid JSON");
       } else if (code === "NOT_FOUND") {
