@@ -114,8 +114,10 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
     port: config.PORT,
     hostname: config.HOST,
     reusePort: config.REUSE_PORT,
-    // A backstop for bodies sent without Content-Length; the request context answers 413 for the rest.
-    maxRequestBodySize: config.BODY_LIMIT_BYTES + 1024,
+    // The app answers 413 itself, as problem+json with x-request-id: a declared Content-Length over
+    // BODY_LIMIT_BYTES before reading anything, a chunked body as soon as it passes the limit (it never holds
+    // more). Bun's own limit, which answers a bare 413, is only the last line against absurd declarations.
+    maxRequestBodySize: Math.max(128 * 1024 * 1024, config.BODY_LIMIT_BYTES * 2),
     // Not async: the fast path's Response goes back without a promise in between.
     fetch(request) {
       const start = performance.now();

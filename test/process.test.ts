@@ -125,3 +125,46 @@ describe("migrations", () => {
     c.close();
   }, 30_000);
 });
+
+describe("body limit on a real listener", () => {
+  test("70 KB with Content-Length and 2 MB chunked are 413 problem+json with x-request-id", async () => {
+    const port = await freePort();
+    const s = spawnService(testEnv() as Record<string, string>, port);
+    spawned.push(s);
+    await waitFor(`${s.url}/health/live`);
+    const big = JSON.stringify({ email: "a@example.com", password: "x".repeat(70_000) });
+    const r1 = await fetch(`${s.url}/api/v1/auth/login`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-request-id": "big-1" },
+      body: big,
+    });
+    expect(r1.status).toBe(413);
+    expect(r1.headers.get("content-type")).toBe("application/problem+json");
+    expect(r1.headers.get("x-request-id")).toBe("big-1");
+    expect((await r1.json()).status).toBe(413);
+
+    const chunk = new TextEncoder().encode("x".repeat(64 * 1024));
+    let sent = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent >= 32) return controller.close();
+        sent++;
+        controller.enqueue(chunk);
+      },
+    });
+    const r2 = await fetch(`${s.url}/api/v1/users`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-request-id": "big-2" },
+      body: stream,
+      // @ts-expect-error Bun/undici option for streaming request bodies
+      duplex: "half",
+    });
+    expect(r2.status).toBe(413);
+    expect(r2.headers.get("content-type")).toBe("application/problem+json");
+    expect(r2.headers.get("x-request-id")).toBe("big-2");
+    // Still serving.
+    expect((await fetch(`${s.url}/health/live`)).status).toBe(200);
+    s.kill("SIGTERM");
+    expect(await s.proc.exited).toBe(0);
+  }, 30_000);
+});

@@ -45,6 +45,32 @@ function validationErrors(error: ValidationError, raw: Record<string, unknown>[]
   return out.length > 0 ? out : [{ field: on, message: "invalid" }];
 }
 
+/** Reads a body, never holding more than `limit` bytes of it: past that, 413 (chunked bodies included). */
+async function readLimited(request: Request, limit: number): Promise<Uint8Array> {
+  if (!request.body) return new Uint8Array(0);
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > limit) {
+      void reader.cancel().catch(() => {});
+      throw payloadTooLarge(limit);
+    }
+    chunks.push(value);
+  }
+  if (chunks.length === 1) return chunks[0]!;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
+
 /** The client's x-request-id when it is sane, else a new one. */
 export function requestIdOf(request: Request): string {
   const given = request.headers.get("x-request-id");
@@ -98,8 +124,7 @@ export function requestContext(opts: { logger: Logger; bodyLimit: number; instan
     // One body parser for every route: enforces the size limit (also for bodies without Content-Length,
     // and for requests handed to app.handle directly), and turns bad JSON into a 400.
     .onParse({ as: "global" }, async ({ request, contentType }) => {
-      const bytes = new Uint8Array(await request.arrayBuffer());
-      if (bytes.byteLength > bodyLimit) throw payloadTooLarge(bodyLimit);
+      const bytes = await readLimited(request, bodyLimit);
       const type = (contentType ?? "").split(";")[0]!.trim().toLowerCase();
       if (type !== "" && type !== "application/json" && !type.endsWith("+json")) {
         throw new AppError(415, `Unsupported content type "${type}"; send application/json`);
