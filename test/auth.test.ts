@@ -64,6 +64,16 @@ describe("POST /api/v1/auth/login", () => {
   });
 });
 
+describe("parallel guessing", () => {
+  test("20 wrong passwords at once: at most the limit (5) are even checked, the rest are 429", async () => {
+    await t.user("parallel@example.com", "right-password");
+    const body = { email: "parallel@example.com", password: "guess-guess" };
+    const statuses = (await Promise.all(Array.from({ length: 20 }, () => t.json("POST", "/api/v1/auth/login", { body })))).map((r) => r.status);
+    expect(statuses.filter((s) => s === 401).length).toBe(5);
+    expect(statuses.filter((s) => s === 429).length).toBe(15);
+  }, 30_000);
+});
+
 describe("bearer tokens", () => {
   test("tampered, foreign-key, expired, alg=none and malformed tokens are 401", async () => {
     const u = await t.user();

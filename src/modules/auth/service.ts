@@ -19,19 +19,18 @@ const badCredentials = () => unauthorized("Incorrect email or password");
 
 export async function login(deps: AppDeps, email: string, password: string) {
   const normalized = email.trim().toLowerCase();
-  // Failed attempts per account are limited; successful logins are not counted.
+  // Failed attempts per account are limited. Every attempt is counted before its password is checked (so
+  // parallel guesses cannot all slip past the check) and a successful one is taken back.
   const limit = deps.config.RATE_LIMIT_LOGIN_PER_MINUTE;
   const limitKey = `login-failures:${normalized}`;
   if (limit > 0) {
-    const r = await deps.rateLimiter.check(limitKey, limit);
+    const r = await deps.rateLimiter.hit(limitKey, limit, 60);
     if (!r.allowed) throw tooManyRequests(r.retryAfter);
   }
   const user = await usersRepo.findByEmail(deps.database.db, normalized);
   const ok = await Bun.password.verify(password, user?.passwordHash ?? (await getDummyHash()));
-  if (!user || !ok || !user.isActive) {
-    if (limit > 0) await deps.rateLimiter.hit(limitKey, limit, 60);
-    throw badCredentials();
-  }
+  if (!user || !ok || !user.isActive) throw badCredentials();
+  if (limit > 0) await deps.rateLimiter.forgive(limitKey);
 
   const now = Math.floor(Date.now() / 1000);
   const sessionId = crypto.randomUUID();

@@ -10,8 +10,8 @@ export interface RateLimitResult {
 export interface RateLimiter {
   /** Counts one event in the current window and says whether the count is within `limit`. */
   hit(key: string, limit: number, windowSeconds: number): Promise<RateLimitResult>;
-  /** Says whether the window already holds `limit` events, without counting one. */
-  check(key: string, limit: number): Promise<RateLimitResult>;
+  /** Takes back one event counted by `hit` in the current window (for attempts that turned out fine). */
+  forgive(key: string): Promise<void>;
 }
 
 export class MemoryRateLimiter implements RateLimiter {
@@ -29,11 +29,9 @@ export class MemoryRateLimiter implements RateLimiter {
     w.count++;
     return { allowed: w.count <= limit, retryAfter: Math.max(1, Math.ceil((w.resetAt - now) / 1000)) };
   }
-  async check(key: string, limit: number): Promise<RateLimitResult> {
-    const now = Date.now();
+  async forgive(key: string): Promise<void> {
     const w = this.windows.get(key);
-    if (!w || w.resetAt <= now) return { allowed: true, retryAfter: 0 };
-    return { allowed: w.count < limit, retryAfter: Math.max(1, Math.ceil((w.resetAt - now) / 1000)) };
+    if (w && w.resetAt > Date.now() && w.count > 0) w.count--;
   }
 }
 
@@ -58,14 +56,14 @@ export class RedisRateLimiter implements RateLimiter {
       return this.fallback.hit(key, limit, windowSeconds);
     }
   }
-  async check(key: string, limit: number): Promise<RateLimitResult> {
-    const k = `${this.prefix}rl:${key}`;
+  async forgive(key: string): Promise<void> {
     try {
-      const [count, ttl] = (await this.redis.multi().get(k).pTTL(k).exec()) as unknown as [string | null, number];
-      const n = Number(count ?? 0);
-      return { allowed: n < limit, retryAfter: Math.max(1, Math.ceil(Number(ttl) / 1000)) };
+      await this.redis.eval(FORGIVE, { keys: [`${this.prefix}rl:${key}`] });
     } catch {
-      return this.fallback.check(key, limit);
+      await this.fallback.forgive(key);
     }
   }
 }
+
+/** Decrements a live window only: a window that expired meanwhile is not recreated without its TTL. */
+const FORGIVE = `if redis.call('exists', KEYS[1]) == 1 then return redis.call('decr', KEYS[1]) end return 0`;
