@@ -87,6 +87,18 @@ export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDe
   return { deps, requests, close, start: () => background.start() };
 }
 
+/**
+ * Elysia looks for the path from index 11 of the URL on (`url.indexOf("/", 11)`), so a Host of three characters
+ * or fewer ("http://api/users") hides the path and every route answers 404. Such requests get a URL with a
+ * longer host; the host is not used for anything else.
+ */
+export function withRoutableUrl(request: Request): Request {
+  const url = request.url;
+  const slash = url.indexOf("/", url.indexOf("//") + 2);
+  if (slash < 0 || slash >= 11) return request;
+  return new Request("http://localhost" + url.slice(slash), request);
+}
+
 export async function startInstance(config: Config, opts: StartOptions = {}): Promise<RunningInstance> {
   const logger = opts.logger ?? createLogger(config.LOG_LEVEL, { instance: config.INSTANCE_ID, region: config.FLY_REGION });
   const { deps, requests, close, start: startBackground } = await buildDeps(config, logger);
@@ -102,7 +114,7 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
     requests.inFlight++;
     let status = 500;
     try {
-      const response = await app.handle(request);
+      const response = await app.handle(withRoutableUrl(request));
       status = response.status;
       return response;
     } finally {

@@ -168,3 +168,32 @@ describe("body limit on a real listener", () => {
     expect(await s.proc.exited).toBe(0);
   }, 30_000);
 });
+
+describe("short Host headers", () => {
+  test("a Host of one to three characters still reaches the routes", async () => {
+    const port = await freePort();
+    const s = spawnService(testEnv() as Record<string, string>, port);
+    spawned.push(s);
+    await waitFor(`${s.url}/health/live`);
+    for (const host of ["a", "ab", "api", "app1"]) {
+      let response = "";
+      const closed = Promise.withResolvers<void>();
+      const socket = await Bun.connect({
+        hostname: "127.0.0.1",
+        port,
+        socket: {
+          data(_s, chunk) {
+            response += new TextDecoder().decode(chunk);
+          },
+          close: () => closed.resolve(),
+          error: () => closed.resolve(),
+        },
+      });
+      socket.write(`GET /health/live HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+      await closed.promise;
+      expect(response, `Host: ${host}`).toStartWith("HTTP/1.1 200");
+    }
+    s.kill("SIGTERM");
+    await s.proc.exited;
+  }, 30_000);
+});
