@@ -124,6 +124,17 @@ describe("migrations", () => {
     expect((await c.execute("PRAGMA journal_mode")).rows[0]![0]).toBe("wal");
     c.close();
   }, 30_000);
+
+  test("`bun run db:migrate` on a LiteFS replica (.primary present) skips and creates nothing", async () => {
+    const dir = tempDir();
+    const litefs = tempDir();
+    await Bun.write(join(litefs, ".primary"), "primary-host\n");
+    const env = { PATH: process.env.PATH, HOME: process.env.HOME, DATABASE_URL: `file:${join(dir, "r.db")}`, LITEFS_DIR: litefs };
+    const p = Bun.spawn(["bun", "run", "db:migrate"], { cwd: ROOT, env, stdout: "pipe", stderr: "pipe" });
+    expect(await p.exited).toBe(0);
+    expect(await new Response(p.stdout).text()).toContain("migrations skipped");
+    expect(await Bun.file(join(dir, "r.db")).exists()).toBe(false);
+  }, 30_000);
 });
 
 describe("body limit on a real listener", () => {

@@ -1,14 +1,22 @@
-// `bun run db:migrate`: applies the migrations to DATABASE_URL and exits. On Fly, litefs.yml runs it on the primary candidate.
+// `bun run db:migrate`: applies the migrations to DATABASE_URL and exits. On Fly, litefs.yml runs it on every
+// primary candidate; a candidate that is a replica at that moment (another machine holds the lease, so
+// `.primary` exists) skips it: its database is read-only and the primary has migrated.
 import { loadConfig, ConfigError } from "../../config.ts";
+import { liteFsRole } from "../cluster/role.ts";
 import { openDatabase } from "./client.ts";
 import { runMigrations } from "./migrate.ts";
 
 try {
   const config = loadConfig();
-  const database = await openDatabase(config.DATABASE_URL, { setWal: true });
-  await runMigrations(database.db);
-  database.close();
-  console.log(JSON.stringify({ level: "info", msg: "migrations applied", database: config.DATABASE_URL }));
+  const role = config.LITEFS_DIR ? liteFsRole(config.LITEFS_DIR) : null;
+  if (role && !role.isPrimary()) {
+    console.log(JSON.stringify({ level: "info", msg: "replica: migrations skipped (the primary applies them)", primary: role.primaryName() }));
+  } else {
+    const database = await openDatabase(config.DATABASE_URL, { setWal: true });
+    await runMigrations(database.db);
+    database.close();
+    console.log(JSON.stringify({ level: "info", msg: "migrations applied", database: config.DATABASE_URL }));
+  }
 } catch (err) {
   console.error(err instanceof ConfigError ? err.message : `migration failed: ${(err as Error).message}`);
   process.exit(1);
