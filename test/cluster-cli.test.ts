@@ -4,7 +4,7 @@ import { afterAll, expect, test } from "bun:test";
 import { createClient } from "@libsql/client";
 import { join } from "node:path";
 import { REDIS_URL, ROOT, tempDir } from "./helpers.ts";
-import { freePort, freePortRange } from "./support/process.ts";
+import { collectOutput, freePort, freePortRange } from "./support/process.ts";
 
 let proc: ReturnType<typeof Bun.spawn> | undefined;
 afterAll(() => {
@@ -56,17 +56,10 @@ test("bun run cluster -- --instances 3: three healthy instances in /cluster/stat
     stdout: "pipe",
     stderr: "pipe",
   });
-  let out = "";
-  let err = "";
-  const drain = async (stream: ReadableStream<Uint8Array>, push: (s: string) => void) => {
-    const dec = new TextDecoder();
-    for await (const chunk of stream) push(dec.decode(chunk));
-  };
-  void drain(proc.stdout as ReadableStream<Uint8Array>, (s) => (out += s));
-  void drain(proc.stderr as ReadableStream<Uint8Array>, (s) => (err += s));
+  const output = collectOutput(proc);
   await until("cluster up", async () => {
-    if (proc!.exitCode !== null) throw new Fatal(`cluster exited ${proc!.exitCode}: ${out}${err}`);
-    return out.includes('"msg":"cluster up"') ? true : undefined;
+    if (proc!.exitCode !== null) throw new Fatal(`cluster exited ${proc!.exitCode}: ${output.stdout()}${output.stderr()}`);
+    return output.stdout().includes('"msg":"cluster up"') ? true : undefined;
   });
 
   const url = `http://127.0.0.1:${port}`;
@@ -103,7 +96,7 @@ test("bun run cluster -- --instances 3: three healthy instances in /cluster/stat
 
   proc.kill("SIGTERM");
   expect(await proc.exited).toBe(0);
-  for (const id of ids) expect(out).toContain(`"msg":"stopped","instance":"${id}"`);
+  for (const id of ids) expect(output.stdout()).toContain(`"msg":"stopped","instance":"${id}"`);
   for (let i = 0; i < 3; i++) {
     const gone = await fetch(`http://127.0.0.1:${metricsBase + i}/metrics`).then(() => false, () => true);
     expect(gone).toBe(true);

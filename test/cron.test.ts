@@ -11,6 +11,7 @@ import { createLogger } from "../src/platform/observability/logger.ts";
 import { REDIS_URL, ROOT } from "./helpers.ts";
 import { dropPrefix, redisClient, testPrefix, waitUntil } from "./fixtures/queues.ts";
 import { tcpProxy } from "./support/tcp-proxy.ts";
+import { waitForOutput } from "./support/process.ts";
 
 const logger = createLogger("silent");
 let redis: Redis;
@@ -266,14 +267,7 @@ describe("three processes, a schedule every second for ten seconds, the lease ho
         stderr: "pipe",
       });
       procs.push(proc);
-      const reader = proc.stdout.getReader();
-      let out = "";
-      while (!out.includes("ready")) {
-        const { value, done } = await reader.read();
-        if (done) throw new Error(`cron instance ${id} exited: ${await new Response(proc.stderr).text()}`);
-        out += new TextDecoder().decode(value);
-      }
-      reader.releaseLock();
+      await waitForOutput(proc, "ready", `cron instance ${id}`);
       return proc;
     };
     const ids = ["cron-1", "cron-2", "cron-3"];

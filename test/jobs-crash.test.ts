@@ -6,6 +6,7 @@ import type { Redis } from "../src/deps.ts";
 import { RedisQueue } from "../src/platform/jobs/redis-queue.ts";
 import { REDIS_URL, ROOT } from "./helpers.ts";
 import { dropPrefix, queueOptions, redisClient, testPrefix, waitUntil } from "./fixtures/queues.ts";
+import { waitForOutput } from "./support/process.ts";
 
 const JOBS = 1_000;
 const CONCURRENCY = 8;
@@ -40,14 +41,7 @@ async function spawnWorker(): Promise<Subprocess<"ignore", "pipe", "pipe">> {
     stderr: "pipe",
   });
   procs.push(proc);
-  const reader = proc.stdout.getReader();
-  let out = "";
-  while (!out.includes("ready")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`worker exited before it was ready: ${await new Response(proc.stderr).text()}`);
-    out += new TextDecoder().decode(value);
-  }
-  reader.releaseLock();
+  await waitForOutput(proc, "ready", "worker");
   return proc;
 }
 

@@ -4,7 +4,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { createClient } from "@libsql/client";
 import { join } from "node:path";
 import { ROOT, tempDir, testEnv } from "./helpers.ts";
-import { freePort, spawnService, waitFor, type Spawned } from "./support/process.ts";
+import { freePort, rawConnection, spawnService, waitFor, type Spawned } from "./support/process.ts";
 
 const spawned: Spawned[] = [];
 afterAll(() => {
@@ -55,28 +55,16 @@ describe("graceful shutdown", () => {
     expect(reg.status).toBe(201);
     // Hold a login open deterministically: send its headers and half its body, signal, then send the rest.
     const body = JSON.stringify({ email: "drain@example.com", password: "password-1" });
-    let response = "";
-    const closed = Promise.withResolvers<void>();
-    const socket = await Bun.connect({
-      hostname: "127.0.0.1",
-      port,
-      socket: {
-        data(_s, chunk) {
-          response += new TextDecoder().decode(chunk);
-        },
-        close: () => closed.resolve(),
-        error: () => closed.resolve(),
-      },
-    });
-    socket.write(
+    const conn = await rawConnection(port);
+    conn.write(
       `POST /api/v1/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
         `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body.slice(0, 10)}`,
     );
     await Bun.sleep(200);
     s.kill("SIGTERM");
     await Bun.sleep(200);
-    socket.write(body.slice(10));
-    await closed.promise;
+    conn.write(body.slice(10));
+    const response = await conn.response;
     expect(response).toStartWith("HTTP/1.1 200");
     expect(response).toContain("access_token");
     expect(await s.proc.exited).toBe(0);
@@ -187,21 +175,9 @@ describe("short Host headers", () => {
     spawned.push(s);
     await waitFor(`${s.url}/health/live`);
     for (const host of ["a", "ab", "api", "app1"]) {
-      let response = "";
-      const closed = Promise.withResolvers<void>();
-      const socket = await Bun.connect({
-        hostname: "127.0.0.1",
-        port,
-        socket: {
-          data(_s, chunk) {
-            response += new TextDecoder().decode(chunk);
-          },
-          close: () => closed.resolve(),
-          error: () => closed.resolve(),
-        },
-      });
-      socket.write(`GET /health/live HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
-      await closed.promise;
+      const conn = await rawConnection(port);
+      conn.write(`GET /health/live HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+      const response = await conn.response;
       expect(response, `Host: ${host}`).toStartWith("HTTP/1.1 200");
     }
     s.kill("SIGTERM");

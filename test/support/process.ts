@@ -26,21 +26,51 @@ export function spawnService(env: Record<string, string | undefined>, port: numb
     stdout: "pipe",
     stderr: "pipe",
   });
+  return { proc, url: `http://127.0.0.1:${port}`, ...collectOutput(proc), kill: (signal = "SIGTERM") => proc.kill(signal) };
+}
+
+/** Collects a child's stdout and stderr as they come; read them at any time. */
+export function collectOutput(proc: { stdout: ReadableStream<Uint8Array> | number | undefined; stderr: ReadableStream<Uint8Array> | number | undefined }) {
   let out = "";
   let err = "";
-  const drain = async (stream: ReadableStream<Uint8Array>, push: (s: string) => void) => {
+  const drain = async (stream: unknown, push: (s: string) => void) => {
+    if (!(stream instanceof ReadableStream)) return;
     const dec = new TextDecoder();
-    for await (const chunk of stream) push(dec.decode(chunk));
+    for await (const chunk of stream as ReadableStream<Uint8Array>) push(dec.decode(chunk));
   };
   void drain(proc.stdout, (s) => (out += s));
   void drain(proc.stderr, (s) => (err += s));
-  return {
-    proc,
-    url: `http://127.0.0.1:${port}`,
-    stdout: () => out,
-    stderr: () => err,
-    kill: (signal = "SIGTERM") => proc.kill(signal),
-  };
+  return { stdout: () => out, stderr: () => err };
+}
+
+/** Reads a child's stdout until it has printed `marker` (its "ready" line); fails if it exits first. */
+export async function waitForOutput(proc: Subprocess<"ignore", "pipe", "pipe">, marker: string, what: string): Promise<void> {
+  const reader = proc.stdout.getReader();
+  let out = "";
+  while (!out.includes(marker)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`${what} exited before printing "${marker}": ${await new Response(proc.stderr).text()}`);
+    out += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+}
+
+/** A raw HTTP/1.1 connection, for requests fetch() cannot make (a Host header of our choosing, a body sent in parts). */
+export async function rawConnection(port: number): Promise<{ write(text: string): void; response: Promise<string> }> {
+  let response = "";
+  const closed = Promise.withResolvers<string>();
+  const socket = await Bun.connect({
+    hostname: "127.0.0.1",
+    port,
+    socket: {
+      data(_s, chunk) {
+        response += new TextDecoder().decode(chunk);
+      },
+      close: () => closed.resolve(response),
+      error: () => closed.resolve(response),
+    },
+  });
+  return { write: (text) => void socket.write(text), response: closed.promise };
 }
 
 /** Polls `url` until it answers 200 or the deadline passes. */
