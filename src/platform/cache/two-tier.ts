@@ -60,7 +60,12 @@ export class TwoTierCache implements Cache {
   private clearedAt = 0;
   /** Tags/keys (prefixed "t:"/"k:") this replica must not fill until its database reaches the txid. */
   private readonly pending = new Map<string, string>();
-  private readonly pendingBumps = new Set<string>();
+  /**
+   * Tags whose bump has not reached Redis yet, each with the number of its latest failed bump: a retry that
+   * succeeds clears only the tags nobody failed to bump again while it was in flight.
+   */
+  private readonly pendingBumps = new Map<string, number>();
+  private bumpSeq = 0;
   private readonly position: PositionReader | undefined;
   private seq = 0;
   private readonly tokenSalt = crypto.randomUUID().slice(0, 8);
@@ -283,7 +288,7 @@ export class TwoTierCache implements Cache {
     if (l2 !== null) {
       const ok = await l2.bumpTags(tags, this.newToken(txid), TAG_TOKEN_TTL_MS);
       if (!ok) {
-        for (const t of tags) if (this.pendingBumps.size < MAX_PENDING_BUMPS) this.pendingBumps.add(t);
+        for (const t of tags) if (this.pendingBumps.size < MAX_PENDING_BUMPS || this.pendingBumps.has(t)) this.pendingBumps.set(t, ++this.bumpSeq);
         this.opts.logger.warn("cache: tag invalidation did not reach Redis; retried when it is back", { tags: tags.length });
         this.scheduleRetry();
       }
@@ -323,9 +328,12 @@ export class TwoTierCache implements Cache {
     if (this.retrying || l2 === null || !l2.available || this.pendingBumps.size === 0) return;
     this.retrying = true;
     try {
-      const tags = [...this.pendingBumps];
+      const snapshot = [...this.pendingBumps];
+      const tags = snapshot.map(([t]) => t);
       if (await l2.bumpTags(tags, this.newToken(this.stampTxid()), TAG_TOKEN_TTL_MS)) {
-        for (const t of tags) this.pendingBumps.delete(t);
+        // A bump of one of these tags that failed during the await (e.g. skipped because this retry was the
+        // breaker's trial call) came after the token just written: it stays pending and is sent again.
+        for (const [t, seq] of snapshot) if (this.pendingBumps.get(t) === seq) this.pendingBumps.delete(t);
         await this.publish({ i: this.opts.instanceId, t: tags });
         this.opts.logger.info("cache: pending tag invalidations delivered", { tags: tags.length });
       }
