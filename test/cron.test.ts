@@ -95,6 +95,34 @@ describe("Lease", () => {
     expect(await redis.get(`${p}lease:taken`)).toBe("someone-else");
   });
 
+  test("closed while its acquire is on the way: gives the lease back and arms no renewal", async () => {
+    const p = newPrefix();
+    const inner = new RedisLeaseStore(redis, p);
+    let entered!: () => void;
+    const inAcquire = new Promise<void>((r) => (entered = r));
+    // The real Redis store, with one slow acquire (a loaded Redis, a network blip).
+    const slow: LeaseStore = Object.assign(Object.create(inner) as RedisLeaseStore, {
+      async acquire(name: string, token: string, ttlMs: number) {
+        entered();
+        await Bun.sleep(300);
+        return inner.acquire(name, token, ttlMs);
+      },
+    });
+    const lease = new Lease(slow, "closing", 600, "inst-1", logger);
+    closers.push(() => lease.close());
+    const ensured = lease.ensure();
+    await inAcquire;
+    await lease.close();
+    expect(await ensured).toBe(false);
+    expect(lease.held).toBe(false);
+    expect(await redis.get(`${p}lease:closing`)).toBeNull();
+    // A renewal armed after close would re-take nothing, but an acquire kept would still be there now.
+    await Bun.sleep(700);
+    expect(await redis.get(`${p}lease:closing`)).toBeNull();
+    expect(await lease.ensure()).toBe(false);
+    expect(await redis.get(`${p}lease:closing`)).toBeNull();
+  });
+
   test("is given up before it could expire when Redis cannot confirm renewals", async () => {
     const proxy = tcpProxy("127.0.0.1", Number(new URL(REDIS_URL).port || 6379));
     const client = await redisClient(proxy.url);
@@ -217,6 +245,38 @@ describe("CronScheduler", () => {
     expect(last.last_instance).toBe("x");
     expect(last.last_error).toContain("lease lost");
   }, 15_000);
+
+  test("close() while a tick is taking the lease: the lease is released, not renewed, and the tick is not claimed", async () => {
+    const p = newPrefix();
+    const inner = new RedisLeaseStore(redis, p);
+    let entered!: () => void;
+    const inAcquire = new Promise<void>((r) => (entered = r));
+    const slow: LeaseStore = Object.assign(Object.create(inner) as RedisLeaseStore, {
+      async acquire(name: string, token: string, ttlMs: number) {
+        entered();
+        await Bun.sleep(300);
+        return inner.acquire(name, token, ttlMs);
+      },
+    });
+    let ran = 0;
+    const s = scheduler({
+      schedules: [{ name: "s", pattern: "* * * * * *", writesDb: false, run: async () => void ran++ }],
+      leases: slow,
+      runs: new MemoryRunStore(),
+      instanceId: "i1",
+      leaseMs: 1_500,
+    });
+    s.start(null);
+    await inAcquire; // a tick is inside lease.ensure()
+    await s.close();
+    // Past the slow acquire and past a renewal (every 500 ms): nothing holds the lease, nothing claimed the tick.
+    await Bun.sleep(800);
+    expect(await redis.get(`${p}lease:cron:s`)).toBeNull();
+    const claims: string[] = [];
+    for await (const keys of redis.scanIterator({ MATCH: `${p}claim:*`, COUNT: 100 })) claims.push(...keys.map(String));
+    expect(claims).toEqual([]);
+    expect(ran).toBe(0);
+  }, 10_000);
 
   test("without Redis: in-process lease and run records", async () => {
     let n = 0;

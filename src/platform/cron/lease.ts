@@ -112,6 +112,8 @@ export class Lease {
   private renewTimer: ReturnType<typeof setInterval> | undefined;
   private expiryTimer: ReturnType<typeof setTimeout> | undefined;
   private renewing = false;
+  /** Set by close(): the lease is never taken again and arms no timer. */
+  private closed = false;
 
   constructor(
     private readonly store: LeaseStore,
@@ -132,6 +134,7 @@ export class Lease {
 
   /** Holds the lease (acquiring it, or confirming it is still ours); false when someone else holds it. */
   async ensure(): Promise<boolean> {
+    if (this.closed) return false;
     if (this.token !== null) {
       if (await this.renew()) return true;
       if (this.token !== null) return false;
@@ -139,6 +142,11 @@ export class Lease {
     const token = `${this.owner}:${crypto.randomUUID()}`;
     const started = Date.now();
     if (!(await this.store.acquire(this.name, token, this.ttlMs))) return false;
+    if (this.closed) {
+      // Closed while the acquire was on its way: give it back rather than hold (and renew) it for no one.
+      await this.store.release(this.name, token).catch(() => undefined);
+      return false;
+    }
     this.token = token;
     this.ctrl = new AbortController();
     this.armExpiry(started);
@@ -155,7 +163,7 @@ export class Lease {
     const started = Date.now();
     try {
       const ok = await this.store.extend(this.name, token, this.ttlMs);
-      if (this.token !== token) return false;
+      if (this.token !== token || this.closed) return false;
       if (!ok) {
         this.lose("another instance holds the lease");
         return false;
@@ -196,5 +204,11 @@ export class Lease {
     clearTimeout(this.expiryTimer);
     this.ctrl.abort(new Error("lease released"));
     await this.store.release(this.name, token).catch(() => undefined);
+  }
+
+  /** Releases the lease for good: an acquire still in flight gives it back, and no timer is armed again. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.release();
   }
 }

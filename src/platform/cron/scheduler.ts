@@ -62,6 +62,8 @@ class ScheduleRunner<D> {
   readonly lease: Lease;
   private timer: ReturnType<typeof setTimeout> | undefined;
   running: Promise<void> | null = null;
+  /** Ticks between their timer and their run (lease, claim): close() waits for them before releasing. */
+  readonly ticking = new Set<Promise<void>>();
   private readonly stop = new AbortController();
   private stopped = false;
   private deps!: D;
@@ -87,9 +89,14 @@ class ScheduleRunner<D> {
     // setTimeout can fire a little early; never early for the tick.
     const wait = () => {
       const ms = next.getTime() - Date.now();
-      this.timer = setTimeout(() => (Date.now() < next.getTime() ? wait() : void this.tick(next)), Math.max(0, ms));
+      this.timer = setTimeout(() => (Date.now() < next.getTime() ? wait() : this.track(this.tick(next))), Math.max(0, ms));
     };
     wait();
+  }
+
+  private track(tick: Promise<void>): void {
+    this.ticking.add(tick);
+    void tick.finally(() => this.ticking.delete(tick));
   }
 
   private async tick(at: Date): Promise<void> {
@@ -110,13 +117,18 @@ class ScheduleRunner<D> {
     }
     try {
       if (!(await this.lease.ensure())) return;
+      if (this.stopped) {
+        // close() began while the lease was being taken: do not claim a tick this instance will not run.
+        await this.lease.release();
+        return;
+      }
       const claimTtl = Math.max(60_000, 10 * this.o.leaseMs);
       if (!(await this.o.leases.claim(`cron:${this.def.name}:${at.getTime()}`, this.o.instanceId, claimTtl))) return;
     } catch (err) {
       this.log.warn("cron tick skipped: lease store unreachable", { schedule: this.def.name, error: (err as Error).message });
       return;
     }
-    if (this.stopped) return;
+    // Claimed: run it even if close() began meanwhile (close waits for this tick, then for the run).
     this.running = this.execute(at).finally(() => (this.running = null));
   }
 
@@ -209,6 +221,11 @@ export class CronScheduler<D> implements CronView {
   close(): Promise<void> {
     return (this.closed ??= (async () => {
       for (const r of this.runners) r.halt();
+      // A tick may be inside lease.ensure() or the claim: let it settle first, so the lease it may take is
+      // released below and the tick it claimed is run, not lost. Bounded: a Redis that does not answer could
+      // hold it forever (the leases' close() then refuses any acquire that lands later).
+      const ticking = this.runners.flatMap((r) => [...r.ticking]);
+      if (ticking.length > 0) await Promise.race([Promise.allSettled(ticking), Bun.sleep(this.o.shutdownGraceMs)]);
       const running = this.runners.flatMap((r) => (r.running ? [r.running] : []));
       if (running.length > 0) {
         const done = await Promise.race([
@@ -220,7 +237,7 @@ export class CronScheduler<D> implements CronView {
           await Promise.race([Promise.allSettled(running), Bun.sleep(1_000)]);
         }
       }
-      await Promise.all(this.runners.map((r) => r.lease.release()));
+      await Promise.all(this.runners.map((r) => r.lease.close()));
       if (this.started) this.log.info("cron stopped");
     })());
   }
