@@ -278,6 +278,32 @@ describe("CronScheduler", () => {
     expect(ran).toBe(0);
   }, 10_000);
 
+  test("a corrupt run record is read as no record, with a warning; the other schedules keep theirs", async () => {
+    const p = newPrefix();
+    const lines: string[] = [];
+    const runs = new RedisRunStore(redis, p, createLogger("warn", {}, (l) => lines.push(l)));
+    const good = { name: "good", scheduled_at: new Date(0).toISOString(), started_at: new Date(1).toISOString(), finished_at: null, instance: "i", status: "running", error: null } as const;
+    await runs.record(good);
+    await redis.set(`${p}last:bad`, "{not json");
+    await redis.set(`${p}last:wrong`, JSON.stringify({ name: "wrong", status: 7 }));
+    expect(await runs.last(["good", "bad", "wrong", "none"])).toEqual({ good, bad: null, wrong: null, none: null });
+    expect(lines.filter((l) => l.includes("unreadable cron run record")).length).toBe(2);
+    await redis.lPush(`${p}runs:good`, ["{\"trunc", JSON.stringify({ ...good, status: "completed" })]);
+    expect(await runs.history("good", 10)).toEqual([{ ...good, status: "completed" }]);
+
+    const s = scheduler({
+      schedules: ["good", "bad"].map((name) => ({ name, pattern: "0 0 1 1 *", writesDb: false, run: async () => {} })),
+      leases: new RedisLeaseStore(redis, p),
+      runs,
+      instanceId: "i",
+    });
+    const list = await s.list();
+    expect(list.map((c) => [c.name, c.last_status])).toEqual([
+      ["good", "running"],
+      ["bad", null],
+    ]);
+  });
+
   test("without Redis: in-process lease and run records", async () => {
     let n = 0;
     const s = scheduler({
