@@ -2,13 +2,16 @@
 // how far its per-key invalidation bookkeeping can grow. Real Redis for L2 and the bus; the failures are
 // injected by thin subclasses/wrappers so each race happens in a fixed order.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import type { Redis } from "../src/deps.ts";
-import { MemoryBus, RedisBus, type BusHandlers, type BusMessage, type CacheBus } from "../src/platform/cache/bus.ts";
+import { MemoryBus, parseBusMessage, RedisBus, type BusHandlers, type BusMessage, type CacheBus } from "../src/platform/cache/bus.ts";
 import { RedisL2 } from "../src/platform/cache/l2.ts";
 import { TwoTierCache, type TwoTierOptions } from "../src/platform/cache/two-tier.ts";
+import { filePosition } from "../src/platform/cluster/position.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { closeRedis, openRedis } from "../src/platform/redis.ts";
-import { REDIS_URL } from "./helpers.ts";
+import { REDIS_URL, TMP } from "./helpers.ts";
 
 const logger = createLogger("silent");
 let redis: Redis;
@@ -125,4 +128,106 @@ describe("pending tag bumps", () => {
     const fresh = await eventually(async () => (await b.getOrSet("user:1:detail", async () => db, { tags: ["user:1"] })).value === "v2");
     expect(fresh).toBe(true);
   }, 15_000);
+});
+
+describe("bus messages that failed to publish", () => {
+  async function pair(extra?: Partial<TwoTierOptions>) {
+    const prefix = newPrefix();
+    const bus = new FlakyBus(new RedisBus(redis, `${prefix}cache:bus`, logger, 500));
+    const a = await makeCache({ prefix, bus, extra });
+    const b = await makeCache({ prefix, bus: new RedisBus(redis, `${prefix}cache:bus`, logger, 500) });
+    return { a, b, bus };
+  }
+
+  test("a publish that fails after a successful bump is sent again, and the other instance drops its L1 entry", async () => {
+    const { a, b, bus } = await pair();
+    let db = "v1";
+    await b.getOrSet("user:1:detail", async () => db, { tags: ["user:1"] });
+    expect((await b.getOrSet("user:1:detail", async () => db, { tags: ["user:1"] })).source).toBe("hit-l1");
+
+    bus.failing = true;
+    db = "v2";
+    await a.invalidateTags(["user:1"]);
+    // The bump reached Redis but the message did not: B still answers from its L1.
+    expect((await b.getOrSet("user:1:detail", async () => db, { tags: ["user:1"] })).value).toBe("v1");
+
+    bus.failing = false;
+    const fresh = await eventually(async () => (await b.getOrSet("user:1:detail", async () => db, { tags: ["user:1"] })).value === "v2");
+    expect(fresh).toBe(true);
+    expect(bus.sent.some((m) => m.t?.includes("user:1"))).toBe(true);
+  }, 15_000);
+
+  test("failed messages are merged into one retry", async () => {
+    const { a, bus } = await pair();
+    bus.failing = true;
+    await a.invalidateTags(["user:1"]);
+    await a.invalidateTags(["user:2", "user:1"]);
+    await a.delete(["plain:3"]);
+    bus.failing = false;
+    expect(await eventually(async () => bus.sent.length > 0)).toBe(true);
+    await Bun.sleep(600); // a second retry, if one were (wrongly) made, would have happened by now
+    expect(bus.sent.length).toBe(1);
+    expect(new Set(bus.sent[0]!.t)).toEqual(new Set(["user:1", "user:2"]));
+    expect(bus.sent[0]!.k).toEqual(["plain:3"]);
+  }, 15_000);
+
+  test("beyond the bound, the retry asks every other instance to clear its whole L1", async () => {
+    const { a, b, bus } = await pair({ maxUnsent: 2 });
+    await b.getOrSet("other:9", async () => "x");
+    expect((await b.getOrSet("other:9", async () => "y")).source).toBe("hit-l1");
+    bus.failing = true;
+    await a.invalidateTags(["user:1", "user:2", "user:3"]);
+    bus.failing = false;
+    const cleared = await eventually(async () => (await b.getOrSet("other:9", async () => "y")).source !== "hit-l1");
+    expect(cleared).toBe(true);
+    expect(bus.sent.some((m) => m.r === 1)).toBe(true);
+  }, 15_000);
+});
+
+describe("the reset message", () => {
+  test("is accepted only as r: 1", () => {
+    expect(parseBusMessage('{"i":"a","r":1}')?.r).toBe(1);
+    expect(parseBusMessage('{"i":"a","r":true}')).toBeNull();
+    expect(parseBusMessage('{"i":"a","r":"1"}')).toBeNull();
+  });
+
+  test("a LiteFS replica behind a stamped reset clears L1 and fills nothing until it catches up", async () => {
+    const d = mkdtempSync(join(TMP, "pos-retry-"));
+    try {
+      const file = join(d, "replica.db-pos");
+      const pos = (txid: number) => `${txid.toString(16).padStart(16, "0")}/00000000deadbeef\n`;
+      writeFileSync(file, pos(90));
+      const bus = new MemoryBus();
+      const replica = new TwoTierCache({
+        instanceId: "replica",
+        logger,
+        l1: { enabled: true, maxItems: 100, maxBytes: 1 << 24, maxEntryBytes: 1 << 20 },
+        ttlSeconds: 60,
+        staleGraceSeconds: 0,
+        l2: null,
+        bus,
+        position: filePosition(file, 0),
+        isPrimary: () => false,
+        catchUpWaitMs: 50,
+      });
+      caches.push(replica);
+      await replica.start();
+      let loads = 0;
+      const loader = async () => ++loads;
+      await replica.getOrSet("user:2:detail", loader, { tags: ["user:2"] });
+      expect((await replica.getOrSet("user:2:detail", loader, { tags: ["user:2"] })).source).toBe("hit-l1");
+
+      await bus.publish({ i: "primary", r: 1, x: "0000000000000064" });
+      await Bun.sleep(80); // past the bounded catch-up wait
+      expect((await replica.getOrSet("user:2:detail", loader, { tags: ["user:2"] })).source).toBe("miss");
+      expect((await replica.getOrSet("user:3:detail", loader, { tags: ["user:3"] })).source).toBe("miss");
+      expect((await replica.getOrSet("user:3:detail", loader, { tags: ["user:3"] })).source).toBe("miss");
+
+      writeFileSync(file, pos(100));
+      expect((await replica.getOrSet("user:3:detail", loader, { tags: ["user:3"] })).source).toBe("miss");
+      expect((await replica.getOrSet("user:3:detail", loader, { tags: ["user:3"] })).source).toBe("hit-l1");
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
 });

@@ -14,6 +14,8 @@ export interface BusMessage {
   t?: string[];
   /** LiteFS txid (16 hex) of the sender's database when it sent this, if it is the primary on LiteFS. */
   x?: string;
+  /** Drop every L1 entry: the sender lost track of what it owed the others (too many unsent messages). */
+  r?: 1;
 }
 
 export interface BusHandlers {
@@ -44,6 +46,7 @@ export function parseBusMessage(raw: string): BusMessage | null {
   const strings = (v: unknown) => v === undefined || (Array.isArray(v) && v.every((s) => typeof s === "string"));
   if (typeof o.i !== "string" || !strings(o.k) || !strings(o.t)) return null;
   if (o.x !== undefined && !(typeof o.x === "string" && TXID_RE.test(o.x))) return null;
+  if (o.r !== undefined && o.r !== 1) return null;
   return o as unknown as BusMessage;
 }
 

@@ -31,6 +31,8 @@ export interface TwoTierOptions {
   isPrimary?: () => boolean;
   /** How long a replica waits for its database to reach a message's txid before marking its tags (ms). */
   catchUpWaitMs?: number;
+  /** Keys + tags of failed bus messages kept for the retry; beyond it the retry clears every L1 (default 10,000). */
+  maxUnsent?: number;
 }
 
 const EMPTY: readonly string[] = [];
@@ -38,6 +40,9 @@ const EMPTY: readonly string[] = [];
 const TAG_TOKEN_TTL_MS = 62 * 86_400_000;
 /** Bumps that failed while Redis was unreachable, retried before this instance trusts L2 again; bounded. */
 const MAX_PENDING_BUMPS = 10_000;
+const MAX_UNSENT = 10_000;
+/** Marks, in `pending`, a replica that must fill nothing until its database reaches the txid. */
+const ALL = "*";
 
 interface Flight {
   promise: Promise<CacheResult<unknown>>;
@@ -66,6 +71,9 @@ export class TwoTierCache implements Cache {
    */
   private readonly pendingBumps = new Map<string, number>();
   private bumpSeq = 0;
+  /** What failed to reach the bus, merged into one message and sent again until it goes through. */
+  private readonly unsent = { keys: new Set<string>(), tags: new Set<string>(), txid: undefined as string | undefined, all: false };
+  private publishing = false;
   private readonly position: PositionReader | undefined;
   private seq = 0;
   private readonly tokenSalt = crypto.randomUUID().slice(0, 8);
@@ -192,7 +200,7 @@ export class TwoTierCache implements Cache {
       }
     }
     if (this.pending.size > 0) {
-      for (const p of [`k:${key}`, ...tags.map((t) => `t:${t}`)]) {
+      for (const p of [ALL, `k:${key}`, ...tags.map((t) => `t:${t}`)]) {
         const txid = this.pending.get(p);
         if (txid === undefined) continue;
         if (!this.position.atLeast(txid)) return false;
@@ -308,16 +316,20 @@ export class TwoTierCache implements Cache {
   }
 
   private retryTimer: ReturnType<typeof setInterval> | undefined;
-  /** Until the failed bumps are delivered, retry on a timer as well as on every read of their tags. */
+  /**
+   * Until the failed bumps and bus messages are delivered, retry on a timer (bumps also on every read of
+   * their tags).
+   */
   private scheduleRetry(): void {
     if (this.retryTimer !== undefined) return;
     this.retryTimer = setInterval(() => {
-      if (this.closed || this.pendingBumps.size === 0) {
+      if (this.closed || (this.pendingBumps.size === 0 && !this.owesPublish())) {
         clearInterval(this.retryTimer);
         this.retryTimer = undefined;
         return;
       }
       void this.retryBumps();
+      void this.retryPublish();
     }, 250);
     (this.retryTimer as { unref?: () => void }).unref?.();
   }
@@ -347,7 +359,60 @@ export class TwoTierCache implements Cache {
       await this.opts.bus.publish(msg);
       this.counters.published++;
     } catch (err) {
-      this.opts.logger.warn("cache bus publish failed", { error: (err as Error).message });
+      this.opts.logger.warn("cache bus publish failed; retried until it goes through", { error: (err as Error).message });
+      this.owe(msg);
+    }
+  }
+
+  /** Keeps a failed message for the retry; past the bound, the retry tells the others to clear all of L1. */
+  private owe(msg: BusMessage): void {
+    if (this.closed) return;
+    const u = this.unsent;
+    const max = this.opts.maxUnsent ?? MAX_UNSENT;
+    if (msg.r === 1) u.all = true;
+    if (!u.all) {
+      for (const k of msg.k ?? EMPTY) u.keys.add(k);
+      for (const t of msg.t ?? EMPTY) u.tags.add(t);
+      if (u.keys.size + u.tags.size > max) u.all = true;
+    }
+    if (u.all) {
+      u.keys.clear();
+      u.tags.clear();
+    }
+    // Fixed-width hex: the greatest txid is the latest; a replica waits for it before filling those entries.
+    if (msg.x !== undefined && (u.txid === undefined || msg.x > u.txid)) u.txid = msg.x;
+    this.scheduleRetry();
+  }
+
+  private owesPublish(): boolean {
+    const u = this.unsent;
+    return u.all || u.keys.size > 0 || u.tags.size > 0;
+  }
+
+  private async retryPublish(): Promise<void> {
+    if (this.publishing || this.closed || !this.owesPublish()) return;
+    this.publishing = true;
+    // Taken out before the await: a message that fails meanwhile is owed anew, and this one is owed again if it fails.
+    const u = this.unsent;
+    const msg: BusMessage = { i: this.opts.instanceId };
+    if (u.all) msg.r = 1;
+    else {
+      if (u.keys.size > 0) msg.k = [...u.keys];
+      if (u.tags.size > 0) msg.t = [...u.tags];
+    }
+    if (u.txid !== undefined) msg.x = u.txid;
+    u.keys.clear();
+    u.tags.clear();
+    u.all = false;
+    u.txid = undefined;
+    try {
+      await this.opts.bus.publish(msg);
+      this.counters.published++;
+      this.opts.logger.info("cache: unsent bus message delivered", { keys: msg.k?.length ?? 0, tags: msg.t?.length ?? 0, all: msg.r === 1 });
+    } catch {
+      this.owe(msg);
+    } finally {
+      this.publishing = false;
     }
   }
 
@@ -370,13 +435,15 @@ export class TwoTierCache implements Cache {
     this.counters.received++;
     const keys = m.k ?? EMPTY;
     const tags = m.t ?? EMPTY;
-    this.dropLocal(keys, tags);
+    if (m.r === 1) this.resetLocal(`reset by ${m.i}`);
+    else this.dropLocal(keys, tags);
     const pos = this.position;
     if (m.x === undefined || pos === undefined || (this.opts.isPrimary?.() ?? true) || pos.atLeast(m.x)) return;
     // This replica has not applied the write yet: whatever it loads now is older than the message.
+    if (m.r === 1) this.markPending(ALL, m.x);
     for (const k of keys) this.markPending(`k:${k}`, m.x);
     for (const t of tags) this.markPending(`t:${t}`, m.x);
-    void this.waitCatchUp(m.x, keys, tags);
+    void this.waitCatchUp(m.x, keys, tags, m.r === 1);
   }
 
   private markPending(p: string, txid: string): void {
@@ -385,16 +452,17 @@ export class TwoTierCache implements Cache {
   }
 
   /** Polls the position for a bounded time; when the replica catches up, unmarks and drops L1 once more. */
-  private async waitCatchUp(txid: string, keys: readonly string[], tags: readonly string[]): Promise<void> {
+  private async waitCatchUp(txid: string, keys: readonly string[], tags: readonly string[], all = false): Promise<void> {
     const pos = this.position!;
     const deadline = performance.now() + (this.opts.catchUpWaitMs ?? 1_000);
     while (performance.now() < deadline && !this.closed) {
       await Bun.sleep(10);
       if (pos.atLeast(txid)) {
-        for (const p of [...keys.map((k) => `k:${k}`), ...tags.map((t) => `t:${t}`)]) {
+        for (const p of [...keys.map((k) => `k:${k}`), ...tags.map((t) => `t:${t}`), ...(all ? [ALL] : [])]) {
           if (this.pending.get(p) === txid) this.pending.delete(p);
         }
-        this.dropLocal(keys, tags);
+        if (all) this.resetLocal("replica caught up with a reset");
+        else this.dropLocal(keys, tags);
         return;
       }
     }
