@@ -292,6 +292,36 @@ describe("retention", () => {
     expect(await redis.xLen(q.key("stream:any"))).toBe(0);
   });
 
+  for (const adapter of ["redis", "memory"] as const) {
+    test(`${adapter}: a tracked job (the outbox's) keeps a finished marker past its record's retention until forgotten`, async () => {
+      const q = queue(adapter, { retentionCompletedMs: 1_000, retentionFailedMs: 1_000 });
+      let runs = 0;
+      q.register({ type: "ok", writesDb: false, handler: async () => void runs++ });
+      q.register({
+        type: "ko",
+        writesDb: false,
+        handler: async () => {
+          throw new PermanentJobError("x");
+        },
+      });
+      q.start(always);
+      const [ok, ko, untracked] = await q.enqueueMany([
+        { type: "ok", payload: {}, jobId: crypto.randomUUID(), tracked: true },
+        { type: "ko", payload: {}, jobId: crypto.randomUUID(), tracked: true },
+        { type: "ok", payload: {} },
+      ]);
+      for (const id of [ok!, ko!, untracked!]) await finished(q, id);
+      await waitUntil(async () => Object.values(await q.getJobs([ok!, ko!, untracked!])).every((j) => j === null), 10_000, "the records to expire");
+      expect([...(await q.finishedTracked([ok!, ko!, untracked!]))].sort()).toEqual([ok!, ko!].sort());
+      // Relayed again (the same id): the same finished job, not a new run.
+      expect(await q.enqueueMany([{ type: "ok", payload: {}, jobId: ok!, tracked: true }])).toEqual([ok!]);
+      expect(await q.getJob(ok!)).toBeNull();
+      expect(runs).toBe(2);
+      await q.forgetFinished([ok!, ko!]);
+      expect((await q.finishedTracked([ok!, ko!])).size).toBe(0);
+    }, 20_000);
+  }
+
   test("memory: finished records are dropped after their retention", async () => {
     const q = queue("memory", { retentionCompletedMs: 150, retentionFailedMs: 150 });
     q.register({ type: "ok", writesDb: false, handler: async () => {} });

@@ -58,6 +58,20 @@ async function register(a: TestApp, email: string): Promise<number> {
   return r.body.id as number;
 }
 
+/** Registers a user, waits for its three jobs to complete and then for their records to expire. */
+async function finishedJobsExpire(a: TestApp, email: string): Promise<string[]> {
+  await register(a, email);
+  const ids = (
+    await waitUntil(async () => {
+      const rows = await a.deps.database.db.select().from(outbox);
+      return rows.length === 3 && rows.every((r) => r.relayedAt !== null) ? rows : null;
+    }, 10_000, "the rows to be relayed")
+  ).map((r) => r.jobId!);
+  await waitUntil(async () => Object.values(await a.deps.queue.getJobs(ids)).every((j) => j?.status === "completed"), 20_000, "the jobs to complete");
+  await waitUntil(async () => Object.values(await a.deps.queue.getJobs(ids)).every((j) => j === null), 20_000, "the job records to expire");
+  return ids;
+}
+
 describe("with Redis", () => {
   test("registration with Redis unreachable succeeds; its jobs run once Redis is back", async () => {
     redis ??= await redisClient();
@@ -152,6 +166,30 @@ describe("with Redis", () => {
     expect(await a.deps.database.db.select().from(outbox)).toHaveLength(0);
   }, 40_000);
 
+  test("a finished job whose record has expired (short retention) is not relayed again: its row is deleted", async () => {
+    redis ??= await redisClient();
+    const p = prefix();
+    const a = await app({ REDIS_URL, REDIS_PREFIX: p, CRON_ENABLED: "false", JOB_RETENTION_COMPLETED_SECONDS: "1" });
+    a.start();
+    await finishedJobsExpire(a, "short-retention@example.com");
+    const completed = (await a.deps.queue.stats()).completed_total;
+    const relay = a.deps.outbox as OutboxRelay;
+    expect(await relay.reconcileOnce()).toEqual({ deleted: 3, requeued: 0 });
+    expect(await a.deps.database.db.select().from(outbox)).toHaveLength(0);
+    expect((await a.deps.queue.stats()).completed_total).toBe(completed);
+  }, 40_000);
+
+  test("Redis loses its data after the jobs finished (their records expired): the rows are relayed again (at-least-once)", async () => {
+    redis ??= await redisClient();
+    const p = prefix();
+    const a = await app({ REDIS_URL, REDIS_PREFIX: p, CRON_ENABLED: "false", JOB_RETENTION_COMPLETED_SECONDS: "1" });
+    a.start();
+    await finishedJobsExpire(a, "short-retention-lost@example.com");
+    await dropPrefix(redis, p); // what a Redis restart without persistence does to the queue
+    const relay = a.deps.outbox as OutboxRelay;
+    expect(await relay.reconcileOnce()).toEqual({ deleted: 0, requeued: 3 });
+  }, 40_000);
+
   test("two instances relaying the same outbox (local cluster) enqueue each job once", async () => {
     redis ??= await redisClient();
     const dir = tempDir("outbox-");
@@ -173,6 +211,17 @@ describe("with Redis", () => {
 });
 
 describe("without Redis", () => {
+  test("a finished job whose record has expired (short retention) is not relayed again: its row is deleted", async () => {
+    const a = await app({ REDIS_URL: undefined, CRON_ENABLED: "false", JOB_RETENTION_COMPLETED_SECONDS: "1" });
+    a.start();
+    await finishedJobsExpire(a, "short-retention-memory@example.com");
+    const completed = (await a.deps.queue.stats()).completed_total;
+    const relay = a.deps.outbox as OutboxRelay;
+    expect(await relay.reconcileOnce()).toEqual({ deleted: 3, requeued: 0 });
+    expect(await a.deps.database.db.select().from(outbox)).toHaveLength(0);
+    expect((await a.deps.queue.stats()).completed_total).toBe(completed);
+  }, 40_000);
+
   test("registration's jobs run in process; jobs lost with the process are relayed again at the next start", async () => {
     const dir = tempDir("outbox-");
     const a = await app({ REDIS_URL: undefined, JOBS_WORKER_ENABLED: "false", CRON_ENABLED: "false" }, dir);

@@ -21,6 +21,8 @@ interface Entry {
   idem: string | null;
   writesDb: boolean;
   expiresAt: number;
+  /** The outbox waits for it: a finished marker is kept when it finishes (see EnqueueOptions.tracked). */
+  tracked: boolean;
   timer?: ReturnType<typeof setTimeout>;
   ctrl?: AbortController;
 }
@@ -34,6 +36,8 @@ export class MemoryQueue implements JobQueue {
   private readonly ready = { db: [] as string[], any: [] as string[] };
   private readonly running = new Set<Promise<void>>();
   private readonly failed = new Set<string>();
+  /** Finished tracked jobs, kept past their records' retention until forgetFinished(). */
+  private readonly finishedMarks = new Set<string>();
   private completedTotal = 0;
   private started = false;
   private closing = false;
@@ -66,12 +70,18 @@ export class MemoryQueue implements JobQueue {
 
   private add(r: EnqueueRequest): string {
     const now = Date.now();
+    // Relayed again after it finished (its record may have expired since): the same job, not a new run.
+    if (r.tracked && r.jobId && this.finishedMarks.has(r.jobId)) return r.jobId;
     if (r.idempotencyKey) {
       const known = this.idem.get(r.idempotencyKey);
-      if (known && this.alive(known, now)) return known;
+      if (known && this.alive(known, now)) {
+        if (r.tracked) this.track(known);
+        return known;
+      }
     }
     const id = r.jobId ?? Bun.randomUUIDv7();
     if (this.alive(id, now)) {
+      if (r.tracked) this.track(id);
       if (r.idempotencyKey) this.idem.set(r.idempotencyKey, id);
       return id;
     }
@@ -93,12 +103,28 @@ export class MemoryQueue implements JobQueue {
       idem: r.idempotencyKey ?? null,
       writesDb: def?.writesDb !== false,
       expiresAt: Infinity,
+      tracked: r.tracked === true,
     };
     this.entries.set(id, entry);
     if (r.idempotencyKey) this.idem.set(r.idempotencyKey, id);
     if ((r.delayMs ?? 0) > 0) entry.timer = setTimeout(() => this.makeReady(entry), r.delayMs);
     else this.makeReady(entry);
     return id;
+  }
+
+  /** The outbox waits for an existing job: mark it so, and leave its finished marker now if it has finished. */
+  private track(id: string): void {
+    const e = this.entries.get(id)!;
+    e.tracked = true;
+    if (e.job.status === "completed" || e.job.status === "failed") this.finishedMarks.add(id);
+  }
+
+  async finishedTracked(ids: readonly string[]): Promise<Set<string>> {
+    return new Set(ids.filter((id) => this.finishedMarks.has(id)));
+  }
+
+  async forgetFinished(ids: readonly string[]): Promise<void> {
+    for (const id of ids) this.finishedMarks.delete(id);
   }
 
   private alive(id: string, now: number): boolean {
@@ -212,6 +238,7 @@ export class MemoryQueue implements JobQueue {
       job.completed_at = new Date().toISOString();
       job.error_message = null;
       e.expiresAt = Date.now() + this.o.retentionCompletedMs;
+      if (e.tracked) this.finishedMarks.add(job.id);
       this.completedTotal++;
     } catch (err) {
       if (e.ctrl.signal.aborted) return;
@@ -220,6 +247,7 @@ export class MemoryQueue implements JobQueue {
         job.status = "failed";
         job.completed_at = new Date().toISOString();
         e.expiresAt = Date.now() + this.o.retentionFailedMs;
+        if (e.tracked) this.finishedMarks.add(job.id);
         this.failed.add(job.id);
         this.log.warn("job failed", { job_id: job.id, type: job.type, retry_count: job.retry_count, error: job.error_message });
       } else {

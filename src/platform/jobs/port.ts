@@ -28,6 +28,12 @@ export interface EnqueueOptions {
    * (after Redis lost it), so handlers that deduplicate by job id stay idempotent.
    */
   jobId?: string;
+  /**
+   * The outbox waits for this job (relay.ts). When it finishes (completed, or failed for good) the queue keeps
+   * a "finished" marker that does not expire with the job's record, until forgetFinished() drops it: the
+   * outbox never takes a finished job whose record has expired for a lost one.
+   */
+  tracked?: boolean;
 }
 
 export interface EnqueueRequest extends EnqueueOptions {
@@ -93,6 +99,10 @@ export interface JobQueue {
   getJobs(ids: readonly string[]): Promise<Record<string, Job | null>>;
   /** The most recently failed jobs, newest first (kept for the failed retention). */
   listFailed(limit: number): Promise<Job[]>;
+  /** Of these tracked jobs, the ones that have finished, whether or not their records are still retained. */
+  finishedTracked(ids: readonly string[]): Promise<Set<string>>;
+  /** Drops the finished markers of tracked jobs (once their outbox rows are deleted). */
+  forgetFinished(ids: readonly string[]): Promise<void>;
   stats(): Promise<QueueStats>;
   register(def: JobDefinition<any>): void;
   /** The registered definition of a job type, if any. */

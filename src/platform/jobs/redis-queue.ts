@@ -30,6 +30,12 @@ const MAINTENANCE_EVERY_MS = 60_000;
 /** A consumer with nothing pending and idle this long is a dead instance's: removed from the group. */
 const DEAD_CONSUMER_IDLE_MS = 3_600_000;
 const MAX_ERROR_LENGTH = 2_000;
+/**
+ * Finished markers of tracked jobs are removed by the outbox's reconciler; one it never removes (its row was
+ * deleted, then the process died before the marker was) is trimmed after this long, or the failed retention if longer.
+ * A row still waiting past that is relayed again: a rerun (at-least-once), never a loss.
+ */
+const FINISHED_MARKER_MAX_AGE_MS = 7 * 86_400_000;
 
 /** A row returned by the start scripts: stream, entry id, job id, type, payload, retry_count, max_retries, delivery number. */
 type StartedRow = [StreamName, string, string, string, string, number, number, string];
@@ -155,6 +161,7 @@ export class RedisQueue implements JobQueue {
           j.idempotencyKey ?? "",
           this.streamOf(j.type),
           Math.max(0, Math.round(j.delayMs ?? 0)),
+          j.tracked ? "1" : "",
         );
       }
       const out = (await ENQUEUE.run(this.redis, [], args)) as string[];
@@ -177,6 +184,16 @@ export class RedisQueue implements JobQueue {
     const ids = (await this.redis.sendCommand(["ZREVRANGE", this.base + "failed", "0", String(Math.max(0, limit - 1))])) as string[];
     const jobs = await this.getJobs(ids);
     return ids.map((id) => jobs[id]).filter((j): j is Job => j !== null && j !== undefined);
+  }
+
+  async finishedTracked(ids: readonly string[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const scores = (await this.redis.sendCommand(["ZMSCORE", this.base + "finished", ...ids])) as (string | null)[];
+    return new Set(ids.filter((_, i) => scores[i] !== null && scores[i] !== undefined));
+  }
+
+  async forgetFinished(ids: readonly string[]): Promise<void> {
+    if (ids.length > 0) await this.redis.sendCommand(["ZREM", this.base + "finished", ...ids]);
   }
 
   async stats(): Promise<QueueStats> {
@@ -524,6 +541,8 @@ export class RedisQueue implements JobQueue {
       await this.redis.sendCommand([
         "ZREMRANGEBYSCORE", this.base + "failed", "-inf", String(Date.now() - this.o.retentionFailedMs),
       ]);
+      const markerAge = Math.max(FINISHED_MARKER_MAX_AGE_MS, this.o.retentionFailedMs, this.o.retentionCompletedMs);
+      await this.redis.sendCommand(["ZREMRANGEBYSCORE", this.base + "finished", "-inf", String(Date.now() - markerAge)]);
       for (const s of STREAMS) {
         const key = this.base + "stream:" + s;
         const consumers = (await this.redis.sendCommand(["XINFO", "CONSUMERS", key, GROUP]).catch(() => [])) as unknown[];

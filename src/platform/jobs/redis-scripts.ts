@@ -6,6 +6,9 @@
 //   delayed                 zset of job ids by the time (Redis clock, ms) they may run again
 //   failed                  zset of failed job ids by failure time, kept for inspection, trimmed by retention
 //   completed_total         counter
+//   finished                zset of finished jobs the outbox waits for (enqueued `tracked`), by finish time: a
+//                           marker that outlives the record's retention, removed by the outbox's reconciler
+//                           once it has deleted the job's row (and trimmed after a long maximum age)
 // Scripts build key names from the prefix they are given, so they need a standalone Redis (or one shard).
 import { LuaScript } from "./script.ts";
 
@@ -15,10 +18,21 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
-local function expire_job(base, jk, ttl)
+-- A job reached its final state: its record (and idempotency key) expire after the retention; if the outbox
+-- waits for it, a finished marker stays until the outbox's reconciler has seen it.
+local function expire_job(base, jk, jid, ttl, now)
   redis.call('PEXPIRE', jk, ttl)
-  local idem = redis.call('HGET', jk, 'idem')
-  if idem and idem ~= '' then redis.call('PEXPIRE', base .. 'idem:' .. idem, ttl) end
+  local f = redis.call('HMGET', jk, 'idem', 'ob')
+  if f[1] and f[1] ~= '' then redis.call('PEXPIRE', base .. 'idem:' .. f[1], ttl) end
+  if f[2] == '1' then redis.call('ZADD', base .. 'finished', now, jid) end
+end
+
+-- The outbox waits for an existing job: mark it so, and leave its finished marker now if it has finished already.
+local function track(base, jk, jid, now)
+  if redis.call('EXISTS', jk) == 0 then return end
+  redis.call('HSET', jk, 'ob', '1')
+  local st = redis.call('HGET', jk, 'status')
+  if st == 'completed' or st == 'failed' then redis.call('ZADD', base .. 'finished', 'NX', now, jid) end
 end
 
 -- True when this consumer still holds the delivery: the entry is pending for it and the job's delivery
@@ -64,7 +78,7 @@ local function start_one(base, group, sname, sk, eid, jid, claimed, now, failttl
       redis.call('XDEL', sk, eid)
       redis.call('HSET', jk, 'status', 'failed', 'completed_at', now, 'error_message', LOST, 'entry', '')
       redis.call('ZADD', base .. 'failed', now, jid)
-      expire_job(base, jk, failttl)
+      expire_job(base, jk, jid, failttl, now)
       return
     end
     redis.call('HSET', jk, 'retry_count', retry, 'error_message', LOST)
@@ -75,29 +89,36 @@ local function start_one(base, group, sname, sk, eid, jid, claimed, now, failttl
 end
 `;
 
-/** ARGV: base, now, n, then per job: id, type, payload, max_retries, idempotency key or "", stream, delay ms. */
+/** ARGV: base, now, n, then per job: id, type, payload, max_retries, idempotency key or "", stream, delay ms, tracked ("1" or ""). */
 export const ENQUEUE = new LuaScript(`${PRELUDE}
 local base, now, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local out = {}
 local rnow = nil
 for i = 0, n - 1 do
-  local o = 4 + i * 7
-  local id, jtype, payload, maxr, idem, sname, delay = ARGV[o], ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], ARGV[o + 4], ARGV[o + 5], tonumber(ARGV[o + 6])
+  local o = 4 + i * 8
+  local id, jtype, payload, maxr, idem, sname, delay, tracked = ARGV[o], ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], ARGV[o + 4], ARGV[o + 5], tonumber(ARGV[o + 6]), ARGV[o + 7] == '1'
   local found = nil
-  if idem ~= '' then found = redis.call('GET', base .. 'idem:' .. idem) end
+  if tracked and redis.call('ZSCORE', base .. 'finished', id) then
+    -- Relayed again after it finished (its record may have expired since): the same job, not a new run.
+    found = id
+  elseif idem ~= '' then
+    found = redis.call('GET', base .. 'idem:' .. idem)
+    if found and tracked then track(base, base .. 'job:' .. found, found, now) end
+  end
   if found then
     out[#out + 1] = found
   else
     local jk = base .. 'job:' .. id
     if redis.call('EXISTS', jk) == 1 then
       -- An explicit id that is already known: the same job, enqueued again.
+      if tracked then track(base, jk, id, now) end
       if idem ~= '' then
         local ttl = redis.call('PTTL', jk)
         if ttl > 0 then redis.call('SET', base .. 'idem:' .. idem, id, 'PX', ttl) else redis.call('SET', base .. 'idem:' .. idem, id) end
       end
     else
       redis.call('HSET', jk, 'id', id, 'type', jtype, 'payload', payload, 'status', 'pending', 'created_at', now,
-        'retry_count', 0, 'max_retries', maxr, 'idem', idem, 'stream', sname, 'entry', '')
+        'retry_count', 0, 'max_retries', maxr, 'idem', idem, 'stream', sname, 'entry', '', 'ob', tracked and '1' or '')
       if idem ~= '' then redis.call('SET', base .. 'idem:' .. idem, id) end
       if delay > 0 then
         if not rnow then rnow = now_ms() end
@@ -217,7 +238,7 @@ for i = 7, #ARGV, 8 do
     redis.call('XDEL', sk, eid)
     if outcome == 'ok' then
       redis.call('HSET', jk, 'status', 'completed', 'completed_at', now, 'error_message', '', 'entry', '')
-      expire_job(base, jk, cttl)
+      expire_job(base, jk, jid, cttl, now)
       redis.call('INCR', base .. 'completed_total')
       res[#res + 1] = 1
     elseif outcome == 'retry' then
@@ -228,7 +249,7 @@ for i = 7, #ARGV, 8 do
     else
       redis.call('HSET', jk, 'status', 'failed', 'completed_at', now, 'retry_count', retry, 'error_message', err, 'entry', '')
       redis.call('ZADD', base .. 'failed', now, jid)
-      expire_job(base, jk, fttl)
+      expire_job(base, jk, jid, fttl, now)
       res[#res + 1] = 1
     end
   end

@@ -2,7 +2,9 @@
 // twice enqueues one job), on the primary only. It polls, reacts to kick() after a commit, and keeps retrying
 // while the queue is unreachable. A reconciler then deletes rows whose job has finished, and hands back to
 // the relay the rows whose job the queue no longer knows (Redis restarted without its data, or the
-// in-process queue died with its process): they are enqueued again under the same job id.
+// in-process queue died with its process): they are enqueued again under the same job id. Rows are enqueued
+// `tracked`: the queue keeps a finished marker past the job record's retention until the reconciler has
+// deleted the row, so a finished job whose record expired is never taken for a lost one.
 import type { OutboxRelay as OutboxRelayPort } from "../../deps.ts";
 import type { Role } from "../cluster/role.ts";
 import type { Db } from "../db/client.ts";
@@ -129,6 +131,7 @@ export class OutboxRelay implements OutboxRelayPort {
           idempotencyKey: r.idempotencyKey,
           maxRetries: r.maxRetries ?? undefined,
           jobId: r.jobId ?? undefined,
+          tracked: true,
         })),
       );
     } catch (err) {
@@ -149,15 +152,23 @@ export class OutboxRelay implements OutboxRelayPort {
     const rows = await outboxRepo.relayed(this.db, this.reconcileCursor, limit);
     this.reconcileCursor = rows.length < limit ? 0 : rows[rows.length - 1]!.id;
     if (rows.length === 0) return { deleted: 0, requeued: 0 };
-    const jobs = await this.queue.getJobs(rows.flatMap((r) => (r.jobId ? [r.jobId] : [])));
+    const ids = rows.flatMap((r) => (r.jobId ? [r.jobId] : []));
+    // The finished markers outlive the jobs' records (whose retention may be a second): a missing record
+    // means lost only when there is no marker either. Both go when Redis loses its data: relayed again then.
+    const [jobs, finished] = await Promise.all([this.queue.getJobs(ids), this.queue.finishedTracked(ids)]);
     const done: number[] = [];
+    const doneJobs: string[] = [];
     const lost: number[] = [];
     for (const r of rows) {
       const job = r.jobId ? jobs[r.jobId] : null;
-      if (!job) lost.push(r.id);
-      else if (job.status === "completed" || job.status === "failed") done.push(r.id);
+      if (r.jobId && (finished.has(r.jobId) || job?.status === "completed" || job?.status === "failed")) {
+        done.push(r.id);
+        doneJobs.push(r.jobId);
+      } else if (!job) lost.push(r.id);
     }
     await outboxRepo.delete(this.db, done);
+    // After the rows are gone (a marker left behind by a crash right here is trimmed by the queue much later).
+    await this.queue.forgetFinished(doneJobs);
     await outboxRepo.unrelay(this.db, lost);
     if (lost.length > 0) {
       this.log.warn("the queue lost relayed jobs; relaying them again under the same ids", { count: lost.length });
