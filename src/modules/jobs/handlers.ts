@@ -34,10 +34,32 @@ function userId(p: { user_id?: unknown }): number {
   return id;
 }
 
-/** Deletes expired sessions; shared by the job and the cron schedule. */
-export async function cleanupExpiredSessions(deps: AppDeps): Promise<number> {
-  const deleted = await jobsRepo.deleteExpiredSessions(deps.database.db, new Date().toISOString());
-  deps.logger.info("expired sessions removed", { count: deleted });
+/** Rows per delete in the session cleanup: short write transactions, and a point to stop at between them. */
+export const SESSION_CLEANUP_BATCH = 500;
+
+/**
+ * Deletes expired sessions in batches, shared by the job and the cron schedule. Checks `signal` before each
+ * batch: a run that lost its lease (or its job hold) stops there and throws the signal's reason; what it
+ * deleted stays deleted, and the next run deletes the rest.
+ */
+export async function cleanupExpiredSessions(
+  deps: Pick<AppDeps, "database" | "logger">,
+  opts: { signal?: AbortSignal; batchSize?: number } = {},
+): Promise<number> {
+  const batchSize = opts.batchSize ?? SESSION_CLEANUP_BATCH;
+  const now = new Date().toISOString();
+  let deleted = 0;
+  try {
+    for (;;) {
+      opts.signal?.throwIfAborted();
+      const n = await jobsRepo.deleteExpiredSessions(deps.database.db, now, batchSize);
+      deleted += n;
+      deps.logger.debug("expired sessions batch removed", { count: n });
+      if (n < batchSize) break;
+    }
+  } finally {
+    deps.logger.info("expired sessions removed", { count: deleted, complete: !opts.signal?.aborted });
+  }
   return deleted;
 }
 
@@ -86,8 +108,8 @@ export function jobDefinitions(deps: AppDeps, mailer: Mailer): JobDefinition<any
   const cleanup: JobDefinition<Record<string, never>> = {
     type: JOB_TYPES.cleanupSessions,
     writesDb: true,
-    async handler() {
-      await cleanupExpiredSessions(deps);
+    async handler(_p, ctx) {
+      await cleanupExpiredSessions(deps, { signal: ctx.signal });
     },
   };
   const prefs: JobDefinition<PreferencesPayload> = {

@@ -12,8 +12,9 @@ export const SCHEDULES: ScheduleDefinition<AppDeps>[] = [
     pattern: "*/15 * * * *",
     writesDb: true,
     description: "Deletes login sessions past their expiry",
-    async run(deps) {
-      await cleanupExpiredSessions(deps);
+    async run(deps, ctx) {
+      // In batches, stopping between them once ctx.signal is aborted (lease lost, or shutdown past its grace).
+      await cleanupExpiredSessions(deps, { signal: ctx.signal });
     },
   },
   {
@@ -21,7 +22,9 @@ export const SCHEDULES: ScheduleDefinition<AppDeps>[] = [
     pattern: "0 * * * *",
     writesDb: true,
     description: "Deletes heartbeat rows of instances not seen for an hour",
-    async run(deps) {
+    async run(deps, ctx) {
+      // One DELETE (or one call to the primary): nothing to stop halfway, so only refuse to start once aborted.
+      ctx.signal.throwIfAborted();
       await pruneInstances(deps);
     },
   },
