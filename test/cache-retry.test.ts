@@ -231,3 +231,44 @@ describe("the reset message", () => {
     }
   });
 });
+
+describe("invalidations tracked for running loads", () => {
+  const held = () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    return { gate, release };
+  };
+
+  test("stay bounded while one load runs long, and that load still cannot fill what was invalidated", async () => {
+    const cache = await makeCache({ prefix: newPrefix(), l1Enabled: true, extra: { l2: null, maxTrackedInvalidations: 100 } });
+    const { gate, release } = held();
+    const slow = cache.getOrSet("user:1:detail", async () => (await gate, "old"), { tags: ["user:1"] });
+    await Bun.sleep(10);
+    await cache.invalidateTags(["user:1"]);
+    for (let i = 0; i < 1_000; i++) await cache.delete([`other:${i}`]);
+    expect(cache.trackedInvalidations).toBeLessThanOrEqual(100);
+    release();
+    expect((await slow).value).toBe("old");
+    const r = await cache.getOrSet("user:1:detail", async () => "new", { tags: ["user:1"] });
+    expect(r.source).toBe("miss");
+    expect(r.value).toBe("new");
+  });
+
+  test("entries older than every running load are pruned, so a later load still fills", async () => {
+    const cache = await makeCache({ prefix: newPrefix(), l1Enabled: true, extra: { l2: null, maxTrackedInvalidations: 100 } });
+    const a = held();
+    const first = cache.getOrSet("a", async () => (await a.gate, "a"));
+    await Bun.sleep(5);
+    for (let i = 0; i < 60; i++) await cache.delete([`old:${i}`]);
+    const b = held();
+    const second = cache.getOrSet("b", async () => (await b.gate, "b"));
+    await Bun.sleep(5);
+    a.release();
+    await first;
+    for (let i = 0; i < 60; i++) await cache.delete([`new:${i}`]);
+    expect(cache.trackedInvalidations).toBeLessThanOrEqual(100);
+    b.release();
+    await second;
+    expect((await cache.getOrSet("b", async () => "b2")).source).toBe("hit-l1");
+  });
+});

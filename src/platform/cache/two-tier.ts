@@ -33,6 +33,8 @@ export interface TwoTierOptions {
   catchUpWaitMs?: number;
   /** Keys + tags of failed bus messages kept for the retry; beyond it the retry clears every L1 (default 10,000). */
   maxUnsent?: number;
+  /** Key/tag invalidations remembered for running loads; beyond it they are pruned or all loads refused (default 10,000). */
+  maxTrackedInvalidations?: number;
 }
 
 const EMPTY: readonly string[] = [];
@@ -41,6 +43,7 @@ const TAG_TOKEN_TTL_MS = 62 * 86_400_000;
 /** Bumps that failed while Redis was unreachable, retried before this instance trusts L2 again; bounded. */
 const MAX_PENDING_BUMPS = 10_000;
 const MAX_UNSENT = 10_000;
+const MAX_TRACKED_INVALIDATIONS = 10_000;
 /** Marks, in `pending`, a replica that must fill nothing until its database reaches the txid. */
 const ALL = "*";
 
@@ -62,6 +65,8 @@ export class TwoTierCache implements Cache {
   private readonly invalidatedAt = new Map<string, number>();
   /** Loads and sets in progress; invalidations are tracked per key/tag only while there are some. */
   private active = 0;
+  /** How many of them started at each generation: entries of invalidatedAt at or below the least are useless. */
+  private readonly activeGens = new Map<number, number>();
   private clearedAt = 0;
   /** Tags/keys (prefixed "t:"/"k:") this replica must not fill until its database reaches the txid. */
   private readonly pending = new Map<string, string>();
@@ -123,20 +128,47 @@ export class TwoTierCache implements Cache {
   }
 
   private async load(key: string, loader: () => Promise<unknown>, tags: readonly string[], ttl: number | undefined, gen: number): Promise<CacheResult<unknown>> {
-    this.begin();
+    this.begin(gen);
     try {
       return await this.loadTiers(key, loader, tags, ttl, gen);
     } finally {
-      this.end();
+      this.end(gen);
     }
   }
 
-  private begin(): void {
+  private begin(gen: number): void {
     this.active++;
+    this.activeGens.set(gen, (this.activeGens.get(gen) ?? 0) + 1);
   }
 
-  private end(): void {
+  private end(gen: number): void {
+    const n = this.activeGens.get(gen)! - 1;
+    if (n === 0) this.activeGens.delete(gen);
+    else this.activeGens.set(gen, n);
     if (--this.active === 0) this.invalidatedAt.clear();
+  }
+
+  /**
+   * Keeps invalidatedAt bounded while loads never all finish at once: drops what no running load can be
+   * affected by (at or below the generation the oldest one started at), and if one long load still pins too
+   * much, forgets the details and treats every running load as invalidated (they answer but do not fill).
+   */
+  private boundTracked(): void {
+    const max = this.opts.maxTrackedInvalidations ?? MAX_TRACKED_INVALIDATIONS;
+    if (this.invalidatedAt.size <= max) return;
+    let oldest = this.generation;
+    for (const g of this.activeGens.keys()) if (g < oldest) oldest = g;
+    for (const [k, g] of this.invalidatedAt) if (g <= oldest) this.invalidatedAt.delete(k);
+    // Hysteresis, so that the scan above runs at most once per max/4 invalidations.
+    if (this.invalidatedAt.size > (max * 3) / 4) {
+      this.clearedAt = this.generation;
+      this.invalidatedAt.clear();
+    }
+  }
+
+  /** Size of the per-key/tag invalidation record (tests). */
+  get trackedInvalidations(): number {
+    return this.invalidatedAt.size;
   }
 
   private async loadTiers(key: string, loader: () => Promise<unknown>, tags: readonly string[], ttl: number | undefined, gen: number): Promise<CacheResult<unknown>> {
@@ -256,17 +288,17 @@ export class TwoTierCache implements Cache {
   }
 
   async set<T>(key: string, value: T, opts?: CacheSetOptions): Promise<void> {
-    this.begin();
+    const gen = this.generation;
+    this.begin(gen);
     try {
-      await this.setTiers(key, value, opts);
+      await this.setTiers(key, value, gen, opts);
     } finally {
-      this.end();
+      this.end(gen);
     }
   }
 
-  private async setTiers(key: string, value: unknown, opts?: CacheSetOptions): Promise<void> {
+  private async setTiers(key: string, value: unknown, gen: number, opts?: CacheSetOptions): Promise<void> {
     const tags = opts?.tags ?? EMPTY;
-    const gen = this.generation;
     const json = JSON.stringify(value) ?? "null";
     const expiresAt = Date.now() + (opts?.ttl !== undefined ? opts.ttl * 1000 : this.ttlMs);
     const staleUntil = expiresAt + this.graceMs;
@@ -428,6 +460,7 @@ export class TwoTierCache implements Cache {
       this.lru.deleteTags(tags);
       if (track) for (const t of tags) this.invalidatedAt.set(`t:${t}`, gen);
     }
+    if (track) this.boundTracked();
   }
 
   private onMessage(m: BusMessage): void {
