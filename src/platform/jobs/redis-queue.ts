@@ -95,6 +95,11 @@ export class RedisQueue implements JobQueue {
   private readonly held = new Map<string, Held>();
   private readonly running = new Set<Promise<void>>();
   private active = 0;
+  /**
+   * Slots promised to a FETCH or RECLAIM script in flight: taken synchronously before the call, given back
+   * when it returns, so two callers never both count the same free slot.
+   */
+  private reserved = 0;
   private started = false;
   private closing = false;
   private closed: Promise<void> | undefined;
@@ -259,6 +264,11 @@ export class RedisQueue implements JobQueue {
     return new Promise((resolve) => (this.slotWaiter = resolve));
   }
 
+  /** Slots neither running a handler nor promised to a script in flight. */
+  private freeSlots(): number {
+    return this.o.concurrency - this.active - this.reserved;
+  }
+
   private wake(): void {
     const w = this.slotWaiter;
     this.slotWaiter = null;
@@ -269,17 +279,25 @@ export class RedisQueue implements JobQueue {
     await this.ensureGroups().catch(() => undefined);
     let failures = 0;
     while (!this.closing) {
-      const free = this.o.concurrency - this.active;
+      const free = this.freeSlots();
       if (free <= 0) {
         await this.waitForSlot();
         continue;
       }
       const streams = this.streamsToRead();
       try {
-        let rows = await this.startScript(FETCH, [free, ...streams]);
-        if (rows.length === 0 && !this.closing) rows = await this.blockingRead(streams, free);
-        failures = 0;
+        this.reserved += free;
+        let rows: StartedRow[];
+        try {
+          rows = await this.startScript(FETCH, [free, ...streams]);
+        } finally {
+          this.reserved -= free;
+        }
         this.dispatchAll(rows);
+        // The blocking read reserves nothing (the takeover scan may use the slot meanwhile): what it brings is
+        // started only within the slots still free when it returns (see blockingRead).
+        if (rows.length === 0 && !this.closing && this.freeSlots() > 0) await this.blockingRead(streams);
+        failures = 0;
       } catch (err) {
         if (this.closing) break;
         if (isNoGroup(err)) {
@@ -306,16 +324,19 @@ export class RedisQueue implements JobQueue {
     ])) as StartedRow[];
   }
 
-  /** Waits (on a connection of its own) for the next entry when the streams are empty. */
-  private async blockingRead(streams: StreamName[], free: number): Promise<StartedRow[]> {
+  /**
+   * Waits (on a connection of its own) for the next entry when the streams are empty, starts what arrived and
+   * dispatches it within the slots free at that moment; the rest is handed back to the stream at once (not a retry).
+   */
+  private async blockingRead(streams: StreamName[]): Promise<void> {
     const client = await this.blockingClient();
-    if (this.closing) return [];
+    if (this.closing) return;
     const keys = streams.map((s) => this.base + "stream:" + s);
     const reply = (await client.sendCommand([
       "XREADGROUP", "GROUP", GROUP, this.o.consumerName, "COUNT", "1", "BLOCK", String(BLOCK_MS),
       "STREAMS", ...keys, ...keys.map(() => ">"),
     ])) as StreamsReply | null;
-    if (!reply) return [];
+    if (!reply) return;
     const args: string[] = [this.base, GROUP, String(Date.now()), String(this.o.retentionFailedMs)];
     // RESP3 answers a map of stream -> entries, RESP2 a list of [stream, entries].
     const perStream = Array.isArray(reply) ? reply : Object.entries(reply);
@@ -324,12 +345,10 @@ export class RedisQueue implements JobQueue {
       for (const [eid, fields] of entries) args.push(stream, eid, fields?.[1] ?? "");
     }
     const rows = (await START.run(this.redis, [], args)) as StartedRow[];
-    if (rows.length > free) {
-      // One entry per stream arrived at once and only one slot is free: hand the extra back.
-      const extra = rows.splice(free);
-      await this.releaseRows(extra);
-    }
-    return rows;
+    // Up to one entry per stream arrived, and the takeover scan may have filled slots during the read.
+    const extra = rows.splice(Math.max(0, this.closing ? 0 : this.freeSlots()));
+    this.dispatchAll(rows);
+    if (extra.length > 0) await this.releaseRows(extra);
   }
 
   private async blockingClient(): Promise<Redis> {
@@ -490,15 +509,19 @@ export class RedisQueue implements JobQueue {
 
   /** Takes over deliveries whose worker stopped answering for longer than the visibility timeout. */
   private async reclaim(): Promise<void> {
-    const free = this.o.concurrency - this.active;
+    const free = this.freeSlots();
     if (this.reclaiming || this.closing || free <= 0) return;
     this.reclaiming = true;
+    this.reserved += free;
+    let reserved = true;
     try {
       const streams = this.canWrite() ? STREAMS : (["any"] as const);
       const [cursors, rows] = (await RECLAIM.run(this.redis, [], [
         this.base, GROUP, this.o.consumerName, Date.now(), this.o.retentionFailedMs, this.o.visibilityTimeoutMs, free,
         ...streams.flatMap((s) => [s, this.cursors[s]]),
       ])) as [string[], StartedRow[]];
+      this.reserved -= free;
+      reserved = false;
       streams.forEach((s, i) => (this.cursors[s] = cursors[i] ?? "0-0"));
       if (rows.length > 0) this.log.info("took over jobs from a worker that stopped answering", { count: rows.length });
       this.dispatchAll(rows);
@@ -506,7 +529,10 @@ export class RedisQueue implements JobQueue {
       if (isNoGroup(err)) await this.ensureGroups().catch(() => undefined);
       else this.logError("job takeover scan failed", err);
     } finally {
+      if (reserved) this.reserved -= free;
       this.reclaiming = false;
+      // Slots reserved and not used are free again: the fetch loop may be waiting for one.
+      this.wake();
     }
   }
 

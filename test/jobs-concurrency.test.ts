@@ -1,0 +1,64 @@
+// JOB_CONCURRENCY holds while the fetch loop's blocking read and the takeover scan (reclaim) race for the
+// same free slot: each reserves its slots before calling Redis, and what a blocking read brings beyond the
+// slots still free is handed back (not counted as a retry). Real Redis, own key prefix.
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import type { Redis } from "../src/deps.ts";
+import { GROUP, RedisQueue } from "../src/platform/jobs/redis-queue.ts";
+import { dropPrefix, queueOptions, redisClient, testPrefix, waitUntil } from "./fixtures/queues.ts";
+
+let redis: Redis;
+const prefixes: string[] = [];
+const open: RedisQueue[] = [];
+
+beforeAll(async () => {
+  redis = await redisClient();
+});
+afterAll(async () => {
+  await Promise.all(open.map((q) => q.close()));
+  for (const p of prefixes) await dropPrefix(redis, p);
+  await redis.close();
+});
+
+test("a takeover during a blocking read does not push the handlers past JOB_CONCURRENCY; the extra job is handed back", async () => {
+  const prefix = testPrefix("jobs-conc");
+  prefixes.push(prefix);
+  const opts = { concurrency: 1, visibilityTimeoutMs: 300, retentionCompletedMs: 60_000 };
+  let running = 0;
+  let max = 0;
+  const def = {
+    type: "slow",
+    writesDb: false,
+    handler: async () => {
+      max = Math.max(max, ++running);
+      await Bun.sleep(600);
+      running--;
+    },
+  };
+  // A worker that took a job and died: its entry stays pending for it until the visibility timeout.
+  const dead = new RedisQueue(redis, prefix, queueOptions({ ...opts, consumerName: "dead" }));
+  dead.register(def);
+  const orphan = await dead.enqueue("slow", {});
+  const stream = dead.key("stream:any");
+  await redis.sendCommand(["XGROUP", "CREATE", dead.key("stream:db"), GROUP, "0", "MKSTREAM"]).catch(() => undefined);
+  await redis.sendCommand(["XGROUP", "CREATE", stream, GROUP, "0", "MKSTREAM"]).catch(() => undefined);
+  await redis.sendCommand(["XREADGROUP", "GROUP", GROUP, "dead", "COUNT", "10", "STREAMS", stream, ">"]);
+  await waitUntil(async () => {
+    const p = (await redis.sendCommand(["XPENDING", stream, GROUP, "-", "+", "1"])) as [string, string, number][];
+    return p.length === 1 && Number(p[0]![2]) > 300;
+  }, 5_000, "the dead worker's entry to be idle past the visibility timeout");
+
+  const q = new RedisQueue(redis, prefix, queueOptions({ ...opts, consumerName: "live" }));
+  open.push(q);
+  q.register(def);
+  q.start({ canWrite: () => true });
+  // The empty streams leave the fetch loop in its blocking read; the takeover scan (every 150 ms) takes the
+  // orphan meanwhile; then a new job reaches the blocked read.
+  await waitUntil(async () => (await q.getJob(orphan))?.status === "running", 5_000, "the orphan to be taken over");
+  const fresh = await q.enqueue("slow", {});
+  for (const id of [orphan, fresh]) {
+    await waitUntil(async () => (await q.getJob(id))?.status === "completed", 15_000, `job ${id} to complete`);
+  }
+  expect(max).toBe(1);
+  // The job handed back was not charged a retry.
+  expect((await q.getJob(fresh))?.retry_count).toBe(0);
+}, 30_000);
