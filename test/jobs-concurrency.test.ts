@@ -1,6 +1,7 @@
 // JOB_CONCURRENCY holds while the fetch loop's blocking read and the takeover scan (reclaim) race for the
 // same free slot: each reserves its slots before calling Redis, and what a blocking read brings beyond the
-// slots still free is handed back (not counted as a retry). Real Redis, own key prefix.
+// slots still free is handed back (not counted as a retry). And the clean-up of dead workers' consumers
+// never removes one that holds entries. Real Redis, own key prefix.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { Redis } from "../src/deps.ts";
 import { GROUP, RedisQueue } from "../src/platform/jobs/redis-queue.ts";
@@ -62,3 +63,30 @@ test("a takeover during a blocking read does not push the handlers past JOB_CONC
   // The job handed back was not charged a retry.
   expect((await q.getJob(fresh))?.retry_count).toBe(0);
 }, 30_000);
+
+test("a consumer is removed from the group only when, checked in the same step, nothing is pending for it and it is idle", async () => {
+  const prefix = testPrefix("jobs-conc");
+  prefixes.push(prefix);
+  const q = new RedisQueue(redis, prefix, queueOptions({ consumerName: "cleaner" }));
+  const stream = q.key("stream:any");
+  await redis.sendCommand(["XGROUP", "CREATE", stream, GROUP, "0", "MKSTREAM"]);
+  await redis.sendCommand(["XADD", stream, "*", "j", "x"]);
+  // "holder" holds an entry (it would be discarded with the consumer); "gone" and "fresh" hold nothing.
+  await redis.sendCommand(["XREADGROUP", "GROUP", GROUP, "holder", "COUNT", "1", "STREAMS", stream, ">"]);
+  await redis.sendCommand(["XGROUP", "CREATECONSUMER", stream, GROUP, "gone"]);
+  await Bun.sleep(60);
+  await redis.sendCommand(["XGROUP", "CREATECONSUMER", stream, GROUP, "fresh"]);
+  const consumers = async () =>
+    ((await redis.sendCommand(["XINFO", "CONSUMERS", stream, GROUP])) as unknown[])
+      // RESP3: a map (or object) per consumer; RESP2: a flat list of name, value pairs.
+      .map((c) => String(c instanceof Map ? c.get("name") : Array.isArray(c) ? c[1] : (c as { name: unknown }).name))
+      .sort();
+
+  expect(await q.removeIdleConsumer("any", "holder", 50)).toBe(false);
+  expect(await q.removeIdleConsumer("any", "fresh", 60_000)).toBe(false);
+  expect(await q.removeIdleConsumer("any", "gone", 50)).toBe(true);
+  expect(await q.removeIdleConsumer("any", "nobody", 50)).toBe(false);
+  expect(await consumers()).toEqual(["fresh", "holder"]);
+  const pending = (await redis.sendCommand(["XPENDING", stream, GROUP, "-", "+", "10", "holder"])) as unknown[];
+  expect(pending).toHaveLength(1);
+});

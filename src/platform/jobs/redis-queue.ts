@@ -16,7 +16,7 @@ import {
   type JobStatus,
   type QueueStats,
 } from "./port.ts";
-import { ENQUEUE, EXTEND, FETCH, FINISH, PROMOTE, RECLAIM, RELEASE, START } from "./redis-scripts.ts";
+import { DELETE_IDLE_CONSUMER, ENQUEUE, EXTEND, FETCH, FINISH, PROMOTE, RECLAIM, RELEASE, START } from "./redis-scripts.ts";
 
 export const GROUP = "workers";
 type StreamName = "db" | "any";
@@ -580,13 +580,22 @@ export class RedisQueue implements JobQueue {
           else c = raw as Record<string, unknown>;
           const name = String(c.name);
           if (name !== this.o.consumerName && Number(c.pending) === 0 && Number(c.idle) > DEAD_CONSUMER_IDLE_MS) {
-            await this.redis.sendCommand(["XGROUP", "DELCONSUMER", key, GROUP, name]);
+            await this.removeIdleConsumer(s, name, DEAD_CONSUMER_IDLE_MS);
           }
         }
       }
     } catch (err) {
       this.logError("job maintenance failed", err);
     }
+  }
+
+  /**
+   * Removes another worker's consumer from a stream's group if, at that very moment, nothing is pending for
+   * it and it has been idle for `minIdleMs` (one script: the listing above may be stale). True when removed.
+   */
+  async removeIdleConsumer(stream: StreamName, name: string, minIdleMs: number): Promise<boolean> {
+    const r = await DELETE_IDLE_CONSUMER.run(this.redis, [], [this.base + "stream:" + stream, GROUP, name, minIdleMs]);
+    return Number(r) === 1;
   }
 
   // ---- shutdown ----------------------------------------------------------------------------------------

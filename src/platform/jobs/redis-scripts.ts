@@ -298,3 +298,25 @@ local first = redis.call('ZRANGE', base .. 'delayed', 0, 0, 'WITHSCORES')
 if first[2] then return math.max(1, tonumber(first[2]) - rnow) end
 return -1
 `);
+
+/**
+ * Removes a consumer from the group only if nothing is pending for it and it has been idle at least min idle
+ * ms, checked and done in one step: XGROUP DELCONSUMER discards the consumer's pending entries, so a consumer
+ * that took an entry between a separate check and the delete would lose it.
+ * ARGV: stream key, group, consumer, min idle ms. Returns 1 when removed, 0 otherwise.
+ */
+export const DELETE_IDLE_CONSUMER = new LuaScript(`
+local sk, group, name, minidle = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local p = redis.pcall('XPENDING', sk, group, '-', '+', 1, name)
+if type(p) ~= 'table' or p.err or #p > 0 then return 0 end
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', sk, group)) do
+  local f = {}
+  for i = 1, #c, 2 do f[c[i]] = c[i + 1] end
+  if f['name'] == name then
+    if tonumber(f['idle']) < minidle then return 0 end
+    redis.call('XGROUP', 'DELCONSUMER', sk, group, name)
+    return 1
+  end
+end
+return 0
+`);
