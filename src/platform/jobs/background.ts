@@ -40,7 +40,7 @@ export function createBackground(config: Config, logger: Logger, redis: Redis | 
   const cron = new CronScheduler<AppDeps>({
     schedules: SCHEDULES,
     leases: redis ? new RedisLeaseStore(redis, `${config.REDIS_PREFIX}cron:`) : new MemoryLeaseStore(),
-    runs: redis ? new RedisRunStore(redis, `${config.REDIS_PREFIX}cron:`) : new MemoryRunStore(),
+    runs: redis ? new RedisRunStore(redis, `${config.REDIS_PREFIX}cron:`, logger) : new MemoryRunStore(),
     instanceId: config.INSTANCE_ID,
     canWrite: () => role.isPrimary(),
     leaseMs: config.CRON_LEASE_MS,
