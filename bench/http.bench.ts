@@ -12,6 +12,7 @@ import { openDatabase } from "../src/platform/db/client.ts";
 import { runMigrations } from "../src/platform/db/migrate.ts";
 import { posts, preferences, users } from "../src/platform/db/schema/index.ts";
 import { table, writeResult } from "./lib.ts";
+import { freePort, waitFor } from "../test/support/process.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
@@ -27,23 +28,6 @@ const dir = join(ROOT, ".tmp", `bench-http-${process.pid}`);
 mkdirSync(dir, { recursive: true });
 const DATABASE_URL = `file:${join(dir, "app.db")}`;
 
-async function freePort(): Promise<number> {
-  const s = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
-  const port = s.port!;
-  await s.stop(true);
-  return port;
-}
-
-async function waitFor(url: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      if ((await fetch(url)).ok) return;
-    } catch {}
-    await Bun.sleep(50);
-  }
-  throw new Error(`${url} did not answer within ${timeoutMs} ms`);
-}
 
 async function seed(): Promise<number[]> {
   const database = await openDatabase(DATABASE_URL, { setWal: true });
@@ -112,7 +96,7 @@ async function startService(extra: Record<string, string>): Promise<Service> {
     stderr: "inherit",
   });
   const url = `http://127.0.0.1:${port}`;
-  await waitFor(`${url}/health/live`);
+  await waitFor(`${url}/health/live`, 20_000);
   return {
     url,
     proc,
