@@ -68,6 +68,21 @@ for (const kind of ["redis", "memory"] as const) {
   });
 }
 
+/** The real Redis lease store with a slow acquire (a loaded Redis, a network blip); resolves inAcquire on entry. */
+function slowAcquireStore(p: string, delayMs = 300): { slow: LeaseStore; inAcquire: Promise<void> } {
+  const inner = new RedisLeaseStore(redis, p);
+  let entered!: () => void;
+  const inAcquire = new Promise<void>((r) => (entered = r));
+  const slow: LeaseStore = Object.assign(Object.create(inner) as RedisLeaseStore, {
+    async acquire(name: string, token: string, ttlMs: number) {
+      entered();
+      await Bun.sleep(delayMs);
+      return inner.acquire(name, token, ttlMs);
+    },
+  });
+  return { slow, inAcquire };
+}
+
 describe("Lease", () => {
   test("extend refreshes the time to live in Redis (renewal well before expiry)", async () => {
     const p = newPrefix();
@@ -97,17 +112,7 @@ describe("Lease", () => {
 
   test("closed while its acquire is on the way: gives the lease back and arms no renewal", async () => {
     const p = newPrefix();
-    const inner = new RedisLeaseStore(redis, p);
-    let entered!: () => void;
-    const inAcquire = new Promise<void>((r) => (entered = r));
-    // The real Redis store, with one slow acquire (a loaded Redis, a network blip).
-    const slow: LeaseStore = Object.assign(Object.create(inner) as RedisLeaseStore, {
-      async acquire(name: string, token: string, ttlMs: number) {
-        entered();
-        await Bun.sleep(300);
-        return inner.acquire(name, token, ttlMs);
-      },
-    });
+    const { slow, inAcquire } = slowAcquireStore(p);
     const lease = new Lease(slow, "closing", 600, "inst-1", logger);
     closers.push(() => lease.close());
     const ensured = lease.ensure();
@@ -248,16 +253,7 @@ describe("CronScheduler", () => {
 
   test("close() while a tick is taking the lease: the lease is released, not renewed, and the tick is not claimed", async () => {
     const p = newPrefix();
-    const inner = new RedisLeaseStore(redis, p);
-    let entered!: () => void;
-    const inAcquire = new Promise<void>((r) => (entered = r));
-    const slow: LeaseStore = Object.assign(Object.create(inner) as RedisLeaseStore, {
-      async acquire(name: string, token: string, ttlMs: number) {
-        entered();
-        await Bun.sleep(300);
-        return inner.acquire(name, token, ttlMs);
-      },
-    });
+    const { slow, inAcquire } = slowAcquireStore(p);
     let ran = 0;
     const s = scheduler({
       schedules: [{ name: "s", pattern: "* * * * * *", writesDb: false, run: async () => void ran++ }],

@@ -72,6 +72,17 @@ async function finishedJobsExpire(a: TestApp, email: string): Promise<string[]> 
   return ids;
 }
 
+/** The jobs of one registration finish and their records expire; the reconciler deletes the rows, re-runs nothing. */
+async function expectFinishedRowsDeleted(a: TestApp, email: string): Promise<void> {
+  a.start();
+  await finishedJobsExpire(a, email);
+  const completed = (await a.deps.queue.stats()).completed_total;
+  const relay = a.deps.outbox as OutboxRelay;
+  expect(await relay.reconcileOnce()).toEqual({ deleted: 3, requeued: 0 });
+  expect(await a.deps.database.db.select().from(outbox)).toHaveLength(0);
+  expect((await a.deps.queue.stats()).completed_total).toBe(completed);
+}
+
 describe("with Redis", () => {
   test("registration with Redis unreachable succeeds; its jobs run once Redis is back", async () => {
     redis ??= await redisClient();
@@ -170,13 +181,7 @@ describe("with Redis", () => {
     redis ??= await redisClient();
     const p = prefix();
     const a = await app({ REDIS_URL, REDIS_PREFIX: p, CRON_ENABLED: "false", JOB_RETENTION_COMPLETED_SECONDS: "1" });
-    a.start();
-    await finishedJobsExpire(a, "short-retention@example.com");
-    const completed = (await a.deps.queue.stats()).completed_total;
-    const relay = a.deps.outbox as OutboxRelay;
-    expect(await relay.reconcileOnce()).toEqual({ deleted: 3, requeued: 0 });
-    expect(await a.deps.database.db.select().from(outbox)).toHaveLength(0);
-    expect((await a.deps.queue.stats()).completed_total).toBe(completed);
+    await expectFinishedRowsDeleted(a, "short-retention@example.com");
   }, 40_000);
 
   test("Redis loses its data after the jobs finished (their records expired): the rows are relayed again (at-least-once)", async () => {
@@ -213,13 +218,7 @@ describe("with Redis", () => {
 describe("without Redis", () => {
   test("a finished job whose record has expired (short retention) is not relayed again: its row is deleted", async () => {
     const a = await app({ REDIS_URL: undefined, CRON_ENABLED: "false", JOB_RETENTION_COMPLETED_SECONDS: "1" });
-    a.start();
-    await finishedJobsExpire(a, "short-retention-memory@example.com");
-    const completed = (await a.deps.queue.stats()).completed_total;
-    const relay = a.deps.outbox as OutboxRelay;
-    expect(await relay.reconcileOnce()).toEqual({ deleted: 3, requeued: 0 });
-    expect(await a.deps.database.db.select().from(outbox)).toHaveLength(0);
-    expect((await a.deps.queue.stats()).completed_total).toBe(completed);
+    await expectFinishedRowsDeleted(a, "short-retention-memory@example.com");
   }, 40_000);
 
   test("registration's jobs run in process; jobs lost with the process are relayed again at the next start", async () => {
