@@ -109,7 +109,13 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
   // Bounded by CACHE_WARM_TIMEOUT_MS; the instance serves (and reports ready) no later than that.
   await warmCache(deps);
   // The cached GET /api/v1/users/{id} answered before Elysia when it is an L1 hit (see fast-read.ts).
-  const fastRead = userDetailFastPath({ cache: deps.cache, logger, jwtSecret: config.jwtSecret });
+  const fastSeries = httpMetrics?.seriesOf("GET", FAST_ROUTE, 200);
+  const fastRead = userDetailFastPath({
+    cache: deps.cache,
+    logger,
+    jwtSecret: config.jwtSecret,
+    observe: fastSeries ? (seconds) => fastSeries.observe(seconds) : undefined,
+  });
   const viaApp = async (request: Request, start: number): Promise<Response> => {
     requests.inFlight++;
     let status = 500;
@@ -130,16 +136,19 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
     // BODY_LIMIT_BYTES before reading anything, a chunked body as soon as it passes the limit (it never holds
     // more). Bun's own limit, which answers a bare 413, is only the last line against absurd declarations.
     maxRequestBodySize: Math.max(128 * 1024 * 1024, config.BODY_LIMIT_BYTES * 2),
-    // Not async: the fast path's Response goes back without a promise in between.
-    fetch(request) {
-      const start = performance.now();
-      const fast = fastRead?.(request);
-      if (fast !== undefined) {
-        httpMetrics?.observe("GET", FAST_ROUTE, 200, (performance.now() - start) / 1000);
-        return fast;
-      }
-      return viaApp(request, start);
-    },
+    // GET /api/v1/users/:id goes through Bun's router to the fast path, which answers an L1 hit itself and
+    // hands anything else to the app; Bun sends the route's other methods to `fetch`.
+    routes: fastRead
+      ? {
+          [FAST_ROUTE]: {
+            GET: (request) => {
+              const start = performance.now();
+              return fastRead(request, request.params.id, start) ?? viaApp(request, start);
+            },
+          },
+        }
+      : undefined,
+    fetch: (request) => viaApp(request, performance.now()),
   });
   const local = config.HOST === "0.0.0.0" || config.HOST === "::" ? "127.0.0.1" : config.HOST;
   const url = `http://${local}:${server.port}`;

@@ -36,7 +36,8 @@ export class TokenCache {
 }
 
 export function authenticate(header: string | null | undefined, secret: string, cache?: TokenCache): Principal | null {
-  if (!header || header.length < 8 || header.slice(0, 7).toLowerCase() !== "bearer ") return null;
+  if (!header || header.length < 8) return null;
+  if (!header.startsWith("Bearer ") && header.slice(0, 7).toLowerCase() !== "bearer ") return null;
   const token = header.slice(7).trim();
   const now = Math.floor(Date.now() / 1000);
   const cached = cache?.get(token, now);

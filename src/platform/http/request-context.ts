@@ -7,7 +7,7 @@ import { AppError, badRequest, payloadTooLarge, problem, problemResponse, type F
 const REQUEST_ID_RE = /^[A-Za-z0-9._:\-]{1,128}$/;
 
 interface RequestMeta {
-  id: string;
+  id: RequestId;
   start: number;
 }
 
@@ -71,10 +71,13 @@ async function readLimited(request: Request, limit: number): Promise<Uint8Array>
   return out;
 }
 
+/** A request id that is safe to write into a JSON string as it is: a UUID of ours, or one that passed REQUEST_ID_RE. */
+export type RequestId = string & { readonly __requestId: true };
+
 /** The client's x-request-id when it is sane, else a new one. */
-export function requestIdOf(request: Request): string {
+export function requestIdOf(request: Request): RequestId {
   const given = request.headers.get("x-request-id");
-  return given && REQUEST_ID_RE.test(given) ? given : crypto.randomUUID();
+  return (given && REQUEST_ID_RE.test(given) ? given : crypto.randomUUID()) as RequestId;
 }
 
 /** JSON string literals of the route templates and methods seen so far (a bounded set). */
@@ -97,14 +100,14 @@ export function logRequest(
   method: string,
   route: string,
   status: number,
-  start: number | undefined,
-  id: string | undefined,
+  durationMs: number | undefined,
+  id: RequestId | undefined,
   routeIsTemplate = true,
 ): void {
   let json = '"method":' + jsonLiteral(method, true) + ',"route":' + jsonLiteral(route, routeIsTemplate) + ',"status":' + status;
-  if (start !== undefined) json += ',"duration_ms":' + Math.round((performance.now() - start) * 100) / 100;
-  // Request ids are ours (UUIDs) or passed REQUEST_ID_RE, whose characters need no escaping.
-  if (id !== undefined) json += ',"request_id":' + (REQUEST_ID_RE.test(id) ? '"' + id + '"' : JSON.stringify(id));
+  if (durationMs !== undefined) json += ',"duration_ms":' + Math.round(durationMs * 100) / 100;
+  // A RequestId's characters need no escaping (see requestIdOf).
+  if (id !== undefined) json += ',"request_id":"' + id + '"';
   logger.infoJson("request", json);
 }
 
@@ -183,6 +186,6 @@ export function requestContext(opts: { logger: Logger; bodyLimit: number; instan
     .onAfterResponse({ as: "global" }, ({ request, route, set, path }) => {
       const m = meta.get(request);
       const status = typeof set.status === "number" ? set.status : 200;
-      logRequest(logger, request.method, route || path, status, m?.start, m?.id, Boolean(route));
+      logRequest(logger, request.method, route || path, status, m ? performance.now() - m.start : undefined, m?.id, Boolean(route));
     });
 }

@@ -128,11 +128,19 @@ export function createLogger(
     write('{"time":"' + now() + '","level":"' + lvl + '","msg":' + JSON.stringify(msg) + baseJson + body + "}");
   };
   const infoEnabled = ORDER.info >= min;
+  // infoJson's message is the same on every call of the request log: its JSON literal is kept.
+  let lastMsg = "";
+  let lastMsgJson = '""';
   return {
     debug: (m, f) => emit("debug", m, f),
     info: (m, f) => emit("info", m, f),
     infoJson: (m, json) => {
-      if (infoEnabled) write('{"time":"' + now() + '","level":"info","msg":' + JSON.stringify(m) + baseJson + (json ? "," + json : "") + "}");
+      if (!infoEnabled) return;
+      if (m !== lastMsg) {
+        lastMsg = m;
+        lastMsgJson = JSON.stringify(m);
+      }
+      write('{"time":"' + now() + '","level":"info","msg":' + lastMsgJson + baseJson + (json ? "," + json : "") + "}");
     },
     warn: (m, f) => emit("warn", m, f),
     error: (m, f) => emit("error", m, f),

@@ -11,20 +11,33 @@ const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIO
 /** Bounds the number of series, whatever paths clients send. */
 const MAX_SERIES = 1_000;
 
-interface Series {
-  method: string;
-  route: string;
-  status: string;
-  count: number;
-  sum: number;
-  buckets: number[];
+/** One series (method, route, status): a request count, a duration sum and per-bucket counts. */
+export class Series {
+  count = 0;
+  sum = 0;
+  /** Requests per bucket, not cumulative: one increment per observation; render() adds them up. */
+  readonly perBucket: number[] = BUCKETS.map(() => 0);
+  constructor(
+    readonly method: string,
+    readonly route: string,
+    readonly status: string,
+  ) {}
+
+  observe(seconds: number): void {
+    this.count++;
+    this.sum += seconds;
+    let i = 0;
+    while (i < BUCKETS.length && seconds > BUCKETS[i]!) i++;
+    if (i < BUCKETS.length) this.perBucket[i]!++;
+  }
 }
 
 /** Request counts and latency histograms by method, route and status. */
 export class HttpMetrics {
   private readonly series = new Map<string, Series>();
 
-  observe(method: string, route: string, status: number, seconds: number): void {
+  /** The series of one method, route and status, to observe many times (a hot path resolves it once). */
+  seriesOf(method: string, route: string, status: number): Series {
     const m = METHODS.has(method) ? method : "OTHER";
     let key = `${m} ${route} ${status}`;
     let s = this.series.get(key);
@@ -35,13 +48,15 @@ export class HttpMetrics {
         s = this.series.get(key);
       }
       if (!s) {
-        s = { method: m, route, status: String(status), count: 0, sum: 0, buckets: BUCKETS.map(() => 0) };
+        s = new Series(m, route, String(status));
         this.series.set(key, s);
       }
     }
-    s.count++;
-    s.sum += seconds;
-    for (let i = 0; i < BUCKETS.length; i++) if (seconds <= BUCKETS[i]!) s.buckets[i]!++;
+    return s;
+  }
+
+  observe(method: string, route: string, status: number, seconds: number): void {
+    this.seriesOf(method, route, status).observe(seconds);
   }
 
   render(out: string[]): void {
@@ -52,7 +67,11 @@ export class HttpMetrics {
     out.push("# TYPE http_request_duration_seconds histogram");
     for (const s of this.series.values()) {
       const base = { method: s.method, route: s.route, status: s.status };
-      BUCKETS.forEach((le, i) => out.push(`http_request_duration_seconds_bucket${labels({ ...base, le: String(le) })} ${s.buckets[i]}`));
+      let cumulative = 0;
+      BUCKETS.forEach((le, i) => {
+        cumulative += s.perBucket[i]!;
+        out.push(`http_request_duration_seconds_bucket${labels({ ...base, le: String(le) })} ${cumulative}`);
+      });
       out.push(`http_request_duration_seconds_bucket${labels({ ...base, le: "+Inf" })} ${s.count}`);
       out.push(`http_request_duration_seconds_sum${labels(base)} ${s.sum}`);
       out.push(`http_request_duration_seconds_count${labels(base)} ${s.count}`);
