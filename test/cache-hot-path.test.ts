@@ -7,6 +7,7 @@ import { userDetailFastPath } from "../src/platform/cache/fast-read.ts";
 import { TwoTierCache } from "../src/platform/cache/two-tier.ts";
 import { signJwt } from "../src/platform/http/jwt.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
+import { durationText, logRequest, requestLogger, type RequestId } from "../src/platform/http/request-context.ts";
 import { startInstance } from "../src/server.ts";
 import { rmSync } from "node:fs";
 import { makeApp, REDIS_URL, tempDir, testEnv, type TestApp } from "./helpers.ts";
@@ -189,4 +190,27 @@ describe("the cached-read fast path in front of Elysia", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 30_000);
+});
+
+describe("the request log line of the fast path", () => {
+  test("durationText writes what JSON.stringify writes for Math.round(ms * 100) / 100", () => {
+    const samples = [0, 0.004, 0.005, 0.01, 0.05, 0.1, 0.123, 0.999, 0.995, 1, 1.2, 1.25, 9.999, 10.05, 123.456, 99999.994];
+    for (let i = 0; i < 20_000; i++) samples.push(Math.random() * 10 ** Math.floor(Math.random() * 6));
+    for (const ms of samples) expect({ ms, text: durationText(ms) }).toEqual({ ms, text: JSON.stringify(Math.round(ms * 100) / 100) });
+  });
+
+  test("requestLogger writes the same line as logRequest", () => {
+    const lines: string[] = [];
+    const logger = createLogger("info", { instance: "i-1", region: "ams" }, (l) => lines.push(l));
+    const id = "req-1" as RequestId;
+    logRequest(logger, "GET", "/api/v1/users/:id", 200, 1.234, id);
+    requestLogger(logger, "GET", "/api/v1/users/:id", 200)(1.234, id);
+    expect(lines).toHaveLength(2);
+    const untimed = (l: string) => l.replace(/^\{"time":"[^"]+"/, '{"time":"T"'); // the two may fall in different ms
+    expect(untimed(lines[1]!)).toBe(untimed(lines[0]!));
+    expect(JSON.parse(lines[0]!)).toMatchObject({ level: "info", msg: "request", instance: "i-1", route: "/api/v1/users/:id", status: 200, duration_ms: 1.23, request_id: "req-1" });
+    const quiet: string[] = [];
+    requestLogger(createLogger("warn", {}, (l) => quiet.push(l)), "GET", "/x", 200)(1, id);
+    expect(quiet).toEqual([]);
+  });
 });

@@ -11,7 +11,7 @@
 // must be added here too, or this path must decline. Auth checks inside `authenticate` apply to both.
 import type { Logger } from "../observability/logger.ts";
 import { authenticate, TokenCache } from "../http/auth.ts";
-import { logRequest, requestIdOf } from "../http/request-context.ts";
+import { requestIdOf, requestLogger } from "../http/request-context.ts";
 import { cacheKeys, type Cache } from "./port.ts";
 
 export const FAST_ROUTE = "/api/v1/users/:id";
@@ -47,6 +47,7 @@ export function userDetailFastPath(opts: FastReadOptions): FastRead | null {
   const peek = cache.peek?.bind(cache);
   if (!peek) return null;
   const tokens = new TokenCache(10_000);
+  const logHit = requestLogger(logger, "GET", FAST_ROUTE, 200);
   const answer: FastRead = (request, rawId, start) => {
     // HEAD reaches a GET route too.
     if (request.method !== "GET") return undefined;
@@ -65,7 +66,7 @@ export function userDetailFastPath(opts: FastReadOptions): FastRead | null {
     const response = new Response(hit.json, { headers: headersFor(hit.source) });
     response.headers.set("x-request-id", rid);
     const ms = performance.now() - start;
-    logRequest(logger, "GET", FAST_ROUTE, 200, ms, rid);
+    logHit(ms, rid);
     observe?.(ms / 1000);
     return response;
   };

@@ -12,9 +12,14 @@ export interface Logger {
   error(msg: string, fields?: Record<string, unknown>): void;
   /**
    * An info line whose fields the caller has already written as JSON members (`"a":1,"b":"x"`, no braces),
-   * for the per-request line on the hot path. The caller vouches that they are valid JSON and name no secret.
+   * for the per-request line. The caller vouches that they are valid JSON and name no secret.
    */
   infoJson(msg: string, fieldsJson: string): void;
+  /**
+   * infoJson with the message and the leading members fixed once (`fixedJson`), for a line written very
+   * often: each call passes only the members that vary, and the line is built from a few pieces.
+   */
+  preparedInfo(msg: string, fixedJson: string): (varyingJson: string) => void;
   child(fields: Record<string, unknown>): Logger;
 }
 
@@ -55,29 +60,32 @@ function now(): string {
 }
 
 // stdout lines are gathered and written once per event-loop turn (or at 64 KiB), not one write per line;
-// what is pending is written synchronously when the process exits.
+// what is pending is written synchronously when the process exits. Lines are kept without their newline
+// (one string piece less per line to build and flatten) and joined with it.
 let pending: string[] = [];
 let pendingBytes = 0;
 let flushScheduled = false;
+function takePending(): string {
+  const chunk = pending.join("\n") + "\n";
+  pending = [];
+  pendingBytes = 0;
+  return chunk;
+}
 function flushStdout(): void {
   flushScheduled = false;
   if (pending.length === 0) return;
-  const chunk = pending.join("");
-  pending = [];
-  pendingBytes = 0;
-  process.stdout.write(chunk);
+  process.stdout.write(takePending());
 }
 process.once("exit", () => {
   if (pending.length === 0) return;
   try {
-    writeSync(1, pending.join(""));
+    writeSync(1, takePending());
   } catch {
     // stdout is gone
   }
-  pending = [];
 });
 function writeStdout(line: string): void {
-  pending.push(line + "\n");
+  pending.push(line);
   pendingBytes += line.length + 1;
   if (pendingBytes >= 65_536) flushStdout();
   else if (!flushScheduled) {
@@ -141,6 +149,11 @@ export function createLogger(
         lastMsgJson = JSON.stringify(m);
       }
       write('{"time":"' + now() + '","level":"info","msg":' + lastMsgJson + baseJson + (json ? "," + json : "") + "}");
+    },
+    preparedInfo: (m, fixedJson) => {
+      if (!infoEnabled) return () => {};
+      const head = '","level":"info","msg":' + JSON.stringify(m) + baseJson + (fixedJson ? "," + fixedJson : "");
+      return (json) => write('{"time":"' + now() + head + (json ? "," + json + "}" : "}"));
     },
     warn: (m, f) => emit("warn", m, f),
     error: (m, f) => emit("error", m, f),
