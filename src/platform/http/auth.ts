@@ -11,43 +11,44 @@ export interface Principal {
 }
 
 /**
- * Verified tokens, so a client's repeated requests skip the HMAC and JSON work. Bounded; an entry is
- * only used until the token's own expiry.
+ * Verified tokens, so a client's repeated requests skip the HMAC and JSON work. Keyed by the whole
+ * Authorization value, so a hit needs no parsing of it. Bounded; an entry is only used until the token's own
+ * expiry.
  */
 export class TokenCache {
   private readonly map = new Map<string, { principal: Principal; exp: number }>();
   constructor(private readonly max: number) {}
-  get(token: string, now: number): Principal | undefined {
-    const hit = this.map.get(token);
+  get(authorization: string, now: number): Principal | undefined {
+    const hit = this.map.get(authorization);
     if (!hit) return undefined;
     if (hit.exp <= now) {
-      this.map.delete(token);
+      this.map.delete(authorization);
       return undefined;
     }
     return hit.principal;
   }
-  set(token: string, claims: Claims, principal: Principal): void {
+  set(authorization: string, claims: Claims, principal: Principal): void {
     if (this.map.size >= this.max) {
       const oldest = this.map.keys().next().value;
       if (oldest !== undefined) this.map.delete(oldest);
     }
-    this.map.set(token, { principal, exp: claims.exp });
+    this.map.set(authorization, { principal, exp: claims.exp });
   }
 }
 
 export function authenticate(header: string | null | undefined, secret: string, cache?: TokenCache): Principal | null {
   if (!header || header.length < 8) return null;
-  if (!header.startsWith("Bearer ") && header.slice(0, 7).toLowerCase() !== "bearer ") return null;
-  const token = header.slice(7).trim();
   const now = Math.floor(Date.now() / 1000);
-  const cached = cache?.get(token, now);
+  const cached = cache?.get(header, now);
   if (cached) return cached;
+  if (header.slice(0, 7).toLowerCase() !== "bearer ") return null;
+  const token = header.slice(7).trim();
   const claims = verifyJwt(token, secret, now);
   if (!claims) return null;
   const userId = Number(claims.sub);
   if (!Number.isSafeInteger(userId)) return null;
   const principal: Principal = { userId, isAdmin: claims.adm, sessionId: claims.sid };
-  cache?.set(token, claims, principal);
+  cache?.set(header, claims, principal);
   return principal;
 }
 
