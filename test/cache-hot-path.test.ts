@@ -172,6 +172,9 @@ describe("the cached-read fast path in front of Elysia", () => {
       };
       const fresh = await answer(`/api/v1/users/${created.id}`); // L1 filled
       expect(fresh.cache).toBe("hit-l1");
+      // The fast path reuses one Headers template per x-cache value: many at once still get their own id.
+      const many = await Promise.all(Array.from({ length: 50 }, (_, i) => get(`many-${i}`).then(async (r) => [r.headers.get("x-request-id"), r.headers.get("x-cache"), await r.text()])));
+      expect(many.map(([rid, cache]) => [rid, cache])).toEqual(Array.from({ length: 50 }, (_, i) => [`many-${i}`, "hit-l1"]));
       for (const path of [`/api/v1/users/${created.id}?x=1`, `/api/v1/users/${encodeURIComponent(String(created.id)).replace(/^(.)/, (c) => "%" + c.charCodeAt(0).toString(16))}`]) {
         expect({ path, ...(await answer(path)) }).toEqual({ path, ...fresh });
       }
