@@ -130,7 +130,8 @@ async function startBare(bodiesFile: string): Promise<Service> {
   writeFileSync(script, BARE_SERVER);
   const proc = Bun.spawn(["bun", "run", script], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: String(port), BODIES: bodiesFile },
+    // NODE_ENV as the service has it: Bun.serve's `development` defaults from it.
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: "production", PORT: String(port), BODIES: bodiesFile },
     stdin: "ignore",
     stdout: "ignore",
     stderr: "inherit",
