@@ -1,5 +1,6 @@
 // `bun run start`: read the configuration, start the instance, stop it gracefully on SIGTERM/SIGINT.
 import { ConfigError, loadConfig, type Config } from "./config.ts";
+import { createLogger } from "./platform/observability/logger.ts";
 import { startInstance, type RunningInstance } from "./server.ts";
 
 let config: Config;
@@ -13,8 +14,9 @@ try {
   throw err;
 }
 
-const log = (level: string, msg: string, fields: Record<string, unknown> = {}) =>
-  console.log(JSON.stringify({ time: new Date().toISOString(), level, msg, instance: config.INSTANCE_ID, ...fields }));
+// The instance's own logger, so these lines keep their place among the request lines (which it buffers).
+const logger = createLogger(config.LOG_LEVEL, { instance: config.INSTANCE_ID, region: config.FLY_REGION });
+const log = (level: "info" | "warn" | "error", msg: string, fields: Record<string, unknown> = {}) => logger[level](msg, fields);
 
 // Handlers go in before the start, so a signal that arrives while the instance is starting still drains it
 // (the stop runs as soon as the start completes) instead of killing the process mid-migration.
@@ -51,7 +53,7 @@ process.on("SIGTERM", () => onSignal("SIGTERM"));
 process.on("SIGINT", () => onSignal("SIGINT"));
 
 try {
-  instance = await startInstance(config);
+  instance = await startInstance(config, { logger });
   if (stopRequested) stop(stopRequested);
 } catch (err) {
   log("error", "start failed", { error: (err as Error).message });

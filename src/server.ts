@@ -114,7 +114,13 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
     cache: deps.cache,
     logger,
     jwtSecret: config.jwtSecret,
-    observe: fastSeries ? (seconds) => fastSeries.observe(seconds) : undefined,
+    observe:
+      httpMetrics && fastSeries
+        ? (seconds) => {
+            fastSeries.observe(seconds);
+            httpMetrics.fastPathAnswers++;
+          }
+        : undefined,
   });
   const viaApp = async (request: Request, start: number): Promise<Response> => {
     requests.inFlight++;

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { signJwt, verifyJwt } from "../src/platform/http/jwt.ts";
+import { authenticate, TokenCache } from "../src/platform/http/auth.ts";
 import { makeApp, type TestApp } from "./helpers.ts";
 
 let t: TestApp;
@@ -114,4 +115,29 @@ describe("login limits with Redis", () => {
     await a.close();
     await b.close();
   }, 20_000);
+});
+
+describe("TokenCache", () => {
+  const secret = "test-secret-test-secret-test-secret-0123";
+  const now = () => Math.floor(Date.now() / 1000);
+
+  test("an entry is used until the token's own expiry, then dropped", () => {
+    const cache = new TokenCache(10);
+    const claims = { sub: "1", sid: "s", adm: false, iat: 0, exp: 1_000 };
+    cache.set("Bearer t", claims, { userId: 1, isAdmin: false, sessionId: "s" });
+    expect(cache.get("Bearer t", 999)?.userId).toBe(1);
+    expect(cache.get("Bearer t", 1_000)).toBeUndefined();
+    expect(cache.get("Bearer t", 999)).toBeUndefined(); // deleted, not only hidden
+  });
+
+  test("only the canonical spelling is stored: variants of one token cannot fill it", () => {
+    const cache = new TokenCache(10);
+    const token = signJwt({ sub: "4", sid: "s", adm: false, iat: 0, exp: now() + 60 }, secret);
+    for (let i = 1; i <= 20; i++) expect(authenticate(`Bearer${" ".repeat(i + 1)}${token}`, secret, cache)?.userId).toBe(4);
+    expect(authenticate(`bearer ${token}`, secret, cache)?.userId).toBe(4);
+    expect(cache.get(`bearer ${token}`, now())).toBeUndefined();
+    expect(cache.get(`Bearer  ${token}`, now())).toBeUndefined();
+    expect(authenticate(`Bearer ${token}`, secret, cache)?.userId).toBe(4);
+    expect(cache.get(`Bearer ${token}`, now())?.userId).toBe(4);
+  });
 });

@@ -95,6 +95,9 @@ describe("the cached-read fast path in front of Elysia", () => {
     await cache.getOrSet("user:8:detail", async () => null, { tags: ["user:8"] });
 
     const r = fast(...req("7", { authorization: `Bearer ${token}`, "x-request-id": "fast-1" }))!;
+    // One Headers template per x-cache value is reused: a later response must not change this one's id.
+    const later = fast(...req("7", { authorization: `Bearer ${token}`, "x-request-id": "fast-2" }))!;
+    expect(later.headers.get("x-request-id")).toBe("fast-2");
     expect(r.status).toBe(200);
     expect(await r.text()).toBe(JSON.stringify(detail));
     expect(r.headers.get("content-type")).toBe("application/json");
@@ -116,6 +119,10 @@ describe("the cached-read fast path in front of Elysia", () => {
       ["too large", req("99999999999999999")],
     ];
     for (const [name, args] of declined) expect({ name, r: fast(...args) }).toEqual({ name, r: undefined });
+    // Spellings the auth macro accepts are answered here too (verified each time: only the canonical one is cached).
+    for (const authorization of [`bearer ${token}`, `BEARER ${token}`, `Bearer   ${token}`]) {
+      expect({ authorization, status: fast(...req("7", { authorization }))?.status }).toEqual({ authorization, status: 200 });
+    }
     await cache.invalidateTags(["user:7"]);
     expect(fast(...req("7"))).toBeUndefined();
     await cache.close();
@@ -124,7 +131,7 @@ describe("the cached-read fast path in front of Elysia", () => {
   test("a real instance answers the same bytes, headers and log line through it as through Elysia", async () => {
     const lines: string[] = [];
     const dir = tempDir("fast-");
-    const config = loadConfig(testEnv({ REDIS_URL, PORT: "0", HOST: "127.0.0.1", METRICS_ENABLED: "false", LOG_LEVEL: "info" }, dir));
+    const config = loadConfig(testEnv({ REDIS_URL, PORT: "0", HOST: "127.0.0.1", METRICS_ENABLED: "true", METRICS_PORT: "0", LOG_LEVEL: "info" }, dir));
     const instance = await startInstance(config, { logger: createLogger("info", {}, (l) => lines.push(l)) });
     try {
       const post = (path: string, body: unknown, token?: string) =>
@@ -137,8 +144,12 @@ describe("the cached-read fast path in front of Elysia", () => {
       const { access_token } = await (await post("/api/v1/auth/login", { email: "fast@example.com", password: "password-1" })).json();
       await post(`/api/v1/users/${created.id}/posts`, { title: "hello", content: "world" }, access_token);
       const get = (rid: string) => fetch(`${instance.url}/api/v1/users/${created.id}`, { headers: { authorization: `Bearer ${access_token}`, "x-request-id": rid } });
+      // Which way a request went shows only in the fast path's counter: the answers are the same by design.
+      const fastAnswers = async () => Number(/^http_fast_path_answers_total (\d+)$/m.exec(await (await fetch(instance.metricsUrl!)).text())?.[1]);
       const viaApp = await get("via-app");
+      expect(await fastAnswers()).toBe(0);
       const viaFast = await get("via-fast");
+      expect(await fastAnswers()).toBe(1);
       expect(viaApp.headers.get("x-cache")).toBe("miss");
       expect(viaFast.headers.get("x-cache")).toBe("hit-l1");
       expect(await viaFast.text()).toBe(await viaApp.text());
@@ -170,14 +181,18 @@ describe("the cached-read fast path in front of Elysia", () => {
         const r = await fetch(`${instance.url}${path}`, { method, headers: auth });
         return { status: r.status, cache: r.headers.get("x-cache"), body: method === "HEAD" ? "" : await r.text(), rid: r.headers.get("x-request-id") !== null };
       };
+      const before = await fastAnswers();
       const fresh = await answer(`/api/v1/users/${created.id}`); // L1 filled
       expect(fresh.cache).toBe("hit-l1");
+      expect(await fastAnswers()).toBe(before + 1);
       // The fast path reuses one Headers template per x-cache value: many at once still get their own id.
       const many = await Promise.all(Array.from({ length: 50 }, (_, i) => get(`many-${i}`).then(async (r) => [r.headers.get("x-request-id"), r.headers.get("x-cache"), await r.text()])));
       expect(many.map(([rid, cache]) => [rid, cache])).toEqual(Array.from({ length: 50 }, (_, i) => [`many-${i}`, "hit-l1"]));
+      expect(await fastAnswers()).toBe(before + 51);
       for (const path of [`/api/v1/users/${created.id}?x=1`, `/api/v1/users/${encodeURIComponent(String(created.id)).replace(/^(.)/, (c) => "%" + c.charCodeAt(0).toString(16))}`]) {
         expect({ path, ...(await answer(path)) }).toEqual({ path, ...fresh });
       }
+      expect(await fastAnswers()).toBe(before + 53);
       for (const [method, path, status] of [
         ["GET", `/api/v1/users/${created.id}/`, 200], // Elysia ignores a trailing slash
         ["GET", `/api/v1/users/0${created.id}`, 200], // not canonical: the app reads it as the number
@@ -188,6 +203,7 @@ describe("the cached-read fast path in front of Elysia", () => {
         const r = await answer(path, method);
         expect({ method, path, status: r.status, rid: r.rid }).toEqual({ method, path, status, rid: true });
       }
+      expect(await fastAnswers()).toBe(before + 53); // none of those took the fast path
     } finally {
       await instance.stop();
       rmSync(dir, { recursive: true, force: true });

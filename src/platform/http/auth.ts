@@ -12,9 +12,11 @@ export interface Principal {
 
 /**
  * Verified tokens, so a client's repeated requests skip the HMAC and JSON work. Keyed by the whole
- * Authorization value, so a hit needs no parsing of it. Bounded; an entry is only used until the token's own
- * expiry.
+ * Authorization value, so a hit needs no parsing of it; only the canonical spelling (`Bearer <token>`, one
+ * space, at most MAX_CACHED_HEADER characters) is stored, so spelling variants of one token cannot fill it.
+ * Bounded; an entry is only used until the token's own expiry.
  */
+const MAX_CACHED_HEADER = 2_048;
 export class TokenCache {
   private readonly map = new Map<string, { principal: Principal; exp: number }>();
   constructor(private readonly max: number) {}
@@ -48,7 +50,7 @@ export function authenticate(header: string | null | undefined, secret: string, 
   const userId = Number(claims.sub);
   if (!Number.isSafeInteger(userId)) return null;
   const principal: Principal = { userId, isAdmin: claims.adm, sessionId: claims.sid };
-  cache?.set(header, claims, principal);
+  if (header.length <= MAX_CACHED_HEADER && header === "Bearer " + token) cache?.set(header, claims, principal);
   return principal;
 }
 

@@ -35,6 +35,8 @@ export class Series {
 /** Request counts and latency histograms by method, route and status. */
 export class HttpMetrics {
   private readonly series = new Map<string, Series>();
+  /** Requests answered by the cached-read fast path in front of the framework (src/platform/cache/fast-read.ts). */
+  fastPathAnswers = 0;
 
   /** The series of one method, route and status, to observe many times (a hot path resolves it once). */
   seriesOf(method: string, route: string, status: number): Series {
@@ -60,6 +62,9 @@ export class HttpMetrics {
   }
 
   render(out: string[]): void {
+    out.push("# HELP http_fast_path_answers_total Requests answered by the cached-read fast path, in front of the framework (also counted in http_requests_total).");
+    out.push("# TYPE http_fast_path_answers_total counter");
+    out.push(`http_fast_path_answers_total ${this.fastPathAnswers}`);
     out.push("# HELP http_requests_total HTTP requests answered, by method, route template and status.");
     out.push("# TYPE http_requests_total counter");
     for (const s of this.series.values()) out.push(`http_requests_total${labels({ method: s.method, route: s.route, status: s.status })} ${s.count}`);
