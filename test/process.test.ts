@@ -184,3 +184,29 @@ describe("short Host headers", () => {
     await s.proc.exited;
   }, 30_000);
 });
+
+describe("log lines at exit", () => {
+  test("process.exit right after logging drops no line, even when the reader of stdout is slow", async () => {
+    const script = `
+      import { createLogger } from ${JSON.stringify(join(ROOT, "src/platform/observability/logger.ts"))};
+      const log = createLogger("info", { instance: "exit-test" });
+      for (let i = 0; i < 2000; i++) log.info("line", { i, pad: "x".repeat(200) });
+      await Bun.sleep(15);
+      for (let i = 2000; i < 2100; i++) log.info("line", { i });
+      process.exit(0);
+    `;
+    const proc = Bun.spawn(["bun", "-e", script], { stdout: "pipe", stderr: "inherit" });
+    const reader = proc.stdout.getReader();
+    const decoder = new TextDecoder();
+    let text = "";
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+      await Bun.sleep(20); // a slow log shipper
+    }
+    expect(await proc.exited).toBe(0);
+    const seen = text.split("\n").filter(Boolean).map((l) => (JSON.parse(l) as { i: number }).i);
+    expect(seen).toEqual(Array.from({ length: 2100 }, (_, i) => i));
+  }, 20_000);
+});
