@@ -102,9 +102,17 @@ export function durationText(ms: number): string {
   return whole + (frac < 10 ? ".0" : ".") + frac;
 }
 
+// The members of a request's log line: the fixed ones (method, route, status) and the varying ones
+// (duration_ms, request_id). A RequestId's characters need no escaping (see requestIdOf).
+const fixedMembers = (methodJson: string, routeJson: string, status: number) =>
+  '"method":' + methodJson + ',"route":' + routeJson + ',"status":' + status;
+const durationMember = (durationMs: number) => '"duration_ms":' + durationText(durationMs);
+const idMember = (id: RequestId) => '"request_id":"' + id + '"';
+
 /**
- * The one log line of a request (also written by the cached-read fast path in src/platform/cache/fast-read.ts):
- * method, route, status, duration_ms, request_id. Built as a string: it runs for every request.
+ * The one log line of a request (also written by the cached-read fast path in src/platform/cache/fast-read.ts,
+ * through requestLogger): method, route, status, duration_ms, request_id. Built as a string: it runs for
+ * every request.
  */
 export function logRequest(
   logger: Logger,
@@ -115,17 +123,16 @@ export function logRequest(
   id: RequestId | undefined,
   routeIsTemplate = true,
 ): void {
-  let json = '"method":' + jsonLiteral(method, true) + ',"route":' + jsonLiteral(route, routeIsTemplate) + ',"status":' + status;
-  if (durationMs !== undefined) json += ',"duration_ms":' + durationText(durationMs);
-  // A RequestId's characters need no escaping (see requestIdOf).
-  if (id !== undefined) json += ',"request_id":"' + id + '"';
+  let json = fixedMembers(jsonLiteral(method, true), jsonLiteral(route, routeIsTemplate), status);
+  if (durationMs !== undefined) json += "," + durationMember(durationMs);
+  if (id !== undefined) json += "," + idMember(id);
   logger.infoJson("request", json);
 }
 
 /** logRequest for one method, route and status, prepared once: the same line from fewer pieces (the fast path's). */
 export function requestLogger(logger: Logger, method: string, route: string, status: number): (durationMs: number, id: RequestId) => void {
-  const line = logger.preparedInfo("request", '"method":' + JSON.stringify(method) + ',"route":' + JSON.stringify(route) + ',"status":' + status);
-  return (durationMs, id) => line('"duration_ms":' + durationText(durationMs) + ',"request_id":"' + id + '"');
+  const line = logger.preparedInfo("request", fixedMembers(JSON.stringify(method), JSON.stringify(route), status));
+  return (durationMs, id) => line(durationMember(durationMs) + "," + idMember(id));
 }
 
 export function requestContext(opts: { logger: Logger; bodyLimit: number; instanceId: string }) {
