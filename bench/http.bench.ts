@@ -87,7 +87,7 @@ async function startService(extra: Record<string, string>): Promise<Service> {
       RATE_LIMIT_LOGIN_PER_MINUTE: "1000",
       ADMIN_EMAIL: "bench-admin@example.com",
       ADMIN_PASSWORD: PASSWORD,
-      // For experiments only, e.g. BENCH_SERVICE_ENV='{"LOG_LEVEL":"silent"}'; the README figures leave it unset.
+      // For experiments only, e.g. BENCH_SERVICE_ENV='{"LOG_LEVEL":"silent"}'; the published figures leave it unset.
       ...(JSON.parse(process.env.BENCH_SERVICE_ENV ?? "{}") as Record<string, string>),
       ...extra,
     },

@@ -1,8 +1,10 @@
 // `bun run bench`: runs every bench/*.bench.ts in turn, each in its own process (so one's memory and JIT
 // state cannot colour another's). Each writes bench/results/<name>.json and prints its own table.
-// `bun run bench -- cache` runs only the files whose name contains "cache".
+// `bun run bench -- cache` runs only the files whose name contains "cache". Then docs/benchmarks.md is
+// regenerated from every result file (bench/report.ts).
 import { Glob } from "bun";
 import { join } from "node:path";
+import { writeReport } from "./report.ts";
 
 const filter = process.argv.slice(2).filter((a) => !a.startsWith("-"));
 const dir = import.meta.dir;
@@ -21,4 +23,5 @@ for (const f of files) {
     failed++;
   }
 }
+console.log(`\nwrote ${writeReport()}`);
 process.exit(failed > 0 ? 1 : 0);
