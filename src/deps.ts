@@ -1,5 +1,4 @@
 // What the composition root hands to createApp. Built in src/index.ts (or by a test), never on import.
-import type { RedisClientType } from "redis";
 import type { Config } from "./config.ts";
 import type { Cache } from "./platform/cache/port.ts";
 import type { Role } from "./platform/cluster/role.ts";
@@ -8,13 +7,10 @@ import type { JobQueue } from "./platform/jobs/port.ts";
 import type { CronView } from "./platform/cron/scheduler.ts";
 import type { RateLimiter } from "./platform/http/rate-limit.ts";
 import type { Logger } from "./platform/observability/logger.ts";
+import type { OutboxKick } from "./platform/jobs/relay.ts";
+import type { Redis } from "./platform/redis.ts";
 
-export type Redis = RedisClientType<any, any, any, any, any>;
-
-export interface OutboxRelay {
-  /** Asks the relay to move committed outbox rows to the queue now, instead of at its next poll. */
-  kick(): void;
-}
+export type { Redis };
 
 export interface AppDeps {
   config: Config;
@@ -24,7 +20,7 @@ export interface AppDeps {
   redis: Redis | null;
   cache: Cache;
   queue: JobQueue;
-  outbox: OutboxRelay;
+  outbox: OutboxKick;
   /** The cron schedules and their last runs (GET /admin/cron). */
   cron: CronView;
   role: Role;

@@ -1,8 +1,10 @@
 // The one node-redis client of an instance (the cache, bus, queue, leases and rate limits share it;
 // subscribers duplicate it). Commands fail fast while disconnected instead of queueing without bound.
-import { createClient } from "redis";
-import type { Redis } from "../deps.ts";
+import { createClient, type RedisClientType } from "redis";
 import type { Logger } from "./observability/logger.ts";
+
+/** The node-redis client type every Redis adapter of the platform takes. */
+export type Redis = RedisClientType<any, any, any, any, any>;
 
 export function reconnectDelay(retries: number): number {
   // 50 ms doubling to 2 s, with jitter so a fleet does not reconnect in step.

@@ -1,6 +1,6 @@
 // The invalidation bus between instances. Redis adapter: PUBLISH on the shared client, SUBSCRIBE on its
 // own duplicated connection. In-process adapter for the no-Redis mode (and for tests that share one).
-import type { Redis } from "../../deps.ts";
+import type { Redis } from "../redis.ts";
 import type { Logger } from "../observability/logger.ts";
 import { withTimeout } from "../redis.ts";
 import { TXID_RE } from "../cluster/position.ts";

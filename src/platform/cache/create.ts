@@ -1,7 +1,7 @@
 // Builds the cache an instance uses from its configuration: NoCache when disabled, else the two-tier cache
 // with a Redis L2 and bus when Redis is configured, or L1 alone with the in-process bus when it is not.
 import type { Config } from "../../config.ts";
-import type { Redis } from "../../deps.ts";
+import type { Redis } from "../redis.ts";
 import type { Role } from "../cluster/role.ts";
 import { openPosition, noPosition } from "../cluster/position.ts";
 import type { Logger } from "../observability/logger.ts";

@@ -1,7 +1,7 @@
 // L2: entries in Redis as plain text (a version line, a JSON header, the JSON body: nothing on read is
 // executed), every call bounded by a timeout, and a breaker that skips Redis for a while after
 // consecutive failures. Tags are version tokens in Redis (see two-tier.ts for why).
-import type { Redis } from "../../deps.ts";
+import type { Redis } from "../redis.ts";
 import { withTimeout } from "../redis.ts";
 
 export const L2_FORMAT = "v1";

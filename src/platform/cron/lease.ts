@@ -1,7 +1,7 @@
 // Leases and one-shot claims, so a cron tick runs once in the cluster. Redis adapter: SET NX PX with a random
 // token, compare-and-extend and compare-and-delete in Lua (a holder never extends or deletes another's
 // lease). In-process adapter for the no-Redis mode, where this instance is the whole cluster.
-import type { Redis } from "../../deps.ts";
+import type { Redis } from "../redis.ts";
 import { LuaScript } from "../jobs/script.ts";
 import type { Logger } from "../observability/logger.ts";
 

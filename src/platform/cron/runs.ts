@@ -1,6 +1,6 @@
 // Where cron runs are recorded for GET /admin/cron: the last run of each schedule and a short history.
 // Redis when there is one (the whole cluster's runs), else in process.
-import type { Redis } from "../../deps.ts";
+import type { Redis } from "../redis.ts";
 import { createLogger, type Logger } from "../observability/logger.ts";
 
 export type RunStatus = "running" | "completed" | "failed" | "aborted";

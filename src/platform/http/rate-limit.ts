@@ -1,5 +1,5 @@
 // Fixed-window rate limits. Redis adapter (shared by the cluster) and an in-process one (no-Redis mode).
-import type { Redis } from "../../deps.ts";
+import type { Redis } from "../redis.ts";
 
 export interface RateLimitResult {
   allowed: boolean;

@@ -2,7 +2,8 @@
 // Redis), the job handlers, the outbox relay and the cron scheduler. buildDeps creates it; start() runs once
 // the server is listening; close() stops cron, then the relay, then the queue (all before Redis closes).
 import type { Config } from "../../config.ts";
-import type { AppDeps, Redis } from "../../deps.ts";
+import type { AppDeps } from "../../deps.ts";
+import type { Redis } from "../redis.ts";
 import { registerJobHandlers } from "../../modules/jobs/handlers.ts";
 import type { Role } from "../cluster/role.ts";
 import { MemoryLeaseStore, RedisLeaseStore } from "../cron/lease.ts";

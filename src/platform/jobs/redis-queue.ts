@@ -2,7 +2,7 @@
 // returns; a delivery whose worker stops extending its hold is taken over by another worker after the
 // visibility timeout; failures are retried from a delayed set with exponential backoff and jitter, then kept
 // in a failed set. The atomic steps are the Lua scripts of redis-scripts.ts.
-import type { Redis } from "../../deps.ts";
+import type { Redis } from "../redis.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { QueueOptions } from "./options.ts";
 import {

@@ -5,7 +5,6 @@
 // in-process queue died with its process): they are enqueued again under the same job id. Rows are enqueued
 // `tracked`: the queue keeps a finished marker past the job record's retention until the reconciler has
 // deleted the row, so a finished job whose record expired is never taken for a lost one.
-import type { OutboxRelay as OutboxRelayPort } from "../../deps.ts";
 import type { Role } from "../cluster/role.ts";
 import type { Db } from "../db/client.ts";
 import type { Logger } from "../observability/logger.ts";
@@ -24,7 +23,13 @@ export interface RelayOptions {
   logger: Logger;
 }
 
-export class OutboxRelay implements OutboxRelayPort {
+/** What the features see of the relay. */
+export interface OutboxKick {
+  /** Asks the relay to move committed outbox rows to the queue now, instead of at its next poll. */
+  kick(): void;
+}
+
+export class OutboxRelay implements OutboxKick {
   private readonly pollMs: number;
   private readonly batch: number;
   private readonly reconcileMs: number;

@@ -1,5 +1,5 @@
 // A Lua script run by its SHA1, loaded on first use and again after Redis restarts (NOSCRIPT).
-import type { Redis } from "../../deps.ts";
+import type { Redis } from "../redis.ts";
 
 export class LuaScript {
   readonly sha: string;
