@@ -17,6 +17,8 @@ import { MemoryRateLimiter, RedisRateLimiter } from "./platform/http/rate-limit.
 import { createBackground } from "./platform/jobs/background.ts";
 import { createLogger, type Logger } from "./platform/observability/logger.ts";
 import { closeRedis, openRedis } from "./platform/redis.ts";
+import { registerJobHandlers } from "./modules/jobs/handlers.ts";
+import { SCHEDULES } from "./modules/jobs/schedules.ts";
 import { ensureAdmin } from "./modules/users/service.ts";
 import { warmLogin } from "./modules/auth/service.ts";
 
@@ -59,7 +61,7 @@ export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDe
   else logger.warn("REDIS_URL is not set: single-instance mode (in-process cache, queue and rate limits; jobs are not durable)");
 
   const cache: Cache = await createCache(config, logger, redis, role);
-  const background = createBackground(config, logger, redis, database, role);
+  const background = createBackground(config, logger, redis, database, role, { schedules: SCHEDULES, registerJobs: registerJobHandlers });
   const requests = { inFlight: 0 };
   const deps: AppDeps = {
     config,

@@ -7,7 +7,7 @@ import { listInstances, upsertInstance, type InstanceBeat } from "../src/platfor
 import { CpuSampler, memoryPercent } from "../src/platform/cluster/process-stats.ts";
 import { pruneInstances, startHeartbeat } from "../src/platform/cluster/registry.ts";
 import { isHealthy, summarize } from "../src/modules/cluster/service.ts";
-import { SCHEDULES } from "../src/platform/cron/schedules.ts";
+import { SCHEDULES } from "../src/modules/jobs/schedules.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { makeApp, tempDir, type TestApp } from "./helpers.ts";
 

@@ -5,7 +5,7 @@ import { and, gte, like, lt } from "drizzle-orm";
 import type { Redis } from "../src/deps.ts";
 import { cleanupExpiredSessions } from "../src/modules/jobs/handlers.ts";
 import type { CronContext } from "../src/platform/cron/scheduler.ts";
-import { SCHEDULES } from "../src/platform/cron/schedules.ts";
+import { SCHEDULES } from "../src/modules/jobs/schedules.ts";
 import { sessions } from "../src/platform/db/schema/index.ts";
 import type { Logger } from "../src/platform/observability/logger.ts";
 import { makeApp, REDIS_URL, type TestApp } from "./helpers.ts";

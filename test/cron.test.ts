@@ -322,7 +322,7 @@ describe("CronScheduler", () => {
   });
 
   test("the service's schedules include the session cleanup every 15 minutes", async () => {
-    const { SCHEDULES } = await import("../src/platform/cron/schedules.ts");
+    const { SCHEDULES } = await import("../src/modules/jobs/schedules.ts");
     expect(SCHEDULES.find((s) => s.name === "cleanup_expired_sessions")).toMatchObject({ pattern: "*/15 * * * *", writesDb: true });
   });
 });

@@ -4,12 +4,10 @@
 import type { Config } from "../../config.ts";
 import type { AppDeps } from "../../deps.ts";
 import type { Redis } from "../redis.ts";
-import { registerJobHandlers } from "../../modules/jobs/handlers.ts";
 import type { Role } from "../cluster/role.ts";
 import { MemoryLeaseStore, RedisLeaseStore } from "../cron/lease.ts";
 import { MemoryRunStore, RedisRunStore } from "../cron/runs.ts";
-import { SCHEDULES } from "../cron/schedules.ts";
-import { CronScheduler } from "../cron/scheduler.ts";
+import { CronScheduler, type ScheduleDefinition } from "../cron/scheduler.ts";
 import type { Database } from "../db/client.ts";
 import { DbMailer } from "../mail/db-mailer.ts";
 import { HttpMailer } from "../mail/http-mailer.ts";
@@ -33,13 +31,26 @@ export interface Background {
   close(): Promise<void>;
 }
 
-export function createBackground(config: Config, logger: Logger, redis: Redis | null, database: Database, role: Role): Background {
+/** What the features bring to the background: their cron schedules and the registration of their job handlers. */
+export interface BackgroundWork {
+  schedules: ScheduleDefinition<AppDeps>[];
+  registerJobs(queue: JobQueue, deps: AppDeps, mailer: Mailer): void;
+}
+
+export function createBackground(
+  config: Config,
+  logger: Logger,
+  redis: Redis | null,
+  database: Database,
+  role: Role,
+  work: BackgroundWork,
+): Background {
   const queue: JobQueue = redis
     ? new RedisQueue(redis, config.REDIS_PREFIX, queueOptionsFromConfig(config, logger))
     : new MemoryQueue(queueOptionsFromConfig(config, logger));
   const relay = new OutboxRelay(database.db, queue, role, { logger });
   const cron = new CronScheduler<AppDeps>({
-    schedules: SCHEDULES,
+    schedules: work.schedules,
     leases: redis ? new RedisLeaseStore(redis, `${config.REDIS_PREFIX}cron:`) : new MemoryLeaseStore(),
     runs: redis ? new RedisRunStore(redis, `${config.REDIS_PREFIX}cron:`, logger) : new MemoryRunStore(),
     instanceId: config.INSTANCE_ID,
@@ -60,7 +71,7 @@ export function createBackground(config: Config, logger: Logger, redis: Redis | 
     mailer,
     attach(d) {
       deps = d;
-      registerJobHandlers(queue, d, mailer);
+      work.registerJobs(queue, d, mailer);
     },
     start() {
       if (started || !deps) return;
