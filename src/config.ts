@@ -28,6 +28,8 @@ const EnvSchema = T.Object({
   FLY_REGION: T.String({ minLength: 1, default: "local" }),
   PRIMARY_REGION: T.String({ minLength: 1, default: "local" }),
   LITEFS_DIR: T.Optional(T.String({ minLength: 1 })),
+  /** LiteFS's HTTP API (`GET /info` says isPrimary); asked only when LITEFS_DIR is set. */
+  LITEFS_API_URL: T.String({ pattern: "^https?://", default: "http://127.0.0.1:20202" }),
   PRIMARY_URL: T.Optional(T.String({ pattern: "^https?://" })),
   HEARTBEAT_INTERVAL: Int(1, 3600, 10),
   METRICS_PORT: Int(0, 65535, 9091),

@@ -8,7 +8,7 @@ import type { Cache } from "./platform/cache/port.ts";
 import { createCache } from "./platform/cache/create.ts";
 import { warmCache } from "./modules/cache/warm.ts";
 import { FAST_ROUTE, userDetailFastPath } from "./platform/cache/fast-read.ts";
-import { alwaysPrimary, liteFsRole } from "./platform/cluster/role.ts";
+import { roleFromConfig } from "./platform/cluster/role.ts";
 import { startHeartbeat } from "./platform/cluster/registry.ts";
 import { HttpMetrics, metricsRenderer, requestObserver, startMetricsServer } from "./platform/observability/metrics.ts";
 import { openDatabase } from "./platform/db/client.ts";
@@ -46,14 +46,15 @@ export interface BuiltDeps {
 }
 
 export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDeps> {
-  const role = config.LITEFS_DIR ? liteFsRole(config.LITEFS_DIR) : alwaysPrimary;
+  const role = roleFromConfig(config);
+  await role.ready();
   const primary = role.isPrimary();
   const database = await openDatabase(config.DATABASE_URL, { setWal: primary });
   if (primary) {
     await runMigrations(database.db);
     logger.info("migrations applied", { database: config.DATABASE_URL });
   } else {
-    logger.info("replica: migrations left to the primary", { primary: role.primaryName() });
+    logger.info("replica: migrations left to the primary", { role: role.state().kind, primary: role.primaryName() });
   }
 
   let redis: Redis | null = null;
@@ -85,6 +86,7 @@ export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDe
     await cache.close();
     await closeRedis(redis);
     database.close();
+    role.close();
   };
   return { deps, requests, close, start: () => background.start() };
 }

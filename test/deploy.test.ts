@@ -11,6 +11,7 @@ import { loadConfig } from "../src/config.ts";
 import { primaryBaseUrl } from "../src/platform/cluster/internal.ts";
 import { filePathOf } from "../src/platform/db/client.ts";
 import { makeApp, ROOT, tempDir } from "./helpers.ts";
+import { liteFsNode } from "./support/litefs-api.ts";
 import pkg from "../package.json" with { type: "json" };
 
 const read = (file: string) => Bun.file(join(ROOT, file)).text();
@@ -220,21 +221,41 @@ describe("litefs.yml", () => {
   test("the migration step works on an empty file and is idempotent (it runs on every candidate)", async () => {
     const dir = tempDir("deploy-");
     const migrate = (litefs.exec as { cmd: string; "if-candidate"?: boolean }[]).find((e) => e["if-candidate"])!;
+    // LiteFS runs the exec steps once this node is the primary or connected to one; its API says which.
+    const node = liteFsNode({ dir, hostname: "148e272c4e4389", state: { kind: "replica", primary: "other" } });
     const run = () =>
       Bun.spawn(migrate.cmd.split(/\s+/), {
         cwd: ROOT,
-        env: { PATH: process.env.PATH, HOME: process.env.HOME, ...machineEnv("ams"), DATABASE_URL: `file:${join(dir, "app.db")}` },
+        env: {
+          PATH: process.env.PATH,
+          HOME: process.env.HOME,
+          ...machineEnv("ams"),
+          LITEFS_DIR: dir,
+          LITEFS_API_URL: node.url,
+          DATABASE_URL: `file:${join(dir, "app.db")}`,
+        },
         stdout: "pipe",
         stderr: "pipe",
       }).exited;
-    expect(await run()).toBe(0);
-    expect(await run()).toBe(0);
-    const { createClient } = await import("@libsql/client");
-    const c = createClient({ url: `file:${join(dir, "app.db")}` });
-    const tables = (await c.execute("SELECT name FROM sqlite_master WHERE type = 'table'")).rows.map((r) => r.name);
-    c.close();
-    expect(tables).toContain("users");
-    expect(tables).toContain("instances");
+    const tables = async () => {
+      const { createClient } = await import("@libsql/client");
+      const c = createClient({ url: `file:${join(dir, "app.db")}` });
+      const names = (await c.execute("SELECT name FROM sqlite_master WHERE type = 'table'")).rows.map((r) => r.name);
+      c.close();
+      return names;
+    };
+    try {
+      // A candidate that is a replica at that moment leaves the migrations to the primary.
+      expect(await run()).toBe(0);
+      expect(await tables()).not.toContain("users");
+      node.promote();
+      expect(await run()).toBe(0);
+      expect(await run()).toBe(0);
+      expect(await tables()).toContain("users");
+      expect(await tables()).toContain("instances");
+    } finally {
+      node.close();
+    }
   }, 30_000);
 });
 

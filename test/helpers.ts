@@ -24,6 +24,8 @@ export function testEnv(overrides: Record<string, string | undefined> = {}, dir 
     METRICS_ENABLED: "false",
     CACHE_WARM_COUNT: "0",
     RATE_LIMIT_LOGIN_PER_MINUTE: "1000",
+    // Never LiteFS's fixed :20202 (a lab may run one); tests that want LiteFS's API start a stand-in.
+    LITEFS_API_URL: "http://127.0.0.1:9",
     ...overrides,
   };
 }

@@ -5,7 +5,7 @@ import type { AppDeps } from "../../deps.ts";
 import { removeInstance, removeInstancesNotSeenSince, upsertInstance } from "../../platform/cluster/instances.ts";
 import { internalTokenMatches } from "../../platform/cluster/internal.ts";
 import { beatFromWire } from "../../platform/cluster/registry.ts";
-import { replicaGuard } from "../../platform/cluster/replica-guard.ts";
+import { noPrimary, replicaGuard } from "../../platform/cluster/replica-guard.ts";
 import { authPlugin } from "../../platform/http/auth.ts";
 import { conflict, unauthorized } from "../../platform/http/errors.ts";
 import { problems } from "../../platform/http/models.ts";
@@ -20,10 +20,11 @@ function internalRoutes(deps: AppDeps, token: string) {
       if (!internalTokenMatches(request.headers.get("authorization"), token)) {
         throw unauthorized("Missing or invalid internal token");
       }
-      const primary = deps.role.primaryName();
-      if (primary !== null) {
+      const role = deps.role.state();
+      if (role.kind === "undecided") throw noPrimary();
+      if (role.kind === "replica") {
         // Sent here while a failover moved the primary: the caller re-reads .primary and retries.
-        throw conflict(`This instance is not the primary; the primary is ${primary}`, { "fly-replay": `instance=${primary}` });
+        throw conflict(`This instance is not the primary; the primary is ${role.primary}`, { "fly-replay": `instance=${role.primary}` });
       }
     })
     .put("/instances/:id", async ({ params, body, set }) => {

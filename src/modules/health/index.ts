@@ -34,7 +34,8 @@ export async function healthReport(deps: AppDeps): Promise<HealthBody> {
     timed(() => deps.database.client.execute("SELECT 1")),
     redis ? timed(() => redis.ping()) : Promise.resolve({ status: "disabled" }),
   ]);
-  const primary = deps.role.primaryName();
+  const role = deps.role.state();
+  const primary = role.kind === "replica" ? role.primary : null;
   const status = database.status !== "ok" ? "down" : redisCheck.status === "down" ? "degraded" : "ok";
   return {
     status,
@@ -43,7 +44,7 @@ export async function healthReport(deps: AppDeps): Promise<HealthBody> {
     checks: {
       database,
       redis: redisCheck,
-      replication: { status: "ok", role: primary === null ? "primary" : "replica", primary },
+      replication: { status: role.kind === "undecided" ? "no_primary" : "ok", role: role.kind === "primary" ? "primary" : "replica", primary },
     },
   };
 }

@@ -1,30 +1,148 @@
-// Primary or replica. Under LiteFS the `.primary` file in the mount exists only on a replica and holds
-// the primary's hostname; without LITEFS_DIR every instance is a primary (local mode).
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
+// Primary or replica. Without LITEFS_DIR every instance is a primary (local mode). Under LiteFS an instance
+// is the primary only on positive evidence: LiteFS's HTTP API (`GET /info` on :20202) says `isPrimary`, or the
+// database file in the FUSE mount is presented writable (LiteFS shows it 0666 on the primary, 0444 on a
+// replica). A missing `.primary` proves nothing: a disconnected replica has none either. Undecided = replica
+// with no known primary: no database-writing background work, and writes answer 503 until a primary is known.
+import { readFileSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { Config } from "../../config.ts";
+import { filePathOf } from "../db/client.ts";
+
+export type RoleState =
+  | { kind: "primary" }
+  | { kind: "replica"; primary: string }
+  /** Not proven primary, and no primary known (LiteFS disconnected, or its API unreachable). */
+  | { kind: "undecided" };
 
 export interface Role {
   isPrimary(): boolean;
-  /** The primary's hostname as LiteFS names it, or null when this instance is the primary. */
+  /** The primary's hostname as LiteFS names it when this instance is a replica that knows it; else null. */
   primaryName(): string | null;
+  state(): RoleState;
+  /** Resolves once the first look at LiteFS is done (bounded); the start waits for it before it decides anything. */
+  ready(): Promise<void>;
+  close(): void;
 }
 
-export const alwaysPrimary: Role = { isPrimary: () => true, primaryName: () => null };
+const PRIMARY: RoleState = { kind: "primary" };
+const UNDECIDED: RoleState = { kind: "undecided" };
 
-/** Reads `${dir}/.primary` on use, at most once per `maxAgeMs`. */
-export function liteFsRole(dir: string, maxAgeMs = 1_000): Role {
-  let checkedAt = -Infinity;
-  let primary: string | null = null;
-  const read = () => {
+export const alwaysPrimary: Role = {
+  isPrimary: () => true,
+  primaryName: () => null,
+  state: () => PRIMARY,
+  ready: () => Promise.resolve(),
+  close: () => {},
+};
+
+export interface LiteFsRoleOptions {
+  /** Base URL of LiteFS's HTTP API (LITEFS_API_URL); null: the file evidence only. */
+  apiUrl?: string | null;
+  /** The database file, when it lives in the FUSE mount (its mode is LiteFS's statement of the role). */
+  databaseFile?: string | null;
+  /** How long a file read is trusted. */
+  fileMaxAgeMs?: number;
+  /** How often the API is asked; an answer older than three periods is no evidence. */
+  pollMs?: number;
+  apiTimeoutMs?: number;
+}
+
+/** What LiteFS's `GET /info` answers (litefs.go NodeInfo). */
+interface NodeInfo {
+  isPrimary?: unknown;
+  primary?: { hostname?: unknown };
+}
+
+export function liteFsRole(dir: string, opts: LiteFsRoleOptions = {}): Role {
+  const fileMaxAgeMs = opts.fileMaxAgeMs ?? 1_000;
+  const pollMs = opts.pollMs ?? 1_000;
+  const apiTimeoutMs = opts.apiTimeoutMs ?? 1_000;
+  const apiUrl = opts.apiUrl ? opts.apiUrl.replace(/\/+$/, "") : null;
+
+  let fileAt = -Infinity;
+  let fileState: RoleState | null = null;
+  let api: { at: number; state: RoleState } | null = null;
+
+  const readFiles = (): RoleState | null => {
     const now = performance.now();
-    if (now - checkedAt < maxAgeMs) return primary;
-    checkedAt = now;
+    if (now - fileAt < fileMaxAgeMs) return fileState;
+    fileAt = now;
+    fileState = null;
     try {
-      primary = readFileSync(join(dir, ".primary"), "utf8").trim() || null;
+      const name = readFileSync(join(dir, ".primary"), "utf8").trim();
+      if (name) fileState = { kind: "replica", primary: name };
     } catch {
-      primary = null;
+      // No .primary: either the primary or a disconnected replica; the mode below may tell.
     }
-    return primary;
+    if (fileState === null && opts.databaseFile) {
+      try {
+        const mode = statSync(opts.databaseFile).mode;
+        if ((mode & 0o222) !== 0) fileState = PRIMARY;
+      } catch {
+        // Not there yet (a fresh mount): no evidence.
+      }
+    }
+    return fileState;
   };
-  return { isPrimary: () => read() === null, primaryName: read };
+
+  const poll = async (): Promise<void> => {
+    if (!apiUrl) return;
+    try {
+      const res = await fetch(`${apiUrl}/info`, { signal: AbortSignal.timeout(apiTimeoutMs) });
+      if (!res.ok) return;
+      const info = (await res.json()) as NodeInfo;
+      const host = typeof info.primary?.hostname === "string" ? info.primary.hostname : "";
+      const state: RoleState = info.isPrimary === true ? PRIMARY : host ? { kind: "replica", primary: host } : UNDECIDED;
+      api = { at: performance.now(), state };
+    } catch {
+      // Unreachable or garbled: the previous answer ages out.
+    }
+  };
+
+  const state = (): RoleState => {
+    const file = readFiles();
+    // `.primary` is LiteFS's own word that this node is a connected replica.
+    if (file !== null && file.kind === "replica") return file;
+    if (api !== null && performance.now() - api.at <= pollMs * 3) {
+      if (api.state.kind !== "undecided") return api.state;
+    }
+    return file ?? UNDECIDED;
+  };
+
+  let timer: ReturnType<typeof setInterval> | null = null;
+  let inFlight: Promise<void> | null = null;
+  const tick = () => {
+    inFlight ??= poll().finally(() => (inFlight = null));
+  };
+  const first = apiUrl ? poll() : Promise.resolve();
+  if (apiUrl) {
+    timer = setInterval(tick, pollMs);
+    timer.unref?.();
+  }
+
+  return {
+    isPrimary: () => state().kind === "primary",
+    primaryName: () => {
+      const s = state();
+      return s.kind === "replica" ? s.primary : null;
+    },
+    state,
+    ready: () => first,
+    close: () => {
+      if (timer) clearInterval(timer);
+      timer = null;
+    },
+  };
+}
+
+/** The role of an instance with this configuration: LiteFS's when LITEFS_DIR is set, else always primary. */
+export function roleFromConfig(config: Pick<Config, "LITEFS_DIR" | "LITEFS_API_URL" | "DATABASE_URL">): Role {
+  if (!config.LITEFS_DIR) return alwaysPrimary;
+  const dir = resolve(config.LITEFS_DIR);
+  const file = filePathOf(config.DATABASE_URL);
+  return liteFsRole(dir, {
+    apiUrl: config.LITEFS_API_URL,
+    // Only a file LiteFS presents says anything; one outside the mount is a plain file.
+    databaseFile: file !== null && file.startsWith(dir + "/") ? file : null,
+  });
 }

@@ -2,15 +2,18 @@
 // primary candidate; a candidate that is a replica at that moment (another machine holds the lease, so
 // `.primary` exists) skips it: its database is read-only and the primary has migrated.
 import { loadConfig, ConfigError } from "../../config.ts";
-import { liteFsRole } from "../cluster/role.ts";
+import { roleFromConfig } from "../cluster/role.ts";
 import { openDatabase } from "./client.ts";
 import { runMigrations } from "./migrate.ts";
 
 try {
   const config = loadConfig();
-  const role = config.LITEFS_DIR ? liteFsRole(config.LITEFS_DIR) : null;
-  if (role && !role.isPrimary()) {
-    console.log(JSON.stringify({ level: "info", msg: "replica: migrations skipped (the primary applies them)", primary: role.primaryName() }));
+  const role = roleFromConfig(config);
+  await role.ready();
+  const primary = role.isPrimary();
+  role.close();
+  if (!primary) {
+    console.log(JSON.stringify({ level: "info", msg: "not the primary: migrations skipped (the primary applies them)", role: role.state().kind, primary: role.primaryName() }));
   } else {
     const database = await openDatabase(config.DATABASE_URL, { setWal: true });
     await runMigrations(database.db);
