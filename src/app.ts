@@ -4,6 +4,7 @@ import { openapi } from "@elysiajs/openapi";
 import { Elysia } from "elysia";
 import type { AppDeps } from "./deps.ts";
 import { requestContext } from "./platform/http/request-context.ts";
+import { boundValidationErrors } from "./platform/http/validation-cost.ts";
 import { adminModule } from "./modules/admin/index.ts";
 import { authModule } from "./modules/auth/index.ts";
 import { cacheModule } from "./modules/cache/index.ts";
@@ -27,7 +28,7 @@ export function createApp(deps: AppDeps) {
     .use(jobsModule(deps))
     .use(adminModule(deps));
 
-  return new Elysia({ normalize: false })
+  const app = new Elysia({ normalize: false })
     .use(requestContext({ logger: deps.logger, bodyLimit: deps.config.BODY_LIMIT_BYTES, instanceId: deps.config.INSTANCE_ID }))
     .use(
       openapi({
@@ -59,6 +60,8 @@ export function createApp(deps: AppDeps) {
     .use(cacheModule(deps))
     .use(clusterModule(deps))
     .use(api);
+  boundValidationErrors(app.routes, (app as unknown as { definitions: { type: Record<string, unknown> } }).definitions.type);
+  return app;
 }
 
 export type App = ReturnType<typeof createApp>;

@@ -54,16 +54,24 @@ export function authenticate(header: string | null | undefined, secret: string, 
   return principal;
 }
 
+/**
+ * `{ auth: "user" | "admin" }` on a route. The token is checked in `transform`, which Elysia runs before it
+ * validates params, query and body (a macro's `resolve` runs after validation): an anonymous caller gets its 401
+ * before any of its input is looked at. `resolve` only hands the principal found there to the handler, typed.
+ */
 export function authPlugin(secret: string) {
   const cache = new TokenCache(10_000);
   return new Elysia({ name: "auth", seed: secret }).macro({
     auth: (level: "user" | "admin") => ({
       detail: { security: [{ bearer: [] }] },
-      resolve({ request }) {
-        const principal = authenticate(request.headers.get("authorization"), secret, cache);
+      transform(ctx) {
+        const principal = authenticate(ctx.request.headers.get("authorization"), secret, cache);
         if (!principal) throw unauthorized();
         if (level === "admin" && !principal.isAdmin) throw forbidden("Administrators only");
-        return { principal };
+        (ctx as unknown as { principal: Principal }).principal = principal;
+      },
+      resolve(ctx) {
+        return { principal: (ctx as unknown as { principal: Principal }).principal };
       },
     }),
   });

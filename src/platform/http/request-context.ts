@@ -2,7 +2,8 @@
 // Registered first in the composition root, so every route below it is covered.
 import { Elysia, ValidationError } from "elysia";
 import type { Logger } from "../observability/logger.ts";
-import { AppError, badRequest, payloadTooLarge, problem, problemResponse, type FieldError } from "./errors.ts";
+import { AppError, problem, problemResponse, type FieldError } from "./errors.ts";
+import { parseJsonBody } from "./json-body.ts";
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:\-]{1,128}$/;
 
@@ -43,32 +44,6 @@ function validationErrors(error: ValidationError, raw: Record<string, unknown>[]
     out.push({ field, message });
   }
   return out.length > 0 ? out : [{ field: on, message: "invalid" }];
-}
-
-/** Reads a body, never holding more than `limit` bytes of it: past that, 413 (chunked bodies included). */
-async function readLimited(request: Request, limit: number): Promise<Uint8Array> {
-  if (!request.body) return new Uint8Array(0);
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > limit) {
-      void reader.cancel().catch(() => {});
-      throw payloadTooLarge(limit);
-    }
-    chunks.push(value);
-  }
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
 }
 
 /** A request id that is safe to write into a JSON string as it is: a UUID of ours, or one that passed REQUEST_ID_RE. */
@@ -150,19 +125,7 @@ export function requestContext(opts: { logger: Logger; bodyLimit: number; instan
     })
     // One body parser for every route: enforces the size limit (also for bodies without Content-Length,
     // and for requests handed to app.handle directly), and turns bad JSON into a 400.
-    .onParse({ as: "global" }, async ({ request, contentType }) => {
-      const bytes = await readLimited(request, bodyLimit);
-      const type = (contentType ?? "").split(";")[0]!.trim().toLowerCase();
-      if (type !== "" && type !== "application/json" && !type.endsWith("+json")) {
-        throw new AppError(415, `Unsupported content type "${type}"; send application/json`);
-      }
-      if (bytes.byteLength === 0) return null;
-      try {
-        return JSON.parse(new TextDecoder().decode(bytes));
-      } catch {
-        throw badRequest("The request body is not valid JSON");
-      }
-    })
+    .onParse({ as: "global" }, ({ request, contentType }) => parseJsonBody(request, contentType, bodyLimit))
     // x-request-id goes on here rather than through set.headers in onRequest: for a handler that returns a
     // finished Response (the cached reads), a non-empty set.headers makes Elysia rebuild the Response
     // (new Headers, body re-wrapped as a stream), which costs more than the rest of the request.

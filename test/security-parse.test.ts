@@ -1,0 +1,93 @@
+// Defensive parsing: nesting depth refused before JSON.parse, validation errors that never stringify the input,
+// and the token checked before any input is validated.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Elysia, t as tb } from "elysia";
+import { exceedsJsonDepth, JSON_MAX_DEPTH } from "../src/platform/http/json-depth.ts";
+import { boundValidationErrors } from "../src/platform/http/validation-cost.ts";
+import { makeApp, type TestApp } from "./helpers.ts";
+
+let t: TestApp;
+beforeAll(async () => {
+  t = await makeApp();
+});
+afterAll(() => t.close());
+
+const enc = (s: string) => new TextEncoder().encode(s);
+const nested = (depth: number, inner = "0") => "[".repeat(depth) + inner + "]".repeat(depth);
+
+describe("nesting depth", () => {
+  test("counts arrays and objects, not brackets inside strings or escaped quotes", () => {
+    expect(exceedsJsonDepth(enc(nested(JSON_MAX_DEPTH)))).toBe(false);
+    expect(exceedsJsonDepth(enc(nested(JSON_MAX_DEPTH + 1)))).toBe(true);
+    expect(exceedsJsonDepth(enc(`{"a":"${"[".repeat(100)}"}`))).toBe(false);
+    expect(exceedsJsonDepth(enc(`{"a":"\\"${"{".repeat(100)}"}`))).toBe(false);
+    expect(exceedsJsonDepth(enc(`{"a":"\\\\",${"[".repeat(40)}`))).toBe(true);
+    expect(exceedsJsonDepth(enc("[".repeat(20_000)))).toBe(true);
+  });
+
+  test("a body nested past the limit is a 400 problem at once, on every body route, signed in or not", async () => {
+    const u = await t.user();
+    const body = "[".repeat(30_000);
+    for (const [method, path, token] of [
+      ["POST", "/api/v1/auth/login", undefined],
+      ["POST", "/api/v1/users", undefined],
+      ["PATCH", `/api/v1/users/${u.id}`, u.token],
+      ["PATCH", `/api/v1/users/${u.id}/preferences`, u.token],
+    ] as const) {
+      const started = performance.now();
+      const r = await t.json(method, path, { body, token });
+      expect(r.status).toBe(400);
+      expect(r.res.headers.get("content-type")).toBe("application/problem+json");
+      expect(r.body.detail).toContain(String(JSON_MAX_DEPTH));
+      expect(performance.now() - started).toBeLessThan(2_000);
+    }
+  });
+
+  test("nesting within the limit reaches validation (422 naming the field)", async () => {
+    const r = await t.json("POST", "/api/v1/auth/login", { body: `{"email":${nested(JSON_MAX_DEPTH - 1)},"password":"x"}` });
+    expect(r.status).toBe(422);
+    expect(r.body.errors.map((e: { field: string }) => e.field)).toContain("email");
+  });
+});
+
+describe("validation errors", () => {
+  test("never carry a stringified copy of the input", async () => {
+    let message = "";
+    const app = new Elysia()
+      .onError(({ error }) => {
+        message = (error as Error).message;
+        return "x";
+      })
+      .post("/", () => "ok", { body: tb.Object({ a: tb.String() }) });
+    boundValidationErrors(app.routes);
+    const big = nested(30, Array(5_000).fill('{"k":[1,2,3]}').join(","));
+    await app.handle(new Request("http://localhost/", { method: "POST", headers: { "content-type": "application/json" }, body: `{"a":${big}}` }));
+    expect(message.length).toBeGreaterThan(0);
+    expect(message.length).toBeLessThan(200);
+  });
+});
+
+describe("the token comes before the input", () => {
+  test("anonymous writes with invalid bodies or ids are 401, not 422", async () => {
+    for (const [method, path, body] of [
+      ["PATCH", "/api/v1/users/1", { nope: 1 }],
+      ["PATCH", "/api/v1/users/abc", { full_name: "x" }],
+      ["DELETE", "/api/v1/users/abc", undefined],
+      ["POST", "/api/v1/users/1/posts", {}],
+      ["PATCH", "/api/v1/users/1/preferences", { "bad key": 1 }],
+      ["POST", "/api/v1/admin/preferences/bulk", { user_ids: "x" }],
+      ["POST", "/api/v1/jobs/status", { job_ids: 1 }],
+      ["GET", "/api/v1/users?page=nope", undefined],
+      ["GET", "/api/v1/users/1/posts?limit=1000", undefined],
+    ] as const) {
+      const r = await t.json(method, path, { body });
+      expect({ method, path, status: r.status }).toEqual({ method, path, status: 401 });
+    }
+  });
+
+  test("a non-admin gets 403 on admin routes before its body is validated", async () => {
+    const u = await t.user();
+    const r = await t.json("POST", "/api/v1/admin/preferences/bulk", { token: u.token, body: { user_ids: "x" } });
+    expect(r.status).toBe(403);
+  });
+});
