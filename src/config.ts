@@ -75,6 +75,27 @@ const EnvSchema = T.Object({
   MAIL_TIMEOUT_MS: Int(100, 120_000, 10_000),
 
   RATE_LIMIT_LOGIN_PER_MINUTE: Int(0, 100_000, 10),
+
+  /** Circuit breakers, per dependency: "<failures>/<seconds open before a probe>". */
+  BREAKER_MAIL_API: T.String({ pattern: "^[1-9][0-9]{0,3}/[1-9][0-9]{0,4}$", default: "5/30" }),
+  BREAKER_PRIMARY: T.String({ pattern: "^[1-9][0-9]{0,3}/[1-9][0-9]{0,4}$", default: "3/5" }),
+  BREAKER_FLY_MACHINES: T.String({ pattern: "^[1-9][0-9]{0,3}/[1-9][0-9]{0,4}$", default: "3/60" }),
+
+  /** The scaler (docs/operations.md): off, dry-run (decides and records, never acts) or on. */
+  SCALER_MODE: T.Union([T.Literal("off"), T.Literal("dry-run"), T.Literal("on")], { default: "dry-run" }),
+  SCALER_INTERVAL: Int(5, 3600, 30),
+  /** Machines per region: "<n>" for every region, or "ams=2,iad=1,*=0". */
+  SCALER_MIN: T.String({ pattern: "^([0-9]+|([a-z0-9*]+=[0-9]+)(,[a-z0-9*]+=[0-9]+)*)$", default: "1" }),
+  SCALER_MAX: T.String({ pattern: "^([0-9]+|([a-z0-9*]+=[0-9]+)(,[a-z0-9*]+=[0-9]+)*)$", default: "3" }),
+  /** Target load per running machine, in percent of SCALER_CAPACITY (in-flight requests) or of CPU. */
+  SCALER_TARGET_PERCENT: Int(10, 100, 60),
+  /** In-flight requests one machine is meant to carry at 100 %. */
+  SCALER_CAPACITY: Int(1, 100_000, 50),
+  SCALER_UP_COOLDOWN: Int(0, 86_400, 60),
+  SCALER_DOWN_COOLDOWN: Int(0, 86_400, 600),
+  FLY_API_TOKEN: T.Optional(T.String({ minLength: 1 })),
+  /** Base URL of the Machines API (a stand-in in tests). */
+  FLY_API_URL: T.String({ pattern: "^https?://", default: "https://api.machines.dev" }),
 });
 
 type Env = Static<typeof EnvSchema>;

@@ -9,6 +9,7 @@ import type { RateLimiter } from "./platform/http/rate-limit.ts";
 import type { Logger } from "./platform/observability/logger.ts";
 import type { OutboxKick } from "./platform/jobs/relay.ts";
 import type { Redis } from "./platform/redis.ts";
+import type { Breakers } from "./platform/resilience/breakers.ts";
 
 export type { Redis };
 
@@ -25,6 +26,8 @@ export interface AppDeps {
   cron: CronView;
   role: Role;
   rateLimiter: RateLimiter;
+  /** Circuit breakers of the outbound dependencies (mail API, primary, Machines API). */
+  breakers: Breakers;
   /** Requests being served right now (the heartbeat reports it). */
   inFlight: () => number;
 }

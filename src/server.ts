@@ -19,6 +19,7 @@ import { createLogger, type Logger } from "./platform/observability/logger.ts";
 import { closeRedis, openRedis } from "./platform/redis.ts";
 import { registerJobHandlers } from "./modules/jobs/handlers.ts";
 import { SCHEDULES } from "./modules/jobs/schedules.ts";
+import { Breakers, DEPENDENCY } from "./platform/resilience/breakers.ts";
 import { ensureAdmin } from "./modules/users/service.ts";
 import { warmLogin } from "./modules/auth/service.ts";
 
@@ -62,7 +63,10 @@ export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDe
   else logger.warn("REDIS_URL is not set: single-instance mode (in-process cache, queue and rate limits; jobs are not durable)");
 
   const cache: Cache = await createCache(config, logger, redis, role);
-  const background = createBackground(config, logger, redis, database, role, { schedules: SCHEDULES, registerJobs: registerJobHandlers });
+  const breakers = new Breakers(logger);
+  // The L2 keeps its own breaker (src/platform/cache/l2.ts); reported here, read-only, from its availability.
+  if (redis && config.CACHE_ENABLED) breakers.observe(DEPENDENCY.redisL2, () => (cache.stats().l2.available ? "closed" : "open"));
+  const background = createBackground(config, logger, redis, database, role, { schedules: SCHEDULES, registerJobs: registerJobHandlers }, breakers);
   const requests = { inFlight: 0 };
   const deps: AppDeps = {
     config,
@@ -75,6 +79,7 @@ export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDe
     cron: background.cron,
     role,
     rateLimiter: redis ? new RedisRateLimiter(redis, config.REDIS_PREFIX) : new MemoryRateLimiter(),
+    breakers,
     inFlight: () => requests.inFlight,
   };
 
@@ -85,6 +90,7 @@ export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDe
     await background.close();
     await cache.close();
     await closeRedis(redis);
+    breakers.close();
     database.close();
     role.close();
   };
@@ -175,6 +181,7 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
           isPrimary: () => deps.role.isPrimary(),
           cacheStats: () => deps.cache.stats(),
           queueStats: () => deps.queue.stats(),
+          breakers: () => deps.breakers.list(),
         }),
       })
     : null;

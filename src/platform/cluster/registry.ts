@@ -6,7 +6,8 @@ import { hostname } from "node:os";
 import type { Config } from "../../config.ts";
 import type { Database } from "../db/client.ts";
 import type { Logger } from "../observability/logger.ts";
-import { callPrimary } from "./internal.ts";
+import { breakerSettings, DEPENDENCY, isClientError, type Breakers } from "../resilience/breakers.ts";
+import { callPrimary as callPrimaryDirect } from "./internal.ts";
 import { removeInstance, removeInstancesNotSeenSince, upsertInstance, type InstanceBeat } from "./instances.ts";
 import { CpuSampler, memoryPercent } from "./process-stats.ts";
 import type { Role } from "./role.ts";
@@ -24,6 +25,8 @@ export interface RegistryDeps {
   logger: Logger;
   database: Database;
   role: Role;
+  /** When given, calls to the primary go through its circuit breaker (fail fast while the primary is down). */
+  breakers?: Breakers;
 }
 
 /** The body of PUT /internal/instances/:id (snake_case like the rest of the wire). */
@@ -68,6 +71,8 @@ export const beatFromWire = (id: string, w: BeatWire): InstanceBeat => ({
 export function registryWriter(deps: RegistryDeps) {
   const { config, role, database } = deps;
   const path = (id: string) => `/internal/instances/${encodeURIComponent(id)}`;
+  const breaker = deps.breakers?.get(DEPENDENCY.primary, breakerSettings(config.BREAKER_PRIMARY), isClientError);
+  const callPrimary: typeof callPrimaryDirect = (...args) => (breaker ? breaker.call(() => callPrimaryDirect(...args)) : callPrimaryDirect(...args));
   return {
     async upsert(beat: InstanceBeat): Promise<"local" | "primary"> {
       if (role.isPrimary()) {

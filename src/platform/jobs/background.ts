@@ -10,9 +10,10 @@ import { MemoryRunStore, RedisRunStore } from "../cron/runs.ts";
 import { CronScheduler, type ScheduleDefinition } from "../cron/scheduler.ts";
 import type { Database } from "../db/client.ts";
 import { DbMailer } from "../mail/db-mailer.ts";
-import { HttpMailer } from "../mail/http-mailer.ts";
+import { HttpMailer, mailFailureIsAboutTheMessage } from "../mail/http-mailer.ts";
 import type { Mailer } from "../mail/port.ts";
 import type { Logger } from "../observability/logger.ts";
+import { breakerSettings, DEPENDENCY, type Breakers } from "../resilience/breakers.ts";
 import { MemoryQueue } from "./memory-queue.ts";
 import { queueOptionsFromConfig } from "./options.ts";
 import type { JobQueue } from "./port.ts";
@@ -44,6 +45,7 @@ export function createBackground(
   database: Database,
   role: Role,
   work: BackgroundWork,
+  breakers: Breakers,
 ): Background {
   const queue: JobQueue = redis
     ? new RedisQueue(redis, config.REDIS_PREFIX, queueOptionsFromConfig(config, logger))
@@ -60,7 +62,13 @@ export function createBackground(
     logger,
   });
   const mailer: Mailer = config.MAIL_API_URL
-    ? new HttpMailer({ url: config.MAIL_API_URL, token: config.MAIL_API_TOKEN, from: config.MAIL_FROM, timeoutMs: config.MAIL_TIMEOUT_MS })
+    ? new HttpMailer({
+        url: config.MAIL_API_URL,
+        token: config.MAIL_API_TOKEN,
+        from: config.MAIL_FROM,
+        timeoutMs: config.MAIL_TIMEOUT_MS,
+        breaker: breakers.get(DEPENDENCY.mail, breakerSettings(config.BREAKER_MAIL_API), mailFailureIsAboutTheMessage),
+      })
     : new DbMailer(database.db);
   let deps: AppDeps | undefined;
   let started = false;

@@ -4,8 +4,7 @@
 import type { Logger } from "../observability/logger.ts";
 import type { QueueOptions } from "./options.ts";
 import {
-  backoffDelay,
-  isPermanent,
+  decideFailure,
   type EnqueueOptions,
   type EnqueueRequest,
   type Job,
@@ -243,7 +242,8 @@ export class MemoryQueue implements JobQueue {
     } catch (err) {
       if (e.ctrl.signal.aborted) return;
       job.error_message = errorText(err);
-      if (isPermanent(err) || job.retry_count >= job.max_retries) {
+      const decision = decideFailure(err, job.retry_count, job.max_retries, this.o);
+      if (decision.kind === "fail") {
         job.status = "failed";
         job.completed_at = new Date().toISOString();
         e.expiresAt = Date.now() + this.o.retentionFailedMs;
@@ -251,9 +251,9 @@ export class MemoryQueue implements JobQueue {
         this.failed.add(job.id);
         this.log.warn("job failed", { job_id: job.id, type: job.type, retry_count: job.retry_count, error: job.error_message });
       } else {
-        job.retry_count++;
+        job.retry_count = decision.retry;
         job.status = "retrying";
-        const delay = backoffDelay(job.retry_count, this.o.backoffBaseMs, this.o.backoffCapMs);
+        const delay = decision.delay;
         this.log.info("job will be retried", { job_id: job.id, type: job.type, retry_count: job.retry_count, delay_ms: delay });
         e.timer = setTimeout(() => this.makeReady(e), delay);
       }

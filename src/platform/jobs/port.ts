@@ -1,6 +1,7 @@
 // The job queue as the features see it. Two adapters: Redis streams (redis-queue.ts: durable,
 // cluster-wide) and an in-process queue (memory-queue.ts: the no-Redis mode, same API and retries, not durable).
 import type { Db } from "../db/client.ts";
+import { CircuitOpenError } from "../resilience/breakers.ts";
 
 export type JobStatus = "pending" | "running" | "completed" | "failed" | "retrying";
 
@@ -74,6 +75,19 @@ export function isPermanent(err: unknown): boolean {
   if (err instanceof PermanentJobError) return true;
   const status = (err as { status?: unknown } | null)?.status;
   return typeof status === "number" && status >= 400 && status < 500 && status !== 408 && status !== 409 && status !== 429;
+}
+
+/** What a queue does with a job whose handler threw: fail it for good, or run it again after `delay`. */
+export type FailureDecision = { kind: "fail" } | { kind: "retry"; retry: number; delay: number };
+
+/**
+ * The one retry-or-fail decision both adapters take. A dependency whose circuit is open says nothing about the
+ * job: it runs again once a probe is due, without using up a retry, so an outage never fails jobs for good.
+ */
+export function decideFailure(err: unknown, retry: number, maxRetries: number, o: { backoffBaseMs: number; backoffCapMs: number }): FailureDecision {
+  if (err instanceof CircuitOpenError) return { kind: "retry", retry, delay: err.retryAfterMs + Math.round(Math.random() * 1_000) };
+  if (isPermanent(err) || retry >= maxRetries) return { kind: "fail" };
+  return { kind: "retry", retry: retry + 1, delay: backoffDelay(retry + 1, o.backoffBaseMs, o.backoffCapMs) };
 }
 
 export interface QueueStats {

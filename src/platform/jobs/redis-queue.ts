@@ -6,8 +6,7 @@ import type { Redis } from "../redis.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { QueueOptions } from "./options.ts";
 import {
-  backoffDelay,
-  isPermanent,
+  decideFailure,
   type EnqueueOptions,
   type EnqueueRequest,
   type Job,
@@ -404,13 +403,13 @@ export class RedisQueue implements JobQueue {
       // Aborted (hold lost, or shutdown past its grace): the delivery is someone else's now; record nothing.
       if (held.ctrl.signal.aborted) return;
       const error = errorText(err);
-      if (isPermanent(err) || retry >= maxRetries) {
+      const decision = decideFailure(err, retry, maxRetries, this.o);
+      if (decision.kind === "fail") {
         outcome = { kind: "fail", retry, error };
         this.log.warn("job failed", { job_id: held.jid, type, retry_count: retry, error });
       } else {
-        const delay = backoffDelay(retry + 1, this.o.backoffBaseMs, this.o.backoffCapMs);
-        outcome = { kind: "retry", retry: retry + 1, delay, error };
-        this.log.info("job will be retried", { job_id: held.jid, type, retry_count: retry + 1, delay_ms: delay, error });
+        outcome = { kind: "retry", retry: decision.retry, delay: decision.delay, error };
+        this.log.info("job will be retried", { job_id: held.jid, type, retry_count: decision.retry, delay_ms: decision.delay, error });
       }
     }
     if (held.ctrl.signal.aborted) return;

@@ -5,6 +5,7 @@ import type { Server } from "bun";
 import type { CacheStats } from "../cache/port.ts";
 import type { QueueStats } from "../jobs/port.ts";
 import { CpuSampler, memoryPercent } from "../cluster/process-stats.ts";
+import type { BreakerView } from "../resilience/breakers.ts";
 
 const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
@@ -84,9 +85,9 @@ export class HttpMetrics {
   }
 }
 
-const escapeLabel = (v: string) => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+export const escapeLabel = (v: string) => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
 
-function labels(l: Record<string, string>): string {
+export function labels(l: Record<string, string>): string {
   const parts = Object.entries(l).map(([k, v]) => `${k}="${escapeLabel(v)}"`);
   return parts.length ? `{${parts.join(",")}}` : "";
 }
@@ -146,6 +147,26 @@ export interface MetricsSource {
   isPrimary(): boolean;
   cacheStats?(): CacheStats;
   queueStats?(): Promise<QueueStats>;
+  breakers?(): BreakerView[];
+  /** More families, rendered after these (job, cron, scaler figures). */
+  extra?: ((out: string[]) => void)[];
+}
+
+/** circuit_state's values: alert on `== 2`. */
+export const CIRCUIT_STATE_VALUE = { closed: 0, half_open: 1, open: 2 } as const;
+
+function renderBreakers(out: string[], list: BreakerView[]): void {
+  if (list.length === 0) return;
+  out.push("# HELP circuit_state Circuit breaker state per dependency: 0 closed, 1 half-open, 2 open.", "# TYPE circuit_state gauge");
+  for (const b of list) out.push(`circuit_state${labels({ dependency: b.dependency })} ${CIRCUIT_STATE_VALUE[b.state]}`);
+  const managed = list.filter((b) => b.managed);
+  if (managed.length === 0) return;
+  out.push("# HELP circuit_opened_total Times the circuit opened, per dependency.", "# TYPE circuit_opened_total counter");
+  for (const b of managed) out.push(`circuit_opened_total${labels({ dependency: b.dependency })} ${b.opened_total}`);
+  out.push("# HELP circuit_rejected_total Calls refused without calling the dependency (circuit open).", "# TYPE circuit_rejected_total counter");
+  for (const b of managed) out.push(`circuit_rejected_total${labels({ dependency: b.dependency })} ${b.rejected}`);
+  out.push("# HELP circuit_failures_total Failed calls counted by the breaker, per dependency.", "# TYPE circuit_failures_total counter");
+  for (const b of managed) out.push(`circuit_failures_total${labels({ dependency: b.dependency })} ${b.failures}`);
 }
 
 /** A scrape never waits longer than this on the queue's figures (Redis may be slow or down). */
@@ -211,6 +232,8 @@ export function metricsRenderer(http: HttpMetrics, src: MetricsSource): () => Pr
       metric(out, "jobs_failed_retained", "gauge", "Failed jobs still retained.", queue.failed);
       metric(out, "jobs_completed_total", "counter", "Jobs completed (cluster-wide with Redis, this process without).", queue.completed_total);
     }
+    if (src.breakers) renderBreakers(out, src.breakers());
+    for (const render of src.extra ?? []) render(out);
     return out.join("\n") + "\n";
   };
 }
