@@ -13,11 +13,12 @@ FROM oven/bun:${BUN_VERSION}-slim
 RUN apt-get update -y \
   && apt-get install -y --no-install-recommends ca-certificates fuse3 sqlite3 \
   && rm -rf /var/lib/apt/lists/*
-COPY --from=flyio/litefs:0.5 /usr/local/bin/litefs /usr/local/bin/litefs
+# 0.5.14 is LiteFS's last release (the project gets little new work): pinned, so a rebuild never changes it.
+COPY --from=flyio/litefs:0.5.14 /usr/local/bin/litefs /usr/local/bin/litefs
 
 WORKDIR /app
 # Must agree with litefs.yml: the app on 8081 behind the proxy, on every interface (the private network is
-# IPv6: replicas call the primary at <id>.vm.<app>.internal:8081), its database in the FUSE mount.
+# IPv6: replicas call the primary at <id>.vm.<app>.internal:INTERNAL_PORT), its database in the FUSE mount.
 ENV NODE_ENV=production \
     PORT=8081 \
     HOST=:: \

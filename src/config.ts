@@ -31,6 +31,8 @@ const EnvSchema = T.Object({
   /** LiteFS's HTTP API (`GET /info` says isPrimary); asked only when LITEFS_DIR is set. */
   LITEFS_API_URL: T.String({ pattern: "^https?://", default: "http://127.0.0.1:20202" }),
   PRIMARY_URL: T.Optional(T.String({ pattern: "^https?://" })),
+  /** Private listener for /internal/* (replica-to-primary calls); 0 picks a free port (tests). */
+  INTERNAL_PORT: Int(0, 65535, 9092),
   HEARTBEAT_INTERVAL: Int(1, 3600, 10),
   METRICS_PORT: Int(0, 65535, 9091),
   /** 0 turns the metrics listener off (tests, several instances on one host). */

@@ -9,6 +9,8 @@ import { createCache } from "./platform/cache/create.ts";
 import { warmCache } from "./modules/cache/warm.ts";
 import { FAST_ROUTE, userDetailFastPath } from "./platform/cache/fast-read.ts";
 import { roleFromConfig } from "./platform/cluster/role.ts";
+import { isInternalUrl, notFoundHere, startInternalListener } from "./platform/cluster/internal-listener.ts";
+import { FINAL_CLOSE_MS, remainingMs, within } from "./platform/lifecycle/shutdown.ts";
 import { startHeartbeat } from "./platform/cluster/registry.ts";
 import { HttpMetrics, metricsRenderer, requestObserver, startMetricsServer } from "./platform/observability/metrics.ts";
 import { openDatabase } from "./platform/db/client.ts";
@@ -29,6 +31,8 @@ export interface RunningInstance {
   url: string;
   /** The Prometheus listener's URL, null when METRICS_ENABLED is false. */
   metricsUrl: string | null;
+  /** The private /internal listener's URL, null without INTERNAL_TOKEN. */
+  internalUrl: string | null;
   /** Graceful: stop accepting, let in-flight requests finish (bounded), then close everything. */
   stop(): Promise<void>;
 }
@@ -42,6 +46,8 @@ export interface BuiltDeps {
   /** Counted by the server's fetch wrapper; read by deps.inFlight(). */
   requests: { inFlight: number };
   close: () => Promise<void>;
+  /** Stops the job worker, relay and cron (close() does it too); a stop begins it beside the HTTP drain. */
+  closeBackground: () => Promise<void>;
   /** Starts the background work (outbox relay, job worker, cron); call it once the instance serves. */
   start: () => void;
 }
@@ -86,15 +92,17 @@ export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDe
   background.attach(deps);
   if (primary && config.ADMIN_EMAIL && config.ADMIN_PASSWORD) await ensureAdmin(deps, config.ADMIN_EMAIL, config.ADMIN_PASSWORD);
 
+  let backgroundClosed: Promise<void> | undefined;
+  const closeBackground = () => (backgroundClosed ??= background.close());
   const close = async () => {
-    await background.close();
+    await closeBackground();
     await cache.close();
     await closeRedis(redis);
     breakers.close();
     database.close();
     role.close();
   };
-  return { deps, requests, close, start: () => background.start() };
+  return { deps, requests, close, closeBackground, start: () => background.start() };
 }
 
 /**
@@ -111,7 +119,7 @@ export function withRoutableUrl(request: Request): Request {
 
 export async function startInstance(config: Config, opts: StartOptions = {}): Promise<RunningInstance> {
   const logger = opts.logger ?? createLogger(config.LOG_LEVEL, { instance: config.INSTANCE_ID, region: config.FLY_REGION });
-  const { deps, requests, close, start: startBackground } = await buildDeps(config, logger);
+  const { deps, requests, close, closeBackground, start: startBackground } = await buildDeps(config, logger);
   const app = createApp(deps);
   const httpMetrics = config.METRICS_ENABLED ? new HttpMetrics() : null;
   const observe = httpMetrics ? requestObserver(httpMetrics, app.routes) : null;
@@ -164,7 +172,7 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
           },
         }
       : undefined,
-    fetch: (request) => viaApp(request, performance.now()),
+    fetch: (request) => (isInternalUrl(request.url) ? notFoundHere(request) : viaApp(request, performance.now())),
   });
   const local = config.HOST === "0.0.0.0" || config.HOST === "::" ? "127.0.0.1" : config.HOST;
   const url = `http://${local}:${server.port}`;
@@ -186,6 +194,11 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
       })
     : null;
   const metricsUrl = metricsServer ? `http://${local}:${metricsServer.port}/metrics` : null;
+  // The replica-to-primary routes exist only with INTERNAL_TOKEN; so does their private listener.
+  const internalServer = config.INTERNAL_TOKEN
+    ? startInternalListener({ port: config.INTERNAL_PORT, hostname: config.HOST, reusePort: config.REUSE_PORT, handle: (r) => viaApp(r, performance.now()) })
+    : null;
+  const internalUrl = internalServer ? `http://${local}:${internalServer.port}` : null;
   const heartbeat = startHeartbeat(deps, { port: server.port ?? config.PORT, inFlight: deps.inFlight });
   // On the primary the row is written locally, so the instance is in the table once started. A replica's first
   // beat goes over the network to the primary: never hold the start (and the signal handlers) on it.
@@ -195,18 +208,22 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
+      // One deadline for the drain, the job worker and cron, which stop side by side (see lifecycle/shutdown.ts).
+      const deadline = performance.now() + config.SHUTDOWN_TIMEOUT_MS;
       logger.info("shutting down", { in_flight: deps.inFlight() });
       const deregistered = heartbeat.stop();
-      const drained = server.stop(false);
-      const timedOut = await Promise.race([drained.then(() => false), Bun.sleep(config.SHUTDOWN_TIMEOUT_MS).then(() => true)]);
-      if (timedOut) {
+      const background = closeBackground();
+      const drained = Promise.all([server.stop(false), internalServer?.stop(false)]);
+      if (!(await within(drained, remainingMs(deadline)))) {
         logger.warn("in-flight requests did not finish in time; closing their connections", { in_flight: deps.inFlight() });
-        await server.stop(true);
+        await Promise.all([server.stop(true), internalServer?.stop(true)]);
       }
-      await deregistered;
+      if (!(await within(Promise.all([deregistered, background]), remainingMs(deadline)))) {
+        logger.warn("background work did not stop by the shutdown deadline; its jobs return to the queue after the visibility timeout");
+      }
       metricsServer?.stop(true);
-      await close();
+      await within(close(), FINAL_CLOSE_MS);
       logger.info("stopped");
     })());
-  return { deps, server, url, metricsUrl, stop };
+  return { deps, server, url, metricsUrl, internalUrl, stop };
 }

@@ -12,6 +12,7 @@ import { primaryBaseUrl } from "../src/platform/cluster/internal.ts";
 import { filePathOf } from "../src/platform/db/client.ts";
 import { makeApp, ROOT, tempDir } from "./helpers.ts";
 import { liteFsNode } from "./support/litefs-api.ts";
+import { shutdownBudgetMs } from "../src/platform/lifecycle/shutdown.ts";
 import pkg from "../package.json" with { type: "json" };
 
 const read = (file: string) => Bun.file(join(ROOT, file)).text();
@@ -105,10 +106,13 @@ describe("fly.toml", () => {
     expect((fly as any).services).toBeUndefined();
   });
 
-  test("primary region, SIGINT, and a kill timeout longer than the app's drain", () => {
+  test("primary region, SIGINT, and a kill timeout covering the app's whole stop plus LiteFS's lease release", () => {
     expect((fly as any).primary_region).toMatch(/^[a-z]{3}$/);
     expect((fly as any).kill_signal).toBe("SIGINT");
     expect((fly as any).kill_timeout).toBeGreaterThan(config.SHUTDOWN_TIMEOUT_MS / 1000);
+    // The app's one deadline (drain, worker and cron together, then the close), then LiteFS exits and
+    // releases the Consul lease: a few seconds kept for that.
+    expect((fly as any).kill_timeout * 1000).toBeGreaterThanOrEqual(shutdownBudgetMs(config.SHUTDOWN_TIMEOUT_MS) + 5_000);
     expect((fly as any).kill_timeout).toBeLessThanOrEqual(300);
   });
 
@@ -120,20 +124,49 @@ describe("fly.toml", () => {
     expect(litefs.fuse.dir.startsWith(dest + "/") || litefs.fuse.dir === dest).toBe(false);
   });
 
-  test("request-based concurrency, auto stop/start with machines kept running", () => {
+  test("request-based concurrency; never auto-stopped (each auto-start of a candidate promotes it)", () => {
     const svc = (fly as any).http_service;
     expect(svc.concurrency.type).toBe("requests");
     expect(svc.concurrency.soft_limit).toBeGreaterThan(0);
     expect(svc.concurrency.hard_limit).toBeGreaterThanOrEqual(svc.concurrency.soft_limit);
-    expect(["stop", "suspend", true]).toContain(svc.auto_stop_machines);
-    expect(svc.auto_start_machines).toBe(true);
+    // The service covers the primary-region candidates, and litefs.yml promotes on start.
+    expect(litefs.lease.promote).toBe(true);
+    expect(["off", false]).toContain(svc.auto_stop_machines);
     expect(svc.min_machines_running).toBeGreaterThanOrEqual(1);
   });
 
-  test("HTTP checks on /health/ready and /litefs/health", () => {
+  test("routing checks only on /health/ready; /litefs/health (fails on every replica past max-lag) is a top-level check", () => {
     const checks = (fly as any).http_service.checks as { path: string; method: string }[];
-    expect(checks.map((c) => c.path).sort()).toEqual(["/health/ready", "/litefs/health"]);
+    expect(checks.map((c) => c.path)).toEqual(["/health/ready"]);
     for (const c of checks) expect(c.method.toUpperCase()).toBe("GET");
+    const top = Object.values((fly as any).checks ?? {}) as { type: string; port: number; path: string }[];
+    expect(top.some((c) => c.type === "http" && c.path === "/litefs/health" && c.port === portOf(litefs.proxy.addr))).toBe(true);
+  });
+
+  test("a replica whose primary is gone stays ready (the routing check passes)", async () => {
+    const data = tempDir("deploy-ready-");
+    await (await makeApp({}, data)).close();
+    const dir = tempDir("deploy-mount-");
+    const node = liteFsNode({ dir, hostname: "m-syd", state: { kind: "disconnected" } });
+    const t = await makeApp({ LITEFS_DIR: dir, LITEFS_API_URL: node.url }, data);
+    try {
+      expect(t.deps.role.isPrimary()).toBe(false);
+      expect((await t.request("GET", "/health/ready")).status).toBe(200);
+    } finally {
+      await t.close();
+      node.close();
+    }
+  });
+
+  test("INTERNAL_PORT is set, private: no service, check or metrics port exposes it", () => {
+    expect(config.INTERNAL_PORT).toBe(Number(flyEnv.INTERNAL_PORT));
+    const svc = (fly as any).http_service;
+    expect(svc.internal_port).not.toBe(config.INTERNAL_PORT);
+    expect((fly as any).services).toBeUndefined();
+    expect((fly as any).metrics.port).not.toBe(config.INTERNAL_PORT);
+    expect(config.INTERNAL_PORT).not.toBe(config.PORT);
+    expect(config.INTERNAL_PORT).not.toBe(portOf(litefs.proxy.addr));
+    expect(config.INTERNAL_PORT).not.toBe(portOf(litefs.http.addr));
   });
 
   test("[metrics] scrapes the app's METRICS_PORT", () => {
@@ -199,8 +232,8 @@ describe("litefs.yml", () => {
     expect(litefs.lease.hostname).toBe("148e272c4e4389");
     expect(new URL(litefs.lease["advertise-url"]).hostname).toBe(`148e272c4e4389.vm.${(fly as any).app}.internal`);
     expect(Number(new URL(litefs.lease["advertise-url"]).port)).toBe(portOf(litefs.http.addr));
-    // A replica's .primary then holds that id, and its internal calls go to the primary's app port.
-    expect(primaryBaseUrl(config, litefs.lease.hostname)).toBe(`http://148e272c4e4389.vm.${(fly as any).app}.internal:${config.PORT}`);
+    // A replica's .primary then holds that id, and its internal calls go to the primary's private listener.
+    expect(primaryBaseUrl(config, litefs.lease.hostname)).toBe(`http://148e272c4e4389.vm.${(fly as any).app}.internal:${config.INTERNAL_PORT}`);
     expect(config.INSTANCE_ID).toBe("148e272c4e4389");
   });
 
@@ -264,7 +297,8 @@ describe("Dockerfile and .dockerignore", () => {
     expect(docker.from.every((f) => f.startsWith("oven/bun:"))).toBe(true);
     expect(docker.runs.some((r) => /apt-get install .*\bfuse3\b/.test(r))).toBe(true);
     expect(docker.runs.some((r) => /apt-get install .*\bca-certificates\b/.test(r))).toBe(true);
-    expect(docker.copies).toContain("--from=flyio/litefs:0.5 /usr/local/bin/litefs /usr/local/bin/litefs");
+    // Pinned to LiteFS's last release.
+    expect(docker.copies).toContain("--from=flyio/litefs:0.5.14 /usr/local/bin/litefs /usr/local/bin/litefs");
     expect(docker.runs.some((r) => /bun install .*--production/.test(r) && r.includes("--frozen-lockfile"))).toBe(true);
     expect(docker.entrypoint).toEqual(["litefs", "mount"]);
     expect(docker.copies).toContain("litefs.yml /etc/litefs.yml");

@@ -26,6 +26,7 @@ export function testEnv(overrides: Record<string, string | undefined> = {}, dir 
     RATE_LIMIT_LOGIN_PER_MINUTE: "1000",
     // Never LiteFS's fixed :20202 (a lab may run one); tests that want LiteFS's API start a stand-in.
     LITEFS_API_URL: "http://127.0.0.1:9",
+    INTERNAL_PORT: "0",
     ...overrides,
   };
 }

@@ -55,10 +55,12 @@ describe("primary and replica sharing one SQLite file", () => {
   let pPort: number;
   let primary: Spawned;
   let replica: Spawned;
-  const primaryEnv = () => testEnv({ LOG_LEVEL: "info", INTERNAL_TOKEN: TOKEN, INSTANCE_ID: "p1", HEARTBEAT_INTERVAL: "1" }, dir);
+  let pInternal: number;
+  const primaryEnv = () => testEnv({ LOG_LEVEL: "info", INTERNAL_TOKEN: TOKEN, INSTANCE_ID: "p1", HEARTBEAT_INTERVAL: "1", INTERNAL_PORT: String(pInternal) }, dir);
 
   beforeAll(async () => {
     pPort = await freePort();
+    pInternal = await freePort();
     primary = start(primaryEnv(), pPort);
     await waitFor(`${primary.url}/health/ready`);
     const rPort = await freePort();
@@ -71,7 +73,7 @@ describe("primary and replica sharing one SQLite file", () => {
           FLY_REGION: "lhr",
           HEARTBEAT_INTERVAL: "1",
           LITEFS_DIR: litefs,
-          PRIMARY_URL: `http://127.0.0.1:${pPort}`,
+          PRIMARY_URL: `http://127.0.0.1:${pInternal}`,
         },
         dir,
       ),

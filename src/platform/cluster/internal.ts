@@ -6,15 +6,15 @@ import type { Role } from "./role.ts";
 
 const INTERNAL_TIMEOUT_MS = 5_000;
 
-type PrimaryConfig = Pick<Config, "PRIMARY_URL" | "FLY_APP_NAME" | "PORT">;
+type PrimaryConfig = Pick<Config, "PRIMARY_URL" | "FLY_APP_NAME" | "INTERNAL_PORT">;
 
 /**
- * Base URL of the primary's app (not its LiteFS proxy: `fly-replay` does not apply to `.internal` traffic).
- * PRIMARY_URL when set, else on Fly `http://<primary>.vm.<FLY_APP_NAME>.internal:<PORT>`, else null.
+ * Base URL of the primary's private listener (not its LiteFS proxy: `fly-replay` does not apply to `.internal`
+ * traffic). PRIMARY_URL when set, else on Fly `http://<primary>.vm.<FLY_APP_NAME>.internal:<INTERNAL_PORT>`, else null.
  */
 export function primaryBaseUrl(config: PrimaryConfig, primaryName: string | null): string | null {
   if (config.PRIMARY_URL) return config.PRIMARY_URL.replace(/\/+$/, "");
-  if (primaryName && config.FLY_APP_NAME) return `http://${primaryName}.vm.${config.FLY_APP_NAME}.internal:${config.PORT}`;
+  if (primaryName && config.FLY_APP_NAME) return `http://${primaryName}.vm.${config.FLY_APP_NAME}.internal:${config.INTERNAL_PORT}`;
   return null;
 }
 

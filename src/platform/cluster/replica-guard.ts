@@ -6,18 +6,14 @@
 import { Elysia } from "elysia";
 import { AppError, conflict } from "../http/errors.ts";
 import { pathnameOf } from "../observability/metrics.ts";
+import { isInternalPath } from "./internal-listener.ts";
 import type { Role } from "./role.ts";
 
 const READ_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
 /** True for paths the guard never touches. */
 export function isExemptPath(pathname: string): boolean {
-  return (
-    pathname === "/internal" ||
-    pathname.startsWith("/internal/") ||
-    pathname === "/health" ||
-    pathname.startsWith("/health/")
-  );
+  return isInternalPath(pathname) || pathname === "/health" || pathname.startsWith("/health/");
 }
 
 export function replicaGuard(role: Role) {

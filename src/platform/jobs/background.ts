@@ -14,6 +14,7 @@ import { HttpMailer, mailFailureIsAboutTheMessage } from "../mail/http-mailer.ts
 import type { Mailer } from "../mail/port.ts";
 import type { Logger } from "../observability/logger.ts";
 import { breakerSettings, DEPENDENCY, type Breakers } from "../resilience/breakers.ts";
+import { backgroundGraceMs } from "../lifecycle/shutdown.ts";
 import { MemoryQueue } from "./memory-queue.ts";
 import { queueOptionsFromConfig } from "./options.ts";
 import type { JobQueue } from "./port.ts";
@@ -58,7 +59,7 @@ export function createBackground(
     instanceId: config.INSTANCE_ID,
     canWrite: () => role.isPrimary(),
     leaseMs: config.CRON_LEASE_MS,
-    shutdownGraceMs: config.SHUTDOWN_TIMEOUT_MS,
+    shutdownGraceMs: backgroundGraceMs(config.SHUTDOWN_TIMEOUT_MS),
     logger,
   });
   const mailer: Mailer = config.MAIL_API_URL

@@ -1,6 +1,7 @@
 // The queue's knobs, read from the configuration once; tests pass their own.
 import type { Config } from "../../config.ts";
 import type { Logger } from "../observability/logger.ts";
+import { backgroundGraceMs } from "../lifecycle/shutdown.ts";
 
 export interface QueueOptions {
   /** Handlers running at once on this instance (JOB_CONCURRENCY). */
@@ -28,7 +29,7 @@ export function queueOptionsFromConfig(config: Config, logger: Logger): QueueOpt
     backoffCapMs: config.JOB_BACKOFF_CAP_MS,
     retentionCompletedMs: config.JOB_RETENTION_COMPLETED_SECONDS * 1000,
     retentionFailedMs: config.JOB_RETENTION_FAILED_SECONDS * 1000,
-    shutdownGraceMs: config.SHUTDOWN_TIMEOUT_MS,
+    shutdownGraceMs: backgroundGraceMs(config.SHUTDOWN_TIMEOUT_MS),
     consumerName: `${config.INSTANCE_ID}:${crypto.randomUUID().slice(0, 8)}`,
     logger,
   };
