@@ -14,12 +14,12 @@ export const HealthBody = t.Object({
     database: Check,
     redis: Check,
     replication: t.Object({ status: t.String(), role: t.String(), primary: t.Union([t.String(), t.Null()]) }),
-    /** Circuit breakers of the outbound dependencies: one open makes the instance degraded, never down. */
-    breakers: t.Object({
-      status: t.String(),
-      open: t.Array(t.String()),
-      dependencies: t.Array(t.Object({ dependency: t.String(), state: t.String(), since: t.Union([t.String(), t.Null()]) })),
-    }),
+  }),
+  /** Circuit breakers of the outbound dependencies: one open makes the instance degraded, never down. */
+  breakers: t.Object({
+    status: t.String(),
+    open: t.Array(t.String()),
+    dependencies: t.Array(t.Object({ dependency: t.String(), state: t.String(), since: t.Union([t.String(), t.Null()]) })),
   }),
 });
 type HealthBody = typeof HealthBody.static;
@@ -53,11 +53,11 @@ export async function healthReport(deps: AppDeps): Promise<HealthBody> {
       database,
       redis: redisCheck,
       replication: { status: role.kind === "undecided" ? "no_primary" : "ok", role: role.kind === "primary" ? "primary" : "replica", primary },
-      breakers: {
-        status: open.length > 0 ? "degraded" : "ok",
-        open,
-        dependencies: breakerList.map((b) => ({ dependency: b.dependency, state: b.state, since: b.since })),
-      },
+    },
+    breakers: {
+      status: open.length > 0 ? "degraded" : "ok",
+      open,
+      dependencies: breakerList.map((b) => ({ dependency: b.dependency, state: b.state, since: b.since })),
     },
   };
 }
