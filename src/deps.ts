@@ -5,6 +5,7 @@ import type { Role } from "./platform/cluster/role.ts";
 import type { Database } from "./platform/db/client.ts";
 import type { JobQueue } from "./platform/jobs/port.ts";
 import type { CronView } from "./platform/cron/scheduler.ts";
+import type { Auth } from "./platform/http/auth.ts";
 import type { RateLimiter } from "./platform/http/rate-limit.ts";
 import type { Logger } from "./platform/observability/logger.ts";
 import type { OutboxKick } from "./platform/jobs/relay.ts";
@@ -25,6 +26,8 @@ export interface AppDeps {
   /** The cron schedules and their last runs (GET /admin/cron). */
   cron: CronView;
   role: Role;
+  /** Token and session checks (the auth macro and the cached-read fast path share it). */
+  auth: Auth;
   rateLimiter: RateLimiter;
   /** Circuit breakers of the outbound dependencies (mail API, primary, Machines API). */
   breakers: Breakers;

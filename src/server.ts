@@ -6,6 +6,8 @@ import type { Config } from "./config.ts";
 import type { AppDeps, Redis } from "./deps.ts";
 import type { Cache } from "./platform/cache/port.ts";
 import { createCache } from "./platform/cache/create.ts";
+import { Auth } from "./platform/http/auth.ts";
+import { Sessions } from "./platform/http/sessions.ts";
 import { warmCache } from "./modules/cache/warm.ts";
 import { FAST_ROUTE, userDetailFastPath } from "./platform/cache/fast-read.ts";
 import { roleFromConfig } from "./platform/cluster/role.ts";
@@ -84,6 +86,7 @@ export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDe
     outbox: background.relay,
     cron: background.cron,
     role,
+    auth: new Auth(config.jwtSecret, new Sessions(database.db, cache)),
     rateLimiter: redis ? new RedisRateLimiter(redis, config.REDIS_PREFIX) : new MemoryRateLimiter(),
     breakers,
     inFlight: () => requests.inFlight,
@@ -131,7 +134,7 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
   const fastRead = userDetailFastPath({
     cache: deps.cache,
     logger,
-    jwtSecret: config.jwtSecret,
+    auth: deps.auth,
     observe:
       httpMetrics && fastSeries
         ? (seconds) => {

@@ -4,6 +4,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { loadConfig } from "../src/config.ts";
 import { MemoryBus } from "../src/platform/cache/bus.ts";
 import { userDetailFastPath } from "../src/platform/cache/fast-read.ts";
+import { Auth } from "../src/platform/http/auth.ts";
+import { Sessions } from "../src/platform/http/sessions.ts";
+import type { Db } from "../src/platform/db/client.ts";
 import { TwoTierCache } from "../src/platform/cache/two-tier.ts";
 import { signJwt } from "../src/platform/http/jwt.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
@@ -83,7 +86,14 @@ describe("the cached-read fast path in front of Elysia", () => {
       bus: new MemoryBus(),
     });
     await cache.start();
-    const fast = userDetailFastPath({ cache, logger: fastLogger, jwtSecret: secret })!;
+    // The fast path reads sessions from memory only (the cache's L1): it never touches the database.
+    const auth = new Auth(secret, new Sessions(undefined as unknown as Db, cache));
+    const fast = userDetailFastPath({ cache, logger: fastLogger, auth })!;
+    await cache.getOrSet("session:s", async () => ({ userId: 3, isAdmin: false }), { tags: ["sessions:3"] });
+    await cache.getOrSet("session:revoked", async () => null, { tags: ["sessions:3"] });
+    const revoked = signJwt({ sub: "3", sid: "revoked", adm: false, iat: 0, exp: Math.floor(Date.now() / 1000) + 60 }, secret);
+    const unknownSession = signJwt({ sub: "3", sid: "not-in-memory", adm: false, iat: 0, exp: Math.floor(Date.now() / 1000) + 60 }, secret);
+    const otherUser = signJwt({ sub: "4", sid: "s", adm: false, iat: 0, exp: Math.floor(Date.now() / 1000) + 60 }, secret);
     const token = signJwt({ sub: "3", sid: "s", adm: false, iat: 0, exp: Math.floor(Date.now() / 1000) + 60 }, secret);
     const expired = signJwt({ sub: "3", sid: "s", adm: false, iat: 0, exp: 1 }, secret);
     // The server's router hands the fast path GET /api/v1/users/:id with the decoded :id.
@@ -111,6 +121,9 @@ describe("the cached-read fast path in front of Elysia", () => {
       ["no token", req("7", {})],
       ["bad token", req("7", { authorization: `Bearer ${token}x` })],
       ["expired token", req("7", { authorization: `Bearer ${expired}` })],
+      ["revoked session", req("7", { authorization: `Bearer ${revoked}` })],
+      ["session not in memory", req("7", { authorization: `Bearer ${unknownSession}` })],
+      ["session of another user", req("7", { authorization: `Bearer ${otherUser}` })],
       ["not canonical", req("07")],
       ["not a number", req("7a")],
       ["a body", req("7", { authorization: `Bearer ${token}`, "content-length": "2" })],
@@ -124,6 +137,11 @@ describe("the cached-read fast path in front of Elysia", () => {
       expect({ authorization, status: fast(...req("7", { authorization }))?.status }).toEqual({ authorization, status: 200 });
     }
     await cache.invalidateTags(["user:7"]);
+    expect(fast(...req("7"))).toBeUndefined();
+    await cache.getOrSet("user:7:detail", async () => detail, { tags: ["user:7"] });
+    expect(fast(...req("7"))?.status).toBe(200);
+    // Revoking the user's sessions drops the cached state: the app decides again.
+    await cache.invalidateTags(["sessions:3"]);
     expect(fast(...req("7"))).toBeUndefined();
     await cache.close();
   });

@@ -9,7 +9,7 @@ import { t } from "elysia";
 
 export function adminModule(deps: AppDeps) {
   return new Elysia({ prefix: "/admin", tags: ["admin"] })
-    .use(authPlugin(deps.config.jwtSecret))
+    .use(authPlugin(deps.auth))
     .post("/preferences/bulk", async ({ body, set }) => {
       const accepted = await admin.bulkPreferences(deps, body.user_ids, body.preference_updates);
       set.status = 202;

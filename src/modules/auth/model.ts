@@ -10,3 +10,8 @@ export const TokenResponse = t.Object({
   token_type: t.Literal("bearer"),
   expires_in: t.Integer({ description: "Seconds" }),
 });
+
+export const LogoutBody = t.Object(
+  { all: t.Optional(t.Boolean({ description: "End every session of the caller, not only this token's" })) },
+  { additionalProperties: false },
+);

@@ -1,6 +1,6 @@
 // Login: argon2id verification, a session row, and a signed JWT carrying user id, admin flag and session id.
 import type { AppDeps } from "../../deps.ts";
-import { sessions } from "../../platform/db/schema/index.ts";
+import type { Principal } from "../../platform/http/auth.ts";
 import { tooManyRequests, unauthorized } from "../../platform/http/errors.ts";
 import { signJwt } from "../../platform/http/jwt.ts";
 import { hashPassword } from "../users/service.ts";
@@ -33,19 +33,19 @@ export async function login(deps: AppDeps, email: string, password: string) {
   if (limit > 0) await deps.rateLimiter.forgive(limitKey);
 
   const now = Math.floor(Date.now() / 1000);
-  const sessionId = crypto.randomUUID();
-  await deps.database.db.insert(sessions).values({
-    id: sessionId,
-    userId: user.id,
-    createdAt: new Date(now * 1000).toISOString(),
-    expiresAt: new Date((now + TOKEN_TTL_SECONDS) * 1000).toISOString(),
-  });
+  const sessionId = await deps.auth.sessions.create(user.id, new Date(now * 1000), new Date((now + TOKEN_TTL_SECONDS) * 1000));
   await usersRepo.touch(deps.database.db, user.id);
   const token = signJwt(
     { sub: String(user.id), sid: sessionId, adm: user.isAdmin, iat: now, exp: now + TOKEN_TTL_SECONDS },
     deps.config.jwtSecret,
   );
   return { access_token: token, token_type: "bearer" as const, expires_in: TOKEN_TTL_SECONDS };
+}
+
+/** Ends the caller's session, or with `all` every session of the caller, on every instance. */
+export async function logout(deps: AppDeps, principal: Principal, all: boolean): Promise<void> {
+  if (all) await deps.auth.sessions.revokeAll(principal.userId);
+  else await deps.auth.sessions.revoke(principal.sessionId, principal.userId);
 }
 
 /** Computes the dummy hash ahead of the first login, so that login is not the slow one. */

@@ -7,7 +7,7 @@ import { CacheStatsBody } from "./model.ts";
 
 export function cacheModule(deps: AppDeps) {
   return new Elysia({ prefix: "/cache", tags: ["cache"] })
-    .use(authPlugin(deps.config.jwtSecret))
+    .use(authPlugin(deps.auth))
     .model({ CacheStats: CacheStatsBody })
     .get("/stats", () => deps.cache.stats(), {
       auth: "admin",

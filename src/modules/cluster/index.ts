@@ -56,7 +56,7 @@ function internalRoutes(deps: AppDeps, token: string) {
 export function clusterModule(deps: AppDeps) {
   const app = new Elysia({ name: "cluster" })
     .use(replicaGuard(deps.role))
-    .use(authPlugin(deps.config.jwtSecret))
+    .use(authPlugin(deps.auth))
     .model({ ClusterStats })
     .get("/cluster/stats", () => clusterStats(deps), {
       auth: "admin",

@@ -7,7 +7,7 @@ import * as jobs from "./service.ts";
 
 export function jobsModule(deps: AppDeps) {
   return new Elysia({ prefix: "/jobs", tags: ["jobs"] })
-    .use(authPlugin(deps.config.jwtSecret))
+    .use(authPlugin(deps.auth))
     .model({ Job })
     .get("/:id", ({ params }) => jobs.getJob(deps, params.id), {
       auth: "admin",

@@ -9,7 +9,7 @@ import * as posts from "./service.ts";
 
 export function postsModule(deps: AppDeps) {
   return new Elysia({ prefix: "/users", tags: ["posts"] })
-    .use(authPlugin(deps.config.jwtSecret))
+    .use(authPlugin(deps.auth))
     .model({ PostPublic })
     .post("/:id/posts", async ({ params, body, principal, set }) => {
       set.status = 201;

@@ -9,7 +9,7 @@ import * as prefs from "./service.ts";
 
 export function preferencesModule(deps: AppDeps) {
   return new Elysia({ prefix: "/users", tags: ["preferences"] })
-    .use(authPlugin(deps.config.jwtSecret))
+    .use(authPlugin(deps.auth))
     .get("/:id/preferences", async ({ params }) => cachedJson(await prefs.get(deps, params.id)), {
       auth: "user",
       params: IdParams,

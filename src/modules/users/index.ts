@@ -15,7 +15,7 @@ export function cachedJson(result: CacheResult<unknown>, extra: Record<string, s
 
 export function usersModule(deps: AppDeps) {
   return new Elysia({ prefix: "/users", tags: ["users"] })
-    .use(authPlugin(deps.config.jwtSecret))
+    .use(authPlugin(deps.auth))
     .model({ UserPublic, UserDetail })
     .post("", async ({ body, set }) => {
       set.status = 201;

@@ -105,6 +105,8 @@ export async function update(
   }
   if (!row) throw notFound(`User ${id} not found`);
   await deps.cache.invalidateTags([cacheKeys.userTag(id)]);
+  // A new password ends every session of the account, the caller's own included.
+  if (patch.passwordHash !== undefined) await deps.auth.sessions.revokeAll(id);
   return toUserPublic(row);
 }
 
@@ -113,6 +115,19 @@ export async function remove(deps: AppDeps, principal: Principal, id: number): P
   const deleted = await usersRepo.delete(deps.database.db, id);
   if (!deleted) throw notFound(`User ${id} not found`);
   await deps.cache.invalidateTags([cacheKeys.userTag(id)]);
+  // The rows went with the account (ON DELETE CASCADE); the cached states must go everywhere too.
+  await deps.auth.sessions.revokeAll(id, { deleteRows: false });
+}
+
+/**
+ * Grants or takes admin rights. A demotion takes them from every token of the account on every instance at
+ * once (tokens keep working as the user's own); the service has no route for it.
+ */
+export async function setAdmin(deps: AppDeps, id: number, isAdmin: boolean): Promise<void> {
+  const row = await usersRepo.update(deps.database.db, id, { isAdmin });
+  if (!row) throw notFound(`User ${id} not found`);
+  await deps.cache.invalidateTags([cacheKeys.userTag(id)]);
+  await deps.auth.sessions.revokeAll(id, { deleteRows: false });
 }
 
 /** Creates the admin account named by ADMIN_EMAIL/ADMIN_PASSWORD, or makes the existing account an admin. */
@@ -120,7 +135,7 @@ export async function ensureAdmin(deps: AppDeps, email: string, password: string
   const normalized = email.trim().toLowerCase();
   const existing = await usersRepo.findByEmail(deps.database.db, normalized);
   if (existing) {
-    if (!existing.isAdmin) await usersRepo.update(deps.database.db, existing.id, { isAdmin: true });
+    if (!existing.isAdmin) await setAdmin(deps, existing.id, true);
     return;
   }
   try {

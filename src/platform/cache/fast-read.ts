@@ -4,13 +4,14 @@
 // (and HEADs) here with the decoded :id; a query string does not change the route's answer, so it reaches here
 // too. This path does exactly what the Elysia route does for that case (same auth function, same id rule,
 // same cache entry and bytes, same headers, same log line and metrics) and declines (returns undefined) for
-// everything else: HEAD, a body, an id that is not canonical, a missing or invalid token, an L1 miss.
+// everything else: HEAD, a body, an id that is not canonical, a missing or invalid token, a session that is
+// revoked or not in memory, an L1 miss.
 // Declined requests take the normal route unchanged.
 //
 // Keep it in step with usersModule's `GET /:id`: a hook added there (rate limit, session check in the macro)
-// must be added here too, or this path must decline. Auth checks inside `authenticate` apply to both.
+// must be added here too, or this path must decline. Token and session checks live in Auth, shared by both.
 import type { Logger } from "../observability/logger.ts";
-import { authenticate, TokenCache } from "../http/auth.ts";
+import type { Auth } from "../http/auth.ts";
 import { requestIdOf, requestLogger } from "../http/request-context.ts";
 import { cacheKeys, type Cache } from "./port.ts";
 
@@ -44,7 +45,8 @@ function headersFor(source: string): Headers {
 export interface FastReadOptions {
   cache: Cache;
   logger: Logger;
-  jwtSecret: string;
+  /** The app's own token and session checks; a session not in memory sends the request the app's way. */
+  auth: Auth;
   /** Records the duration of an answered request (the metrics series of GET FAST_ROUTE 200). */
   observe?: (seconds: number) => void;
 }
@@ -57,10 +59,9 @@ export interface FastReadOptions {
 export type FastRead = (request: Request, id: string, start: number) => Response | undefined;
 
 export function userDetailFastPath(opts: FastReadOptions): FastRead | null {
-  const { cache, logger, jwtSecret, observe } = opts;
+  const { cache, logger, auth, observe } = opts;
   const peek = cache.peek?.bind(cache);
   if (!peek) return null;
-  const tokens = new TokenCache(10_000);
   const logHit = requestLogger(logger, "GET", FAST_ROUTE, 200);
   const answer: FastRead = (request, rawId, start) => {
     // HEAD reaches a GET route too.
@@ -72,7 +73,8 @@ export function userDetailFastPath(opts: FastReadOptions): FastRead | null {
     // The app answers 413 to a Content-Length over its limit before routing; a GET's body is otherwise ignored
     // (a chunked one too), so only a declared length sends the request the app's way.
     if (headers.get("content-length") !== null) return undefined;
-    if (authenticate(headers.get("authorization"), jwtSecret, tokens) === null) return undefined;
+    // A revoked session (null) or one not in memory (undefined): the app answers (401, or after loading it).
+    if (!auth.peekPrincipal(headers.get("authorization"))) return undefined;
     // undefined also for a cached "no such user": the app writes that 404 as problem+json.
     const hit = peek(cacheKeys.userDetail(id));
     if (hit === undefined) return undefined;

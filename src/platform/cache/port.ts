@@ -68,4 +68,7 @@ export const cacheKeys = {
   userPosts: (id: number, page: number, limit: number) => `user:${id}:posts:${page}:${limit}`,
   userPreferences: (id: number) => `user:${id}:prefs`,
   userTag: (id: number) => `user:${id}`,
+  session: (sid: string) => `session:${sid}`,
+  /** Every cached session state of a user: invalidated when their sessions are revoked or their rights change. */
+  sessionsTag: (userId: number) => `sessions:${userId}`,
 };

@@ -211,7 +211,8 @@ export class TwoTierCache implements Cache {
     const staleUntil = expiresAt + this.graceMs;
     if (this.mayFill(key, tags, gen, tokens)) {
       this.fillL1(key, value, json, tags, expiresAt, staleUntil);
-      if (l2 !== null && tokens !== undefined) void l2.write(key, json, tags, tokens, expiresAt, staleUntil);
+      // A miss (null) stays in L1 only: unknown ids cost a caller nothing to invent, and each would be a Redis key.
+      if (l2 !== null && tokens !== undefined && value !== null) void l2.write(key, json, tags, tokens, expiresAt, staleUntil);
     }
     return { value, json, source: "miss" };
   }

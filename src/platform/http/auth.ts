@@ -1,8 +1,9 @@
-// Bearer-token authentication as an Elysia macro: `{ auth: "user" }` or `{ auth: "admin" }` on a route
-// resolves `principal` or answers 401/403.
+// Bearer-token authentication: a valid token of a live session. As an Elysia macro, `{ auth: "user" }` or
+// `{ auth: "admin" }` on a route gives the handler `principal` or answers 401/403.
 import { Elysia } from "elysia";
 import { forbidden, unauthorized } from "./errors.ts";
 import { verifyJwt, type Claims } from "./jwt.ts";
+import type { Sessions, SessionState } from "./sessions.ts";
 
 export interface Principal {
   userId: number;
@@ -54,18 +55,52 @@ export function authenticate(header: string | null | undefined, secret: string, 
   return principal;
 }
 
+/** The principal a token stands for given its session's current state; null when the session is not valid. */
+function withSession(p: Principal, s: SessionState | null): Principal | null {
+  if (s === null || s.userId !== p.userId) return null;
+  // Admin rights are those of the token and of the account now: a demotion takes them from every token.
+  return p.isAdmin && !s.isAdmin ? { ...p, isAdmin: false } : p;
+}
+
+/** Token and session, checked together: the one way the app and the cached-read fast path authenticate. */
+export class Auth {
+  private readonly tokens = new TokenCache(10_000);
+  constructor(
+    readonly secret: string,
+    readonly sessions: Sessions,
+  ) {}
+
+  /** The token's verified claims only (no session check): rate-limit keys, nothing that grants access. */
+  tokenPrincipal(header: string | null | undefined): Principal | null {
+    return authenticate(header, this.secret, this.tokens);
+  }
+
+  async principal(header: string | null | undefined): Promise<Principal | null> {
+    const p = authenticate(header, this.secret, this.tokens);
+    if (p === null) return null;
+    return withSession(p, await this.sessions.state(p.sessionId, p.userId));
+  }
+
+  /** Synchronously, from memory: the principal, null when refused, undefined when the session is not in memory. */
+  peekPrincipal(header: string | null | undefined): Principal | null | undefined {
+    const p = authenticate(header, this.secret, this.tokens);
+    if (p === null) return null;
+    const s = this.sessions.peek(p.sessionId);
+    return s === undefined ? undefined : withSession(p, s);
+  }
+}
+
 /**
  * `{ auth: "user" | "admin" }` on a route. The token is checked in `transform`, which Elysia runs before it
  * validates params, query and body (a macro's `resolve` runs after validation): an anonymous caller gets its 401
  * before any of its input is looked at. `resolve` only hands the principal found there to the handler, typed.
  */
-export function authPlugin(secret: string) {
-  const cache = new TokenCache(10_000);
-  return new Elysia({ name: "auth", seed: secret }).macro({
+export function authPlugin(auth: Auth) {
+  return new Elysia({ name: "auth", seed: auth.secret }).macro({
     auth: (level: "user" | "admin") => ({
       detail: { security: [{ bearer: [] }] },
-      transform(ctx) {
-        const principal = authenticate(ctx.request.headers.get("authorization"), secret, cache);
+      async transform(ctx) {
+        const principal = await auth.principal(ctx.request.headers.get("authorization"));
         if (!principal) throw unauthorized();
         if (level === "admin" && !principal.isAdmin) throw forbidden("Administrators only");
         (ctx as unknown as { principal: Principal }).principal = principal;

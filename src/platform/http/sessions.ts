@@ -1,0 +1,92 @@
+// Login sessions: the row a login writes (its id is the token's `sid`), the state a request checks on every
+// authenticated call, and revocation. The state is read through the cache (L1 while the bus is live, kept
+// coherent by it; L2 next; the database last), so the hot path does no database read, and a revocation
+// (logout, password change, deletion, admin rights changed) reaches every instance through the bus.
+import { and, eq } from "drizzle-orm";
+import type { Cache } from "../cache/port.ts";
+import { cacheKeys } from "../cache/port.ts";
+import type { Db } from "../db/client.ts";
+import { sessions, users } from "../db/schema/index.ts";
+
+/** What a valid session lets its token do now (admin rights are the account's current ones). */
+export interface SessionState {
+  userId: number;
+  isAdmin: boolean;
+}
+
+/**
+ * A state read without the cache's L1 (the bus was down, or it was just loaded) is remembered here for at
+ * most this long: the bound on how stale a revocation can be seen when the bus cannot say so.
+ */
+export const SESSION_MEMO_MS = 1_000;
+const MEMO_MAX = 10_000;
+
+export class Sessions {
+  private readonly memo = new Map<string, { state: SessionState | null; until: number }>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly cache: Cache,
+  ) {}
+
+  /** Writes the row of a new login; its id goes into the token. */
+  async create(userId: number, createdAt: Date, expiresAt: Date): Promise<string> {
+    const id = crypto.randomUUID();
+    await this.db.insert(sessions).values({ id, userId, createdAt: createdAt.toISOString(), expiresAt: expiresAt.toISOString() });
+    return id;
+  }
+
+  /** The session's state, or null when it is revoked, expired, or its account is gone or inactive. */
+  async state(sid: string, userId: number): Promise<SessionState | null> {
+    const now = Date.now();
+    const m = this.memo.get(sid);
+    if (m !== undefined && m.until > now) return m.state;
+    const r = await this.cache.getOrSet(cacheKeys.session(sid), () => this.load(sid), { tags: [cacheKeys.sessionsTag(userId)] });
+    if (r.source !== "hit-l1") this.remember(sid, r.value, now);
+    return r.value;
+  }
+
+  /** Synchronously, from memory only: the state, null when known revoked, undefined when not in memory. */
+  peek(sid: string): SessionState | null | undefined {
+    const m = this.memo.get(sid);
+    if (m !== undefined && m.until > Date.now()) return m.state;
+    const hit = this.cache.peek?.(cacheKeys.session(sid));
+    return hit === undefined ? undefined : (hit.value as SessionState | null);
+  }
+
+  /** Ends one session (logout). */
+  async revoke(sid: string, userId: number): Promise<void> {
+    await this.db.delete(sessions).where(and(eq(sessions.id, sid), eq(sessions.userId, userId)));
+    this.memo.delete(sid);
+    await this.cache.delete([cacheKeys.session(sid)]);
+  }
+
+  /**
+   * Ends every session of a user (logout everywhere, password change), or, with `deleteRows: false`, only makes
+   * every instance read their state again (account deleted, admin rights or activity changed).
+   */
+  async revokeAll(userId: number, opts: { deleteRows?: boolean } = {}): Promise<void> {
+    if (opts.deleteRows ?? true) await this.db.delete(sessions).where(eq(sessions.userId, userId));
+    for (const [sid, m] of this.memo) if (m.state === null || m.state.userId === userId) this.memo.delete(sid);
+    await this.cache.invalidateTags([cacheKeys.sessionsTag(userId)]);
+  }
+
+  private async load(sid: string): Promise<SessionState | null> {
+    const [row] = await this.db
+      .select({ userId: sessions.userId, expiresAt: sessions.expiresAt, isAdmin: users.isAdmin, isActive: users.isActive })
+      .from(sessions)
+      .innerJoin(users, eq(users.id, sessions.userId))
+      .where(eq(sessions.id, sid))
+      .limit(1);
+    if (!row || !row.isActive || Date.parse(row.expiresAt) <= Date.now()) return null;
+    return { userId: row.userId, isAdmin: row.isAdmin };
+  }
+
+  private remember(sid: string, state: SessionState | null, now: number): void {
+    if (this.memo.size >= MEMO_MAX) {
+      for (const [k, m] of this.memo) if (m.until <= now) this.memo.delete(k);
+      if (this.memo.size >= MEMO_MAX) this.memo.clear();
+    }
+    this.memo.set(sid, { state, until: now + SESSION_MEMO_MS });
+  }
+}

@@ -1,0 +1,119 @@
+// Sessions that mean something: logout, and revocation on password change, deletion and demotion, on every
+// instance within a second, the cached-read fast path included.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { loadConfig } from "../src/config.ts";
+import { setAdmin } from "../src/modules/users/service.ts";
+import { startInstance } from "../src/server.ts";
+import { makeApp, REDIS_URL, tempDir, testEnv, type TestApp } from "./helpers.ts";
+
+let t: TestApp;
+beforeAll(async () => {
+  t = await makeApp();
+});
+afterAll(() => t.close());
+
+const me = async (app: TestApp, token: string) => (await app.request("GET", "/api/v1/users/me", { token })).status;
+
+describe("POST /api/v1/auth/logout", () => {
+  test("ends the token's session only; the body may be omitted", async () => {
+    const u = await t.user();
+    const second = await t.login(u.email, "correct-horse");
+    expect(await me(t, u.token)).toBe(200);
+    const r = await t.request("POST", "/api/v1/auth/logout", { token: u.token });
+    expect(r.status).toBe(204);
+    expect(await me(t, u.token)).toBe(401);
+    expect(await me(t, second)).toBe(200);
+    expect((await t.request("POST", "/api/v1/auth/logout", { token: u.token })).status).toBe(401);
+  });
+
+  test("{all: true} ends every session of the caller and no one else's", async () => {
+    const u = await t.user();
+    const other = await t.user();
+    const second = await t.login(u.email, "correct-horse");
+    expect((await t.request("POST", "/api/v1/auth/logout", { token: second, body: { all: true } })).status).toBe(204);
+    expect(await me(t, u.token)).toBe(401);
+    expect(await me(t, second)).toBe(401);
+    expect(await me(t, other.token)).toBe(200);
+    expect(await me(t, await t.login(u.email, "correct-horse"))).toBe(200);
+  });
+
+  test("anonymous is 401, a bad body 422", async () => {
+    expect((await t.json("POST", "/api/v1/auth/logout", { body: { all: true } })).status).toBe(401);
+    const u = await t.user();
+    const r = await t.json("POST", "/api/v1/auth/logout", { token: u.token, body: { all: "yes" } });
+    expect(r.status).toBe(422);
+    expect(await me(t, u.token)).toBe(200);
+  });
+});
+
+describe("revocation", () => {
+  test("a password change ends every session of the account", async () => {
+    const u = await t.user();
+    const second = await t.login(u.email, "correct-horse");
+    expect((await t.json("PATCH", `/api/v1/users/${u.id}`, { token: u.token, body: { password: "a-new-password" } })).status).toBe(200);
+    expect(await me(t, u.token)).toBe(401);
+    expect(await me(t, second)).toBe(401);
+    expect(await me(t, await t.login(u.email, "a-new-password"))).toBe(200);
+  });
+
+  test("a deleted user's token reads nothing", async () => {
+    const u = await t.user();
+    const other = await t.user();
+    expect((await t.request("GET", `/api/v1/users/${other.id}`, { token: u.token })).status).toBe(200);
+    expect((await t.request("DELETE", `/api/v1/users/${u.id}`, { token: u.token })).status).toBe(204);
+    expect((await t.request("GET", `/api/v1/users/${other.id}`, { token: u.token })).status).toBe(401);
+    expect(await me(t, u.token)).toBe(401);
+  });
+
+  test("a demoted admin keeps the user's rights and loses the admin routes at once", async () => {
+    const a = await t.user();
+    await setAdmin(t.deps, a.id, true);
+    const token = await t.login(a.email, "correct-horse");
+    const victim = await t.user();
+    expect((await t.request("GET", "/api/v1/users", { token })).status).toBe(200);
+    await setAdmin(t.deps, a.id, false);
+    expect((await t.request("GET", "/api/v1/users", { token })).status).toBe(403);
+    expect((await t.json("PATCH", `/api/v1/users/${victim.id}`, { token, body: { full_name: "pwned" } })).status).toBe(403);
+    expect(await me(t, token)).toBe(200);
+  });
+});
+
+describe("across instances", () => {
+  test("a logout on one instance is refused by another within a second, and by its cached-read fast path", async () => {
+    const dir = tempDir("sessions-");
+    const prefix = `test:${crypto.randomUUID().slice(0, 8)}:`;
+    const env = { REDIS_URL, REDIS_PREFIX: prefix, PORT: "0", HOST: "127.0.0.1", JOBS_WORKER_ENABLED: "false", CRON_ENABLED: "false" };
+    const a = await startInstance(loadConfig(testEnv({ ...env, INSTANCE_ID: "sessions-a" }, dir)));
+    const b = await startInstance(loadConfig(testEnv({ ...env, INSTANCE_ID: "sessions-b" }, dir)));
+    try {
+      const call = (base: string, method: string, path: string, token?: string, body?: unknown) =>
+        fetch(base + path, {
+          method,
+          headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+          body: body === undefined ? undefined : JSON.stringify(body),
+        });
+      const email = `x-${crypto.randomUUID().slice(0, 6)}@example.com`;
+      const reg = await (await call(a.url, "POST", "/api/v1/users", undefined, { email, password: "correct-horse", full_name: "X" })).json();
+      const token = (await (await call(a.url, "POST", "/api/v1/auth/login", undefined, { email, password: "correct-horse" })).json()).access_token;
+      // Warm b: its session state and the user's detail are in its L1, so the next read is the fast path's.
+      expect((await call(b.url, "GET", `/api/v1/users/${reg.id}`, token)).status).toBe(200);
+      const warm = await call(b.url, "GET", `/api/v1/users/${reg.id}`, token);
+      expect(warm.headers.get("x-cache")).toBe("hit-l1");
+      await Bun.sleep(1_100); // past the session memo: only the bus can tell b now
+      expect((await call(b.url, "GET", `/api/v1/users/${reg.id}`, token)).status).toBe(200);
+
+      const started = performance.now();
+      expect((await call(a.url, "POST", "/api/v1/auth/logout", token)).status).toBe(204);
+      let status = 200;
+      while (status === 200 && performance.now() - started < 1_000) {
+        status = (await call(b.url, "GET", `/api/v1/users/${reg.id}`, token)).status;
+        if (status === 200) await Bun.sleep(20);
+      }
+      expect(status).toBe(401);
+      expect((await call(b.url, "GET", "/api/v1/users/me", token)).status).toBe(401);
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
+  });
+});
