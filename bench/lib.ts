@@ -1,7 +1,7 @@
 // Shared by the benchmarks: result files and a plain table.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { cpus } from "node:os";
+import { cpus, loadavg } from "node:os";
 
 export const RESULTS = join(import.meta.dir, "results");
 
@@ -10,7 +10,8 @@ export function writeResult(name: string, data: Record<string, unknown>): string
   const file = join(RESULTS, `${name}.json`);
   writeFileSync(
     file,
-    JSON.stringify({ name, at: new Date().toISOString(), bun: Bun.version, cpus: cpus().length, ...data }, null, 2) + "\n",
+    // The load average says how busy the (shared) machine was when the figures were taken.
+    JSON.stringify({ name, at: new Date().toISOString(), bun: Bun.version, cpus: cpus().length, load_avg_1m: loadavg()[0], ...data }, null, 2) + "\n",
   );
   return file;
 }

@@ -11,7 +11,7 @@ type Obj = { [k: string]: Json };
 const PAGE = join(import.meta.dir, "..", "docs", "benchmarks.md");
 /** Members that are raw samples: kept in the JSON, too long for the page. */
 const RAW = new Set(["raw", "samples"]);
-const META = new Set(["name", "at", "bun", "cpus", "description", "command"]);
+const META = new Set(["name", "at", "bun", "cpus", "load_avg_1m", "description", "command"]);
 
 const isObj = (v: Json | undefined): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
 const isScalar = (v: Json | undefined) => v === null || ["string", "number", "boolean"].includes(typeof v);
@@ -56,7 +56,7 @@ export function render(results: Obj[]): string {
   for (const r of results) {
     out.push(`## ${cell(r.name)}`, "");
     if (typeof r.description === "string") out.push(r.description, "");
-    out.push(`Command: \`${typeof r.command === "string" ? r.command : `bun run bench -- ${cell(r.name)}`}\`; run ${cell(r.at)}, Bun ${cell(r.bun)}, ${cell(r.cpus)} CPUs.`, "");
+    out.push(`Command: \`${typeof r.command === "string" ? r.command : `bun run bench -- ${cell(r.name)}`}\`; run ${cell(r.at)}, Bun ${cell(r.bun)}, ${cell(r.cpus)} CPUs${typeof r.load_avg_1m === "number" ? `, load average ${cell(r.load_avg_1m)} at the end` : ""}.`, "");
     const scalars = Object.entries(r).filter(([k, v]) => !META.has(k) && isScalar(v));
     if (scalars.length > 0) out.push(...table([Object.fromEntries(scalars)]), "");
     for (const [k, v] of Object.entries(r)) if (!META.has(k) && !RAW.has(k) && !isScalar(v)) out.push(...section(k, v, 0));
