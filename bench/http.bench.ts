@@ -31,7 +31,7 @@ const DATABASE_URL = `file:${join(dir, "app.db")}`;
 
 async function seed(): Promise<number[]> {
   const database = await openDatabase(DATABASE_URL, { setWal: true });
-  await runMigrations(database.db);
+  await runMigrations(database);
   const hash = await Bun.password.hash(PASSWORD, { algorithm: "argon2id" });
   const ids: number[] = [];
   const base = Date.parse("2026-01-01T00:00:00Z");

@@ -86,7 +86,7 @@ async function main(): Promise<number> {
 
   // One migrator, before anyone serves: the children then find nothing left to apply.
   const database = await openDatabase(config.DATABASE_URL, { setWal: true });
-  await runMigrations(database.db);
+  await runMigrations(database);
   logger.info("migrations applied", { database: config.DATABASE_URL });
 
   const children: Child[] = [];

@@ -15,6 +15,10 @@ const EnvSchema = T.Object({
   /** Let several processes share PORT (the local cluster mode sets it). */
   REUSE_PORT: Bool(false),
   DATABASE_URL: T.String({ pattern: "^(file:|libsql:|https?:|wss?:)", default: "file:./data/app.db" }),
+  /** Which driver opens DATABASE_URL: bun:sqlite for file: URLs, libsql otherwise; set to force one. */
+  DATABASE_DRIVER: T.Union([T.Literal("auto"), T.Literal("bun:sqlite"), T.Literal("libsql")], { default: "auto" }),
+  /** How long a write waits for another process's write lock before answering 503. */
+  DB_WRITE_WAIT_MS: Int(0, 60_000, 3_000),
   REDIS_URL: T.Optional(T.String({ pattern: "^rediss?://" })),
   /** Prefix for every Redis key and channel, so several deployments (or test files) can share one Redis. */
   REDIS_PREFIX: T.String({ default: "ne:" }),

@@ -58,9 +58,13 @@ export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDe
   const role = roleFromConfig(config);
   await role.ready();
   const primary = role.isPrimary();
-  const database = await openDatabase(config.DATABASE_URL, { setWal: primary });
+  const database = await openDatabase(config.DATABASE_URL, {
+    setWal: primary,
+    writeWaitMs: config.DB_WRITE_WAIT_MS,
+    driver: config.DATABASE_DRIVER === "auto" ? undefined : config.DATABASE_DRIVER,
+  });
   if (primary) {
-    await runMigrations(database.db);
+    await runMigrations(database);
     logger.info("migrations applied", { database: config.DATABASE_URL });
   } else {
     logger.info("replica: migrations left to the primary", { role: role.state().kind, primary: role.primaryName() });

@@ -28,9 +28,9 @@ export async function bulkPreferences(
     throw unprocessable([{ field: "user_ids", message: `no such users: ${shown}` }]);
   }
   const planned = ids.map((id) => ({ userId: id, jobId: Bun.randomUUIDv7() }));
-  await deps.database.db.transaction(async (tx) => {
+  await deps.database.write(function* (tx) {
     for (let i = 0; i < planned.length; i += OUTBOX_CHUNK) {
-      await writeOutbox(
+      yield* writeOutbox(
         tx,
         planned.slice(i, i + OUTBOX_CHUNK).map((p) => ({
           type: JOB_TYPES.updatePreferences,

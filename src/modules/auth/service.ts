@@ -1,6 +1,7 @@
 // Login: argon2id verification, a session row, and a signed JWT carrying user id, admin flag and session id.
 import type { AppDeps } from "../../deps.ts";
 import type { Principal } from "../../platform/http/auth.ts";
+import { q } from "../../platform/db/tx.ts";
 import { tooManyRequests, unauthorized } from "../../platform/http/errors.ts";
 import { signJwt } from "../../platform/http/jwt.ts";
 import { hashPassword } from "../users/service.ts";
@@ -34,7 +35,7 @@ export async function login(deps: AppDeps, email: string, password: string) {
 
   const now = Math.floor(Date.now() / 1000);
   const sessionId = await deps.auth.sessions.create(user.id, new Date(now * 1000), new Date((now + TOKEN_TTL_SECONDS) * 1000));
-  await usersRepo.touch(deps.database.db, user.id);
+  await deps.database.write((tx) => q(usersRepo.touch(tx, user.id)));
   const token = signJwt(
     { sub: String(user.id), sid: sessionId, adm: user.isAdmin, iat: now, exp: now + TOKEN_TTL_SECONDS },
     deps.config.jwtSecret,

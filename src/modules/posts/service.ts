@@ -1,6 +1,7 @@
 import type { AppDeps } from "../../deps.ts";
 import { cacheKeys, type CacheResult } from "../../platform/cache/port.ts";
 import type { Principal } from "../../platform/http/auth.ts";
+import { q } from "../../platform/db/tx.ts";
 import { notFound } from "../../platform/http/errors.ts";
 import type { PostPublic } from "../users/model.ts";
 import { postsRepo, toPostPublic, usersRepo } from "../users/repository.ts";
@@ -15,11 +16,10 @@ export interface PostsPage {
 
 export async function create(deps: AppDeps, principal: Principal, userId: number, title: string, content: string): Promise<PostPublic> {
   assertOwner(principal, userId);
-  const { db } = deps.database;
-  const row = await db.transaction(async (tx) => {
-    if (!(await usersRepo.exists(tx, userId))) throw notFound(`User ${userId} not found`);
-    const post = await postsRepo.insert(tx, userId, title, content);
-    await usersRepo.touch(tx, userId);
+  const row = await deps.database.write(function* (tx) {
+    if (!(yield* q(usersRepo.exists(tx, userId)))) throw notFound(`User ${userId} not found`);
+    const post = yield* q(postsRepo.insert(tx, userId, title, content));
+    yield* q(usersRepo.touch(tx, userId));
     return post;
   });
   await deps.cache.invalidateTags([cacheKeys.userTag(userId)]);

@@ -1,13 +1,17 @@
-// SQL for users, posts and preferences. Rows come out in the contract's shapes.
-import { count, desc, eq } from "drizzle-orm";
+// SQL for users, posts and preferences. Rows come out in the contract's shapes. Each call returns its result
+// directly on bun:sqlite and a promise on libSQL: `await` it, or `yield* q(...)` inside a write body.
+import { desc, eq, sql } from "drizzle-orm";
 import type { Db } from "../../platform/db/client.ts";
+import { mapStep, preparedFor, type Step } from "../../platform/db/step.ts";
 import { posts, preferences, users } from "../../platform/db/schema/index.ts";
 import type { PostPublic, Preferences, UserPublic } from "./model.ts";
+
+export { isUniqueViolation } from "../../platform/db/errors.ts";
 
 type UserRow = typeof users.$inferSelect;
 type PostRow = typeof posts.$inferSelect;
 /** Any Drizzle handle that can run queries: the database or a transaction. */
-export type Tx = Pick<Db, "select" | "insert" | "update" | "delete">;
+export type Tx = Db;
 
 export const toUserPublic = (u: UserRow): UserPublic => ({
   id: u.id,
@@ -29,51 +33,78 @@ export const toPostPublic = (p: PostRow): PostPublic => ({
 
 export const nowIso = () => new Date().toISOString();
 
-export function isUniqueViolation(err: unknown): boolean {
-  for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {
-    const code = (e as { code?: string }).code ?? "";
-    const msg = (e as { message?: string }).message ?? "";
-    if (code.includes("CONSTRAINT_UNIQUE") || code.includes("CONSTRAINT_PRIMARYKEY") || /UNIQUE constraint failed/.test(msg)) return true;
-  }
-  return false;
-}
+const p = sql.placeholder;
+
+const userStatements = preparedFor((db) => ({
+  byId: db.select().from(users).where(eq(users.id, p("id"))).limit(1).prepare(),
+  byEmail: db.select().from(users).where(eq(users.email, p("email"))).limit(1).prepare(),
+  exists: db.select({ id: users.id }).from(users).where(eq(users.id, p("id"))).limit(1).prepare(),
+  insert: db
+    .insert(users)
+    .values({
+      email: p("email"),
+      passwordHash: p("passwordHash"),
+      fullName: p("fullName"),
+      isAdmin: p("isAdmin"),
+      createdAt: p("now"),
+      updatedAt: p("now"),
+      lastActiveAt: p("now"),
+    })
+    .returning()
+    .prepare(),
+  // One statement for every combination of fields: a null parameter keeps the column as it is.
+  update: db
+    .update(users)
+    .set({
+      email: sql`coalesce(${p("email")}, ${users.email})`,
+      passwordHash: sql`coalesce(${p("passwordHash")}, ${users.passwordHash})`,
+      fullName: sql`coalesce(${p("fullName")}, ${users.fullName})`,
+      isAdmin: sql`coalesce(${p("isAdmin")}, ${users.isAdmin})`,
+      updatedAt: sql`${p("now")}`,
+      lastActiveAt: sql`${p("now")}`,
+    })
+    .where(eq(users.id, p("id")))
+    .returning()
+    .prepare(),
+  touch: db.update(users).set({ lastActiveAt: sql`${p("now")}` }).where(eq(users.id, p("id"))).prepare(),
+  delete: db.delete(users).where(eq(users.id, p("id"))).returning({ id: users.id }).prepare(),
+  pageItems: db.select().from(users).orderBy(users.id).limit(p("limit")).offset(p("offset")).prepare(),
+  count: db.select({ n: sql<number>`count(*)` }).from(users).prepare(),
+}));
 
 export const usersRepo = {
-  async findById(db: Tx, id: number): Promise<UserRow | undefined> {
-    const [row] = await db.select().from(users).where(eq(users.id, id)).limit(1);
-    return row;
+  findById(db: Tx, id: number): Step<UserRow | undefined> {
+    return userStatements(db).byId.get({ id });
   },
-  async findByEmail(db: Tx, email: string): Promise<UserRow | undefined> {
-    const [row] = await db.select().from(users).where(eq(users.email, email)).limit(1);
-    return row;
+  findByEmail(db: Tx, email: string): Step<UserRow | undefined> {
+    return userStatements(db).byEmail.get({ email });
   },
-  async exists(db: Tx, id: number): Promise<boolean> {
-    const [row] = await db.select({ id: users.id }).from(users).where(eq(users.id, id)).limit(1);
-    return row !== undefined;
+  exists(db: Tx, id: number): Step<boolean> {
+    return mapStep(userStatements(db).exists.get({ id }), (row) => row !== undefined);
   },
-  async insert(db: Tx, v: { email: string; passwordHash: string; fullName: string; isAdmin?: boolean }): Promise<UserRow> {
-    const now = nowIso();
-    const [row] = await db
-      .insert(users)
-      .values({ ...v, isAdmin: v.isAdmin ?? false, createdAt: now, updatedAt: now, lastActiveAt: now })
-      .returning();
-    return row!;
+  insert(db: Tx, v: { email: string; passwordHash: string; fullName: string; isAdmin?: boolean }): Step<UserRow> {
+    return mapStep(userStatements(db).insert.get({ ...v, isAdmin: v.isAdmin ? 1 : 0, now: nowIso() }), (row) => row!);
   },
-  async update(db: Tx, id: number, v: Partial<Pick<UserRow, "email" | "passwordHash" | "fullName" | "isAdmin">>): Promise<UserRow | undefined> {
-    const now = nowIso();
-    const [row] = await db.update(users).set({ ...v, updatedAt: now, lastActiveAt: now }).where(eq(users.id, id)).returning();
-    return row;
+  update(db: Tx, id: number, v: Partial<Pick<UserRow, "email" | "passwordHash" | "fullName" | "isAdmin">>): Step<UserRow | undefined> {
+    return userStatements(db).update.get({
+      id,
+      email: v.email ?? null,
+      passwordHash: v.passwordHash ?? null,
+      fullName: v.fullName ?? null,
+      isAdmin: v.isAdmin === undefined ? null : v.isAdmin ? 1 : 0,
+      now: nowIso(),
+    });
   },
-  async touch(db: Tx, id: number): Promise<void> {
-    await db.update(users).set({ lastActiveAt: nowIso() }).where(eq(users.id, id));
+  touch(db: Tx, id: number): Step<unknown> {
+    return userStatements(db).touch.run({ id, now: nowIso() });
   },
-  async delete(db: Tx, id: number): Promise<boolean> {
-    const rows = await db.delete(users).where(eq(users.id, id)).returning({ id: users.id });
-    return rows.length > 0;
+  delete(db: Tx, id: number): Step<boolean> {
+    return mapStep(userStatements(db).delete.all({ id }), (rows) => rows.length > 0);
   },
   async page(db: Tx, page: number, limit: number): Promise<{ items: UserRow[]; total: number }> {
-    const items = await db.select().from(users).orderBy(users.id).limit(limit).offset((page - 1) * limit);
-    const [c] = await db.select({ n: count() }).from(users);
+    const s = userStatements(db);
+    const items = await s.pageItems.all({ limit, offset: (page - 1) * limit });
+    const c = await s.count.get();
     return { items, total: c?.n ?? 0 };
   },
   async mostRecentlyActive(db: Tx, n: number): Promise<number[]> {
@@ -82,39 +113,53 @@ export const usersRepo = {
   },
 };
 
+const postStatements = preparedFor((db) => ({
+  insert: db
+    .insert(posts)
+    .values({ userId: p("userId"), title: p("title"), content: p("content"), createdAt: p("now") })
+    .returning()
+    .prepare(),
+  // Newest first; the (user_id, created_at, id) index serves both.
+  page: db
+    .select()
+    .from(posts)
+    .where(eq(posts.userId, p("userId")))
+    .orderBy(desc(posts.createdAt), desc(posts.id))
+    .limit(p("limit"))
+    .offset(p("offset"))
+    .prepare(),
+  count: db.select({ n: sql<number>`count(*)` }).from(posts).where(eq(posts.userId, p("userId"))).prepare(),
+}));
+
 export const postsRepo = {
-  async insert(db: Tx, userId: number, title: string, content: string): Promise<PostRow> {
-    const [row] = await db.insert(posts).values({ userId, title, content, createdAt: nowIso() }).returning();
-    return row!;
+  insert(db: Tx, userId: number, title: string, content: string): Step<PostRow> {
+    return mapStep(postStatements(db).insert.get({ userId, title, content, now: nowIso() }), (row) => row!);
   },
-  /** Newest first; the (user_id, created_at, id) index serves it. */
   async page(db: Tx, userId: number, page: number, limit: number): Promise<{ items: PostRow[]; total: number }> {
-    const items = await db
-      .select()
-      .from(posts)
-      .where(eq(posts.userId, userId))
-      .orderBy(desc(posts.createdAt), desc(posts.id))
-      .limit(limit)
-      .offset((page - 1) * limit);
-    const [c] = await db.select({ n: count() }).from(posts).where(eq(posts.userId, userId));
+    const s = postStatements(db);
+    const items = await s.page.all({ userId, limit, offset: (page - 1) * limit });
+    const c = await s.count.get({ userId });
     return { items, total: c?.n ?? 0 };
   },
-  async newest(db: Tx, userId: number, n: number): Promise<PostRow[]> {
-    return db.select().from(posts).where(eq(posts.userId, userId)).orderBy(desc(posts.createdAt), desc(posts.id)).limit(n);
+  newest(db: Tx, userId: number, n: number): Step<PostRow[]> {
+    return postStatements(db).page.all({ userId, limit: n, offset: 0 });
   },
 };
+
+const preferenceStatements = preparedFor((db) => ({
+  get: db.select({ data: preferences.data }).from(preferences).where(eq(preferences.userId, p("userId"))).limit(1).prepare(),
+  put: db
+    .insert(preferences)
+    .values({ userId: p("userId"), data: p("data"), updatedAt: p("now") })
+    .onConflictDoUpdate({ target: preferences.userId, set: { data: sql`excluded.data`, updatedAt: sql`excluded.updated_at` } })
+    .prepare(),
+}));
 
 export const preferencesRepo = {
-  async get(db: Tx, userId: number): Promise<Preferences> {
-    const [row] = await db.select({ data: preferences.data }).from(preferences).where(eq(preferences.userId, userId)).limit(1);
-    return row?.data ?? {};
+  get(db: Tx, userId: number): Step<Preferences> {
+    return mapStep(preferenceStatements(db).get.get({ userId }), (row) => row?.data ?? {});
   },
-  async put(db: Tx, userId: number, data: Preferences): Promise<void> {
-    const now = nowIso();
-    await db
-      .insert(preferences)
-      .values({ userId, data, updatedAt: now })
-      .onConflictDoUpdate({ target: preferences.userId, set: { data, updatedAt: now } });
+  put(db: Tx, userId: number, data: Preferences): Step<unknown> {
+    return preferenceStatements(db).put.run({ userId, data, now: nowIso() });
   },
 };
-

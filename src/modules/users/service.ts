@@ -3,6 +3,7 @@ import type { AppDeps } from "../../deps.ts";
 import { cacheKeys, type CacheResult } from "../../platform/cache/port.ts";
 import { conflict, forbidden, notFound, type AppError } from "../../platform/http/errors.ts";
 import type { Principal } from "../../platform/http/auth.ts";
+import { q } from "../../platform/db/tx.ts";
 import { writeOutbox } from "../../platform/jobs/outbox.ts";
 import type { UserDetail, UserPublic } from "./model.ts";
 import { isUniqueViolation, postsRepo, preferencesRepo, toPostPublic, toUserPublic, usersRepo } from "./repository.ts";
@@ -30,13 +31,12 @@ export async function register(
 ): Promise<UserPublic> {
   const email = input.email.trim().toLowerCase();
   const passwordHash = await hashPassword(input.password);
-  const { db } = deps.database;
   let user;
   try {
-    user = await db.transaction(async (tx) => {
-      if (await usersRepo.findByEmail(tx, email)) throw duplicateEmail();
-      const row = await usersRepo.insert(tx, { email, passwordHash, fullName: input.full_name, isAdmin: opts.isAdmin });
-      await writeOutbox(
+    user = await deps.database.write(function* (tx) {
+      if (yield* q(usersRepo.findByEmail(tx, email))) throw duplicateEmail();
+      const row = yield* q(usersRepo.insert(tx, { email, passwordHash, fullName: input.full_name, isAdmin: opts.isAdmin }));
+      yield* writeOutbox(
         tx,
         REGISTRATION_JOBS.map((type) => ({
           type,
@@ -92,12 +92,12 @@ export async function update(
   if (input.password !== undefined) patch.passwordHash = await hashPassword(input.password);
   let row;
   try {
-    row = await deps.database.db.transaction(async (tx) => {
+    row = await deps.database.write(function* (tx) {
       if (patch.email !== undefined) {
-        const other = await usersRepo.findByEmail(tx, patch.email);
+        const other = yield* q(usersRepo.findByEmail(tx, patch.email));
         if (other && other.id !== id) throw duplicateEmail();
       }
-      return usersRepo.update(tx, id, patch);
+      return yield* q(usersRepo.update(tx, id, patch));
     });
   } catch (err) {
     if (isUniqueViolation(err)) throw duplicateEmail();
@@ -112,7 +112,7 @@ export async function update(
 
 export async function remove(deps: AppDeps, principal: Principal, id: number): Promise<void> {
   assertOwnerOrAdmin(principal, id);
-  const deleted = await usersRepo.delete(deps.database.db, id);
+  const deleted = await deps.database.write((tx) => q(usersRepo.delete(tx, id)));
   if (!deleted) throw notFound(`User ${id} not found`);
   await deps.cache.invalidateTags([cacheKeys.userTag(id)]);
   // The rows went with the account (ON DELETE CASCADE); the cached states must go everywhere too.
@@ -124,7 +124,7 @@ export async function remove(deps: AppDeps, principal: Principal, id: number): P
  * once (tokens keep working as the user's own); the service has no route for it.
  */
 export async function setAdmin(deps: AppDeps, id: number, isAdmin: boolean): Promise<void> {
-  const row = await usersRepo.update(deps.database.db, id, { isAdmin });
+  const row = await deps.database.write((tx) => q(usersRepo.update(tx, id, { isAdmin })));
   if (!row) throw notFound(`User ${id} not found`);
   await deps.cache.invalidateTags([cacheKeys.userTag(id)]);
   await deps.auth.sessions.revokeAll(id, { deleteRows: false });

@@ -1,22 +1,54 @@
-// Opens the libSQL database (a local SQLite file; on Fly the LiteFS mount) through Drizzle.
+// Opens the database. A local `file:` URL (the default, and the LiteFS mount on Fly) runs on bun:sqlite: one
+// synchronous connection, statements prepared once, write transactions that never wait on the event loop. A
+// `libsql:`/`http(s):`/`ws(s):` URL (a libSQL server, Turso) runs on @libsql/client. The repositories are
+// written once against Drizzle's builders, which both accept (see tx.ts for transactions).
+import { Database as BunDatabase } from "bun:sqlite";
 import { createClient, type Client } from "@libsql/client";
-import { drizzle, type LibSQLDatabase } from "drizzle-orm/libsql";
+import type { BaseSQLiteDatabase } from "drizzle-orm/sqlite-core";
+import { drizzle as drizzleBun } from "drizzle-orm/bun-sqlite";
+import { drizzle as drizzleLibsql } from "drizzle-orm/libsql";
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import * as schema from "./schema/index.ts";
-import { serializeWrites } from "./serialize-writes.ts";
+import { driveAsync, driveSync, type TxBody } from "./tx.ts";
+import { busyFor, isBusy } from "./errors.ts";
 
-export type Db = LibSQLDatabase<typeof schema>;
+export type Schema = typeof schema;
+/** A Drizzle handle on either driver: the database, or the transaction a write body receives. */
+export type Db = BaseSQLiteDatabase<"sync" | "async", unknown, Schema>;
+export type Driver = "bun:sqlite" | "libsql";
+
+/** The subset of a libSQL client the rest of the code (health check, tests) uses, on either driver. */
+export interface SqlClient {
+  execute(stmt: string | { sql: string; args?: unknown[] }): Promise<{ rows: Record<string, unknown>[] }>;
+}
+
 export interface Database {
   db: Db;
-  client: Client;
+  driver: Driver;
+  client: SqlClient;
   url: string;
   /** Absolute path of the SQLite file, or null for non-file URLs. */
   path: string | null;
+  /**
+   * Runs `body` as one write transaction (BEGIN IMMEDIATE). While another process holds the write lock it
+   * retries with backoff off the event loop, then fails with a 503-class error; nothing of it is committed then.
+   */
+  write<T>(body: TxBody<Db, T>): Promise<T>;
   close(): void;
 }
 
-const BUSY_TIMEOUT_MS = 5_000;
+export interface OpenOptions {
+  /** WAL is a property of the file: set by the primary only (a LiteFS replica cannot write it). */
+  setWal: boolean;
+  /** How long a write keeps retrying while another process holds the write lock. */
+  writeWaitMs?: number;
+  /** Forces a driver (tests run the libSQL path on a file: URL this way). */
+  driver?: Driver;
+}
+
+export const DEFAULT_WRITE_WAIT_MS = 3_000;
+const BACKOFF_MAX_MS = 50;
 
 export function filePathOf(url: string): string | null {
   if (!url.startsWith("file:")) return null;
@@ -24,19 +56,121 @@ export function filePathOf(url: string): string | null {
   return rest === ":memory:" ? null : resolve(rest);
 }
 
+export const driverFor = (url: string): Driver => (url.startsWith("file:") ? "bun:sqlite" : "libsql");
+
 /**
- * Opens the database. WAL is a property of the file and is set once by the primary
- * (`setWal`); busy_timeout is set on every pooled connection through libsql's `timeout`;
- * foreign keys are on by default in libsql; synchronous=NORMAL is set on open.
+ * Retries `attempt` while it fails with SQLITE_BUSY before its body started (BEGIN IMMEDIATE found the lock
+ * taken), sleeping between tries so the event loop keeps serving; gives up after `waitMs`.
  */
-export async function openDatabase(url: string, opts: { setWal: boolean }): Promise<Database> {
+async function withBusyRetry<T>(waitMs: number, attempt: (started: { value: boolean }) => Promise<T> | T): Promise<T> {
+  const deadline = performance.now() + waitMs;
+  let delay = 1;
+  for (;;) {
+    const started = { value: false };
+    try {
+      return await attempt(started);
+    } catch (err) {
+      if (started.value || !isBusy(err)) throw err;
+      const left = deadline - performance.now();
+      if (left <= 0) throw busyFor(waitMs, err);
+      await Bun.sleep(Math.min(delay, left));
+      delay = Math.min(delay * 2, BACKOFF_MAX_MS);
+    }
+  }
+}
+
+function openBun(url: string, path: string | null, opts: OpenOptions): Database {
+  const sqlite = new BunDatabase(path ?? ":memory:", { create: true, strict: true });
+  // Never sleep in SQLite's busy handler: it would sleep on the event loop. Busy writes are retried in write().
+  sqlite.exec("PRAGMA busy_timeout = 0");
+  if (opts.setWal && path) sqlite.exec("PRAGMA journal_mode = WAL");
+  sqlite.exec("PRAGMA synchronous = NORMAL");
+  sqlite.exec("PRAGMA foreign_keys = ON");
+  const db = drizzleBun(sqlite, { schema }) as unknown as Db;
+  const begin = sqlite.prepare("BEGIN IMMEDIATE");
+  const commit = sqlite.prepare("COMMIT");
+  const rollback = sqlite.prepare("ROLLBACK");
+  const waitMs = opts.writeWaitMs ?? DEFAULT_WRITE_WAIT_MS;
+  const runOnce = <T>(body: TxBody<Db, T>, started: { value: boolean }): T => {
+    begin.run();
+    started.value = true;
+    try {
+      const result = driveSync(body(db));
+      commit.run();
+      return result;
+    } catch (err) {
+      if (sqlite.inTransaction) rollback.run();
+      throw err;
+    }
+  };
+  const client: SqlClient = {
+    async execute(stmt) {
+      const { sql, args = [] } = typeof stmt === "string" ? { sql: stmt } : stmt;
+      return { rows: sqlite.query(sql).all(...(args as never[])) as Record<string, unknown>[] };
+    },
+  };
+  return {
+    db,
+    driver: "bun:sqlite",
+    client,
+    url,
+    path,
+    write: (body) => {
+      // The common case (no lock held elsewhere) commits without a single await.
+      try {
+        const started = { value: false };
+        try {
+          return Promise.resolve(runOnce(body, started));
+        } catch (err) {
+          if (started.value || !isBusy(err)) throw err;
+        }
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      return withBusyRetry(waitMs, (started) => runOnce(body, started));
+    },
+    close: () => sqlite.close(),
+  };
+}
+
+async function openLibsql(url: string, path: string | null, opts: OpenOptions): Promise<Database> {
+  // timeout is libSQL's busy_timeout on a local file, which only tests open this way (file: URLs run on
+  // bun:sqlite): its client leaves a BEGIN that found the lock taken open on the connection, so it waits instead.
+  const raw: Client = createClient({ url, timeout: path ? 5_000 : undefined });
+  if (opts.setWal && path) await raw.execute("PRAGMA journal_mode=WAL");
+  if (path) await raw.execute("PRAGMA synchronous=NORMAL");
+  await raw.execute("PRAGMA foreign_keys=ON");
+  const db = drizzleLibsql(raw, { schema }) as unknown as Db;
+  const waitMs = opts.writeWaitMs ?? DEFAULT_WRITE_WAIT_MS;
+  // One write transaction at a time per process: libSQL's local connections would otherwise wait on each
+  // other's write lock (and a server would make them queue anyway).
+  let turn: Promise<unknown> = Promise.resolve();
+  const write = <T>(body: TxBody<Db, T>): Promise<T> => {
+    const run = turn.then(() =>
+      withBusyRetry(waitMs, (started) =>
+        (db as unknown as { transaction<R>(fn: (tx: Db) => Promise<R>): Promise<R> }).transaction((tx) => {
+          started.value = true;
+          return driveAsync(body(tx));
+        }),
+      ),
+    );
+    turn = run.catch(() => undefined);
+    return run;
+  };
+  return {
+    db,
+    driver: "libsql",
+    client: raw as unknown as SqlClient,
+    url,
+    path,
+    write,
+    close: () => raw.close(),
+  };
+}
+
+export async function openDatabase(url: string, opts: OpenOptions): Promise<Database> {
   const path = filePathOf(url);
   if (path) mkdirSync(dirname(path), { recursive: true });
-  // Writers of this process take turns (serialize-writes.ts explains the deadlock this prevents).
-  const client = serializeWrites(createClient({ url, timeout: BUSY_TIMEOUT_MS }));
-  if (opts.setWal && path) await client.execute("PRAGMA journal_mode=WAL");
-  await client.execute("PRAGMA synchronous=NORMAL");
-  await client.execute("PRAGMA foreign_keys=ON");
-  const db = drizzle(client, { schema });
-  return { db, client, url, path, close: () => client.close() };
+  const driver = opts.driver ?? driverFor(url);
+  return driver === "bun:sqlite" ? openBun(url, path, opts) : openLibsql(url, path, opts);
 }

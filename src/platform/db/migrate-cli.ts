@@ -16,7 +16,7 @@ try {
     console.log(JSON.stringify({ level: "info", msg: "not the primary: migrations skipped (the primary applies them)", role: role.state().kind, primary: role.primaryName() }));
   } else {
     const database = await openDatabase(config.DATABASE_URL, { setWal: true });
-    await runMigrations(database.db);
+    await runMigrations(database);
     database.close();
     console.log(JSON.stringify({ level: "info", msg: "migrations applied", database: config.DATABASE_URL }));
   }

@@ -1,5 +1,7 @@
 // Domain errors are values with a status; one onError (registered before the modules) turns every
 // error into application/problem+json. Nothing else writes error bodies.
+import { databaseUnavailable } from "../db/errors.ts";
+
 export interface FieldError {
   field: string;
   message: string;
@@ -68,6 +70,15 @@ export const unprocessable = (errors: FieldError[], detail = "The request did no
 export const tooManyRequests = (retryAfterSeconds: number) =>
   new AppError(429, "Too many requests; retry later", undefined, { "retry-after": String(retryAfterSeconds) });
 export const serviceUnavailable = (detail = "A dependency is unavailable; retry later") => new AppError(503, detail);
+
+/**
+ * The database's passing conditions (a write lock held by another process past the write's wait, a full disk)
+ * as the 503 they are, with Retry-After; null for any other error. Nothing of such a write has committed.
+ */
+export function fromDatabase(err: unknown): AppError | null {
+  const unavailable = databaseUnavailable(err);
+  return unavailable ? new AppError(503, unavailable.message, undefined, { "retry-after": "1" }) : null;
+}
 
 export function problem(status: number, detail: string, errors?: FieldError[]): Problem {
   const body: Problem = {

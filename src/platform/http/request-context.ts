@@ -2,7 +2,7 @@
 // Registered first in the composition root, so every route below it is covered.
 import { Elysia, ValidationError } from "elysia";
 import type { Logger } from "../observability/logger.ts";
-import { AppError, problem, problemResponse, type FieldError } from "./errors.ts";
+import { AppError, fromDatabase, problem, problemResponse, type FieldError } from "./errors.ts";
 import { parseJsonBody } from "./json-body.ts";
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:\-]{1,128}$/;
@@ -138,7 +138,7 @@ export function requestContext(opts: { logger: Logger; bodyLimit: number; instan
     .onError({ as: "global" }, ({ code, error: raw, request, set, params, query }) => {
       // Elysia wraps whatever the parser throws in a ParseError; ours are AppErrors with their own status.
       const cause = (raw as { cause?: unknown }).cause;
-      const error = code === "PARSE" && cause instanceof AppError ? cause : raw;
+      const error = code === "PARSE" && cause instanceof AppError ? cause : (fromDatabase(raw) ?? raw);
       const id = meta.get(request)?.id ?? crypto.randomUUID();
       const headers: Record<string, string> = { "x-request-id": id };
       let p;

@@ -4,7 +4,8 @@
 import { and, asc, gt, inArray, isNotNull, isNull, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { outbox } from "../db/schema/index.ts";
-import type { Tx } from "../../modules/users/repository.ts";
+import { preparedFor } from "../db/step.ts";
+import { q } from "../db/tx.ts";
 
 export interface OutboxJob {
   type: string;
@@ -16,18 +17,37 @@ export interface OutboxJob {
   jobId?: string;
 }
 
-export async function writeOutbox(tx: Tx, jobs: readonly OutboxJob[]): Promise<void> {
-  if (jobs.length === 0) return;
-  await tx.insert(outbox).values(
-    jobs.map((j) => ({
-      jobType: j.type,
-      payload: j.payload,
-      idempotencyKey: j.idempotencyKey,
-      maxRetries: j.maxRetries ?? null,
-      jobId: j.jobId ?? null,
-      createdAt: new Date().toISOString(),
-    })),
-  );
+const p = sql.placeholder;
+const insertStatement = preparedFor((db) =>
+  db
+    .insert(outbox)
+    .values({
+      jobType: p("jobType"),
+      payload: p("payload"),
+      idempotencyKey: p("idempotencyKey"),
+      maxRetries: p("maxRetries"),
+      jobId: p("jobId"),
+      createdAt: p("createdAt"),
+    })
+    .prepare(),
+);
+
+/** Inserts the jobs inside the caller's write body: `yield* writeOutbox(tx, jobs)`. */
+export function* writeOutbox(tx: Db, jobs: readonly OutboxJob[]): Generator<unknown, void, unknown> {
+  const insert = insertStatement(tx);
+  const createdAt = new Date().toISOString();
+  for (const j of jobs) {
+    yield* q(
+      insert.run({
+        jobType: j.type,
+        payload: j.payload,
+        idempotencyKey: j.idempotencyKey,
+        maxRetries: j.maxRetries ?? null,
+        jobId: j.jobId ?? null,
+        createdAt,
+      }),
+    );
+  }
 }
 
 export type OutboxRow = typeof outbox.$inferSelect;

@@ -1,0 +1,191 @@
+// The repositories, migrations and write transactions on each driver. No libSQL server can run here, so the
+// libSQL path is exercised by forcing @libsql/client onto a file: URL (the same client code a libsql:// URL uses,
+// over a local connection instead of the network).
+import { afterAll, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { readFileSync } from "node:fs";
+import { openDatabase, type Database, type Driver } from "../src/platform/db/client.ts";
+import { DatabaseUnavailable, isUniqueViolation } from "../src/platform/db/errors.ts";
+import { MIGRATIONS_FOLDER, runMigrations } from "../src/platform/db/migrate.ts";
+import { AsyncInTransaction, q } from "../src/platform/db/tx.ts";
+import { writeOutbox } from "../src/platform/jobs/outbox.ts";
+import { postsRepo, preferencesRepo, usersRepo } from "../src/modules/users/repository.ts";
+import { makeApp, tempDir } from "./helpers.ts";
+import { holdWriteLock } from "./support/sqlite-lock.ts";
+
+const opened: Database[] = [];
+afterAll(() => {
+  for (const d of opened) d.close();
+});
+
+async function fresh(driver: Driver, writeWaitMs = 3_000): Promise<{ database: Database; file: string }> {
+  const file = join(tempDir("drv-"), "app.db");
+  const database = await openDatabase(`file:${file}`, { setWal: true, driver, writeWaitMs });
+  opened.push(database);
+  await runMigrations(database);
+  return { database, file };
+}
+
+const count = async (d: Database, table: string) => Number((await d.client.execute(`SELECT count(*) AS n FROM ${table}`)).rows[0]!.n);
+const journalEntries = () => JSON.parse(readFileSync(join(MIGRATIONS_FOLDER, "meta/_journal.json"), "utf8")).entries.length;
+
+for (const driver of ["bun:sqlite", "libsql"] as const) {
+  describe(`driver ${driver}`, () => {
+    test("opens the database with the driver asked for", async () => {
+      const { database } = await fresh(driver);
+      expect(database.driver).toBe(driver);
+      expect((await database.client.execute("PRAGMA journal_mode")).rows[0]).toEqual({ journal_mode: "wal" });
+      expect((await database.client.execute("PRAGMA foreign_keys")).rows[0]).toEqual({ foreign_keys: 1 });
+    });
+
+    test("migrations apply once; a second run changes nothing", async () => {
+      const { database } = await fresh(driver);
+      expect(await count(database, "__drizzle_migrations")).toBe(journalEntries());
+      await runMigrations(database);
+      expect(await count(database, "__drizzle_migrations")).toBe(journalEntries());
+      for (const table of ["users", "posts", "preferences", "sessions", "outbox", "instances"]) {
+        expect(await count(database, table)).toBe(0);
+      }
+    });
+
+    test("repositories: users, posts, preferences round-trip", async () => {
+      const { database } = await fresh(driver);
+      const { db } = database;
+      const u = await database.write((tx) => q(usersRepo.insert(tx, { email: "a@example.com", passwordHash: "h", fullName: "A" })));
+      expect(u).toMatchObject({ email: "a@example.com", fullName: "A", isAdmin: false, isActive: true });
+      expect(await usersRepo.findById(db, u.id)).toEqual(u);
+      expect(await usersRepo.findByEmail(db, "a@example.com")).toEqual(u);
+      expect(await usersRepo.exists(db, u.id)).toBe(true);
+      expect(await usersRepo.exists(db, u.id + 1)).toBe(false);
+      const renamed = await database.write((tx) => q(usersRepo.update(tx, u.id, { fullName: "B" })));
+      expect(renamed).toMatchObject({ email: "a@example.com", fullName: "B", isAdmin: false });
+      const promoted = await database.write((tx) => q(usersRepo.update(tx, u.id, { isAdmin: true })));
+      expect(promoted).toMatchObject({ fullName: "B", isAdmin: true });
+      expect(await database.write((tx) => q(usersRepo.update(tx, 999_999, { fullName: "x" })))).toBeUndefined();
+
+      for (let i = 0; i < 3; i++) await database.write((tx) => q(postsRepo.insert(tx, u.id, `t${i}`, "c")));
+      const newest = await postsRepo.newest(db, u.id, 2);
+      expect(newest.map((p) => p.title)).toEqual(["t2", "t1"]);
+      const page2 = await postsRepo.page(db, u.id, 2, 2);
+      expect(page2.total).toBe(3);
+      expect(page2.items.map((p) => p.title)).toEqual(["t0"]);
+
+      expect(await preferencesRepo.get(db, u.id)).toEqual({});
+      await database.write((tx) => q(preferencesRepo.put(tx, u.id, { theme: "dark", n: 2, on: true })));
+      expect(await preferencesRepo.get(db, u.id)).toEqual({ theme: "dark", n: 2, on: true });
+      await database.write((tx) => q(preferencesRepo.put(tx, u.id, { theme: "light" })));
+      expect(await preferencesRepo.get(db, u.id)).toEqual({ theme: "light" });
+
+      const page = await usersRepo.page(db, 1, 10);
+      expect(page.total).toBe(1);
+      expect(await database.write((tx) => q(usersRepo.delete(tx, u.id)))).toBe(true);
+      expect(await count(database, "posts")).toBe(0);
+      expect(await count(database, "preferences")).toBe(0);
+    });
+
+    test("a duplicate email is recognised as a unique violation", async () => {
+      const { database } = await fresh(driver);
+      const v = { email: "dup@example.com", passwordHash: "h", fullName: "D" };
+      await database.write((tx) => q(usersRepo.insert(tx, v)));
+      const err = await database.write((tx) => q(usersRepo.insert(tx, v))).catch((e) => e);
+      expect(isUniqueViolation(err)).toBe(true);
+    });
+
+    test("a write body commits whole or not at all: the user and its outbox rows together", async () => {
+      const { database } = await fresh(driver);
+      const job = (k: string) => ({ type: "t", payload: { k }, idempotencyKey: k });
+      await database.write(function* (tx) {
+        yield* q(usersRepo.insert(tx, { email: "ok@example.com", passwordHash: "h", fullName: "O" }));
+        yield* writeOutbox(tx, [job("a"), job("b")]);
+      });
+      expect(await count(database, "users")).toBe(1);
+      expect(await count(database, "outbox")).toBe(2);
+
+      const err = await database
+        .write(function* (tx) {
+          yield* q(usersRepo.insert(tx, { email: "half@example.com", passwordHash: "h", fullName: "H" }));
+          yield* writeOutbox(tx, [job("c")]);
+          // The second statement fails (its key is taken): the first must not stay behind.
+          yield* writeOutbox(tx, [job("a")]);
+        })
+        .catch((e) => e);
+      expect(isUniqueViolation(err)).toBe(true);
+      expect(await usersRepo.findByEmail(database.db, "half@example.com")).toBeUndefined();
+      expect(await count(database, "outbox")).toBe(2);
+    });
+
+    test("the app answers through this driver: register, login, post, preferences, detail", async () => {
+      const t = await makeApp({ DATABASE_DRIVER: driver });
+      try {
+        expect(t.deps.database.driver).toBe(driver);
+        const u = await t.user();
+        expect((await t.json("POST", `/api/v1/users/${u.id}/posts`, { token: u.token, body: { title: "T", content: "C" } })).status).toBe(201);
+        expect((await t.json("PATCH", `/api/v1/users/${u.id}/preferences`, { token: u.token, body: { theme: "dark" } })).status).toBe(200);
+        const detail = await t.json("GET", `/api/v1/users/${u.id}`, { token: u.token });
+        expect(detail.status).toBe(200);
+        expect(detail.body.posts.map((p: { title: string }) => p.title)).toEqual(["T"]);
+        expect(detail.body.preferences).toEqual({ theme: "dark" });
+        expect(await count(t.deps.database, "outbox")).toBeGreaterThanOrEqual(3);
+      } finally {
+        await t.close();
+      }
+    }, 30_000);
+  });
+}
+
+// libSQL's own client is not tested here: after a BEGIN that found the lock taken, its connection keeps the
+// failed statement open and the next COMMIT on it fails; a libsql:// server takes its locks server-side.
+describe("bun:sqlite write bodies", () => {
+  test("a write waits for another process's lock without blocking the event loop, then answers busy", async () => {
+    const { database, file } = await fresh("bun:sqlite", 300);
+    const holder = await holdWriteLock(file);
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 10);
+    try {
+      const started = performance.now();
+      const err = await database.write((tx) => q(usersRepo.insert(tx, { email: "w@example.com", passwordHash: "h", fullName: "W" }))).catch((e) => e);
+      const waited = performance.now() - started;
+      expect(err).toBeInstanceOf(DatabaseUnavailable);
+      expect(err.status).toBe(503);
+      expect(waited).toBeGreaterThanOrEqual(250);
+      // The loop kept turning while the write waited.
+      expect(ticks).toBeGreaterThan(5);
+      // Reads go on (WAL) while the lock is held.
+      expect(await usersRepo.exists(database.db, 1)).toBe(false);
+    } finally {
+      clearInterval(timer);
+      await holder.release();
+    }
+    expect(await count(database, "users")).toBe(0);
+    await database.write((tx) => q(usersRepo.insert(tx, { email: "w@example.com", passwordHash: "h", fullName: "W" })));
+    expect(await count(database, "users")).toBe(1);
+  });
+
+  test("a body that waits on anything but the database is refused and rolled back (it would commit half its work)", async () => {
+    const { database } = await fresh("bun:sqlite");
+    const err = await database
+      .write(function* (tx) {
+        yield* q(usersRepo.insert(tx, { email: "first@example.com", passwordHash: "h", fullName: "F" }));
+        yield* q(Bun.sleep(1));
+        yield* q(usersRepo.insert(tx, { email: "second@example.com", passwordHash: "h", fullName: "S" }));
+      })
+      .catch((e) => e);
+    expect(err).toBeInstanceOf(AsyncInTransaction);
+    expect(await count(database, "users")).toBe(0);
+  });
+
+  test("a body that throws after writing leaves nothing behind", async () => {
+    const { database } = await fresh("bun:sqlite");
+    const err = await database
+      .write(function* (tx) {
+        yield* q(usersRepo.insert(tx, { email: "x@example.com", passwordHash: "h", fullName: "X" }));
+        throw new Error("after the insert");
+      })
+      .catch((e) => e);
+    expect(err.message).toBe("after the insert");
+    expect(await count(database, "users")).toBe(0);
+    // The connection is usable again (the transaction was closed).
+    await database.write((tx) => q(usersRepo.insert(tx, { email: "x@example.com", passwordHash: "h", fullName: "X" })));
+    expect(await count(database, "users")).toBe(1);
+  });
+});
