@@ -83,6 +83,28 @@ for (const driver of ["bun:sqlite", "libsql"] as const) {
       expect(await count(database, "preferences")).toBe(0);
     });
 
+    test("the users list: pages by id with deletions in between match a plain ORDER BY id, total is the live count", async () => {
+      const { database } = await fresh(driver);
+      const ids: number[] = [];
+      for (let i = 0; i < 30; i++) {
+        ids.push((await database.write((tx) => q(usersRepo.insert(tx, { email: `p${i}@example.com`, passwordHash: "h", fullName: "P" })))).id);
+      }
+      for (const gone of [ids[0]!, ids[3]!, ids[4]!, ids[10]!, ids[29]!]) await database.write((tx) => q(usersRepo.delete(tx, gone)));
+      const live = ids.filter((_, i) => ![0, 3, 4, 10, 29].includes(i));
+      for (const limit of [1, 3, 7, 25]) {
+        for (let page = 1; page <= Math.ceil(live.length / limit) + 1; page++) {
+          const r = await usersRepo.page(database.db, page, limit);
+          expect(r.total).toBe(live.length);
+          expect(r.items.map((u) => u.id)).toEqual(live.slice((page - 1) * limit, page * limit));
+        }
+      }
+      // A new user after the deletions lands on the last page.
+      const last = await database.write((tx) => q(usersRepo.insert(tx, { email: "late@example.com", passwordHash: "h", fullName: "L" })));
+      const r = await usersRepo.page(database.db, 26, 1);
+      expect(r.total).toBe(26);
+      expect(r.items.map((u) => u.id)).toEqual([last.id]);
+    });
+
     test("a duplicate email is recognised as a unique violation", async () => {
       const { database } = await fresh(driver);
       const v = { email: "dup@example.com", passwordHash: "h", fullName: "D" };

@@ -60,7 +60,7 @@ describe("a full disk", () => {
     // The database may not grow: the same condition as a full volume, as SQLite reports it.
     await client.execute(`PRAGMA max_page_count = ${pages}`);
     let accepted = 0;
-    let full: Awaited<ReturnType<TestApp["json"]>> | undefined;
+    let full: { status: number; body: any; res: Response } | undefined;
     try {
       // Posts of 10,000 characters fill the free space of the last pages within a few requests.
       for (let i = 0; i < 50 && !full; i++) {

@@ -1,9 +1,9 @@
 // SQL for users, posts and preferences. Rows come out in the contract's shapes. Each call returns its result
 // directly on bun:sqlite and a promise on libSQL: `await` it, or `yield* q(...)` inside a write body.
-import { desc, eq, sql } from "drizzle-orm";
+import { desc, eq, gte, lte, sql } from "drizzle-orm";
 import type { Db } from "../../platform/db/client.ts";
 import { mapStep, preparedFor, type Step } from "../../platform/db/step.ts";
-import { posts, preferences, users } from "../../platform/db/schema/index.ts";
+import { posts, preferences, tableCounts, userIdGaps, users } from "../../platform/db/schema/index.ts";
 import type { PostPublic, Preferences, UserPublic } from "./model.ts";
 
 export { isUniqueViolation } from "../../platform/db/errors.ts";
@@ -69,8 +69,13 @@ const userStatements = preparedFor((db) => ({
   touch: db.update(users).set({ lastActiveAt: sql`${p("now")}` }).where(eq(users.id, p("id"))).prepare(),
   delete: db.delete(users).where(eq(users.id, p("id"))).returning({ id: users.id }).prepare(),
   pageItems: db.select().from(users).orderBy(users.id).limit(p("limit")).offset(p("offset")).prepare(),
-  count: db.select({ n: sql<number>`count(*)` }).from(users).prepare(),
+  pageFrom: db.select().from(users).where(gte(users.id, p("from"))).orderBy(users.id).limit(p("limit")).prepare(),
+  gapsUpTo: db.select({ n: sql<number>`count(*)` }).from(userIdGaps).where(lte(userIdGaps.id, p("id"))).prepare(),
+  total: db.select({ n: tableCounts.n }).from(tableCounts).where(eq(tableCounts.name, "users")).prepare(),
 }));
+
+/** Rounds of the first-id search before a page falls back to skipping rows (many deletions below it). */
+const PAGE_SEARCH_ROUNDS = 16;
 
 export const usersRepo = {
   findById(db: Tx, id: number): Step<UserRow | undefined> {
@@ -101,11 +106,27 @@ export const usersRepo = {
   delete(db: Tx, id: number): Step<boolean> {
     return mapStep(userStatements(db).delete.all({ id }), (rows) => rows.length > 0);
   },
+  /**
+   * Page `page` of the users by id. `total` is the trigger-kept count (one lookup). The page's first id is the
+   * smallest x with x - (deleted ids <= x) = offset + 1, found in a few index lookups of user_id_gaps instead
+   * of skipping `offset` rows; only when deletions below it keep moving x does it fall back to OFFSET.
+   */
   async page(db: Tx, page: number, limit: number): Promise<{ items: UserRow[]; total: number }> {
     const s = userStatements(db);
-    const items = await s.pageItems.all({ limit, offset: (page - 1) * limit });
-    const c = await s.count.get();
-    return { items, total: c?.n ?? 0 };
+    const offset = (page - 1) * limit;
+    const total = (await s.total.get())?.n ?? 0;
+    if (offset >= total) return { items: [], total };
+    let x = offset + 1;
+    for (let round = 0; round < PAGE_SEARCH_ROUNDS; round++) {
+      const next = offset + 1 + ((await s.gapsUpTo.get({ id: x }))?.n ?? 0);
+      if (next === x) {
+        const items = await s.pageFrom.all({ from: x, limit });
+        if (items[0]?.id === x) return { items, total };
+        break;
+      }
+      x = next;
+    }
+    return { items: await s.pageItems.all({ limit, offset }), total };
   },
   async mostRecentlyActive(db: Tx, n: number): Promise<number[]> {
     const rows = await db.select({ id: users.id }).from(users).orderBy(desc(users.lastActiveAt)).limit(n);

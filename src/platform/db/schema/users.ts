@@ -47,3 +47,20 @@ export const sessions = sqliteTable(
   },
   (t) => [index("sessions_expires_idx").on(t.expiresAt), index("sessions_user_idx").on(t.userId)],
 );
+
+/**
+ * Row counts kept up to date by triggers (see the migration that creates them), so a page's `total` is one
+ * lookup instead of a count of the whole table.
+ */
+export const tableCounts = sqliteTable("table_counts", {
+  name: text("name").primaryKey(),
+  n: integer("n").notNull(),
+});
+
+/**
+ * Ids up to the highest user id that belong to no user (a trigger records each deletion): with them, the
+ * first id of page N of the users list is computed rather than found by skipping rows.
+ */
+export const userIdGaps = sqliteTable("user_id_gaps", {
+  id: integer("id").primaryKey(),
+});
