@@ -10,6 +10,7 @@ import type { RateLimiter } from "./platform/http/rate-limit.ts";
 import type { Logger } from "./platform/observability/logger.ts";
 import type { OutboxKick } from "./platform/jobs/relay.ts";
 import type { Redis } from "./platform/redis.ts";
+import type { OpsMetrics } from "./platform/observability/ops-metrics.ts";
 import type { Breakers } from "./platform/resilience/breakers.ts";
 
 export type { Redis };
@@ -31,6 +32,8 @@ export interface AppDeps {
   rateLimiter: RateLimiter;
   /** Circuit breakers of the outbound dependencies (mail API, primary, Machines API). */
   breakers: Breakers;
+  /** Job, cron, scaler and rate-limit figures for /metrics. */
+  opsMetrics: OpsMetrics;
   /** Requests being served right now (the heartbeat reports it). */
   inFlight: () => number;
 }

@@ -15,6 +15,7 @@ import { isInternalUrl, notFoundHere, startInternalListener } from "./platform/c
 import { FINAL_CLOSE_MS, remainingMs, within } from "./platform/lifecycle/shutdown.ts";
 import { startHeartbeat } from "./platform/cluster/registry.ts";
 import { HttpMetrics, metricsRenderer, requestObserver, startMetricsServer } from "./platform/observability/metrics.ts";
+import { renderReplicaLag } from "./platform/cluster/lag.ts";
 import { openDatabase } from "./platform/db/client.ts";
 import { runMigrations } from "./platform/db/migrate.ts";
 import { MemoryRateLimiter, RedisRateLimiter } from "./platform/http/rate-limit.ts";
@@ -24,6 +25,7 @@ import { closeRedis, openRedis } from "./platform/redis.ts";
 import { registerJobHandlers } from "./modules/jobs/handlers.ts";
 import { SCHEDULES } from "./modules/jobs/schedules.ts";
 import { Breakers, DEPENDENCY } from "./platform/resilience/breakers.ts";
+import { OpsMetrics } from "./platform/observability/ops-metrics.ts";
 import { ensureAdmin } from "./modules/users/service.ts";
 import { warmLogin } from "./modules/auth/service.ts";
 
@@ -76,9 +78,10 @@ export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDe
 
   const cache: Cache = await createCache(config, logger, redis, role);
   const breakers = new Breakers(logger);
+  const opsMetrics = new OpsMetrics();
   // The L2 keeps its own breaker (src/platform/cache/l2.ts); reported here, read-only, from its availability.
   if (redis && config.CACHE_ENABLED) breakers.observe(DEPENDENCY.redisL2, () => (cache.stats().l2.available ? "closed" : "open"));
-  const background = createBackground(config, logger, redis, database, role, { schedules: SCHEDULES, registerJobs: registerJobHandlers }, breakers);
+  const background = createBackground(config, logger, redis, database, role, { schedules: SCHEDULES, registerJobs: registerJobHandlers }, { breakers, metrics: opsMetrics });
   const requests = { inFlight: 0 };
   const deps: AppDeps = {
     config,
@@ -93,6 +96,7 @@ export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDe
     auth: new Auth(config.jwtSecret, new Sessions(database.db, cache)),
     rateLimiter: redis ? new RedisRateLimiter(redis, config.REDIS_PREFIX) : new MemoryRateLimiter(),
     breakers,
+    opsMetrics,
     inFlight: () => requests.inFlight,
   };
 
@@ -197,6 +201,7 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
           cacheStats: () => deps.cache.stats(),
           queueStats: () => deps.queue.stats(),
           breakers: () => deps.breakers.list(),
+          extra: [(out) => deps.opsMetrics.render(out), (out) => renderReplicaLag(out, deps)],
         }),
       })
     : null;

@@ -1,6 +1,6 @@
 // SQL for the heartbeat registry (the `instances` table). Only ever run where writes are possible: on the
 // primary, or on the primary on behalf of a replica through the /internal routes.
-import { asc, lt, eq } from "drizzle-orm";
+import { asc, lt, eq, max } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { instances } from "../db/schema/index.ts";
 
@@ -42,4 +42,14 @@ export async function removeInstancesNotSeenSince(db: Db, maxAgeMs: number, now 
 
 export async function listInstances(db: Db): Promise<InstanceRow[]> {
   return db.select().from(instances).orderBy(asc(instances.region), asc(instances.id));
+}
+
+/**
+ * Seconds between now and the newest heartbeat this database holds. The primary stamps every beat (its own and
+ * the replicas'), so on a replica it is how far the local copy trails the primary, give or take one interval.
+ */
+export async function heartbeatAgeSeconds(db: Db, now = Date.now()): Promise<number | null> {
+  const [row] = await db.select({ newest: max(instances.lastHeartbeat) }).from(instances);
+  if (!row?.newest) return null;
+  return Math.max(0, (now - Date.parse(row.newest)) / 1000);
 }

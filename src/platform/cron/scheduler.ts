@@ -55,6 +55,8 @@ export interface SchedulerOptions<D> {
   /** How long close() waits for running schedules before aborting them. */
   shutdownGraceMs: number;
   logger: Logger;
+  /** Told of every run this instance makes (the cron metrics). */
+  onRun?: (schedule: string, status: RunStatus, seconds: number) => void;
 }
 
 class ScheduleRunner<D> {
@@ -153,6 +155,7 @@ class ScheduleRunner<D> {
     }
     if (signal.aborted) record.error ??= (signal.reason as Error)?.message ?? "aborted";
     record.finished_at = new Date().toISOString();
+    this.o.onRun?.(this.def.name, record.status, (Date.now() - Date.parse(record.started_at)) / 1000);
     if (record.status === "completed") this.log.debug("cron run completed", { schedule: this.def.name, scheduled_at: record.scheduled_at });
     else this.log.warn(`cron run ${record.status}`, { schedule: this.def.name, scheduled_at: record.scheduled_at, error: record.error });
     await this.o.runs.record(record).catch((err) => this.log.warn("could not record a cron run", { error: (err as Error).message }));

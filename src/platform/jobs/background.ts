@@ -13,6 +13,7 @@ import { DbMailer } from "../mail/db-mailer.ts";
 import { HttpMailer, mailFailureIsAboutTheMessage } from "../mail/http-mailer.ts";
 import type { Mailer } from "../mail/port.ts";
 import type { Logger } from "../observability/logger.ts";
+import type { OpsMetrics } from "../observability/ops-metrics.ts";
 import { breakerSettings, DEPENDENCY, type Breakers } from "../resilience/breakers.ts";
 import { backgroundGraceMs } from "../lifecycle/shutdown.ts";
 import { MemoryQueue } from "./memory-queue.ts";
@@ -46,11 +47,12 @@ export function createBackground(
   database: Database,
   role: Role,
   work: BackgroundWork,
-  breakers: Breakers,
+  ops: { breakers: Breakers; metrics: OpsMetrics },
 ): Background {
+  const { breakers, metrics } = ops;
   const queue: JobQueue = redis
-    ? new RedisQueue(redis, config.REDIS_PREFIX, queueOptionsFromConfig(config, logger))
-    : new MemoryQueue(queueOptionsFromConfig(config, logger));
+    ? new RedisQueue(redis, config.REDIS_PREFIX, queueOptionsFromConfig(config, logger, metrics.onJobRun))
+    : new MemoryQueue(queueOptionsFromConfig(config, logger, metrics.onJobRun));
   const relay = new OutboxRelay(database.db, queue, role, { logger });
   const cron = new CronScheduler<AppDeps>({
     schedules: work.schedules,
@@ -59,6 +61,7 @@ export function createBackground(
     instanceId: config.INSTANCE_ID,
     canWrite: () => role.isPrimary(),
     leaseMs: config.CRON_LEASE_MS,
+    onRun: metrics.onCronRun,
     shutdownGraceMs: backgroundGraceMs(config.SHUTDOWN_TIMEOUT_MS),
     logger,
   });

@@ -228,11 +228,13 @@ export class MemoryQueue implements JobQueue {
     job.status = "running";
     job.started_at = new Date().toISOString();
     e.ctrl = new AbortController();
+    const started = performance.now();
     try {
       const def = this.defs.get(job.type);
       if (!def) throw new Error(`no handler registered for job type "${job.type}" on this instance`);
       await def.handler(structuredClone(e.payload), { jobId: job.id, type: job.type, attempt: job.retry_count + 1, signal: e.ctrl.signal });
       if (e.ctrl.signal.aborted) return;
+      this.o.onRun?.(job.type, (performance.now() - started) / 1000, "completed");
       job.status = "completed";
       job.completed_at = new Date().toISOString();
       job.error_message = null;
@@ -243,6 +245,7 @@ export class MemoryQueue implements JobQueue {
       if (e.ctrl.signal.aborted) return;
       job.error_message = errorText(err);
       const decision = decideFailure(err, job.retry_count, job.max_retries, this.o);
+      this.o.onRun?.(job.type, (performance.now() - started) / 1000, decision.kind === "fail" ? "failed" : decision.deferred ? "deferred" : "retry");
       if (decision.kind === "fail") {
         job.status = "failed";
         job.completed_at = new Date().toISOString();

@@ -1,6 +1,7 @@
 // The queue's knobs, read from the configuration once; tests pass their own.
 import type { Config } from "../../config.ts";
 import type { Logger } from "../observability/logger.ts";
+import type { JobRunOutcome } from "../observability/ops-metrics.ts";
 import { backgroundGraceMs } from "../lifecycle/shutdown.ts";
 
 export interface QueueOptions {
@@ -18,10 +19,13 @@ export interface QueueOptions {
   /** This worker's name in the consumer group; unique per process. */
   consumerName: string;
   logger: Logger;
+  /** Told of every handler run this worker makes (the job metrics). */
+  onRun?: (type: string, seconds: number, outcome: JobRunOutcome) => void;
 }
 
-export function queueOptionsFromConfig(config: Config, logger: Logger): QueueOptions {
+export function queueOptionsFromConfig(config: Config, logger: Logger, onRun?: QueueOptions["onRun"]): QueueOptions {
   return {
+    onRun,
     concurrency: config.JOB_CONCURRENCY,
     visibilityTimeoutMs: config.JOB_VISIBILITY_TIMEOUT_MS,
     maxRetries: config.JOB_MAX_RETRIES,

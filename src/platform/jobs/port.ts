@@ -78,16 +78,16 @@ export function isPermanent(err: unknown): boolean {
 }
 
 /** What a queue does with a job whose handler threw: fail it for good, or run it again after `delay`. */
-export type FailureDecision = { kind: "fail" } | { kind: "retry"; retry: number; delay: number };
+export type FailureDecision = { kind: "fail" } | { kind: "retry"; retry: number; delay: number; deferred: boolean };
 
 /**
  * The one retry-or-fail decision both adapters take. A dependency whose circuit is open says nothing about the
  * job: it runs again once a probe is due, without using up a retry, so an outage never fails jobs for good.
  */
 export function decideFailure(err: unknown, retry: number, maxRetries: number, o: { backoffBaseMs: number; backoffCapMs: number }): FailureDecision {
-  if (err instanceof CircuitOpenError) return { kind: "retry", retry, delay: err.retryAfterMs + Math.round(Math.random() * 1_000) };
+  if (err instanceof CircuitOpenError) return { kind: "retry", retry, delay: err.retryAfterMs + Math.round(Math.random() * 1_000), deferred: true };
   if (isPermanent(err) || retry >= maxRetries) return { kind: "fail" };
-  return { kind: "retry", retry: retry + 1, delay: backoffDelay(retry + 1, o.backoffBaseMs, o.backoffCapMs) };
+  return { kind: "retry", retry: retry + 1, delay: backoffDelay(retry + 1, o.backoffBaseMs, o.backoffCapMs), deferred: false };
 }
 
 export interface QueueStats {

@@ -389,6 +389,7 @@ export class RedisQueue implements JobQueue {
 
   private async execute(held: Held, type: string, payload: string, retry: number, maxRetries: number): Promise<void> {
     let outcome: Outcome;
+    let started = performance.now();
     try {
       const def = this.defs.get(type);
       if (!def) throw new Error(`no handler registered for job type "${type}" on this instance`);
@@ -397,13 +398,16 @@ export class RedisQueue implements JobQueue {
         await this.release([held]);
         return;
       }
+      started = performance.now();
       await def.handler(JSON.parse(payload), { jobId: held.jid, type, attempt: retry + 1, signal: held.ctrl.signal });
       outcome = { kind: "ok" };
+      this.o.onRun?.(type, (performance.now() - started) / 1000, "completed");
     } catch (err) {
       // Aborted (hold lost, or shutdown past its grace): the delivery is someone else's now; record nothing.
       if (held.ctrl.signal.aborted) return;
       const error = errorText(err);
       const decision = decideFailure(err, retry, maxRetries, this.o);
+      this.o.onRun?.(type, (performance.now() - started) / 1000, decision.kind === "fail" ? "failed" : decision.deferred ? "deferred" : "retry");
       if (decision.kind === "fail") {
         outcome = { kind: "fail", retry, error };
         this.log.warn("job failed", { job_id: held.jid, type, retry_count: retry, error });

@@ -92,7 +92,7 @@ export function labels(l: Record<string, string>): string {
   return parts.length ? `{${parts.join(",")}}` : "";
 }
 
-function metric(out: string[], name: string, type: "gauge" | "counter", help: string, value: number, l: Record<string, string> = {}) {
+export function metric(out: string[], name: string, type: "gauge" | "counter", help: string, value: number, l: Record<string, string> = {}) {
   out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name}${labels(l)} ${Number.isFinite(value) ? value : 0}`);
 }
 
@@ -149,7 +149,7 @@ export interface MetricsSource {
   queueStats?(): Promise<QueueStats>;
   breakers?(): BreakerView[];
   /** More families, rendered after these (job, cron, scaler figures). */
-  extra?: ((out: string[]) => void)[];
+  extra?: ((out: string[]) => void | Promise<void>)[];
 }
 
 /** circuit_state's values: alert on `== 2`. */
@@ -233,7 +233,7 @@ export function metricsRenderer(http: HttpMetrics, src: MetricsSource): () => Pr
       metric(out, "jobs_completed_total", "counter", "Jobs completed (cluster-wide with Redis, this process without).", queue.completed_total);
     }
     if (src.breakers) renderBreakers(out, src.breakers());
-    for (const render of src.extra ?? []) render(out);
+    for (const render of src.extra ?? []) await render(out);
     return out.join("\n") + "\n";
   };
 }
