@@ -17,8 +17,13 @@ export function adminModule(deps: AppDeps) {
     }, {
       auth: "admin",
       body: BulkPreferencesBody,
-      response: { 202: BulkPreferencesAccepted, ...problems(400, 401, 403, 413, 422) },
-      detail: { summary: "Queue a preference update for many users (admin)", description: "One update_user_preferences job per user; poll them with /jobs/status." },
+      response: { 202: BulkPreferencesAccepted, ...problems(401, 403) },
+      detail: {
+        operationId: "bulkUpdatePreferences",
+        summary: "Queue a preference update for many users (admin)",
+        description: "One update_user_preferences job per user; poll them with /jobs/status.",
+        responses: { 422: { description: "The request did not validate, or some user ids do not exist (`errors` lists them)" } },
+      },
     })
     .get("/cron", async () => {
       try {
@@ -29,7 +34,7 @@ export function adminModule(deps: AppDeps) {
     }, {
       auth: "admin",
       response: { 200: t.Array(CronEntry), ...problems(401, 403, 503) },
-      detail: { summary: "The cron schedules, their last run and their next tick (admin)" },
+      detail: { operationId: "listCronSchedules", summary: "The cron schedules, their last run and their next tick (admin)" },
     })
     .get("/jobs/failed", async ({ query }) => {
       try {
@@ -40,7 +45,7 @@ export function adminModule(deps: AppDeps) {
     }, {
       auth: "admin",
       query: FailedQuery,
-      response: { 200: FailedJobs, ...problems(401, 403, 422, 503) },
-      detail: { summary: "Failed jobs kept for inspection, newest first, with their last error (admin)" },
+      response: { 200: FailedJobs, ...problems(401, 403, 503) },
+      detail: { operationId: "listFailedJobs", summary: "Failed jobs kept for inspection, newest first, with their last error (admin)" },
     });
 }

@@ -1,4 +1,5 @@
 import { t } from "elysia";
+import { DecimalInt, Int } from "../../platform/http/models.ts";
 import { PreferencesPatch } from "../preferences/model.ts";
 import { Job } from "../jobs/model.ts";
 
@@ -6,14 +7,14 @@ export const BULK_MAX_USERS = 1000;
 
 export const BulkPreferencesBody = t.Object(
   {
-    user_ids: t.Array(t.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }), {
+    user_ids: t.Array(Int({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }), {
       minItems: 1,
       maxItems: BULK_MAX_USERS,
       description: `1 to ${BULK_MAX_USERS} user ids (repeats count once)`,
     }),
     preference_updates: PreferencesPatch,
   },
-  { additionalProperties: false },
+  { additionalProperties: false, examples: [{ user_ids: [42, 43], preference_updates: { theme: "dark", legacy_flag: null } }] },
 );
 
 export const BulkPreferencesAccepted = t.Object({
@@ -36,7 +37,7 @@ export const CronEntry = t.Object({
 });
 
 export const FailedQuery = t.Object(
-  { limit: t.Optional(t.Integer({ minimum: 1, maximum: 500, default: 50 })) },
+  { limit: t.Optional(DecimalInt({ minimum: 1, maximum: 500, default: 50, description: "How many, newest first", examples: [50] })) },
   { additionalProperties: false },
 );
 

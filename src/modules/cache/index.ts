@@ -11,7 +11,7 @@ export function cacheModule(deps: AppDeps) {
     .model({ CacheStats: CacheStatsBody })
     .get("/stats", () => deps.cache.stats(), {
       auth: "admin",
-      response: { 200: "CacheStats", ...problems(401, 403) },
-      detail: { summary: "Cache counters of the instance that answers (admin)" },
+      response: { 200: CacheStatsBody, ...problems(401, 403) },
+      detail: { operationId: "getCacheStats", summary: "Cache counters of the instance that answers (admin)" },
     });
 }

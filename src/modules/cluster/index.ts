@@ -8,7 +8,7 @@ import { beatFromWire } from "../../platform/cluster/registry.ts";
 import { noPrimary, replicaGuard } from "../../platform/cluster/replica-guard.ts";
 import { authPlugin } from "../../platform/http/auth.ts";
 import { conflict, unauthorized } from "../../platform/http/errors.ts";
-import { problems } from "../../platform/http/models.ts";
+import { Int, problems } from "../../platform/http/models.ts";
 import { BeatBody, ClusterStats, InstanceIdParams, PruneBody } from "./model.ts";
 import { clusterStats } from "./service.ts";
 
@@ -48,7 +48,7 @@ function internalRoutes(deps: AppDeps, token: string) {
       removed: await removeInstancesNotSeenSince(deps.database.db, body.max_age_seconds * 1000),
     }), {
       body: PruneBody,
-      response: { 200: t.Object({ removed: t.Integer() }), ...problems(401, 409, 422) },
+      response: { 200: t.Object({ removed: Int() }), ...problems(401, 409, 422) },
       detail: hidden,
     });
 }
@@ -60,8 +60,9 @@ export function clusterModule(deps: AppDeps) {
     .model({ ClusterStats })
     .get("/cluster/stats", () => clusterStats(deps), {
       auth: "admin",
-      response: { 200: "ClusterStats", ...problems(401, 403) },
+      response: { 200: ClusterStats, ...problems(401, 403) },
       detail: {
+        operationId: "getClusterStats",
         tags: ["cluster"],
         summary: "Instances from the heartbeat table, their health and load (admin)",
         description:

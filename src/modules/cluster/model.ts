@@ -1,17 +1,18 @@
 import { t } from "elysia";
+import { Int } from "../../platform/http/models.ts";
 
 export const InstanceStats = t.Object({
   id: t.String(),
   region: t.String(),
   role: t.String({ description: "primary or replica, as the instance saw itself at its last beat" }),
   host: t.String(),
-  port: t.Integer(),
+  port: Int(),
   version: t.String(),
   started_at: t.String({ format: "date-time" }),
   last_heartbeat: t.String({ format: "date-time" }),
   seconds_since_heartbeat: t.Number(),
   healthy: t.Boolean({ description: "False once the instance has missed three heartbeats" }),
-  in_flight: t.Integer({ description: "Requests being served at the last beat" }),
+  in_flight: Int({ description: "Requests being served at the last beat" }),
   cpu_usage: t.Number({ description: "CPU % of the machine (all cores = 100) since the previous beat" }),
   memory_usage: t.Number({ description: "Resident memory as % of the machine's memory" }),
   load_score: t.Number({ description: "0.7 x in_flight + 0.3 x cpu_usage; lower is less loaded" }),
@@ -19,9 +20,9 @@ export const InstanceStats = t.Object({
 export type InstanceStats = typeof InstanceStats.static;
 
 export const ClusterStats = t.Object({
-  total_instances: t.Integer({ description: "Rows in the heartbeat table, healthy or not" }),
-  healthy_instances: t.Integer(),
-  total_connections: t.Integer({ description: "Sum of in-flight requests over healthy instances" }),
+  total_instances: Int({ description: "Rows in the heartbeat table, healthy or not" }),
+  healthy_instances: Int(),
+  total_connections: Int({ description: "Sum of in-flight requests over healthy instances" }),
   average_cpu_usage: t.Number({ description: "Mean CPU % over healthy instances (0 when none)" }),
   average_memory_usage: t.Number({ description: "Mean memory % over healthy instances (0 when none)" }),
   least_loaded_instance: t.Union([t.String(), t.Null()], {
@@ -37,10 +38,10 @@ export const BeatBody = t.Object(
     region: t.String({ minLength: 1, maxLength: 64 }),
     role: t.Union([t.Literal("primary"), t.Literal("replica")]),
     host: t.String({ minLength: 1, maxLength: 255 }),
-    port: t.Integer({ minimum: 0, maximum: 65535 }),
+    port: Int({ minimum: 0, maximum: 65535 }),
     version: t.String({ minLength: 1, maxLength: 64 }),
     started_at: t.String({ format: "date-time" }),
-    in_flight: t.Integer({ minimum: 0 }),
+    in_flight: Int({ minimum: 0 }),
     cpu_percent: t.Number({ minimum: 0, maximum: 100 }),
     memory_percent: t.Number({ minimum: 0, maximum: 100 }),
   },
@@ -50,6 +51,6 @@ export const BeatBody = t.Object(
 export const InstanceIdParams = t.Object({ id: t.String({ minLength: 1, maxLength: 128 }) });
 
 export const PruneBody = t.Object(
-  { max_age_seconds: t.Integer({ minimum: 1, maximum: 30 * 86_400 }) },
+  { max_age_seconds: Int({ minimum: 1, maximum: 30 * 86_400 }) },
   { additionalProperties: false },
 );

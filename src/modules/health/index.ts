@@ -66,7 +66,7 @@ export function healthModule(deps: AppDeps) {
   return new Elysia({ prefix: "/health", tags: ["health"] })
     .get("/live", () => ({ status: "ok" as const }), {
       response: { 200: t.Object({ status: t.Literal("ok") }) },
-      detail: { summary: "200 while the process runs" },
+      detail: { operationId: "getLiveness", summary: "200 while the process runs" },
     })
     .get("/ready", async ({ set }) => {
       const report = await healthReport(deps);
@@ -74,10 +74,14 @@ export function healthModule(deps: AppDeps) {
       return report;
     }, {
       response: { 200: HealthBody, 503: HealthBody },
-      detail: { summary: "200 when the database answers, else 503" },
+      detail: {
+        operationId: "getReadiness",
+        summary: "200 when the database answers, else 503",
+        responses: { 503: { description: "The database does not answer; the body names each check" } },
+      },
     })
     .get("", () => healthReport(deps), {
       response: { 200: HealthBody },
-      detail: { summary: "The readiness report, always 200" },
+      detail: { operationId: "getHealth", summary: "The readiness report, always 200" },
     });
 }

@@ -12,13 +12,17 @@ export function jobsModule(deps: AppDeps) {
     .get("/:id", ({ params }) => jobs.getJob(deps, params.id), {
       auth: "admin",
       params: JobParams,
-      response: { 200: "Job", ...problems(401, 403, 404, 422, 503) },
-      detail: { summary: "A background job (admin)" },
+      response: { 200: Job, ...problems(401, 403, 404, 503) },
+      detail: {
+        operationId: "getJob",
+        summary: "A background job (admin)",
+        responses: { 404: { description: "No job has this id (or it was removed after its retention)" } },
+      },
     })
     .post("/status", ({ body }) => jobs.statusOf(deps, body.job_ids), {
       auth: "admin",
       body: JobStatusBody,
-      response: { 200: JobStatusMap, ...problems(400, 401, 403, 413, 422, 503) },
-      detail: { summary: "Several jobs at once (admin); unknown ids answer {status: \"not_found\"}" },
+      response: { 200: JobStatusMap, ...problems(401, 403, 503) },
+      detail: { operationId: "getJobStatuses", summary: "Several jobs at once (admin); unknown ids answer {status: \"not_found\"}" },
     });
 }

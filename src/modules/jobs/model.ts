@@ -1,6 +1,10 @@
 import { t } from "elysia";
+import { Int, withMessage } from "../../platform/http/models.ts";
 
-export const JobId = t.String({ minLength: 1, maxLength: 128, pattern: "^[A-Za-z0-9_.:-]+$", error: "must be a job id" });
+export const JobId = withMessage(
+  t.String({ minLength: 1, maxLength: 128, pattern: "^[A-Za-z0-9_.:-]+$", description: "A job's id", examples: ["1733112000000-0"] }),
+  "must be a job id: 1 to 128 letters, digits or _ . : -",
+);
 
 export const Job = t.Object({
   id: t.String(),
@@ -10,9 +14,9 @@ export const Job = t.Object({
   started_at: t.Union([t.String({ format: "date-time" }), t.Null()]),
   completed_at: t.Union([t.String({ format: "date-time" }), t.Null()], { description: "When the job reached its final state" }),
   error_message: t.Union([t.String(), t.Null()], { description: "The last error (also while retrying)" }),
-  retry_count: t.Integer(),
-  max_retries: t.Integer(),
-});
+  retry_count: Int({ minimum: 0 }),
+  max_retries: Int({ minimum: 0 }),
+}, { description: "A background job" });
 export type Job = typeof Job.static;
 
 export const NotFoundJob = t.Object({ status: t.Literal("not_found") });
@@ -21,7 +25,7 @@ export const JobParams = t.Object({ id: JobId });
 
 export const JobStatusBody = t.Object(
   { job_ids: t.Array(JobId, { maxItems: 1000, description: "At most 1000 ids" }) },
-  { additionalProperties: false },
+  { additionalProperties: false, examples: [{ job_ids: ["1733112000000-0", "1733112000001-0"] }] },
 );
 
 export const JobStatusMap = t.Record(t.String(), t.Union([Job, NotFoundJob]), {

@@ -1,9 +1,10 @@
 import { t } from "elysia";
+import { Text } from "../../platform/http/models.ts";
 
 export const CreatePostBody = t.Object(
   {
-    title: t.String({ minLength: 1, maxLength: 200, error: "must be 1 to 200 characters" }),
-    content: t.String({ maxLength: 10_000, error: "must be at most 10000 characters" }),
+    title: Text({ minLength: 1, maxLength: 200 }),
+    content: Text({ maxLength: 10_000, multiline: true }),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, examples: [{ title: "Notes on the engine", content: "It weaves algebraic patterns." }] },
 );

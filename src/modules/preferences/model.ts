@@ -1,10 +1,16 @@
 import { t } from "elysia";
+import { Text } from "../../platform/http/models.ts";
 
 export const MAX_PREFERENCE_KEYS = 50;
 
 /** `{key: value | null}`: null removes the key. Keys are 1 to 64 characters of letters, digits, `_ - . :`. */
 export const PreferencesPatch = t.Record(
   t.String({ pattern: "^[A-Za-z0-9_.:-]{1,64}$" }),
-  t.Union([t.String({ maxLength: 1000 }), t.Number(), t.Boolean(), t.Null()]),
-  { maxProperties: MAX_PREFERENCE_KEYS, additionalProperties: false, description: "Keys to set; null removes a key" },
+  t.Union([Text({ maxLength: 1000, multiline: true }), t.Number(), t.Boolean(), t.Null()]),
+  {
+    maxProperties: MAX_PREFERENCE_KEYS,
+    additionalProperties: false,
+    description: "Keys to set; null removes a key",
+    examples: [{ theme: "dark", notifications: true, legacy_flag: null }],
+  },
 );

@@ -1,46 +1,59 @@
 import { t } from "elysia";
+import { Int, page, Text, withMessage } from "../../platform/http/models.ts";
 
-export const Email = t.String({ format: "email", maxLength: 254, error: "must be a valid email address" });
-export const Password = t.String({ minLength: 8, maxLength: 128, error: "must be 8 to 128 characters" });
-export const FullName = t.String({ minLength: 1, maxLength: 100, error: "must be 1 to 100 characters" });
+export const Email = withMessage(
+  t.String({ format: "email", maxLength: 254, examples: ["ada@example.com"] }),
+  "must be a valid email address of at most 254 characters",
+);
+export const Password = Text({ minLength: 8, maxLength: 128, examples: ["correct-horse-battery"] });
+export const FullName = Text({ minLength: 1, maxLength: 100, examples: ["Ada Lovelace"] });
 
 export const UserPublic = t.Object({
-  id: t.Integer(),
-  email: t.String(),
+  id: Int({ minimum: 1, examples: [42] }),
+  email: t.String({ format: "email" }),
   full_name: t.String(),
   is_active: t.Boolean(),
   is_admin: t.Boolean(),
   created_at: t.String({ format: "date-time" }),
   updated_at: t.String({ format: "date-time" }),
-});
+}, { description: "An account as anyone may see it (never the password hash)" });
 export type UserPublic = typeof UserPublic.static;
 
 export const PostPublic = t.Object({
-  id: t.Integer(),
-  user_id: t.Integer(),
+  id: Int({ minimum: 1 }),
+  user_id: Int({ minimum: 1 }),
   title: t.String(),
   content: t.String(),
   created_at: t.String({ format: "date-time" }),
-});
+}, { description: "A post" });
 export type PostPublic = typeof PostPublic.static;
 
+export const UserPage = page(UserPublic, "UserPublic");
+export const PostPage = page(PostPublic, "PostPublic");
+
 export const PreferenceValue = t.Union([t.String({ maxLength: 1000 }), t.Number(), t.Boolean()]);
-export const Preferences = t.Record(t.String(), PreferenceValue, { description: "At most 50 keys" });
+export const Preferences = t.Record(t.String(), PreferenceValue, {
+  description: "A user's preferences: at most 50 keys",
+  examples: [{ theme: "dark", notifications: true }],
+});
 export type Preferences = typeof Preferences.static;
 
 export const UserDetail = t.Object({
   user: UserPublic,
   posts: t.Array(PostPublic, { description: "The newest 10 posts" }),
   preferences: Preferences,
-});
+}, { description: "A user with their newest posts and their preferences" });
 export type UserDetail = typeof UserDetail.static;
 
 export const RegisterBody = t.Object(
   { email: Email, password: Password, full_name: FullName },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    examples: [{ email: "ada@example.com", password: "correct-horse-battery", full_name: "Ada Lovelace" }],
+  },
 );
 
 export const UpdateUserBody = t.Object(
   { email: t.Optional(Email), password: t.Optional(Password), full_name: t.Optional(FullName) },
-  { additionalProperties: false, minProperties: 1 },
+  { additionalProperties: false, minProperties: 1, examples: [{ full_name: "Ada King" }] },
 );

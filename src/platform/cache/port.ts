@@ -2,7 +2,8 @@
 // through a pub/sub bus) and a pass-through used when the cache is disabled.
 
 /** Where a value came from; sent to clients as the `x-cache` header. */
-export type CacheSource = "hit-l1" | "hit-l2" | "miss" | "stale";
+export const CACHE_SOURCES = ["hit-l1", "hit-l2", "miss", "stale"] as const;
+export type CacheSource = (typeof CACHE_SOURCES)[number];
 
 export interface CacheSetOptions {
   /** Seconds to live; the adapter's default when absent. */

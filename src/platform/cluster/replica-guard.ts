@@ -16,12 +16,17 @@ export function isExemptPath(pathname: string): boolean {
   return isInternalPath(pathname) || pathname === "/health" || pathname.startsWith("/health/");
 }
 
+/** True for the requests the guard answers 409 on a replica (the OpenAPI document lists that 409 by it). */
+export function replicaGuardApplies(method: string, pathname: string): boolean {
+  return !READ_METHODS.has(method) && !isExemptPath(pathname);
+}
+
 export function replicaGuard(role: Role) {
   return new Elysia({ name: "replica-guard" }).onRequest(({ request }) => {
     if (READ_METHODS.has(request.method)) return;
     const state = role.state();
     if (state.kind === "primary") return;
-    if (isExemptPath(pathnameOf(request.url))) return;
+    if (!replicaGuardApplies(request.method, pathnameOf(request.url))) return;
     if (state.kind === "undecided") throw noPrimary();
     throw conflict(`This instance is a read-only replica; writes go to the primary (${state.primary}).`, {
       "fly-replay": `instance=${state.primary}`,

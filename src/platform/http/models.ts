@@ -1,30 +1,132 @@
-// Schemas shared by several modules.
+// Schema building blocks shared by the modules. The same TypeBox objects validate requests and become the
+// OpenAPI document (src/platform/http/openapi.ts), so they carry standard JSON Schema keywords only; the
+// 422 message of a field rides on a symbol, which JSON never sees.
+import { Kind, Type, TypeRegistry, type IntegerOptions, type StringOptions, type TSchema } from "@sinclair/typebox";
 import { t } from "elysia";
 
+const FIELD_MESSAGE = Symbol.for("neodyme-edge.field-message");
+
+/** Gives a schema the message its 422 names the field with (instead of TypeBox's wording). */
+export function withMessage<T extends TSchema>(schema: T, message: string): T {
+  Object.defineProperty(schema, FIELD_MESSAGE, { value: message, enumerable: true });
+  return schema;
+}
+
+export function fieldMessageOf(schema: unknown): string | undefined {
+  return schema && typeof schema === "object" ? (schema as Record<symbol, string | undefined>)[FIELD_MESSAGE] : undefined;
+}
+
+/**
+ * A JSON integer (bodies and responses). TypeBox's own, not Elysia's `t.Integer`, which also accepts numeric
+ * strings and therefore documents as "string or integer".
+ */
+export const Int = (options?: IntegerOptions) => Type.Integer(options);
+
+const CANONICAL_DECIMAL = /^(0|[1-9][0-9]{0,15})$/;
+
+/** A path or query value: the canonical decimal text of a safe integer (no sign, leading zero, fraction, exponent or prefix). */
+TypeRegistry.Set<{ minimum?: number; maximum?: number }>("DecimalInteger", (schema, value) => {
+  // A number only arrives here as the schema's own default, inserted before the check.
+  const n = typeof value === "string" ? (CANONICAL_DECIMAL.test(value) ? Number(value) : NaN) : value;
+  return (
+    typeof n === "number" &&
+    Number.isSafeInteger(n) &&
+    (schema.minimum === undefined || n >= schema.minimum) &&
+    (schema.maximum === undefined || n <= schema.maximum)
+  );
+});
+
+interface DecimalOptions {
+  minimum: number;
+  maximum: number;
+  default?: number;
+  description?: string;
+  examples?: number[];
+}
+
+/**
+ * An integer carried as text in a path or query string, decoded to a number in this one place. Its JSON is
+ * `{type: "integer", minimum, maximum}`: the document says "an integer in this range", and the check accepts
+ * exactly the way a client serializes one (decimal digits), nothing looser.
+ */
+export function DecimalInt(options: DecimalOptions) {
+  // Typed as the number it decodes to (Elysia types a route's params by the schema's static type).
+  const inner = Type.Unsafe<number>({ [Kind]: "DecimalInteger", type: "integer", ...options });
+  const schema = Type.Transform(inner)
+    .Decode((text) => Number(text))
+    .Encode((n) => n);
+  return withMessage(schema, `must be an integer from ${options.minimum} to ${options.maximum} in decimal digits`);
+}
+
+// C0 controls, DEL and C1 controls: NUL truncated stored text, and none of them belongs in a name or a title.
+const SINGLE_LINE = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$";
+// The same, but tab, line feed and carriage return are text in a post or a preference.
+const MULTI_LINE = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$";
+
+/** User-supplied text: refuses control characters (multiline: except tab, LF and CR) with a 422 naming the field. */
+export function Text(options: Omit<StringOptions, "pattern"> & { multiline?: boolean } = {}) {
+  const { multiline, ...rest } = options;
+  const { minLength, maxLength } = rest;
+  const size =
+    minLength !== undefined && maxLength !== undefined
+      ? `${minLength} to ${maxLength} characters`
+      : maxLength !== undefined
+        ? `at most ${maxLength} characters`
+        : "text";
+  const allowed = multiline ? " without control characters other than tab and line breaks" : " without control characters";
+  return withMessage(t.String({ ...rest, pattern: multiline ? MULTI_LINE : SINGLE_LINE }), `must be ${size}${allowed}`);
+}
+
+/** RFC 9457 problem details: every error body (application/problem+json). */
 export const ProblemSchema = t.Object(
   {
-    type: t.String(),
-    title: t.String(),
-    status: t.Integer(),
-    detail: t.String(),
-    errors: t.Optional(t.Array(t.Object({ field: t.String(), message: t.String() }))),
+    type: t.String({ format: "uri", description: "Identifies the kind of problem", examples: ["https://neodyme-edge.dev/problems/not-found"] }),
+    title: t.String({ description: "Short summary of the kind of problem", examples: ["Not Found"] }),
+    status: Int({ minimum: 400, maximum: 599, description: "The HTTP status of the response", examples: [404] }),
+    detail: t.String({ description: "What went wrong with this request", examples: ["No user has id 42"] }),
+    errors: t.Optional(
+      t.Array(t.Object({ field: t.String(), message: t.String() }), {
+        description: "For 422: one entry per field that did not validate",
+      }),
+    ),
   },
-  { description: "RFC 9457 problem details (application/problem+json)" },
+  { description: "RFC 9457 problem details" },
 );
 
-export const IdParams = t.Object({ id: t.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }) });
+export const UserId = DecimalInt({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: "A user's id", examples: [42] });
+export const IdParams = t.Object({ id: UserId });
 
 export const PageQuery = t.Object(
   {
-    page: t.Optional(t.Integer({ minimum: 1, maximum: 1_000_000, default: 1 })),
-    limit: t.Optional(t.Integer({ minimum: 1, maximum: 100, default: 10 })),
+    page: t.Optional(DecimalInt({ minimum: 1, maximum: 1_000_000, default: 1, description: "1-based page number", examples: [1] })),
+    limit: t.Optional(DecimalInt({ minimum: 1, maximum: 100, default: 10, description: "Items per page", examples: [10] })),
   },
   { additionalProperties: false },
 );
 
-export const page = <T extends Parameters<typeof t.Array>[0]>(item: T) =>
-  t.Object({ items: t.Array(item), page: t.Integer(), limit: t.Integer(), total: t.Integer() });
+/** `Page<T>`: register the result with `.model()` under a name (UserPage, PostPage) so the document names it. */
+export const page = <T extends TSchema>(item: T, itemName: string) =>
+  t.Object(
+    {
+      items: t.Array(item),
+      page: Int({ minimum: 1, description: "This page's number" }),
+      limit: Int({ minimum: 1, description: "Items per page asked for" }),
+      total: Int({ minimum: 0, description: "Items on all pages" }),
+    },
+    { title: `Page<${itemName}>`, description: `One page of ${itemName} items, newest first` },
+  );
 
-/** Problem responses a route may give, for the OpenAPI document. */
+/** Response headers for a route's `detail.responses[status].headers`, as references to the document's header components. */
+export const responseHeaders = (...names: string[]) =>
+  Object.fromEntries(names.map((name) => [name, { $ref: `#/components/headers/${headerComponentName(name)}` }]));
+
+/** `retry-after` -> `RetryAfter`: the component name of a response header. */
+export const headerComponentName = (header: string) =>
+  header
+    .split("-")
+    .map((p) => p.charAt(0).toUpperCase() + p.slice(1))
+    .join("");
+
+/** Problem responses a route may give. Their meaning per route goes in `detail.responses[status].description`. */
 export const problems = (...statuses: number[]) =>
   Object.fromEntries(statuses.map((s) => [s, ProblemSchema])) as Record<number, typeof ProblemSchema>;

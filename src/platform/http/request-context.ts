@@ -4,6 +4,7 @@ import { Elysia, ValidationError } from "elysia";
 import type { Logger } from "../observability/logger.ts";
 import { AppError, fromDatabase, problem, problemResponse, type FieldError } from "./errors.ts";
 import { parseJsonBody } from "./json-body.ts";
+import { fieldMessageOf } from "./models.ts";
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:\-]{1,128}$/;
 
@@ -40,7 +41,8 @@ function validationErrors(error: ValidationError, raw: Record<string, unknown>[]
     // One message per field: TypeBox reports a missing property twice ("missing", then "expected string").
     if (fields.has(field)) continue;
     fields.add(field);
-    const message = (e as { summary?: string }).summary ?? (e as { message?: string }).message ?? "invalid";
+    const message =
+      fieldMessageOf((e as { schema?: unknown }).schema) ?? (e as { summary?: string }).summary ?? (e as { message?: string }).message ?? "invalid";
     out.push({ field, message });
   }
   return out.length > 0 ? out : [{ field: on, message: "invalid" }];

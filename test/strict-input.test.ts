@@ -1,0 +1,123 @@
+// Strict input (issue 13): ids and numeric query values are canonical decimal integers only; text fields refuse
+// NUL and other control characters. Each refusal is a 422 naming the field, and nothing is stored.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { makeApp, type TestApp } from "./helpers.ts";
+
+let t: TestApp;
+let admin: { id: number; token: string };
+
+beforeAll(async () => {
+  t = await makeApp({ ADMIN_EMAIL: "strict-admin@example.com", ADMIN_PASSWORD: "admin-password-1" });
+  const token = await t.login("strict-admin@example.com", "admin-password-1");
+  const me = await t.json("GET", "/api/v1/users/me", { token });
+  admin = { id: me.body.user.id, token };
+});
+afterAll(() => t.close());
+
+const fields = (body: { errors?: { field: string }[] }) => (body.errors ?? []).map((e) => e.field);
+
+describe("ids and numeric query values: decimal digits only", () => {
+  test.each(["0b1", "01", "1.0", "+2", "2e0", "0x1", " 1", "1 ", "１", "-0", "1_0", "Infinity"])("GET /users/%s is 422 naming id", async (raw) => {
+    const r = await t.json("GET", `/api/v1/users/${encodeURIComponent(raw)}`, { token: admin.token });
+    expect(r.status).toBe(422);
+    expect(r.res.headers.get("content-type")).toBe("application/problem+json");
+    expect(fields(r.body)).toEqual(["id"]);
+    expect(r.body.errors[0].message).toContain("decimal digits");
+  });
+
+  test("the canonical spelling of the same id answers", async () => {
+    const r = await t.json("GET", `/api/v1/users/${admin.id}`, { token: admin.token });
+    expect(r.status).toBe(200);
+    expect(r.body.user.id).toBe(admin.id);
+  });
+
+  test.each([
+    ["limit=0x10", "limit"],
+    ["limit=010", "limit"],
+    ["limit=1e1", "limit"],
+    ["limit=10.0", "limit"],
+    ["page=+1", "page"],
+    ["page=0b1", "page"],
+    ["page=", "page"],
+  ])("GET /users?%s is 422 naming %s", async (qs, field) => {
+    const r = await t.json("GET", `/api/v1/users?${qs}`, { token: admin.token });
+    expect(r.status).toBe(422);
+    expect(fields(r.body)).toContain(field);
+  });
+
+  test("the same values spelled canonically answer, as numbers", async () => {
+    const r = await t.json("GET", "/api/v1/users?page=1&limit=16", { token: admin.token });
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ page: 1, limit: 16 });
+    expect(typeof r.body.total).toBe("number");
+  });
+
+  test("ids in other routes and the failed-jobs limit follow the same rule", async () => {
+    for (const path of [`/api/v1/users/0${admin.id}/posts`, `/api/v1/users/${admin.id}.0/preferences`]) {
+      const r = await t.json("GET", path, { token: admin.token });
+      expect({ path, status: r.status, fields: fields(r.body) }).toEqual({ path, status: 422, fields: ["id"] });
+    }
+    const failed = await t.json("GET", "/api/v1/admin/jobs/failed?limit=0x10", { token: admin.token });
+    expect(failed.status).toBe(422);
+    expect(fields(failed.body)).toEqual(["limit"]);
+  });
+});
+
+describe("text fields refuse control characters", () => {
+  const register = (body: Record<string, unknown>) => t.json("POST", "/api/v1/users", { body });
+
+  test.each([
+    ["NUL inside", "a\u0000b"],
+    ["only NUL", "\u0000"],
+    ["escape", "Ada\u001b[31m"],
+    ["line feed", "Ada\nLovelace"],
+    ["DEL", "Ada\u007f"],
+    ["C1 control", "Ada\u0085"],
+  ])("full_name with %s is 422 naming full_name, and no account is made", async (_name, fullName) => {
+    const email = `ctl-${crypto.randomUUID().slice(0, 8)}@example.com`;
+    const r = await register({ email, password: "correct-horse", full_name: fullName });
+    expect(r.status).toBe(422);
+    expect(fields(r.body)).toEqual(["full_name"]);
+    expect(r.body.errors[0].message).toContain("control characters");
+    const again = await register({ email, password: "correct-horse", full_name: "Ada" });
+    expect(again.status).toBe(201);
+  });
+
+  test("email and password with NUL are 422 naming the field", async () => {
+    const a = await register({ email: "nul\u0000@example.com", password: "correct-horse", full_name: "Ada" });
+    expect(a.status).toBe(422);
+    expect(fields(a.body)).toEqual(["email"]);
+    const b = await register({ email: `pw-${crypto.randomUUID().slice(0, 8)}@example.com`, password: "correct\u0000horse", full_name: "Ada" });
+    expect(b.status).toBe(422);
+    expect(fields(b.body)).toEqual(["password"]);
+  });
+
+  test("a post's title refuses control characters; its content keeps tabs and line breaks but refuses NUL", async () => {
+    const u = await t.user();
+    const post = (body: Record<string, unknown>) => t.json("POST", `/api/v1/users/${u.id}/posts`, { token: u.token, body });
+    const badTitle = await post({ title: "a\u0000b", content: "c" });
+    expect(badTitle.status).toBe(422);
+    expect(fields(badTitle.body)).toEqual(["title"]);
+    const badContent = await post({ title: "t", content: "a\u0000b" });
+    expect(badContent.status).toBe(422);
+    expect(fields(badContent.body)).toEqual(["content"]);
+    const ok = await post({ title: "t", content: "line one\n\tline two\r\n" });
+    expect(ok.status).toBe(201);
+    expect(ok.body.content).toBe("line one\n\tline two\r\n");
+    const list = await t.json("GET", `/api/v1/users/${u.id}/posts`, { token: u.token });
+    expect(list.body.items.map((p: { content: string }) => p.content)).toEqual(["line one\n\tline two\r\n"]);
+  });
+
+  test("PATCH /users/{id} full_name and a preference value with NUL are refused; nothing changes", async () => {
+    const u = await t.user();
+    const patch = await t.json("PATCH", `/api/v1/users/${u.id}`, { token: u.token, body: { full_name: "x\u0000" } });
+    expect(patch.status).toBe(422);
+    expect(fields(patch.body)).toEqual(["full_name"]);
+    const prefs = await t.json("PATCH", `/api/v1/users/${u.id}/preferences`, { token: u.token, body: { motto: "a\u0000b" } });
+    expect(prefs.status).toBe(422);
+    expect(fields(prefs.body)).toEqual(["motto"]);
+    const detail = await t.json("GET", `/api/v1/users/${u.id}`, { token: u.token });
+    expect(detail.body.user.full_name).toBe("Test User");
+    expect(detail.body.preferences).toEqual({});
+  });
+});
