@@ -91,6 +91,7 @@ describe("what clients need from it", () => {
       [
         "post /api/v1/users",
         "post /api/v1/auth/login",
+        "post /api/v1/auth/logout",
         "patch /api/v1/users/{id}",
         "post /api/v1/users/{id}/posts",
         "patch /api/v1/users/{id}/preferences",

@@ -52,7 +52,7 @@ export class SchemaConverter {
     if (literal) return literal;
     const out: Json = {};
     for (const [key, value] of Object.entries(node)) {
-      if (STANDARD.has(key)) out[key] = value;
+      if (STANDARD.has(key) || (CHILD.has(key) && typeof value === "boolean")) out[key] = value;
       else if (CHILD.has(key) && value && typeof value === "object") out[key] = this.convert(value);
       else if (CHILD_LIST.has(key) && Array.isArray(value)) out[key] = value.map((v) => this.convert(v));
       else if (CHILD_MAP.has(key) && value && typeof value === "object") {
