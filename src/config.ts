@@ -57,6 +57,8 @@ const EnvSchema = T.Object({
   CACHE_TTL_SECONDS: Int(1, 86_400 * 30, 60),
   CACHE_STALE_GRACE_SECONDS: Int(0, 86_400, 300),
   CACHE_L2_TIMEOUT_MS: Int(1, 10_000, 50),
+  /** adaptive: an L1 miss asks the L2 only while its measured round trip is below the local load it saves. */
+  CACHE_L2_POLICY: T.Union([T.Literal("adaptive"), T.Literal("always")], { default: "adaptive" }),
   CACHE_BREAKER_THRESHOLD: Int(1, 1000, 5),
   CACHE_BREAKER_COOLDOWN_MS: Int(10, 600_000, 5_000),
   CACHE_WARM_COUNT: Int(0, 100_000, 100),

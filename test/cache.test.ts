@@ -109,7 +109,8 @@ describe("cached reads over HTTP", () => {
   });
 
   test("with L1 disabled a repeated read is hit-l2", async () => {
-    const t2 = await open({ CACHE_L1_ENABLED: "false" });
+    // The L2 asked on every miss (the adaptive policy would skip it on loopback whenever the read is cheaper).
+    const t2 = await open({ CACHE_L1_ENABLED: "false", CACHE_L2_POLICY: "always" });
     const v = await t2.user();
     expect(xcache(await t2.json("GET", `/api/v1/users/${v.id}`, { token: v.token }))).toBe("miss");
     let r = await t2.json("GET", `/api/v1/users/${v.id}`, { token: v.token });

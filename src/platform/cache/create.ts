@@ -7,8 +7,13 @@ import { openPosition, noPosition } from "../cluster/position.ts";
 import type { Logger } from "../observability/logger.ts";
 import { MemoryBus, RedisBus } from "./bus.ts";
 import { RedisL2 } from "./l2.ts";
+import { AdaptiveL2Policy, alwaysL2 } from "./l2-policy.ts";
+import { withTimeout } from "../redis.ts";
 import { NoCache, type Cache } from "./port.ts";
 import { TwoTierCache } from "./two-tier.ts";
+
+/** Long enough to measure a far region's round trip rather than only "over the L2 timeout". */
+const L2_PROBE_TIMEOUT_MS = 2_000;
 
 export async function createCache(config: Config, logger: Logger, redis: Redis | null, role: Role): Promise<Cache> {
   if (!config.CACHE_ENABLED) {
@@ -25,6 +30,12 @@ export async function createCache(config: Config, logger: Logger, redis: Redis |
   const bus = redis
     ? new RedisBus(redis, `${config.REDIS_PREFIX}cache:bus`, logger, Math.max(config.CACHE_L2_TIMEOUT_MS, 250))
     : new MemoryBus();
+  // A far region skips an L2 that costs more than its local replica's read (see l2-policy.ts).
+  const l2Policy =
+    redis && config.CACHE_L2_POLICY === "adaptive"
+      ? new AdaptiveL2Policy({ probe: () => withTimeout(redis.ping(), L2_PROBE_TIMEOUT_MS, "L2 probe"), failureMs: config.CACHE_L2_TIMEOUT_MS })
+      : alwaysL2;
+  l2Policy.start();
   const cache = new TwoTierCache({
     instanceId: config.INSTANCE_ID,
     logger,
@@ -39,6 +50,7 @@ export async function createCache(config: Config, logger: Logger, redis: Redis |
     l2,
     bus,
     position: position === noPosition ? undefined : position,
+    l2Policy,
     isPrimary: () => role.isPrimary(),
   });
   await cache.start();

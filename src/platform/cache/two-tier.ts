@@ -14,6 +14,7 @@ import type { Logger } from "../observability/logger.ts";
 import type { PositionReader } from "../cluster/position.ts";
 import type { BusMessage, CacheBus } from "./bus.ts";
 import type { L2Entry, RedisL2 } from "./l2.ts";
+import { alwaysL2, type L2Policy } from "./l2-policy.ts";
 import { Lru } from "./lru.ts";
 import type { Cache, CacheResult, CacheSetOptions, CacheStats } from "./port.ts";
 
@@ -29,6 +30,8 @@ export interface TwoTierOptions {
   /** LiteFS position and role; absent (or noPosition) off LiteFS. */
   position?: PositionReader;
   isPrimary?: () => boolean;
+  /** Whether an L1 miss asks the L2 first (l2-policy.ts); always, when absent. */
+  l2Policy?: L2Policy;
   /** How long a replica waits for its database to reach a message's txid before marking its tags (ms). */
   catchUpWaitMs?: number;
   /** Keys + tags of failed bus messages kept for the retry; beyond it the retry clears every L1 (default 10,000). */
@@ -175,8 +178,11 @@ export class TwoTierCache implements Cache {
     const l2 = this.opts.l2;
     let tokens: string[] | undefined;
     let l2Stale: L2Entry | undefined;
-    if (l2 !== null && !this.hasPendingBump(tags)) {
+    const policy = this.opts.l2Policy ?? alwaysL2;
+    if (l2 !== null && !this.hasPendingBump(tags) && policy.useL2()) {
+      const asked = performance.now();
       const r = await l2.read(key, tags);
+      policy.observeL2(performance.now() - asked, r.ok, r.ok && r.entry !== undefined && r.fresh);
       if (r.ok) {
         tokens = r.tokens;
         const e = r.entry;
@@ -190,8 +196,10 @@ export class TwoTierCache implements Cache {
       }
     }
     let value: unknown;
+    const loading = performance.now();
     try {
       value = await loader();
+      policy.observeLoad(performance.now() - loading);
     } catch (err) {
       const now = Date.now();
       const old = this.l1Usable ? this.lru.stale(key, now) : undefined;
@@ -545,6 +553,7 @@ export class TwoTierCache implements Cache {
     this.l1Usable = false;
     this.lru.clear();
     if (this.retryTimer !== undefined) clearInterval(this.retryTimer);
+    this.opts.l2Policy?.stop();
     await this.opts.bus.close();
   }
 }
