@@ -5,7 +5,7 @@ import { eq } from "drizzle-orm";
 import type { Server } from "bun";
 import type { Redis } from "../src/deps.ts";
 import { jobDefinitions } from "../src/modules/jobs/handlers.ts";
-import { analyticsEvents, auditLog, emailOutbox, outbox, sessions } from "../src/platform/db/schema/index.ts";
+import { analyticsEvents, auditLog, emailOutbox, jobResults, outbox, sessions } from "../src/platform/db/schema/index.ts";
 import { DbMailer } from "../src/platform/mail/db-mailer.ts";
 import { PermanentJobError, type JobContext, type JobDefinition } from "../src/platform/jobs/port.ts";
 import { makeApp, REDIS_URL, type TestApp } from "./helpers.ts";
@@ -106,12 +106,13 @@ describe("database jobs started together", () => {
         // A stalled transaction fails with SQLITE_BUSY and is retried: retry_count would show it.
         expect(Object.values(jobs).map((j) => [j!.status, j!.retry_count])).toEqual(Array(4).fill(["completed", 0]));
         // The relay, writing the outbox while those jobs started, was not stalled either (one attempt per row;
-        // the reconciler's next pass, which removes finished rows, is 30 s away).
+        // a row whose job has finished is moved to job_results with its attempts).
         const rows = await waitUntil(async () => {
-          const all = await a.deps.database.db.select().from(outbox);
-          return all.length === 12 && all.every((r) => r.relayedAt !== null) ? all : null;
+          const [open, done] = await Promise.all([a.deps.database.db.select().from(outbox), a.deps.database.db.select().from(jobResults)]);
+          const all = [...open.map((r) => [r.attempts, r.lastError]), ...done.map((r) => [r.relayAttempts, null])];
+          return all.length === 12 && open.every((r) => r.relayedAt !== null) ? all : null;
         }, 10_000, "the registration rows to be relayed");
-        expect(rows.map((r) => [r.attempts, r.lastError])).toEqual(Array(12).fill([1, null]));
+        expect(rows).toEqual(Array(12).fill([1, null]));
       } finally {
         await a.close();
         if (redisUrl) {

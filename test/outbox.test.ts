@@ -4,7 +4,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { eq } from "drizzle-orm";
 import type { Redis } from "../src/deps.ts";
-import { analyticsEvents, auditLog, emailOutbox, outbox } from "../src/platform/db/schema/index.ts";
+import { analyticsEvents, auditLog, emailOutbox, jobResults, outbox } from "../src/platform/db/schema/index.ts";
 import type { OutboxRelay } from "../src/platform/jobs/relay.ts";
 import { makeApp, REDIS_URL, ROOT, tempDir, testEnv, type TestApp } from "./helpers.ts";
 import { dropPrefix, redisClient, testPrefix, waitUntil } from "./fixtures/queues.ts";
@@ -58,27 +58,30 @@ async function register(a: TestApp, email: string): Promise<number> {
   return r.body.id as number;
 }
 
+/** Waits until the worker has recorded the three jobs' results and deleted their outbox rows. */
+async function recordedResults(a: TestApp) {
+  return waitUntil(async () => {
+    const [rows, results] = await Promise.all([a.deps.database.db.select().from(outbox), a.deps.database.db.select().from(jobResults)]);
+    return rows.length === 0 && results.length === 3 ? results : null;
+  }, 20_000, "the jobs' results to be recorded");
+}
+
 /** Registers a user, waits for its three jobs to complete and then for their records to expire. */
 async function finishedJobsExpire(a: TestApp, email: string): Promise<string[]> {
   await register(a, email);
-  const ids = (
-    await waitUntil(async () => {
-      const rows = await a.deps.database.db.select().from(outbox);
-      return rows.length === 3 && rows.every((r) => r.relayedAt !== null) ? rows : null;
-    }, 10_000, "the rows to be relayed")
-  ).map((r) => r.jobId!);
+  const ids = (await recordedResults(a)).map((r) => r.jobId);
   await waitUntil(async () => Object.values(await a.deps.queue.getJobs(ids)).every((j) => j?.status === "completed"), 20_000, "the jobs to complete");
   await waitUntil(async () => Object.values(await a.deps.queue.getJobs(ids)).every((j) => j === null), 20_000, "the job records to expire");
   return ids;
 }
 
-/** The jobs of one registration finish and their records expire; the reconciler deletes the rows, re-runs nothing. */
+/** The jobs of one registration finish and their records expire; the worker deleted the rows, nothing re-runs. */
 async function expectFinishedRowsDeleted(a: TestApp, email: string): Promise<void> {
   a.start();
   await finishedJobsExpire(a, email);
   const completed = (await a.deps.queue.stats()).completed_total;
   const relay = a.deps.outbox as OutboxRelay;
-  expect(await relay.reconcileOnce()).toEqual({ deleted: 3, requeued: 0 });
+  expect(await relay.reconcileOnce()).toEqual({ deleted: 0, requeued: 0 });
   expect(await a.deps.database.db.select().from(outbox)).toHaveLength(0);
   expect((await a.deps.queue.stats()).completed_total).toBe(completed);
 }
@@ -106,8 +109,8 @@ describe("with Redis", () => {
       expect(s.emails[0]).toMatchObject({ toEmail: "while-redis-down@example.com", subject: "Welcome to neodyme-edge" });
       expect(s.analytics).toHaveLength(1);
       expect(s.audits).toHaveLength(1);
-      // The jobs are the queue's, under the ids the relay recorded.
-      const rows = await a.deps.database.db.select().from(outbox);
+      // The jobs are the queue's, under the ids the relay recorded (kept with their results once finished).
+      const rows = await recordedResults(a);
       const byType = Object.fromEntries(rows.map((r) => [r.jobType, r.jobId]));
       expect(byType.send_welcome_email).toBe(s.emails[0]!.jobId);
       expect(byType.log_user_audit).toBe(s.audits[0]!.jobId);
@@ -172,8 +175,9 @@ describe("with Redis", () => {
     expect([s.emails.length, s.analytics.length, s.audits.length]).toEqual([1, 1, 1]);
     expect([s.emails[0]!.jobId, s.analytics[0]!.jobId, s.audits[0]!.jobId].sort()).toEqual(ids);
     await waitUntil(async () => Object.values(await a.deps.queue.getJobs(ids)).every((j) => j?.status === "completed"));
-    // Finished jobs leave the outbox.
-    expect(await relay.reconcileOnce()).toEqual({ deleted: 3, requeued: 0 });
+    // Finished jobs leave the outbox (the worker moves them to job_results); the reconciler finds nothing to do.
+    expect((await recordedResults(a)).map((r) => r.jobId).sort()).toEqual(ids);
+    expect(await relay.reconcileOnce()).toEqual({ deleted: 0, requeued: 0 });
     expect(await a.deps.database.db.select().from(outbox)).toHaveLength(0);
   }, 40_000);
 
@@ -184,7 +188,8 @@ describe("with Redis", () => {
     await expectFinishedRowsDeleted(a, "short-retention@example.com");
   }, 40_000);
 
-  test("Redis loses its data after the jobs finished (their records expired): the rows are relayed again (at-least-once)", async () => {
+  // Issue 12: this used to relay the finished jobs again (a re-run that undid later writes of users).
+  test("Redis loses its data after the jobs finished (their records expired): nothing is relayed again", async () => {
     redis ??= await redisClient();
     const p = prefix();
     const a = await app({ REDIS_URL, REDIS_PREFIX: p, CRON_ENABLED: "false", JOB_RETENTION_COMPLETED_SECONDS: "1" });
@@ -192,7 +197,8 @@ describe("with Redis", () => {
     await finishedJobsExpire(a, "short-retention-lost@example.com");
     await dropPrefix(redis, p); // what a Redis restart without persistence does to the queue
     const relay = a.deps.outbox as OutboxRelay;
-    expect(await relay.reconcileOnce()).toEqual({ deleted: 0, requeued: 3 });
+    expect(await relay.reconcileOnce()).toEqual({ deleted: 0, requeued: 0 });
+    expect(await a.deps.database.db.select().from(outbox)).toHaveLength(0);
   }, 40_000);
 
   test("two instances relaying the same outbox (local cluster) enqueue each job once", async () => {

@@ -28,13 +28,14 @@ export async function bulkPreferences(
     throw unprocessable([{ field: "user_ids", message: `no such users: ${shown}` }]);
   }
   const planned = ids.map((id) => ({ userId: id, jobId: Bun.randomUUIDv7() }));
+  const acceptedAt = Date.now();
   await deps.database.write(function* (tx) {
     for (let i = 0; i < planned.length; i += OUTBOX_CHUNK) {
       yield* writeOutbox(
         tx,
         planned.slice(i, i + OUTBOX_CHUNK).map((p) => ({
           type: JOB_TYPES.updatePreferences,
-          payload: { user_id: p.userId, preference_updates: updates } satisfies PreferencesPayload,
+          payload: { user_id: p.userId, preference_updates: updates, accepted_at: acceptedAt } satisfies PreferencesPayload,
           idempotencyKey: `${JOB_TYPES.updatePreferences}:${p.jobId}`,
           jobId: p.jobId,
         })),

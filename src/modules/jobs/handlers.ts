@@ -1,5 +1,6 @@
 // The job types of the service and their handlers. Each is idempotent under redelivery: inserts are keyed by
-// the job id, the cleanup is a delete, the preference merge sets the same keys again.
+// the job id, the cleanup is a delete, the preference merge sets the same keys again (and none that a user
+// wrote after the job was accepted).
 import type { AppDeps } from "../../deps.ts";
 import type { JobDefinition, JobQueue } from "../../platform/jobs/port.ts";
 import { PermanentJobError } from "../../platform/jobs/port.ts";
@@ -26,6 +27,8 @@ interface RegistrationPayload {
 export interface PreferencesPayload {
   user_id: number;
   preference_updates: Record<string, string | number | boolean | null>;
+  /** Epoch ms when the bulk request was accepted: keys the user wrote after it are left alone. */
+  accepted_at?: number;
 }
 
 function userId(p: { user_id?: unknown }): number {
@@ -122,7 +125,8 @@ export function jobDefinitions(deps: AppDeps, mailer: Mailer): JobDefinition<any
       }
       try {
         // Merges in one transaction and invalidates the user's cache entries.
-        await preferences.merge(deps, id, p.preference_updates);
+        const acceptedAt = typeof p.accepted_at === "number" && Number.isFinite(p.accepted_at) ? p.accepted_at : undefined;
+        await preferences.merge(deps, id, p.preference_updates, { acceptedAt });
       } catch (err) {
         // A user deleted since, or a merge over the key limit: retrying cannot help.
         if (err instanceof AppError && err.status < 500) throw new PermanentJobError(err.message, { cause: err });

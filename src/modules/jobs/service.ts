@@ -1,5 +1,7 @@
-// Job look-ups: the queue first, then the outbox for jobs committed but not yet relayed (their id is known
-// to the client already, e.g. from the bulk API). A queue that cannot answer makes unknown ids a 503.
+// Job look-ups: the queue first; then the database, which knows every job born from the outbox: finished
+// ones (job_results) and ones still waiting, relayed or not (their id is known to the client already, e.g.
+// from the bulk API). So such a job answers even when Redis lost it. A queue that cannot answer makes only
+// the ids the database cannot vouch for a 503.
 import type { AppDeps } from "../../deps.ts";
 import { notFound, serviceUnavailable } from "../../platform/http/errors.ts";
 import { outboxRepo, type OutboxRow } from "../../platform/jobs/outbox.ts";
@@ -31,9 +33,16 @@ export async function findJobs(deps: AppDeps, ids: readonly string[]): Promise<R
   } catch (err) {
     queueDown = err;
   }
-  const missing = unique.filter((id) => !found[id]);
+  const { db } = deps.database;
+  let missing = unique.filter((id) => !found[id]);
+  if (missing.length > 0) for (const job of await outboxRepo.results(db, missing)) found[job.id] = job;
+  missing = missing.filter((id) => !found[id]);
   if (missing.length > 0) {
-    for (const row of await outboxRepo.unrelayedByJobIds(deps.database.db, missing)) found[row.jobId!] = pendingFromOutbox(deps, row);
+    for (const row of await outboxRepo.byJobIds(db, missing)) {
+      // A relayed job the queue cannot be asked about may be running: only the queue could say.
+      if (queueDown && row.relayedAt !== null) continue;
+      found[row.jobId!] = pendingFromOutbox(deps, row);
+    }
   }
   if (queueDown && unique.some((id) => !found[id])) {
     deps.logger.warn("job look-up failed: queue unreachable", { error: (queueDown as Error).message });

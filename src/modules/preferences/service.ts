@@ -22,23 +22,48 @@ export async function get(deps: AppDeps, userId: number): Promise<CacheResult<Pr
   return result as CacheResult<Preferences>;
 }
 
-/** Merges `patch` into the stored preferences inside a write body (`yield* mergeInTx(...)`); null removes a key. */
-export function* mergeInTx(tx: Tx, userId: number, patch: Record<string, string | number | boolean | null>): Generator<unknown, Preferences, unknown> {
+/** Times kept for removed keys beyond this many keys in all: the oldest removals are forgotten first. */
+const MAX_STAMPS = MAX_PREFERENCE_KEYS * 2;
+
+/**
+ * Merges `patch` into the stored preferences inside a write body (`yield* mergeInTx(...)`); null removes a key.
+ * A user's write stamps its keys with the current time. A job's write (`acceptedAt`: when its request was
+ * accepted) sets only the keys not written since that moment, and stamps them with it: a job never overwrites
+ * a newer write, however late it runs or how often it is run again.
+ */
+export function* mergeInTx(
+  tx: Tx,
+  userId: number,
+  patch: Record<string, string | number | boolean | null>,
+  opts: { acceptedAt?: number } = {},
+): Generator<unknown, Preferences, unknown> {
   if (!(yield* q(usersRepo.exists(tx, userId)))) throw notFound(`User ${userId} not found`);
-  const merged: Preferences = { ...(yield* q(preferencesRepo.get(tx, userId))) };
+  const stored = yield* q(preferencesRepo.getStamped(tx, userId));
+  const merged: Preferences = { ...stored.data };
+  const stamps = { ...stored.keyWrittenAt };
+  const at = opts.acceptedAt ?? Date.now();
   for (const [k, v] of Object.entries(patch)) {
+    if (opts.acceptedAt !== undefined && (stamps[k] ?? -Infinity) > opts.acceptedAt) continue;
     if (v === null) delete merged[k];
     else merged[k] = v;
+    stamps[k] = Math.max(stamps[k] ?? 0, at);
   }
   if (Object.keys(merged).length > MAX_PREFERENCE_KEYS) {
     throw unprocessable([{ field: "body", message: `A user may have at most ${MAX_PREFERENCE_KEYS} preferences` }]);
   }
-  yield* q(preferencesRepo.put(tx, userId, merged));
+  const removed = Object.keys(stamps).filter((k) => !(k in merged)).sort((a, b) => stamps[a]! - stamps[b]!);
+  for (const k of removed.slice(0, Math.max(0, Object.keys(stamps).length - MAX_STAMPS))) delete stamps[k];
+  yield* q(preferencesRepo.put(tx, userId, merged, stamps));
   return merged;
 }
 
-export async function merge(deps: AppDeps, userId: number, patch: Record<string, string | number | boolean | null>): Promise<Preferences> {
-  const merged = await deps.database.write((tx) => mergeInTx(tx, userId, patch));
+export async function merge(
+  deps: AppDeps,
+  userId: number,
+  patch: Record<string, string | number | boolean | null>,
+  opts: { acceptedAt?: number } = {},
+): Promise<Preferences> {
+  const merged = await deps.database.write((tx) => mergeInTx(tx, userId, patch, opts));
   await deps.cache.invalidateTags([cacheKeys.userTag(userId)]);
   return merged;
 }

@@ -169,10 +169,19 @@ export const postsRepo = {
 
 const preferenceStatements = preparedFor((db) => ({
   get: db.select({ data: preferences.data }).from(preferences).where(eq(preferences.userId, p("userId"))).limit(1).prepare(),
+  getStamped: db
+    .select({ data: preferences.data, keyWrittenAt: preferences.keyWrittenAt })
+    .from(preferences)
+    .where(eq(preferences.userId, p("userId")))
+    .limit(1)
+    .prepare(),
   put: db
     .insert(preferences)
-    .values({ userId: p("userId"), data: p("data"), updatedAt: p("now") })
-    .onConflictDoUpdate({ target: preferences.userId, set: { data: sql`excluded.data`, updatedAt: sql`excluded.updated_at` } })
+    .values({ userId: p("userId"), data: p("data"), keyWrittenAt: p("keyWrittenAt"), updatedAt: p("now") })
+    .onConflictDoUpdate({
+      target: preferences.userId,
+      set: { data: sql`excluded.data`, keyWrittenAt: sql`excluded.key_written_at`, updatedAt: sql`excluded.updated_at` },
+    })
     .prepare(),
 }));
 
@@ -180,7 +189,11 @@ export const preferencesRepo = {
   get(db: Tx, userId: number): Step<Preferences> {
     return mapStep(preferenceStatements(db).get.get({ userId }), (row) => row?.data ?? {});
   },
-  put(db: Tx, userId: number, data: Preferences): Step<unknown> {
-    return preferenceStatements(db).put.run({ userId, data, now: nowIso() });
+  /** The preferences with the time each key was last written (see the schema). */
+  getStamped(db: Tx, userId: number): Step<{ data: Preferences; keyWrittenAt: Record<string, number> }> {
+    return mapStep(preferenceStatements(db).getStamped.get({ userId }), (row) => ({ data: row?.data ?? {}, keyWrittenAt: row?.keyWrittenAt ?? {} }));
+  },
+  put(db: Tx, userId: number, data: Preferences, keyWrittenAt: Record<string, number> = {}): Step<unknown> {
+    return preferenceStatements(db).put.run({ userId, data, keyWrittenAt, now: nowIso() });
   },
 };

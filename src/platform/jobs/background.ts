@@ -20,6 +20,7 @@ import { MemoryQueue } from "./memory-queue.ts";
 import { queueOptionsFromConfig } from "./options.ts";
 import type { JobQueue } from "./port.ts";
 import { RedisQueue } from "./redis-queue.ts";
+import { outboxLedger } from "./outbox.ts";
 import { OutboxRelay } from "./relay.ts";
 
 export interface Background {
@@ -50,10 +51,12 @@ export function createBackground(
   ops: { breakers: Breakers; metrics: OpsMetrics },
 ): Background {
   const { breakers, metrics } = ops;
-  const queue: JobQueue = redis
-    ? new RedisQueue(redis, config.REDIS_PREFIX, queueOptionsFromConfig(config, logger, metrics.onJobRun))
-    : new MemoryQueue(queueOptionsFromConfig(config, logger, metrics.onJobRun));
-  const relay = new OutboxRelay(database.db, queue, role, { logger });
+  const options = { ...queueOptionsFromConfig(config, logger, metrics.onJobRun), ledger: outboxLedger(database.db, () => role.isPrimary()) };
+  const queue: JobQueue = redis ? new RedisQueue(redis, config.REDIS_PREFIX, options) : new MemoryQueue(options);
+  const relay = new OutboxRelay(database.db, queue, role, {
+    logger,
+    retention: { completedMs: options.retentionCompletedMs, failedMs: options.retentionFailedMs },
+  });
   const cron = new CronScheduler<AppDeps>({
     schedules: work.schedules,
     leases: redis ? new RedisLeaseStore(redis, `${config.REDIS_PREFIX}cron:`) : new MemoryLeaseStore(),

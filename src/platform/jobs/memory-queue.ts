@@ -5,6 +5,7 @@ import type { Logger } from "../observability/logger.ts";
 import type { QueueOptions } from "./options.ts";
 import {
   decideFailure,
+  PermanentJobError,
   type EnqueueOptions,
   type EnqueueRequest,
   type Job,
@@ -100,7 +101,8 @@ export class MemoryQueue implements JobQueue {
       // A copy, as Redis would keep: later changes by the caller do not reach the job.
       payload: structuredClone(r.payload),
       idem: r.idempotencyKey ?? null,
-      writesDb: def?.writesDb !== false,
+      // The outbox's jobs run where their finish is recorded (the primary).
+      writesDb: r.tracked === true || def?.writesDb !== false,
       expiresAt: Infinity,
       tracked: r.tracked === true,
     };
@@ -223,6 +225,15 @@ export class MemoryQueue implements JobQueue {
     }
   }
 
+  /** The finish goes to the ledger too; if it cannot be written, the reconciler still learns it from this queue. */
+  private async record(job: Job): Promise<void> {
+    try {
+      await this.o.ledger?.recordFinished([{ ...job }]);
+    } catch (err) {
+      this.log.warn("could not record a finished job", { job_id: job.id, error: errorText(err) });
+    }
+  }
+
   private async run(e: Entry): Promise<void> {
     const job = e.job;
     job.status = "running";
@@ -232,7 +243,10 @@ export class MemoryQueue implements JobQueue {
     try {
       const def = this.defs.get(job.type);
       if (!def) throw new Error(`no handler registered for job type "${job.type}" on this instance`);
-      await def.handler(structuredClone(e.payload), { jobId: job.id, type: job.type, attempt: job.retry_count + 1, signal: e.ctrl.signal });
+      // A job whose finish was recorded before this process lost its queue runs no second time.
+      const prior = await this.o.ledger?.finished(job.id);
+      if (prior?.status === "failed") throw new PermanentJobError(prior.error_message ?? "failed before");
+      if (!prior) await def.handler(structuredClone(e.payload), { jobId: job.id, type: job.type, attempt: job.retry_count + 1, signal: e.ctrl.signal });
       if (e.ctrl.signal.aborted) return;
       this.o.onRun?.(job.type, (performance.now() - started) / 1000, "completed");
       job.status = "completed";
@@ -241,6 +255,7 @@ export class MemoryQueue implements JobQueue {
       e.expiresAt = Date.now() + this.o.retentionCompletedMs;
       if (e.tracked) this.finishedMarks.add(job.id);
       this.completedTotal++;
+      await this.record(job);
     } catch (err) {
       if (e.ctrl.signal.aborted) return;
       job.error_message = errorText(err);
@@ -253,6 +268,7 @@ export class MemoryQueue implements JobQueue {
         if (e.tracked) this.finishedMarks.add(job.id);
         this.failed.add(job.id);
         this.log.warn("job failed", { job_id: job.id, type: job.type, retry_count: job.retry_count, error: job.error_message });
+        await this.record(job);
       } else {
         job.retry_count = decision.retry;
         job.status = "retrying";

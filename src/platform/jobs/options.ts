@@ -3,6 +3,7 @@ import type { Config } from "../../config.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { JobRunOutcome } from "../observability/ops-metrics.ts";
 import { backgroundGraceMs } from "../lifecycle/shutdown.ts";
+import type { JobLedger } from "./port.ts";
 
 export interface QueueOptions {
   /** Handlers running at once on this instance (JOB_CONCURRENCY). */
@@ -21,6 +22,8 @@ export interface QueueOptions {
   logger: Logger;
   /** Told of every handler run this worker makes (the job metrics). */
   onRun?: (type: string, seconds: number, outcome: JobRunOutcome) => void;
+  /** Records finished jobs where they outlive the queue (the outbox's SQLite); none in unit tests of the queue. */
+  ledger?: JobLedger;
 }
 
 export function queueOptionsFromConfig(config: Config, logger: Logger, onRun?: QueueOptions["onRun"]): QueueOptions {

@@ -1,11 +1,12 @@
 // The transactional outbox: jobs born from a database write are inserted here in the same transaction
 // as the write, then relayed to the queue (see relay.ts). A crash or a Redis outage after the commit
 // loses nothing: the rows wait until the relay gets them through.
-import { and, asc, gt, inArray, isNotNull, isNull, sql } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, isNotNull, isNull, lt, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
-import { outbox } from "../db/schema/index.ts";
+import { jobResults, outbox } from "../db/schema/index.ts";
 import { preparedFor } from "../db/step.ts";
 import { q } from "../db/tx.ts";
+import type { Job, JobLedger } from "./port.ts";
 
 export interface OutboxJob {
   type: string;
@@ -92,12 +93,78 @@ export const outboxRepo = {
   async unrelay(db: Db, ids: readonly number[]): Promise<void> {
     if (ids.length > 0) await db.update(outbox).set({ relayedAt: null }).where(inArray(outbox.id, [...ids]));
   },
-  /** Rows whose job has an id but is not in the queue yet (written with a job id, not relayed). */
-  async unrelayedByJobIds(db: Db, jobIds: readonly string[]): Promise<OutboxRow[]> {
+  /** Rows of these jobs, relayed or not (a job's row is deleted once its result is recorded). */
+  async byJobIds(db: Db, jobIds: readonly string[]): Promise<OutboxRow[]> {
     if (jobIds.length === 0) return [];
-    return db
-      .select()
-      .from(outbox)
-      .where(and(isNull(outbox.relayedAt), inArray(outbox.jobId, [...jobIds])));
+    return db.select().from(outbox).where(inArray(outbox.jobId, [...jobIds]));
+  },
+  /**
+   * Records the final state of the outbox's jobs among `jobs` and deletes their rows: result first, so a
+   * crash in between leaves a row whose result exists (the reconciler deletes it), never a finished job
+   * with neither.
+   */
+  async finish(db: Db, jobs: readonly Job[]): Promise<number> {
+    const rows = await outboxRepo.byJobIds(db, jobs.map((j) => j.id));
+    if (rows.length === 0) return 0;
+    const byId = new Map(jobs.map((j) => [j.id, j]));
+    await db
+      .insert(jobResults)
+      .values(
+        rows.map((r) => {
+          const j = byId.get(r.jobId!)!;
+          return {
+            jobId: j.id,
+            jobType: r.jobType,
+            status: j.status === "failed" ? ("failed" as const) : ("completed" as const),
+            createdAt: r.createdAt,
+            startedAt: j.started_at,
+            completedAt: j.completed_at ?? new Date().toISOString(),
+            errorMessage: j.error_message,
+            retryCount: j.retry_count,
+            maxRetries: j.max_retries,
+            relayAttempts: r.attempts,
+          };
+        }),
+      )
+      .onConflictDoNothing({ target: jobResults.jobId });
+    await outboxRepo.delete(db, rows.map((r) => r.id));
+    return rows.length;
+  },
+  async results(db: Db, jobIds: readonly string[]): Promise<Job[]> {
+    if (jobIds.length === 0) return [];
+    const rows = await db.select().from(jobResults).where(inArray(jobResults.jobId, [...jobIds]));
+    return rows.map((r) => ({
+      id: r.jobId,
+      type: r.jobType,
+      status: r.status,
+      created_at: r.createdAt,
+      started_at: r.startedAt,
+      completed_at: r.completedAt,
+      error_message: r.errorMessage,
+      retry_count: r.retryCount,
+      max_retries: r.maxRetries,
+    }));
+  },
+  /** Results past the queue's retention of their kind go, as the queue's records do. */
+  async pruneResults(db: Db, retention: { completedMs: number; failedMs: number }, now = Date.now()): Promise<void> {
+    const before = (ms: number) => new Date(now - ms).toISOString();
+    await db.delete(jobResults).where(and(eq(jobResults.status, "completed"), lt(jobResults.completedAt, before(retention.completedMs))));
+    await db.delete(jobResults).where(and(eq(jobResults.status, "failed"), lt(jobResults.completedAt, before(retention.failedMs))));
   },
 };
+
+/**
+ * The queue's ledger (port.ts) on the outbox's database. Only the primary writes: the outbox's jobs are placed
+ * where it runs them (EnqueueOptions.tracked), and any other job has no row to record.
+ */
+export function outboxLedger(db: Db, canWrite: () => boolean): JobLedger {
+  return {
+    async recordFinished(jobs) {
+      if (jobs.length > 0 && canWrite()) await outboxRepo.finish(db, jobs);
+    },
+    async finished(id) {
+      const [job] = await outboxRepo.results(db, [id]);
+      return job ?? null;
+    },
+  };
+}

@@ -19,6 +19,17 @@ export interface Job {
   max_retries: number;
 }
 
+/**
+ * Where a worker records the jobs that reached their final state, before it acknowledges them in the queue,
+ * and asks before running one whether it has finished already. The outbox's SQLite implements it (outbox.ts):
+ * a queue that forgets jobs (Redis restarted empty) then re-runs no finished job and loses no job's record.
+ */
+export interface JobLedger {
+  recordFinished(jobs: readonly Job[]): Promise<void>;
+  /** The recorded final state of a job, or null when it has none. */
+  finished(id: string): Promise<Job | null>;
+}
+
 export interface EnqueueOptions {
   maxRetries?: number;
   /** The same key enqueued twice gives the same job id (while the job's record is retained). */
@@ -30,7 +41,7 @@ export interface EnqueueOptions {
    */
   jobId?: string;
   /**
-   * The outbox waits for this job (relay.ts). When it finishes (completed, or failed for good) the queue keeps
+   * The outbox waits for this job (relay.ts); it runs on the primary, where the ledger is written. When it finishes (completed, or failed for good) the queue keeps
    * a "finished" marker that does not expire with the job's record, until forgetFinished() drops it: the
    * outbox never takes a finished job whose record has expired for a lost one.
    */

@@ -48,6 +48,10 @@ interface Held {
   jid: string;
   dlv: string;
   ctrl: AbortController;
+  type: string;
+  retry: number;
+  maxRetries: number;
+  startedAt: number;
 }
 
 const heldKey = (h: { eid: string; dlv: string }) => `${h.eid}#${h.dlv}`;
@@ -77,6 +81,22 @@ export function jobFromFields(values: readonly (string | null | undefined)[]): J
     retry_count: Number(retry ?? 0),
     max_retries: Number(maxRetries ?? 0),
   };
+}
+
+function finalJob(held: Held, outcome: Outcome): Job[] {
+  if (outcome.kind === "retry") return [];
+  const ok = outcome.kind === "ok";
+  return [{
+    id: held.jid,
+    type: held.type,
+    status: ok ? "completed" : "failed",
+    created_at: new Date(held.startedAt).toISOString(),
+    started_at: new Date(held.startedAt).toISOString(),
+    completed_at: new Date().toISOString(),
+    error_message: ok ? null : outcome.error,
+    retry_count: ok ? held.retry : outcome.retry,
+    max_retries: held.maxRetries,
+  }];
 }
 
 export function errorText(err: unknown): string {
@@ -163,7 +183,7 @@ export class RedisQueue implements JobQueue {
           JSON.stringify(j.payload),
           j.maxRetries ?? this.defs.get(j.type)?.maxRetries ?? this.o.maxRetries,
           j.idempotencyKey ?? "",
-          this.streamOf(j.type),
+          j.tracked ? "db" : this.streamOf(j.type),
           Math.max(0, Math.round(j.delayMs ?? 0)),
           j.tracked ? "1" : "",
         );
@@ -374,7 +394,10 @@ export class RedisQueue implements JobQueue {
 
   private dispatch(row: StartedRow): void {
     const [stream, eid, jid, type, payload, retry, maxRetries, dlv] = row;
-    const held: Held = { stream, eid, jid, dlv: String(dlv), ctrl: new AbortController() };
+    const held: Held = {
+      stream, eid, jid, dlv: String(dlv), ctrl: new AbortController(),
+      type, retry: Number(retry), maxRetries: Number(maxRetries), startedAt: Date.now(),
+    };
     const key = heldKey(held);
     this.held.set(key, held);
     this.active++;
@@ -398,10 +421,15 @@ export class RedisQueue implements JobQueue {
         await this.release([held]);
         return;
       }
-      started = performance.now();
-      await def.handler(JSON.parse(payload), { jobId: held.jid, type, attempt: retry + 1, signal: held.ctrl.signal });
-      outcome = { kind: "ok" };
-      this.o.onRun?.(type, (performance.now() - started) / 1000, "completed");
+      // Finished before (its ack lost with Redis's data, then relayed again): record it again, run nothing.
+      const prior = await this.o.ledger?.finished(held.jid);
+      if (prior?.status === "failed") outcome = { kind: "fail", retry: prior.retry_count, error: prior.error_message ?? "" };
+      else {
+        started = performance.now();
+        if (!prior) await def.handler(JSON.parse(payload), { jobId: held.jid, type, attempt: retry + 1, signal: held.ctrl.signal });
+        outcome = { kind: "ok" };
+        if (!prior) this.o.onRun?.(type, (performance.now() - started) / 1000, "completed");
+      }
     } catch (err) {
       // Aborted (hold lost, or shutdown past its grace): the delivery is someone else's now; record nothing.
       if (held.ctrl.signal.aborted) return;
@@ -467,6 +495,8 @@ export class RedisQueue implements JobQueue {
         );
       }
       try {
+        // Durable first: once the ledger has it, nothing Redis forgets can make the job run again.
+        if (this.o.ledger) await this.o.ledger.recordFinished(batch.flatMap(({ held, outcome }) => finalJob(held, outcome)));
         const res = (await FINISH.run(this.redis, [], args)) as number[];
         batch.forEach((item, i) => item.resolve(res[i] === 1));
       } catch (err) {

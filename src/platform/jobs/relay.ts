@@ -1,15 +1,16 @@
 // Moves committed outbox rows to the queue (the row's idempotency key becomes the job's, so relaying a row
 // twice enqueues one job), on the primary only. It polls, reacts to kick() after a commit, and keeps retrying
-// while the queue is unreachable. A reconciler then deletes rows whose job has finished, and hands back to
-// the relay the rows whose job the queue no longer knows (Redis restarted without its data, or the
-// in-process queue died with its process): they are enqueued again under the same job id. Rows are enqueued
-// `tracked`: the queue keeps a finished marker past the job record's retention until the reconciler has
-// deleted the row, so a finished job whose record expired is never taken for a lost one.
+// while the queue is unreachable. The worker records a finished job in job_results and deletes its row
+// (outboxLedger), before acknowledging it in the queue; so a relayed row still here is a job that has not
+// finished, and the reconciler needs the queue only to tell "waiting or running" from "lost" (Redis restarted
+// without its data, or the in-process queue died with its process): lost rows are enqueued again under the
+// same job id. Each pass covers every relayed row. Rows are also enqueued `tracked` (the queue's finished
+// markers), which covers finishes the ledger could not write.
 import type { Role } from "../cluster/role.ts";
 import type { Db } from "../db/client.ts";
 import type { Logger } from "../observability/logger.ts";
 import { outboxRepo } from "./outbox.ts";
-import type { JobQueue } from "./port.ts";
+import type { Job, JobQueue } from "./port.ts";
 import { errorText } from "./redis-queue.ts";
 
 const KICK_COALESCE_MS = 20;
@@ -20,6 +21,8 @@ export interface RelayOptions {
   batch?: number;
   /** How often relayed rows are checked against the queue. */
   reconcileMs?: number;
+  /** How long job_results keep finished jobs (the queue's retention of finished records). */
+  retention?: { completedMs: number; failedMs: number };
   logger: Logger;
 }
 
@@ -29,11 +32,14 @@ export interface OutboxKick {
   kick(): void;
 }
 
+const RECONCILE_BATCH = 1_000;
+
 export class OutboxRelay implements OutboxKick {
   private readonly pollMs: number;
   private readonly batch: number;
   private readonly reconcileMs: number;
   private readonly log: Logger;
+  private readonly retention: { completedMs: number; failedMs: number };
   private closing = false;
   private loop: Promise<void> | undefined;
   private kicked = false;
@@ -52,6 +58,7 @@ export class OutboxRelay implements OutboxKick {
     this.pollMs = opts.pollMs ?? 1_000;
     this.batch = opts.batch ?? 200;
     this.reconcileMs = opts.reconcileMs ?? 30_000;
+    this.retention = opts.retention ?? { completedMs: 86_400_000, failedMs: 7 * 86_400_000 };
     this.log = opts.logger.child({ component: "outbox" });
   }
 
@@ -152,33 +159,56 @@ export class OutboxRelay implements OutboxKick {
     return rows.length;
   }
 
-  /** Checks one batch of relayed rows against the queue. */
-  async reconcileOnce(limit = 500): Promise<{ deleted: number; requeued: number }> {
-    const rows = await outboxRepo.relayed(this.db, this.reconcileCursor, limit);
-    this.reconcileCursor = rows.length < limit ? 0 : rows[rows.length - 1]!.id;
-    if (rows.length === 0) return { deleted: 0, requeued: 0 };
-    const ids = rows.flatMap((r) => (r.jobId ? [r.jobId] : []));
-    // The finished markers outlive the jobs' records (whose retention may be a second): a missing record
-    // means lost only when there is no marker either. Both go when Redis loses its data: relayed again then.
-    const [jobs, finished] = await Promise.all([this.queue.getJobs(ids), this.queue.finishedTracked(ids)]);
-    const done: number[] = [];
-    const doneJobs: string[] = [];
-    const lost: number[] = [];
-    for (const r of rows) {
-      const job = r.jobId ? jobs[r.jobId] : null;
-      if (r.jobId && (finished.has(r.jobId) || job?.status === "completed" || job?.status === "failed")) {
-        done.push(r.id);
-        doneJobs.push(r.jobId);
-      } else if (!job) lost.push(r.id);
+  /**
+   * Checks every relayed row against the queue, in batches, from where the last pass stopped: a pass ends when
+   * it has seen them all or after half the reconcile interval (it goes on from there next time).
+   */
+  async reconcileOnce(limit = RECONCILE_BATCH): Promise<{ deleted: number; requeued: number }> {
+    const total = { deleted: 0, requeued: 0 };
+    const deadline = Date.now() + this.reconcileMs / 2;
+    for (;;) {
+      const rows = await outboxRepo.relayed(this.db, this.reconcileCursor, limit);
+      this.reconcileCursor = rows.length < limit ? 0 : rows[rows.length - 1]!.id;
+      const r = await this.reconcileBatch(rows);
+      total.deleted += r.deleted;
+      total.requeued += r.requeued;
+      if (this.reconcileCursor === 0 || Date.now() > deadline || this.closing) break;
     }
-    await outboxRepo.delete(this.db, done);
-    // After the rows are gone (a marker left behind by a crash right here is trimmed by the queue much later).
-    await this.queue.forgetFinished(doneJobs);
-    await outboxRepo.unrelay(this.db, lost);
-    if (lost.length > 0) {
-      this.log.warn("the queue lost relayed jobs; relaying them again under the same ids", { count: lost.length });
+    await outboxRepo.pruneResults(this.db, this.retention);
+    if (total.requeued > 0) {
+      this.log.warn("the queue lost relayed jobs; relaying them again under the same ids", { count: total.requeued });
       this.kick();
     }
-    return { deleted: done.length, requeued: lost.length };
+    return total;
+  }
+
+  private async reconcileBatch(rows: readonly { id: number; jobId: string | null }[]): Promise<{ deleted: number; requeued: number }> {
+    if (rows.length === 0) return { deleted: 0, requeued: 0 };
+    const ids = rows.flatMap((r) => (r.jobId ? [r.jobId] : []));
+    // A result without its row's deletion (a crash between the two) is a finished job too.
+    const recorded = new Set((await outboxRepo.results(this.db, ids)).map((j) => j.id));
+    const open = ids.filter((id) => !recorded.has(id));
+    // The finished markers outlive the jobs' records (whose retention may be a second): a missing record
+    // means lost only when there is no marker either.
+    const [jobs, finished] = await Promise.all([this.queue.getJobs(open), this.queue.finishedTracked(open)]);
+    const doneRows: number[] = [];
+    const doneJobs: string[] = [];
+    const toRecord: Job[] = [];
+    const lost: number[] = [];
+    for (const r of rows) {
+      if (!r.jobId) continue;
+      const job = jobs[r.jobId];
+      if (recorded.has(r.jobId)) doneRows.push(r.id);
+      else if (job?.status === "completed" || job?.status === "failed") toRecord.push(job);
+      else if (finished.has(r.jobId)) doneRows.push(r.id);
+      else if (!job) lost.push(r.id);
+      if (recorded.has(r.jobId) || finished.has(r.jobId) || job?.status === "completed" || job?.status === "failed") doneJobs.push(r.jobId);
+    }
+    // Finishes the worker could not record (an older worker, or a ledger write that failed) are recorded here.
+    const recordedNow = await outboxRepo.finish(this.db, toRecord);
+    await outboxRepo.delete(this.db, doneRows);
+    await this.queue.forgetFinished(doneJobs);
+    await outboxRepo.unrelay(this.db, lost);
+    return { deleted: doneRows.length + recordedNow, requeued: lost.length };
   }
 }

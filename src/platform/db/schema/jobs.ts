@@ -23,6 +23,29 @@ export const outbox = sqliteTable(
   (t) => [index("outbox_pending_idx").on(t.relayedAt, t.id)],
 );
 
+/**
+ * Jobs born from the outbox that have finished (completed, or failed for good), written by the worker before
+ * it acknowledges the job in the queue: the queue forgetting a job (Redis restarted empty) neither re-runs a
+ * finished job nor makes it unknown to GET /jobs. Kept for the queue's retention of finished jobs.
+ */
+export const jobResults = sqliteTable(
+  "job_results",
+  {
+    jobId: text("job_id").primaryKey(),
+    jobType: text("job_type").notNull(),
+    status: text("status").$type<"completed" | "failed">().notNull(),
+    createdAt: text("created_at").notNull(),
+    startedAt: text("started_at"),
+    completedAt: text("completed_at").notNull(),
+    errorMessage: text("error_message"),
+    retryCount: integer("retry_count").notNull().default(0),
+    maxRetries: integer("max_retries").notNull().default(0),
+    /** How many times the relay tried to hand the job to the queue (1 when nothing went wrong). */
+    relayAttempts: integer("relay_attempts").notNull().default(0),
+  },
+  (t) => [index("job_results_completed_idx").on(t.completedAt)],
+);
+
 /** The default mailer writes here; job_id makes a redelivered job a no-op. */
 export const emailOutbox = sqliteTable("email_outbox", {
   id: integer("id").primaryKey({ autoIncrement: true }),

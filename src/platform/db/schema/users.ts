@@ -34,6 +34,11 @@ export const preferences = sqliteTable("preferences", {
   userId: integer("user_id").primaryKey().references(() => users.id, { onDelete: "cascade" }),
   data: text("data", { mode: "json" }).$type<Record<string, string | number | boolean>>().notNull(),
   updatedAt: text("updated_at").notNull().default(now),
+  /**
+   * When each key was last written (epoch ms; a removed key keeps its time): a bulk job accepted before a
+   * user's own write of a key leaves that key alone, whenever and however often it runs.
+   */
+  keyWrittenAt: text("key_written_at", { mode: "json" }).$type<Record<string, number>>().notNull().default(sql`'{}'`),
 });
 
 /** One row per login; the token carries its id. Expired rows are removed by the cleanup job. */
