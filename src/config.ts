@@ -184,6 +184,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if ((e.ADMIN_EMAIL === undefined) !== (e.ADMIN_PASSWORD === undefined)) {
     throw new ConfigError(e.ADMIN_EMAIL ? "ADMIN_PASSWORD" : "ADMIN_EMAIL", "ADMIN_EMAIL and ADMIN_PASSWORD must be set together");
   }
+  if (e.SCALER_MODE === "on" && (!e.FLY_API_TOKEN || !e.FLY_APP_NAME)) {
+    throw new ConfigError(e.FLY_API_TOKEN ? "FLY_APP_NAME" : "FLY_API_TOKEN", "required when SCALER_MODE=on (the scaler acts through the Machines API)");
+  }
   if (e.NODE_ENV === "production" && !e.JWT_SECRET) {
     throw new ConfigError("JWT_SECRET", "required when NODE_ENV=production (at least 32 characters)");
   }

@@ -26,6 +26,7 @@ import { registerJobHandlers } from "./modules/jobs/handlers.ts";
 import { SCHEDULES } from "./modules/jobs/schedules.ts";
 import { Breakers, DEPENDENCY } from "./platform/resilience/breakers.ts";
 import { OpsMetrics } from "./platform/observability/ops-metrics.ts";
+import { scalerSchedule } from "./platform/scaler/scaler.ts";
 import { ensureAdmin } from "./modules/users/service.ts";
 import { warmLogin } from "./modules/auth/service.ts";
 
@@ -79,9 +80,10 @@ export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDe
   const cache: Cache = await createCache(config, logger, redis, role);
   const breakers = new Breakers(logger);
   const opsMetrics = new OpsMetrics();
+  const scaler = scalerSchedule({ config, breakers, logger });
   // The L2 keeps its own breaker (src/platform/cache/l2.ts); reported here, read-only, from its availability.
   if (redis && config.CACHE_ENABLED) breakers.observe(DEPENDENCY.redisL2, () => (cache.stats().l2.available ? "closed" : "open"));
-  const background = createBackground(config, logger, redis, database, role, { schedules: SCHEDULES, registerJobs: registerJobHandlers }, { breakers, metrics: opsMetrics });
+  const background = createBackground(config, logger, redis, database, role, { schedules: [...SCHEDULES, ...(scaler ? [scaler] : [])], registerJobs: registerJobHandlers }, { breakers, metrics: opsMetrics });
   const requests = { inFlight: 0 };
   const deps: AppDeps = {
     config,

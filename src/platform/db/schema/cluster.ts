@@ -1,4 +1,4 @@
-import { integer, real, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { index, integer, real, sqliteTable, text } from "drizzle-orm/sqlite-core";
 
 /** The heartbeat registry: one row per running instance. */
 export const instances = sqliteTable("instances", {
@@ -14,3 +14,23 @@ export const instances = sqliteTable("instances", {
   cpuPercent: real("cpu_percent").notNull().default(0),
   memoryPercent: real("memory_percent").notNull().default(0),
 });
+
+/** Every decision the scaler took (or was kept from taking), newest last; pruned to the most recent rows. */
+export const scalerDecisions = sqliteTable(
+  "scaler_decisions",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    at: text("at").notNull(),
+    region: text("region").notNull(),
+    fromCount: integer("from_count").notNull(),
+    toCount: integer("to_count").notNull(),
+    /** up, down or hold (a change wanted but not made: stale data, cooldown, the API unreachable). */
+    action: text("action").notNull(),
+    reason: text("reason").notNull(),
+    /** ok, dry-run, error or blocked. */
+    outcome: text("outcome").notNull(),
+    detail: text("detail"),
+    instance: text("instance").notNull(),
+  },
+  (t) => [index("scaler_decisions_region_at").on(t.region, t.at)],
+);

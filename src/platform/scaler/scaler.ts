@@ -1,0 +1,164 @@
+// The scaler's run: once per SCALER_INTERVAL under the cron lease (so once in the cluster, on an instance that
+// can write), it reads the heartbeat table, lists the app's machines, decides per region (decide.ts) and, in
+// mode "on", starts, creates or stops machines through the Machines API. Every decision that changes something,
+// or would have and was kept from it, is recorded (records.ts), counted in /metrics and logged. An unreachable
+// Machines API changes nothing: the run records the failure per region and tries again next interval.
+import type { Config } from "../../config.ts";
+import { listInstances } from "../cluster/instances.ts";
+import { MISSED_BEATS_UNHEALTHY } from "../cluster/registry.ts";
+import type { ScheduleDefinition } from "../cron/scheduler.ts";
+import type { Database } from "../db/client.ts";
+import type { Logger } from "../observability/logger.ts";
+import type { OpsMetrics } from "../observability/ops-metrics.ts";
+import { breakerSettings, DEPENDENCY, isClientError, type Breakers } from "../resilience/breakers.ts";
+import { decide, perRegion, type RegionDecision, type ScalerPolicy } from "./decide.ts";
+import { MachinesClient, type FlyMachine } from "./machines.ts";
+import { lastChanges, recordDecisions, type NewDecision } from "./records.ts";
+
+export type ScalerConfig = Pick<
+  Config,
+  | "SCALER_MODE" | "SCALER_INTERVAL" | "SCALER_MIN" | "SCALER_MAX" | "SCALER_TARGET_PERCENT" | "SCALER_CAPACITY"
+  | "SCALER_UP_COOLDOWN" | "SCALER_DOWN_COOLDOWN" | "FLY_API_TOKEN" | "FLY_APP_NAME" | "FLY_API_URL"
+  | "PRIMARY_REGION" | "HEARTBEAT_INTERVAL" | "BREAKER_FLY_MACHINES" | "INSTANCE_ID"
+>;
+
+export interface ScalerDeps {
+  config: ScalerConfig;
+  logger: Logger;
+  database: Database;
+  breakers: Breakers;
+  opsMetrics: OpsMetrics;
+}
+
+/** A Machines API call may take this long before it counts as failed. */
+const MACHINES_TIMEOUT_MS = 10_000;
+
+export function scalerPolicy(config: ScalerConfig): ScalerPolicy {
+  return {
+    min: perRegion(config.SCALER_MIN),
+    max: perRegion(config.SCALER_MAX),
+    targetPercent: config.SCALER_TARGET_PERCENT,
+    capacity: config.SCALER_CAPACITY,
+    upCooldownMs: config.SCALER_UP_COOLDOWN * 1000,
+    downCooldownMs: config.SCALER_DOWN_COOLDOWN * 1000,
+    primaryRegion: config.PRIMARY_REGION,
+    staleAfterMs: MISSED_BEATS_UNHEALTHY * config.HEARTBEAT_INTERVAL * 1000,
+  };
+}
+
+/** The Machines API client, or null when FLY_API_TOKEN / FLY_APP_NAME are not both set. */
+export function machinesClient(deps: Pick<ScalerDeps, "config" | "breakers">): MachinesClient | null {
+  const { config } = deps;
+  if (!config.FLY_API_TOKEN || !config.FLY_APP_NAME) return null;
+  return new MachinesClient({
+    baseUrl: config.FLY_API_URL,
+    token: config.FLY_API_TOKEN,
+    app: config.FLY_APP_NAME,
+    timeoutMs: MACHINES_TIMEOUT_MS,
+    breaker: deps.breakers.get(DEPENDENCY.machines, breakerSettings(config.BREAKER_FLY_MACHINES), isClientError),
+  });
+}
+
+async function execute(client: MachinesClient, d: RegionDecision, machines: FlyMachine[]): Promise<void> {
+  for (const id of d.start) await client.start(id);
+  if (d.create > 0) {
+    const template = machines.find((m) => m.region === d.region && m.config) ?? machines.find((m) => m.config);
+    if (!template?.config) throw new Error("no machine to copy a config from");
+    for (let i = 0; i < d.create; i++) await client.create(d.region, template.config);
+  }
+  for (const id of d.stop) await client.stop(id);
+}
+
+/** One scaler run. Returns what it recorded. */
+export async function runScaler(deps: ScalerDeps, client: MachinesClient, signal?: AbortSignal, now = () => Date.now()): Promise<NewDecision[]> {
+  const { config, database, opsMetrics } = deps;
+  const log = deps.logger.child({ component: "scaler" });
+  const mode = config.SCALER_MODE;
+  const beats = await listInstances(database.db);
+  const at = () => new Date(now()).toISOString();
+  const record: NewDecision[] = [];
+  const row = (d: Pick<RegionDecision, "region" | "from" | "to" | "action" | "reason">, outcome: string, detail: string | null = null): NewDecision => ({
+    at: at(), region: d.region, fromCount: d.from, toCount: d.to, action: d.action, reason: d.reason, outcome, detail, instance: config.INSTANCE_ID,
+  });
+
+  let machines: FlyMachine[];
+  try {
+    machines = await client.list();
+  } catch (err) {
+    const detail = (err as Error).message;
+    log.warn("scaler: Machines API unreachable; nothing changed", { error: detail });
+    for (const region of [...new Set(beats.map((b) => b.region))].sort()) {
+      const n = beats.filter((b) => b.region === region).length;
+      record.push(row({ region, from: n, to: n, action: "hold", reason: "Machines API unreachable" }, "error", detail));
+    }
+    return finish(deps, record);
+  }
+
+  const decisions = decide({ now: now(), machines, beats, policy: scalerPolicy(config), lastChange: await lastChanges(database.db) });
+  for (const d of decisions) {
+    signal?.throwIfAborted();
+    if (d.action === "hold") {
+      if (d.wanted !== d.from) record.push(row(d, "blocked"));
+      continue;
+    }
+    if (mode !== "on") {
+      log.info("scaler (dry-run): would change a region", { region: d.region, from: d.from, to: d.to, reason: d.reason });
+      record.push(row(d, "dry-run", planText(d)));
+      continue;
+    }
+    try {
+      await execute(client, d, machines);
+      log.info("scaler: region changed", { region: d.region, from: d.from, to: d.to, reason: d.reason, plan: planText(d) });
+      record.push(row(d, "ok", planText(d)));
+    } catch (err) {
+      log.warn("scaler: could not change a region", { region: d.region, from: d.from, to: d.to, error: (err as Error).message });
+      record.push(row(d, "error", `${planText(d)}: ${(err as Error).message}`));
+    }
+  }
+  return finish(deps, record);
+
+  async function finish(deps: ScalerDeps, rows: NewDecision[]): Promise<NewDecision[]> {
+    for (const r of rows) opsMetrics.scalerDecisions.inc({ region: r.region, action: r.action, outcome: r.outcome });
+    await recordDecisions(deps.database.db, rows);
+    return rows;
+  }
+}
+
+function planText(d: RegionDecision): string {
+  const parts = [
+    d.start.length ? `start ${d.start.join(", ")}` : "",
+    d.create ? `create ${d.create}` : "",
+    d.stop.length ? `stop ${d.stop.join(", ")}` : "",
+  ].filter(Boolean);
+  return parts.join("; ") || "nothing";
+}
+
+/** SCALER_INTERVAL seconds as a cron pattern (seconds first): even ticks when it divides a minute or an hour. */
+export function intervalPattern(seconds: number): string {
+  if (seconds < 60) return `*/${seconds} * * * * *`;
+  const minutes = Math.max(1, Math.round(seconds / 60));
+  return minutes >= 60 ? "0 0 * * * *" : `0 */${minutes} * * * *`;
+}
+
+/**
+ * The scaler's cron schedule, or null when it is off (SCALER_MODE=off, or no FLY_API_TOKEN / FLY_APP_NAME).
+ * It writes the database (its decisions), so only an instance that can write runs it.
+ */
+export function scalerSchedule(deps: Pick<ScalerDeps, "config" | "breakers" | "logger">): ScheduleDefinition<ScalerDeps> | null {
+  const { config } = deps;
+  if (config.SCALER_MODE === "off") return null;
+  const client = machinesClient(deps);
+  if (!client) {
+    deps.logger.info("scaler off: FLY_API_TOKEN and FLY_APP_NAME are needed to read the machines", { mode: config.SCALER_MODE });
+    return null;
+  }
+  return {
+    name: "scaler",
+    pattern: intervalPattern(config.SCALER_INTERVAL),
+    writesDb: true,
+    description: `Scales machines per region (${config.SCALER_MODE})`,
+    async run(d, ctx) {
+      await runScaler(d, client, ctx.signal);
+    },
+  };
+}
