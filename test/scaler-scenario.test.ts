@@ -1,0 +1,158 @@
+// The scaler on real instances, bounded: a primary (ams) that runs the scaler in mode "on" against the Machines
+// API stand-in, a replica in syd, and two stopped syd machines the stand-in starts as real processes. A load
+// step on the syd replica makes it scale up within two intervals; once idle it scales down one machine per
+// cooldown; during a Machines API outage nothing changes and the failure is recorded. Heartbeats are real.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createClient } from "@libsql/client";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { REDIS_URL, tempDir, testEnv } from "./helpers.ts";
+import { startMachinesStandin, type MachinesStandin } from "./support/machines-standin.ts";
+import { freePort, spawnService, waitFor, type Spawned } from "./support/process.ts";
+
+const TOKEN = "scaler-scenario-internal-token";
+const INTERVAL = 5;
+const DOWN_COOLDOWN = 6;
+
+async function rows(file: string, sql: string): Promise<Record<string, unknown>[]> {
+  const c = createClient({ url: `file:${file}` });
+  try {
+    return (await c.execute(sql)).rows as unknown as Record<string, unknown>[];
+  } finally {
+    c.close();
+  }
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await Bun.sleep(200);
+  }
+}
+
+describe("the scaler on real instances", () => {
+  const dir = tempDir("scaler-");
+  const dbFile = join(dir, "app.db");
+  const litefs = tempDir("scaler-litefs-");
+  writeFileSync(join(litefs, ".primary"), "p1\n");
+  const prefix = `test:scaler:${crypto.randomUUID().slice(0, 8)}:`;
+  const procs = new Map<string, Spawned>();
+  let api: MachinesStandin;
+  let pInternal = 0;
+  let stopLoad = () => {};
+
+  const common = { REDIS_URL, REDIS_PREFIX: prefix, INTERNAL_TOKEN: TOKEN, HEARTBEAT_INTERVAL: "1", PRIMARY_REGION: "ams", LOG_LEVEL: "info" };
+
+  async function startReplica(id: string): Promise<void> {
+    const port = await freePort();
+    const env = testEnv({ ...common, INSTANCE_ID: id, FLY_REGION: "syd", LITEFS_DIR: litefs, PRIMARY_URL: `http://127.0.0.1:${pInternal}`, JOBS_WORKER_ENABLED: "false", INTERNAL_PORT: String(await freePort()) }, dir);
+    const s = spawnService(env, port);
+    procs.set(id, s);
+    await waitFor(`${s.url}/health/live`, 30_000);
+  }
+
+  beforeAll(async () => {
+    api = startMachinesStandin(
+      "edge-app",
+      [
+        { id: "p1", region: "ams", state: "started" },
+        { id: "a2", region: "ams", state: "started" },
+        { id: "s1", region: "syd", state: "started" },
+        { id: "s2", region: "syd", state: "stopped" },
+        { id: "s3", region: "syd", state: "stopped" },
+      ],
+      {
+        // A started machine is a real instance; a stopped one is stopped for real (SIGTERM, graceful).
+        onStart: (m) => void startReplica(m.id),
+        onStop: (m) => procs.get(m.id)?.kill("SIGTERM"),
+      },
+    );
+    pInternal = await freePort();
+    const p1 = spawnService(
+      testEnv(
+        {
+          ...common,
+          INSTANCE_ID: "p1",
+          FLY_REGION: "ams",
+          INTERNAL_PORT: String(pInternal),
+          SCALER_MODE: "on",
+          SCALER_INTERVAL: String(INTERVAL),
+          SCALER_MIN: "ams=2,syd=1",
+          SCALER_MAX: "3",
+          // Load is CPU here (the replica's in-flight count is near zero between requests this short).
+          SCALER_TARGET_PERCENT: "10",
+          SCALER_CAPACITY: "1000",
+          SCALER_UP_COOLDOWN: "0",
+          SCALER_DOWN_COOLDOWN: String(DOWN_COOLDOWN),
+          FLY_API_URL: api.url,
+          FLY_API_TOKEN: api.token,
+          FLY_APP_NAME: api.app,
+          BREAKER_FLY_MACHINES: "2/3",
+        },
+        dir,
+      ),
+      await freePort(),
+    );
+    procs.set("p1", p1);
+    await waitFor(`${p1.url}/health/ready`, 30_000);
+    await startReplica("s1");
+  }, 60_000);
+
+  afterAll(async () => {
+    stopLoad();
+    await api?.close();
+    for (const p of procs.values()) p.kill("SIGKILL");
+  });
+
+  const running = (region: string) => [...api.machines.values()].filter((m) => m.region === region && m.state === "started").map((m) => m.id).sort();
+
+  test("a load step scales syd up within two intervals; idle scales it down one machine per cooldown; never the primary", async () => {
+    const s1 = procs.get("s1")!;
+    let loading = true;
+    stopLoad = () => (loading = false);
+    const worker = async () => {
+      while (loading) await fetch(`${s1.url}/api/v1/users/1`, { headers: { authorization: "Bearer not-a-token" } }).then((r) => r.arrayBuffer()).catch(() => undefined);
+    };
+    const loadStart = Date.now();
+    const workers = Array.from({ length: 24 }, worker);
+    await until("syd to scale up", () => (running("syd").length > 1 ? true : undefined), 2 * INTERVAL * 1000 + 8_000);
+    const upAfter = (Date.now() - loadStart) / 1000;
+    stopLoad();
+    await Promise.all(workers);
+    const up = await rows(dbFile, "SELECT * FROM scaler_decisions WHERE region = 'syd' AND action = 'up' AND outcome = 'ok'");
+    expect(up.length).toBeGreaterThan(0);
+    expect(String(up[0]!.reason)).toContain("per machine > target");
+    console.log(`scaled up after ${upAfter.toFixed(1)} s (interval ${INTERVAL} s)`);
+
+    await until("syd back to one machine", () => (running("syd").length === 1 ? true : undefined), 60_000);
+    const downs = await rows(dbFile, "SELECT at, from_count, to_count FROM scaler_decisions WHERE region = 'syd' AND action = 'down' AND outcome = 'ok' ORDER BY id");
+    expect(downs.length).toBeGreaterThan(0);
+    for (const d of downs) expect(Number(d.from_count) - Number(d.to_count)).toBe(1);
+    for (let i = 1; i < downs.length; i++) {
+      expect(Date.parse(String(downs[i]!.at)) - Date.parse(String(downs[i - 1]!.at))).toBeGreaterThanOrEqual(DOWN_COOLDOWN * 1000);
+    }
+    expect(api.calls.filter((c) => c.endsWith("/p1/stop"))).toEqual([]);
+    expect(running("ams")).toEqual(["a2", "p1"]);
+  }, 120_000);
+
+  test("a Machines API outage changes nothing and is recorded", async () => {
+    const before = [...api.machines.values()].map((m) => `${m.id}:${m.state}`);
+    const since = (await rows(dbFile, "SELECT coalesce(max(id), 0) AS id FROM scaler_decisions"))[0]!.id;
+    api.fault({ kind: "status", status: 503 });
+    const errors = await until(
+      "an error decision",
+      async () => {
+        const r = await rows(dbFile, `SELECT * FROM scaler_decisions WHERE id > ${since} AND outcome = 'error'`);
+        return r.length > 0 ? r : undefined;
+      },
+      3 * INTERVAL * 1000,
+    );
+    expect(String(errors[0]!.reason)).toBe("Machines API unreachable");
+    await Bun.sleep(INTERVAL * 1000);
+    expect([...api.machines.values()].map((m) => `${m.id}:${m.state}`)).toEqual(before);
+    api.fault({ kind: "none" });
+  }, 60_000);
+});
