@@ -22,6 +22,8 @@ const EnvSchema = T.Object({
   REDIS_URL: T.Optional(T.String({ pattern: "^rediss?://" })),
   /** Prefix for every Redis key and channel, so several deployments (or test files) can share one Redis. */
   REDIS_PREFIX: T.String({ default: "ne:" }),
+  /** Deadline for every Redis command's reply (a blocking read: after its block time); a hung Redis costs no more. */
+  REDIS_COMMAND_TIMEOUT_MS: Int(10, 60_000, 1_000),
   JWT_SECRET: T.Optional(T.String({ minLength: 32 })),
   INTERNAL_TOKEN: T.Optional(T.String({ minLength: 16 })),
   ADMIN_EMAIL: T.Optional(T.String({ format: "email" })),

@@ -74,7 +74,7 @@ export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDe
   }
 
   let redis: Redis | null = null;
-  if (config.REDIS_URL) redis = await openRedis(config.REDIS_URL, logger);
+  if (config.REDIS_URL) redis = await openRedis(config.REDIS_URL, logger, { commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS });
   else logger.warn("REDIS_URL is not set: single-instance mode (in-process cache, queue and rate limits; jobs are not durable)");
 
   const cache: Cache = await createCache(config, logger, redis, role);

@@ -1,5 +1,6 @@
 // The one node-redis client of an instance (the cache, bus, queue, leases and rate limits share it;
-// subscribers duplicate it). Commands fail fast while disconnected instead of queueing without bound.
+// subscribers duplicate it). Commands fail fast while disconnected instead of queueing without bound, and
+// every command has a deadline for its reply (boundCommands): a hung Redis costs a caller at most that.
 import { createClient, type RedisClientType } from "redis";
 import type { Logger } from "./observability/logger.ts";
 
@@ -16,13 +17,20 @@ export function reconnectDelay(retries: number): number {
  * Opens the client and waits at most `waitMs` for the first connection. A Redis that is down at start
  * does not stop the instance: the client keeps reconnecting and the features degrade until it answers.
  */
-export async function openRedis(url: string, logger: Logger, opts: { name?: string; waitMs?: number } = {}): Promise<Redis> {
-  const client = createClient({
+export async function openRedis(
+  url: string,
+  logger: Logger,
+  opts: { name?: string; waitMs?: number; commandTimeoutMs?: number } = {},
+): Promise<Redis> {
+  const raw = createClient({
     url,
     disableOfflineQueue: true,
     pingInterval: 10_000,
+    // While Redis hangs, commands past their deadline still wait for a reply in node-redis's queue: bounded too.
+    commandsQueueMaxLength: MAX_QUEUED_COMMANDS,
     socket: { connectTimeout: 2_000, reconnectStrategy: reconnectDelay },
   }) as unknown as Redis;
+  const client = boundCommands(raw, opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS);
   let lastLog = 0;
   let wasReady = false;
   client.on("error", (err: Error) => {
@@ -59,4 +67,61 @@ export function withTimeout<T>(p: Promise<T>, ms: number, what = "redis call"): 
     timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+export const DEFAULT_COMMAND_TIMEOUT_MS = 1_000;
+const MAX_QUEUED_COMMANDS = 20_000;
+
+export class RedisCommandTimeout extends Error {
+  constructor(what: string, ms: number) {
+    super(`${what} timed out after ${ms} ms`);
+    this.name = "RedisCommandTimeout";
+  }
+}
+
+/** Methods that are not commands (connection lifecycle, events): left as they are. */
+const NOT_COMMANDS = new Set([
+  "connect", "close", "quit", "disconnect", "destroy", "on", "once", "off", "addListener", "removeListener",
+  "removeAllListeners", "emit", "listeners", "listenerCount", "ref", "unref", "setMaxListeners", "scanIterator",
+]);
+
+/** A blocking read waits for up to its BLOCK time before it answers: the deadline starts after that. */
+function blockingMs(args: unknown[]): number {
+  const list = Array.isArray(args[0]) ? (args[0] as unknown[]) : args;
+  const i = list.findIndex((a) => typeof a === "string" && a.toUpperCase() === "BLOCK");
+  return i >= 0 ? Number(list[i + 1]) || 0 : 0;
+}
+
+function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout>;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new RedisCommandTimeout(what, ms)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * The client with a reply deadline on every command. node-redis's own `timeout` option stops counting once a
+ * command is written to the socket, so against a paused Redis (SIGSTOP: the socket accepts, nothing answers)
+ * it bounds nothing; this races each command's promise instead. Duplicates (subscribers, the queue's blocking
+ * reader) and MULTI's exec are bounded the same way.
+ */
+export function boundCommands(client: Redis, ms: number): Redis {
+  const wrap = (target: object, bind: object): ProxyHandler<object> => ({
+    get(t, prop) {
+      const v = Reflect.get(t, prop, t);
+      if (typeof v !== "function" || typeof prop !== "string" || NOT_COMMANDS.has(prop)) {
+        return typeof v === "function" ? v.bind(t) : v;
+      }
+      if (prop === "duplicate") return (...a: unknown[]) => boundCommands(v.apply(t, a), ms);
+      if (prop === "multi" || prop === "MULTI") return (...a: unknown[]) => new Proxy(v.apply(t, a), wrap(target, bind));
+      return (...a: unknown[]) => {
+        const r = v.apply(t, a);
+        if (!(r instanceof Promise)) return r === t ? new Proxy(t, wrap(target, bind)) : r;
+        const limit = ms + blockingMs(a);
+        return bounded(r, limit, `redis ${prop === "sendCommand" ? String((a[0] as unknown[])?.[0] ?? prop) : prop}`);
+      };
+    },
+  });
+  return new Proxy(client, wrap(client, client)) as Redis;
 }
