@@ -29,6 +29,8 @@ export interface DelayProxy {
   cut(): void;
   restore(): void;
   readonly isCut: boolean;
+  /** Chunks that crossed toward the target so far: a per-request call on a path shows as one per request. */
+  readonly upChunks: number;
   close(): void;
 }
 
@@ -38,6 +40,7 @@ export function delayProxy(opts: { name: string; rttMs: number; targetPort: numb
   const oneWayMs = opts.rttMs / 2;
   const host = opts.targetHost ?? "127.0.0.1";
   let isCut = false;
+  let upChunks = 0;
   const conns = new Set<Conn>();
 
   const write = (lane: Lane, data: Uint8Array) => {
@@ -130,6 +133,7 @@ export function delayProxy(opts: { name: string; rttMs: number; targetPort: numb
         setTimeout(() => connectUp(conn), oneWayMs);
       },
       data(client, chunk) {
+        upChunks++;
         push(client.data.up, new Uint8Array(chunk));
       },
       drain(client) {
@@ -152,6 +156,9 @@ export function delayProxy(opts: { name: string; rttMs: number; targetPort: numb
     oneWayMs,
     get isCut() {
       return isCut;
+    },
+    get upChunks() {
+      return upChunks;
     },
     cut() {
       isCut = true;

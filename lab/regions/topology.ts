@@ -205,6 +205,8 @@ export async function startLab(opts: LabOptions) {
     primary,
     seeded,
     edgeUrl: (region: string) => edges.get(region)!.url,
+    /** The delay proxy a region's instances reach Redis through (undefined in the primary region). */
+    redisLink: (region: string) => proxies.find((p) => p.name === `${region}->redis@${primaryRegion}`),
     replication,
     /** SIGKILL the primary and cut every link into its region; replicas' LiteFS loses its primary. */
     losePrimary() {
