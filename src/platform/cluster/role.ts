@@ -54,14 +54,14 @@ interface NodeInfo {
 }
 
 export function liteFsRole(dir: string, opts: LiteFsRoleOptions = {}): Role {
-  const fileMaxAgeMs = opts.fileMaxAgeMs ?? 1_000;
-  const pollMs = opts.pollMs ?? 1_000;
+  const fileMaxAgeMs = opts.fileMaxAgeMs ?? 100;
+  const pollMs = opts.pollMs ?? 500;
   const apiTimeoutMs = opts.apiTimeoutMs ?? 1_000;
   const apiUrl = opts.apiUrl ? opts.apiUrl.replace(/\/+$/, "") : null;
 
   let fileAt = -Infinity;
   let fileState: RoleState | null = null;
-  let api: { at: number; state: RoleState } | null = null;
+  let api: { at: number; isPrimary: boolean } | null = null;
 
   const readFiles = (): RoleState | null => {
     const now = performance.now();
@@ -76,8 +76,8 @@ export function liteFsRole(dir: string, opts: LiteFsRoleOptions = {}): Role {
     }
     if (fileState === null && opts.databaseFile) {
       try {
-        const mode = statSync(opts.databaseFile).mode;
-        if ((mode & 0o222) !== 0) fileState = PRIMARY;
+        // LiteFS sets the mode from its own role at each stat: writable on the primary only.
+        fileState = (statSync(opts.databaseFile).mode & 0o222) !== 0 ? PRIMARY : UNDECIDED;
       } catch {
         // Not there yet (a fresh mount): no evidence.
       }
@@ -91,22 +91,20 @@ export function liteFsRole(dir: string, opts: LiteFsRoleOptions = {}): Role {
       const res = await fetch(`${apiUrl}/info`, { signal: AbortSignal.timeout(apiTimeoutMs) });
       if (!res.ok) return;
       const info = (await res.json()) as NodeInfo;
-      const host = typeof info.primary?.hostname === "string" ? info.primary.hostname : "";
-      const state: RoleState = info.isPrimary === true ? PRIMARY : host ? { kind: "replica", primary: host } : UNDECIDED;
-      api = { at: performance.now(), state };
+      api = { at: performance.now(), isPrimary: info.isPrimary === true };
     } catch {
       // Unreachable or garbled: the previous answer ages out.
     }
   };
 
+  // The files are read at most fileMaxAgeMs ago, the API up to three polls ago: the files win. `.primary` is
+  // LiteFS's word that this node is a connected replica; its absence with no other evidence names no primary
+  // (an older API answer naming one is not trusted over the file that has since gone).
   const state = (): RoleState => {
     const file = readFiles();
-    // `.primary` is LiteFS's own word that this node is a connected replica.
-    if (file !== null && file.kind === "replica") return file;
-    if (api !== null && performance.now() - api.at <= pollMs * 3) {
-      if (api.state.kind !== "undecided") return api.state;
-    }
-    return file ?? UNDECIDED;
+    if (file !== null) return file;
+    if (api !== null && api.isPrimary && performance.now() - api.at <= pollMs * 3) return PRIMARY;
+    return UNDECIDED;
   };
 
   let timer: ReturnType<typeof setInterval> | null = null;
