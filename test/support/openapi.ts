@@ -68,3 +68,52 @@ export function compileAll(doc: Doc): { compiled: number; failures: string[] } {
   }
   return { compiled, failures };
 }
+
+/** The operation a request path hits: static segments win over `{param}` ones, as the router does. */
+export function findOperation(doc: Doc, method: string, pathname: string): { path: string; op: Doc } | undefined {
+  const candidates = Object.keys(doc.paths).filter((p) => {
+    const re = new RegExp("^" + p.replace(/\{[^}]+\}/g, "[^/]+") + "$");
+    return re.test(pathname) && doc.paths[p][method.toLowerCase()];
+  });
+  candidates.sort((a, b) => (a.match(/\{/g)?.length ?? 0) - (b.match(/\{/g)?.length ?? 0));
+  const path = candidates[0];
+  return path ? { path, op: doc.paths[path][method.toLowerCase()] } : undefined;
+}
+
+/**
+ * Checks one real response against the document with Ajv: its status is documented for the operation, its
+ * media type is the documented one (none for a body-less response), its body validates, and the headers the
+ * document marks required are there. Returns the violations (empty when it conforms).
+ */
+export function responseViolations(
+  doc: Doc,
+  ajv: ReturnType<typeof documentAjv>,
+  method: string,
+  pathname: string,
+  res: { status: number; headers: Headers; body: string },
+): string[] {
+  const found = findOperation(doc, method, pathname);
+  if (!found) return [`${method} ${pathname}: no operation in the document`];
+  const documented = found.op.responses[String(res.status)];
+  if (!documented) return [`${method} ${found.path}: status ${res.status} is not documented`];
+  const out: string[] = [];
+  const type = (res.headers.get("content-type") ?? "").split(";")[0]!.trim();
+  const content = documented.content as Doc | undefined;
+  if (!content) {
+    if (res.body !== "") out.push(`${res.status}: a body where none is documented`);
+  } else if (!content[type]) {
+    out.push(`${res.status}: content-type ${type || "(none)"} is not one of ${Object.keys(content).join(", ")}`);
+  } else if (!ajv.validate(content[type].schema, JSON.parse(res.body))) {
+    out.push(`${res.status}: body does not validate: ${JSON.stringify(ajv.errors)}`);
+  }
+  for (const [name, ref] of Object.entries<Doc>(documented.headers ?? {})) {
+    const header = ref.$ref ? doc.components.headers[ref.$ref.split("/").pop()] : ref;
+    const value = res.headers.get(name);
+    if (value === null) {
+      if (header.required) out.push(`${res.status}: required header ${name} missing`);
+    } else if (!ajv.validate(header.schema, header.schema.type === "integer" ? Number(value) : value)) {
+      out.push(`${res.status}: header ${name}: ${value} does not validate`);
+    }
+  }
+  return out;
+}
