@@ -15,6 +15,7 @@ import { dashboardModule } from "./modules/dashboard/index.ts";
 import { docsModule } from "./modules/docs/index.ts";
 import { healthModule } from "./modules/health/index.ts";
 import { jobsModule } from "./modules/jobs/index.ts";
+import { operationsModule } from "./modules/operations/index.ts";
 import { postsModule } from "./modules/posts/index.ts";
 import { preferencesModule } from "./modules/preferences/index.ts";
 import { usersModule } from "./modules/users/index.ts";
@@ -29,7 +30,8 @@ export function createApp(deps: AppDeps) {
     .use(postsModule(deps))
     .use(preferencesModule(deps))
     .use(jobsModule(deps))
-    .use(adminModule(deps));
+    .use(adminModule(deps))
+    .use(operationsModule(deps));
 
   const app = new Elysia({ normalize: false })
     .use(requestContext({ logger: deps.logger, bodyLimit: deps.config.BODY_LIMIT_BYTES, instanceId: deps.config.INSTANCE_ID }))

@@ -10,6 +10,7 @@ import type { RateLimiter } from "./platform/http/rate-limit.ts";
 import type { Logger } from "./platform/observability/logger.ts";
 import type { OutboxKick } from "./platform/jobs/relay.ts";
 import type { Redis } from "./platform/redis.ts";
+import type { History } from "./platform/observability/history.ts";
 import type { OpsMetrics } from "./platform/observability/ops-metrics.ts";
 import type { Breakers } from "./platform/resilience/breakers.ts";
 
@@ -34,6 +35,8 @@ export interface AppDeps {
   breakers: Breakers;
   /** Job, cron, scaler and rate-limit figures for /metrics. */
   opsMetrics: OpsMetrics;
+  /** The last hour of this instance, sampled while it serves (the dashboard's charts). */
+  history: History;
   /** Requests being served right now (the heartbeat reports it). */
   inFlight: () => number;
 }

@@ -26,6 +26,7 @@ import { registerJobHandlers } from "./modules/jobs/handlers.ts";
 import { SCHEDULES } from "./modules/jobs/schedules.ts";
 import { Breakers, DEPENDENCY } from "./platform/resilience/breakers.ts";
 import { OpsMetrics } from "./platform/observability/ops-metrics.ts";
+import { History, startHistorySampler } from "./platform/observability/history.ts";
 import { scalerSchedule } from "./platform/scaler/scaler.ts";
 import { ensureAdmin } from "./modules/users/service.ts";
 import { warmLogin } from "./modules/auth/service.ts";
@@ -99,6 +100,7 @@ export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDe
     rateLimiter: redis ? new RedisRateLimiter(redis, config.REDIS_PREFIX) : new MemoryRateLimiter(),
     breakers,
     opsMetrics,
+    history: new History(),
     inFlight: () => requests.inFlight,
   };
 
@@ -208,6 +210,9 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
       })
     : null;
   const metricsUrl = metricsServer ? `http://${local}:${metricsServer.port}/metrics` : null;
+  const sampler = httpMetrics
+    ? startHistorySampler(deps.history, { http: httpMetrics, cache: () => deps.cache.stats(), queue: () => deps.queue.stats() })
+    : null;
   // The replica-to-primary routes exist only with INTERNAL_TOKEN; so does their private listener.
   const internalServer = config.INTERNAL_TOKEN
     ? startInternalListener({ port: config.INTERNAL_PORT, hostname: config.HOST, reusePort: config.REUSE_PORT, handle: (r) => viaApp(r, performance.now()) })
@@ -235,6 +240,7 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
       if (!(await within(Promise.all([deregistered, background]), remainingMs(deadline)))) {
         logger.warn("background work did not stop by the shutdown deadline; its jobs return to the queue after the visibility timeout");
       }
+      sampler?.stop();
       metricsServer?.stop(true);
       await within(close(), FINAL_CLOSE_MS);
       logger.info("stopped");

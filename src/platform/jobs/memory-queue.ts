@@ -168,6 +168,20 @@ export class MemoryQueue implements JobQueue {
       .map((id) => ({ ...this.entries.get(id)!.job }));
   }
 
+  async retryFailed(id: string): Promise<string | null> {
+    const e = this.entries.get(id);
+    if (!e || !this.failed.has(id) || !this.alive(id, Date.now())) return null;
+    this.failed.delete(id);
+    this.entries.delete(id);
+    return this.enqueue(e.job.type, structuredClone(e.payload), { maxRetries: e.job.max_retries });
+  }
+
+  async discardFailed(id: string): Promise<boolean> {
+    if (!this.failed.delete(id)) return false;
+    this.entries.delete(id);
+    return true;
+  }
+
   async stats(): Promise<QueueStats> {
     let delayed = 0;
     for (const e of this.entries.values()) if (e.timer) delayed++;

@@ -129,6 +129,13 @@ export interface JobQueue {
   /** Drops the finished markers of tracked jobs (once their outbox rows are deleted). */
   forgetFinished(ids: readonly string[]): Promise<void>;
   stats(): Promise<QueueStats>;
+  /**
+   * Runs a retained failed job again, as a new job of the same type and payload; the failed one is dropped.
+   * Returns the new job's id, or null when `id` is not a retained failed job (already retried or discarded).
+   */
+  retryFailed(id: string): Promise<string | null>;
+  /** Drops a retained failed job; false when `id` is not one. */
+  discardFailed(id: string): Promise<boolean>;
   register(def: JobDefinition<any>): void;
   /** The registered definition of a job type, if any. */
   definition(type: string): JobDefinition<any> | undefined;

@@ -210,6 +210,22 @@ export class RedisQueue implements JobQueue {
     return ids.map((id) => jobs[id]).filter((j): j is Job => j !== null && j !== undefined);
   }
 
+  async retryFailed(id: string): Promise<string | null> {
+    const [status, type, payload, maxRetries] = (await this.redis.hmGet(this.base + "job:" + id, ["status", "type", "payload", "max_retries"])) as (string | null)[];
+    if (status !== "failed" || !type || payload === null || payload === undefined) return null;
+    // Taking it out of the failed set is the claim: two retries of one job make one new job.
+    if (Number(await this.redis.sendCommand(["ZREM", this.base + "failed", id])) !== 1) return null;
+    const next = await this.enqueue(type, JSON.parse(payload), { maxRetries: Number(maxRetries ?? this.o.maxRetries) });
+    await this.redis.sendCommand(["DEL", this.base + "job:" + id]);
+    return next;
+  }
+
+  async discardFailed(id: string): Promise<boolean> {
+    if (Number(await this.redis.sendCommand(["ZREM", this.base + "failed", id])) !== 1) return false;
+    await this.redis.sendCommand(["DEL", this.base + "job:" + id]);
+    return true;
+  }
+
   async finishedTracked(ids: readonly string[]): Promise<Set<string>> {
     if (ids.length === 0) return new Set();
     const scores = (await this.redis.sendCommand(["ZMSCORE", this.base + "finished", ...ids])) as (string | null)[];

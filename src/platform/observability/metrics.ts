@@ -7,7 +7,7 @@ import type { QueueStats } from "../jobs/port.ts";
 import { CpuSampler, memoryPercent } from "../cluster/process-stats.ts";
 import type { BreakerView } from "../resilience/breakers.ts";
 
-const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+export const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 /** Bounds the number of series, whatever paths clients send. */
 const MAX_SERIES = 1_000;
@@ -56,6 +56,19 @@ export class HttpMetrics {
       }
     }
     return s;
+  }
+
+  /** Every series added up: requests, 5xx answers and per-bucket counts (not cumulative). The history samples it. */
+  totals(): { count: number; errors: number; perBucket: number[] } {
+    const perBucket = BUCKETS.map(() => 0);
+    let count = 0;
+    let errors = 0;
+    for (const s of this.series.values()) {
+      count += s.count;
+      if (s.status.startsWith("5")) errors += s.count;
+      for (let i = 0; i < perBucket.length; i++) perBucket[i]! += s.perBucket[i]!;
+    }
+    return { count, errors, perBucket };
   }
 
   observe(method: string, route: string, status: number, seconds: number): void {

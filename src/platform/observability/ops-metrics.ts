@@ -29,6 +29,11 @@ class Histogram {
     if (i >= 0) s.perBucket[i]!++;
   }
 
+  /** Observations per label set. */
+  counts(): { labels: Record<string, string>; value: number }[] {
+    return [...this.series.values()].map((s) => ({ labels: s.l, value: s.count }));
+  }
+
   render(out: string[]): void {
     out.push(`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`);
     for (const s of this.series.values()) {

@@ -1,0 +1,59 @@
+// What the dashboard's operations panels read in one call: breakers, the scaler's last decisions, the job queue
+// (counts, failed jobs, this instance's runs by type) and this instance's last hour. Plus the failed-job
+// actions, logged as an audit line with the admin who took them.
+import type { AppDeps } from "../../deps.ts";
+import { HISTORY_STEP_MS } from "../../platform/observability/history.ts";
+import { recentDecisions } from "../../platform/scaler/records.ts";
+import type { JobRunOutcome } from "../../platform/observability/ops-metrics.ts";
+
+const FAILED_SHOWN = 50;
+const DECISIONS_SHOWN = 20;
+
+async function within<T>(p: Promise<T>, ms: number): Promise<T | null> {
+  return Promise.race([p.catch(() => null), Bun.sleep(ms).then(() => null)]);
+}
+
+export async function operations(deps: AppDeps) {
+  const { config } = deps;
+  const [stats, failedJobs, decisions] = await Promise.all([
+    within(deps.queue.stats(), 1_000),
+    within(deps.queue.listFailed(FAILED_SHOWN), 1_000),
+    recentDecisions(deps.database.db, DECISIONS_SHOWN).catch(() => []),
+  ]);
+  const failedByType: Record<string, number> = {};
+  for (const j of failedJobs ?? []) failedByType[j.type] = (failedByType[j.type] ?? 0) + 1;
+  const runs = new Map<string, Record<JobRunOutcome, number>>();
+  for (const { labels, value } of deps.opsMetrics.jobDuration.counts()) {
+    const row = runs.get(labels.type!) ?? { completed: 0, retry: 0, deferred: 0, failed: 0 };
+    row[labels.outcome as JobRunOutcome] += value;
+    runs.set(labels.type!, row);
+  }
+  return {
+    instance_id: config.INSTANCE_ID,
+    region: config.FLY_REGION,
+    breakers: deps.breakers.list(),
+    scaler: {
+      mode: config.SCALER_MODE,
+      enabled: config.SCALER_MODE !== "off" && Boolean(config.FLY_API_TOKEN && config.FLY_APP_NAME),
+      interval_seconds: config.SCALER_INTERVAL,
+      decisions: decisions.map((d) => ({
+        id: d.id, at: d.at, region: d.region, from: d.fromCount, to: d.toCount, action: d.action, reason: d.reason, outcome: d.outcome, detail: d.detail, instance: d.instance,
+      })),
+    },
+    jobs: {
+      available: stats !== null,
+      waiting: stats?.waiting ?? null,
+      delayed: stats?.delayed ?? null,
+      running_here: stats?.running_here ?? null,
+      failed: stats?.failed ?? null,
+      failed_by_type: failedByType,
+      runs_here_by_type: [...runs].map(([type, r]) => ({ type, ...r })).sort((a, b) => a.type.localeCompare(b.type)),
+      failed_jobs: failedJobs ?? [],
+    },
+    history: { step_seconds: HISTORY_STEP_MS / 1000, points: deps.history.points() },
+  };
+}
+
+export function audit(deps: AppDeps, action: "retry" | "discard", by: number, jobId: string, extra: Record<string, unknown> = {}): void {
+  deps.logger.info("admin action on a failed job", { audit: true, action, job_id: jobId, by_user: by, ...extra });
+}
