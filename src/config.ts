@@ -84,7 +84,19 @@ const EnvSchema = T.Object({
   MAIL_FROM: T.String({ minLength: 3, default: "neodyme-edge <no-reply@neodyme-edge.dev>" }),
   MAIL_TIMEOUT_MS: Int(100, 120_000, 10_000),
 
+  /** Requests per minute per caller (token, else client IP); 0 turns a class off. */
+  RATE_LIMIT_READ_PER_MINUTE: Int(0, 1_000_000, 600),
+  RATE_LIMIT_WRITE_PER_MINUTE: Int(0, 1_000_000, 60),
+  /** Failed logins per minute per account from one client IP (ten times as many from all IPs together). */
   RATE_LIMIT_LOGIN_PER_MINUTE: Int(0, 100_000, 10),
+  /** Login attempts per minute per client IP, whatever the account. */
+  RATE_LIMIT_LOGIN_IP_PER_MINUTE: Int(0, 100_000, 30),
+  RATE_LIMIT_REGISTER_PER_HOUR: Int(0, 100_000, 20),
+  /** Header carrying the client IP behind a trusted proxy (on Fly: Fly-Client-IP); unset: the socket address. */
+  CLIENT_IP_HEADER: T.Optional(T.String({ pattern: "^[A-Za-z0-9-]{1,64}$" })),
+  /** Password hashes and verifications running at once per instance, and how many more may wait; beyond: 503. */
+  PASSWORD_HASH_CONCURRENCY: Int(1, 1024, 2),
+  PASSWORD_HASH_QUEUE: Int(0, 100_000, 8),
 
   /** Circuit breakers, per dependency: "<failures>/<seconds open before a probe>". */
   BREAKER_MAIL_API: T.String({ pattern: "^[1-9][0-9]{0,3}/[1-9][0-9]{0,4}$", default: "5/30" }),

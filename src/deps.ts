@@ -6,6 +6,7 @@ import type { Database } from "./platform/db/client.ts";
 import type { JobQueue } from "./platform/jobs/port.ts";
 import type { CronView } from "./platform/cron/scheduler.ts";
 import type { Auth } from "./platform/http/auth.ts";
+import type { WorkGate } from "./platform/http/work-gate.ts";
 import type { RateLimiter } from "./platform/http/rate-limit.ts";
 import type { Logger } from "./platform/observability/logger.ts";
 import type { OutboxKick } from "./platform/jobs/relay.ts";
@@ -31,6 +32,8 @@ export interface AppDeps {
   /** Token and session checks (the auth macro and the cached-read fast path share it). */
   auth: Auth;
   rateLimiter: RateLimiter;
+  /** Bounds password hashing and verification at once (beyond it: 503 at once). */
+  hashing: WorkGate;
   /** Circuit breakers of the outbound dependencies (mail API, primary, Machines API). */
   breakers: Breakers;
   /** Job, cron, scaler and rate-limit figures for /metrics. */

@@ -8,6 +8,9 @@ import type { Cache } from "./platform/cache/port.ts";
 import { createCache } from "./platform/cache/create.ts";
 import { Auth } from "./platform/http/auth.ts";
 import { Sessions } from "./platform/http/sessions.ts";
+import { rememberSocketAddress } from "./platform/http/client-ip.ts";
+import { WorkGate } from "./platform/http/work-gate.ts";
+import { ratePolicies } from "./platform/http/rate-limits.ts";
 import { warmCache } from "./modules/cache/warm.ts";
 import { FAST_ROUTE, userDetailFastPath } from "./platform/cache/fast-read.ts";
 import { roleFromConfig } from "./platform/cluster/role.ts";
@@ -96,8 +99,11 @@ export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDe
     outbox: background.relay,
     cron: background.cron,
     role,
-    auth: new Auth(config.jwtSecret, new Sessions(database.db, cache)),
-    rateLimiter: redis ? new RedisRateLimiter(redis, config.REDIS_PREFIX) : new MemoryRateLimiter(),
+    auth: new Auth(config.jwtSecret, new Sessions(database, cache)),
+    rateLimiter: redis
+      ? new RedisRateLimiter(redis, { prefix: config.REDIS_PREFIX, logger, timeoutMs: Math.max(config.CACHE_L2_TIMEOUT_MS, 100) })
+      : new MemoryRateLimiter(),
+    hashing: new WorkGate(config.PASSWORD_HASH_CONCURRENCY, config.PASSWORD_HASH_QUEUE),
     breakers,
     opsMetrics,
     history: new History(),
@@ -111,6 +117,7 @@ export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDe
   const closeBackground = () => (backgroundClosed ??= background.close());
   const close = async () => {
     await closeBackground();
+    await deps.rateLimiter.close();
     await cache.close();
     await closeRedis(redis);
     breakers.close();
@@ -143,10 +150,12 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
   await warmCache(deps);
   // The cached GET /api/v1/users/{id} answered before Elysia when it is an L1 hit (see fast-read.ts).
   const fastSeries = httpMetrics?.seriesOf("GET", FAST_ROUTE, 200);
+  const readLimit = ratePolicies(config).read;
   const fastRead = userDetailFastPath({
     cache: deps.cache,
     logger,
     auth: deps.auth,
+    rateLimit: readLimit ? { limiter: deps.rateLimiter, policy: readLimit } : undefined,
     observe:
       httpMetrics && fastSeries
         ? (seconds) => {
@@ -155,11 +164,13 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
           }
         : undefined,
   });
-  const viaApp = async (request: Request, start: number): Promise<Response> => {
+  const viaApp = async (request: Request, start: number, address?: string): Promise<Response> => {
     requests.inFlight++;
     let status = 500;
     try {
-      const response = await app.handle(withRoutableUrl(request));
+      const routable = withRoutableUrl(request);
+      rememberSocketAddress(routable, address);
+      const response = await app.handle(routable);
       status = response.status;
       return response;
     } finally {
@@ -180,14 +191,16 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
     routes: fastRead
       ? {
           [FAST_ROUTE]: {
-            GET: (request) => {
+            GET: (request, server) => {
               const start = performance.now();
-              return fastRead(request, request.params.id, start) ?? viaApp(request, start);
+              const address = server.requestIP(request)?.address;
+              return fastRead(request, request.params.id, start) ?? viaApp(request, start, address);
             },
           },
         }
       : undefined,
-    fetch: (request) => (isInternalUrl(request.url) ? notFoundHere(request) : viaApp(request, performance.now())),
+    fetch: (request, server) =>
+      isInternalUrl(request.url) ? notFoundHere(request) : viaApp(request, performance.now(), server.requestIP(request)?.address),
   });
   const local = config.HOST === "0.0.0.0" || config.HOST === "::" ? "127.0.0.1" : config.HOST;
   const url = `http://${local}:${server.port}`;

@@ -6,7 +6,7 @@ import { MemoryBus } from "../src/platform/cache/bus.ts";
 import { userDetailFastPath } from "../src/platform/cache/fast-read.ts";
 import { Auth } from "../src/platform/http/auth.ts";
 import { Sessions } from "../src/platform/http/sessions.ts";
-import type { Db } from "../src/platform/db/client.ts";
+import type { Database } from "../src/platform/db/client.ts";
 import { TwoTierCache } from "../src/platform/cache/two-tier.ts";
 import { signJwt } from "../src/platform/http/jwt.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
@@ -87,7 +87,7 @@ describe("the cached-read fast path in front of Elysia", () => {
     });
     await cache.start();
     // The fast path reads sessions from memory only (the cache's L1): it never touches the database.
-    const auth = new Auth(secret, new Sessions(undefined as unknown as Db, cache));
+    const auth = new Auth(secret, new Sessions(undefined as unknown as Database, cache));
     const fast = userDetailFastPath({ cache, logger: fastLogger, auth })!;
     await cache.getOrSet("session:s", async () => ({ userId: 3, isAdmin: false }), { tags: ["sessions:3"] });
     await cache.getOrSet("session:revoked", async () => null, { tags: ["sessions:3"] });

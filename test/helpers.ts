@@ -24,6 +24,13 @@ export function testEnv(overrides: Record<string, string | undefined> = {}, dir 
     METRICS_ENABLED: "false",
     CACHE_WARM_COUNT: "0",
     RATE_LIMIT_LOGIN_PER_MINUTE: "1000",
+    // Generous, so that tests of other things never meet a limit (the rate-limit tests set their own).
+    RATE_LIMIT_READ_PER_MINUTE: "1000000",
+    RATE_LIMIT_WRITE_PER_MINUTE: "1000000",
+    RATE_LIMIT_LOGIN_IP_PER_MINUTE: "100000",
+    RATE_LIMIT_REGISTER_PER_HOUR: "100000",
+    PASSWORD_HASH_CONCURRENCY: "8",
+    PASSWORD_HASH_QUEUE: "100000",
     // Never LiteFS's fixed :20202 (a lab may run one); tests that want LiteFS's API start a stand-in.
     LITEFS_API_URL: "http://127.0.0.1:9",
     INTERNAL_PORT: "0",

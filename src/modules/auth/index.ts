@@ -1,6 +1,7 @@
 import { Elysia, t } from "elysia";
 import type { AppDeps } from "../../deps.ts";
 import { authPlugin } from "../../platform/http/auth.ts";
+import { clientIpOf } from "../../platform/http/client-ip.ts";
 import { problems, responseHeaders } from "../../platform/http/models.ts";
 import { LoginBody, LogoutBody, TokenResponse } from "./model.ts";
 import { login, logout } from "./service.ts";
@@ -8,15 +9,19 @@ import { login, logout } from "./service.ts";
 export function authModule(deps: AppDeps) {
   return new Elysia({ prefix: "/auth", tags: ["auth"] })
     .use(authPlugin(deps.auth))
-    .post("/login", ({ body }) => login(deps, body.email, body.password), {
+    .post("/login", ({ body, request }) => login(deps, body.email, body.password, clientIpOf(request, deps.config.CLIENT_IP_HEADER)), {
       body: LoginBody,
-      response: { 200: TokenResponse, ...problems(401, 429) },
+      response: { 200: TokenResponse, ...problems(401, 429, 503) },
       detail: {
         operationId: "login",
         summary: "Exchange email and password for a bearer token (1 hour)",
         responses: {
           401: { description: "Unknown email or wrong password (the answer does not say which)" },
-          429: { description: "Too many failed attempts for this account; retry after Retry-After seconds", headers: responseHeaders("retry-after") },
+          429: {
+            description: "Too many attempts from this address, or failed ones for this account; retry after Retry-After seconds",
+            headers: responseHeaders("retry-after"),
+          },
+          503: { description: "Too many password checks at once on this instance; retry after Retry-After seconds", headers: responseHeaders("retry-after") },
         },
       },
     })

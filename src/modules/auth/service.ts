@@ -2,7 +2,9 @@
 import type { AppDeps } from "../../deps.ts";
 import type { Principal } from "../../platform/http/auth.ts";
 import { q } from "../../platform/db/tx.ts";
-import { tooManyRequests, unauthorized } from "../../platform/http/errors.ts";
+import { unauthorized } from "../../platform/http/errors.ts";
+import type { RatePolicy } from "../../platform/http/rate-limit.ts";
+import { rateLimited, ratePolicies } from "../../platform/http/rate-limits.ts";
 import { signJwt } from "../../platform/http/jwt.ts";
 import { hashPassword } from "../users/service.ts";
 import { usersRepo } from "../users/repository.ts";
@@ -18,20 +20,24 @@ const getDummyHash = () => (dummyHash ??= hashPassword(crypto.randomUUID()));
 
 const badCredentials = () => unauthorized("Incorrect email or password");
 
-export async function login(deps: AppDeps, email: string, password: string) {
+export async function login(deps: AppDeps, email: string, password: string, clientIp: string) {
   const normalized = email.trim().toLowerCase();
-  // Failed attempts per account are limited. Every attempt is counted before its password is checked (so
-  // parallel guesses cannot all slip past the check) and a successful one is taken back.
-  const limit = deps.config.RATE_LIMIT_LOGIN_PER_MINUTE;
-  const limitKey = `login-failures:${normalized}`;
-  if (limit > 0) {
-    const r = await deps.rateLimiter.hit(limitKey, limit, 60);
-    if (!r.allowed) throw tooManyRequests(r.retryAfter);
+  // Failed attempts are limited per account and client IP (a stranger elsewhere cannot lock the owner out),
+  // and per account from everywhere at a higher bound. Every attempt is counted before its password is
+  // checked (parallel guesses cannot all slip past) and a successful one is given back.
+  const policies = ratePolicies(deps.config);
+  const counted: [string, RatePolicy][] = [];
+  if (policies.login) counted.push([`login:${normalized}|${clientIp}`, policies.login]);
+  if (policies.loginAccount) counted.push([`login-account:${normalized}`, policies.loginAccount]);
+  for (const [key, policy] of counted) {
+    const d = await deps.rateLimiter.shared(key, policy);
+    if (!d.allowed) throw rateLimited(d);
   }
   const user = await usersRepo.findByEmail(deps.database.db, normalized);
-  const ok = await Bun.password.verify(password, user?.passwordHash ?? (await getDummyHash()));
+  const hash = user?.passwordHash ?? (await getDummyHash());
+  const ok = await deps.hashing.run(() => Bun.password.verify(password, hash));
   if (!user || !ok || !user.isActive) throw badCredentials();
-  if (limit > 0) await deps.rateLimiter.forgive(limitKey);
+  for (const [key, policy] of counted) await deps.rateLimiter.forgive(key, policy);
 
   const now = Math.floor(Date.now() / 1000);
   const sessionId = await deps.auth.sessions.create(user.id, new Date(now * 1000), new Date((now + TOKEN_TTL_SECONDS) * 1000));

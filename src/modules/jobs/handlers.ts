@@ -17,6 +17,15 @@ export const JOB_TYPES = {
   updatePreferences: "update_user_preferences",
 } as const;
 
+/**
+ * The name to greet, only when it is letters, spaces, apostrophes and hyphens: anything a mail client could
+ * render as a link (a dot, a colon, a slash, an @, digits of an address) would make the welcome mail a way to
+ * send anyone's link to any address. Otherwise a plain greeting.
+ */
+export function greetingName(name: unknown): string {
+  return typeof name === "string" && /^[\p{L}\p{M}' -]{1,100}$/u.test(name) && /\p{L}/u.test(name) ? name.trim() : "there";
+}
+
 /** Payload of registration's three jobs (written by users/service.ts). */
 interface RegistrationPayload {
   user_id: number;
@@ -77,7 +86,7 @@ export function jobDefinitions(deps: AppDeps, mailer: Mailer): JobDefinition<any
         {
           to: p.email,
           subject: "Welcome to neodyme-edge",
-          text: `Hello ${p.full_name || "there"},\n\nyour account is ready. Sign in with ${p.email}.\n`,
+          text: `Hello ${greetingName(p.full_name)},\n\nan account was created with this address at neodyme-edge. If that was not you, ignore this mail: nothing more will be sent.\n`,
           userId: userId(p),
         },
         { idempotencyKey: ctx.jobId, signal: ctx.signal },

@@ -26,6 +26,13 @@ export async function create(deps: AppDeps, principal: Principal, userId: number
   return toPostPublic(row);
 }
 
+/**
+ * Which pages go to Redis: the first few, at the sizes clients use. Other page/limit pairs stay in the bounded
+ * L1 of the instance that read them, so that a caller walking through every pair cannot fill Redis with them.
+ */
+export const SHARED_PAGES = 5;
+export const SHARED_LIMITS: readonly number[] = [10, 20, 50, 100];
+
 export async function list(deps: AppDeps, userId: number, page: number, limit: number): Promise<CacheResult<PostsPage>> {
   const result = await deps.cache.getOrSet(
     cacheKeys.userPosts(userId, page, limit),
@@ -35,7 +42,7 @@ export async function list(deps: AppDeps, userId: number, page: number, limit: n
       const { items, total } = await postsRepo.page(db, userId, page, limit);
       return { items: items.map(toPostPublic), page, limit, total };
     },
-    { tags: [cacheKeys.userTag(userId)] },
+    { tags: [cacheKeys.userTag(userId)], shared: page <= SHARED_PAGES && SHARED_LIMITS.includes(limit) },
   );
   if (result.value === null) throw notFound(`User ${userId} not found`);
   return result as CacheResult<PostsPage>;

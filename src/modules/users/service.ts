@@ -30,7 +30,7 @@ export async function register(
   opts: { isAdmin?: boolean } = {},
 ): Promise<UserPublic> {
   const email = input.email.trim().toLowerCase();
-  const passwordHash = await hashPassword(input.password);
+  const passwordHash = await deps.hashing.run(() => hashPassword(input.password));
   let user;
   try {
     user = await deps.database.write(function* (tx) {
@@ -89,7 +89,10 @@ export async function update(
   const patch: { email?: string; passwordHash?: string; fullName?: string } = {};
   if (input.email !== undefined) patch.email = input.email.trim().toLowerCase();
   if (input.full_name !== undefined) patch.fullName = input.full_name;
-  if (input.password !== undefined) patch.passwordHash = await hashPassword(input.password);
+  if (input.password !== undefined) {
+    const password = input.password;
+    patch.passwordHash = await deps.hashing.run(() => hashPassword(password));
+  }
   let row;
   try {
     row = await deps.database.write(function* (tx) {

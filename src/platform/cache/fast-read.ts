@@ -12,6 +12,8 @@
 // must be added here too, or this path must decline. Token and session checks live in Auth, shared by both.
 import type { Logger } from "../observability/logger.ts";
 import type { Auth } from "../http/auth.ts";
+import type { RateLimiter, RatePolicy } from "../http/rate-limit.ts";
+import { rateLimitHeader } from "../http/rate-limits.ts";
 import { requestIdOf, requestLogger } from "../http/request-context.ts";
 import { cacheKeys, type Cache } from "./port.ts";
 
@@ -47,6 +49,8 @@ export interface FastReadOptions {
   logger: Logger;
   /** The app's own token and session checks; a session not in memory sends the request the app's way. */
   auth: Auth;
+  /** The app's read limit (rate-limits.ts), decided here the same way for the requests answered here. */
+  rateLimit?: { limiter: RateLimiter; policy: RatePolicy };
   /** Records the duration of an answered request (the metrics series of GET FAST_ROUTE 200). */
   observe?: (seconds: number) => void;
 }
@@ -59,7 +63,7 @@ export interface FastReadOptions {
 export type FastRead = (request: Request, id: string, start: number) => Response | undefined;
 
 export function userDetailFastPath(opts: FastReadOptions): FastRead | null {
-  const { cache, logger, auth, observe } = opts;
+  const { cache, logger, auth, observe, rateLimit } = opts;
   const peek = cache.peek?.bind(cache);
   if (!peek) return null;
   const logHit = requestLogger(logger, "GET", FAST_ROUTE, 200);
@@ -74,13 +78,23 @@ export function userDetailFastPath(opts: FastReadOptions): FastRead | null {
     // (a chunked one too), so only a declared length sends the request the app's way.
     if (headers.get("content-length") !== null) return undefined;
     // A revoked session (null) or one not in memory (undefined): the app answers (401, or after loading it).
-    if (!auth.peekPrincipal(headers.get("authorization"))) return undefined;
+    const principal = auth.peekPrincipal(headers.get("authorization"));
+    if (!principal) return undefined;
     // undefined also for a cached "no such user": the app writes that 404 as problem+json.
     const hit = peek(cacheKeys.userDetail(id));
     if (hit === undefined) return undefined;
+    let limit: string | undefined;
+    if (rateLimit !== undefined) {
+      // Refused: the app refuses it again (a refusal consumes nothing) and writes the 429.
+      const d = rateLimit.limiter.local("read:s:" + principal.sessionId, rateLimit.policy);
+      if (!d.allowed) return undefined;
+      limit = rateLimitHeader(d);
+    }
     const rid = requestIdOf(request);
     const out = headersFor(hit.source);
     out.set("x-request-id", rid);
+    if (limit !== undefined) out.set("ratelimit", limit);
+    else out.delete("ratelimit");
     const response = new Response(hit.json, { headers: out });
     const ms = performance.now() - start;
     logHit(ms, rid);

@@ -10,6 +10,8 @@ export interface CacheSetOptions {
   ttl?: number;
   /** Tags for group invalidation, e.g. `user:42`. */
   tags?: readonly string[];
+  /** False: this instance's L1 only, never Redis (values whose keys a caller can multiply at will). */
+  shared?: boolean;
 }
 
 export interface CacheResult<T> {

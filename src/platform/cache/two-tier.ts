@@ -120,7 +120,7 @@ export class TwoTierCache implements Cache {
     const f = this.inflight.get(key);
     if (f !== undefined && f.gen === this.generation) return f.promise as Promise<CacheResult<T>>;
     const gen = this.generation;
-    const promise = this.load(key, loader, opts?.tags ?? EMPTY, opts?.ttl, gen);
+    const promise = this.load(key, loader, opts?.tags ?? EMPTY, opts?.ttl, gen, opts?.shared ?? true);
     const flight: Flight = { promise, gen };
     this.inflight.set(key, flight);
     const done = () => {
@@ -130,10 +130,10 @@ export class TwoTierCache implements Cache {
     return promise as Promise<CacheResult<T>>;
   }
 
-  private async load(key: string, loader: () => Promise<unknown>, tags: readonly string[], ttl: number | undefined, gen: number): Promise<CacheResult<unknown>> {
+  private async load(key: string, loader: () => Promise<unknown>, tags: readonly string[], ttl: number | undefined, gen: number, shared: boolean): Promise<CacheResult<unknown>> {
     this.begin(gen);
     try {
-      return await this.loadTiers(key, loader, tags, ttl, gen);
+      return await this.loadTiers(key, loader, tags, ttl, gen, shared);
     } finally {
       this.end(gen);
     }
@@ -174,8 +174,8 @@ export class TwoTierCache implements Cache {
     return this.invalidatedAt.size;
   }
 
-  private async loadTiers(key: string, loader: () => Promise<unknown>, tags: readonly string[], ttl: number | undefined, gen: number): Promise<CacheResult<unknown>> {
-    const l2 = this.opts.l2;
+  private async loadTiers(key: string, loader: () => Promise<unknown>, tags: readonly string[], ttl: number | undefined, gen: number, shared: boolean): Promise<CacheResult<unknown>> {
+    const l2 = shared ? this.opts.l2 : null;
     let tokens: string[] | undefined;
     let l2Stale: L2Entry | undefined;
     const policy = this.opts.l2Policy ?? alwaysL2;

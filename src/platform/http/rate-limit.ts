@@ -1,69 +1,269 @@
-// Fixed-window rate limits. Redis adapter (shared by the cluster) and an in-process one (no-Redis mode).
+// Rate limits as GCRA (the generic cell rate algorithm: one "theoretical arrival time" per key, no counters
+// to reset). Two adapters behind one port: in-process (no-Redis mode), and Redis, where a decision is one
+// Lua call. The Redis adapter also decides locally when asked to (reads: no round trip on their path) and
+// sends what it let through to Redis in the background, taking the shared state back in the same call.
 import type { Redis } from "../redis.ts";
+import { LuaScript } from "../jobs/script.ts";
+import { withTimeout } from "../redis.ts";
+import type { Logger } from "../observability/logger.ts";
 
-export interface RateLimitResult {
+export interface RatePolicy {
+  /** Name in the RateLimit headers ("read", "login-ip"...). */
+  name: string;
+  /** Requests allowed per window; at most that many at once. */
+  limit: number;
+  windowSeconds: number;
+}
+
+export interface RateDecision {
   allowed: boolean;
-  /** Seconds until the window resets. */
-  retryAfter: number;
+  policy: RatePolicy;
+  /** Requests left at once. */
+  remaining: number;
+  /** Seconds until the full quota is back. */
+  resetSeconds: number;
+  /** Seconds until one more request is allowed (0 when allowed). */
+  retryAfterSeconds: number;
+}
+
+export interface RateLimitStats {
+  limited: number;
+  /** Shared-store calls that failed or timed out (the decision was this instance's own). */
+  store_errors: number;
 }
 
 export interface RateLimiter {
-  /** Counts one event in the current window and says whether the count is within `limit`. */
-  hit(key: string, limit: number, windowSeconds: number): Promise<RateLimitResult>;
-  /** Takes back one event counted by `hit` in the current window (for attempts that turned out fine). */
-  forgive(key: string): Promise<void>;
+  /** Decided in this process at once; with a shared store, reconciled with it in the background. */
+  local(key: string, policy: RatePolicy): RateDecision;
+  /** Decided by the shared store when there is one (one round trip), else in this process. */
+  shared(key: string, policy: RatePolicy): Promise<RateDecision>;
+  /** Gives back one request counted under `key` (a login that turned out right). */
+  forgive(key: string, policy: RatePolicy): Promise<void>;
+  stats(): RateLimitStats;
+  close(): Promise<void>;
+}
+
+/** The decision, from whether the request was let through and how far ahead of now (ms) the arrival time is after it. */
+export function decisionOf(allowed: boolean, aheadMs: number, policy: RatePolicy): RateDecision {
+  const windowMs = policy.windowSeconds * 1000;
+  const interval = windowMs / policy.limit;
+  return {
+    allowed,
+    policy,
+    remaining: Math.max(0, Math.floor((windowMs - aheadMs) / interval)),
+    resetSeconds: Math.max(0, Math.ceil(aheadMs / 1000)),
+    retryAfterSeconds: allowed ? 0 : Math.max(1, Math.ceil((aheadMs + interval - windowMs) / 1000)),
+  };
+}
+
+/** One GCRA step: the new arrival time and the decision, from the stored one (0 when none) and `now` (ms). */
+export function gcra(tat: number, now: number, policy: RatePolicy): { tat: number; decision: RateDecision } {
+  const windowMs = policy.windowSeconds * 1000;
+  const base = Math.max(tat, now);
+  const next = base + windowMs / policy.limit;
+  const allowed = next - now <= windowMs;
+  const after = allowed ? next : base;
+  return { tat: after, decision: decisionOf(allowed, after - now, policy) };
+}
+
+const MAX_KEYS = 100_000;
+
+/** Arrival times per key in this process, bounded: expired keys are swept when it is full, then the oldest go. */
+class LocalState {
+  readonly tats = new Map<string, number>();
+  take(key: string, policy: RatePolicy, now = Date.now()): RateDecision {
+    const r = gcra(this.tats.get(key) ?? 0, now, policy);
+    if (r.decision.allowed) this.put(key, r.tat, now);
+    return r.decision;
+  }
+  put(key: string, tat: number, now: number): void {
+    if (!this.tats.has(key) && this.tats.size >= MAX_KEYS) {
+      for (const [k, t] of this.tats) if (t <= now) this.tats.delete(k);
+      while (this.tats.size >= MAX_KEYS) this.tats.delete(this.tats.keys().next().value!);
+    }
+    this.tats.set(key, tat);
+  }
+  forgive(key: string, policy: RatePolicy, now = Date.now()): void {
+    const t = this.tats.get(key);
+    if (t !== undefined) this.tats.set(key, Math.max(now, t - (policy.windowSeconds * 1000) / policy.limit));
+  }
 }
 
 export class MemoryRateLimiter implements RateLimiter {
-  private readonly windows = new Map<string, { count: number; resetAt: number }>();
-  async hit(key: string, limit: number, windowSeconds: number): Promise<RateLimitResult> {
-    const now = Date.now();
-    if (this.windows.size > 100_000) {
-      for (const [k, w] of this.windows) if (w.resetAt <= now) this.windows.delete(k);
-    }
-    let w = this.windows.get(key);
-    if (!w || w.resetAt <= now) {
-      w = { count: 0, resetAt: now + windowSeconds * 1000 };
-      this.windows.set(key, w);
-    }
-    w.count++;
-    return { allowed: w.count <= limit, retryAfter: Math.max(1, Math.ceil((w.resetAt - now) / 1000)) };
+  private readonly state = new LocalState();
+  private limited = 0;
+  local(key: string, policy: RatePolicy): RateDecision {
+    const d = this.state.take(key, policy);
+    if (!d.allowed) this.limited++;
+    return d;
   }
-  async forgive(key: string): Promise<void> {
-    const w = this.windows.get(key);
-    if (w && w.resetAt > Date.now() && w.count > 0) w.count--;
+  async shared(key: string, policy: RatePolicy): Promise<RateDecision> {
+    return this.local(key, policy);
   }
+  async forgive(key: string, policy: RatePolicy): Promise<void> {
+    this.state.forgive(key, policy);
+  }
+  stats(): RateLimitStats {
+    return { limited: this.limited, store_errors: 0 };
+  }
+  async close(): Promise<void> {}
+}
+
+/**
+ * KEYS[1] the key; ARGV: interval ms, window ms, cost, force. Time is Redis's own (one clock for every
+ * instance). Without force, a request over the limit is refused and changes nothing; with force (background
+ * reconciliation of requests already let through) the cost is always added, the arrival time capped at two
+ * windows ahead. Returns {allowed, tat - now} in ms.
+ */
+const GCRA = new LuaScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local nxt = tat + cost * interval
+local allowed = 1
+if nxt - now > window then
+  if ARGV[4] == '1' then
+    if nxt - now > 2 * window then nxt = now + 2 * window end
+  else
+    allowed = 0
+    nxt = tat
+  end
+end
+if nxt > now then redis.call('SET', KEYS[1], tostring(nxt), 'PX', math.ceil(nxt - now) + 1000) end
+return {allowed, math.floor(nxt - now)}
+`);
+
+const FORGIVE = new LuaScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local back = tat - tonumber(ARGV[1])
+if back < now then back = now end
+if back > now then redis.call('SET', KEYS[1], tostring(back), 'PX', math.ceil(back - now) + 1000)
+else redis.call('DEL', KEYS[1]) end
+return 1
+`);
+
+export interface RedisRateLimiterOptions {
+  prefix: string;
+  logger: Logger;
+  /** A decision waits at most this long for Redis before this instance decides alone. */
+  timeoutMs: number;
+  /** How often locally decided requests are sent to Redis (and the shared state taken back). */
+  reconcileMs?: number;
 }
 
 export class RedisRateLimiter implements RateLimiter {
-  private readonly fallback = new MemoryRateLimiter();
+  private readonly state = new LocalState();
+  /** Requests let through locally and not yet sent, per key, with their policy. */
+  private readonly pending = new Map<string, { policy: RatePolicy; count: number }>();
+  private readonly timer: ReturnType<typeof setInterval>;
+  private flushing = false;
+  private limited = 0;
+  private errors = 0;
+  private lastWarn = 0;
+
   constructor(
     private readonly redis: Redis,
-    private readonly prefix: string,
-  ) {}
-  async hit(key: string, limit: number, windowSeconds: number): Promise<RateLimitResult> {
-    const k = `${this.prefix}rl:${key}`;
+    private readonly opts: RedisRateLimiterOptions,
+  ) {
+    this.timer = setInterval(() => void this.reconcile(), opts.reconcileMs ?? 250);
+    (this.timer as { unref?: () => void }).unref?.();
+  }
+
+  local(key: string, policy: RatePolicy): RateDecision {
+    const d = this.state.take(key, policy);
+    if (!d.allowed) {
+      this.limited++;
+      return d;
+    }
+    const p = this.pending.get(key);
+    if (p) p.count++;
+    else if (this.pending.size < MAX_KEYS) this.pending.set(key, { policy, count: 1 });
+    return d;
+  }
+
+  async shared(key: string, policy: RatePolicy): Promise<RateDecision> {
     try {
-      const [count, ttl] = (await this.redis
-        .multi()
-        .incr(k)
-        .pExpire(k, windowSeconds * 1000, "NX")
-        .pTTL(k)
-        .exec()) as unknown as [number, unknown, number];
-      return { allowed: count <= limit, retryAfter: Math.max(1, Math.ceil(Number(ttl) / 1000)) };
-    } catch {
-      // Redis down: limit per instance rather than not at all.
-      return this.fallback.hit(key, limit, windowSeconds);
+      const [allowed, ahead] = (await this.call(GCRA, key, policy, 1, false)) as [number, number];
+      const now = Date.now();
+      // Keep this instance's view in step, so that a fallback during an outage starts from it.
+      this.state.put(key, now + ahead, now);
+      if (allowed !== 1) this.limited++;
+      return decisionOf(allowed === 1, ahead, policy);
+    } catch (err) {
+      this.failed(err);
+      const d = this.state.take(key, policy);
+      if (!d.allowed) this.limited++;
+      return d;
     }
   }
-  async forgive(key: string): Promise<void> {
+
+  async forgive(key: string, policy: RatePolicy): Promise<void> {
+    this.state.forgive(key, policy);
     try {
-      await this.redis.eval(FORGIVE, { keys: [`${this.prefix}rl:${key}`] });
-    } catch {
-      await this.fallback.forgive(key);
+      await withTimeout(
+        FORGIVE.run(this.redis, [this.opts.prefix + "rl:" + key], [(policy.windowSeconds * 1000) / policy.limit]),
+        this.opts.timeoutMs,
+        "rate limit forgive",
+      );
+    } catch (err) {
+      this.failed(err);
     }
+  }
+
+  /** Sends the locally counted requests; each reply is the shared arrival time, taken if it is later. */
+  async reconcile(): Promise<void> {
+    if (this.flushing || this.pending.size === 0) return;
+    this.flushing = true;
+    const batch = [...this.pending];
+    this.pending.clear();
+    try {
+      await Promise.all(
+        batch.map(async ([key, { policy, count }]) => {
+          const [, ahead] = (await this.call(GCRA, key, policy, count, true)) as [number, number];
+          const now = Date.now();
+          if (now + ahead > (this.state.tats.get(key) ?? 0)) this.state.put(key, now + ahead, now);
+        }),
+      );
+    } catch (err) {
+      this.failed(err);
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private call(script: LuaScript, key: string, policy: RatePolicy, cost: number, force: boolean): Promise<unknown> {
+    const interval = (policy.windowSeconds * 1000) / policy.limit;
+    return withTimeout(
+      script.run(this.redis, [this.opts.prefix + "rl:" + key], [interval, policy.windowSeconds * 1000, cost, force ? 1 : 0]),
+      this.opts.timeoutMs,
+      "rate limit",
+    );
+  }
+
+  /** Fails open to this instance's own limits; logged at most every 30 s, every failure counted. */
+  private failed(err: unknown): void {
+    this.errors++;
+    const now = Date.now();
+    if (now - this.lastWarn < 30_000) return;
+    this.lastWarn = now;
+    this.opts.logger.warn("rate limits: Redis unreachable; each instance limits alone until it is back", {
+      error: (err as Error)?.message ?? String(err),
+      failures: this.errors,
+    });
+  }
+
+  stats(): RateLimitStats {
+    return { limited: this.limited, store_errors: this.errors };
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.reconcile().catch(() => {});
   }
 }
-
-/** Decrements a live window only: a window that expired meanwhile is not recreated without its TTL. */
-const FORGIVE = `if redis.call('exists', KEYS[1]) == 1 then return redis.call('decr', KEYS[1]) end return 0`;

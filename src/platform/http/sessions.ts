@@ -5,7 +5,8 @@
 import { and, eq } from "drizzle-orm";
 import type { Cache } from "../cache/port.ts";
 import { cacheKeys } from "../cache/port.ts";
-import type { Db } from "../db/client.ts";
+import type { Database } from "../db/client.ts";
+import { q } from "../db/tx.ts";
 import { sessions, users } from "../db/schema/index.ts";
 
 /** What a valid session lets its token do now (admin rights are the account's current ones). */
@@ -25,14 +26,15 @@ export class Sessions {
   private readonly memo = new Map<string, { state: SessionState | null; until: number }>();
 
   constructor(
-    private readonly db: Db,
+    private readonly database: Database,
     private readonly cache: Cache,
   ) {}
 
   /** Writes the row of a new login; its id goes into the token. */
   async create(userId: number, createdAt: Date, expiresAt: Date): Promise<string> {
     const id = crypto.randomUUID();
-    await this.db.insert(sessions).values({ id, userId, createdAt: createdAt.toISOString(), expiresAt: expiresAt.toISOString() });
+    const row = { id, userId, createdAt: createdAt.toISOString(), expiresAt: expiresAt.toISOString() };
+    await this.database.write((tx) => q(tx.insert(sessions).values(row).run()));
     return id;
   }
 
@@ -56,7 +58,7 @@ export class Sessions {
 
   /** Ends one session (logout). */
   async revoke(sid: string, userId: number): Promise<void> {
-    await this.db.delete(sessions).where(and(eq(sessions.id, sid), eq(sessions.userId, userId)));
+    await this.database.write((tx) => q(tx.delete(sessions).where(and(eq(sessions.id, sid), eq(sessions.userId, userId))).run()));
     this.memo.delete(sid);
     await this.cache.delete([cacheKeys.session(sid)]);
   }
@@ -66,18 +68,18 @@ export class Sessions {
    * every instance read their state again (account deleted, admin rights or activity changed).
    */
   async revokeAll(userId: number, opts: { deleteRows?: boolean } = {}): Promise<void> {
-    if (opts.deleteRows ?? true) await this.db.delete(sessions).where(eq(sessions.userId, userId));
+    if (opts.deleteRows ?? true) await this.database.write((tx) => q(tx.delete(sessions).where(eq(sessions.userId, userId)).run()));
     for (const [sid, m] of this.memo) if (m.state === null || m.state.userId === userId) this.memo.delete(sid);
     await this.cache.invalidateTags([cacheKeys.sessionsTag(userId)]);
   }
 
   private async load(sid: string): Promise<SessionState | null> {
-    const [row] = await this.db
+    const row = await this.database.db
       .select({ userId: sessions.userId, expiresAt: sessions.expiresAt, isAdmin: users.isAdmin, isActive: users.isActive })
       .from(sessions)
       .innerJoin(users, eq(users.id, sessions.userId))
       .where(eq(sessions.id, sid))
-      .limit(1);
+      .get();
     if (!row || !row.isActive || Date.parse(row.expiresAt) <= Date.now()) return null;
     return { userId: row.userId, isAdmin: row.isAdmin };
   }

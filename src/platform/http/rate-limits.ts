@@ -1,0 +1,119 @@
+// The route classes and their limits: reads and writes per caller (the token's session when it carries a
+// valid signature, else the client IP), login attempts per client IP, registrations per client IP per hour
+// (failed logins per account are counted by the login itself). Reads are decided in this process (no round
+// trip on their path; reconciled with Redis in the background); the others by Redis in one Lua call.
+import { Elysia } from "elysia";
+import type { Auth } from "./auth.ts";
+import { clientIpOf } from "./client-ip.ts";
+import { AppError } from "./errors.ts";
+import { pathnameOf } from "../observability/metrics.ts";
+import type { RateDecision, RateLimiter, RatePolicy } from "./rate-limit.ts";
+
+export interface RateLimitSettings {
+  RATE_LIMIT_READ_PER_MINUTE: number;
+  RATE_LIMIT_WRITE_PER_MINUTE: number;
+  RATE_LIMIT_LOGIN_PER_MINUTE: number;
+  RATE_LIMIT_LOGIN_IP_PER_MINUTE: number;
+  RATE_LIMIT_REGISTER_PER_HOUR: number;
+  CLIENT_IP_HEADER?: string;
+}
+
+export interface RatePolicies {
+  read?: RatePolicy;
+  write?: RatePolicy;
+  /** Failed logins of one account from one client IP. */
+  login?: RatePolicy;
+  /** Failed logins of one account from anywhere: the cap a distributed guesser meets. */
+  loginAccount?: RatePolicy;
+  loginIp?: RatePolicy;
+  register?: RatePolicy;
+}
+
+const policy = (name: string, limit: number, windowSeconds: number): RatePolicy | undefined =>
+  limit > 0 ? { name, limit, windowSeconds } : undefined;
+
+const cache = new WeakMap<object, RatePolicies>();
+/** The policies of a configuration (0 turns a class off). */
+export function ratePolicies(s: RateLimitSettings): RatePolicies {
+  let p = cache.get(s);
+  if (!p) {
+    p = {
+      read: policy("read", s.RATE_LIMIT_READ_PER_MINUTE, 60),
+      write: policy("write", s.RATE_LIMIT_WRITE_PER_MINUTE, 60),
+      login: policy("login", s.RATE_LIMIT_LOGIN_PER_MINUTE, 60),
+      loginAccount: policy("login-account", s.RATE_LIMIT_LOGIN_PER_MINUTE * 10, 60),
+      loginIp: policy("login-ip", s.RATE_LIMIT_LOGIN_IP_PER_MINUTE, 60),
+      register: policy("register", s.RATE_LIMIT_REGISTER_PER_HOUR, 3600),
+    };
+    cache.set(s, p);
+  }
+  return p;
+}
+
+/** IETF RateLimit-Policy (draft-ietf-httpapi-ratelimit-headers): quota per window. */
+export const policyHeader = (p: RatePolicy) => `"${p.name}";q=${p.limit};w=${p.windowSeconds}`;
+/** IETF RateLimit: what is left now and in how many seconds the quota is whole again. */
+export const rateLimitHeader = (d: RateDecision) => `"${d.policy.name}";r=${d.remaining};t=${d.resetSeconds}`;
+
+/** 429 problem with Retry-After and both IETF headers. */
+export function rateLimited(d: RateDecision): AppError {
+  return new AppError(429, `Too many requests (${d.policy.name}); retry in ${d.retryAfterSeconds} s`, undefined, {
+    "retry-after": String(d.retryAfterSeconds),
+    "ratelimit-policy": policyHeader(d.policy),
+    ratelimit: rateLimitHeader(d),
+  });
+}
+
+/** Paths no limit applies to: probes and the token-guarded replica-to-primary channel. */
+function exempt(path: string): boolean {
+  return path === "/health" || path.startsWith("/health/") || path === "/internal" || path.startsWith("/internal/");
+}
+
+export const LOGIN_PATH = "/api/v1/auth/login";
+export const REGISTER_PATH = "/api/v1/users";
+
+export interface RateLimitPluginOptions {
+  limiter: RateLimiter;
+  auth: Auth;
+  settings: RateLimitSettings;
+}
+
+/** The caller's key for reads and writes: its session when the token's signature holds, else its IP. */
+export function callerKey(auth: Auth, request: Request, ipHeader: string | undefined): string {
+  const p = auth.tokenPrincipal(request.headers.get("authorization"));
+  return p ? "s:" + p.sessionId : "ip:" + clientIpOf(request, ipHeader);
+}
+
+export function rateLimitPlugin(opts: RateLimitPluginOptions) {
+  const { limiter, auth, settings } = opts;
+  const policies = ratePolicies(settings);
+  const ipHeader = settings.CLIENT_IP_HEADER;
+  const decisions = new WeakMap<Request, RateDecision>();
+
+  return new Elysia({ name: "rate-limits" })
+    .onRequest(async ({ request }) => {
+      const method = request.method;
+      if (method === "OPTIONS") return;
+      const path = pathnameOf(request.url);
+      if (exempt(path)) return;
+      let d: RateDecision | undefined;
+      if (method === "POST" && path === LOGIN_PATH) {
+        if (policies.loginIp) d = await limiter.shared("login-ip:" + clientIpOf(request, ipHeader), policies.loginIp);
+      } else if (method === "POST" && path === REGISTER_PATH) {
+        if (policies.register) d = await limiter.shared("register:" + clientIpOf(request, ipHeader), policies.register);
+      } else if (method === "GET" || method === "HEAD") {
+        if (policies.read) d = limiter.local("read:" + callerKey(auth, request, ipHeader), policies.read);
+      } else if (policies.write) {
+        d = await limiter.shared("write:" + callerKey(auth, request, ipHeader), policies.write);
+      }
+      if (d === undefined) return;
+      if (!d.allowed) throw rateLimited(d);
+      decisions.set(request, d);
+    })
+    .onAfterHandle({ as: "global" }, ({ request, responseValue, set }) => {
+      const d = decisions.get(request);
+      if (d === undefined) return;
+      if (responseValue instanceof Response) responseValue.headers.set("ratelimit", rateLimitHeader(d));
+      else set.headers.ratelimit = rateLimitHeader(d);
+    });
+}

@@ -1,0 +1,214 @@
+// Rate limits for every caller: GCRA in process and in one Redis Lua call, reads decided locally and
+// reconciled, IETF headers, login per account and per IP, registrations per IP, fail-open, the hashing bound.
+import { afterAll, describe, expect, test } from "bun:test";
+import { createClient } from "redis";
+import { gcra, MemoryRateLimiter, RedisRateLimiter, type RatePolicy } from "../src/platform/http/rate-limit.ts";
+import { WorkGate } from "../src/platform/http/work-gate.ts";
+import { createLogger } from "../src/platform/observability/logger.ts";
+import type { Redis } from "../src/platform/redis.ts";
+import { makeApp, REDIS_URL, type TestApp } from "./helpers.ts";
+
+const logger = createLogger("silent", {});
+const three: RatePolicy = { name: "t", limit: 3, windowSeconds: 60 };
+const apps: TestApp[] = [];
+const clients: Redis[] = [];
+afterAll(async () => {
+  for (const a of apps) await a.close();
+  for (const c of clients) await c.quit().catch(() => {});
+});
+async function app(env: Record<string, string>) {
+  const a = await makeApp(env);
+  apps.push(a);
+  return a;
+}
+async function redis(): Promise<Redis> {
+  const c = createClient({ url: REDIS_URL }) as unknown as Redis;
+  await c.connect();
+  clients.push(c);
+  return c;
+}
+const prefix = () => `test:${crypto.randomUUID().slice(0, 8)}:`;
+
+describe("GCRA", () => {
+  test("a burst of the limit, then one request per interval; a refusal consumes nothing", () => {
+    let tat = 0;
+    const now = 1_000_000;
+    const seen = [];
+    for (let i = 0; i < 4; i++) {
+      const r = gcra(tat, now, three);
+      tat = r.tat;
+      seen.push([r.decision.allowed, r.decision.remaining, r.decision.retryAfterSeconds]);
+    }
+    expect(seen).toEqual([[true, 2, 0], [true, 1, 0], [true, 0, 0], [false, 0, 20]]);
+    expect(gcra(tat, now + 20_000, three).decision.allowed).toBe(true);
+  });
+
+  test("in process: per key", async () => {
+    const m = new MemoryRateLimiter();
+    for (let i = 0; i < 3; i++) expect(m.local("a", three).allowed).toBe(true);
+    expect(m.local("a", three).allowed).toBe(false);
+    expect(m.local("b", three).allowed).toBe(true);
+    expect(m.stats().limited).toBe(1);
+  });
+});
+
+describe("Redis", () => {
+  test("shared decisions in one Lua call, with the real Retry-After (not 1)", async () => {
+    const l = new RedisRateLimiter(await redis(), { prefix: prefix(), logger, timeoutMs: 1_000 });
+    const d = [];
+    for (let i = 0; i < 4; i++) d.push(await l.shared("k", three));
+    expect(d.map((x) => x.allowed)).toEqual([true, true, true, false]);
+    expect(d[3]!.retryAfterSeconds).toBeGreaterThanOrEqual(19);
+    expect(d[3]!.retryAfterSeconds).toBeLessThanOrEqual(20);
+    await l.forgive("k", three);
+    expect((await l.shared("k", three)).allowed).toBe(true);
+    await l.close();
+  });
+
+  test("local decisions reach the other instances at the next reconciliation", async () => {
+    const p = prefix();
+    const a = new RedisRateLimiter(await redis(), { prefix: p, logger, timeoutMs: 1_000, reconcileMs: 60_000 });
+    const b = new RedisRateLimiter(await redis(), { prefix: p, logger, timeoutMs: 1_000, reconcileMs: 60_000 });
+    for (let i = 0; i < 3; i++) expect(a.local("k", three).allowed).toBe(true);
+    await a.reconcile();
+    // b has not seen the key yet: it decides alone once (the precision reconciliation costs), then learns.
+    expect(b.local("k", three).allowed).toBe(true);
+    await b.reconcile();
+    expect(b.local("k", three).allowed).toBe(false);
+    expect((await a.shared("k", three)).allowed).toBe(false);
+    await a.close();
+    await b.close();
+  });
+
+  test("unreachable: fails open to this instance's own limits, counted", async () => {
+    const c = createClient({ url: REDIS_URL }) as unknown as Redis;
+    await c.connect();
+    await c.quit();
+    const l = new RedisRateLimiter(c, { prefix: prefix(), logger, timeoutMs: 200 });
+    const d = [];
+    for (let i = 0; i < 4; i++) d.push((await l.shared("k", three)).allowed);
+    expect(d).toEqual([true, true, true, false]);
+    expect(l.stats().store_errors).toBe(4);
+    await l.close();
+  });
+});
+
+describe("over HTTP", () => {
+  test("reads per token: RateLimit on successes, then 429 problem with Retry-After and both IETF headers", async () => {
+    const t = await app({ RATE_LIMIT_READ_PER_MINUTE: "5" });
+    const u = await t.user();
+    const other = await t.user();
+    for (let i = 0; i < 5; i++) {
+      const r = await t.request("GET", "/api/v1/users/me", { token: u.token });
+      expect(r.status).toBe(200);
+      expect(r.headers.get("ratelimit")).toBe(`"read";r=${4 - i};t=${(i + 1) * 12}`);
+    }
+    const r = await t.request("GET", `/api/v1/users/${u.id}`, { token: u.token });
+    expect(r.status).toBe(429);
+    expect(r.headers.get("content-type")).toBe("application/problem+json");
+    expect(r.headers.get("retry-after")).toBe("12");
+    expect(r.headers.get("ratelimit-policy")).toBe('"read";q=5;w=60');
+    expect(r.headers.get("ratelimit")).toBe('"read";r=0;t=60');
+    expect((await r.json()).status).toBe(429);
+    expect((await t.request("GET", "/api/v1/users/me", { token: other.token })).status).toBe(200);
+    expect((await t.request("GET", "/health/live")).status).toBe(200);
+  });
+
+  test("anonymous callers are keyed by client IP, from CLIENT_IP_HEADER only when it is configured", async () => {
+    const t = await app({ RATE_LIMIT_READ_PER_MINUTE: "2", CLIENT_IP_HEADER: "x-client-ip" });
+    const from = (ip: string) => t.request("GET", "/api/v1/users/me", { headers: { "x-client-ip": ip } });
+    expect([(await from("10.0.0.1")).status, (await from("10.0.0.1")).status, (await from("10.0.0.1")).status]).toEqual([401, 401, 429]);
+    expect((await from("10.0.0.2")).status).toBe(401);
+    const plain = await app({ RATE_LIMIT_READ_PER_MINUTE: "2" });
+    const spoof = (ip: string) => plain.request("GET", "/api/v1/users/me", { headers: { "x-client-ip": ip } });
+    expect([(await spoof("1.1.1.1")).status, (await spoof("2.2.2.2")).status, (await spoof("3.3.3.3")).status]).toEqual([401, 401, 429]);
+  });
+
+  test("writes have their own class", async () => {
+    const t = await app({ RATE_LIMIT_WRITE_PER_MINUTE: "2" });
+    const u = await t.user();
+    const post = () => t.json("POST", `/api/v1/users/${u.id}/posts`, { token: u.token, body: { title: "a", content: "b" } });
+    expect([(await post()).status, (await post()).status, (await post()).status]).toEqual([201, 201, 429]);
+    expect((await t.request("GET", "/api/v1/users/me", { token: u.token })).status).toBe(200);
+  });
+
+  test("login: spraying many accounts from one IP meets the per-IP limit", async () => {
+    const t = await app({ RATE_LIMIT_LOGIN_IP_PER_MINUTE: "3", CLIENT_IP_HEADER: "x-client-ip" });
+    const statuses = [];
+    for (let i = 0; i < 4; i++) {
+      const r = await t.json("POST", "/api/v1/auth/login", { body: { email: `spray${i}@example.com`, password: "guess-guess" }, headers: { "x-client-ip": "10.9.9.9" } });
+      statuses.push(r.status);
+    }
+    expect(statuses).toEqual([401, 401, 401, 429]);
+  });
+
+  test("login: a stranger's wrong guesses do not lock the owner out from elsewhere", async () => {
+    const t = await app({ RATE_LIMIT_LOGIN_PER_MINUTE: "3", CLIENT_IP_HEADER: "x-client-ip" });
+    const u = await t.user();
+    const attempt = (password: string, ip: string) => t.json("POST", "/api/v1/auth/login", { body: { email: u.email, password }, headers: { "x-client-ip": ip } });
+    const s = [];
+    for (let i = 0; i < 4; i++) s.push((await attempt("wrong-guess", "10.6.6.6")).status);
+    expect(s).toEqual([401, 401, 401, 429]);
+    expect((await attempt("correct-horse", "10.6.6.6")).status).toBe(429);
+    expect((await attempt("correct-horse", "10.1.1.1")).status).toBe(200);
+  });
+
+  test("registrations per IP per hour", async () => {
+    const t = await app({ RATE_LIMIT_REGISTER_PER_HOUR: "2" });
+    const reg = (i: number) => t.json("POST", "/api/v1/users", { body: { email: `reg${i}-${crypto.randomUUID().slice(0, 6)}@example.com`, password: "correct-horse", full_name: "R" } });
+    const r = [await reg(1), await reg(2), await reg(3)];
+    expect(r.map((x) => x.status)).toEqual([201, 201, 429]);
+    expect(Number(r[2]!.res.headers.get("retry-after"))).toBeGreaterThan(1000);
+    expect(r[2]!.res.headers.get("ratelimit-policy")).toBe('"register";q=2;w=3600');
+  });
+
+  test("0 turns a class off", async () => {
+    const t = await app({ RATE_LIMIT_READ_PER_MINUTE: "0" });
+    const r = await t.request("GET", "/api/v1/users/me");
+    expect(r.status).toBe(401);
+    expect(r.headers.get("ratelimit")).toBeNull();
+  });
+});
+
+describe("password hashing at once", () => {
+  test("beyond concurrency + queue: 503 with Retry-After at once", async () => {
+    const g = new WorkGate(1, 1);
+    let release!: () => void;
+    const first = g.run(() => new Promise<number>((r) => (release = () => r(1))));
+    const second = g.run(async () => 2);
+    const third = g.run(async () => 3).catch((e) => e);
+    const refused = await third;
+    expect(refused.status).toBe(503);
+    expect(refused.headers["retry-after"]).toBe("1");
+    release();
+    expect(await first).toBe(1);
+    expect(await second).toBe(2);
+    expect(g.busy).toBe(0);
+  });
+
+  test("concurrent logins beyond the bound answer 503, the rest are served", async () => {
+    const t = await app({ PASSWORD_HASH_CONCURRENCY: "1", PASSWORD_HASH_QUEUE: "1" });
+    const u = await t.user();
+    const rs = await Promise.all(
+      Array.from({ length: 8 }, () => t.json("POST", "/api/v1/auth/login", { body: { email: u.email, password: "correct-horse" } })),
+    );
+    const statuses = rs.map((r) => r.status).sort();
+    expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(2);
+    expect(statuses.filter((s) => s === 503).length).toBeGreaterThanOrEqual(1);
+    for (const r of rs.filter((r) => r.status === 503)) {
+      expect(r.res.headers.get("retry-after")).toBe("1");
+      expect(r.res.headers.get("content-type")).toBe("application/problem+json");
+    }
+  });
+});
+
+describe("the welcome mail is no relay", () => {
+  test("a name that a mail client could render as a link is not put in it", async () => {
+    const { greetingName } = await import("../src/modules/jobs/handlers.ts");
+    expect(greetingName("Ann-Marie O'Neil")).toBe("Ann-Marie O'Neil");
+    expect(greetingName("Zoë Ñúñez")).toBe("Zoë Ñúñez");
+    for (const name of ["visit evil.com", "http://x", "a@b", "see evil dot com/x", "www·evil·com:80", "12345", "   ", "<a href=x>", ""]) {
+      expect({ name, greeting: greetingName(name) }).toEqual({ name, greeting: "there" });
+    }
+  });
+});
