@@ -3,6 +3,7 @@
 import { Elysia } from "elysia";
 import type { AppDeps } from "./deps.ts";
 import { requestContext } from "./platform/http/request-context.ts";
+import { headerPolicy } from "./platform/http/headers.ts";
 import { rateLimitPlugin } from "./platform/http/rate-limits.ts";
 import { boundValidationErrors } from "./platform/http/validation-cost.ts";
 import { openApiDocument, type OpenApiOptions } from "./platform/http/openapi.ts";
@@ -35,7 +36,14 @@ export function createApp(deps: AppDeps) {
     .use(operationsModule(deps));
 
   const app = new Elysia({ normalize: false })
-    .use(requestContext({ logger: deps.logger, bodyLimit: deps.config.BODY_LIMIT_BYTES, instanceId: deps.config.INSTANCE_ID }))
+    .use(
+      requestContext({
+        logger: deps.logger,
+        bodyLimit: deps.config.BODY_LIMIT_BYTES,
+        instanceId: deps.config.INSTANCE_ID,
+        headers: headerPolicy(deps.config),
+      }),
+    )
     .use(rateLimitPlugin({ limiter: deps.rateLimiter, auth: deps.auth, settings: deps.config }))
     .use(dashboardModule(deps))
     .use(healthModule(deps))

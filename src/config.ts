@@ -94,6 +94,10 @@ const EnvSchema = T.Object({
   RATE_LIMIT_REGISTER_PER_HOUR: Int(0, 100_000, 20),
   /** Header carrying the client IP behind a trusted proxy (on Fly: Fly-Client-IP); unset: the socket address. */
   CLIENT_IP_HEADER: T.Optional(T.String({ pattern: "^[A-Za-z0-9-]{1,64}$" })),
+  /** Comma-separated origins allowed to call the API from a browser ("*": any); unset: no CORS. */
+  CORS_ORIGINS: T.Optional(T.String({ maxLength: 4096 })),
+  /** Strict-Transport-Security max-age in seconds; 0 off. Unset: a year on Fly (FLY_APP_NAME set), else off. */
+  HSTS_MAX_AGE: T.Optional(T.Integer({ minimum: 0, maximum: 63_072_000 })),
   /** Password hashes and verifications running at once per instance, and how many more may wait; beyond: 503. */
   PASSWORD_HASH_CONCURRENCY: Int(1, 1024, 2),
   PASSWORD_HASH_QUEUE: Int(0, 100_000, 8),

@@ -11,6 +11,8 @@ import { Sessions } from "./platform/http/sessions.ts";
 import { rememberSocketAddress } from "./platform/http/client-ip.ts";
 import { WorkGate } from "./platform/http/work-gate.ts";
 import { ratePolicies } from "./platform/http/rate-limits.ts";
+import { headerPolicy, putInto } from "./platform/http/headers.ts";
+import { problem, problemResponse } from "./platform/http/errors.ts";
 import { warmCache } from "./modules/cache/warm.ts";
 import { FAST_ROUTE, userDetailFastPath } from "./platform/cache/fast-read.ts";
 import { roleFromConfig } from "./platform/cluster/role.ts";
@@ -155,6 +157,7 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
     cache: deps.cache,
     logger,
     auth: deps.auth,
+    headers: headerPolicy(config),
     rateLimit: readLimit ? { limiter: deps.rateLimiter, policy: readLimit } : undefined,
     observe:
       httpMetrics && fastSeries
@@ -199,6 +202,16 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
           },
         }
       : undefined,
+    // Whatever escapes the app and the fast path (they answer their own errors): a problem, with a request id,
+    // logged. Bun answers its own parser errors (431, 400 bad framing, 505, 413 over maxRequestBodySize) without
+    // calling this; docs/security.md lists them.
+    error: (err) => {
+      const id = crypto.randomUUID();
+      logger.error("unhandled error outside the app", { request_id: id, error: err instanceof Error ? err.message : String(err) });
+      const headers: Record<string, string> = { "x-request-id": id };
+      headerPolicy(config).decorate(new Request("http://localhost/"), putInto(headers));
+      return problemResponse(problem(500, "Something went wrong on our side; the request id identifies it in our logs"), headers);
+    },
     fetch: (request, server) =>
       isInternalUrl(request.url) ? notFoundHere(request) : viaApp(request, performance.now(), server.requestIP(request)?.address),
   });

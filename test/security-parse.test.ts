@@ -91,3 +91,19 @@ describe("the token comes before the input", () => {
     expect(r.status).toBe(403);
   });
 });
+
+describe("value count", () => {
+  test("more values than any schema takes is a 400 before parsing; commas inside strings do not count", async () => {
+    const { jsonShapeProblem, JSON_MAX_VALUES } = await import("../src/platform/http/json-depth.ts");
+    const many = (n: number) => enc(`[${Array(n).fill("0").join(",")}]`);
+    expect(jsonShapeProblem(many(JSON_MAX_VALUES + 1))).toBeNull();
+    expect(jsonShapeProblem(many(JSON_MAX_VALUES + 2))).toBe("values");
+    expect(jsonShapeProblem(enc(`{"a":"${",".repeat(10_000)}"}`))).toBeNull();
+    const r = await t.json("POST", "/api/v1/users", { body: `{${Array.from({ length: 3000 }, (_, i) => `"k${i}":0`).join(",")}}` });
+    expect(r.status).toBe(400);
+    expect(r.body.detail).toContain(String(JSON_MAX_VALUES));
+    // The largest body a schema accepts still passes: 1,000 ids (admin only, so 401 here, after parsing).
+    const bulk = await t.json("POST", "/api/v1/admin/preferences/bulk", { body: { user_ids: Array.from({ length: 1000 }, (_, i) => i + 1), preference_updates: { a: 1 } } });
+    expect(bulk.status).toBe(401);
+  });
+});

@@ -14,6 +14,7 @@ import type { Logger } from "../observability/logger.ts";
 import type { Auth } from "../http/auth.ts";
 import type { RateLimiter, RatePolicy } from "../http/rate-limit.ts";
 import { rateLimitHeader } from "../http/rate-limits.ts";
+import { putOnto, type HeaderPolicy } from "../http/headers.ts";
 import { requestIdOf, requestLogger } from "../http/request-context.ts";
 import { cacheKeys, type Cache } from "./port.ts";
 
@@ -34,14 +35,19 @@ function isCanonicalId(s: string): boolean {
 // One Headers per x-cache value, reused: a Response copies its init headers when it is made, so the template's
 // x-request-id is set just before each one (26.9k against 27.2k instructions per request for building the
 // Response and then setting the header on its copy, under callgrind).
-const templates = new Map<string, Headers>();
-function headersFor(source: string): Headers {
-  let h = templates.get(source);
-  if (!h) {
-    h = new Headers({ "content-type": "application/json", "x-cache": source, "x-request-id": "" });
-    templates.set(source, h);
-  }
-  return h;
+// The policy's headers for a request without Origin are the same for every request (requests with one decline).
+function templateMaker(policy: HeaderPolicy | undefined) {
+  const templates = new Map<string, Headers>();
+  const blank = new Request("http://localhost/");
+  return (source: string): Headers => {
+    let h = templates.get(source);
+    if (!h) {
+      h = new Headers({ "content-type": "application/json", "x-cache": source, "x-request-id": "" });
+      policy?.decorate(blank, putOnto(h));
+      templates.set(source, h);
+    }
+    return h;
+  };
 }
 
 export interface FastReadOptions {
@@ -49,6 +55,8 @@ export interface FastReadOptions {
   logger: Logger;
   /** The app's own token and session checks; a session not in memory sends the request the app's way. */
   auth: Auth;
+  /** The app's response headers (headers.ts); a request whose answer depends on its Origin declines. */
+  headers?: HeaderPolicy;
   /** The app's read limit (rate-limits.ts), decided here the same way for the requests answered here. */
   rateLimit?: { limiter: RateLimiter; policy: RatePolicy };
   /** Records the duration of an answered request (the metrics series of GET FAST_ROUTE 200). */
@@ -63,7 +71,8 @@ export interface FastReadOptions {
 export type FastRead = (request: Request, id: string, start: number) => Response | undefined;
 
 export function userDetailFastPath(opts: FastReadOptions): FastRead | null {
-  const { cache, logger, auth, observe, rateLimit } = opts;
+  const { cache, logger, auth, observe, rateLimit, headers: policy } = opts;
+  const headersFor = templateMaker(policy);
   const peek = cache.peek?.bind(cache);
   if (!peek) return null;
   const logHit = requestLogger(logger, "GET", FAST_ROUTE, 200);
@@ -77,6 +86,7 @@ export function userDetailFastPath(opts: FastReadOptions): FastRead | null {
     // The app answers 413 to a Content-Length over its limit before routing; a GET's body is otherwise ignored
     // (a chunked one too), so only a declared length sends the request the app's way.
     if (headers.get("content-length") !== null) return undefined;
+    if (policy?.variesByOrigin(request)) return undefined;
     // A revoked session (null) or one not in memory (undefined): the app answers (401, or after loading it).
     const principal = auth.peekPrincipal(headers.get("authorization"));
     if (!principal) return undefined;

@@ -1,7 +1,7 @@
 // The request body parser every route uses: size limit while reading, JSON only, nesting depth checked before
 // JSON.parse. A separate function so whichever way it is registered (global hook or named parser) it is the same.
 import { AppError, badRequest, payloadTooLarge } from "./errors.ts";
-import { exceedsJsonDepth, JSON_MAX_DEPTH } from "./json-depth.ts";
+import { JSON_MAX_DEPTH, JSON_MAX_VALUES, jsonShapeProblem } from "./json-depth.ts";
 
 /** Reads a body, never holding more than `limit` bytes of it: past that, 413 (chunked bodies included). */
 export async function readLimited(request: Request, limit: number): Promise<Uint8Array> {
@@ -31,7 +31,7 @@ export async function readLimited(request: Request, limit: number): Promise<Uint
 
 const decoder = new TextDecoder();
 
-/** Parses a JSON request body: 413 over `limit`, 415 for other media types, 400 for bad or too deeply nested JSON. */
+/** Parses a JSON request body: 413 over `limit`, 415 for other media types, 400 for bad, too deep or too large JSON. */
 export async function parseJsonBody(request: Request, contentType: string | null | undefined, limit: number): Promise<unknown> {
   const bytes = await readLimited(request, limit);
   const type = (contentType ?? "").split(";")[0]!.trim().toLowerCase();
@@ -39,7 +39,9 @@ export async function parseJsonBody(request: Request, contentType: string | null
     throw new AppError(415, `Unsupported content type "${type}"; send application/json`);
   }
   if (bytes.byteLength === 0) return null;
-  if (exceedsJsonDepth(bytes)) throw badRequest(`The request body nests arrays or objects deeper than ${JSON_MAX_DEPTH} levels`);
+  const shape = jsonShapeProblem(bytes);
+  if (shape === "depth") throw badRequest(`The request body nests arrays or objects deeper than ${JSON_MAX_DEPTH} levels`);
+  if (shape === "values") throw badRequest(`The request body holds more than ${JSON_MAX_VALUES} values`);
   try {
     return JSON.parse(decoder.decode(bytes));
   } catch {

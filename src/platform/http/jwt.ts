@@ -28,18 +28,22 @@ export function verifyJwt(token: string, secret: string, nowSeconds = Math.floor
   const parts = token.split(".");
   if (parts.length !== 3) return null;
   const [h, b, s] = parts as [string, string, string];
+  // The signature first: a forged token costs one HMAC and no parsing.
+  const expected = Buffer.from(sign(`${h}.${b}`, secret));
+  const given = Buffer.from(s);
+  if (expected.length !== given.length || !timingSafeEqual(expected, given)) return null;
   let header: unknown;
-  let claims: Partial<Claims>;
+  let parsed: unknown;
   try {
     header = JSON.parse(Buffer.from(h, "base64url").toString());
-    claims = JSON.parse(Buffer.from(b, "base64url").toString());
+    parsed = JSON.parse(Buffer.from(b, "base64url").toString());
   } catch {
     return null;
   }
   if (typeof header !== "object" || header === null || (header as { alg?: unknown }).alg !== "HS256") return null;
-  const expected = Buffer.from(sign(`${h}.${b}`, secret));
-  const given = Buffer.from(s);
-  if (expected.length !== given.length || !timingSafeEqual(expected, given)) return null;
+  // A payload that is not an object (null, a number, an array) is no token of ours.
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return null;
+  const claims = parsed as Partial<Claims>;
   if (typeof claims.exp !== "number" || claims.exp <= nowSeconds) return null;
   if (typeof claims.sub !== "string" || typeof claims.sid !== "string" || typeof claims.adm !== "boolean") return null;
   return claims as Claims;

@@ -4,6 +4,7 @@ import { Elysia, ValidationError } from "elysia";
 import type { Logger } from "../observability/logger.ts";
 import { AppError, fromDatabase, problem, problemResponse, type FieldError } from "./errors.ts";
 import { parseJsonBody } from "./json-body.ts";
+import { putInto, putOnto, type HeaderPolicy } from "./headers.ts";
 import { fieldMessageOf } from "./models.ts";
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:\-]{1,128}$/;
@@ -112,17 +113,22 @@ export function requestLogger(logger: Logger, method: string, route: string, sta
   return (durationMs, id) => line(durationMember(durationMs) + "," + idMember(id));
 }
 
-export function requestContext(opts: { logger: Logger; bodyLimit: number; instanceId: string }) {
+export function requestContext(opts: { logger: Logger; bodyLimit: number; instanceId: string; headers?: HeaderPolicy }) {
   const meta = new WeakMap<Request, RequestMeta>();
   const { logger, bodyLimit } = opts;
+  const policy = opts.headers;
 
   return new Elysia({ name: "request-context" })
-    .onRequest(({ request, set }) => {
+    .onRequest(({ request }) => {
       const id = requestIdOf(request);
       meta.set(request, { id, start: performance.now() });
+      const preflight = policy?.preflight(request, { "x-request-id": id });
+      if (preflight !== undefined) return preflight;
       const length = request.headers.get("content-length");
       if (length !== null && Number(length) > bodyLimit) {
-        return problemResponse(problem(413, `Request body exceeds ${bodyLimit} bytes`), { "x-request-id": id });
+        const headers: Record<string, string> = { "x-request-id": id };
+        policy?.decorate(request, putInto(headers));
+        return problemResponse(problem(413, `Request body exceeds ${bodyLimit} bytes`), headers);
       }
     })
     // One body parser for every route: enforces the size limit (also for bodies without Content-Length,
@@ -134,8 +140,13 @@ export function requestContext(opts: { logger: Logger; bodyLimit: number; instan
     .onAfterHandle({ as: "global" }, ({ request, responseValue, set }) => {
       const id = meta.get(request)?.id;
       if (id === undefined) return;
-      if (responseValue instanceof Response) responseValue.headers.set("x-request-id", id);
-      else set.headers["x-request-id"] = id;
+      if (responseValue instanceof Response) {
+        responseValue.headers.set("x-request-id", id);
+        policy?.decorate(request, putOnto(responseValue.headers));
+      } else {
+        set.headers["x-request-id"] = id;
+        policy?.decorate(request, putInto(set.headers));
+      }
     })
     .onError({ as: "global" }, ({ code, error: raw, request, set, params, query }) => {
       // Elysia wraps whatever the parser throws in a ParseError; ours are AppErrors with their own status.
@@ -169,6 +180,7 @@ export function requestContext(opts: { logger: Logger; bodyLimit: number; instan
           p = problem(500, "Something went wrong on our side; the request id identifies it in our logs");
         }
       }
+      policy?.decorate(request, putInto(headers));
       set.status = p.status;
       return problemResponse(p, headers);
     })

@@ -1,0 +1,92 @@
+// Headers every response carries, and CORS. nosniff everywhere; `cache-control: no-store` unless the route
+// chose its own (API answers carry tokens and personal data); HSTS when configured (on Fly by default: its
+// edge serves HTTPS); CORS for the origins in CORS_ORIGINS only, preflights answered before anything else
+// (rate limits, the replica write guard) looks at the request.
+export interface HeaderSettings {
+  CORS_ORIGINS?: string;
+  HSTS_MAX_AGE?: number;
+  FLY_APP_NAME?: string;
+}
+
+/** Sets a header unless `keep` and it is already there. */
+export type PutHeader = (name: string, value: string, keep?: boolean) => void;
+
+const ALLOW_METHODS = "GET, HEAD, POST, PATCH, DELETE";
+const ALLOW_HEADERS = "authorization, content-type, idempotency-key, x-request-id";
+const EXPOSE_HEADERS = "x-request-id, x-cache, retry-after, ratelimit, ratelimit-policy, idempotent-replayed, www-authenticate";
+const PREFLIGHT_MAX_AGE = "600";
+/** A year, as HSTS preload lists expect. */
+export const FLY_HSTS_MAX_AGE = 31_536_000;
+
+export interface HeaderPolicy {
+  /** Adds the headers to an answer of `request`. */
+  decorate(request: Request, put: PutHeader): void;
+  /** The answer to a CORS preflight, or undefined when `request` is not one (or CORS is off). */
+  preflight(request: Request, extra?: Record<string, string>): Response | undefined;
+  /** Whether responses to `request` depend on its Origin (the cached-read fast path declines those). */
+  variesByOrigin(request: Request): boolean;
+}
+
+export function parseOrigins(raw: string | undefined): { any: boolean; origins: Set<string> } {
+  const list = (raw ?? "").split(",").map((o) => o.trim().replace(/\/+$/, "")).filter((o) => o !== "");
+  return { any: list.includes("*"), origins: new Set(list.filter((o) => o !== "*").map((o) => o.toLowerCase())) };
+}
+
+export function headerPolicy(settings: HeaderSettings): HeaderPolicy {
+  const cors = parseOrigins(settings.CORS_ORIGINS);
+  const corsOn = cors.any || cors.origins.size > 0;
+  const hstsAge = settings.HSTS_MAX_AGE ?? (settings.FLY_APP_NAME ? FLY_HSTS_MAX_AGE : 0);
+  const hsts = hstsAge > 0 ? `max-age=${hstsAge}; includeSubDomains` : undefined;
+  const allowed = (origin: string | null): string | undefined => {
+    if (!corsOn || origin === null) return undefined;
+    if (cors.any) return "*";
+    return cors.origins.has(origin.toLowerCase()) ? origin : undefined;
+  };
+  return {
+    decorate(request, put) {
+      put("x-content-type-options", "nosniff");
+      put("cache-control", "no-store", true);
+      if (hsts !== undefined) put("strict-transport-security", hsts);
+      if (!corsOn) return;
+      put("vary", "Origin", true);
+      const origin = allowed(request.headers.get("origin"));
+      if (origin !== undefined) {
+        put("access-control-allow-origin", origin);
+        put("access-control-expose-headers", EXPOSE_HEADERS);
+      }
+    },
+    preflight(request, extra = {}) {
+      if (!corsOn || request.method !== "OPTIONS") return undefined;
+      const origin = request.headers.get("origin");
+      if (origin === null || request.headers.get("access-control-request-method") === null) return undefined;
+      const headers: Record<string, string> = { ...extra, vary: "Origin", "cache-control": "no-store", "x-content-type-options": "nosniff" };
+      if (hsts !== undefined) headers["strict-transport-security"] = hsts;
+      const ok = allowed(origin);
+      // A disallowed origin gets the same 204 without the allow headers: the browser refuses the call.
+      if (ok !== undefined) {
+        headers["access-control-allow-origin"] = ok;
+        headers["access-control-allow-methods"] = ALLOW_METHODS;
+        headers["access-control-allow-headers"] = ALLOW_HEADERS;
+        headers["access-control-max-age"] = PREFLIGHT_MAX_AGE;
+      }
+      return new Response(null, { status: 204, headers });
+    },
+    variesByOrigin(request) {
+      return corsOn && request.headers.get("origin") !== null;
+    },
+  };
+}
+
+/** PutHeader onto a Headers object. */
+export const putOnto =
+  (h: Headers): PutHeader =>
+  (name, value, keep) => {
+    if (!(keep && h.has(name))) h.set(name, value);
+  };
+
+/** PutHeader onto a plain record (Elysia's set.headers, a problem's headers). */
+export const putInto =
+  (r: Record<string, string | number | undefined>): PutHeader =>
+  (name, value, keep) => {
+    if (!(keep && r[name] !== undefined)) r[name] = value;
+  };

@@ -1,0 +1,101 @@
+// The costliest request bodies of at most `limit` bytes that we know of, for the freeze check (bench/abuse.bench.ts
+// and test/fuzz-abuse.test.ts): each is refused, and must be refused cheaply.
+export interface HostileBody {
+  name: string;
+  method: "POST";
+  path: string;
+  body: string;
+}
+
+const fill = (unit: string, bytes: number) => Array(Math.max(1, Math.floor(bytes / (unit.length + 1)))).fill(unit).join(",");
+const nest = (depth: number, inner: string) => "[".repeat(depth) + inner + "]".repeat(depth);
+
+export function hostileBodies(limit: number): HostileBody[] {
+  const room = limit - 256;
+  const login = (email: string) => `{"email":${email},"password":"x"}`;
+  return [
+    { name: "nested [ past the depth limit", method: "POST", path: "/api/v1/auth/login", body: "[".repeat(limit) },
+    { name: "nested { past the depth limit", method: "POST", path: "/api/v1/users", body: '{"a":'.repeat(Math.floor(limit / 5)) },
+    { name: "depth 30 arrays of zeros", method: "POST", path: "/api/v1/auth/login", body: login(nest(29, fill("0", room - 64))) },
+    { name: "depth 30 arrays of objects", method: "POST", path: "/api/v1/users", body: `{"email":${nest(28, fill('{"k":[1,2]}', room - 64))},"password":"x","full_name":"x"}` },
+    { name: "thousands of unknown keys", method: "POST", path: "/api/v1/users", body: `{${Array.from({ length: Math.floor(room / 12) }, (_, i) => `"k${i}":0`).join(",")}}` },
+    { name: "escaped control characters", method: "POST", path: "/api/v1/users", body: `{"email":"a@b.co","password":"password1","full_name":"${"\\u0000".repeat(Math.floor(room / 6))}"}` },
+    // Right under the value cap (json-depth.ts), each value as long as the size allows: the costliest bodies that
+    // reach the parser and validation.
+    { name: "2,000 long unknown keys", method: "POST", path: "/api/v1/users", body: `{${Array.from({ length: 2000 }, (_, i) => `"${String(i).padStart(Math.floor(room / 2000) - 6, "k")}":0`).join(",")}}` },
+    { name: "depth 31, 2,000 strings", method: "POST", path: "/api/v1/auth/login", body: login(nest(30, Array.from({ length: 2000 }, () => `"${"s".repeat(Math.floor(room / 2000) - 4)}"`).join(","))) },
+    { name: "valid prefix, broken end", method: "POST", path: "/api/v1/auth/login", body: `{"email":[${fill("1", room - 32)}` },
+  ];
+}
+
+/** Percentile of a sorted list. */
+export const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+
+/** CPU seconds (user + system) the process has used so far, from /proc (Linux); null elsewhere. */
+export async function cpuSeconds(pid: number): Promise<number | null> {
+  try {
+    const stat = await Bun.file(`/proc/${pid}/stat`).text();
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return null;
+  }
+}
+
+export interface FreezeFigures {
+  body: string;
+  status: number;
+  /** Server CPU per refused request (ms), over all rounds. */
+  cpu_ms_per_request: number | null;
+  /** Wall time of the slowest refusal (ms). */
+  refuse_max_ms: number;
+  health_p50_ms: number;
+  health_p99_ms: number;
+  health_max_ms: number;
+}
+
+/**
+ * Sends `concurrent` copies of a body at once, `rounds` times, while /health/live is polled back to back;
+ * returns the refusal statuses and times, the server's CPU per request, and /health/live's latencies meanwhile.
+ */
+export async function freezeCheck(url: string, pid: number | null, b: HostileBody, concurrent = 20, rounds = 3): Promise<FreezeFigures> {
+  const health: number[] = [];
+  const refusals: number[] = [];
+  let status = 0;
+  let polling = true;
+  const poll = (async () => {
+    while (polling) {
+      const s = performance.now();
+      await (await fetch(`${url}/health/live`)).arrayBuffer();
+      health.push(performance.now() - s);
+      await Bun.sleep(2);
+    }
+  })();
+  const cpu0 = pid !== null ? await cpuSeconds(pid) : null;
+  for (let r = 0; r < rounds; r++) {
+    await Promise.all(
+      Array.from({ length: concurrent }, async () => {
+        const s = performance.now();
+        const res = await fetch(url + b.path, { method: b.method, headers: { "content-type": "application/json" }, body: b.body });
+        await res.arrayBuffer();
+        refusals.push(performance.now() - s);
+        status = res.status;
+      }),
+    );
+  }
+  const cpu1 = pid !== null ? await cpuSeconds(pid) : null;
+  polling = false;
+  await poll;
+  health.sort((x, y) => x - y);
+  refusals.sort((x, y) => x - y);
+  const round = (n: number) => Math.round(n * 100) / 100;
+  return {
+    body: b.name,
+    status,
+    cpu_ms_per_request: cpu0 !== null && cpu1 !== null ? round(((cpu1 - cpu0) * 1000) / (concurrent * rounds)) : null,
+    refuse_max_ms: round(refusals.at(-1) ?? 0),
+    health_p50_ms: round(percentile(health, 50)),
+    health_p99_ms: round(percentile(health, 99)),
+    health_max_ms: round(health.at(-1) ?? 0),
+  };
+}
