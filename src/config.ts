@@ -63,6 +63,10 @@ const EnvSchema = T.Object({
   CACHE_L2_POLICY: T.Union([T.Literal("adaptive"), T.Literal("always")], { default: "adaptive" }),
   CACHE_BREAKER_THRESHOLD: Int(1, 1000, 5),
   CACHE_BREAKER_COOLDOWN_MS: Int(10, 600_000, 5_000),
+  /** How often each instance sends itself a heartbeat through the cache bus. */
+  CACHE_BUS_HEARTBEAT_MS: Int(10, 60_000, 200),
+  /** L1 is bypassed once the newest heartbeat back is older than this: the bound on a stale L1 read during a Redis hang. */
+  CACHE_BUS_DEADLINE_MS: Int(50, 600_000, 750),
   CACHE_WARM_COUNT: Int(0, 100_000, 100),
   CACHE_WARM_TIMEOUT_MS: Int(0, 60_000, 2_000),
 

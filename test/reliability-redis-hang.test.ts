@@ -83,3 +83,48 @@ describe("Redis paused (SIGSTOP)", () => {
     expect(after.body).toEqual({ theme: "dark" });
   }, 30_000);
 });
+
+describe("coherence through a Redis pause", () => {
+  test("another instance stops serving its L1 copy within the bus deadline, and serves nothing stale after the resume", async () => {
+    const dir = (await import("./helpers.ts")).tempDir("hang-");
+    const prefix = `test:hang:${crypto.randomUUID().slice(0, 8)}:`;
+    const env = { REDIS_URL: redis.url, REDIS_PREFIX: prefix, REDIS_COMMAND_TIMEOUT_MS: "300", CRON_ENABLED: "false" };
+    const a = await makeApp(env, dir);
+    const b = await makeApp(env, dir);
+    apps.push(a, b);
+    a.start();
+    b.start();
+    const u = await a.user("coherent@example.com", "correct-horse");
+    const read = async () => (await b.json("GET", `/api/v1/users/${u.id}`, { token: u.token })).body.user.full_name as string;
+    expect(await read()).toBe("Test User");
+    const cached = await b.request("GET", `/api/v1/users/${u.id}`, { token: u.token });
+    expect(cached.headers.get("x-cache")).toBe("hit-l1");
+
+    redis.pause();
+    let wroteAt = 0;
+    let lastStaleAt = 0;
+    try {
+      await Bun.sleep(100);
+      wroteAt = performance.now();
+      const w = await within(5_000, a.request("PATCH", `/api/v1/users/${u.id}`, { token: u.token, body: { full_name: "Changed" } }));
+      expect(w).not.toBe("hung");
+      expect((w as Response).status).toBe(200);
+      const until = performance.now() + 2_500;
+      while (performance.now() < until) {
+        if ((await read()) !== "Changed") lastStaleAt = performance.now();
+        await Bun.sleep(25);
+      }
+    } finally {
+      redis.resume();
+    }
+    // Stale reads stopped within the deadline (750 ms) plus a heartbeat; generous here for a loaded machine.
+    expect(lastStaleAt === 0 ? 0 : lastStaleAt - wroteAt).toBeLessThan(2_000);
+    const until = performance.now() + 3_000;
+    let staleAfter = 0;
+    while (performance.now() < until) {
+      if ((await read()) !== "Changed") staleAfter++;
+      await Bun.sleep(25);
+    }
+    expect(staleAfter).toBe(0);
+  }, 40_000);
+});

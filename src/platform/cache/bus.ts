@@ -16,6 +16,8 @@ export interface BusMessage {
   x?: string;
   /** Drop every L1 entry: the sender lost track of what it owed the others (too many unsent messages). */
   r?: 1;
+  /** A heartbeat (its sender's own liveness probe): carries nothing for the cache. */
+  h?: 1;
 }
 
 export interface BusHandlers {
@@ -47,6 +49,7 @@ export function parseBusMessage(raw: string): BusMessage | null {
   if (typeof o.i !== "string" || !strings(o.k) || !strings(o.t)) return null;
   if (o.x !== undefined && !(typeof o.x === "string" && TXID_RE.test(o.x))) return null;
   if (o.r !== undefined && o.r !== 1) return null;
+  if (o.h !== undefined && o.h !== 1) return null;
   return o as unknown as BusMessage;
 }
 
@@ -70,18 +73,72 @@ export class MemoryBus implements CacheBus {
   }
 }
 
+export interface BusLiveness {
+  /** How often this instance publishes a heartbeat to itself through Redis. */
+  heartbeatMs: number;
+  /**
+   * L1 is trusted only while the newest heartbeat that came back was sent less than this long ago: everything
+   * Redis relayed before it (other instances' invalidations included) has been received. Past it, L1 is bypassed;
+   * when heartbeats come back, L1 is cleared first (what was missed in between is unknown).
+   */
+  deadlineMs: number;
+  /** Called when heartbeats come back after the deadline had passed. */
+  onRecovered?: () => void;
+}
+
 export class RedisBus implements CacheBus {
   private sub: Redis | null = null;
   private subscribed = false;
   private closed = false;
   up = false;
+  /** The send time of the newest own heartbeat received back (performance.now()). */
+  private lastEcho = 0;
+  /** Past the deadline with no heartbeat back: L1 bypassed, publishes fail at once. */
+  private silent = false;
+  private beating = false;
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private readonly nonce = `bus-${crypto.randomUUID()}`;
 
   constructor(
     private readonly client: Redis,
     private readonly channel: string,
     private readonly logger: Logger,
     private readonly timeoutMs: number,
+    private readonly liveness: BusLiveness = { heartbeatMs: 250, deadlineMs: 1_000 },
   ) {}
+
+  /** Live and proven so within the deadline. */
+  get vouched(): boolean {
+    return this.up && !this.silent;
+  }
+
+  private beat(handlers: BusHandlers): void {
+    const now = performance.now();
+    if (this.subscribed && !this.silent && this.lastEcho > 0 && now - this.lastEcho > this.liveness.deadlineMs) {
+      this.silent = true;
+      handlers.state(false);
+      this.logger.warn("cache bus heartbeat overdue; L1 bypassed and bus messages held until it is back", {
+        deadline_ms: this.liveness.deadlineMs,
+      });
+    }
+    if (this.beating || !this.subscribed || this.closed) return;
+    this.beating = true;
+    const msg = JSON.stringify({ i: this.nonce, h: 1, s: now });
+    this.client.publish(this.channel, msg).then(
+      () => (this.beating = false),
+      () => (this.beating = false),
+    );
+  }
+
+  private echo(sentAt: number, handlers: BusHandlers): void {
+    if (sentAt > this.lastEcho) this.lastEcho = sentAt;
+    if (!this.silent || performance.now() - this.lastEcho > this.liveness.deadlineMs) return;
+    this.silent = false;
+    handlers.reset("bus heartbeat back");
+    if (this.up) handlers.state(true);
+    this.liveness.onRecovered?.();
+    this.logger.info("cache bus heartbeat back; L1 cleared and trusted again");
+  }
 
   async start(handlers: BusHandlers): Promise<void> {
     const sub = this.client.duplicate() as Redis;
@@ -104,17 +161,25 @@ export class RedisBus implements CacheBus {
       if (this.closed || !this.subscribed || this.up) return;
       this.up = true;
       handlers.reset("bus reconnected");
-      handlers.state(true);
+      handlers.state(!this.silent);
       this.logger.info("cache bus reconnected; L1 cleared");
     });
     const listener = (raw: string) => {
       const msg = parseBusMessage(raw);
-      if (msg) handlers.message(msg);
+      if (!msg) return;
+      if (msg.h === 1) {
+        if (msg.i === this.nonce) this.echo(Number((JSON.parse(raw) as { s?: unknown }).s) || 0, handlers);
+        return;
+      }
+      handlers.message(msg);
     };
+    this.timer = setInterval(() => this.beat(handlers), this.liveness.heartbeatMs);
+    (this.timer as { unref?: () => void }).unref?.();
     const connect = async () => {
       await sub.connect();
       await sub.subscribe(this.channel, listener);
       this.subscribed = true;
+      this.lastEcho = performance.now();
       if (sub.isReady && !this.closed) {
         this.up = true;
         handlers.state(true);
@@ -136,6 +201,7 @@ export class RedisBus implements CacheBus {
         if (sub.isReady) {
           await sub.subscribe(this.channel, listener);
           this.subscribed = true;
+          this.lastEcho = performance.now();
           this.up = true;
           handlers.reset("bus subscribed");
           handlers.state(true);
@@ -150,12 +216,16 @@ export class RedisBus implements CacheBus {
   }
 
   async publish(msg: BusMessage): Promise<void> {
+    // While heartbeats do not come back, a write does not wait for a publish that cannot arrive: the caller
+    // keeps the message and sends it again (two-tier.ts) once the bus is back.
+    if (this.silent) throw new Error("cache bus silent (heartbeat overdue)");
     await withTimeout(this.client.publish(this.channel, JSON.stringify(msg)), this.timeoutMs, "cache bus publish");
   }
 
   async close(): Promise<void> {
     this.closed = true;
     this.up = false;
+    clearInterval(this.timer);
     const sub = this.sub;
     this.sub = null;
     if (!sub) return;

@@ -10,6 +10,7 @@ import { RedisL2 } from "./l2.ts";
 import { AdaptiveL2Policy, alwaysL2 } from "./l2-policy.ts";
 import { withTimeout } from "../redis.ts";
 import { NoCache, type Cache } from "./port.ts";
+import { settlingPolicy } from "./settle.ts";
 import { TwoTierCache } from "./two-tier.ts";
 
 /** Long enough to measure a far region's round trip rather than only "over the L2 timeout". */
@@ -27,14 +28,20 @@ export async function createCache(config: Config, logger: Logger, redis: Redis |
         cooldownMs: config.CACHE_BREAKER_COOLDOWN_MS,
       })
     : null;
-  const bus = redis
-    ? new RedisBus(redis, `${config.REDIS_PREFIX}cache:bus`, logger, Math.max(config.CACHE_L2_TIMEOUT_MS, 250))
-    : new MemoryBus();
   // A far region skips an L2 that costs more than its local replica's read (see l2-policy.ts).
-  const l2Policy =
+  const l2Policy = settlingPolicy(
     redis && config.CACHE_L2_POLICY === "adaptive"
       ? new AdaptiveL2Policy({ probe: () => withTimeout(redis.ping(), L2_PROBE_TIMEOUT_MS, "L2 probe"), failureMs: config.CACHE_L2_TIMEOUT_MS })
-      : alwaysL2;
+      : alwaysL2,
+  );
+  const bus = redis
+    ? new RedisBus(redis, `${config.REDIS_PREFIX}cache:bus`, logger, Math.max(config.CACHE_L2_TIMEOUT_MS, 250), {
+        heartbeatMs: config.CACHE_BUS_HEARTBEAT_MS,
+        deadlineMs: config.CACHE_BUS_DEADLINE_MS,
+        // Other instances' failed tag bumps are retried once their L2 breaker lets them (settle.ts).
+        onRecovered: () => l2Policy.quietFor(config.CACHE_BREAKER_COOLDOWN_MS + 2 * config.CACHE_BUS_DEADLINE_MS),
+      })
+    : new MemoryBus();
   l2Policy.start();
   const cache = new TwoTierCache({
     instanceId: config.INSTANCE_ID,

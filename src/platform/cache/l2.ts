@@ -1,5 +1,6 @@
 // L2: entries in Redis as plain text (a version line, a JSON header, the JSON body: nothing on read is
-// executed), every call bounded by a timeout, and a breaker that skips Redis for a while after
+// executed), every call bounded by a timeout that follows the observed latency (so a healthy Redis seen
+// through a CPU-loaded event loop does not time out), and a breaker that skips Redis for a while after
 // consecutive failures. Tags are version tokens in Redis (see two-tier.ts for why).
 import type { Redis } from "../redis.ts";
 import { withTimeout } from "../redis.ts";
@@ -90,9 +91,16 @@ function sameTags(entry: L2Entry, tags: readonly string[], tokens: readonly stri
   return true;
 }
 
+/** The adaptive timeout never exceeds this (a hung Redis must still cost little). */
+const MAX_ADAPTIVE_TIMEOUT_MS = 1_000;
+/** Invalidations (tag bumps, deletes) get this many times a read's timeout: a failed one leaves others stale. */
+const INVALIDATION_FACTOR = 4;
+
 export class RedisL2 {
   readonly stats: L2Stats = { hits: 0, misses: 0, errors: 0 };
   private readonly breaker: Breaker;
+  /** Moving average of successful calls' durations, event-loop lag included (ms). */
+  private latencyMs = 0;
 
   constructor(
     private readonly client: Redis,
@@ -114,11 +122,22 @@ export class RedisL2 {
     return this.client.isReady && !this.breaker.open;
   }
 
+  /**
+   * The configured timeout, or four times the recent latency when that is more (capped): under CPU load every
+   * call is slower, Redis included, and a timeout that ignores it trips on a healthy Redis.
+   */
+  get effectiveTimeoutMs(): number {
+    return Math.min(Math.max(MAX_ADAPTIVE_TIMEOUT_MS, this.timeoutMs), Math.max(this.timeoutMs, Math.ceil(4 * this.latencyMs)));
+  }
+
   /** Runs one Redis call under the breaker and the timeout; undefined when skipped or failed. */
-  private async call<T>(fn: () => Promise<T>, what: string): Promise<{ v: T } | undefined> {
+  private async call<T>(fn: () => Promise<T>, what: string, factor = 1): Promise<{ v: T } | undefined> {
     if (!this.breaker.allow()) return undefined;
     try {
-      const v = await withTimeout(fn(), this.timeoutMs, what);
+      const started = performance.now();
+      const v = await withTimeout(fn(), this.effectiveTimeoutMs * factor, what);
+      const took = performance.now() - started;
+      this.latencyMs = this.latencyMs === 0 ? took : this.latencyMs * 0.9 + took * 0.1;
       this.breaker.success();
       return { v };
     } catch {
@@ -191,7 +210,7 @@ export class RedisL2 {
 
   async delete(keys: readonly string[]): Promise<boolean> {
     if (keys.length === 0) return true;
-    return (await this.call(() => this.client.del(keys.map((k) => this.entryKey(k))), "cache l2 delete")) !== undefined;
+    return (await this.call(() => this.client.del(keys.map((k) => this.entryKey(k))), "cache l2 delete", INVALIDATION_FACTOR)) !== undefined;
   }
 
   /**
@@ -205,7 +224,7 @@ export class RedisL2 {
       for (const t of tags) m.set(this.tagKey(t), token, { expiration: { type: "PX", value: ttlMs } });
       return m.exec();
     };
-    return (await this.call(run, "cache l2 tag bump")) !== undefined;
+    return (await this.call(run, "cache l2 tag bump", INVALIDATION_FACTOR)) !== undefined;
   }
 
   /** Raw access for tests and tools: the stored text of an entry. */

@@ -16,6 +16,7 @@ import type { BusMessage, CacheBus } from "./bus.ts";
 import type { L2Entry, RedisL2 } from "./l2.ts";
 import { alwaysL2, type L2Policy } from "./l2-policy.ts";
 import { Lru } from "./lru.ts";
+import { throttledWarn, type ThrottledWarn } from "../observability/throttled-log.ts";
 import type { Cache, CacheResult, CacheSetOptions, CacheStats } from "./port.ts";
 
 export interface TwoTierOptions {
@@ -88,7 +89,11 @@ export class TwoTierCache implements Cache {
   private closed = false;
   private readonly counters = { hits: 0, misses: 0, published: 0, received: 0, stale: 0 };
 
+  /** An outage fails every write's invalidation: one warning line per reason per interval. */
+  private readonly warn: ThrottledWarn;
+
   constructor(private readonly opts: TwoTierOptions) {
+    this.warn = throttledWarn(opts.logger);
     this.lru = new Lru(opts.l1);
     this.l1Enabled = opts.l1.enabled;
     this.l1Usable = false;
@@ -338,7 +343,7 @@ export class TwoTierCache implements Cache {
       const ok = await l2.bumpTags(tags, this.newToken(txid), TAG_TOKEN_TTL_MS);
       if (!ok) {
         for (const t of tags) if (this.pendingBumps.size < MAX_PENDING_BUMPS || this.pendingBumps.has(t)) this.pendingBumps.set(t, ++this.bumpSeq);
-        this.opts.logger.warn("cache: tag invalidation did not reach Redis; retried when it is back", { tags: tags.length });
+        this.warn("cache: tag invalidation did not reach Redis; retried when it is back", { tags: tags.length });
         this.scheduleRetry();
       }
     }
@@ -400,7 +405,7 @@ export class TwoTierCache implements Cache {
       await this.opts.bus.publish(msg);
       this.counters.published++;
     } catch (err) {
-      this.opts.logger.warn("cache bus publish failed; retried until it goes through", { error: (err as Error).message });
+      this.warn("cache bus publish failed; retried until it goes through", { error: (err as Error).message });
       this.owe(msg);
     }
   }
