@@ -10,7 +10,7 @@ import { Auth } from "./platform/http/auth.ts";
 import { Sessions } from "./platform/http/sessions.ts";
 import { rememberSocketAddress } from "./platform/http/client-ip.ts";
 import { WorkGate } from "./platform/http/work-gate.ts";
-import { ratePolicies } from "./platform/http/rate-limits.ts";
+import { abuseMetrics, ratePolicies } from "./platform/http/rate-limits.ts";
 import { headerPolicy, putInto } from "./platform/http/headers.ts";
 import { problem, problemResponse } from "./platform/http/errors.ts";
 import { warmCache } from "./modules/cache/warm.ts";
@@ -231,7 +231,7 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
           cacheStats: () => deps.cache.stats(),
           queueStats: () => deps.queue.stats(),
           breakers: () => deps.breakers.list(),
-          extra: [(out) => deps.opsMetrics.render(out), (out) => renderReplicaLag(out, deps)],
+          extra: [(out) => deps.opsMetrics.render(out), (out) => renderReplicaLag(out, deps), abuseMetrics(deps.rateLimiter, deps.hashing)],
         }),
       })
     : null;

@@ -88,7 +88,7 @@ beforeAll(async () => {
   inst = await startInstance(loadConfig(testEnv(env)));
   limited = await startInstance(
     loadConfig(
-      testEnv({ REDIS_URL, PORT: "0", HOST: "127.0.0.1", CRON_ENABLED: "false", INSTANCE_ID: "fuzz-limited", RATE_LIMIT_READ_PER_MINUTE: "20", RATE_LIMIT_WRITE_PER_MINUTE: "5" }),
+      testEnv({ REDIS_URL, PORT: "0", HOST: "127.0.0.1", CRON_ENABLED: "false", INSTANCE_ID: "fuzz-limited", RATE_LIMIT_READ_PER_MINUTE: "20", RATE_LIMIT_WRITE_PER_MINUTE: "5", METRICS_ENABLED: "true", METRICS_PORT: "0" }),
     ),
   );
 });
@@ -306,6 +306,9 @@ describe("rate limits", () => {
     const writes: number[] = [];
     for (let i = 0; i < 7; i++) writes.push((await call(limited.url, "POST", `/api/v1/users/${u.id}/posts`, { token: u.token, body: '{"title":"t","content":"c"}' })).status);
     expect(writes).toEqual([201, 201, 201, 201, 201, 429, 429]);
+    const metrics = await (await fetch(limited.metricsUrl!)).text();
+    expect(Number(/^rate_limited_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(7);
+    expect(metrics).toContain("rate_limit_store_errors_total 0");
     expect(failures).toEqual([]);
   });
 });

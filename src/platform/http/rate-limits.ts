@@ -117,3 +117,21 @@ export function rateLimitPlugin(opts: RateLimitPluginOptions) {
       else set.headers.ratelimit = rateLimitHeader(d);
     });
 }
+
+/** The limiter's and the hashing bound's counters, for /metrics (MetricsSource.extra). */
+export function abuseMetrics(limiter: RateLimiter, hashing: { refused: number }) {
+  return (out: string[]): void => {
+    const s = limiter.stats();
+    out.push(
+      "# HELP rate_limited_total Requests refused with 429 by this instance.",
+      "# TYPE rate_limited_total counter",
+      `rate_limited_total ${s.limited}`,
+      "# HELP rate_limit_store_errors_total Rate-limit calls to Redis that failed or timed out (decided by this instance alone).",
+      "# TYPE rate_limit_store_errors_total counter",
+      `rate_limit_store_errors_total ${s.store_errors}`,
+      "# HELP password_hash_refused_total Logins, registrations and password changes refused with 503 (too many hashes at once).",
+      "# TYPE password_hash_refused_total counter",
+      `password_hash_refused_total ${hashing.refused}`,
+    );
+  };
+}
