@@ -7,7 +7,8 @@ const read = (name: string) => readFileSync(new URL(`./assets/${name}`, import.m
 
 const TEMPLATE = read("dashboard.html");
 const STYLE = read("dashboard.css");
-const SCRIPT = read("dashboard.js");
+// One inline script: the shared helpers, the operations panels, then the page itself.
+const SCRIPT = ["dashboard-dom.js", "dashboard-ops.js", "dashboard.js"].map(read).join("\n");
 
 /** CSP source expression for an inline element's exact text. */
 export function cspHash(text: string): string {

@@ -48,6 +48,7 @@ export const HistoryPoint = t.Object({
 export const Operations = t.Object({
   instance_id: t.String(),
   region: t.String(),
+  replica_lag_seconds: Nullable(t.Number({ description: "Age of the newest heartbeat in this instance's copy of the database (0 on the primary)" })),
   breakers: t.Array(BreakerState),
   scaler: t.Object({
     mode: t.String(),

@@ -2,6 +2,7 @@
 // (counts, failed jobs, this instance's runs by type) and this instance's last hour. Plus the failed-job
 // actions, logged as an audit line with the admin who took them.
 import type { AppDeps } from "../../deps.ts";
+import { replicaLagSeconds } from "../../platform/cluster/lag.ts";
 import { HISTORY_STEP_MS } from "../../platform/observability/history.ts";
 import { recentDecisions } from "../../platform/scaler/records.ts";
 import type { JobRunOutcome } from "../../platform/observability/ops-metrics.ts";
@@ -15,10 +16,11 @@ async function within<T>(p: Promise<T>, ms: number): Promise<T | null> {
 
 export async function operations(deps: AppDeps) {
   const { config } = deps;
-  const [stats, failedJobs, decisions] = await Promise.all([
+  const [stats, failedJobs, decisions, lag] = await Promise.all([
     within(deps.queue.stats(), 1_000),
     within(deps.queue.listFailed(FAILED_SHOWN), 1_000),
     recentDecisions(deps.database.db, DECISIONS_SHOWN).catch(() => []),
+    replicaLagSeconds(deps),
   ]);
   const failedByType: Record<string, number> = {};
   for (const j of failedJobs ?? []) failedByType[j.type] = (failedByType[j.type] ?? 0) + 1;
@@ -31,6 +33,7 @@ export async function operations(deps: AppDeps) {
   return {
     instance_id: config.INSTANCE_ID,
     region: config.FLY_REGION,
+    replica_lag_seconds: lag,
     breakers: deps.breakers.list(),
     scaler: {
       mode: config.SCALER_MODE,

@@ -11,75 +11,6 @@
 
   const $ = (id) => document.getElementById(id);
 
-  /** Builds an element; `text` goes through textContent, children are nodes or strings (text nodes). */
-  function h(tag, opts, ...children) {
-    const e = document.createElement(tag);
-    if (opts) {
-      if (opts.cls) e.className = opts.cls;
-      if (opts.text !== undefined && opts.text !== null) e.textContent = String(opts.text);
-      if (opts.title) e.title = String(opts.title);
-      if (opts.data) for (const [k, v] of Object.entries(opts.data)) e.dataset[k] = String(v);
-    }
-    for (const c of children) if (c !== null && c !== undefined) e.append(c);
-    return e;
-  }
-
-  // ---- formatting -------------------------------------------------------------------------------------
-
-  const intFmt = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
-  const dec1 = new Intl.NumberFormat("en-US", { minimumFractionDigits: 1, maximumFractionDigits: 1 });
-  const isNum = (v) => typeof v === "number" && Number.isFinite(v);
-  const int = (v) => (isNum(v) ? intFmt.format(v) : "—");
-  const pct = (v) => (isNum(v) ? dec1.format(v) + " %" : "—");
-  const ms = (v) => (isNum(v) ? (v < 10 ? v.toFixed(2) : dec1.format(v)) + " ms" : "—");
-  const text = (v) => (v === null || v === undefined || v === "" ? "—" : String(v));
-  const yesNo = (v) => (v === true ? "yes" : v === false ? "no" : "—");
-  /** hit_ratio is a fraction (0..1). */
-  const ratio = (v) => (isNum(v) ? pct(v * 100) : "—");
-
-  function relative(seconds) {
-    const future = seconds < 0;
-    const s = Math.abs(seconds);
-    let out;
-    if (s < 1) return "now";
-    if (s < 90) out = Math.round(s) + " s";
-    else if (s < 90 * 60) out = Math.round(s / 60) + " min";
-    else if (s < 36 * 3600) out = Math.round(s / 3600) + " h";
-    else out = Math.round(s / 86400) + " d";
-    return future ? "in " + out : out + " ago";
-  }
-
-  /** A time cell: relative on top, the UTC time below, the ISO string as tooltip. */
-  function timeCell(iso, secondsAgo) {
-    if (!iso) return h("td", { text: "—" });
-    const d = new Date(iso);
-    if (Number.isNaN(d.getTime())) return h("td", { text: String(iso) });
-    const ago = isNum(secondsAgo) ? secondsAgo : (Date.now() - d.getTime()) / 1000;
-    const utc = d.toISOString().replace("T", " ").slice(0, 19) + " UTC";
-    return h("td", { title: d.toISOString() }, relative(ago), h("span", { cls: "sub", text: utc }));
-  }
-
-  function tone(status) {
-    const s = String(status).toLowerCase();
-    if (["ok", "up", "healthy", "completed", "success", "succeeded", "primary", "yes", "true"].includes(s)) return "ok";
-    if (["degraded", "running", "retrying", "pending", "skipped", "stale"].includes(s)) return "warn";
-    if (["down", "failed", "failure", "error", "unhealthy", "no", "false", "timeout"].includes(s)) return "bad";
-    return "";
-  }
-  const badge = (value) => h("span", { cls: ("badge " + tone(value)).trim(), text: text(value) });
-
-  function table(columns, rows) {
-    const head = h("tr", null, ...columns.map((c) => h("th", { cls: c.num ? "num" : "", text: c.label })));
-    return h("table", null, h("thead", null, head), h("tbody", null, ...rows));
-  }
-  const td = (value, cls) => h("td", { cls: cls || "", text: value });
-  const stat = (label, value, key) => h("div", { cls: "stat", data: { stat: key } }, h("span", { cls: "label", text: label }), h("span", { cls: "value", text: value }));
-  function kvGroup(title, pairs, key) {
-    const dl = h("dl", { cls: "kv" });
-    for (const [k, v] of pairs) dl.append(h("dt", { text: k }), h("dd", { text: v }));
-    return h("div", { data: { group: key } }, h("h3", { text: title }), dl);
-  }
-
   // ---- panels -----------------------------------------------------------------------------------------
 
   function renderHealth(b) {
@@ -136,8 +67,23 @@
       stat("Avg memory", pct(b.average_memory_usage), "memory"),
       stat("Least loaded", text(b.least_loaded_instance), "least-loaded"));
     if (b.instances.length === 0) return [summary, h("p", { cls: "empty", text: "No instance in the heartbeat table yet." })];
-    const rows = b.instances.map((i) => {
+    // Grouped by region, the primary first in its region and marked.
+    const sorted = [...b.instances].sort((x, y) => String(x.region).localeCompare(String(y.region)) || (x.role === "primary" ? -1 : y.role === "primary" ? 1 : 0));
+    const rows = [];
+    let region = null;
+    for (const i of sorted) {
+      if (i.region !== region) {
+        region = i.region;
+        const n = sorted.filter((x) => x.region === region).length;
+        const cell = h("td", { text: text(region) + " · " + int(n) + (n === 1 ? " instance" : " instances") });
+        cell.colSpan = 8;
+        rows.push(h("tr", { cls: "region-row", data: { region: text(region) } }, cell));
+      }
+      rows.push(instanceRow(i));
+    }
+    function instanceRow(i) {
       const id = h("td", null, text(i.id));
+      if (i.role === "primary") id.append(h("span", { cls: "mark primary", text: "primary" }));
       if (i.id !== undefined && i.id === b.least_loaded_instance) id.append(h("span", { cls: "mark", text: "least loaded" }));
       return h("tr", { data: { instance: text(i.id) } },
         id,
@@ -148,7 +94,7 @@
         td(pct(i.cpu_usage), "num"),
         td(pct(i.memory_usage), "num"),
         h("td", null, badge(yesNo(i.healthy))));
-    });
+    }
     return [summary, table([
       { label: "Instance" }, { label: "Region" }, { label: "Role" }, { label: "Last heartbeat" },
       { label: "In flight", num: true }, { label: "CPU", num: true }, { label: "Memory", num: true }, { label: "Healthy" },
@@ -176,7 +122,38 @@
     { id: "panel-cache", path: "/cache/stats", auth: true, render: renderCache },
     { id: "panel-cluster", path: "/cluster/stats", auth: true, render: renderCluster },
     { id: "panel-cron", path: "/api/v1/admin/cron", auth: true, render: renderCron },
+    ...OPS_PANELS,
   ];
+
+  /** Retry or discard a failed job, after the admin confirms; the server logs it as an audit line. */
+  async function jobAction(job, action, button) {
+    const verb = action === "retry" ? "Run failed job " + job.id + " (" + job.type + ") again as a new job?" : "Discard failed job " + job.id + " (" + job.type + ")?";
+    if (!window.confirm(verb)) return;
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    if (!token) return signOut("");
+    button.disabled = true;
+    let message;
+    try {
+      const res = await fetch("/api/v1/admin/jobs/" + encodeURIComponent(job.id) + "/" + action, {
+        method: "POST",
+        headers: { accept: "application/json", authorization: "Bearer " + token },
+        cache: "no-store",
+        credentials: "omit",
+      });
+      if (res.status === 401) return signOut("Your session has ended. Sign in again.");
+      let body = null;
+      try {
+        body = await res.json();
+      } catch {}
+      if (res.ok) message = action === "retry" ? "Job " + job.id + " retried as " + text(body && body.job_id) + "." : "Job " + job.id + " discarded.";
+      else message = "Could not " + action + " job " + job.id + ": " + ((body && (body.detail || body.title)) || "HTTP " + res.status) + ".";
+    } catch {
+      message = "The service did not answer; nothing was done.";
+    }
+    $("action-result").textContent = message;
+    void poll();
+  }
+  const panelContext = { jobAction };
 
   function setPanel(p, state, status, nodes) {
     const el = $(p.id);
@@ -220,8 +197,14 @@
     const token = sessionStorage.getItem(TOKEN_KEY);
     if (!token) return signOut("");
     let forbidden = false;
+    // Panels that read the same endpoint share one request per round.
+    const answers = new Map();
+    const fetchOnce = (p) => {
+      if (!answers.has(p.path)) answers.set(p.path, getJson(p.path, p.auth ? token : null));
+      return answers.get(p.path);
+    };
     await Promise.all(PANELS.map(async (p) => {
-      const r = await getJson(p.path, p.auth ? token : null);
+      const r = await fetchOnce(p);
       if (mine !== session) return;
       if (p.auth && r.status === 401) return signOut("Your session has ended. Sign in again.");
       if (r.status === 403) {
@@ -232,7 +215,7 @@
       if (r.status === 0) return unavailable(p, r.error);
       if (r.status !== 200 || r.body === null) return unavailable(p, "HTTP " + r.status + " from " + p.path);
       try {
-        setPanel(p, "ok", "", p.render(r.body));
+        setPanel(p, "ok", "", p.render(r.body, panelContext));
       } catch {
         unavailable(p, "unexpected response from " + p.path);
       }

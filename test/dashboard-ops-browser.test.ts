@@ -1,0 +1,137 @@
+// The dashboard's operations panels in Debian's Chromium: jobs (a failed job retried and another discarded from
+// the page, each after a confirmation, each audited in the log), breakers and scaler, the last hour's charts, and
+// the cluster grouped by region with the primary marked while a second instance comes and goes. Screenshots in .tmp/.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
+import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { loadConfig } from "../src/config.ts";
+import { createLogger } from "../src/platform/observability/logger.ts";
+import { startInstance, type RunningInstance } from "../src/server.ts";
+import { REDIS_URL, TMP, tempDir, testEnv } from "./helpers.ts";
+import { startFaultyServer, type FaultyServer } from "./support/faulty-server.ts";
+
+const ADMIN = { email: "ops-panels@example.com", password: "admin-password-2" };
+const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run", "--disable-sync"];
+
+let dir: string;
+let profile: string;
+let mail: FaultyServer;
+let instance: RunningInstance;
+let second: RunningInstance | undefined;
+let browser: BrowserContext;
+const logs: string[] = [];
+const prefix = `test:dash-ops:${crypto.randomUUID().slice(0, 8)}:`;
+const env = (over: Record<string, string>) =>
+  testEnv({ REDIS_URL, REDIS_PREFIX: prefix, PORT: "0", HOST: "127.0.0.1", HEARTBEAT_INTERVAL: "1", CRON_ENABLED: "false", ...over }, dir);
+
+beforeAll(async () => {
+  dir = tempDir("dash-ops-");
+  profile = tempDir("chromium-ops-");
+  mail = startFaultyServer();
+  mail.set({ kind: "fail", status: 400 });
+  instance = await startInstance(
+    loadConfig(env({ ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password, MAIL_API_URL: mail.url, JOB_MAX_RETRIES: "0", METRICS_ENABLED: "true", METRICS_PORT: "0", FLY_REGION: "ams", INSTANCE_ID: "ams-1" })),
+    { logger: createLogger("info", {}, (line) => logs.push(line)) },
+  );
+  for (const n of [1, 2]) {
+    const r = await fetch(`${instance.url}/api/v1/users`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email: `fails-${n}-${crypto.randomUUID().slice(0, 6)}@example.com`, password: "member-password-1", full_name: "F" }),
+    });
+    expect(r.status).toBe(201);
+  }
+  browser = await chromium.launchPersistentContext(profile, { executablePath: "/usr/bin/chromium", headless: true, args: ARGS, viewport: { width: 1280, height: 1400 } });
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await second?.stop();
+  await instance?.stop();
+  await mail?.close();
+  for (const d of [dir, profile]) if (d) rmSync(d, { recursive: true, force: true });
+}, 60_000);
+
+async function signedIn(): Promise<{ page: Page; problems: string[] }> {
+  const page = await browser.newPage();
+  const problems: string[] = [];
+  page.on("pageerror", (err) => problems.push(`pageerror: ${err.message}`));
+  page.on("console", (msg) => {
+    if (msg.type() === "error" && !/status of 4\d\d/.test(msg.text())) problems.push(`console: ${msg.text()}`);
+  });
+  await page.goto(`${instance.url}/admin`);
+  await page.fill("#email", ADMIN.email);
+  await page.fill("#password", ADMIN.password);
+  await page.click("#login-submit");
+  await page.locator("#dash-view").waitFor({ state: "visible", timeout: 15_000 });
+  return { page, problems };
+}
+
+const failedRows = (page: Page) => page.locator("#panel-jobs tr[data-failed-job]");
+
+describe("operations panels in Chromium", () => {
+  test("failed jobs: retry and discard from the page, confirmed and audited; breakers and scaler shown", async () => {
+    const { page, problems } = await signedIn();
+    await page.waitForFunction(() => document.querySelectorAll("#panel-jobs tr[data-failed-job]").length >= 2, undefined, { timeout: 20_000 });
+    expect(await page.textContent("#panel-jobs")).toContain("mail API answered 400");
+    expect(Number(await page.textContent('#panel-jobs tr[data-type="send_welcome_email"] td:last-child'))).toBeGreaterThanOrEqual(2);
+    expect((await page.textContent('#panel-ops tr[data-breaker="mail_api"] .status'))?.trim()).toBe("closed");
+    expect(await page.textContent('#panel-ops [data-stat="scaler-mode"] .value')).toBe("off");
+    await page.screenshot({ path: join(TMP, "dashboard-ops-failed-jobs.png"), fullPage: true });
+
+    const [first, other] = await failedRows(page).evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.failedJob!));
+    mail.set({ kind: "ok" });
+    // Dismissed: nothing happens.
+    page.once("dialog", (d) => void d.dismiss());
+    await page.click(`#panel-jobs button[data-action="retry"][data-job="${first}"]`);
+    await Bun.sleep(300);
+    expect(logs.some((l) => l.includes('"audit":true') && l.includes(first!))).toBe(false);
+    // Accepted: retried as a new job, the row goes away, the audit line names the admin.
+    page.once("dialog", (d) => {
+      expect(d.message()).toContain(first!);
+      void d.accept();
+    });
+    await page.click(`#panel-jobs button[data-action="retry"][data-job="${first}"]`);
+    await page.waitForFunction(() => (document.getElementById("action-result")?.textContent ?? "").includes("retried as"), undefined, { timeout: 10_000 });
+    await page.waitForFunction((id) => !document.querySelector(`#panel-jobs tr[data-failed-job="${id}"]`), first, { timeout: 10_000 });
+    const audit = logs.map((l) => JSON.parse(l)).find((l) => l.audit === true && l.action === "retry" && l.job_id === first);
+    expect(audit).toMatchObject({ by_user: expect.any(Number), new_job_id: expect.any(String) });
+
+    page.once("dialog", (d) => void d.accept());
+    await page.click(`#panel-jobs button[data-action="discard"][data-job="${other}"]`);
+    await page.waitForFunction((id) => !document.querySelector(`#panel-jobs tr[data-failed-job="${id}"]`), other, { timeout: 10_000 });
+    expect(await page.textContent("#action-result")).toContain("discarded");
+    expect(logs.some((l) => l.includes('"action":"discard"') && l.includes(other!))).toBe(true);
+    await page.screenshot({ path: join(TMP, "dashboard-ops-after-actions.png"), fullPage: true });
+    expect(problems).toEqual([]);
+    await page.close();
+  }, 60_000);
+
+  test("the cluster is grouped by region with the primary marked; an instance that goes away leaves the table", async () => {
+    second = await startInstance(loadConfig(env({ FLY_REGION: "syd", INSTANCE_ID: "syd-1", METRICS_ENABLED: "false" })), { logger: createLogger("silent") });
+    const { page, problems } = await signedIn();
+    await page.waitForSelector('#panel-cluster tr[data-instance="syd-1"]', { timeout: 15_000 });
+    const regions = await page.locator("#panel-cluster tr.region-row").evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.region));
+    expect(regions).toEqual(["ams", "syd"]);
+    expect(await page.textContent('#panel-cluster tr[data-instance="ams-1"]')).toContain("primary");
+    await page.screenshot({ path: join(TMP, "dashboard-ops-two-regions.png"), fullPage: true });
+    await second.stop();
+    second = undefined;
+    await page.waitForSelector('#panel-cluster tr[data-instance="syd-1"]', { state: "detached", timeout: 15_000 });
+    expect(await page.locator("#panel-cluster tr.region-row").count()).toBe(1);
+    expect(problems).toEqual([]);
+    await page.close();
+  }, 60_000);
+
+  test("the last hour: charts appear once the first point is sampled", async () => {
+    const { page, problems } = await signedIn();
+    await page.waitForSelector('#panel-history figure[data-chart="Requests"] path', { timeout: 25_000 });
+    for (const name of ["Requests", "Latency", "Errors (5xx)", "Cache hit ratio (L1)", "Queue depth"]) {
+      expect(await page.locator(`#panel-history figure[data-chart="${name}"]`).count()).toBe(1);
+    }
+    await page.screenshot({ path: join(TMP, "dashboard-ops-history.png"), fullPage: true });
+    expect(problems).toEqual([]);
+    await page.close();
+  }, 60_000);
+});
