@@ -4,7 +4,7 @@ import { Elysia } from "elysia";
 import type { AppDeps } from "./deps.ts";
 import { requestContext } from "./platform/http/request-context.ts";
 import { headerPolicy } from "./platform/http/headers.ts";
-import { rateLimitPlugin } from "./platform/http/rate-limits.ts";
+import { rateLimitApplies, rateLimitPlugin } from "./platform/http/rate-limits.ts";
 import { boundValidationErrors } from "./platform/http/validation-cost.ts";
 import { openApiDocument, type OpenApiOptions } from "./platform/http/openapi.ts";
 import { replicaGuardApplies } from "./platform/cluster/replica-guard.ts";
@@ -84,6 +84,14 @@ const OPENAPI: OpenApiOptions = {
       description: "Where Fly's edge should replay the request: `instance=<primary>`",
       schema: { type: "string", examples: ["instance=148e272a"] },
     },
+    ratelimit: {
+      description: 'IETF RateLimit of the class the request counted against: `"<class>";r=<remaining>;t=<seconds until whole again>`',
+      schema: { type: "string", examples: ['"read";r=599;t=1'] },
+    },
+    "ratelimit-policy": {
+      description: 'IETF RateLimit-Policy of that class: `"<class>";q=<quota>;w=<window seconds>`',
+      schema: { type: "string", examples: ['"read";q=600;w=60'] },
+    },
     "x-cache": {
       description: "Which cache tier answered (miss: the database; stale: a stale entry while the database was unreachable)",
       schema: { type: "string", enum: [...CACHE_SOURCES] },
@@ -97,9 +105,17 @@ const OPENAPI: OpenApiOptions = {
         headers: ["fly-replay"],
       };
     }
+    if (rateLimitApplies(method, path)) {
+      out[429] = {
+        description: "Too many requests from this caller in this class (reads, writes, login, registration); retry after Retry-After seconds",
+        headers: ["retry-after", "ratelimit-policy", "ratelimit"],
+      };
+    }
     if (path.startsWith("/api/v1/")) out[503] = { description: "A dependency (database, Redis, the primary) is unavailable; retry later", headers: ["retry-after"] };
     return out;
   },
+  // Sent while the route's class has a limit (each can be turned off).
+  responseHeaders: ({ method, path }): Record<string, "2xx"[]> => (rateLimitApplies(method, path) ? { ratelimit: ["2xx"] } : {}),
 };
 
 export type App = ReturnType<typeof createApp>;

@@ -173,6 +173,10 @@ test("a session of every route, success and error paths: 0 violations", async ()
   expect(states["no-such-job"]).toEqual({ status: "not_found" });
   await call("strict", "GET", "/api/v1/admin/cron", 200, { token: admin });
   await call("strict", "GET", "/api/v1/admin/jobs/failed?limit=5", 200, { token: admin });
+  await call("strict", "GET", "/api/v1/admin/operations", 200, { token: admin });
+  await call("strict", "GET", "/api/v1/admin/operations", 403, { token });
+  await call("strict", "POST", "/api/v1/admin/jobs/no-such-job/retry", 404, { token: admin });
+  await call("strict", "POST", "/api/v1/admin/jobs/no-such-job/discard", 404, { token: admin });
   await call("strict", "GET", "/cluster/stats", 200, { token: admin });
   await call("strict", "GET", "/cache/stats", 200, { token: admin });
   await call("strict", "GET", "/cache/stats", 403, { token });

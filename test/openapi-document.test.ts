@@ -137,6 +137,22 @@ describe("what clients need from it", () => {
     expect(doc.paths["/api/v1/auth/login"].post.responses["429"].headers["retry-after"]).toBeDefined();
   });
 
+  test("rate-limited routes: 429 with Retry-After, RateLimit-Policy and RateLimit; RateLimit on successes", () => {
+    for (const { method, path, op } of operations(doc)) {
+      if (path.startsWith("/health")) {
+        expect(op.responses["429"], `${method} ${path}`).toBeUndefined();
+        continue;
+      }
+      const limited = op.responses["429"];
+      expect(Object.keys(limited?.headers ?? {}), `${method} ${path}`).toEqual(
+        expect.arrayContaining(["retry-after", "ratelimit-policy", "ratelimit"]),
+      );
+      for (const [status, r] of Object.entries<any>(op.responses)) {
+        if (Number(status) < 300) expect(r.headers.ratelimit, `${method} ${path} ${status}`).toBeDefined();
+      }
+    }
+  });
+
   test("Page<T> and the shared shapes are named components; the detail is typed down to each post", () => {
     const s = doc.components.schemas;
     for (const name of ["UserPublic", "PostPublic", "UserDetail", "UserPage", "PostPage", "Problem", "Job"]) expect(s[name], name).toBeDefined();

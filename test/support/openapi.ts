@@ -80,6 +80,8 @@ export function findOperation(doc: Doc, method: string, pathname: string): { pat
   return path ? { path, op: doc.paths[path][method.toLowerCase()] } : undefined;
 }
 
+const SENT_HEADERS = ["x-request-id", "retry-after", "ratelimit", "ratelimit-policy", "www-authenticate", "fly-replay", "x-cache"];
+
 /**
  * Checks one real response against the document with Ajv: its status is documented for the operation, its
  * media type is the documented one (none for a body-less response), its body validates, and the headers the
@@ -105,6 +107,10 @@ export function responseViolations(
     out.push(`${res.status}: content-type ${type || "(none)"} is not one of ${Object.keys(content).join(", ")}`);
   } else if (!ajv.validate(content[type].schema, JSON.parse(res.body))) {
     out.push(`${res.status}: body does not validate: ${JSON.stringify(ajv.errors)}`);
+  }
+  // Headers of the contract that the server sent must be documented for this status.
+  for (const name of SENT_HEADERS) {
+    if (res.headers.get(name) !== null && !documented.headers?.[name]) out.push(`${res.status}: sends ${name}, which is not documented`);
   }
   for (const [name, ref] of Object.entries<Doc>(documented.headers ?? {})) {
     const header = ref.$ref ? doc.components.headers[ref.$ref.split("/").pop()] : ref;

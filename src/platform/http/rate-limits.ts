@@ -69,6 +69,11 @@ function exempt(path: string): boolean {
   return path === "/health" || path.startsWith("/health/") || path === "/internal" || path.startsWith("/internal/");
 }
 
+/** True for the requests some limit class applies to (the OpenAPI document lists their 429 and RateLimit by it). */
+export function rateLimitApplies(method: string, pathname: string): boolean {
+  return method !== "OPTIONS" && !exempt(pathname);
+}
+
 export const LOGIN_PATH = "/api/v1/auth/login";
 export const REGISTER_PATH = "/api/v1/users";
 
@@ -93,9 +98,8 @@ export function rateLimitPlugin(opts: RateLimitPluginOptions) {
   return new Elysia({ name: "rate-limits" })
     .onRequest(async ({ request }) => {
       const method = request.method;
-      if (method === "OPTIONS") return;
       const path = pathnameOf(request.url);
-      if (exempt(path)) return;
+      if (!rateLimitApplies(method, path)) return;
       let d: RateDecision | undefined;
       if (method === "POST" && path === LOGIN_PATH) {
         if (policies.loginIp) d = await limiter.shared("login-ip:" + clientIpOf(request, ipHeader), policies.loginIp);
