@@ -2,12 +2,28 @@
 // authenticated call, and revocation. The state is read through the cache (L1 while the bus is live, kept
 // coherent by it; L2 next; the database last), so the hot path does no database read, and a revocation
 // (logout, password change, deletion, admin rights changed) reaches every instance through the bus.
-import { and, eq } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import type { Cache } from "../cache/port.ts";
 import { cacheKeys } from "../cache/port.ts";
 import type { Database } from "../db/client.ts";
 import { q } from "../db/tx.ts";
 import { sessions, users } from "../db/schema/index.ts";
+import { preparedFor } from "../db/step.ts";
+
+// Read on every authenticated request the cache cannot answer: prepared once per connection.
+const statements = preparedFor((db) => ({
+  state: db
+    .select({ userId: sessions.userId, expiresAt: sessions.expiresAt, isAdmin: users.isAdmin, isActive: users.isActive })
+    .from(sessions)
+    .innerJoin(users, eq(users.id, sessions.userId))
+    .where(eq(sessions.id, sql.placeholder("sid")))
+    .limit(1)
+    .prepare(),
+  insert: db
+    .insert(sessions)
+    .values({ id: sql.placeholder("id"), userId: sql.placeholder("userId"), createdAt: sql.placeholder("createdAt"), expiresAt: sql.placeholder("expiresAt") })
+    .prepare(),
+}));
 
 /** What a valid session lets its token do now (admin rights are the account's current ones). */
 export interface SessionState {
@@ -34,7 +50,7 @@ export class Sessions {
   async create(userId: number, createdAt: Date, expiresAt: Date): Promise<string> {
     const id = crypto.randomUUID();
     const row = { id, userId, createdAt: createdAt.toISOString(), expiresAt: expiresAt.toISOString() };
-    await this.database.write((tx) => q(tx.insert(sessions).values(row).run()));
+    await this.database.write((tx) => q(statements(tx).insert.run(row)));
     return id;
   }
 
@@ -74,12 +90,7 @@ export class Sessions {
   }
 
   private async load(sid: string): Promise<SessionState | null> {
-    const row = await this.database.db
-      .select({ userId: sessions.userId, expiresAt: sessions.expiresAt, isAdmin: users.isAdmin, isActive: users.isActive })
-      .from(sessions)
-      .innerJoin(users, eq(users.id, sessions.userId))
-      .where(eq(sessions.id, sid))
-      .get();
+    const row = await statements(this.database.db).state.get({ sid });
     if (!row || !row.isActive || Date.parse(row.expiresAt) <= Date.now()) return null;
     return { userId: row.userId, isAdmin: row.isAdmin };
   }
