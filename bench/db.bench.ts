@@ -1,0 +1,355 @@
+// Database-backed paths of the service against bare Bun.serve + bun:sqlite servers (bench/db-bare.ts) answering
+// the same paths with the same queries and the same bytes, in the same run, as ratios:
+//   reads (cache off): detail, posts page, /users/me, preferences, admin user list        wrk -t1 -c64
+//   writes: POST posts, PATCH preferences, PATCH user, without Redis and with REDIS_URL    wrk -t1 -c16
+//   size: the same reads over 1,000,000 users x 10 posts (built straight into SQLite), admin list last page
+//   reads under writes: detail p99 while POST posts runs flat out, against its idle p99
+//   driver: the detail path on a bare server using the `libsql` package instead of bun:sqlite
+// The service runs as `bun run src/index.ts` (NODE_ENV=production, default logging to /dev/null, metrics on).
+//
+//   bun run bench -- db        (BENCH_DURATION=5 seconds per run; BENCH_BIG_USERS=1000000)
+import { Database as BunDatabase } from "bun:sqlite";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { openDatabase } from "../src/platform/db/client.ts";
+import { runMigrations } from "../src/platform/db/migrate.ts";
+import { table, writeResult } from "./lib.ts";
+import { freePort, waitFor } from "../test/support/process.ts";
+
+const ROOT = join(import.meta.dir, "..");
+const DURATION = Number(process.env.BENCH_DURATION ?? 5);
+const BIG_USERS = Number(process.env.BENCH_BIG_USERS ?? 1_000_000);
+const SMALL_USERS = 1_000;
+const POSTS_PER_USER = 10;
+const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+const JWT_SECRET = "bench-secret-bench-secret-bench-secret-0";
+const PASSWORD = "bench-password-1";
+const ADMIN_EMAIL = "bench-admin@example.com";
+const LIST_LIMIT = 20;
+
+const dir = join(ROOT, ".tmp", `bench-db-${process.pid}`);
+mkdirSync(dir, { recursive: true });
+
+/** Users 1..n with posts and preferences, one transaction of prepared inserts (the migration's triggers run). */
+async function build(file: string, n: number): Promise<number> {
+  const database = await openDatabase(`file:${file}`, { setWal: true });
+  await runMigrations(database);
+  database.close();
+  const started = performance.now();
+  const db = new BunDatabase(file);
+  db.exec("PRAGMA synchronous = OFF; PRAGMA cache_size = -200000");
+  const hash = await Bun.password.hash(PASSWORD, { algorithm: "argon2id" });
+  const user = db.prepare("INSERT INTO users (email, password_hash, full_name, created_at, updated_at, last_active_at) VALUES (?, ?, ?, ?, ?, ?)");
+  const post = db.prepare("INSERT INTO posts (user_id, title, content, created_at) VALUES (?, ?, ?, ?)");
+  const pref = db.prepare("INSERT INTO preferences (user_id, data, updated_at) VALUES (?, ?, ?)");
+  const base = Date.parse("2026-01-01T00:00:00Z");
+  db.transaction(() => {
+    for (let i = 1; i <= n; i++) {
+      const at = new Date(base + i * 1000).toISOString();
+      user.run(`bench${i}@example.com`, hash, `Bench User ${i}`, at, at, at);
+      for (let p = 0; p < POSTS_PER_USER; p++) {
+        post.run(i, `Post ${p} of user ${i}`, `Body of post ${p}: lorem ipsum dolor sit amet`, new Date(base + i * 1000 + p).toISOString());
+      }
+      pref.run(i, JSON.stringify({ theme: i % 2 ? "dark" : "light", lang: "en" }), at);
+    }
+  })();
+  db.close();
+  return Math.round(performance.now() - started);
+}
+
+interface Server {
+  url: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+async function startService(file: string, extra: Record<string, string> = {}): Promise<Server> {
+  const port = await freePort();
+  const proc = Bun.spawn(["bun", "run", "src/index.ts"], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      NODE_ENV: "production",
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      DATABASE_URL: `file:${file}`,
+      JWT_SECRET,
+      METRICS_PORT: "0",
+      CACHE_ENABLED: "false",
+      CACHE_WARM_COUNT: "0",
+      ADMIN_EMAIL,
+      ADMIN_PASSWORD: PASSWORD,
+      // The limits would answer 429 to a load generator; their cost is not this bench's subject.
+      RATE_LIMIT_READ_PER_MINUTE: "0",
+      RATE_LIMIT_WRITE_PER_MINUTE: "0",
+      RATE_LIMIT_LOGIN_PER_MINUTE: "0",
+      ...extra,
+    },
+    stdin: "ignore",
+    stdout: "ignore",
+    stderr: "inherit",
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(`${url}/health/live`, 30_000);
+  return { url, pid: proc.pid, stop: () => stop(proc) };
+}
+
+async function stop(proc: ReturnType<typeof Bun.spawn>): Promise<void> {
+  proc.kill("SIGTERM");
+  await Promise.race([proc.exited, Bun.sleep(15_000)]);
+  if (proc.exitCode === null) proc.kill("SIGKILL");
+}
+
+async function startBare(file: string, meId: number, driver = "bun:sqlite"): Promise<Server> {
+  const port = await freePort();
+  const proc = Bun.spawn(["bun", "run", join(import.meta.dir, "db-bare.ts")], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: "production", PORT: String(port), DB: file, ME_ID: String(meId), DRIVER: driver },
+    stdin: "ignore",
+    stdout: "ignore",
+    stderr: "inherit",
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(`${url}/api/v1/users/1/preferences`, 10_000);
+  return { url, pid: proc.pid, stop: () => stop(proc) };
+}
+
+async function login(url: string, email: string): Promise<{ token: string; id: number }> {
+  const r = await fetch(`${url}/api/v1/auth/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email, password: PASSWORD }),
+  });
+  if (r.status !== 200) throw new Error(`login ${email}: ${r.status} ${await r.text()}`);
+  const token = ((await r.json()) as { access_token: string }).access_token;
+  const me = (await (await fetch(`${url}/api/v1/users/me`, { headers: { authorization: `Bearer ${token}` } })).json()) as { user: { id: number } };
+  return { token, id: me.user.id };
+}
+
+interface Load {
+  method: string;
+  paths: string[];
+  body?: string;
+  connections: number;
+}
+
+interface LoadResult {
+  rps: number;
+  p50_ms: number;
+  p99_ms: number;
+  non2xx: number;
+  requests: number;
+}
+
+const ms = (v: string) => {
+  const m = /^([\d.]+)(us|ms|s)$/.exec(v.trim());
+  if (!m) return NaN;
+  const x = Number(m[1]);
+  return m[2] === "us" ? x / 1000 : m[2] === "s" ? x * 1000 : x;
+};
+
+let scripts = 0;
+async function wrk(url: string, load: Load, token: string, seconds = DURATION): Promise<LoadResult> {
+  const lua = join(dir, `req${scripts++}.lua`);
+  writeFileSync(
+    lua,
+    `local paths = {${load.paths.map((p) => JSON.stringify(p)).join(",")}}
+local n = #paths
+local headers = { ["Authorization"] = "Bearer ${token}", ["Content-Type"] = "application/json" }
+local body = ${load.body ? JSON.stringify(load.body) : "nil"}
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("${load.method}", paths[(i % n) + 1], headers, body)
+end
+`,
+  );
+  const proc = Bun.spawn(["wrk", "-t1", `-c${load.connections}`, `-d${seconds}s`, "--latency", "-s", lua, url], { stdout: "pipe", stderr: "pipe" });
+  const out = await new Response(proc.stdout).text();
+  await proc.exited;
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
+  const p50 = /\s50%\s+(\S+)/.exec(out)?.[1];
+  const p99 = /\s99%\s+(\S+)/.exec(out)?.[1];
+  if (!Number.isFinite(rps) || !p50 || !p99) throw new Error(`could not parse wrk output:\n${out}`);
+  return {
+    rps: Math.round(rps),
+    p50_ms: ms(p50),
+    p99_ms: ms(p99),
+    non2xx: Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0),
+    requests: Number(/(\d+) requests in/.exec(out)?.[1] ?? 0),
+  };
+}
+
+/** Random ids (deterministic), as request paths. */
+function sample(n: number, count: number, path: (id: number) => string): string[] {
+  let x = 12345;
+  return Array.from({ length: count }, () => {
+    x = (x * 1103515245 + 12345) % 2 ** 31;
+    return path(1 + (x % n));
+  });
+}
+
+const readLoads = (n: number): Record<string, Load> => ({
+  "GET /users/{id} (cache off)": { method: "GET", paths: sample(n, 2000, (id) => `/api/v1/users/${id}`), connections: 64 },
+  "GET /users/{id}/posts": { method: "GET", paths: sample(n, 2000, (id) => `/api/v1/users/${id}/posts?page=1&limit=10`), connections: 64 },
+  "GET /users/me": { method: "GET", paths: ["/api/v1/users/me"], connections: 64 },
+  "GET /users/{id}/preferences": { method: "GET", paths: sample(n, 2000, (id) => `/api/v1/users/${id}/preferences`), connections: 64 },
+  "GET /users?page&limit (admin)": { method: "GET", paths: sample(Math.floor(n / LIST_LIMIT), 2000, (p) => `/api/v1/users?page=${p}&limit=${LIST_LIMIT}`), connections: 64 },
+});
+
+const writeLoads = (me: number): Record<string, Load> => ({
+  "POST /users/{id}/posts": { method: "POST", paths: [`/api/v1/users/${me}/posts`], body: JSON.stringify({ title: "bench", content: "a post written by the benchmark" }), connections: 16 },
+  "PATCH /users/{id}/preferences": { method: "PATCH", paths: [`/api/v1/users/${me}/preferences`], body: JSON.stringify({ theme: "dark" }), connections: 16 },
+  "PATCH /users/{id}": { method: "PATCH", paths: [`/api/v1/users/${me}`], body: JSON.stringify({ full_name: "Bench Writer" }), connections: 16 },
+});
+
+/** The service and the bare server must answer the same bytes on every read path. */
+async function sameBytes(service: Server, bare: Server, tokenFor: (name: string) => string, loads: Record<string, Load>): Promise<void> {
+  for (const [name, load] of Object.entries(loads)) {
+    for (const path of load.paths.slice(0, 3)) {
+      const get = async (s: Server) => (await fetch(s.url + path, { headers: { authorization: `Bearer ${tokenFor(name)}` } })).text();
+      const [a, b] = await Promise.all([get(service), get(bare)]);
+      if (a !== b) throw new Error(`${name}: ${path} differs\nservice: ${a.slice(0, 300)}\nbare:    ${b.slice(0, 300)}`);
+    }
+  }
+}
+
+const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100;
+
+async function main() {
+  const rows: Record<string, string | number>[] = [];
+  const result: Record<string, unknown> = {};
+  const small = join(dir, "small.db");
+  const buildSmallMs = await build(small, SMALL_USERS);
+  console.log(`built ${SMALL_USERS} users x ${POSTS_PER_USER} posts in ${buildSmallMs} ms; wrk -t1, ${DURATION}s per run`);
+
+  // Reads over 1,000 users: service (cache off, no Redis) and bare, alternating per path.
+  let service = await startService(small);
+  const admin = await login(service.url, ADMIN_EMAIL);
+  const writer = await login(service.url, "bench1@example.com");
+  let bare = await startBare(small, writer.id);
+  const reads = readLoads(SMALL_USERS);
+  const tokenFor = (name: string) => (name.includes("admin") ? admin.token : writer.token);
+  await sameBytes(service, bare, tokenFor, reads);
+  const readResults: Record<string, { service: LoadResult; bare: LoadResult }> = {};
+  for (const [name, load] of Object.entries(reads)) {
+    const token = tokenFor(name);
+    await wrk(bare.url, load, token, 1);
+    await wrk(service.url, load, token, 1);
+    const b = await wrk(bare.url, load, token);
+    const s = await wrk(service.url, load, token);
+    readResults[name] = { service: s, bare: b };
+    rows.push({ path: name, users: SMALL_USERS, "bare req/s": b.rps, "service req/s": s.rps, ratio: ratio(s.rps, b.rps), "service p99 ms": s.p99_ms, "non-2xx": s.non2xx + b.non2xx });
+  }
+  result.reads = readResults;
+
+  // Reads while writes run flat out (service): detail p99 idle, then with POST posts on 16 more connections.
+  const detail = reads["GET /users/{id} (cache off)"]!;
+  const idle = await wrk(service.url, { ...detail, connections: 16 }, writer.token);
+  const [underWrites, writesMeanwhile] = await Promise.all([
+    wrk(service.url, { ...detail, connections: 16 }, writer.token),
+    wrk(service.url, writeLoads(writer.id)["POST /users/{id}/posts"]!, writer.token),
+  ]);
+  result.reads_under_writes = { idle, under_writes: underWrites, writes: writesMeanwhile, p99_ratio: ratio(underWrites.p99_ms, idle.p99_ms) };
+
+  // Writes: bare, service without Redis, service with REDIS_URL (each write invalidates the user's cache tag).
+  const writeResults: Record<string, { bare: LoadResult; service: LoadResult; service_redis?: LoadResult }> = {};
+  const writes = writeLoads(writer.id);
+  for (const [name, load] of Object.entries(writes)) {
+    await wrk(bare.url, load, writer.token, 1);
+    writeResults[name] = { bare: await wrk(bare.url, load, writer.token), service: await wrk(service.url, load, writer.token) };
+  }
+  await service.stop();
+  service = await startService(small, { REDIS_URL, REDIS_PREFIX: `bench:db:${process.pid}:` });
+  for (const [name, load] of Object.entries(writes)) {
+    await wrk(service.url, load, writer.token, 1);
+    writeResults[name]!.service_redis = await wrk(service.url, load, writer.token);
+    const w = writeResults[name]!;
+    rows.push({ path: name, users: SMALL_USERS, "bare req/s": w.bare.rps, "service req/s": w.service.rps, ratio: ratio(w.service.rps, w.bare.rps), "service p99 ms": w.service.p99_ms, "non-2xx": w.bare.non2xx + w.service.non2xx + w.service_redis!.non2xx, "with Redis req/s": w.service_redis!.rps, "Redis ratio": ratio(w.service_redis!.rps, w.bare.rps) });
+  }
+  result.writes = writeResults;
+  await service.stop();
+
+  // Driver: the detail path on a bare server with the `libsql` package (synchronous, prepared once).
+  const libsqlBare = await startBare(small, writer.id, "libsql");
+  await wrk(libsqlBare.url, detail, writer.token, 1);
+  const viaLibsql = await wrk(libsqlBare.url, detail, writer.token);
+  await libsqlBare.stop();
+  const viaBun = await wrk(bare.url, detail, writer.token);
+  await bare.stop();
+  result.driver = { "bun:sqlite": viaBun, libsql: viaLibsql };
+  rows.push({ path: "bare detail: libsql package vs bun:sqlite", users: SMALL_USERS, "bare req/s": viaBun.rps, "service req/s": viaLibsql.rps, ratio: ratio(viaLibsql.rps, viaBun.rps), "service p99 ms": viaLibsql.p99_ms, "non-2xx": viaLibsql.non2xx });
+
+  // Size: 1,000,000 users x 10 posts.
+  const big = join(dir, "big.db");
+  const buildBigMs = await build(big, BIG_USERS);
+  console.log(`built ${BIG_USERS} users x ${POSTS_PER_USER} posts in ${buildBigMs} ms`);
+  const probe = new BunDatabase(big, { readonly: true });
+  const timeIt = (sql: string) => {
+    const st = probe.prepare(sql);
+    st.all();
+    const t0 = performance.now();
+    st.all();
+    return Math.round((performance.now() - t0) * 1000) / 1000;
+  };
+  const lastPage = Math.ceil(BIG_USERS / LIST_LIMIT);
+  result.total_cost_ms = {
+    "count(*) FROM users": timeIt("SELECT count(*) FROM users"),
+    "table_counts lookup": timeIt("SELECT n FROM table_counts WHERE name = 'users'"),
+    "last page by OFFSET": timeIt(`SELECT * FROM users ORDER BY id LIMIT ${LIST_LIMIT} OFFSET ${(lastPage - 1) * LIST_LIMIT}`),
+  };
+  probe.close();
+  service = await startService(big);
+  const bigAdmin = await login(service.url, ADMIN_EMAIL);
+  const bigWriter = await login(service.url, "bench1@example.com");
+  bare = await startBare(big, bigWriter.id);
+  const bigReads: Record<string, Load> = {
+    "GET /users/{id} (cache off)": { ...detail, paths: sample(BIG_USERS, 2000, (id) => `/api/v1/users/${id}`) },
+    "GET /users?page=1 (admin)": { method: "GET", paths: [`/api/v1/users?page=1&limit=${LIST_LIMIT}`], connections: 64 },
+    [`GET /users?page=${lastPage} (admin, last)`]: { method: "GET", paths: [`/api/v1/users?page=${lastPage}&limit=${LIST_LIMIT}`], connections: 64 },
+  };
+  await sameBytes(service, bare, (name) => (name.includes("admin") ? bigAdmin.token : bigWriter.token), bigReads);
+  const bigResults: Record<string, { service: LoadResult; bare: LoadResult }> = {};
+  for (const [name, load] of Object.entries(bigReads)) {
+    const token = name.includes("admin") ? bigAdmin.token : bigWriter.token;
+    await wrk(service.url, load, token, 1);
+    const b = await wrk(bare.url, load, token);
+    const s = await wrk(service.url, load, token);
+    bigResults[name] = { service: s, bare: b };
+    rows.push({ path: name, users: BIG_USERS, "bare req/s": b.rps, "service req/s": s.rps, ratio: ratio(s.rps, b.rps), "service p99 ms": s.p99_ms, "non-2xx": s.non2xx + b.non2xx });
+  }
+  await bare.stop();
+  await service.stop();
+  result.big = bigResults;
+
+  table(rows);
+  const detailSmall = readResults["GET /users/{id} (cache off)"]!.service.rps;
+  const detailBig = bigResults["GET /users/{id} (cache off)"]!.service.rps;
+  const first = bigResults["GET /users?page=1 (admin)"]!.service.rps;
+  const last = bigResults[`GET /users?page=${lastPage} (admin, last)`]!.service.rps;
+  const rw = result.reads_under_writes as { idle: LoadResult; under_writes: LoadResult; writes: LoadResult; p99_ratio: number };
+  console.log(`\ndetail miss, 1,000 users / ${BIG_USERS} users: ${ratio(detailSmall, detailBig)}x (target <= 1.5)`);
+  console.log(`admin list at ${BIG_USERS} users, last page / first page req/s: ${ratio(last, first)}`);
+  console.log(`total: ${JSON.stringify(result.total_cost_ms)} (ms)`);
+  console.log(`detail p99 idle ${rw.idle.p99_ms} ms, under flat-out writes ${rw.under_writes.p99_ms} ms (${rw.p99_ratio}x; target <= 2) while ${rw.writes.rps} posts/s`);
+  const file = writeResult("db", {
+    load_generator: "wrk -t1",
+    duration_s: DURATION,
+    users: { small: SMALL_USERS, big: BIG_USERS },
+    posts_per_user: POSTS_PER_USER,
+    build_ms: { small: buildSmallMs, big: buildBigMs },
+    service: "bun run src/index.ts, NODE_ENV=production, CACHE_ENABLED=false, LOG_LEVEL=info to /dev/null, metrics on",
+    bare: "bench/db-bare.ts: Bun.serve + bun:sqlite, the same statements prepared once, the same bytes",
+    rows,
+    ...result,
+  });
+  console.log(`wrote ${file}`);
+  if (rows.some((r) => Number(r["non-2xx"]) > 0)) throw new Error("some responses were not 2xx");
+}
+
+try {
+  await main();
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
