@@ -2,7 +2,7 @@
 // directly on bun:sqlite and a promise on libSQL: `await` it, or `yield* q(...)` inside a write body.
 import { desc, eq, gte, lte, sql } from "drizzle-orm";
 import type { Db } from "../../platform/db/client.ts";
-import { mapStep, preparedFor, type Step } from "../../platform/db/step.ts";
+import { mapStep, preparedFor, sqliteOf, type Step } from "../../platform/db/step.ts";
 import { posts, preferences, tableCounts, userIdGaps, users } from "../../platform/db/schema/index.ts";
 import type { PostPublic, Preferences, UserPublic } from "./model.ts";
 
@@ -77,14 +77,43 @@ const userStatements = preparedFor((db) => ({
 /** Rounds of the first-id search before a page falls back to skipping rows (many deletions below it). */
 const PAGE_SEARCH_ROUNDS = 16;
 
+// The read paths of the cache-missing GETs, straight from bun:sqlite (null on libSQL, which uses the statements
+// above). Columns are aliased to the rows' property names; the test suite compares both drivers' rows.
+const USER_COLUMNS =
+  "id, email, password_hash AS passwordHash, full_name AS fullName, is_active AS isActive, is_admin AS isAdmin, created_at AS createdAt, updated_at AS updatedAt, last_active_at AS lastActiveAt";
+const POST_COLUMNS = "id, user_id AS userId, title, content, created_at AS createdAt";
+const directReads = preparedFor((db) => {
+  const c = sqliteOf(db);
+  if (!c) return null;
+  return {
+    byId: c.prepare<RawUser, [number]>(`SELECT ${USER_COLUMNS} FROM users WHERE id = ? LIMIT 1`),
+    exists: c.prepare<{ id: number }, [number]>("SELECT id FROM users WHERE id = ? LIMIT 1"),
+    pageFrom: c.prepare<RawUser, [number, number]>(`SELECT ${USER_COLUMNS} FROM users WHERE id >= ? ORDER BY id LIMIT ?`),
+    gapsUpTo: c.prepare<{ n: number }, [number]>("SELECT count(*) AS n FROM user_id_gaps WHERE id <= ?"),
+    total: c.prepare<{ n: number }, []>("SELECT n FROM table_counts WHERE name = 'users'"),
+    posts: c.prepare<PostRow, [number, number, number]>(
+      `SELECT ${POST_COLUMNS} FROM posts WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`,
+    ),
+    postCount: c.prepare<{ n: number }, [number]>("SELECT count(*) AS n FROM posts WHERE user_id = ?"),
+    preferences: c.prepare<{ data: string }, [number]>("SELECT data FROM preferences WHERE user_id = ? LIMIT 1"),
+  };
+});
+
+type RawUser = Omit<UserRow, "isActive" | "isAdmin"> & { isActive: number; isAdmin: number };
+const fromRaw = (r: RawUser | null): UserRow | undefined =>
+  r === null ? undefined : { ...r, isActive: r.isActive === 1, isAdmin: r.isAdmin === 1 };
+
 export const usersRepo = {
   findById(db: Tx, id: number): Step<UserRow | undefined> {
-    return userStatements(db).byId.get({ id });
+    const direct = directReads(db);
+    return direct ? fromRaw(direct.byId.get(id)) : userStatements(db).byId.get({ id });
   },
   findByEmail(db: Tx, email: string): Step<UserRow | undefined> {
     return userStatements(db).byEmail.get({ email });
   },
   exists(db: Tx, id: number): Step<boolean> {
+    const direct = directReads(db);
+    if (direct) return direct.exists.get(id) !== null;
     return mapStep(userStatements(db).exists.get({ id }), (row) => row !== undefined);
   },
   insert(db: Tx, v: { email: string; passwordHash: string; fullName: string; isAdmin?: boolean }): Step<UserRow> {
@@ -112,15 +141,16 @@ export const usersRepo = {
    * of skipping `offset` rows; only when deletions below it keep moving x does it fall back to OFFSET.
    */
   async page(db: Tx, page: number, limit: number): Promise<{ items: UserRow[]; total: number }> {
+    const direct = directReads(db);
     const s = userStatements(db);
     const offset = (page - 1) * limit;
-    const total = (await s.total.get())?.n ?? 0;
+    const total = (direct ? direct.total.get() : await s.total.get())?.n ?? 0;
     if (offset >= total) return { items: [], total };
     let x = offset + 1;
     for (let round = 0; round < PAGE_SEARCH_ROUNDS; round++) {
-      const next = offset + 1 + ((await s.gapsUpTo.get({ id: x }))?.n ?? 0);
+      const next = offset + 1 + ((direct ? direct.gapsUpTo.get(x) : await s.gapsUpTo.get({ id: x }))?.n ?? 0);
       if (next === x) {
-        const items = await s.pageFrom.all({ from: x, limit });
+        const items = direct ? direct.pageFrom.all(x, limit).map((r) => fromRaw(r)!) : await s.pageFrom.all({ from: x, limit });
         if (items[0]?.id === x) return { items, total };
         break;
       }
@@ -157,13 +187,16 @@ export const postsRepo = {
     return mapStep(postStatements(db).insert.get({ userId, title, content, now: nowIso() }), (row) => row!);
   },
   async page(db: Tx, userId: number, page: number, limit: number): Promise<{ items: PostRow[]; total: number }> {
+    const direct = directReads(db);
+    if (direct) return { items: direct.posts.all(userId, limit, (page - 1) * limit), total: direct.postCount.get(userId)?.n ?? 0 };
     const s = postStatements(db);
     const items = await s.page.all({ userId, limit, offset: (page - 1) * limit });
     const c = await s.count.get({ userId });
     return { items, total: c?.n ?? 0 };
   },
   newest(db: Tx, userId: number, n: number): Step<PostRow[]> {
-    return postStatements(db).page.all({ userId, limit: n, offset: 0 });
+    const direct = directReads(db);
+    return direct ? direct.posts.all(userId, n, 0) : postStatements(db).page.all({ userId, limit: n, offset: 0 });
   },
 };
 
@@ -187,6 +220,11 @@ const preferenceStatements = preparedFor((db) => ({
 
 export const preferencesRepo = {
   get(db: Tx, userId: number): Step<Preferences> {
+    const direct = directReads(db);
+    if (direct) {
+      const row = direct.preferences.get(userId);
+      return row === null ? {} : (JSON.parse(row.data) as Preferences);
+    }
     return mapStep(preferenceStatements(db).get.get({ userId }), (row) => row?.data ?? {});
   },
   /** The preferences with the time each key was last written (see the schema). */

@@ -1,4 +1,5 @@
 // Helpers for repository calls whose result is a value on bun:sqlite and a promise on libSQL (see tx.ts).
+import { Database as BunDatabase } from "bun:sqlite";
 import type { Db } from "./client.ts";
 import type { Step } from "./tx.ts";
 
@@ -23,4 +24,13 @@ export function preparedFor<S>(build: (db: Db) => S): (db: Db) => S {
     }
     return s;
   };
+}
+
+/**
+ * The bun:sqlite connection behind a handle, or null on libSQL. Repositories read their hottest rows straight
+ * from it with statements of their own (Drizzle's row mapping costs as much as the query on those paths).
+ */
+export function sqliteOf(db: Db): BunDatabase | null {
+  const client = (db as { $client?: unknown }).$client;
+  return client instanceof BunDatabase ? client : null;
 }
