@@ -18,7 +18,7 @@ describe("handlers (called directly, as a redelivery would)", () => {
   let defs: Map<string, JobDefinition<any>>;
   beforeAll(async () => {
     a = await makeApp({ REDIS_URL: undefined });
-    defs = new Map(jobDefinitions(a.deps, new DbMailer(a.deps.database.db)).map((d) => [d.type, d]));
+    defs = new Map(jobDefinitions(a.deps, new DbMailer(a.deps.database)).map((d) => [d.type, d]));
   });
   afterAll(() => a.close());
 

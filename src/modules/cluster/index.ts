@@ -3,6 +3,7 @@
 import { Elysia, t } from "elysia";
 import type { AppDeps } from "../../deps.ts";
 import { removeInstance, removeInstancesNotSeenSince, upsertInstance } from "../../platform/cluster/instances.ts";
+import { q } from "../../platform/db/tx.ts";
 import { internalTokenMatches } from "../../platform/cluster/internal.ts";
 import { beatFromWire } from "../../platform/cluster/registry.ts";
 import { noPrimary, replicaGuard } from "../../platform/cluster/replica-guard.ts";
@@ -28,7 +29,8 @@ function internalRoutes(deps: AppDeps, token: string) {
       }
     })
     .put("/instances/:id", async ({ params, body, set }) => {
-      await upsertInstance(deps.database.db, beatFromWire(params.id, body));
+      const beat = beatFromWire(params.id, body);
+      await deps.database.write((tx) => q(upsertInstance(tx, beat)));
       set.status = 204;
     }, {
       params: InstanceIdParams,
@@ -37,7 +39,7 @@ function internalRoutes(deps: AppDeps, token: string) {
       detail: hidden,
     })
     .delete("/instances/:id", async ({ params, set }) => {
-      await removeInstance(deps.database.db, params.id);
+      await deps.database.write((tx) => q(removeInstance(tx, params.id)));
       set.status = 204;
     }, {
       params: InstanceIdParams,
@@ -45,7 +47,7 @@ function internalRoutes(deps: AppDeps, token: string) {
       detail: hidden,
     })
     .post("/instances/prune", async ({ body }) => ({
-      removed: await removeInstancesNotSeenSince(deps.database.db, body.max_age_seconds * 1000),
+      removed: await deps.database.write((tx) => q(removeInstancesNotSeenSince(tx, body.max_age_seconds * 1000))),
     }), {
       body: PruneBody,
       response: { 200: t.Object({ removed: Int() }), ...problems(401, 409, 422) },

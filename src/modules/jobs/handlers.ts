@@ -7,6 +7,7 @@ import { PermanentJobError } from "../../platform/jobs/port.ts";
 import type { Mailer } from "../../platform/mail/port.ts";
 import { AppError } from "../../platform/http/errors.ts";
 import * as preferences from "../preferences/service.ts";
+import { q } from "../../platform/db/tx.ts";
 import { jobsRepo } from "./repository.ts";
 
 export const JOB_TYPES = {
@@ -64,7 +65,7 @@ export async function cleanupExpiredSessions(
   try {
     for (;;) {
       opts.signal?.throwIfAborted();
-      const n = await jobsRepo.deleteExpiredSessions(deps.database.db, now, batchSize);
+      const n = await deps.database.write((tx) => q(jobsRepo.deleteExpiredSessions(tx, now, batchSize)));
       deleted += n;
       deps.logger.debug("expired sessions batch removed", { count: n });
       if (n < batchSize) break;
@@ -76,7 +77,7 @@ export async function cleanupExpiredSessions(
 }
 
 export function jobDefinitions(deps: AppDeps, mailer: Mailer): JobDefinition<any>[] {
-  const { db } = deps.database;
+  const { database } = deps;
   const welcome: JobDefinition<RegistrationPayload> = {
     type: JOB_TYPES.welcomeEmail,
     writesDb: mailer.writesDb,
@@ -97,24 +98,26 @@ export function jobDefinitions(deps: AppDeps, mailer: Mailer): JobDefinition<any
     type: JOB_TYPES.analytics,
     writesDb: true,
     async handler(p, ctx) {
-      await jobsRepo.recordAnalytics(db, {
+      const event = {
         jobId: ctx.jobId,
         userId: userId(p),
         event: "user_registered",
         properties: { email_domain: String(p.email ?? "").split("@")[1] ?? null },
-      });
+      };
+      await database.write((tx) => q(jobsRepo.recordAnalytics(tx, event)));
     },
   };
   const audit: JobDefinition<RegistrationPayload> = {
     type: JOB_TYPES.audit,
     writesDb: true,
     async handler(p, ctx) {
-      await jobsRepo.recordAudit(db, {
+      const entry = {
         jobId: ctx.jobId,
         userId: userId(p),
         action: "user_registered",
         details: { email: p.email, full_name: p.full_name },
-      });
+      };
+      await database.write((tx) => q(jobsRepo.recordAudit(tx, entry)));
     },
   };
   const cleanup: JobDefinition<Record<string, never>> = {

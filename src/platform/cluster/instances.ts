@@ -2,6 +2,7 @@
 // primary, or on the primary on behalf of a replica through the /internal routes.
 import { asc, lt, eq, max } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
+import { mapStep, type Step } from "../db/step.ts";
 import { instances } from "../db/schema/index.ts";
 
 export type InstanceRow = typeof instances.$inferSelect;
@@ -20,24 +21,25 @@ export interface InstanceBeat {
   memoryPercent: number;
 }
 
+// The writes return a Step (a value on bun:sqlite, a promise on libSQL) so they run inside `database.write`,
+// which retries off the event loop while another process (the local cluster mode) holds the write lock.
+
 /** Registers the instance or refreshes its row: the first beat and every later one are the same upsert. */
-export async function upsertInstance(db: Db, beat: InstanceBeat, now = new Date()): Promise<void> {
+export function upsertInstance(db: Db, beat: InstanceBeat, now = new Date()): Step<unknown> {
   const row = { ...beat, lastHeartbeat: now.toISOString() };
   const { id: _id, ...update } = row;
-  await db.insert(instances).values(row).onConflictDoUpdate({ target: instances.id, set: update });
+  return db.insert(instances).values(row).onConflictDoUpdate({ target: instances.id, set: update }).run();
 }
 
-export async function removeInstance(db: Db, id: string): Promise<boolean> {
-  const removed = await db.delete(instances).where(eq(instances.id, id)).returning({ id: instances.id });
-  return removed.length > 0;
+export function removeInstance(db: Db, id: string): Step<boolean> {
+  return mapStep(db.delete(instances).where(eq(instances.id, id)).returning({ id: instances.id }).all(), (r) => r.length > 0);
 }
 
 /** Deletes instances whose last heartbeat is older than `maxAgeMs`; returns how many. */
-export async function removeInstancesNotSeenSince(db: Db, maxAgeMs: number, now = new Date()): Promise<number> {
+export function removeInstancesNotSeenSince(db: Db, maxAgeMs: number, now = new Date()): Step<number> {
   // ISO 8601 UTC strings from toISOString() sort like the instants they name.
   const cutoff = new Date(now.getTime() - maxAgeMs).toISOString();
-  const removed = await db.delete(instances).where(lt(instances.lastHeartbeat, cutoff)).returning({ id: instances.id });
-  return removed.length;
+  return mapStep(db.delete(instances).where(lt(instances.lastHeartbeat, cutoff)).returning({ id: instances.id }).all(), (r) => r.length);
 }
 
 export async function listInstances(db: Db): Promise<InstanceRow[]> {

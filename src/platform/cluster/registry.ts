@@ -8,6 +8,7 @@ import type { Database } from "../db/client.ts";
 import type { Logger } from "../observability/logger.ts";
 import { breakerSettings, DEPENDENCY, isClientError, type Breakers } from "../resilience/breakers.ts";
 import { callPrimary as callPrimaryDirect } from "./internal.ts";
+import { q } from "../db/tx.ts";
 import { removeInstance, removeInstancesNotSeenSince, upsertInstance, type InstanceBeat } from "./instances.ts";
 import { CpuSampler, memoryPercent } from "./process-stats.ts";
 import type { Role } from "./role.ts";
@@ -76,18 +77,18 @@ export function registryWriter(deps: RegistryDeps) {
   return {
     async upsert(beat: InstanceBeat): Promise<"local" | "primary"> {
       if (role.isPrimary()) {
-        await upsertInstance(database.db, beat);
+        await database.write((tx) => q(upsertInstance(tx, beat)));
         return "local";
       }
       await callPrimary(config, role, "PUT", path(beat.id), beatToWire(beat));
       return "primary";
     },
     async remove(id: string, timeoutMs?: number): Promise<void> {
-      if (role.isPrimary()) await removeInstance(database.db, id);
+      if (role.isPrimary()) await database.write((tx) => q(removeInstance(tx, id)));
       else await callPrimary(config, role, "DELETE", path(id), undefined, timeoutMs);
     },
     async prune(maxAgeMs: number): Promise<number> {
-      if (role.isPrimary()) return removeInstancesNotSeenSince(database.db, maxAgeMs);
+      if (role.isPrimary()) return database.write((tx) => q(removeInstancesNotSeenSince(tx, maxAgeMs)));
       const res = await callPrimary(config, role, "POST", "/internal/instances/prune", { max_age_seconds: Math.round(maxAgeMs / 1000) });
       return ((await res.json()) as { removed: number }).removed;
     },

@@ -51,9 +51,9 @@ export function createBackground(
   ops: { breakers: Breakers; metrics: OpsMetrics },
 ): Background {
   const { breakers, metrics } = ops;
-  const options = { ...queueOptionsFromConfig(config, logger, metrics.onJobRun), ledger: outboxLedger(database.db, () => role.isPrimary()) };
+  const options = { ...queueOptionsFromConfig(config, logger, metrics.onJobRun), ledger: outboxLedger(database, () => role.isPrimary()) };
   const queue: JobQueue = redis ? new RedisQueue(redis, config.REDIS_PREFIX, options) : new MemoryQueue(options);
-  const relay = new OutboxRelay(database.db, queue, role, {
+  const relay = new OutboxRelay(database, queue, role, {
     logger,
     retention: { completedMs: options.retentionCompletedMs, failedMs: options.retentionFailedMs },
   });
@@ -76,7 +76,7 @@ export function createBackground(
         timeoutMs: config.MAIL_TIMEOUT_MS,
         breaker: breakers.get(DEPENDENCY.mail, breakerSettings(config.BREAKER_MAIL_API), mailFailureIsAboutTheMessage),
       })
-    : new DbMailer(database.db);
+    : new DbMailer(database);
   let deps: AppDeps | undefined;
   let started = false;
   return {

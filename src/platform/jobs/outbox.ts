@@ -2,9 +2,9 @@
 // as the write, then relayed to the queue (see relay.ts). A crash or a Redis outage after the commit
 // loses nothing: the rows wait until the relay gets them through.
 import { and, asc, eq, gt, inArray, isNotNull, isNull, lt, sql } from "drizzle-orm";
-import type { Db } from "../db/client.ts";
+import type { Database, Db } from "../db/client.ts";
 import { jobResults, outbox } from "../db/schema/index.ts";
-import { preparedFor } from "../db/step.ts";
+import { preparedFor, type Step } from "../db/step.ts";
 import { q } from "../db/tx.ts";
 import type { Job, JobLedger } from "./port.ts";
 
@@ -59,23 +59,25 @@ export const outboxRepo = {
   async pending(db: Db, limit: number): Promise<OutboxRow[]> {
     return db.select().from(outbox).where(isNull(outbox.relayedAt)).orderBy(asc(outbox.id)).limit(limit);
   },
-  /** One statement (no transaction held across awaits, which would stall other writers of this process). */
-  async markRelayed(db: Db, rows: readonly { id: number; jobId: string }[], at: string): Promise<void> {
-    if (rows.length === 0) return;
+  /** One statement: the relayed mark and the job id of each row. */
+  markRelayed(db: Db, rows: readonly { id: number; jobId: string }[], at: string): Step<unknown> {
+    if (rows.length === 0) return undefined;
     const jobIdCase = sql.join(
       [sql`case ${outbox.id}`, ...rows.map((r) => sql`when ${r.id} then ${r.jobId}`), sql`end`],
       sql` `,
     );
-    await db
+    return db
       .update(outbox)
       .set({ relayedAt: at, jobId: jobIdCase, attempts: sql`${outbox.attempts} + 1`, lastError: null })
-      .where(inArray(outbox.id, rows.map((r) => r.id)));
+      .where(inArray(outbox.id, rows.map((r) => r.id)))
+      .run();
   },
-  async markFailedAttempt(db: Db, ids: readonly number[], error: string): Promise<void> {
-    await db
+  markFailedAttempt(db: Db, ids: readonly number[], error: string): Step<unknown> {
+    return db
       .update(outbox)
       .set({ attempts: sql`${outbox.attempts} + 1`, lastError: error })
-      .where(inArray(outbox.id, [...ids]));
+      .where(inArray(outbox.id, [...ids]))
+      .run();
   },
   /** Relayed rows after `afterId`, for the reconciler's sweep. */
   async relayed(db: Db, afterId: number, limit: number): Promise<{ id: number; jobId: string | null }[]> {
@@ -86,12 +88,12 @@ export const outboxRepo = {
       .orderBy(asc(outbox.id))
       .limit(limit);
   },
-  async delete(db: Db, ids: readonly number[]): Promise<void> {
-    if (ids.length > 0) await db.delete(outbox).where(inArray(outbox.id, [...ids]));
+  delete(db: Db, ids: readonly number[]): Step<unknown> {
+    return ids.length > 0 ? db.delete(outbox).where(inArray(outbox.id, [...ids])).run() : undefined;
   },
   /** Hands rows back to the relay (their job id is kept, so the job keeps its id). */
-  async unrelay(db: Db, ids: readonly number[]): Promise<void> {
-    if (ids.length > 0) await db.update(outbox).set({ relayedAt: null }).where(inArray(outbox.id, [...ids]));
+  unrelay(db: Db, ids: readonly number[]): Step<unknown> {
+    return ids.length > 0 ? db.update(outbox).set({ relayedAt: null }).where(inArray(outbox.id, [...ids])).run() : undefined;
   },
   /** Rows of these jobs, relayed or not (a job's row is deleted once its result is recorded). */
   async byJobIds(db: Db, jobIds: readonly string[]): Promise<OutboxRow[]> {
@@ -101,13 +103,14 @@ export const outboxRepo = {
   /**
    * Records the final state of the outbox's jobs among `jobs` and deletes their rows: result first, so a
    * crash in between leaves a row whose result exists (the reconciler deletes it), never a finished job
-   * with neither.
+   * with neither. A write body: `database.write((tx) => outboxRepo.finish(tx, jobs))`.
    */
-  async finish(db: Db, jobs: readonly Job[]): Promise<number> {
-    const rows = await outboxRepo.byJobIds(db, jobs.map((j) => j.id));
+  *finish(db: Db, jobs: readonly Job[]): Generator<unknown, number, unknown> {
+    if (jobs.length === 0) return 0;
+    const rows = yield* q(db.select().from(outbox).where(inArray(outbox.jobId, jobs.map((j) => j.id))).all());
     if (rows.length === 0) return 0;
     const byId = new Map(jobs.map((j) => [j.id, j]));
-    await db
+    yield* q(db
       .insert(jobResults)
       .values(
         rows.map((r) => {
@@ -126,8 +129,9 @@ export const outboxRepo = {
           };
         }),
       )
-      .onConflictDoNothing({ target: jobResults.jobId });
-    await outboxRepo.delete(db, rows.map((r) => r.id));
+      .onConflictDoNothing({ target: jobResults.jobId })
+      .run());
+    yield* q(outboxRepo.delete(db, rows.map((r) => r.id)));
     return rows.length;
   },
   async results(db: Db, jobIds: readonly string[]): Promise<Job[]> {
@@ -145,11 +149,11 @@ export const outboxRepo = {
       max_retries: r.maxRetries,
     }));
   },
-  /** Results past the queue's retention of their kind go, as the queue's records do. */
-  async pruneResults(db: Db, retention: { completedMs: number; failedMs: number }, now = Date.now()): Promise<void> {
+  /** Results past the queue's retention of their kind go, as the queue's records do. A write body. */
+  *pruneResults(db: Db, retention: { completedMs: number; failedMs: number }, now = Date.now()): Generator<unknown, void, unknown> {
     const before = (ms: number) => new Date(now - ms).toISOString();
-    await db.delete(jobResults).where(and(eq(jobResults.status, "completed"), lt(jobResults.completedAt, before(retention.completedMs))));
-    await db.delete(jobResults).where(and(eq(jobResults.status, "failed"), lt(jobResults.completedAt, before(retention.failedMs))));
+    yield* q(db.delete(jobResults).where(and(eq(jobResults.status, "completed"), lt(jobResults.completedAt, before(retention.completedMs)))).run());
+    yield* q(db.delete(jobResults).where(and(eq(jobResults.status, "failed"), lt(jobResults.completedAt, before(retention.failedMs)))).run());
   },
 };
 
@@ -157,13 +161,13 @@ export const outboxRepo = {
  * The queue's ledger (port.ts) on the outbox's database. Only the primary writes: the outbox's jobs are placed
  * where it runs them (EnqueueOptions.tracked), and any other job has no row to record.
  */
-export function outboxLedger(db: Db, canWrite: () => boolean): JobLedger {
+export function outboxLedger(database: Database, canWrite: () => boolean): JobLedger {
   return {
     async recordFinished(jobs) {
-      if (jobs.length > 0 && canWrite()) await outboxRepo.finish(db, jobs);
+      if (jobs.length > 0 && canWrite()) await database.write((tx) => outboxRepo.finish(tx, jobs));
     },
     async finished(id) {
-      const [job] = await outboxRepo.results(db, [id]);
+      const [job] = await outboxRepo.results(database.db, [id]);
       return job ?? null;
     },
   };

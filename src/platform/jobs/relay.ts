@@ -7,7 +7,8 @@
 // same job id. Each pass covers every relayed row. Rows are also enqueued `tracked` (the queue's finished
 // markers), which covers finishes the ledger could not write.
 import type { Role } from "../cluster/role.ts";
-import type { Db } from "../db/client.ts";
+import type { Database } from "../db/client.ts";
+import { q } from "../db/tx.ts";
 import type { Logger } from "../observability/logger.ts";
 import { outboxRepo } from "./outbox.ts";
 import type { Job, JobQueue } from "./port.ts";
@@ -50,7 +51,7 @@ export class OutboxRelay implements OutboxKick {
   private lastErrorLog = 0;
 
   constructor(
-    private readonly db: Db,
+    private readonly database: Database,
     private readonly queue: JobQueue,
     private readonly role: Role,
     opts: RelayOptions,
@@ -132,7 +133,7 @@ export class OutboxRelay implements OutboxKick {
 
   /** Enqueues one batch of committed rows and marks them relayed; returns how many it moved. */
   async relayOnce(): Promise<number> {
-    const rows = await outboxRepo.pending(this.db, this.batch);
+    const rows = await outboxRepo.pending(this.database.db, this.batch);
     if (rows.length === 0) return 0;
     let ids: string[];
     try {
@@ -147,14 +148,13 @@ export class OutboxRelay implements OutboxKick {
         })),
       );
     } catch (err) {
-      await outboxRepo.markFailedAttempt(this.db, rows.map((r) => r.id), errorText(err)).catch(() => undefined);
+      const failed = rows.map((r) => r.id);
+      await this.database.write((tx) => q(outboxRepo.markFailedAttempt(tx, failed, errorText(err)))).catch(() => undefined);
       throw err;
     }
-    await outboxRepo.markRelayed(
-      this.db,
-      rows.map((r, i) => ({ id: r.id, jobId: ids[i]! })),
-      new Date().toISOString(),
-    );
+    const relayed = rows.map((r, i) => ({ id: r.id, jobId: ids[i]! }));
+    const at = new Date().toISOString();
+    await this.database.write((tx) => q(outboxRepo.markRelayed(tx, relayed, at)));
     this.log.debug("outbox rows relayed", { count: rows.length });
     return rows.length;
   }
@@ -167,14 +167,14 @@ export class OutboxRelay implements OutboxKick {
     const total = { deleted: 0, requeued: 0 };
     const deadline = Date.now() + this.reconcileMs / 2;
     for (;;) {
-      const rows = await outboxRepo.relayed(this.db, this.reconcileCursor, limit);
+      const rows = await outboxRepo.relayed(this.database.db, this.reconcileCursor, limit);
       this.reconcileCursor = rows.length < limit ? 0 : rows[rows.length - 1]!.id;
       const r = await this.reconcileBatch(rows);
       total.deleted += r.deleted;
       total.requeued += r.requeued;
       if (this.reconcileCursor === 0 || Date.now() > deadline || this.closing) break;
     }
-    await outboxRepo.pruneResults(this.db, this.retention);
+    await this.database.write((tx) => outboxRepo.pruneResults(tx, this.retention));
     if (total.requeued > 0) {
       this.log.warn("the queue lost relayed jobs; relaying them again under the same ids", { count: total.requeued });
       this.kick();
@@ -186,7 +186,7 @@ export class OutboxRelay implements OutboxKick {
     if (rows.length === 0) return { deleted: 0, requeued: 0 };
     const ids = rows.flatMap((r) => (r.jobId ? [r.jobId] : []));
     // A result without its row's deletion (a crash between the two) is a finished job too.
-    const recorded = new Set((await outboxRepo.results(this.db, ids)).map((j) => j.id));
+    const recorded = new Set((await outboxRepo.results(this.database.db, ids)).map((j) => j.id));
     const open = ids.filter((id) => !recorded.has(id));
     // The finished markers outlive the jobs' records (whose retention may be a second): a missing record
     // means lost only when there is no marker either.
@@ -205,10 +205,10 @@ export class OutboxRelay implements OutboxKick {
       if (recorded.has(r.jobId) || finished.has(r.jobId) || job?.status === "completed" || job?.status === "failed") doneJobs.push(r.jobId);
     }
     // Finishes the worker could not record (an older worker, or a ledger write that failed) are recorded here.
-    const recordedNow = await outboxRepo.finish(this.db, toRecord);
-    await outboxRepo.delete(this.db, doneRows);
+    const recordedNow = await this.database.write((tx) => outboxRepo.finish(tx, toRecord));
+    await this.database.write((tx) => q(outboxRepo.delete(tx, doneRows)));
     await this.queue.forgetFinished(doneJobs);
-    await outboxRepo.unrelay(this.db, lost);
+    await this.database.write((tx) => q(outboxRepo.unrelay(tx, lost)));
     return { deleted: doneRows.length + recordedNow, requeued: lost.length };
   }
 }

@@ -2,6 +2,7 @@
 // are read from, so they hold across a handover of the cron lease to another instance.
 import { and, desc, inArray, lt, max, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
+import { q } from "../db/tx.ts";
 import { scalerDecisions } from "../db/schema/index.ts";
 
 export type DecisionRow = typeof scalerDecisions.$inferSelect;
@@ -10,11 +11,12 @@ export type NewDecision = typeof scalerDecisions.$inferInsert;
 /** Rows kept; older ones are deleted after each run. */
 export const KEEP_DECISIONS = 1_000;
 
-export async function recordDecisions(db: Db, rows: NewDecision[]): Promise<void> {
+/** A write body: `database.write((tx) => recordDecisions(tx, rows))`. */
+export function* recordDecisions(db: Db, rows: NewDecision[]): Generator<unknown, void, unknown> {
   if (rows.length === 0) return;
-  await db.insert(scalerDecisions).values(rows);
-  const [edge] = await db.select({ id: scalerDecisions.id }).from(scalerDecisions).orderBy(desc(scalerDecisions.id)).limit(1).offset(KEEP_DECISIONS);
-  if (edge) await db.delete(scalerDecisions).where(lt(scalerDecisions.id, edge.id + 1));
+  yield* q(db.insert(scalerDecisions).values(rows).run());
+  const [edge] = yield* q(db.select({ id: scalerDecisions.id }).from(scalerDecisions).orderBy(desc(scalerDecisions.id)).limit(1).offset(KEEP_DECISIONS).all());
+  if (edge) yield* q(db.delete(scalerDecisions).where(lt(scalerDecisions.id, edge.id + 1)).run());
 }
 
 export async function recentDecisions(db: Db, limit: number): Promise<DecisionRow[]> {

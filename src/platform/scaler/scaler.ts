@@ -119,7 +119,7 @@ export async function runScaler(deps: ScalerDeps, client: MachinesClient, signal
 
   async function finish(deps: ScalerDeps, rows: NewDecision[]): Promise<NewDecision[]> {
     for (const r of rows) opsMetrics.scalerDecisions.inc({ region: r.region, action: r.action, outcome: r.outcome });
-    await recordDecisions(deps.database.db, rows);
+    await deps.database.write((tx) => recordDecisions(tx, rows));
     return rows;
   }
 }
