@@ -1,6 +1,6 @@
 // The background's figures for /metrics: job durations and failures by type, cron runs by schedule and status,
-// scaler decisions, rate-limit rejections. The queues, the scheduler and the scaler report through the small
-// callbacks below; the renderer appends these families after the HTTP ones.
+// scaler decisions. The queues, the scheduler and the scaler report through the small callbacks below; the
+// renderer appends these families after the HTTP ones. (Rate-limit refusals: rate_limited_total, rate-limits.ts.)
 import { labels } from "./metrics.ts";
 
 const JOB_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
@@ -81,7 +81,6 @@ export class OpsMetrics {
   readonly cronRuns = new Counter("cron_runs_total", "Cron runs this instance made, by schedule and status (completed, failed, aborted).");
   readonly cronDuration = new Histogram("cron_run_duration_seconds", "Time a cron run took on this instance, by schedule.", JOB_BUCKETS);
   readonly scalerDecisions = new Counter("scaler_decisions_total", "Scaler decisions recorded by this instance, by region, action and outcome.");
-  readonly rateLimited = new Counter("rate_limit_rejections_total", "Requests refused with 429, by limit class.");
 
   /** The queues' callback (QueueOptions.onRun). */
   readonly onJobRun = (type: string, seconds: number, outcome: JobRunOutcome): void => {
@@ -101,6 +100,5 @@ export class OpsMetrics {
     this.cronRuns.render(out);
     this.cronDuration.render(out);
     this.scalerDecisions.render(out);
-    this.rateLimited.render(out);
   }
 }
