@@ -5,6 +5,7 @@ import type { AppDeps } from "./deps.ts";
 import { requestContext } from "./platform/http/request-context.ts";
 import { headerPolicy } from "./platform/http/headers.ts";
 import { rateLimitApplies, rateLimitPlugin } from "./platform/http/rate-limits.ts";
+import { idempotencyPlugin } from "./platform/http/idempotency.ts";
 import { boundValidationErrors } from "./platform/http/validation-cost.ts";
 import { openApiDocument, type OpenApiOptions } from "./platform/http/openapi.ts";
 import { replicaGuardApplies } from "./platform/cluster/replica-guard.ts";
@@ -45,6 +46,7 @@ export function createApp(deps: AppDeps) {
       }),
     )
     .use(rateLimitPlugin({ limiter: deps.rateLimiter, auth: deps.auth, settings: deps.config }))
+    .use(idempotencyPlugin({ database: deps.database, role: deps.role, bodyLimit: deps.config.BODY_LIMIT_BYTES, logger: deps.logger }))
     .use(dashboardModule(deps))
     .use(healthModule(deps))
     .use(cacheModule(deps))

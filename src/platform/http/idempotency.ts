@@ -1,0 +1,161 @@
+// Idempotency-Key on POST and PATCH (CONTRACT.md): the first request's response is kept 24 h and replayed to a
+// retry with the same key and body (`idempotent-replayed: true`); the same key with another body is a 422; a
+// retry while the first still runs is a 409. Keys live in SQLite (the database the writes go to, shared by a
+// local cluster, and on Fly the primary's, where every write is sent): a Redis wipe forgets none, and a retry
+// reaches them from any instance. A 5xx is not kept, so the client can retry it. Wraps the whole handler
+// (Elysia's wrap), so it stores exactly what the client got.
+import { and, eq, sql } from "drizzle-orm";
+import { Elysia } from "elysia";
+import type { Role } from "../cluster/role.ts";
+import type { Database } from "../db/client.ts";
+import { idempotencyKeys } from "../db/schema/index.ts";
+import { q } from "../db/tx.ts";
+import type { Logger } from "../observability/logger.ts";
+import { problem, problemResponse } from "./errors.ts";
+import { requestIdOf } from "./request-context.ts";
+
+const KEPT_MS = 24 * 3_600_000;
+/** A claim older than this whose request never finished (its process died) may be taken again. */
+const CLAIM_MS = 60_000;
+const PRUNE_EVERY_MS = 60_000;
+const PRUNE_BATCH = 500;
+const KEY_RE = /^[\x20-\x7e]{1,255}$/;
+/** Not replayed: they belong to the first answer's moment, not to its result. */
+const NOT_KEPT = new Set(["x-request-id", "date", "ratelimit", "ratelimit-policy", "retry-after", "content-length"]);
+
+export interface IdempotencyOptions {
+  database: Database;
+  role: Role;
+  bodyLimit: number;
+  logger: Logger;
+}
+
+const hex = (data: string) => new Bun.CryptoHasher("sha256").update(data).digest("hex");
+
+/** The body as text, or null when it is larger than `limit` (the app then answers 413 itself). */
+async function bodyText(request: Request, limit: number): Promise<string | null> {
+  const declared = Number(request.headers.get("content-length") ?? "0");
+  if (declared > limit) return null;
+  if (!request.body) return "";
+  const reader = request.clone().body!.getReader();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      void reader.cancel().catch(() => {});
+      return null;
+    }
+    parts.push(value);
+  }
+  return new TextDecoder().decode(Buffer.concat(parts));
+}
+
+type Row = typeof idempotencyKeys.$inferSelect;
+
+export function idempotencyPlugin(o: IdempotencyOptions) {
+  const { db } = o.database;
+  let prunedAt = 0;
+
+  const prune = (now: number) => {
+    if (now - prunedAt < PRUNE_EVERY_MS) return;
+    prunedAt = now;
+    const batch = sql`(select rowid from ${idempotencyKeys} where ${idempotencyKeys.expiresAt} < ${now} limit ${PRUNE_BATCH})`;
+    void o.database
+      .write(function* (tx) {
+        yield* q(tx.delete(idempotencyKeys).where(sql`rowid in ${batch}`).run());
+      })
+      .catch((err) => o.logger.warn("idempotency keys: pruning failed", { error: (err as Error).message }));
+  };
+
+  /** Takes the key for this request: true when it is ours to run (new, expired or abandoned). */
+  const claim = (scope: string, key: string, fingerprint: string, now: number) =>
+    o.database.write(function* (tx) {
+      const fresh = { scope, key, fingerprint, state: "running" as const, lockedUntil: now + CLAIM_MS, expiresAt: now + KEPT_MS };
+      const inserted = yield* q(tx.insert(idempotencyKeys).values(fresh).onConflictDoNothing().returning({ key: idempotencyKeys.key }).all());
+      if (inserted.length > 0) return true;
+      const where = and(eq(idempotencyKeys.scope, scope), eq(idempotencyKeys.key, key));
+      const retaken = yield* q(
+        tx
+          .update(idempotencyKeys)
+          .set({ ...fresh, status: null, headers: null, body: null })
+          .where(
+            and(
+              where,
+              sql`(${idempotencyKeys.expiresAt} < ${now} or (${idempotencyKeys.state} = 'running' and ${idempotencyKeys.lockedUntil} < ${now}))`,
+            ),
+          )
+          .returning({ key: idempotencyKeys.key })
+          .all(),
+      );
+      return retaken.length > 0;
+    });
+
+  const finish = (scope: string, key: string, response: { status: number; headers: [string, string][]; body: string } | null) =>
+    o.database.write(function* (tx) {
+      const where = and(eq(idempotencyKeys.scope, scope), eq(idempotencyKeys.key, key), eq(idempotencyKeys.state, "running"));
+      if (response === null) yield* q(tx.delete(idempotencyKeys).where(where).run());
+      else yield* q(tx.update(idempotencyKeys).set({ state: "done", ...response }).where(where).run());
+    });
+
+  const answer = (request: Request, status: number, detail: string, extra: Record<string, string> = {}, field?: string) =>
+    problemResponse(problem(status, detail, field ? [{ field, message: detail }] : undefined), {
+      "x-request-id": requestIdOf(request),
+      ...extra,
+    });
+
+  async function handle(request: Request, next: (r: Request) => Promise<Response> | Response): Promise<Response> {
+    const key = request.headers.get("idempotency-key");
+    if (key === null || (request.method !== "POST" && request.method !== "PATCH")) return next(request);
+    if (!KEY_RE.test(key)) return answer(request, 422, "must be 1 to 255 printable characters", {}, "Idempotency-Key");
+    // A replica forwards writes to the primary, which keeps the keys.
+    if (!o.role.isPrimary()) return next(request);
+    const body = await bodyText(request, o.bodyLimit);
+    if (body === null) return next(request);
+    const url = new URL(request.url);
+    const fingerprint = hex(`${request.method} ${url.pathname}${url.search}\n${body}`);
+    const scope = hex(`scope\n${request.headers.get("authorization") ?? ""}`).slice(0, 32);
+    const now = Date.now();
+    prune(now);
+    if (!(await claim(scope, key, fingerprint, now))) {
+      const [row] = (await db
+        .select()
+        .from(idempotencyKeys)
+        .where(and(eq(idempotencyKeys.scope, scope), eq(idempotencyKeys.key, key)))) as Row[];
+      if (row === undefined) return answer(request, 409, "A request with this Idempotency-Key is being handled; retry shortly", { "retry-after": "1" });
+      if (row.fingerprint !== fingerprint) {
+        return answer(request, 422, "this Idempotency-Key was used with another request", {}, "Idempotency-Key");
+      }
+      if (row.state !== "done") return answer(request, 409, "A request with this Idempotency-Key is being handled; retry shortly", { "retry-after": "1" });
+      const headers = new Headers(row.headers ?? []);
+      headers.set("idempotent-replayed", "true");
+      headers.set("x-request-id", requestIdOf(request));
+      return new Response(row.body, { status: row.status ?? 200, headers });
+    }
+    let response: Response;
+    try {
+      response = await next(request);
+    } catch (err) {
+      await finish(scope, key, null).catch(() => undefined);
+      throw err;
+    }
+    const text = await response.text();
+    const kept: [string, string][] = [];
+    response.headers.forEach((v, k) => {
+      if (!NOT_KEPT.has(k)) kept.push([k, v]);
+    });
+    try {
+      await finish(scope, key, response.status >= 500 ? null : { status: response.status, headers: kept, body: text });
+    } catch (err) {
+      // The write happened; only the key is not kept: a retry would run it again, so say so in the logs.
+      o.logger.warn("idempotency key not stored", { error: (err as Error).message });
+    }
+    return new Response(text, { status: response.status, statusText: response.statusText, headers: response.headers });
+  }
+
+  return new Elysia({ name: "idempotency" }).wrap(
+    ((next: (r: Request) => Promise<Response> | Response) => (request: Request) => handle(request, next)) as never,
+  );
+}

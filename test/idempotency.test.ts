@@ -1,0 +1,99 @@
+// Idempotency-Key on POST and PATCH, as CONTRACT.md says: the first response replayed to a retry (from another
+// instance too, and after Redis lost its data), 422 for the same key with another body, 409 while the first runs.
+import { afterAll, describe, expect, test } from "bun:test";
+import { makeApp, tempDir, type TestApp } from "./helpers.ts";
+import { startPrivateRedis, type PrivateRedis } from "./support/redis-server.ts";
+
+const apps: TestApp[] = [];
+let redis: PrivateRedis | undefined;
+afterAll(async () => {
+  await Promise.all(apps.map((a) => a.close()));
+  await redis?.stop();
+});
+
+async function app(overrides: Record<string, string | undefined> = {}, dir?: string) {
+  const a = await makeApp({ CRON_ENABLED: "false", ...overrides }, dir);
+  apps.push(a);
+  return a;
+}
+
+describe("Idempotency-Key", () => {
+  test("a retried registration is answered with the first response, replayed, and creates one user", async () => {
+    const a = await app();
+    const body = { email: "once@example.com", password: "correct-horse", full_name: "Once" };
+    const headers = { "idempotency-key": "reg-1" };
+    const first = await a.request("POST", "/api/v1/users", { body, headers });
+    expect(first.status).toBe(201);
+    expect(first.headers.get("idempotent-replayed")).toBeNull();
+    const firstBody = await first.json();
+    const again = await a.request("POST", "/api/v1/users", { body, headers: { ...headers, "x-request-id": "retry-1" } });
+    expect(again.status).toBe(201);
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
+    expect(again.headers.get("x-request-id")).toBe("retry-1");
+    expect(await again.json()).toEqual(firstBody);
+    // Without the key, the same body is a new request: the email is taken.
+    expect((await a.request("POST", "/api/v1/users", { body })).status).toBe(409);
+  });
+
+  test("the same key with another body is a 422; another caller's same key is its own", async () => {
+    const a = await app();
+    const u = await a.user();
+    const v = await a.user();
+    const h = { "idempotency-key": "k-42" };
+    expect((await a.request("PATCH", `/api/v1/users/${u.id}/preferences`, { token: u.token, body: { a: 1 }, headers: h })).status).toBe(200);
+    const other = await a.json("PATCH", `/api/v1/users/${u.id}/preferences`, { token: u.token, body: { a: 2 }, headers: h });
+    expect(other.status).toBe(422);
+    expect(other.body.errors[0].field).toBe("Idempotency-Key");
+    expect((await a.json("GET", `/api/v1/users/${u.id}/preferences`, { token: u.token })).body).toEqual({ a: 1 });
+    const theirs = await a.request("PATCH", `/api/v1/users/${v.id}/preferences`, { token: v.token, body: { b: 1 }, headers: h });
+    expect(theirs.status).toBe(200);
+    expect(theirs.headers.get("idempotent-replayed")).toBeNull();
+  });
+
+  test("a key that is not 1-255 printable characters is a 422; GET ignores the header", async () => {
+    const a = await app();
+    const u = await a.user();
+    for (const bad of ["x".repeat(256), "tab\there"]) {
+      const r = await a.json("PATCH", `/api/v1/users/${u.id}/preferences`, { token: u.token, body: { a: 1 }, headers: { "idempotency-key": bad } });
+      expect(r.status).toBe(422);
+    }
+    expect((await a.request("GET", `/api/v1/users/${u.id}`, { token: u.token, headers: { "idempotency-key": "\t" } })).status).toBe(200);
+  });
+
+  test("a retry while the first request still runs is a 409", async () => {
+    const a = await app();
+    const u = await a.user();
+    const h = { "idempotency-key": "slow-1" };
+    const body = { title: "t", content: "c" };
+    // Two at once: one of them runs, the other finds the key taken and running (or, if the first already
+    // finished, gets the replay); never two posts.
+    const [r1, r2] = await Promise.all([
+      a.request("POST", `/api/v1/users/${u.id}/posts`, { token: u.token, body, headers: h }),
+      a.request("POST", `/api/v1/users/${u.id}/posts`, { token: u.token, body, headers: h }),
+    ]);
+    const statuses = [r1.status, r2.status].sort();
+    expect(statuses[0]).toBe(201);
+    expect([201, 409]).toContain(statuses[1]!);
+    if (statuses[1] === 409) expect((r1.status === 409 ? r1 : r2).headers.get("retry-after")).toBe("1");
+    const page = await a.json("GET", `/api/v1/users/${u.id}/posts`, { token: u.token });
+    expect(page.body.total).toBe(1);
+  });
+
+  test("replayed from another instance, after the instance's Redis lost its data", async () => {
+    redis = await startPrivateRedis();
+    const dir = tempDir("idem-");
+    const env = { REDIS_URL: redis.url };
+    const a = await app(env, dir);
+    const b = await app(env, dir);
+    const u = await a.user();
+    const h = { "idempotency-key": "cross-1" };
+    const first = await a.request("POST", `/api/v1/users/${u.id}/posts`, { token: u.token, body: { title: "x", content: "y" }, headers: h });
+    expect(first.status).toBe(201);
+    await redis.wipe();
+    const retry = await b.request("POST", `/api/v1/users/${u.id}/posts`, { token: u.token, body: { title: "x", content: "y" }, headers: h });
+    expect(retry.status).toBe(201);
+    expect(retry.headers.get("idempotent-replayed")).toBe("true");
+    expect(await retry.json()).toEqual(await first.json());
+    expect((await b.json("GET", `/api/v1/users/${u.id}/posts`, { token: u.token })).body.total).toBe(1);
+  }, 30_000);
+});
