@@ -31,6 +31,8 @@ export interface DelayProxy {
   readonly isCut: boolean;
   /** Chunks that crossed toward the target so far: a per-request call on a path shows as one per request. */
   readonly upChunks: number;
+  /** Connections opened through the link (each pays its handshake's crossing). */
+  readonly connections: number;
   close(): void;
 }
 
@@ -41,6 +43,7 @@ export function delayProxy(opts: { name: string; rttMs: number; targetPort: numb
   const host = opts.targetHost ?? "127.0.0.1";
   let isCut = false;
   let upChunks = 0;
+  let connections = 0;
   const conns = new Set<Conn>();
 
   const write = (lane: Lane, data: Uint8Array) => {
@@ -125,6 +128,7 @@ export function delayProxy(opts: { name: string; rttMs: number; targetPort: numb
     port: 0,
     socket: {
       open(client) {
+        connections++;
         const conn: Conn = { up: newLane(), down: newLane(), client, upstream: null, connecting: false };
         conn.down.target = client;
         client.data = conn;
@@ -159,6 +163,9 @@ export function delayProxy(opts: { name: string; rttMs: number; targetPort: numb
     },
     get upChunks() {
       return upChunks;
+    },
+    get connections() {
+      return connections;
     },
     cut() {
       isCut = true;

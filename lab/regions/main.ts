@@ -1,7 +1,9 @@
-// `bun run lab -- regions [--regions ams:0,iad:80,syd:250] [--duration S] [--requests N] [--loss S]`: starts the
+// `bun run lab -- regions [--regions ams:0,iad:80,syd:250] [--duration S] [--requests N] [--loss S] [--env K=V]`: starts the
 // lab, runs the workload in every region at once, the coherence probes and the primary loss, prints one table
 // per region and writes bench/results/regions.json in the shape CONTRACT.md gives. Stops by itself.
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
+import { writeFiguresPage } from "./report.ts";
 import { join, resolve } from "node:path";
 import { coherence, primaryLoss, type LossResult } from "./scenarios.ts";
 import { startLab, type Lab, type RegionSpec } from "./topology.ts";
@@ -99,6 +101,24 @@ export async function runRegionsLab(o: RegionsOptions): Promise<{ result: Region
     const perRegion = await Promise.all(o.regions.map((r) => runRegion(lab, r.name, callers.get(r.name)!, { requests: o.requests, concurrency: o.concurrency, deadline })));
     const regions = o.regions.map((r, i) => figures(r, i === 0, perRegion[i]!));
 
+    // Quiet writes, one at a time from each region, beside the primary's own (direct) writes in the same
+    // moment: "one trip to the primary" without the mixed workload's queueing on a shared, loaded machine.
+    const quiet: Record<string, { write_p50_ms: number; bound_ms: number }> = {};
+    const ownNow: number[] = [];
+    for (let i = 0; i < 15; i++) {
+      const t0 = performance.now();
+      await fetch(`${lab.primary.url}/api/v1/users/${pc.id}/posts`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${pc.token}`, "content-type": "application/json" },
+        body: JSON.stringify({ title: "own", content: "x" }),
+      });
+      ownNow.push(performance.now() - t0);
+    }
+    for (const r of o.regions) {
+      const s = await runRegion(lab, r.name, callers.get(r.name)!, { requests: 15, concurrency: 1, deadline: performance.now() + 30_000, kinds: ["write_post"] });
+      quiet[r.name] = { write_p50_ms: round1(pct(s.map((x) => x.ms), 50)), bound_ms: round1(1.2 * (r.rttMs + pct(ownNow, 50))) };
+    }
+
     log("coherence...");
     const coherenceMs: Record<string, number> = {};
     for (const r of o.regions.slice(1)) coherenceMs[r.name] = round1(await coherence(lab, r.name, callers.get(lab.primaryRegion)![1]!, callers.get(r.name)![1]!));
@@ -112,7 +132,7 @@ export async function runRegionsLab(o: RegionsOptions): Promise<{ result: Region
     return {
       result: { regions, coherence_ms: coherenceMs, primary_loss: lossFigures },
       loss,
-      extra: { primary_own_write_p50_ms: round1(pct(own, 50)), recovery, other_write_statuses, cache: Object.fromEntries(cacheStats) },
+      extra: { primary_own_write_p50_ms: round1(pct(own, 50)), quiet_writes: quiet, recovery, other_write_statuses, cache: Object.fromEntries(cacheStats) },
     };
   } finally {
     await lab.close();
@@ -136,7 +156,7 @@ function table(result: RegionsResult, extra: Record<string, unknown>): string {
   const widths = cols.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   const lines = rows.map((r) => r.map((c, i) => c.padStart(widths[i]!)).join("  "));
   lines.push("(ms; * the primary region; client-to-edge RTT 0)");
-  lines.push(`primary's own write p50: ${extra.primary_own_write_p50_ms} ms`);
+  lines.push(`primary's own write p50: ${extra.primary_own_write_p50_ms} ms; quiet writes per region (p50 vs 1.2 x (RTT + own)): ${JSON.stringify(extra.quiet_writes)}`);
   lines.push(`coherence (write in ${result.regions[0]!.name}, first fresh read): ${Object.entries(result.coherence_ms).map(([k, v]) => `${k} ${v} ms`).join(", ")}`);
   const l = result.primary_loss;
   lines.push(`primary loss: ${l.get_requests} GETs, ${l.get_5xx} 5xx; ${l.write_requests} writes, ${l.write_503} 503, ${l.write_500} other 5xx; replica acted as primary: ${l.replica_acted_as_primary}`);
@@ -157,12 +177,29 @@ export async function main(args: string[]): Promise<number> {
     concurrency: Number(get("concurrency", "4")),
     primaryRedirectTimeoutMs: Number(get("primary-redirect-timeout", "5000")),
     users: Number(get("users", "1000")),
+    // --env KEY=VALUE (repeatable): every instance gets it, e.g. CACHE_L2_POLICY=always to compare designs.
+    env: Object.fromEntries(args.flatMap((a, i) => (a === "--env" && args[i + 1]?.includes("=") ? [args[i + 1]!.split(/=(.*)/s).slice(0, 2)] : []))),
   };
   const { result, extra } = await runRegionsLab(o);
   console.log(table(result, extra));
   const out = resolve(import.meta.dir, "../../bench/results");
   mkdirSync(out, { recursive: true });
-  writeFileSync(join(out, "regions.json"), JSON.stringify(result, null, 2) + "\n");
-  console.log(`wrote bench/results/regions.json`);
+  // A run with other settings is a comparison, not the result of record.
+  const file = Object.keys(o.env ?? {}).length > 0 ? "regions-variant.json" : "regions.json";
+  writeFileSync(join(out, file), JSON.stringify(result, null, 2) + "\n");
+  // What the contract's shape has no room for (command, load, recovery) goes beside it, for the figures page.
+  const runsFile = join(out, "regions-runs.json");
+  const runs = existsSync(runsFile) ? JSON.parse(readFileSync(runsFile, "utf8")) : {};
+  runs[file] = {
+    command: `bun run lab -- regions ${args.join(" ")}`.trim(),
+    at: new Date().toISOString(),
+    load_avg_1m: Math.round(loadavg()[0]! * 100) / 100,
+    primary_own_write_p50_ms: extra.primary_own_write_p50_ms,
+    quiet_writes: extra.quiet_writes,
+    recovery: extra.recovery,
+  };
+  writeFileSync(runsFile, JSON.stringify(runs, null, 2) + "\n");
+  writeFiguresPage();
+  console.log(`wrote bench/results/${file}${file === "regions.json" ? "" : ` (with ${JSON.stringify(o.env)})`}`);
   return 0;
 }

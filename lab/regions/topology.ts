@@ -205,6 +205,7 @@ export async function startLab(opts: LabOptions) {
     primary,
     seeded,
     edgeUrl: (region: string) => edges.get(region)!.url,
+    links: proxies,
     /** The delay proxy a region's instances reach Redis through (undefined in the primary region). */
     redisLink: (region: string) => proxies.find((p) => p.name === `${region}->redis@${primaryRegion}`),
     replication,
