@@ -74,6 +74,21 @@ function figures(spec: RegionSpec, primary: boolean, samples: Sample[]): RegionF
   };
 }
 
+/** `n` writes one at a time straight at the primary (no edge, no link): its own write time. */
+async function ownWrites(lab: Lab, caller: Caller, n: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await fetch(`${lab.primary.url}/api/v1/users/${caller.id}/posts`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${caller.token}`, "content-type": "application/json" },
+      body: JSON.stringify({ title: "own", content: "x" }),
+    });
+    out.push(performance.now() - t0);
+  }
+  return out;
+}
+
 export async function runRegionsLab(o: RegionsOptions): Promise<{ result: RegionsResult; loss: LossResult; extra: Record<string, unknown> }> {
   const log = o.log ?? ((l: string) => console.log(l));
   log(`starting ${o.regions.map((r) => `${r.name} (${r.rttMs} ms)`).join(", ")}...`);
@@ -84,17 +99,8 @@ export async function runRegionsLab(o: RegionsOptions): Promise<{ result: Region
     for (const [i, r] of o.regions.entries()) callers.set(r.name, await callersFor(lab, i, 4));
 
     // The primary's own write time, alone, for the "one trip" check.
-    const own: number[] = [];
     const pc = callers.get(lab.primaryRegion)![0]!;
-    for (let i = 0; i < 20; i++) {
-      const t0 = performance.now();
-      await fetch(`${lab.primary.url}/api/v1/users/${pc.id}/posts`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${pc.token}`, "content-type": "application/json" },
-        body: JSON.stringify({ title: "own", content: "x" }),
-      });
-      own.push(performance.now() - t0);
-    }
+    const own = await ownWrites(lab, pc, 20);
 
     log(`workload: ${o.requests} requests per region, ${o.concurrency} clients each, at most ${o.durationS} s...`);
     const deadline = performance.now() + o.durationS * 1000;
@@ -104,16 +110,7 @@ export async function runRegionsLab(o: RegionsOptions): Promise<{ result: Region
     // Quiet writes, one at a time from each region, beside the primary's own (direct) writes in the same
     // moment: "one trip to the primary" without the mixed workload's queueing on a shared, loaded machine.
     const quiet: Record<string, { write_p50_ms: number; bound_ms: number }> = {};
-    const ownNow: number[] = [];
-    for (let i = 0; i < 15; i++) {
-      const t0 = performance.now();
-      await fetch(`${lab.primary.url}/api/v1/users/${pc.id}/posts`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${pc.token}`, "content-type": "application/json" },
-        body: JSON.stringify({ title: "own", content: "x" }),
-      });
-      ownNow.push(performance.now() - t0);
-    }
+    const ownNow = await ownWrites(lab, pc, 15);
     for (const r of o.regions) {
       const s = await runRegion(lab, r.name, callers.get(r.name)!, { requests: 15, concurrency: 1, deadline: performance.now() + 30_000, kinds: ["write_post"] });
       quiet[r.name] = { write_p50_ms: round1(pct(s.map((x) => x.ms), 50)), bound_ms: round1(1.2 * (r.rttMs + pct(ownNow, 50))) };

@@ -17,8 +17,12 @@ export async function coherence(lab: Lab, region: string, writer: Caller, reader
     return res.status === 200 ? (((await res.json()) as { preferences: Record<string, unknown> }).preferences.coherence as unknown) : undefined;
   };
   const delays: number[] = [];
+  // Every earlier invalidation must have landed first: in the lab the data itself is everywhere at once, so an
+  // earlier write's message arriving mid-trial would drop the primed entry and let the new value in early.
+  const settleMs = Math.max(...lab.regions.map((r) => r.rttMs)) / 2 + 250;
   for (let k = 0; k < trials; k++) {
     const mark = `${Date.now()}-${k}`;
+    await Bun.sleep(settleMs);
     // Primed: the far region serves the old value from its L1, so the figure is the invalidation's trip, not a
     // read that would have gone to the (in the lab instantly replicated) database anyway.
     const primeUntil = performance.now() + 3_000;
