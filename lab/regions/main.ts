@@ -106,6 +106,14 @@ export async function runRegionsLab(o: RegionsOptions): Promise<{ result: Region
     const deadline = performance.now() + o.durationS * 1000;
     const perRegion = await Promise.all(o.regions.map((r) => runRegion(lab, r.name, callers.get(r.name)!, { requests: o.requests, concurrency: o.concurrency, deadline })));
     const regions = o.regions.map((r, i) => figures(r, i === 0, perRegion[i]!));
+    const errors: Record<string, Record<string, number>> = {};
+    for (const [i, r] of o.regions.entries()) {
+      for (const s of perRegion[i]!) {
+        if (s.status < 500) continue;
+        const by = (errors[r.name] ??= {});
+        by[`${s.kind} ${s.status}`] = (by[`${s.kind} ${s.status}`] ?? 0) + 1;
+      }
+    }
 
     // Quiet writes, one at a time from each region, beside the primary's own (direct) writes in the same
     // moment: "one trip to the primary" without the mixed workload's queueing on a shared, loaded machine.
@@ -129,7 +137,7 @@ export async function runRegionsLab(o: RegionsOptions): Promise<{ result: Region
     return {
       result: { regions, coherence_ms: coherenceMs, primary_loss: lossFigures },
       loss,
-      extra: { primary_own_write_p50_ms: round1(pct(own, 50)), quiet_writes: quiet, recovery, other_write_statuses, cache: Object.fromEntries(cacheStats) },
+      extra: { primary_own_write_p50_ms: round1(pct(own, 50)), quiet_writes: quiet, errors_5xx: errors, recovery, other_write_statuses, cache: Object.fromEntries(cacheStats) },
     };
   } finally {
     await lab.close();
@@ -157,6 +165,7 @@ function table(result: RegionsResult, extra: Record<string, unknown>): string {
   lines.push(`coherence (write in ${result.regions[0]!.name}, first fresh read): ${Object.entries(result.coherence_ms).map(([k, v]) => `${k} ${v} ms`).join(", ")}`);
   const l = result.primary_loss;
   lines.push(`primary loss: ${l.get_requests} GETs, ${l.get_5xx} 5xx; ${l.write_requests} writes, ${l.write_503} 503, ${l.write_500} other 5xx; replica acted as primary: ${l.replica_acted_as_primary}`);
+  lines.push(`5xx during the workload, by kind and status: ${JSON.stringify(extra.errors_5xx)}`);
   lines.push(`recovery: ${JSON.stringify(extra.recovery)}; other write statuses during the loss: ${JSON.stringify(extra.other_write_statuses)}`);
   return lines.join("\n");
 }
@@ -193,6 +202,7 @@ export async function main(args: string[]): Promise<number> {
     load_avg_1m: Math.round(loadavg()[0]! * 100) / 100,
     primary_own_write_p50_ms: extra.primary_own_write_p50_ms,
     quiet_writes: extra.quiet_writes,
+    errors_5xx: extra.errors_5xx,
     recovery: extra.recovery,
   };
   writeFileSync(runsFile, JSON.stringify(runs, null, 2) + "\n");

@@ -2,17 +2,16 @@
 // job worker and cron together (they stop side by side, not one after the other), then a short fixed close
 // of Redis and the database. fly.toml's kill_timeout must exceed shutdownBudgetMs plus LiteFS's own exit.
 
-/** Fixed waits the queue and cron add around their grace (unblocking the fetch, flushing acks, releasing leases). */
-export const BACKGROUND_FIXED_MS = 4_000;
 /** After the deadline: closing the cache, Redis and the database, bounded. */
 export const FINAL_CLOSE_MS = 2_000;
 
 /**
  * The grace the queue and cron each wait for running work before aborting it and handing jobs back, chosen so
- * their hand-back happens inside the deadline (cron waits twice: for a tick being claimed, then for its run).
+ * their hand-back normally happens inside the deadline (cron waits twice: for a tick being claimed, then for
+ * its run, and both add fixed waits). Past the deadline the stop goes on without them regardless.
  */
 export function backgroundGraceMs(shutdownTimeoutMs: number): number {
-  return Math.max(0, Math.floor((shutdownTimeoutMs - BACKGROUND_FIXED_MS) / 2));
+  return Math.floor(shutdownTimeoutMs / 3);
 }
 
 /** The longest a stop takes, signal to exit. */
