@@ -8,6 +8,7 @@ import { coherence, primaryLoss } from "../lab/regions/scenarios.ts";
 import { startLab, type Lab } from "../lab/regions/topology.ts";
 import { callersFor, login, request, type Caller } from "../lab/regions/workload.ts";
 
+const ORIGIN = "https://app.example";
 let lab: Lab;
 let admin: string;
 const callers = new Map<string, Caller[]>();
@@ -21,6 +22,7 @@ beforeAll(async () => {
     users: 60,
     primaryRedirectTimeoutMs: 500,
     heartbeatSeconds: 1,
+    env: { CORS_ORIGINS: ORIGIN },
   });
   admin = await login(lab, lab.seeded.adminEmail);
   callers.set("ams", await callersFor(lab, 0, 2));
@@ -56,6 +58,24 @@ describe("regions lab, 60 ms", () => {
   test("a far write is replayed to the primary and succeeds", async () => {
     const s = await request(lab.edgeUrl("syd"), "write_post", callers.get("syd")![0]!, lab, 1);
     expect(s.status).toBe(201);
+  });
+
+  test("a CORS preflight in the far region is replayed to the primary (LiteFS) and answered as the replica would", async () => {
+    const preflight = { origin: ORIGIN, "access-control-request-method": "POST", "access-control-request-headers": "content-type, authorization" };
+    const far = lab.edgeLink("syd", lab.primary.id)!;
+    const before = far.upChunks;
+    const viaEdge = await fetch(`${lab.edgeUrl("syd")}/api/v1/users`, { method: "OPTIONS", headers: preflight });
+    // The LiteFS proxy's rule: OPTIONS is not GET/HEAD, so it crossed to the primary.
+    expect(far.upChunks).toBeGreaterThan(before);
+    const replica = lab.instances.find((i) => i.region === "syd")!;
+    const direct = await fetch(`${replica.url}/api/v1/users`, { method: "OPTIONS", headers: preflight });
+    for (const res of [viaEdge, direct]) {
+      expect(res.status).toBeLessThan(300);
+      expect(res.headers.get("access-control-allow-origin")).toBe(ORIGIN);
+      expect(res.headers.get("access-control-allow-methods") ?? "").toContain("POST");
+      expect(res.headers.get("fly-replay")).toBeNull();
+    }
+    expect(viaEdge.headers.get("access-control-max-age")).toBe(direct.headers.get("access-control-max-age"));
   });
 
   test("losing the primary: 0 GET 5xx, writes 503 never 500, no replica acts as the primary, recovery without a restart", async () => {

@@ -206,6 +206,8 @@ export async function startLab(opts: LabOptions) {
     seeded,
     edgeUrl: (region: string) => edges.get(region)!.url,
     links: proxies,
+    /** The delay proxy from a region's edge to an instance of another region. */
+    edgeLink: (region: string, instanceId: string) => proxies.find((p) => p.name === `edge@${region}->${instanceId}`),
     /** The delay proxy a region's instances reach Redis through (undefined in the primary region). */
     redisLink: (region: string) => proxies.find((p) => p.name === `${region}->redis@${primaryRegion}`),
     replication,
