@@ -6,7 +6,8 @@ import { requestContext } from "./platform/http/request-context.ts";
 import { headerPolicy } from "./platform/http/headers.ts";
 import { rateLimitApplies, rateLimitPlugin } from "./platform/http/rate-limits.ts";
 import { idempotencyPlugin } from "./platform/http/idempotency.ts";
-import { boundValidationErrors } from "./platform/http/validation-cost.ts";
+import { bodyValueCaps, boundValidationErrors } from "./platform/http/validation-cost.ts";
+import { JSON_MAX_VALUES } from "./platform/http/json-depth.ts";
 import { openApiDocument, type OpenApiOptions } from "./platform/http/openapi.ts";
 import { replicaGuardApplies } from "./platform/cluster/replica-guard.ts";
 import { CACHE_SOURCES } from "./platform/cache/port.ts";
@@ -36,6 +37,7 @@ export function createApp(deps: AppDeps) {
     .use(adminModule(deps))
     .use(operationsModule(deps));
 
+  const valueCaps = new Map<string, number>();
   const app = new Elysia({ normalize: false })
     .use(
       requestContext({
@@ -43,6 +45,7 @@ export function createApp(deps: AppDeps) {
         bodyLimit: deps.config.BODY_LIMIT_BYTES,
         instanceId: deps.config.INSTANCE_ID,
         headers: headerPolicy(deps.config),
+        valueCaps,
       }),
     )
     .use(rateLimitPlugin({ limiter: deps.rateLimiter, auth: deps.auth, settings: deps.config }))
@@ -53,7 +56,9 @@ export function createApp(deps: AppDeps) {
     .use(clusterModule(deps))
     .use(api);
   const full = app.use(docsModule({ title: "neodyme-edge", document: () => openApiDocument(app, OPENAPI) }));
-  boundValidationErrors(full.routes, (full as unknown as { definitions: { type: Record<string, unknown> } }).definitions.type);
+  const models = (full as unknown as { definitions: { type: Record<string, unknown> } }).definitions.type;
+  boundValidationErrors(full.routes, models);
+  for (const [route, cap] of bodyValueCaps(full.routes, models, JSON_MAX_VALUES)) valueCaps.set(route, cap);
   return full;
 }
 

@@ -95,13 +95,24 @@ describe("the token comes before the input", () => {
 describe("value count", () => {
   test("more values than any schema takes is a 400 before parsing; commas inside strings do not count", async () => {
     const { jsonShapeProblem, JSON_MAX_VALUES } = await import("../src/platform/http/json-depth.ts");
+    const { valueBudget } = await import("../src/platform/http/validation-cost.ts");
+    expect(valueBudget(tb.Object({ a: tb.String(), b: tb.Array(tb.Integer(), { maxItems: 10 }) }, { additionalProperties: false }))).toBe(12);
+    expect(valueBudget(tb.Array(tb.Integer()))).toBe(Infinity);
     const many = (n: number) => enc(`[${Array(n).fill("0").join(",")}]`);
     expect(jsonShapeProblem(many(JSON_MAX_VALUES + 1))).toBeNull();
     expect(jsonShapeProblem(many(JSON_MAX_VALUES + 2))).toBe("values");
     expect(jsonShapeProblem(enc(`{"a":"${",".repeat(10_000)}"}`))).toBeNull();
-    const r = await t.json("POST", "/api/v1/users", { body: `{${Array.from({ length: 3000 }, (_, i) => `"k${i}":0`).join(",")}}` });
+    const keys = (n: number) => `{${Array.from({ length: n }, (_, i) => `"k${i}":0`).join(",")}}`;
+    const r = await t.json("POST", "/api/v1/users", { body: keys(3000) });
     expect(r.status).toBe(400);
-    expect(r.body.detail).toContain(String(JSON_MAX_VALUES));
+    expect(r.body.detail).toContain("values");
+    // Each route's bound follows its schema: a login body of 40 values is refused unparsed, 5 unknown keys validate.
+    expect((await t.json("POST", "/api/v1/auth/login", { body: keys(40) })).status).toBe(400);
+    expect((await t.json("POST", "/api/v1/auth/login", { body: keys(5) })).status).toBe(422);
+    const u = await t.user();
+    expect((await t.json("PATCH", `/api/v1/users/${u.id}/preferences`, { token: u.token, body: keys(50) })).status).toBe(200);
+    expect((await t.json("PATCH", `/api/v1/users/${u.id}/preferences`, { token: u.token, body: keys(60) })).status).toBe(422);
+    expect((await t.json("PATCH", `/api/v1/users/${u.id}/preferences`, { token: u.token, body: keys(500) })).status).toBe(400);
     // The largest body a schema accepts still passes: 1,000 ids (admin only, so 401 here, after parsing).
     const bulk = await t.json("POST", "/api/v1/admin/preferences/bulk", { body: { user_ids: Array.from({ length: 1000 }, (_, i) => i + 1), preference_updates: { a: 1 } } });
     expect(bulk.status).toBe(401);

@@ -1,5 +1,6 @@
 // The costliest request bodies of at most `limit` bytes that we know of, for the freeze check (bench/abuse.bench.ts
-// and test/fuzz-abuse.test.ts): each is refused, and must be refused cheaply.
+// and test/fuzz-abuse.test.ts): each is refused, and must be refused cheaply. Most now stop at the shape check
+// (json-depth.ts: depth, and each route's value bound); they stay here so that a regression shows.
 export interface HostileBody {
   name: string;
   method: "POST";
@@ -24,6 +25,8 @@ export function hostileBodies(limit: number): HostileBody[] {
     // reach the parser and validation.
     { name: "2,000 long unknown keys", method: "POST", path: "/api/v1/users", body: `{${Array.from({ length: 2000 }, (_, i) => `"${String(i).padStart(Math.floor(room / 2000) - 6, "k")}":0`).join(",")}}` },
     { name: "depth 31, 2,000 strings", method: "POST", path: "/api/v1/auth/login", body: login(nest(30, Array.from({ length: 2000 }, () => `"${"s".repeat(Math.floor(room / 2000) - 4)}"`).join(","))) },
+    // The routes with the largest value bounds (1,000 ids), sent without a token: parsed, then 401.
+    { name: "2,000 long strings to bulk, anonymous", method: "POST", path: "/api/v1/admin/preferences/bulk", body: `{"user_ids":[${Array.from({ length: 2000 }, () => `"${"9".repeat(Math.floor(room / 2000) - 4)}"`).join(",")}]}` },
     { name: "valid prefix, broken end", method: "POST", path: "/api/v1/auth/login", body: `{"email":[${fill("1", room - 32)}` },
   ];
 }

@@ -31,17 +31,25 @@ export async function readLimited(request: Request, limit: number): Promise<Uint
 
 const decoder = new TextDecoder();
 
-/** Parses a JSON request body: 413 over `limit`, 415 for other media types, 400 for bad, too deep or too large JSON. */
-export async function parseJsonBody(request: Request, contentType: string | null | undefined, limit: number): Promise<unknown> {
+/**
+ * Parses a JSON request body: 413 over `limit`, 415 for other media types, 400 for bad JSON, for nesting deeper
+ * than JSON_MAX_DEPTH and for more than `maxValues` values (the route's bound, see bodyValueCaps).
+ */
+export async function parseJsonBody(
+  request: Request,
+  contentType: string | null | undefined,
+  limit: number,
+  maxValues = JSON_MAX_VALUES,
+): Promise<unknown> {
   const bytes = await readLimited(request, limit);
   const type = (contentType ?? "").split(";")[0]!.trim().toLowerCase();
   if (type !== "" && type !== "application/json" && !type.endsWith("+json")) {
     throw new AppError(415, `Unsupported content type "${type}"; send application/json`);
   }
   if (bytes.byteLength === 0) return null;
-  const shape = jsonShapeProblem(bytes);
+  const shape = jsonShapeProblem(bytes, JSON_MAX_DEPTH, maxValues);
   if (shape === "depth") throw badRequest(`The request body nests arrays or objects deeper than ${JSON_MAX_DEPTH} levels`);
-  if (shape === "values") throw badRequest(`The request body holds more than ${JSON_MAX_VALUES} values`);
+  if (shape === "values") throw badRequest(`The request body holds more than ${maxValues} values, more than this route accepts`);
   try {
     return JSON.parse(decoder.decode(bytes));
   } catch {

@@ -113,7 +113,16 @@ export function requestLogger(logger: Logger, method: string, route: string, sta
   return (durationMs, id) => line(durationMember(durationMs) + "," + idMember(id));
 }
 
-export function requestContext(opts: { logger: Logger; bodyLimit: number; instanceId: string; headers?: HeaderPolicy }) {
+export interface RequestContextOptions {
+  logger: Logger;
+  bodyLimit: number;
+  instanceId: string;
+  headers?: HeaderPolicy;
+  /** Per "METHOD route", the most values a body may hold (filled once the routes exist; see bodyValueCaps). */
+  valueCaps?: ReadonlyMap<string, number>;
+}
+
+export function requestContext(opts: RequestContextOptions) {
   const meta = new WeakMap<Request, RequestMeta>();
   const { logger, bodyLimit } = opts;
   const policy = opts.headers;
@@ -133,7 +142,9 @@ export function requestContext(opts: { logger: Logger; bodyLimit: number; instan
     })
     // One body parser for every route: enforces the size limit (also for bodies without Content-Length,
     // and for requests handed to app.handle directly), and turns bad JSON into a 400.
-    .onParse({ as: "global" }, ({ request, contentType }) => parseJsonBody(request, contentType, bodyLimit))
+    .onParse({ as: "global" }, ({ request, contentType, route }) =>
+      parseJsonBody(request, contentType, bodyLimit, opts.valueCaps?.get(request.method + " " + route)),
+    )
     // x-request-id goes on here rather than through set.headers in onRequest: for a handler that returns a
     // finished Response (the cached reads), a non-empty set.headers makes Elysia rebuild the Response
     // (new Headers, body re-wrapped as a stream), which costs more than the rest of the request.

@@ -45,3 +45,50 @@ export function boundValidationErrors(routes: readonly RouteLike[], models: Reco
     }
   }
 }
+
+/**
+ * An upper bound of the values (array elements, object members) a body valid under `schema` can hold, or
+ * Infinity when the schema does not bound it. The parser refuses bodies far above it before parsing them.
+ */
+export function valueBudget(schema: unknown, depth = 0): number {
+  if (typeof schema !== "object" || schema === null || depth > 32) return Infinity;
+  const s = schema as SchemaNode;
+  for (const key of ["anyOf", "oneOf"]) {
+    const branches = s[key];
+    if (Array.isArray(branches)) return Math.max(0, ...branches.map((b) => valueBudget(b, depth + 1)));
+  }
+  if (s.type === "array") {
+    const max = typeof s.maxItems === "number" ? s.maxItems : Infinity;
+    return max * (1 + valueBudget(s.items, depth + 1));
+  }
+  if (s.type === "object") {
+    let total = 0;
+    const props = (s.properties ?? {}) as Record<string, unknown>;
+    for (const p of Object.values(props)) total += 1 + valueBudget(p, depth + 1);
+    const patterns = s.patternProperties as Record<string, unknown> | undefined;
+    const open = s.additionalProperties !== false || (patterns !== undefined && Object.keys(patterns).length > 0);
+    if (open) {
+      const max = typeof s.maxProperties === "number" ? s.maxProperties : Infinity;
+      const each = patterns ? Math.max(0, ...Object.values(patterns).map((v) => valueBudget(v, depth + 1))) : valueBudget(s.additionalProperties, depth + 1);
+      total = Math.max(total, max * (1 + (Number.isFinite(each) ? each : 0)));
+      if (!Number.isFinite(max)) return Infinity;
+    }
+    return total;
+  }
+  return 0;
+}
+
+/**
+ * Per route ("METHOD path"), the value count the body parser allows: twice the schema's bound plus a margin
+ * (duplicate keys, a client's extra fields to be refused by validation), within the global cap.
+ */
+export function bodyValueCaps(routes: readonly (RouteLike & { method: string; path: string })[], models: Record<string, unknown>, globalCap: number): Map<string, number> {
+  const caps = new Map<string, number>();
+  for (const r of routes) {
+    const body = r.hooks?.body;
+    if (body === undefined) continue;
+    const budget = valueBudget(typeof body === "string" ? models[body] : body);
+    caps.set(`${r.method} ${r.path}`, Math.min(globalCap, Number.isFinite(budget) ? 2 * budget + 16 : globalCap));
+  }
+  return caps;
+}
