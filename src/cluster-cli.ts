@@ -124,7 +124,9 @@ async function main(): Promise<number> {
     exits.set(
       child.id,
       child.proc.exited.then((code) => {
-        if (!stopping) logger.error("instance exited unexpectedly", { instance: child.id, code, signal: child.proc.signalCode });
+        const clean = code === 0 && child.proc.signalCode === null;
+        if (!stopping && !clean) logger.error("instance exited unexpectedly", { instance: child.id, code, signal: child.proc.signalCode });
+        else if (!stopping) logger.info("instance stopped", { instance: child.id });
         return code;
       }),
     );
@@ -155,9 +157,10 @@ async function main(): Promise<number> {
   }
 
   const codes = await Promise.all(children.map((c) => exits.get(c.id)!));
-  const clean = codes.every((c) => c === 0);
+  // 0 when every instance stopped cleanly, whoever asked it to (this runner's signal, or one sent to an instance).
+  const clean = codes.every((c, i) => c === 0 && children[i]!.proc.signalCode === null);
   logger.info("cluster stopped", { exit_codes: Object.fromEntries(children.map((c, i) => [c.id, codes[i]])) });
-  return clean && signals > 0 ? 0 : 1;
+  return clean ? 0 : 1;
 }
 
 process.exit(await main());

@@ -48,6 +48,8 @@ const EnvSchema = T.Object({
   }),
   /** How long in-flight requests may take to finish on SIGTERM/SIGINT. */
   SHUTDOWN_TIMEOUT_MS: Int(0, 120_000, 10_000),
+  /** On SIGTERM, how long the listener keeps answering (each answer with Connection: close) before it closes. */
+  SHUTDOWN_DRAIN_MS: Int(0, 60_000, 1_000),
   /** Largest request body accepted; larger answers 413. */
   BODY_LIMIT_BYTES: Int(1024, 16 * 1024 * 1024, 64 * 1024),
 

@@ -181,6 +181,13 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
       observe?.(request, status, start);
     }
   };
+  // While stopping, every answer closes its connection: a keep-alive client reconnects (with reusePort, to a
+  // sibling) instead of sending its next request on a socket this instance is about to close.
+  let draining = false;
+  const closing = (r: Response): Response => {
+    r.headers.set("connection", "close");
+    return r;
+  };
   const server = Bun.serve({
     port: config.PORT,
     hostname: config.HOST,
@@ -197,7 +204,8 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
             GET: (request, server) => {
               const start = performance.now();
               const address = server.requestIP(request)?.address;
-              return fastRead(request, request.params.id, start) ?? viaApp(request, start, address);
+              const answer = fastRead(request, request.params.id, start) ?? viaApp(request, start, address);
+              return draining ? Promise.resolve(answer).then(closing) : answer;
             },
           },
         }
@@ -212,8 +220,10 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
       headerPolicy(config).decorate(new Request("http://localhost/"), putInto(headers));
       return problemResponse(problem(500, "Something went wrong on our side; the request id identifies it in our logs"), headers);
     },
-    fetch: (request, server) =>
-      isInternalUrl(request.url) ? notFoundHere(request) : viaApp(request, performance.now(), server.requestIP(request)?.address),
+    fetch: (request, server) => {
+      const answer = isInternalUrl(request.url) ? notFoundHere(request) : viaApp(request, performance.now(), server.requestIP(request)?.address);
+      return draining ? Promise.resolve(answer).then(closing) : answer;
+    },
   });
   const local = config.HOST === "0.0.0.0" || config.HOST === "::" ? "127.0.0.1" : config.HOST;
   const url = `http://${local}:${server.port}`;
@@ -258,6 +268,8 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
       logger.info("shutting down", { in_flight: deps.inFlight() });
       const deregistered = heartbeat.stop();
       const background = closeBackground();
+      draining = true;
+      await Bun.sleep(Math.min(config.SHUTDOWN_DRAIN_MS, remainingMs(deadline) / 2));
       const drained = Promise.all([server.stop(false), internalServer?.stop(false)]);
       if (!(await within(drained, remainingMs(deadline)))) {
         logger.warn("in-flight requests did not finish in time; closing their connections", { in_flight: deps.inFlight() });
