@@ -5,7 +5,9 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { Redis } from "../src/deps.ts";
 import { GROUP, RedisQueue } from "../src/platform/jobs/redis-queue.ts";
-import { dropPrefix, queueOptions, redisClient, testPrefix, waitUntil } from "./fixtures/queues.ts";
+import { queueBase } from "../src/platform/jobs/redis/context.ts";
+import { removeIdleConsumer } from "../src/platform/jobs/redis/maintenance.ts";
+import { dropPrefix, queueKey, queueOptions, redisClient, testPrefix, waitUntil } from "./fixtures/queues.ts";
 
 let redis: Redis;
 const prefixes: string[] = [];
@@ -39,8 +41,8 @@ test("a takeover during a blocking read does not push the handlers past JOB_CONC
   const dead = new RedisQueue(redis, prefix, queueOptions({ ...opts, consumerName: "dead" }));
   dead.register(def);
   const orphan = await dead.enqueue("slow", {});
-  const stream = dead.key("stream:any");
-  await redis.sendCommand(["XGROUP", "CREATE", dead.key("stream:db"), GROUP, "0", "MKSTREAM"]).catch(() => undefined);
+  const stream = queueKey(prefix, "stream:any");
+  await redis.sendCommand(["XGROUP", "CREATE", queueKey(prefix, "stream:db"), GROUP, "0", "MKSTREAM"]).catch(() => undefined);
   await redis.sendCommand(["XGROUP", "CREATE", stream, GROUP, "0", "MKSTREAM"]).catch(() => undefined);
   await redis.sendCommand(["XREADGROUP", "GROUP", GROUP, "dead", "COUNT", "10", "STREAMS", stream, ">"]);
   await waitUntil(async () => {
@@ -67,8 +69,7 @@ test("a takeover during a blocking read does not push the handlers past JOB_CONC
 test("a consumer is removed from the group only when, checked in the same step, nothing is pending for it and it is idle", async () => {
   const prefix = testPrefix("jobs-conc");
   prefixes.push(prefix);
-  const q = new RedisQueue(redis, prefix, queueOptions({ consumerName: "cleaner" }));
-  const stream = q.key("stream:any");
+  const stream = queueKey(prefix, "stream:any");
   await redis.sendCommand(["XGROUP", "CREATE", stream, GROUP, "0", "MKSTREAM"]);
   await redis.sendCommand(["XADD", stream, "*", "j", "x"]);
   // "holder" holds an entry (it would be discarded with the consumer); "gone" and "fresh" hold nothing.
@@ -82,10 +83,10 @@ test("a consumer is removed from the group only when, checked in the same step, 
       .map((c) => String(c instanceof Map ? c.get("name") : Array.isArray(c) ? c[1] : (c as { name: unknown }).name))
       .sort();
 
-  expect(await q.removeIdleConsumer("any", "holder", 50)).toBe(false);
-  expect(await q.removeIdleConsumer("any", "fresh", 60_000)).toBe(false);
-  expect(await q.removeIdleConsumer("any", "gone", 50)).toBe(true);
-  expect(await q.removeIdleConsumer("any", "nobody", 50)).toBe(false);
+  expect(await removeIdleConsumer(redis, queueBase(prefix), "any", "holder", 50)).toBe(false);
+  expect(await removeIdleConsumer(redis, queueBase(prefix), "any", "fresh", 60_000)).toBe(false);
+  expect(await removeIdleConsumer(redis, queueBase(prefix), "any", "gone", 50)).toBe(true);
+  expect(await removeIdleConsumer(redis, queueBase(prefix), "any", "nobody", 50)).toBe(false);
   expect(await consumers()).toEqual(["fresh", "holder"]);
   const pending = (await redis.sendCommand(["XPENDING", stream, GROUP, "-", "+", "10", "holder"])) as unknown[];
   expect(pending).toHaveLength(1);

@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test
 import type { Redis } from "../src/deps.ts";
 import { backoffDelay, PermanentJobError, type JobQueue } from "../src/platform/jobs/port.ts";
 import { GROUP, RedisQueue } from "../src/platform/jobs/redis-queue.ts";
-import { dropPrefix, makeQueue, queueOptions, redisClient, testPrefix, waitUntil, type Adapter } from "./fixtures/queues.ts";
+import { dropPrefix, makeQueue, queueKey, queueOptions, redisClient, testPrefix, waitUntil, type Adapter } from "./fixtures/queues.ts";
 
 let redis: Redis;
 const prefixes: string[] = [];
@@ -279,9 +279,9 @@ describe("retention", () => {
     const ko = await q.enqueue("ko", {});
     await finished(q, ok);
     await finished(q, ko);
-    const okTtl = await redis.pTTL(q.key(`job:${ok}`));
-    const idemTtl = await redis.pTTL(q.key("idem:k-ok"));
-    const koTtl = await redis.pTTL(q.key(`job:${ko}`));
+    const okTtl = await redis.pTTL(queueKey(prefix, `job:${ok}`));
+    const idemTtl = await redis.pTTL(queueKey(prefix, "idem:k-ok"));
+    const koTtl = await redis.pTTL(queueKey(prefix, `job:${ko}`));
     expect(okTtl).toBeGreaterThan(0);
     expect(okTtl).toBeLessThanOrEqual(5_000);
     expect(idemTtl).toBeGreaterThan(0);
@@ -289,7 +289,7 @@ describe("retention", () => {
     expect(koTtl).toBeGreaterThan(5_000);
     expect(koTtl).toBeLessThanOrEqual(9_000);
     // The stream holds no finished entry (acknowledged entries are deleted, not just acked).
-    expect(await redis.xLen(q.key("stream:any"))).toBe(0);
+    expect(await redis.xLen(queueKey(prefix, "stream:any"))).toBe(0);
   });
 
   for (const adapter of ["redis", "memory"] as const) {
@@ -382,8 +382,8 @@ describe("redis: holds and takeovers", () => {
     const id = await q.enqueue("stolen", {});
     await waitUntil(() => firstSignal !== undefined);
     // Another consumer takes the delivery over (as XAUTOCLAIM does after a stall), then goes silent.
-    const [entry] = (await redis.sendCommand(["XPENDING", q.key("stream:any"), GROUP, "-", "+", "10"])) as [string][];
-    await redis.sendCommand(["XCLAIM", q.key("stream:any"), GROUP, "thief", "0", entry![0]]);
+    const [entry] = (await redis.sendCommand(["XPENDING", queueKey(prefix, "stream:any"), GROUP, "-", "+", "10"])) as [string][];
+    await redis.sendCommand(["XCLAIM", queueKey(prefix, "stream:any"), GROUP, "thief", "0", entry![0]]);
     await waitUntil(() => firstSignal!.aborted, 5_000, "the first run's signal to abort");
     // The silent thief's delivery is taken over in turn (a retry), and that run completes.
     const job = await finished(q, id);
@@ -401,9 +401,9 @@ describe("redis: holds and takeovers", () => {
     q.register({ type: "orphan", writesDb: false, handler: async (_p, ctx) => void (attempt = ctx.attempt) });
     const id = await q.enqueue("orphan", {});
     // A worker that read the entry, marked it running, and died (no extension, no ack).
-    await redis.sendCommand(["XGROUP", "CREATE", q.key("stream:any"), GROUP, "0", "MKSTREAM"]);
-    await redis.sendCommand(["XREADGROUP", "GROUP", GROUP, "dead-worker", "COUNT", "1", "STREAMS", q.key("stream:any"), ">"]);
-    await redis.hSet(q.key(`job:${id}`), { status: "running", started_at: String(Date.now()) });
+    await redis.sendCommand(["XGROUP", "CREATE", queueKey(prefix, "stream:any"), GROUP, "0", "MKSTREAM"]);
+    await redis.sendCommand(["XREADGROUP", "GROUP", GROUP, "dead-worker", "COUNT", "1", "STREAMS", queueKey(prefix, "stream:any"), ">"]);
+    await redis.hSet(queueKey(prefix, `job:${id}`), { status: "running", started_at: String(Date.now()) });
     q.start(always);
     const job = await finished(q, id);
     expect(job.status).toBe("completed");

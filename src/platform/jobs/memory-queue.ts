@@ -13,7 +13,7 @@ import {
   type JobQueue,
   type QueueStats,
 } from "./port.ts";
-import { errorText } from "./redis-queue.ts";
+import { errorText } from "./failure.ts";
 
 interface Entry {
   job: Job;

@@ -1,7 +1,6 @@
 // The job queue as the features see it. Two adapters: Redis streams (redis-queue.ts: durable,
 // cluster-wide) and an in-process queue (memory-queue.ts: the no-Redis mode, same API and retries, not durable).
 import type { Db } from "../db/client.ts";
-import { CircuitOpenError } from "../resilience/breakers.ts";
 
 export type JobStatus = "pending" | "running" | "completed" | "failed" | "retrying";
 
@@ -73,33 +72,7 @@ export interface JobDefinition<P = Record<string, unknown>> {
   maxRetries?: number;
 }
 
-/** Thrown by a handler when retrying cannot help (bad input, a user that no longer exists): the job fails at once. */
-export class PermanentJobError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "PermanentJobError";
-  }
-}
-
-/** True for errors that retrying cannot fix: PermanentJobError, and 4xx domain errors other than 408/409/429. */
-export function isPermanent(err: unknown): boolean {
-  if (err instanceof PermanentJobError) return true;
-  const status = (err as { status?: unknown } | null)?.status;
-  return typeof status === "number" && status >= 400 && status < 500 && status !== 408 && status !== 409 && status !== 429;
-}
-
-/** What a queue does with a job whose handler threw: fail it for good, or run it again after `delay`. */
-export type FailureDecision = { kind: "fail" } | { kind: "retry"; retry: number; delay: number; deferred: boolean };
-
-/**
- * The one retry-or-fail decision both adapters take. A dependency whose circuit is open says nothing about the
- * job: it runs again once a probe is due, without using up a retry, so an outage never fails jobs for good.
- */
-export function decideFailure(err: unknown, retry: number, maxRetries: number, o: { backoffBaseMs: number; backoffCapMs: number }): FailureDecision {
-  if (err instanceof CircuitOpenError) return { kind: "retry", retry, delay: err.retryAfterMs + Math.round(Math.random() * 1_000), deferred: true };
-  if (isPermanent(err) || retry >= maxRetries) return { kind: "fail" };
-  return { kind: "retry", retry: retry + 1, delay: backoffDelay(retry + 1, o.backoffBaseMs, o.backoffCapMs), deferred: false };
-}
+export { backoffDelay, decideFailure, errorText, isPermanent, PermanentJobError, type FailureDecision } from "./failure.ts";
 
 export interface QueueStats {
   /** Entries waiting to be delivered or being run, cluster-wide. */
@@ -143,12 +116,6 @@ export interface JobQueue {
   start(opts: { canWrite: () => boolean }): void;
   /** Stops taking jobs, lets running ones finish (bounded), leaves the rest for other instances. */
   close(): Promise<void>;
-}
-
-/** Exponential backoff with "equal jitter": half the exponential step fixed, half random, capped. */
-export function backoffDelay(retry: number, baseMs: number, capMs: number, random: () => number = Math.random): number {
-  const step = Math.min(capMs, baseMs * 2 ** Math.max(0, retry - 1));
-  return Math.round(step / 2 + random() * (step / 2));
 }
 
 export type { Db };

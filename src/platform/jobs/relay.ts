@@ -12,7 +12,7 @@ import { q } from "../db/tx.ts";
 import type { Logger } from "../observability/logger.ts";
 import { outboxRepo } from "./outbox.ts";
 import type { Job, JobQueue } from "./port.ts";
-import { errorText } from "./redis-queue.ts";
+import { errorText } from "./failure.ts";
 
 const KICK_COALESCE_MS = 20;
 
