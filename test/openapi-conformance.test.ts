@@ -84,13 +84,15 @@ interface Call {
   /** Sent as it is (not JSON-encoded). */
   raw?: string;
   contentType?: string;
+  headers?: Record<string, string>;
 }
 
+let lastHeaders = new Headers();
 const seen: { via: Via; method: string; route: string; status: number }[] = [];
 
 async function call(via: Via, method: string, path: string, expected: number, opts: Call = {}): Promise<any> {
   const base = via === "strict" ? strict.url : via === "lenient" ? lenient.url : instance.url;
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string> = { ...opts.headers };
   let body: string | undefined;
   if (opts.raw !== undefined || opts.body !== undefined) {
     body = opts.raw ?? JSON.stringify(opts.body);
@@ -108,6 +110,7 @@ async function call(via: Via, method: string, path: string, expected: number, op
   });
   expect(responseViolations(doc, ajv, method, pathname, { status: res.status, headers: res.headers, body: text }), `${where} ${text.slice(0, 800)}`).toEqual([]);
   seen.push({ via, method, route: findOperation(doc, method, pathname)!.path, status: res.status });
+  lastHeaders = res.headers;
   return text ? JSON.parse(text) : null;
 }
 
@@ -133,7 +136,13 @@ test("a session of every route, success and error paths: 0 violations", async ()
   await call("strict", "GET", "/api/v1/users/987654321", 404, { token });
   const post = await call("strict", "POST", `/api/v1/users/${member.id}/posts`, 201, { token, body: { title: "First", content: "Hello\nworld" } });
   expect(post.user_id).toBe(member.id);
-  await call("strict", "POST", `/api/v1/users/${member.id}/posts`, 201, { token, body: { title: "Second", content: "" } });
+  // A retry with the same Idempotency-Key and body is the stored answer; the same key with another body is a 422.
+  const key = { "Idempotency-Key": `post-${crypto.randomUUID()}` };
+  const second = await call("strict", "POST", `/api/v1/users/${member.id}/posts`, 201, { token, headers: key, body: { title: "Second", content: "" } });
+  const replay = await call("strict", "POST", `/api/v1/users/${member.id}/posts`, 201, { token, headers: key, body: { title: "Second", content: "" } });
+  expect(lastHeaders.get("idempotent-replayed")).toBe("true");
+  expect(replay.id).toBe(second.id);
+  await call("strict", "POST", `/api/v1/users/${member.id}/posts`, 422, { token, headers: key, body: { title: "Other", content: "" } });
   await call("strict", "GET", `/api/v1/users/${member.id}/posts?page=1&limit=1`, 200, { token });
   await call("strict", "GET", `/api/v1/users/${member.id}/posts?page=2&limit=1`, 200, { token });
   await call("strict", "GET", `/api/v1/users/${member.id}/posts`, 200, { token });

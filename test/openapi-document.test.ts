@@ -137,6 +137,24 @@ describe("what clients need from it", () => {
     expect(doc.paths["/api/v1/auth/login"].post.responses["429"].headers["retry-after"]).toBeDefined();
   });
 
+  test("POST and PATCH take an Idempotency-Key header (1 to 255 printable characters) and may answer idempotent-replayed", () => {
+    const ajv = documentAjv(doc);
+    for (const { method, path, op } of operations(doc)) {
+      const param = (op.parameters ?? []).find((p: { name: string }) => p.name === "Idempotency-Key");
+      if (method !== "post" && method !== "patch") {
+        expect(param, `${method} ${path}`).toBeUndefined();
+        continue;
+      }
+      expect(param, `${method} ${path}`).toMatchObject({ in: "header", required: false });
+      expect(ajv.validate(param.schema, "retry-1")).toBe(true);
+      expect(ajv.validate(param.schema, "")).toBe(false);
+      expect(ajv.validate(param.schema, "tab\tkey")).toBe(false);
+      const ok = Object.entries<any>(op.responses).find(([s]) => Number(s) < 300)![1];
+      expect(ok.headers["idempotent-replayed"], `${method} ${path}`).toBeDefined();
+      expect(op.responses["409"].description, `${method} ${path}`).toContain("Idempotency-Key");
+    }
+  });
+
   test("rate-limited routes: 429 with Retry-After, RateLimit-Policy and RateLimit; RateLimit on successes", () => {
     for (const { method, path, op } of operations(doc)) {
       if (path.startsWith("/health")) {

@@ -80,7 +80,16 @@ export function findOperation(doc: Doc, method: string, pathname: string): { pat
   return path ? { path, op: doc.paths[path][method.toLowerCase()] } : undefined;
 }
 
-const SENT_HEADERS = ["x-request-id", "retry-after", "ratelimit", "ratelimit-policy", "www-authenticate", "fly-replay", "x-cache"];
+const SENT_HEADERS = [
+  "x-request-id",
+  "retry-after",
+  "ratelimit",
+  "ratelimit-policy",
+  "www-authenticate",
+  "fly-replay",
+  "x-cache",
+  "idempotent-replayed",
+];
 
 /**
  * Checks one real response against the document with Ajv: its status is documented for the operation, its

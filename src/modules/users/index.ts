@@ -69,7 +69,7 @@ export function usersModule(deps: AppDeps) {
         responses: {
           403: { description: "Neither the user nor an administrator" },
           404: { description: "No user has this id" },
-          409: { description: "Another account has this email, or the request reached a read-only replica (see fly-replay)" },
+          409: { description: "Another account has this email" },
         },
       },
     })

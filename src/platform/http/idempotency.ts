@@ -20,6 +20,11 @@ const CLAIM_MS = 60_000;
 const PRUNE_EVERY_MS = 60_000;
 const PRUNE_BATCH = 500;
 const KEY_RE = /^[\x20-\x7e]{1,255}$/;
+/** The key's rule as a JSON Schema pattern (the OpenAPI document's Idempotency-Key parameter). */
+export const IDEMPOTENCY_KEY_PATTERN = KEY_RE.source;
+
+/** True for the methods an Idempotency-Key applies to. */
+export const idempotencyApplies = (method: string) => method === "POST" || method === "PATCH";
 /** Not replayed: they belong to the first answer's moment, not to its result. */
 const NOT_KEPT = new Set(["x-request-id", "date", "ratelimit", "ratelimit-policy", "retry-after", "content-length"]);
 
@@ -108,7 +113,7 @@ export function idempotencyPlugin(o: IdempotencyOptions) {
 
   async function handle(request: Request, next: (r: Request) => Promise<Response> | Response): Promise<Response> {
     const key = request.headers.get("idempotency-key");
-    if (key === null || (request.method !== "POST" && request.method !== "PATCH")) return next(request);
+    if (key === null || !idempotencyApplies(request.method)) return next(request);
     if (!KEY_RE.test(key)) return answer(request, 422, "must be 1 to 255 printable characters", {}, "Idempotency-Key");
     // A replica forwards writes to the primary, which keeps the keys.
     if (!o.role.isPrimary()) return next(request);

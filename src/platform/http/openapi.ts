@@ -35,8 +35,10 @@ export interface OpenApiOptions {
   securitySchemes: Json;
   /** Responses the deployment adds to a route (replica guard, rate limits, 503s); a route's own win. */
   extra?: (route: RouteInfo) => Record<number, ResponseSpec>;
-  /** Headers a route's responses carry besides the request id: header name -> statuses ("2xx" for every success). */
-  responseHeaders?: (route: RouteInfo) => Record<string, (number | "2xx")[]>;
+  /** Headers a route's responses carry besides the request id: header name -> statuses ("2xx"/"4xx": every such one). */
+  responseHeaders?: (route: RouteInfo) => Record<string, (number | "2xx" | "4xx")[]>;
+  /** Parameters the deployment adds to a route (request headers such as Idempotency-Key). */
+  parameters?: (route: RouteInfo) => Json[];
   headers?: Record<string, HeaderSpec>;
 }
 
@@ -114,6 +116,7 @@ export function openApiDocument(app: DocumentSource, opts: OpenApiOptions): Json
       if (!parameters.some((p) => p.name === m[1] && p.in === "path")) parameters.unshift({ name: m[1], in: "path", required: true, schema: { type: "string" } });
     }
 
+    parameters.push(...(opts.parameters?.(route) ?? []));
     const operation: Json = { ...rest, security: detail.security ?? [] };
     if (parameters.length > 0) operation.parameters = parameters;
     if (hooks.body !== undefined) {
@@ -145,12 +148,14 @@ export function openApiDocument(app: DocumentSource, opts: OpenApiOptions): Json
         ...(fallback?.headers ?? []),
         ...Object.keys(spec.headers ?? {}),
         ...Object.entries(headerMap)
-          .filter(([, on]) => on.includes(status) || (status < 300 && on.includes("2xx")))
+          .filter(([, on]) => on.includes(status) || (status < 300 && on.includes("2xx")) || (status >= 400 && status < 500 && on.includes("4xx")))
           .map(([name]) => name),
       ];
       for (const name of names) headers[name] = headerRef(name);
       const response: Json = {
-        description: spec.description ?? fallback?.description ?? describe(status, schema),
+        // A route's own meaning first, then what the deployment adds for the same status.
+        description:
+          spec.description && extra[status] ? `${spec.description}; or: ${extra[status]!.description}` : (spec.description ?? fallback?.description ?? describe(status, schema)),
         headers,
       };
       const isError = status >= 400;
