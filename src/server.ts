@@ -86,6 +86,7 @@ export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDe
   const cache: Cache = await createCache(config, logger, redis, role);
   const breakers = new Breakers(logger);
   const opsMetrics = new OpsMetrics();
+  opsMetrics.timeWrites(database);
   const scaler = scalerSchedule({ config, breakers, logger });
   // The L2 keeps its own breaker (src/platform/cache/l2.ts); reported here, read-only, from its availability.
   if (redis && config.CACHE_ENABLED) breakers.observe(DEPENDENCY.redisL2, () => (cache.stats().l2.available ? "closed" : "open"));

@@ -69,13 +69,15 @@ describe("/metrics of a running instance", () => {
     expect(code).toBe(0);
   });
 
-  test("has job durations and failures by type, breaker states, replica lag", () => {
+  test("has job durations and failures by type, breaker states, replica lag, SQLite write time", () => {
     expect(text).toMatch(/^job_duration_seconds_bucket\{type="process_user_analytics",outcome="completed",le="\+Inf"\} 1$/m);
     expect(text).toMatch(/^job_duration_seconds_count\{type="send_welcome_email",outcome="failed"\} 1$/m);
     expect(text).toContain('circuit_state{dependency="mail_api"} 0');
     expect(text).toContain('circuit_state{dependency="redis_l2"} 0');
     expect(text).toMatch(/^replica_lag_seconds 0$/m);
     expect(text).toContain("# TYPE cron_runs_total counter");
+    // The registration wrote the database: its write transactions are timed.
+    expect(text).toMatch(/^sqlite_write_transaction_seconds_count\{result="ok"\} [1-9]\d*$/m);
   });
 
   test("the Grafana dashboard asks only for metrics this output has (or Prometheus's own `up`)", () => {

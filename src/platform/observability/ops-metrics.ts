@@ -1,8 +1,10 @@
 // The background's figures for /metrics: job durations and failures by type, cron runs by schedule and status,
 // scaler decisions. The queues, the scheduler and the scaler report through the small callbacks below; the
 // renderer appends these families after the HTTP ones. (Rate-limit refusals: rate_limited_total, rate-limits.ts.)
+import type { Database } from "../db/client.ts";
 import { labels } from "./metrics.ts";
 
+const WRITE_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 const JOB_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 /** Bounds the series whatever names a caller passes (job types and schedules are a fixed set in practice). */
 const MAX_SERIES = 500;
@@ -80,6 +82,11 @@ export class OpsMetrics {
   readonly jobFailures = new Counter("job_failures_total", "Job runs that did not complete, by job type and outcome (retry, deferred, failed).");
   readonly cronRuns = new Counter("cron_runs_total", "Cron runs this instance made, by schedule and status (completed, failed, aborted).");
   readonly cronDuration = new Histogram("cron_run_duration_seconds", "Time a cron run took on this instance, by schedule.", JOB_BUCKETS);
+  readonly sqliteWrites = new Histogram(
+    "sqlite_write_transaction_seconds",
+    "Time of a write transaction on this instance, waiting for SQLite's write lock included, by result (ok, error).",
+    WRITE_BUCKETS,
+  );
   readonly scalerDecisions = new Counter("scaler_decisions_total", "Scaler decisions recorded by this instance, by region, action and outcome.");
 
   /** The queues' callback (QueueOptions.onRun). */
@@ -94,7 +101,23 @@ export class OpsMetrics {
     this.cronDuration.observe({ schedule }, seconds);
   };
 
+  /** Times every write transaction of `database` (its one write path). */
+  timeWrites(database: Database): void {
+    const write = database.write.bind(database);
+    database.write = (body) => {
+      const started = performance.now();
+      let result = "error";
+      return write(body)
+        .then((v) => {
+          result = "ok";
+          return v;
+        })
+        .finally(() => this.sqliteWrites.observe({ result }, (performance.now() - started) / 1000));
+    };
+  }
+
   render(out: string[]): void {
+    this.sqliteWrites.render(out);
     this.jobDuration.render(out);
     this.jobFailures.render(out);
     this.cronRuns.render(out);
