@@ -7,6 +7,7 @@ import { join } from "node:path";
 import type { Redis } from "../src/deps.ts";
 import { MemoryBus, parseBusMessage, RedisBus, type BusHandlers, type BusMessage, type CacheBus } from "../src/platform/cache/bus.ts";
 import { RedisL2 } from "../src/platform/cache/l2.ts";
+import { InvalidationTracker } from "../src/platform/cache/invalidation-tracker.ts";
 import { TwoTierCache, type TwoTierOptions } from "../src/platform/cache/two-tier.ts";
 import { filePosition } from "../src/platform/cluster/position.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
@@ -240,13 +241,14 @@ describe("invalidations tracked for running loads", () => {
   };
 
   test("stay bounded while one load runs long, and that load still cannot fill what was invalidated", async () => {
-    const cache = await makeCache({ prefix: newPrefix(), l1Enabled: true, extra: { l2: null, maxTrackedInvalidations: 100 } });
+    const tracker = new InvalidationTracker(100);
+    const cache = await makeCache({ prefix: newPrefix(), l1Enabled: true, extra: { l2: null, invalidations: tracker } });
     const { gate, release } = held();
     const slow = cache.getOrSet("user:1:detail", async () => (await gate, "old"), { tags: ["user:1"] });
     await Bun.sleep(10);
     await cache.invalidateTags(["user:1"]);
     for (let i = 0; i < 1_000; i++) await cache.delete([`other:${i}`]);
-    expect(cache.trackedInvalidations).toBeLessThanOrEqual(100);
+    expect(tracker.size).toBeLessThanOrEqual(100);
     release();
     expect((await slow).value).toBe("old");
     const r = await cache.getOrSet("user:1:detail", async () => "new", { tags: ["user:1"] });
@@ -255,7 +257,8 @@ describe("invalidations tracked for running loads", () => {
   });
 
   test("entries older than every running load are pruned, so a later load still fills", async () => {
-    const cache = await makeCache({ prefix: newPrefix(), l1Enabled: true, extra: { l2: null, maxTrackedInvalidations: 100 } });
+    const tracker = new InvalidationTracker(100);
+    const cache = await makeCache({ prefix: newPrefix(), l1Enabled: true, extra: { l2: null, invalidations: tracker } });
     const a = held();
     const first = cache.getOrSet("a", async () => (await a.gate, "a"));
     await Bun.sleep(5);
@@ -266,7 +269,7 @@ describe("invalidations tracked for running loads", () => {
     a.release();
     await first;
     for (let i = 0; i < 60; i++) await cache.delete([`new:${i}`]);
-    expect(cache.trackedInvalidations).toBeLessThanOrEqual(100);
+    expect(tracker.size).toBeLessThanOrEqual(100);
     b.release();
     await second;
     expect((await cache.getOrSet("b", async () => "b2")).source).toBe("hit-l1");
