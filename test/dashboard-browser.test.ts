@@ -145,11 +145,19 @@ describe("operations dashboard in Chromium", () => {
     await page.screenshot({ path: join(TMP, "dashboard-admin.png"), fullPage: true });
     expect(problems).toEqual([]);
 
+    const signedIn = (await page.evaluate((k) => sessionStorage.getItem(k), TOKEN_KEY))!;
     await page.click("#signout");
     await page.locator("#login-view").waitFor({ state: "visible" });
     expect(await page.isVisible("#dash-view")).toBe(false);
     expect(await page.evaluate((k) => sessionStorage.getItem(k), TOKEN_KEY)).toBeNull();
     expect(await page.inputValue("#password")).toBe("");
+    // Signing out ended the session on the server: the token no longer works anywhere.
+    let after = 200;
+    for (let i = 0; i < 50 && after !== 401; i++) {
+      after = (await fetch(`${instance.url}/api/v1/users/me`, { headers: { authorization: `Bearer ${signedIn}` } })).status;
+      if (after !== 401) await Bun.sleep(100);
+    }
+    expect(after).toBe(401);
     await page.close();
   }, 60_000);
 

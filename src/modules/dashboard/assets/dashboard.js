@@ -351,7 +351,12 @@
   }
 
   $("login-form").addEventListener("submit", signIn);
-  $("signout").addEventListener("click", () => signOut(""));
+  // Signing out ends the token's session on the server too (the token stops working everywhere), not only in this tab.
+  $("signout").addEventListener("click", () => {
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    if (token) void fetch("/api/v1/auth/logout", { method: "POST", headers: { authorization: "Bearer " + token } }).catch(() => {});
+    signOut("");
+  });
   $("refresh").addEventListener("click", () => void poll());
 
   if (sessionStorage.getItem(TOKEN_KEY)) showDashboard();
