@@ -91,8 +91,8 @@ const EnvSchema = T.Object({
   MAIL_TIMEOUT_MS: Int(100, 120_000, 10_000),
 
   /** Requests per minute per caller (token, else client IP); 0 turns a class off. */
-  RATE_LIMIT_READ_PER_MINUTE: Int(0, 1_000_000, 600),
-  RATE_LIMIT_WRITE_PER_MINUTE: Int(0, 1_000_000, 60),
+  RATE_LIMIT_READ_PER_MINUTE: Int(0, 1_000_000_000, 600),
+  RATE_LIMIT_WRITE_PER_MINUTE: Int(0, 1_000_000_000, 60),
   /** Failed logins per minute per account from one client IP (ten times as many from all IPs together). */
   RATE_LIMIT_LOGIN_PER_MINUTE: Int(0, 100_000, 10),
   /** Login attempts per minute per client IP, whatever the account. */
