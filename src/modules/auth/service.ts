@@ -29,15 +29,15 @@ export async function login(deps: AppDeps, email: string, password: string, clie
   const counted: [string, RatePolicy][] = [];
   if (policies.login) counted.push([`login:${normalized}|${clientIp}`, policies.login]);
   if (policies.loginAccount) counted.push([`login-account:${normalized}`, policies.loginAccount]);
-  for (const [key, policy] of counted) {
-    const d = await deps.rateLimiter.shared(key, policy);
+  for (const d of await Promise.all(counted.map(([key, policy]) => deps.rateLimiter.shared(key, policy)))) {
     if (!d.allowed) throw rateLimited(d);
   }
   const user = await usersRepo.findByEmail(deps.database.db, normalized);
   const hash = user?.passwordHash ?? (await getDummyHash());
   const ok = await deps.hashing.run(() => Bun.password.verify(password, hash));
   if (!user || !ok || !user.isActive) throw badCredentials();
-  for (const [key, policy] of counted) await deps.rateLimiter.forgive(key, policy);
+  // Not awaited: the answer does not depend on it (forgive never throws).
+  for (const [key, policy] of counted) void deps.rateLimiter.forgive(key, policy);
 
   const now = Math.floor(Date.now() / 1000);
   const sessionId = await deps.auth.sessions.create(user.id, new Date(now * 1000), new Date((now + TOKEN_TTL_SECONDS) * 1000));

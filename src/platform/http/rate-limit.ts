@@ -28,7 +28,7 @@ export interface RateDecision {
 
 export interface RateLimitStats {
   limited: number;
-  /** Shared-store calls that failed or timed out (the decision was this instance's own). */
+  /** Decisions this instance made alone because Redis failed, timed out, or had just done so. */
   store_errors: number;
 }
 
@@ -148,6 +148,9 @@ else redis.call('DEL', KEYS[1]) end
 return 1
 `);
 
+/** How long decisions stay local after a failed Redis call before Redis is tried again. */
+export const SKIP_AFTER_FAILURE_MS = 1_000;
+
 export interface RedisRateLimiterOptions {
   prefix: string;
   logger: Logger;
@@ -166,6 +169,8 @@ export class RedisRateLimiter implements RateLimiter {
   private limited = 0;
   private errors = 0;
   private lastWarn = 0;
+  /** After a failed call, Redis is not asked again until then: an outage costs one timeout, not one per request. */
+  private skipUntil = 0;
 
   constructor(
     private readonly redis: Redis,
@@ -188,6 +193,7 @@ export class RedisRateLimiter implements RateLimiter {
   }
 
   async shared(key: string, policy: RatePolicy): Promise<RateDecision> {
+    if (this.skipping()) return this.alone(key, policy);
     try {
       const [allowed, ahead] = (await this.call(GCRA, key, policy, 1, false)) as [number, number];
       const now = Date.now();
@@ -197,14 +203,26 @@ export class RedisRateLimiter implements RateLimiter {
       return decisionOf(allowed === 1, ahead, policy);
     } catch (err) {
       this.failed(err);
-      const d = this.state.take(key, policy);
-      if (!d.allowed) this.limited++;
-      return d;
+      return this.alone(key, policy);
     }
+  }
+
+  /** This instance's own decision (Redis unreachable). */
+  private alone(key: string, policy: RatePolicy): RateDecision {
+    const d = this.state.take(key, policy);
+    if (!d.allowed) this.limited++;
+    return d;
+  }
+
+  private skipping(): boolean {
+    if (Date.now() >= this.skipUntil) return false;
+    this.errors++;
+    return true;
   }
 
   async forgive(key: string, policy: RatePolicy): Promise<void> {
     this.state.forgive(key, policy);
+    if (this.skipping()) return;
     try {
       await withTimeout(
         FORGIVE.run(this.redis, [this.opts.prefix + "rl:" + key], [(policy.windowSeconds * 1000) / policy.limit]),
@@ -218,7 +236,7 @@ export class RedisRateLimiter implements RateLimiter {
 
   /** Sends the locally counted requests; each reply is the shared arrival time, taken if it is later. */
   async reconcile(): Promise<void> {
-    if (this.flushing || this.pending.size === 0) return;
+    if (this.flushing || this.pending.size === 0 || Date.now() < this.skipUntil) return;
     this.flushing = true;
     const batch = [...this.pending];
     this.pending.clear();
@@ -250,6 +268,7 @@ export class RedisRateLimiter implements RateLimiter {
   private failed(err: unknown): void {
     this.errors++;
     const now = Date.now();
+    this.skipUntil = now + SKIP_AFTER_FAILURE_MS;
     if (now - this.lastWarn < 30_000) return;
     this.lastWarn = now;
     this.opts.logger.warn("rate limits: Redis unreachable; each instance limits alone until it is back", {
