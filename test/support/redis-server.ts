@@ -14,6 +14,9 @@ export interface PrivateRedis {
   resume(): void;
   /** SIGKILL, then a fresh empty server on the same port. */
   restart(): Promise<void>;
+  /** SIGKILL only (revive() brings a fresh empty one back on the same port). */
+  kill(): Promise<void>;
+  revive(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -64,6 +67,11 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
       await proc.exited;
       await spawn();
     },
+    async kill() {
+      proc.kill("SIGKILL");
+      await proc.exited;
+    },
+    revive: spawn,
     async stop() {
       proc.kill("SIGCONT");
       proc.kill("SIGKILL");
