@@ -11,17 +11,19 @@
 // LiteFS: the primary puts its txid in the new token and in the bus message. A replica fills neither tier
 // for a tag whose token (or message) names a txid its own database has not reached yet.
 //
-// This class composes the pieces that do each of those jobs: invalidation-tracker.ts (which loads may fill),
-// tag-versions.ts (tokens and their retry), retrying-bus.ts (owed bus messages), replica-gate.ts (LiteFS).
+// This class keeps L1 and composes the pieces that do each of those jobs: read-through.ts (the miss path, with
+// single flight), invalidation-tracker.ts (which loads may fill), tag-versions.ts (tokens and their retry),
+// retrying-bus.ts (owed bus messages), replica-gate.ts (LiteFS).
 import type { Logger } from "../observability/logger.ts";
 import type { PositionReader } from "../cluster/position.ts";
 import type { BusMessage, CacheBus } from "./bus.ts";
 import { InvalidationTracker } from "./invalidation-tracker.ts";
-import type { L2Entry, RedisL2 } from "./l2.ts";
+import type { RedisL2 } from "./l2.ts";
 import { alwaysL2, type L2Policy } from "./l2-policy.ts";
 import { Lru } from "./lru.ts";
 import { throttledWarn, type ThrottledWarn } from "../observability/throttled-log.ts";
 import type { Cache, CacheResult, CacheSetOptions, CacheStats } from "./port.ts";
+import { ReadThrough } from "./read-through.ts";
 import { ReplicaGate } from "./replica-gate.ts";
 import { RetryingBus } from "./retrying-bus.ts";
 import { TagVersions } from "./tag-versions.ts";
@@ -49,11 +51,6 @@ export interface TwoTierOptions {
 }
 
 const EMPTY: readonly string[] = [];
-interface Flight {
-  promise: Promise<CacheResult<unknown>>;
-  gen: number;
-}
-
 export class TwoTierCache implements Cache {
   private readonly lru: Lru;
   private readonly l1Enabled: boolean;
@@ -61,7 +58,7 @@ export class TwoTierCache implements Cache {
   private l1Usable: boolean;
   private readonly ttlMs: number;
   private readonly graceMs: number;
-  private readonly inflight = new Map<string, Flight>();
+  private readonly reader: ReadThrough;
   private readonly tracker: InvalidationTracker;
   private readonly gate: ReplicaGate;
   private readonly tags: TagVersions;
@@ -99,6 +96,17 @@ export class TwoTierCache implements Cache {
       onFailed: onOwed,
       publishTags: (tags) => this.out.publish({ i: opts.instanceId, t: tags }),
     });
+    this.reader = new ReadThrough({
+      l2: opts.l2,
+      policy: opts.l2Policy ?? alwaysL2,
+      tracker: this.tracker,
+      tags: this.tags,
+      ttlMs: this.ttlMs,
+      graceMs: this.graceMs,
+      staleL1: (key, now) => (this.l1Usable ? this.lru.stale(key, now) : undefined),
+      fillL1: (key, value, json, tags, expiresAt, staleUntil) => this.fillL1(key, value, json, tags, expiresAt, staleUntil),
+      mayFill: (key, tags, gen, tokens) => this.mayFill(key, tags, gen, tokens),
+    });
   }
 
   /** Subscribes to the bus. L1 stays off until the subscription is live. */
@@ -121,75 +129,7 @@ export class TwoTierCache implements Cache {
       }
       this.counters.misses++;
     }
-    const f = this.inflight.get(key);
-    if (f !== undefined && f.gen === this.tracker.current) return f.promise as Promise<CacheResult<T>>;
-    const gen = this.tracker.current;
-    const promise = this.load(key, loader, opts?.tags ?? EMPTY, opts?.ttl, gen, opts?.shared ?? true);
-    const flight: Flight = { promise, gen };
-    this.inflight.set(key, flight);
-    const done = () => {
-      if (this.inflight.get(key) === flight) this.inflight.delete(key);
-    };
-    promise.then(done, done);
-    return promise as Promise<CacheResult<T>>;
-  }
-
-  private async load(key: string, loader: () => Promise<unknown>, tags: readonly string[], ttl: number | undefined, gen: number, shared: boolean): Promise<CacheResult<unknown>> {
-    this.tracker.begin(gen);
-    try {
-      return await this.loadTiers(key, loader, tags, ttl, gen, shared);
-    } finally {
-      this.tracker.end(gen);
-    }
-  }
-
-  private async loadTiers(key: string, loader: () => Promise<unknown>, tags: readonly string[], ttl: number | undefined, gen: number, shared: boolean): Promise<CacheResult<unknown>> {
-    const l2 = shared ? this.opts.l2 : null;
-    let tokens: string[] | undefined;
-    let l2Stale: L2Entry | undefined;
-    const policy = this.opts.l2Policy ?? alwaysL2;
-    if (l2 !== null && !this.tags.hasPendingBump(tags) && policy.useL2()) {
-      const asked = performance.now();
-      const r = await l2.read(key, tags);
-      policy.observeL2(performance.now() - asked, r.ok, r.ok && r.entry !== undefined && r.fresh);
-      if (r.ok) {
-        tokens = r.tokens;
-        const e = r.entry;
-        if (e !== undefined) {
-          if (r.fresh) {
-            if (this.mayFill(key, tags, gen, tokens)) this.fillL1(key, e.value, e.json, tags, e.expiresAt, e.staleUntil);
-            return { value: e.value, json: e.json, source: "hit-l2" };
-          }
-          if (e.staleUntil > Date.now()) l2Stale = e;
-        }
-      }
-    }
-    let value: unknown;
-    const loading = performance.now();
-    try {
-      value = await loader();
-      policy.observeLoad(performance.now() - loading);
-    } catch (err) {
-      const now = Date.now();
-      const old = this.l1Usable ? this.lru.stale(key, now) : undefined;
-      if (old !== undefined && this.mayServeStale(key, tags, gen)) {
-        return { value: old.value, json: old.json, source: "stale" };
-      }
-      if (l2Stale !== undefined && this.mayServeStale(key, tags, gen)) {
-        return { value: l2Stale.value, json: l2Stale.json, source: "stale" };
-      }
-      throw err;
-    }
-    const json = JSON.stringify(value) ?? "null";
-    const now = Date.now();
-    const expiresAt = now + (ttl !== undefined ? ttl * 1000 : this.ttlMs);
-    const staleUntil = expiresAt + this.graceMs;
-    if (this.mayFill(key, tags, gen, tokens)) {
-      this.fillL1(key, value, json, tags, expiresAt, staleUntil);
-      // A miss (null) stays in L1 only: unknown ids cost a caller nothing to invent, and each would be a Redis key.
-      if (l2 !== null && tokens !== undefined && value !== null) void l2.write(key, json, tags, tokens, expiresAt, staleUntil);
-    }
-    return { value, json, source: "miss" };
+    return this.reader.load(key, loader, opts);
   }
 
   private fillL1(key: string, value: unknown, json: string, tags: readonly string[], expiresAt: number, staleUntil: number): void {
@@ -201,11 +141,6 @@ export class TwoTierCache implements Cache {
     if (this.closed) return false;
     if (!this.tracker.untouchedSince(key, tags, gen)) return false;
     return this.gate.allowsFill(key, tags, tokens);
-  }
-
-  /** Serving an expired value is fine; serving one that was invalidated is not. */
-  private mayServeStale(key: string, tags: readonly string[], gen: number): boolean {
-    return this.tracker.untouchedSince(key, tags, gen);
   }
 
   /** L1 only; a cached null (the services' "not found" marker) is left to getOrSet and its caller. */
