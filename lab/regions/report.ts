@@ -41,12 +41,14 @@ function block(title: string, r: RegionsResult, meta: RunMeta | undefined): stri
         `- quiet writes, one at a time, p50 against the bound 1.2 x (RTT + the primary's own write then): ${Object.entries(meta.quiet_writes).map(([k, v]) => `${k} ${v.write_p50_ms} (bound ${v.bound_ms})`).join(", ")}`,
       );
     }
-    out.push(`- recovery after the primary's return: \`${JSON.stringify(meta.recovery)}\``);
+    const rec = Object.entries((meta.recovery ?? {}) as Record<string, number>).map(([k, v]) => `${k.replaceAll("_", " ")} ${Math.round(v * 100) / 100}`);
+    out.push(`- recovery after the primary's return: ${rec.join(", ")}`);
   }
   out.push("");
   return out;
 }
 
+/** Rewrites the figures block of docs/regions.md from the result files (also `bun lab/regions/report.ts`). */
 export function writeFiguresPage(): void {
   const results = join(ROOT, "bench/results");
   const read = (f: string) => (existsSync(join(results, f)) ? JSON.parse(readFileSync(join(results, f), "utf8")) : undefined);
@@ -62,3 +64,5 @@ export function writeFiguresPage(): void {
   if (a < 0 || b < a) return;
   writeFileSync(PAGE, page.slice(0, a + START.length) + "\n\n" + lines.join("\n") + "\n" + page.slice(b));
 }
+
+if (import.meta.main) writeFiguresPage();
