@@ -3,22 +3,12 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import type { BrowserContext, Page } from "playwright-core";
 import { loadConfig } from "../src/config.ts";
 import { startInstance, type RunningInstance } from "../src/server.ts";
 import { REDIS_URL, TMP, tempDir, testEnv } from "./helpers.ts";
+import { launchChromium } from "./support/chromium.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-const ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-component-update",
-  "--disable-sync",
-];
 const TOKEN_KEY = "neodyme.dashboard.token";
 const ADMIN = { email: "ops-admin@example.com", password: "admin-password-1" };
 const MEMBER = { email: "ops-member@example.com", password: "member-password-1" };
@@ -47,12 +37,7 @@ beforeAll(async () => {
   });
   expect(reg.status).toBe(201);
   // A fresh user-data-dir per run: no cached page, no stored state from an earlier run.
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ARGS,
-    viewport: { width: 1280, height: 900 },
-  });
+  browser = await launchChromium(profile);
 }, 60_000);
 
 afterAll(async () => {

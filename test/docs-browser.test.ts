@@ -4,22 +4,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { chromium, type BrowserContext } from "playwright-core";
+import type { BrowserContext } from "playwright-core";
 import { loadConfig } from "../src/config.ts";
 import { startInstance, type RunningInstance } from "../src/server.ts";
 import { REDIS_URL, TMP, tempDir, testEnv } from "./helpers.ts";
-
-const CHROMIUM = "/usr/bin/chromium";
-const ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-component-update",
-  "--disable-sync",
-];
+import { launchChromium } from "./support/chromium.ts";
 
 let dir: string;
 let profile: string;
@@ -34,7 +23,7 @@ beforeAll(async () => {
   instance = await startInstance(loadConfig(testEnv({ PORT: "0", HOST: "127.0.0.1", REDIS_URL }, dir)));
   const doc = (await (await fetch(`${instance.url}/swagger/json`)).json()) as { paths: Record<string, Record<string, { operationId: string }>> };
   operationIds = Object.values(doc.paths).flatMap((item) => Object.values(item).map((op) => op.operationId));
-  browser = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 1280, height: 1000 } });
+  browser = await launchChromium(profile, { width: 1280, height: 1000 });
   // No internet: only this instance answers; anything else is refused and remembered.
   const local = new URL(instance.url).host;
   await browser.route("**/*", (route) => {
@@ -65,8 +54,8 @@ describe("API docs page offline", () => {
     expect(csp).toContain("script-src 'self'");
     expect(csp).not.toContain("unsafe-inline");
 
-    await page.locator(".opblock").first().waitFor({ state: "visible", timeout: 20_000 });
-    await page.waitForFunction((n) => document.querySelectorAll(".opblock").length >= n, operationIds.length, { timeout: 20_000 });
+    await page.locator(".opblock").first().waitFor({ state: "visible", timeout: 45_000 });
+    await page.waitForFunction((n) => document.querySelectorAll(".opblock").length >= n, operationIds.length, { timeout: 45_000 });
     const shown = await page.$$eval(".opblock .opblock-summary-operation-id", (els) => els.map((e) => e.textContent?.trim() ?? ""));
     expect(shown.sort()).toEqual([...operationIds].sort());
     expect(await page.textContent(".info .title")).toContain("neodyme-edge");
@@ -80,7 +69,7 @@ describe("API docs page offline", () => {
     expect(problems).toEqual([]);
     expect(blocked).toEqual([]);
     await page.close();
-  }, 60_000);
+  }, 120_000);
 
   test("the assets come from the pinned swagger-ui-dist; an unknown asset is a 404 problem", async () => {
     const pinned = (await import("../package.json", { with: { type: "json" } })).default.dependencies["swagger-ui-dist"];
