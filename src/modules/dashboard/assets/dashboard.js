@@ -352,9 +352,13 @@
 
   $("login-form").addEventListener("submit", signIn);
   // Signing out ends the token's session on the server too (the token stops working everywhere), not only in this tab.
-  $("signout").addEventListener("click", () => {
+  $("signout").addEventListener("click", async () => {
     const token = sessionStorage.getItem(TOKEN_KEY);
-    if (token) void fetch("/api/v1/auth/logout", { method: "POST", headers: { authorization: "Bearer " + token } }).catch(() => {});
+    if (token) {
+      await fetch("/api/v1/auth/logout", { method: "POST", headers: { authorization: "Bearer " + token }, signal: AbortSignal.timeout(5000) }).catch(
+        () => {},
+      );
+    }
     signOut("");
   });
   $("refresh").addEventListener("click", () => void poll());
