@@ -26,6 +26,7 @@ const db = await open(process.env.DB!);
 db.exec("PRAGMA busy_timeout = 0");
 db.exec("PRAGMA synchronous = NORMAL");
 db.exec("PRAGMA foreign_keys = ON");
+db.exec("PRAGMA cache_size = -65536"); // as the service's connection
 const ME = Number(process.env.ME_ID);
 
 const s = {
@@ -34,16 +35,17 @@ const s = {
   posts: db.prepare("SELECT id, user_id, title, content, created_at FROM posts WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"),
   postCount: db.prepare("SELECT count(*) AS n FROM posts WHERE user_id = ?"),
   prefs: db.prepare("SELECT data FROM preferences WHERE user_id = ? LIMIT 1"),
+  prefsStamped: db.prepare("SELECT data, key_written_at FROM preferences WHERE user_id = ? LIMIT 1"),
   total: db.prepare("SELECT n FROM table_counts WHERE name = 'users'"),
   gapsUpTo: db.prepare("SELECT count(*) AS n FROM user_id_gaps WHERE id <= ?"),
   usersFrom: db.prepare("SELECT id, email, full_name, is_active, is_admin, created_at, updated_at FROM users WHERE id >= ? ORDER BY id LIMIT ?"),
   insertPost: db.prepare("INSERT INTO posts (user_id, title, content, created_at) VALUES (?, ?, ?, ?) RETURNING id, user_id, title, content, created_at"),
   touch: db.prepare("UPDATE users SET last_active_at = ? WHERE id = ?"),
   putPrefs: db.prepare(
-    "INSERT INTO preferences (user_id, data, updated_at) VALUES (?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+    "INSERT INTO preferences (user_id, data, key_written_at, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET data = excluded.data, key_written_at = excluded.key_written_at, updated_at = excluded.updated_at",
   ),
   updateUser: db.prepare(
-    "UPDATE users SET full_name = coalesce(?, full_name), updated_at = ?, last_active_at = ? WHERE id = ? RETURNING id, email, full_name, is_active, is_admin, created_at, updated_at",
+    "UPDATE users SET email = coalesce(?, email), password_hash = coalesce(?, password_hash), full_name = coalesce(?, full_name), is_admin = coalesce(?, is_admin), updated_at = ?, last_active_at = ? WHERE id = ? RETURNING id, email, full_name, is_active, is_admin, created_at, updated_at",
   ),
   begin: db.prepare("BEGIN IMMEDIATE"),
   commit: db.prepare("COMMIT"),
@@ -148,18 +150,22 @@ Bun.serve({
     if (req.method === "PATCH" && parts[1] === "preferences") {
       const merged = await tx(() => {
         if (!s.exists.get(id)) return null;
-        const m = prefsOf(id);
+        const row = s.prefsStamped.get(id);
+        const m = row ? JSON.parse(row.data) : {};
+        const stamps = row ? JSON.parse(row.key_written_at) : {};
+        const at = Date.now();
         for (const [k, v] of Object.entries(body)) {
           if (v === null) delete m[k];
           else m[k] = v;
+          stamps[k] = Math.max(stamps[k] ?? 0, at);
         }
-        s.putPrefs.run(id, JSON.stringify(m), now);
+        s.putPrefs.run(id, JSON.stringify(m), JSON.stringify(stamps), now);
         return m;
       });
       return json(merged && JSON.stringify(merged));
     }
     if (req.method === "PATCH" && parts.length === 1) {
-      const u = await tx(() => s.updateUser.get(body.full_name ?? null, now, now, id));
+      const u = await tx(() => s.updateUser.get(null, null, body.full_name ?? null, null, now, now, id));
       return json(u ? JSON.stringify(userPublic(u)) : null);
     }
     return new Response("not found", { status: 404 });

@@ -9,7 +9,7 @@
 //
 //   bun run bench -- db        (BENCH_DURATION=5 seconds per run; BENCH_BIG_USERS=1000000)
 import { Database as BunDatabase } from "bun:sqlite";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openDatabase } from "../src/platform/db/client.ts";
 import { runMigrations } from "../src/platform/db/migrate.ts";
@@ -144,6 +144,8 @@ interface Load {
 }
 
 interface LoadResult {
+  /** CPU time the server process spent per request (user + system, from /proc): steadier than req/s on a busy machine. */
+  cpu_us?: number;
   rps: number;
   p50_ms: number;
   p99_ms: number;
@@ -158,8 +160,26 @@ const ms = (v: string) => {
   return m[2] === "us" ? x / 1000 : m[2] === "s" ? x * 1000 : x;
 };
 
+const CLK_TCK = 100;
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  } catch {
+    return NaN;
+  }
+}
+
+/** One wrk run against a server, with the server's CPU time per request. */
+async function wrk(server: Server, load: Load, token: string, seconds = DURATION): Promise<LoadResult> {
+  const before = cpuSeconds(server.pid);
+  const r = await wrkRun(server.url, load, token, seconds);
+  return { ...r, cpu_us: Math.round(((cpuSeconds(server.pid) - before) / r.requests) * 1e7) / 10 };
+}
+
 let scripts = 0;
-async function wrk(url: string, load: Load, token: string, seconds = DURATION): Promise<LoadResult> {
+async function wrkRun(url: string, load: Load, token: string, seconds = DURATION): Promise<LoadResult> {
   const lua = join(dir, `req${scripts++}.lua`);
   writeFileSync(
     lua,
@@ -226,6 +246,20 @@ async function sameBytes(service: Server, bare: Server, tokenFor: (name: string)
 
 const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100;
 
+/** A table row: throughput ratio, and the CPU ratio (bare CPU per request / service CPU per request). */
+const row = (path: string, users: number, bare: LoadResult, service: LoadResult) => ({
+  path,
+  users,
+  "bare req/s": bare.rps,
+  "service req/s": service.rps,
+  ratio: ratio(service.rps, bare.rps),
+  "bare CPU us/req": bare.cpu_us ?? NaN,
+  "service CPU us/req": service.cpu_us ?? NaN,
+  "CPU ratio": ratio(bare.cpu_us!, service.cpu_us!),
+  "service p99 ms": service.p99_ms,
+  "non-2xx": bare.non2xx + service.non2xx,
+});
+
 async function main() {
   const rows: Record<string, string | number>[] = [];
   const result: Record<string, unknown> = {};
@@ -244,21 +278,21 @@ async function main() {
   const readResults: Record<string, { service: LoadResult; bare: LoadResult }> = {};
   for (const [name, load] of Object.entries(reads)) {
     const token = tokenFor(name);
-    await wrk(bare.url, load, token, 1);
-    await wrk(service.url, load, token, 1);
-    const b = await wrk(bare.url, load, token);
-    const s = await wrk(service.url, load, token);
+    await wrk(bare, load, token, 1);
+    await wrk(service, load, token, 1);
+    const b = await wrk(bare, load, token);
+    const s = await wrk(service, load, token);
     readResults[name] = { service: s, bare: b };
-    rows.push({ path: name, users: SMALL_USERS, "bare req/s": b.rps, "service req/s": s.rps, ratio: ratio(s.rps, b.rps), "service p99 ms": s.p99_ms, "non-2xx": s.non2xx + b.non2xx });
+    rows.push(row(name, SMALL_USERS, b, s));
   }
   result.reads = readResults;
 
   // Reads while writes run flat out (service): detail p99 idle, then with POST posts on 16 more connections.
   const detail = reads["GET /users/{id} (cache off)"]!;
-  const idle = await wrk(service.url, { ...detail, connections: 16 }, writer.token);
+  const idle = await wrk(service, { ...detail, connections: 16 }, writer.token);
   const [underWrites, writesMeanwhile] = await Promise.all([
-    wrk(service.url, { ...detail, connections: 16 }, writer.token),
-    wrk(service.url, writeLoads(writer.id)["POST /users/{id}/posts"]!, writer.token),
+    wrk(service, { ...detail, connections: 16 }, writer.token),
+    wrk(service, writeLoads(writer.id)["POST /users/{id}/posts"]!, writer.token),
   ]);
   result.reads_under_writes = { idle, under_writes: underWrites, writes: writesMeanwhile, p99_ratio: ratio(underWrites.p99_ms, idle.p99_ms) };
 
@@ -266,29 +300,35 @@ async function main() {
   const writeResults: Record<string, { bare: LoadResult; service: LoadResult; service_redis?: LoadResult }> = {};
   const writes = writeLoads(writer.id);
   for (const [name, load] of Object.entries(writes)) {
-    await wrk(bare.url, load, writer.token, 1);
-    writeResults[name] = { bare: await wrk(bare.url, load, writer.token), service: await wrk(service.url, load, writer.token) };
+    await wrk(bare, load, writer.token, 1);
+    writeResults[name] = { bare: await wrk(bare, load, writer.token), service: await wrk(service, load, writer.token) };
   }
   await service.stop();
   service = await startService(small, { REDIS_URL, REDIS_PREFIX: `bench:db:${process.pid}:` });
   for (const [name, load] of Object.entries(writes)) {
-    await wrk(service.url, load, writer.token, 1);
-    writeResults[name]!.service_redis = await wrk(service.url, load, writer.token);
+    await wrk(service, load, writer.token, 1);
+    writeResults[name]!.service_redis = await wrk(service, load, writer.token);
     const w = writeResults[name]!;
-    rows.push({ path: name, users: SMALL_USERS, "bare req/s": w.bare.rps, "service req/s": w.service.rps, ratio: ratio(w.service.rps, w.bare.rps), "service p99 ms": w.service.p99_ms, "non-2xx": w.bare.non2xx + w.service.non2xx + w.service_redis!.non2xx, "with Redis req/s": w.service_redis!.rps, "Redis ratio": ratio(w.service_redis!.rps, w.bare.rps) });
+    rows.push({
+      ...row(name, SMALL_USERS, w.bare, w.service),
+      "non-2xx": w.bare.non2xx + w.service.non2xx + w.service_redis!.non2xx,
+      "with Redis req/s": w.service_redis!.rps,
+      "with Redis CPU us/req": w.service_redis!.cpu_us ?? NaN,
+      "Redis CPU ratio": ratio(w.bare.cpu_us!, w.service_redis!.cpu_us!),
+    });
   }
   result.writes = writeResults;
   await service.stop();
 
   // Driver: the detail path on a bare server with the `libsql` package (synchronous, prepared once).
   const libsqlBare = await startBare(small, writer.id, "libsql");
-  await wrk(libsqlBare.url, detail, writer.token, 1);
-  const viaLibsql = await wrk(libsqlBare.url, detail, writer.token);
+  await wrk(libsqlBare, detail, writer.token, 1);
+  const viaLibsql = await wrk(libsqlBare, detail, writer.token);
   await libsqlBare.stop();
-  const viaBun = await wrk(bare.url, detail, writer.token);
+  const viaBun = await wrk(bare, detail, writer.token);
   await bare.stop();
   result.driver = { "bun:sqlite": viaBun, libsql: viaLibsql };
-  rows.push({ path: "bare detail: libsql package vs bun:sqlite", users: SMALL_USERS, "bare req/s": viaBun.rps, "service req/s": viaLibsql.rps, ratio: ratio(viaLibsql.rps, viaBun.rps), "service p99 ms": viaLibsql.p99_ms, "non-2xx": viaLibsql.non2xx });
+  rows.push({ ...row("bare detail: libsql package (as service) vs bun:sqlite (as bare)", SMALL_USERS, viaBun, viaLibsql) });
 
   // Size: 1,000,000 users x 10 posts.
   const big = join(dir, "big.db");
@@ -322,11 +362,11 @@ async function main() {
   const bigResults: Record<string, { service: LoadResult; bare: LoadResult }> = {};
   for (const [name, load] of Object.entries(bigReads)) {
     const token = name.includes("admin") ? bigAdmin.token : bigWriter.token;
-    await wrk(service.url, load, token, 1);
-    const b = await wrk(bare.url, load, token);
-    const s = await wrk(service.url, load, token);
+    await wrk(service, load, token, 1);
+    const b = await wrk(bare, load, token);
+    const s = await wrk(service, load, token);
     bigResults[name] = { service: s, bare: b };
-    rows.push({ path: name, users: BIG_USERS, "bare req/s": b.rps, "service req/s": s.rps, ratio: ratio(s.rps, b.rps), "service p99 ms": s.p99_ms, "non-2xx": s.non2xx + b.non2xx });
+    rows.push(row(name, BIG_USERS, b, s));
   }
   await bare.stop();
   await service.stop();
@@ -343,6 +383,9 @@ async function main() {
   console.log(`total: ${JSON.stringify(result.total_cost_ms)} (ms)`);
   console.log(`detail p99 idle ${rw.idle.p99_ms} ms, under flat-out writes ${rw.under_writes.p99_ms} ms (${rw.p99_ratio}x; target <= 2) while ${rw.writes.rps} posts/s`);
   const file = writeResult("db", {
+    description:
+      "The service's database paths (cache off) against bare Bun.serve + bun:sqlite servers answering the same paths with the same statements and bytes, same run; writes without and with Redis; reads under flat-out writes; 1,000,000 users x 10 posts built straight into SQLite. See docs/database.md.",
+    command: "bun run bench -- db",
     load_generator: "wrk -t1",
     duration_s: DURATION,
     users: { small: SMALL_USERS, big: BIG_USERS },

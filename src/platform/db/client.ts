@@ -49,6 +49,7 @@ export interface OpenOptions {
 
 export const DEFAULT_WRITE_WAIT_MS = 3_000;
 const BACKOFF_MAX_MS = 50;
+const PAGE_CACHE_KIB = 64 * 1024;
 
 export function filePathOf(url: string): string | null {
   if (!url.startsWith("file:")) return null;
@@ -86,6 +87,8 @@ function openBun(url: string, path: string | null, opts: OpenOptions): Database 
   if (opts.setWal && path) sqlite.exec("PRAGMA journal_mode = WAL");
   sqlite.exec("PRAGMA synchronous = NORMAL");
   sqlite.exec("PRAGMA foreign_keys = ON");
+  // SQLite's default page cache is 2 MiB: on a large database every index walk would go through the kernel.
+  sqlite.exec(`PRAGMA cache_size = -${PAGE_CACHE_KIB}`);
   const db = drizzleBun(sqlite, { schema }) as unknown as Db;
   const begin = sqlite.prepare("BEGIN IMMEDIATE");
   const commit = sqlite.prepare("COMMIT");
