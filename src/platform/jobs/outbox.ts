@@ -54,10 +54,15 @@ export function* writeOutbox(tx: Db, jobs: readonly OutboxJob[]): Generator<unkn
 export type OutboxRow = typeof outbox.$inferSelect;
 
 /** The outbox's SQL, used by the relay and by job look-ups. */
+// Polled every second by the relay: built once per connection (building it each time cost more than running it).
+const pendingStatement = preparedFor((db) =>
+  db.select().from(outbox).where(isNull(outbox.relayedAt)).orderBy(asc(outbox.id)).limit(p("limit")).prepare(),
+);
+
 export const outboxRepo = {
   /** Committed rows not yet handed to the queue, oldest first. */
   async pending(db: Db, limit: number): Promise<OutboxRow[]> {
-    return db.select().from(outbox).where(isNull(outbox.relayedAt)).orderBy(asc(outbox.id)).limit(limit);
+    return pendingStatement(db).all({ limit });
   },
   /** One statement: the relayed mark and the job id of each row. */
   markRelayed(db: Db, rows: readonly { id: number; jobId: string }[], at: string): Step<unknown> {
