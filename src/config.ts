@@ -157,14 +157,14 @@ const BOOL_FALSE = new Set(["0", "false", "no", "off"]);
 function coerce(name: string, schema: TSchema, raw: string): unknown {
   const type = (schema as { type?: string }).type;
   if (type === "integer") {
-    if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(name, `expected an integer, got "${raw}"`);
+    if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(name, `expected an integer, got ${shown(name, raw)}`);
     return Number(raw);
   }
   if (type === "boolean") {
     const v = raw.trim().toLowerCase();
     if (BOOL_TRUE.has(v)) return true;
     if (BOOL_FALSE.has(v)) return false;
-    throw new ConfigError(name, `expected true/false, got "${raw}"`);
+    throw new ConfigError(name, `expected true/false, got ${shown(name, raw)}`);
   }
   return raw;
 }
@@ -182,6 +182,29 @@ function describe(schema: TSchema): string {
 }
 
 const EMAIL_RE = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+/** Variables whose value must never reach a log line, not even when it is refused (deploy logs are widely read). */
+const SECRET_NAME = /SECRET|TOKEN|PASSWORD|KEY/;
+
+/** What an error message may show of a refused value: secrets by length only, credentials in URLs masked. */
+function shown(name: string, raw: string | undefined): string {
+  const value = String(raw);
+  if (SECRET_NAME.test(name)) return `a value of ${value.length} characters`;
+  return `"${value.replace(/\/\/[^/@\s]*@/, "//***@")}"`;
+}
+
+/** Each CORS origin is `*` or scheme://host[:port], as a browser sends it in `Origin`. */
+function checkOrigins(raw: string | undefined): void {
+  for (const o of (raw ?? "").split(",").map((x) => x.trim()).filter((x) => x !== "")) {
+    if (o === "*") continue;
+    let ok = false;
+    try {
+      const u = new URL(o);
+      ok = (u.protocol === "http:" || u.protocol === "https:") && u.origin.toLowerCase() === o.replace(/\/+$/, "").toLowerCase();
+    } catch {}
+    if (!ok) throw new ConfigError("CORS_ORIGINS", `each origin must be * or scheme://host[:port] (no path), got ${shown("CORS_ORIGINS", o)}`);
+  }
+}
 
 /** Builds the configuration from an environment (process.env by default). Throws ConfigError naming the variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
@@ -202,9 +225,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     const s = schema as TSchema;
     const check = { ...s };
     delete (check as Record<string, unknown>).format;
-    if (!Value.Check(check, value)) throw new ConfigError(name, `must be ${describe(s)}, got "${String(env[name])}"`);
+    if (!Value.Check(check, value)) throw new ConfigError(name, `must be ${describe(s)}, got ${shown(name, env[name])}`);
   }
   const e = withDefaults as Env;
+  checkOrigins(e.CORS_ORIGINS);
   if ((e.ADMIN_EMAIL === undefined) !== (e.ADMIN_PASSWORD === undefined)) {
     throw new ConfigError(e.ADMIN_EMAIL ? "ADMIN_PASSWORD" : "ADMIN_EMAIL", "ADMIN_EMAIL and ADMIN_PASSWORD must be set together");
   }

@@ -198,9 +198,8 @@ export class MemoryQueue implements JobQueue {
     if (this.started) return;
     this.started = true;
     this.canWrite = opts.canWrite;
-    this.log.warn("in-process job queue (REDIS_URL is not set): jobs are not durable and run on this instance only", {
-      concurrency: this.o.concurrency,
-    });
+    // The instance's one no-Redis warning (server.ts) already says jobs are not durable.
+    this.log.info("in-process job queue started", { concurrency: this.o.concurrency });
     const sweepEvery = Math.max(50, Math.min(60_000, this.o.retentionCompletedMs, this.o.retentionFailedMs));
     this.sweeper = setInterval(() => this.sweep(), sweepEvery);
     // Database jobs wait while this instance cannot write; look again every half second.
