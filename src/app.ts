@@ -48,7 +48,15 @@ export function createApp(deps: AppDeps) {
       }),
     )
     .use(rateLimitPlugin({ limiter: deps.rateLimiter, auth: deps.auth, settings: deps.config }))
-    .use(idempotencyPlugin({ database: deps.database, role: deps.role, bodyLimit: deps.config.BODY_LIMIT_BYTES, logger: deps.logger }))
+    .use(
+      idempotencyPlugin({
+        database: deps.database,
+        role: deps.role,
+        bodyLimit: deps.config.BODY_LIMIT_BYTES,
+        logger: deps.logger,
+        principal: (authorization) => deps.auth.principal(authorization),
+      }),
+    )
     .use(dashboardModule(deps))
     .use(healthModule(deps))
     .use(cacheModule(deps))

@@ -50,6 +50,21 @@ describe("Idempotency-Key", () => {
     expect(theirs.headers.get("idempotent-replayed")).toBeNull();
   });
 
+  test("a stored answer is not replayed to a token revoked since: the route answers 401", async () => {
+    const a = await app();
+    const u = await a.user();
+    const h = { "idempotency-key": "after-logout" };
+    const path = `/api/v1/users/${u.id}/preferences`;
+    expect((await a.request("PATCH", path, { token: u.token, body: { a: 1 }, headers: h })).status).toBe(200);
+    const replay = await a.request("PATCH", path, { token: u.token, body: { a: 1 }, headers: h });
+    expect(replay.headers.get("idempotent-replayed")).toBe("true");
+    expect((await a.request("POST", "/api/v1/auth/logout", { token: u.token })).status).toBe(204);
+    const after = await a.request("PATCH", path, { token: u.token, body: { a: 1 }, headers: h });
+    expect(after.status).toBe(401);
+    expect(after.headers.get("content-type")).toContain("application/problem+json");
+    expect(after.headers.get("idempotent-replayed")).toBeNull();
+  });
+
   test("a key that is not 1-255 printable characters is a 422; GET ignores the header", async () => {
     const a = await app();
     const u = await a.user();

@@ -33,6 +33,11 @@ export interface IdempotencyOptions {
   role: Role;
   bodyLimit: number;
   logger: Logger;
+  /**
+   * Whether the caller's token still opens a session (null when revoked or invalid). A stored answer is replayed
+   * only to a caller who could still make the request: after a logout the route itself answers (401).
+   */
+  principal?: (authorization: string) => Promise<unknown | null>;
 }
 
 const hex = (data: string) => new Bun.CryptoHasher("sha256").update(data).digest("hex");
@@ -134,6 +139,8 @@ export function idempotencyPlugin(o: IdempotencyOptions) {
         return answer(request, 422, "this Idempotency-Key was used with another request", {}, "Idempotency-Key");
       }
       if (row.state !== "done") return answer(request, 409, "A request with this Idempotency-Key is being handled; retry shortly", { "retry-after": "1" });
+      const authorization = request.headers.get("authorization");
+      if (authorization !== null && o.principal && (await o.principal(authorization)) === null) return next(request);
       const headers = new Headers(row.headers ?? []);
       headers.set("idempotent-replayed", "true");
       headers.set("x-request-id", requestIdOf(request));
