@@ -9,9 +9,10 @@ import { Elysia } from "elysia";
 import type { Role } from "../cluster/role.ts";
 import type { Database } from "../db/client.ts";
 import { idempotencyKeys } from "../db/schema/index.ts";
+import { readLimited } from "./json-body.ts";
 import { q } from "../db/tx.ts";
 import type { Logger } from "../observability/logger.ts";
-import { problem, problemResponse } from "./errors.ts";
+import { AppError, problem, problemResponse } from "./errors.ts";
 import { requestIdOf } from "./request-context.ts";
 
 const KEPT_MS = 24 * 3_600_000;
@@ -42,25 +43,17 @@ export interface IdempotencyOptions {
 
 const hex = (data: string) => new Bun.CryptoHasher("sha256").update(data).digest("hex");
 
-/** The body as text, or null when it is larger than `limit` (the app then answers 413 itself). */
+/** The body as text (read from a clone), or null when it is larger than `limit` (the app then answers 413 itself). */
 async function bodyText(request: Request, limit: number): Promise<string | null> {
   const declared = Number(request.headers.get("content-length") ?? "0");
   if (declared > limit) return null;
   if (!request.body) return "";
-  const reader = request.clone().body!.getReader();
-  const parts: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      void reader.cancel().catch(() => {});
-      return null;
-    }
-    parts.push(value);
+  try {
+    return new TextDecoder().decode(await readLimited(request.clone(), limit));
+  } catch (err) {
+    if (err instanceof AppError && err.status === 413) return null;
+    throw err;
   }
-  return new TextDecoder().decode(Buffer.concat(parts));
 }
 
 type Row = typeof idempotencyKeys.$inferSelect;
