@@ -4,8 +4,8 @@
 // ratios, not the absolute figures.
 import { loadConfig } from "../src/config.ts";
 import { HttpMetrics, pathnameOf, requestObserver } from "../src/platform/observability/metrics.ts";
-import { startInstance } from "../src/server.ts";
-import { createApp } from "../src/app.ts";
+import { startInstance } from "../src/main/serve.ts";
+import { createApp } from "../src/main/app.ts";
 import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { table, writeResult } from "./lib.ts";
@@ -30,7 +30,7 @@ function env(dir: string, metrics: boolean): Record<string, string> {
 
 // 1. Per-call cost of the bookkeeping, against reading the path alone.
 const dir0 = mkdtempSync(join(TMP, "bench-cluster-"));
-const { buildDeps } = await import("../src/server.ts");
+const { buildDeps } = await import("../src/main/platform.ts");
 const { createLogger } = await import("../src/platform/observability/logger.ts");
 const built = await buildDeps(loadConfig(env(dir0, false)), createLogger("silent"));
 const routes = createApp(built.deps).routes;

@@ -6,14 +6,14 @@
 import { Database as BunDatabase } from "bun:sqlite";
 import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { createApp } from "../src/app.ts";
+import { createApp } from "../src/main/app.ts";
 import { loadConfig } from "../src/config.ts";
 import { cachedJson } from "../src/modules/users/index.ts";
 import { postsRepo, preferencesRepo, usersRepo } from "../src/modules/users/repository.ts";
 import * as users from "../src/modules/users/service.ts";
 import * as prefs from "../src/modules/preferences/service.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
-import { buildDeps } from "../src/server.ts";
+import { buildDeps } from "../src/main/platform.ts";
 import { build } from "./db.bench.ts";
 import { table } from "./lib.ts";
 

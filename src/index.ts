@@ -1,7 +1,7 @@
 // `bun run start`: read the configuration, start the instance, stop it gracefully on SIGTERM/SIGINT.
 import { ConfigError, loadConfig, type Config } from "./config.ts";
 import { createLogger } from "./platform/observability/logger.ts";
-import { startInstance, type RunningInstance } from "./server.ts";
+import { startInstance, type RunningInstance } from "./main/serve.ts";
 
 let config: Config;
 try {

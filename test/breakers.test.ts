@@ -9,7 +9,7 @@ import type { Role } from "../src/platform/cluster/role.ts";
 import { HttpMailer, mailFailureIsAboutTheMessage } from "../src/platform/mail/http-mailer.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { Breaker, Breakers, CircuitOpenError, breakerSettings } from "../src/platform/resilience/breakers.ts";
-import { startInstance, type RunningInstance } from "../src/server.ts";
+import { startInstance, type RunningInstance } from "../src/main/serve.ts";
 import { dropPrefix, redisClient, testPrefix, waitUntil } from "./fixtures/queues.ts";
 import { REDIS_URL, testEnv } from "./helpers.ts";
 import { startFaultyServer, type FaultyServer } from "./support/faulty-server.ts";

@@ -11,7 +11,7 @@ import { TwoTierCache } from "../src/platform/cache/two-tier.ts";
 import { signJwt } from "../src/platform/http/jwt.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { durationText, logRequest, requestLogger, type RequestId } from "../src/platform/http/request-context.ts";
-import { startInstance } from "../src/server.ts";
+import { startInstance } from "../src/main/serve.ts";
 import { rmSync } from "node:fs";
 import { makeApp, REDIS_URL, tempDir, testEnv, type TestApp } from "./helpers.ts";
 

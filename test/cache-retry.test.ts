@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Redis } from "../src/deps.ts";
+import type { Redis } from "../src/platform/redis.ts";
 import { MemoryBus, parseBusMessage, RedisBus, type BusHandlers, type BusMessage, type CacheBus } from "../src/platform/cache/bus.ts";
 import { RedisL2 } from "../src/platform/cache/l2.ts";
 import { InvalidationTracker } from "../src/platform/cache/invalidation-tracker.ts";

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Redis } from "../src/deps.ts";
+import type { Redis } from "../src/platform/redis.ts";
 import { MemoryBus, RedisBus } from "../src/platform/cache/bus.ts";
 import { decodeEntry, encodeEntry, RedisL2 } from "../src/platform/cache/l2.ts";
 import { TwoTierCache } from "../src/platform/cache/two-tier.ts";

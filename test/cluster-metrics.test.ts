@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { loadConfig } from "../src/config.ts";
 import { HttpMetrics, routeLabeler } from "../src/platform/observability/metrics.ts";
-import { startInstance, type RunningInstance } from "../src/server.ts";
+import { startInstance, type RunningInstance } from "../src/main/serve.ts";
 import { testEnv } from "./helpers.ts";
 
 describe("/metrics on METRICS_PORT", () => {

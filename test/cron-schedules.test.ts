@@ -2,7 +2,7 @@
 // cleanup honours the run's abort signal between batches, and GET /admin/cron survives a corrupt run record.
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { and, gte, like, lt } from "drizzle-orm";
-import type { Redis } from "../src/deps.ts";
+import type { Redis } from "../src/platform/redis.ts";
 import { cleanupExpiredSessions } from "../src/modules/jobs/handlers.ts";
 import type { CronContext } from "../src/platform/cron/scheduler.ts";
 import { SCHEDULES } from "../src/modules/jobs/schedules.ts";

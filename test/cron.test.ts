@@ -3,7 +3,7 @@
 // per-second schedule whose lease holder is stopped midway. Real Redis on its own prefix.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Subprocess } from "bun";
-import type { Redis } from "../src/deps.ts";
+import type { Redis } from "../src/platform/redis.ts";
 import { Lease, MemoryLeaseStore, RedisLeaseStore, type LeaseStore } from "../src/platform/cron/lease.ts";
 import { MemoryRunStore, RedisRunStore, type RunStore } from "../src/platform/cron/runs.ts";
 import { CronScheduler, type ScheduleDefinition } from "../src/platform/cron/scheduler.ts";

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { loadConfig } from "../src/config.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
-import { startInstance, type RunningInstance } from "../src/server.ts";
+import { startInstance, type RunningInstance } from "../src/main/serve.ts";
 import { REDIS_URL, TMP, tempDir, testEnv } from "./helpers.ts";
 import { startFaultyServer, type FaultyServer } from "./support/faulty-server.ts";
 

@@ -6,7 +6,7 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import type { BrowserContext } from "playwright-core";
 import { loadConfig } from "../src/config.ts";
-import { startInstance, type RunningInstance } from "../src/server.ts";
+import { startInstance, type RunningInstance } from "../src/main/serve.ts";
 import { REDIS_URL, TMP, tempDir, testEnv } from "./helpers.ts";
 import { launchChromium } from "./support/chromium.ts";
 

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHmac } from "node:crypto";
 import { loadConfig } from "../src/config.ts";
 import { setAdmin } from "../src/modules/users/service.ts";
-import { startInstance, type RunningInstance } from "../src/server.ts";
+import { startInstance, type RunningInstance } from "../src/main/serve.ts";
 import { freezeCheck, hostileBodies } from "./support/hostile-bodies.ts";
 import { freePort, spawnService, waitFor, type Spawned } from "./support/process.ts";
 import { REDIS_URL, tempDir, testEnv } from "./helpers.ts";

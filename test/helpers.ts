@@ -1,10 +1,10 @@
 // A complete app instance per call: its own SQLite file and Redis key prefix, driven through app.handle.
 import { mkdtempSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { createApp } from "../src/app.ts";
+import { createApp } from "../src/main/app.ts";
 import { loadConfig, type Config } from "../src/config.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
-import { buildDeps } from "../src/server.ts";
+import { buildDeps } from "../src/main/platform.ts";
 
 export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 export const ROOT = resolve(import.meta.dir, "..");

@@ -5,7 +5,7 @@ import { loadConfig } from "../src/config.ts";
 import { primaryBaseUrl } from "../src/platform/cluster/internal.ts";
 import { shutdownBudgetMs } from "../src/platform/lifecycle/shutdown.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
-import { startInstance, type RunningInstance } from "../src/server.ts";
+import { startInstance, type RunningInstance } from "../src/main/serve.ts";
 import { testEnv } from "./helpers.ts";
 
 const TOKEN = "internal-port-test-token";

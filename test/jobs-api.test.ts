@@ -1,7 +1,7 @@
 // The jobs and admin routes of the contract, through app.handle: POST /admin/preferences/bulk, GET /jobs/{id},
 // POST /jobs/status, GET /admin/cron (and GET /admin/jobs/failed). Real Redis on its own prefix.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import type { Redis } from "../src/deps.ts";
+import type { Redis } from "../src/platform/redis.ts";
 import { makeApp, REDIS_URL, type TestApp } from "./helpers.ts";
 import { dropPrefix, redisClient, testPrefix, waitUntil } from "./fixtures/queues.ts";
 import { tcpProxy, type TcpProxy } from "./support/tcp-proxy.ts";

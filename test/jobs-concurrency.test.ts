@@ -3,7 +3,7 @@
 // slots still free is handed back (not counted as a retry). And the clean-up of dead workers' consumers
 // never removes one that holds entries. Real Redis, own key prefix.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import type { Redis } from "../src/deps.ts";
+import type { Redis } from "../src/platform/redis.ts";
 import { GROUP, RedisQueue } from "../src/platform/jobs/redis-queue.ts";
 import { queueBase } from "../src/platform/jobs/redis/context.ts";
 import { removeIdleConsumer } from "../src/platform/jobs/redis/maintenance.ts";

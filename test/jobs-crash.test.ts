@@ -2,7 +2,7 @@
 // the jobs run twice are only ones the killed worker had in flight (at most its concurrency).
 import { afterAll, expect, test } from "bun:test";
 import type { Subprocess } from "bun";
-import type { Redis } from "../src/deps.ts";
+import type { Redis } from "../src/platform/redis.ts";
 import { RedisQueue } from "../src/platform/jobs/redis-queue.ts";
 import { REDIS_URL, ROOT } from "./helpers.ts";
 import { dropPrefix, queueOptions, redisClient, testPrefix, waitUntil } from "./fixtures/queues.ts";

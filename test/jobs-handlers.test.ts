@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { eq } from "drizzle-orm";
 import type { Server } from "bun";
-import type { Redis } from "../src/deps.ts";
+import type { Redis } from "../src/platform/redis.ts";
 import { jobDefinitions } from "../src/modules/jobs/handlers.ts";
 import { analyticsEvents, auditLog, emailOutbox, jobResults, outbox, sessions } from "../src/platform/db/schema/index.ts";
 import { DbMailer } from "../src/platform/mail/db-mailer.ts";

@@ -1,7 +1,7 @@
 // The queue's guarantees, for both adapters where they share them (Redis streams and the in-process queue),
 // and the Redis-only ones (holds, takeovers, hand-back at shutdown, data loss). Real Redis, own key prefix.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import type { Redis } from "../src/deps.ts";
+import type { Redis } from "../src/platform/redis.ts";
 import { backoffDelay, PermanentJobError, type JobQueue } from "../src/platform/jobs/port.ts";
 import { GROUP, RedisQueue } from "../src/platform/jobs/redis-queue.ts";
 import { dropPrefix, makeQueue, queueKey, queueOptions, redisClient, testPrefix, waitUntil, type Adapter } from "./fixtures/queues.ts";

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { cpSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig } from "../src/config.ts";
-import { startInstance, type RunningInstance } from "../src/server.ts";
+import { startInstance, type RunningInstance } from "../src/main/serve.ts";
 import { REDIS_URL, ROOT, tempDir, testEnv } from "./helpers.ts";
 
 const ADMIN = { email: "typed-admin@example.com", password: "admin-password-1" };

@@ -13,7 +13,7 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { loadConfig } from "../src/config.ts";
-import { startInstance, type RunningInstance } from "../src/server.ts";
+import { startInstance, type RunningInstance } from "../src/main/serve.ts";
 import { REDIS_URL, ROOT, tempDir, testEnv } from "./helpers.ts";
 import { collectOutput, freePort } from "./support/process.ts";
 import { documentAjv, findOperation, responseViolations, type Doc } from "./support/openapi.ts";

@@ -10,7 +10,7 @@ import { MemoryRunStore } from "../src/platform/cron/runs.ts";
 import { CronScheduler } from "../src/platform/cron/scheduler.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { OpsMetrics } from "../src/platform/observability/ops-metrics.ts";
-import { startInstance, type RunningInstance } from "../src/server.ts";
+import { startInstance, type RunningInstance } from "../src/main/serve.ts";
 import { dropPrefix, redisClient, testPrefix, waitUntil } from "./fixtures/queues.ts";
 import { REDIS_URL, ROOT, testEnv } from "./helpers.ts";
 import { startFaultyServer, type FaultyServer } from "./support/faulty-server.ts";

@@ -3,7 +3,7 @@
 // Redis loses them later. Real Redis (through a TCP proxy where it must go away), real SQLite, real processes.
 import { afterAll, describe, expect, test } from "bun:test";
 import { eq } from "drizzle-orm";
-import type { Redis } from "../src/deps.ts";
+import type { Redis } from "../src/platform/redis.ts";
 import { analyticsEvents, auditLog, emailOutbox, jobResults, outbox } from "../src/platform/db/schema/index.ts";
 import type { OutboxRelay } from "../src/platform/jobs/relay.ts";
 import { makeApp, REDIS_URL, ROOT, tempDir, testEnv, type TestApp } from "./helpers.ts";

@@ -1,7 +1,7 @@
 // Response headers (nosniff, no-store, HSTS), CORS with preflights (on a replica too), and tokens whose
 // payload is not an object.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createApp } from "../src/app.ts";
+import { createApp } from "../src/main/app.ts";
 import { signJwt } from "../src/platform/http/jwt.ts";
 import { makeApp, type TestApp } from "./helpers.ts";
 

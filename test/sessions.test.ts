@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { loadConfig } from "../src/config.ts";
 import { setAdmin } from "../src/modules/users/service.ts";
-import { startInstance } from "../src/server.ts";
+import { startInstance } from "../src/main/serve.ts";
 import { makeApp, REDIS_URL, tempDir, testEnv, type TestApp } from "./helpers.ts";
 
 let t: TestApp;

@@ -1,5 +1,5 @@
 // Administrative operations: bulk preference updates (one job per user) and what the background machinery holds.
-import type { AppDeps } from "../../deps.ts";
+import type { AppDeps } from "../../main/deps.ts";
 import { unprocessable } from "../../platform/http/errors.ts";
 import { writeOutbox } from "../../platform/jobs/outbox.ts";
 import { JOB_TYPES, type PreferencesPayload } from "../jobs/handlers.ts";

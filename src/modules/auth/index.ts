@@ -1,5 +1,5 @@
 import { Elysia, t } from "elysia";
-import type { AppDeps } from "../../deps.ts";
+import type { AppDeps } from "../../main/deps.ts";
 import { authPlugin } from "../../platform/http/auth.ts";
 import { clientIpOf } from "../../platform/http/client-ip.ts";
 import { problems, responseHeaders } from "../../platform/http/models.ts";

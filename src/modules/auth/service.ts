@@ -1,5 +1,5 @@
 // Login: argon2id verification, a session row, and a signed JWT carrying user id, admin flag and session id.
-import type { AppDeps } from "../../deps.ts";
+import type { AppDeps } from "../../main/deps.ts";
 import type { Principal } from "../../platform/http/auth.ts";
 import { q } from "../../platform/db/tx.ts";
 import { unauthorized } from "../../platform/http/errors.ts";

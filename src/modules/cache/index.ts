@@ -1,6 +1,6 @@
 // GET /cache/stats (admin): this instance's cache counters, exactly in the contract's shape.
 import { Elysia } from "elysia";
-import type { AppDeps } from "../../deps.ts";
+import type { AppDeps } from "../../main/deps.ts";
 import { authPlugin } from "../../platform/http/auth.ts";
 import { problems } from "../../platform/http/models.ts";
 import { CacheStatsBody } from "./model.ts";

@@ -1,6 +1,6 @@
 // Warming at start: the most recently active users' details go into the cache before the instance serves.
 // Bounded by CACHE_WARM_TIMEOUT_MS: when time is up the instance starts anyway and warming stops.
-import type { AppDeps } from "../../deps.ts";
+import type { AppDeps } from "../../main/deps.ts";
 import { usersRepo } from "../users/repository.ts";
 import { getDetail } from "../users/service.ts";
 

@@ -1,7 +1,7 @@
 // GET /cluster/stats (admin), the /internal routes a replica uses to have the primary write its heartbeat,
 // and the replica write guard. Mounted outside /api/v1.
 import { Elysia, t } from "elysia";
-import type { AppDeps } from "../../deps.ts";
+import type { AppDeps } from "../../main/deps.ts";
 import { removeInstance, removeInstancesNotSeenSince, upsertInstance } from "../../platform/cluster/instances.ts";
 import { q } from "../../platform/db/tx.ts";
 import { internalTokenMatches } from "../../platform/cluster/internal.ts";

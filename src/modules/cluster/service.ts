@@ -1,6 +1,6 @@
 // The cluster view behind GET /cluster/stats: the heartbeat table read through the health rule
 // (three missed beats = unhealthy) and the load score (0.7 x in-flight + 0.3 x CPU).
-import type { AppDeps } from "../../deps.ts";
+import type { AppDeps } from "../../main/deps.ts";
 import { listInstances, type InstanceRow } from "../../platform/cluster/instances.ts";
 import { round2 } from "../../platform/cluster/process-stats.ts";
 import { MISSED_BEATS_UNHEALTHY } from "../../platform/cluster/registry.ts";

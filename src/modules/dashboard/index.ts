@@ -1,7 +1,7 @@
 // GET /admin: the operations dashboard, one self-contained page (inline CSS and JS, no CDN, no build step).
 // Anyone may load it; its data calls carry the admin's bearer token. Hidden from the OpenAPI document.
 import { Elysia } from "elysia";
-import type { AppDeps } from "../../deps.ts";
+import type { AppDeps } from "../../main/deps.ts";
 import { dashboardPage } from "./page.ts";
 
 export function dashboardModule(_deps: AppDeps) {

@@ -1,6 +1,6 @@
 // Liveness and readiness. Ready means the database answers; Redis and replication are reported, not required.
 import { Elysia, t } from "elysia";
-import type { AppDeps } from "../../deps.ts";
+import type { AppDeps } from "../../main/deps.ts";
 import { withTimeout } from "../../platform/redis.ts";
 
 const CHECK_TIMEOUT_MS = 1_000;

@@ -1,7 +1,7 @@
 // The job types of the service and their handlers. Each is idempotent under redelivery: inserts are keyed by
 // the job id, the cleanup is a delete, the preference merge sets the same keys again (and none that a user
 // wrote after the job was accepted).
-import type { AppDeps } from "../../deps.ts";
+import type { AppDeps } from "../../main/deps.ts";
 import type { JobDefinition, JobQueue } from "../../platform/jobs/port.ts";
 import { PermanentJobError } from "../../platform/jobs/port.ts";
 import type { Mailer } from "../../platform/mail/port.ts";

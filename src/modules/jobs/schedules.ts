@@ -1,7 +1,7 @@
 // Every cron schedule of the service, in one place. Append yours: a name, a croner pattern (UTC; six fields
 // puts seconds first), whether it writes the database (then only an instance that can write runs it), and
 // the run. Each tick runs once in the cluster (see src/platform/cron/scheduler.ts); a run should honour ctx.signal.
-import type { AppDeps } from "../../deps.ts";
+import type { AppDeps } from "../../main/deps.ts";
 import { pruneInstances } from "../../platform/cluster/registry.ts";
 import type { ScheduleDefinition } from "../../platform/cron/scheduler.ts";
 import { cleanupExpiredSessions } from "./handlers.ts";

@@ -2,7 +2,7 @@
 // ones (job_results) and ones still waiting, relayed or not (their id is known to the client already, e.g.
 // from the bulk API). So such a job answers even when Redis lost it. A queue that cannot answer makes only
 // the ids the database cannot vouch for a 503.
-import type { AppDeps } from "../../deps.ts";
+import type { AppDeps } from "../../main/deps.ts";
 import { notFound, serviceUnavailable } from "../../platform/http/errors.ts";
 import { outboxRepo, type OutboxRow } from "../../platform/jobs/outbox.ts";
 import type { Job } from "../../platform/jobs/port.ts";

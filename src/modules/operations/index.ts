@@ -1,6 +1,6 @@
 // The operations data behind the dashboard (admin): GET /admin/operations, and retry or discard of a failed job.
 import { Elysia, t } from "elysia";
-import type { AppDeps } from "../../deps.ts";
+import type { AppDeps } from "../../main/deps.ts";
 import { authPlugin } from "../../platform/http/auth.ts";
 import { notFound, serviceUnavailable } from "../../platform/http/errors.ts";
 import { problems } from "../../platform/http/models.ts";

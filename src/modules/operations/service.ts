@@ -1,7 +1,7 @@
 // What the dashboard's operations panels read in one call: breakers, the scaler's last decisions, the job queue
 // (counts, failed jobs, this instance's runs by type) and this instance's last hour. Plus the failed-job
 // actions, logged as an audit line with the admin who took them.
-import type { AppDeps } from "../../deps.ts";
+import type { AppDeps } from "../../main/deps.ts";
 import { replicaLagSeconds } from "../../platform/cluster/lag.ts";
 import { HISTORY_STEP_MS } from "../../platform/observability/history.ts";
 import { recentDecisions } from "../../platform/scaler/records.ts";

@@ -1,5 +1,5 @@
 import { Elysia } from "elysia";
-import type { AppDeps } from "../../deps.ts";
+import type { AppDeps } from "../../main/deps.ts";
 import { authPlugin } from "../../platform/http/auth.ts";
 import { IdParams, PageQuery, problems } from "../../platform/http/models.ts";
 import { PostPage, PostPublic } from "../users/model.ts";

@@ -1,5 +1,5 @@
 import { Elysia } from "elysia";
-import type { AppDeps } from "../../deps.ts";
+import type { AppDeps } from "../../main/deps.ts";
 import { authPlugin } from "../../platform/http/auth.ts";
 import { IdParams, problems } from "../../platform/http/models.ts";
 import { Preferences } from "../users/model.ts";

@@ -1,4 +1,4 @@
-import type { AppDeps } from "../../deps.ts";
+import type { AppDeps } from "../../main/deps.ts";
 import { cacheKeys, type CacheResult } from "../../platform/cache/port.ts";
 import type { Principal } from "../../platform/http/auth.ts";
 import { q } from "../../platform/db/tx.ts";

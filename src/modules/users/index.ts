@@ -1,5 +1,5 @@
 import { Elysia, t } from "elysia";
-import type { AppDeps } from "../../deps.ts";
+import type { AppDeps } from "../../main/deps.ts";
 import { authPlugin } from "../../platform/http/auth.ts";
 import { IdParams, PageQuery, problems, responseHeaders } from "../../platform/http/models.ts";
 import { RegisterBody, UpdateUserBody, UserDetail, UserPage, UserPublic } from "./model.ts";

@@ -1,5 +1,5 @@
 // Accounts: registration (with its background side effects), reads through the cache, updates, deletion.
-import type { AppDeps } from "../../deps.ts";
+import type { AppDeps } from "../../main/deps.ts";
 import { cacheKeys, type CacheResult } from "../../platform/cache/port.ts";
 import { conflict, forbidden, notFound, type AppError } from "../../platform/http/errors.ts";
 import type { Principal } from "../../platform/http/auth.ts";

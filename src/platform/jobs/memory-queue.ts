@@ -198,7 +198,7 @@ export class MemoryQueue implements JobQueue {
     if (this.started) return;
     this.started = true;
     this.canWrite = opts.canWrite;
-    // The instance's one no-Redis warning (server.ts) already says jobs are not durable.
+    // The instance's one no-Redis warning (main/platform.ts) already says jobs are not durable.
     this.log.info("in-process job queue started", { concurrency: this.o.concurrency });
     const sweepEvery = Math.max(50, Math.min(60_000, this.o.retentionCompletedMs, this.o.retentionFailedMs));
     this.sweeper = setInterval(() => this.sweep(), sweepEvery);

@@ -1,28 +1,28 @@
-// The composition root of the HTTP surface: createApp(deps) wires the platform and the feature modules.
-// It never listens and opens nothing; src/index.ts (or a test) builds the deps.
+// The HTTP surface: createApp(deps) wires the platform plugins and the feature modules.
+// It never listens and opens nothing; buildDeps (platform.ts) or a test builds the deps.
 import { Elysia } from "elysia";
 import type { AppDeps } from "./deps.ts";
-import { requestContext } from "./platform/http/request-context.ts";
-import { headerPolicy } from "./platform/http/headers.ts";
-import { rateLimitPlugin } from "./platform/http/rate-limits.ts";
-import { openApiDocument } from "./platform/http/openapi.ts";
-import { openApiOptions } from "./openapi.ts";
-import { idempotencyPlugin } from "./platform/http/idempotency.ts";
-import { bodyValueCaps, boundValidationErrors } from "./platform/http/validation-cost.ts";
-import { JSON_MAX_VALUES } from "./platform/http/json-depth.ts";
-import { adminModule } from "./modules/admin/index.ts";
-import { authModule } from "./modules/auth/index.ts";
-import { cacheModule } from "./modules/cache/index.ts";
-import { clusterModule } from "./modules/cluster/index.ts";
-import { dashboardModule } from "./modules/dashboard/index.ts";
-import { docsModule } from "./modules/docs/index.ts";
-import { healthModule } from "./modules/health/index.ts";
-import { jobsModule } from "./modules/jobs/index.ts";
-import { operationsModule } from "./modules/operations/index.ts";
-import { postsModule } from "./modules/posts/index.ts";
-import { preferencesModule } from "./modules/preferences/index.ts";
-import { usersModule } from "./modules/users/index.ts";
-import pkg from "../package.json" with { type: "json" };
+import { requestContext } from "../platform/http/request-context.ts";
+import { headerPolicy } from "../platform/http/headers.ts";
+import { rateLimitPlugin } from "../platform/http/rate-limits.ts";
+import { openApiDocument } from "../platform/http/openapi.ts";
+import { openApiOptions } from "../openapi.ts";
+import { idempotencyPlugin } from "../platform/http/idempotency.ts";
+import { bodyValueCaps, boundValidationErrors } from "../platform/http/validation-cost.ts";
+import { JSON_MAX_VALUES } from "../platform/http/json-depth.ts";
+import { adminModule } from "../modules/admin/index.ts";
+import { authModule } from "../modules/auth/index.ts";
+import { cacheModule } from "../modules/cache/index.ts";
+import { clusterModule } from "../modules/cluster/index.ts";
+import { dashboardModule } from "../modules/dashboard/index.ts";
+import { docsModule } from "../modules/docs/index.ts";
+import { healthModule } from "../modules/health/index.ts";
+import { jobsModule } from "../modules/jobs/index.ts";
+import { operationsModule } from "../modules/operations/index.ts";
+import { postsModule } from "../modules/posts/index.ts";
+import { preferencesModule } from "../modules/preferences/index.ts";
+import { usersModule } from "../modules/users/index.ts";
+import pkg from "../../package.json" with { type: "json" };
 
 export const VERSION = pkg.version;
 

@@ -1,17 +1,17 @@
 // Builds the cache an instance uses from its configuration: NoCache when disabled, else the two-tier cache
 // with a Redis L2 and bus when Redis is configured, or L1 alone with the in-process bus when it is not.
-import type { Config } from "../../config.ts";
-import type { Redis } from "../redis.ts";
-import type { Role } from "../cluster/role.ts";
-import { openPosition, noPosition } from "../cluster/position.ts";
-import type { Logger } from "../observability/logger.ts";
-import { MemoryBus, RedisBus } from "./bus.ts";
-import { RedisL2 } from "./l2.ts";
-import { AdaptiveL2Policy, alwaysL2 } from "./l2-policy.ts";
-import { withTimeout } from "../redis.ts";
-import { NoCache, type Cache } from "./port.ts";
-import { settlingPolicy } from "./settle.ts";
-import { TwoTierCache } from "./two-tier.ts";
+import type { Config } from "../config.ts";
+import type { Redis } from "../platform/redis.ts";
+import type { Role } from "../platform/cluster/role.ts";
+import { openPosition, noPosition } from "../platform/cluster/position.ts";
+import type { Logger } from "../platform/observability/logger.ts";
+import { MemoryBus, RedisBus } from "../platform/cache/bus.ts";
+import { RedisL2 } from "../platform/cache/l2.ts";
+import { AdaptiveL2Policy, alwaysL2 } from "../platform/cache/l2-policy.ts";
+import { withTimeout } from "../platform/redis.ts";
+import { NoCache, type Cache } from "../platform/cache/port.ts";
+import { settlingPolicy } from "../platform/cache/settle.ts";
+import { TwoTierCache } from "../platform/cache/two-tier.ts";
 
 /** Long enough to measure a far region's round trip rather than only "over the L2 timeout". */
 const L2_PROBE_TIMEOUT_MS = 2_000;

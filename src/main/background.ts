@@ -1,27 +1,27 @@
 // The instance's background work, built from the configuration: the queue (Redis, or in process without
 // Redis), the job handlers, the outbox relay and the cron scheduler. buildDeps creates it; start() runs once
 // the server is listening; close() stops cron, then the relay, then the queue (all before Redis closes).
-import type { Config } from "../../config.ts";
-import type { AppDeps } from "../../deps.ts";
-import type { Redis } from "../redis.ts";
-import type { Role } from "../cluster/role.ts";
-import { MemoryLeaseStore, RedisLeaseStore } from "../cron/lease.ts";
-import { MemoryRunStore, RedisRunStore } from "../cron/runs.ts";
-import { CronScheduler, type ScheduleDefinition } from "../cron/scheduler.ts";
-import type { Database } from "../db/client.ts";
-import { DbMailer } from "../mail/db-mailer.ts";
-import { HttpMailer, mailFailureIsAboutTheMessage } from "../mail/http-mailer.ts";
-import type { Mailer } from "../mail/port.ts";
-import type { Logger } from "../observability/logger.ts";
-import type { OpsMetrics } from "../observability/ops-metrics.ts";
-import { breakerSettings, DEPENDENCY, type Breakers } from "../resilience/breakers.ts";
-import { backgroundGraceMs } from "../lifecycle/shutdown.ts";
-import { MemoryQueue } from "./memory-queue.ts";
-import { queueOptionsFromConfig } from "./options.ts";
-import type { JobQueue } from "./port.ts";
-import { RedisQueue } from "./redis-queue.ts";
-import { outboxLedger } from "./outbox.ts";
-import { OutboxRelay } from "./relay.ts";
+import type { Config } from "../config.ts";
+import type { AppDeps } from "./deps.ts";
+import type { Redis } from "../platform/redis.ts";
+import type { Role } from "../platform/cluster/role.ts";
+import { MemoryLeaseStore, RedisLeaseStore } from "../platform/cron/lease.ts";
+import { MemoryRunStore, RedisRunStore } from "../platform/cron/runs.ts";
+import { CronScheduler, type ScheduleDefinition } from "../platform/cron/scheduler.ts";
+import type { Database } from "../platform/db/client.ts";
+import { DbMailer } from "../platform/mail/db-mailer.ts";
+import { HttpMailer, mailFailureIsAboutTheMessage } from "../platform/mail/http-mailer.ts";
+import type { Mailer } from "../platform/mail/port.ts";
+import type { Logger } from "../platform/observability/logger.ts";
+import type { OpsMetrics } from "../platform/observability/ops-metrics.ts";
+import { breakerSettings, DEPENDENCY, type Breakers } from "../platform/resilience/breakers.ts";
+import { backgroundGraceMs } from "../platform/lifecycle/shutdown.ts";
+import { MemoryQueue } from "../platform/jobs/memory-queue.ts";
+import { queueOptionsFromConfig } from "../platform/jobs/options.ts";
+import type { JobQueue } from "../platform/jobs/port.ts";
+import { RedisQueue } from "../platform/jobs/redis-queue.ts";
+import { outboxLedger } from "../platform/jobs/outbox.ts";
+import { OutboxRelay } from "../platform/jobs/relay.ts";
 
 export interface Background {
   queue: JobQueue;

@@ -1,40 +1,25 @@
-// Builds an instance's dependencies from the configuration, serves HTTP, and takes it all down in
+// Serves an instance: builds its dependencies (platform.ts) and app, then Bun.serve with the cached-read fast
+// route, the metrics and /internal listeners, the heartbeat, and a graceful stop that takes it all down in
 // reverse order. src/index.ts calls it for `bun run start`; tests and the cluster runner call it too.
 import type { Server } from "bun";
 import { createApp, VERSION } from "./app.ts";
-import type { Config } from "./config.ts";
-import type { AppDeps, Redis } from "./deps.ts";
-import type { Cache } from "./platform/cache/port.ts";
-import { createCache } from "./platform/cache/create.ts";
-import { Auth } from "./platform/http/auth.ts";
-import { Sessions } from "./platform/http/sessions.ts";
-import { rememberSocketAddress } from "./platform/http/client-ip.ts";
-import { WorkGate } from "./platform/http/work-gate.ts";
-import { abuseMetrics, ratePolicies } from "./platform/http/rate-limits.ts";
-import { headerPolicy, putInto } from "./platform/http/headers.ts";
-import { problem, problemResponse } from "./platform/http/errors.ts";
-import { warmCache } from "./modules/cache/warm.ts";
-import { FAST_ROUTE, userDetailFastPath } from "./platform/cache/fast-read.ts";
-import { roleFromConfig } from "./platform/cluster/role.ts";
-import { isInternalUrl, notFoundHere, startInternalListener } from "./platform/cluster/internal-listener.ts";
-import { FINAL_CLOSE_MS, remainingMs, within } from "./platform/lifecycle/shutdown.ts";
-import { startHeartbeat } from "./platform/cluster/registry.ts";
-import { HttpMetrics, metricsRenderer, requestObserver, startMetricsServer } from "./platform/observability/metrics.ts";
-import { renderReplicaLag } from "./platform/cluster/lag.ts";
-import { openDatabase } from "./platform/db/client.ts";
-import { runMigrations } from "./platform/db/migrate.ts";
-import { MemoryRateLimiter, RedisRateLimiter } from "./platform/http/rate-limit.ts";
-import { createBackground } from "./platform/jobs/background.ts";
-import { createLogger, type Logger } from "./platform/observability/logger.ts";
-import { closeRedis, openRedis } from "./platform/redis.ts";
-import { registerJobHandlers } from "./modules/jobs/handlers.ts";
-import { SCHEDULES } from "./modules/jobs/schedules.ts";
-import { Breakers, DEPENDENCY } from "./platform/resilience/breakers.ts";
-import { OpsMetrics } from "./platform/observability/ops-metrics.ts";
-import { History, startHistorySampler } from "./platform/observability/history.ts";
-import { scalerSchedule } from "./platform/scaler/scaler.ts";
-import { ensureAdmin } from "./modules/users/service.ts";
-import { warmLogin } from "./modules/auth/service.ts";
+import type { Config } from "../config.ts";
+import type { AppDeps } from "./deps.ts";
+import { buildDeps } from "./platform.ts";
+import { rememberSocketAddress } from "../platform/http/client-ip.ts";
+import { abuseMetrics, ratePolicies } from "../platform/http/rate-limits.ts";
+import { headerPolicy, putInto } from "../platform/http/headers.ts";
+import { problem, problemResponse } from "../platform/http/errors.ts";
+import { warmCache } from "../modules/cache/warm.ts";
+import { FAST_ROUTE, userDetailFastPath } from "../platform/cache/fast-read.ts";
+import { isInternalUrl, notFoundHere, startInternalListener } from "../platform/cluster/internal-listener.ts";
+import { FINAL_CLOSE_MS, remainingMs, within } from "../platform/lifecycle/shutdown.ts";
+import { startHeartbeat } from "../platform/cluster/registry.ts";
+import { HttpMetrics, metricsRenderer, requestObserver, startMetricsServer } from "../platform/observability/metrics.ts";
+import { renderReplicaLag } from "../platform/cluster/lag.ts";
+import { createLogger, type Logger } from "../platform/observability/logger.ts";
+import { startHistorySampler } from "../platform/observability/history.ts";
+import { warmLogin } from "../modules/auth/service.ts";
 
 export interface RunningInstance {
   deps: AppDeps;
@@ -50,84 +35,6 @@ export interface RunningInstance {
 
 export interface StartOptions {
   logger?: Logger;
-}
-
-export interface BuiltDeps {
-  deps: AppDeps;
-  /** Counted by the server's fetch wrapper; read by deps.inFlight(). */
-  requests: { inFlight: number };
-  close: () => Promise<void>;
-  /** Stops the job worker, relay and cron (close() does it too); a stop begins it beside the HTTP drain. */
-  closeBackground: () => Promise<void>;
-  /** Starts the background work (outbox relay, job worker, cron); call it once the instance serves. */
-  start: () => void;
-}
-
-export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDeps> {
-  const role = roleFromConfig(config);
-  await role.ready();
-  const primary = role.isPrimary();
-  const database = await openDatabase(config.DATABASE_URL, {
-    setWal: primary,
-    writeWaitMs: config.DB_WRITE_WAIT_MS,
-    driver: config.DATABASE_DRIVER === "auto" ? undefined : config.DATABASE_DRIVER,
-  });
-  if (primary) {
-    await runMigrations(database);
-    logger.info("migrations applied", { database: config.DATABASE_URL });
-  } else {
-    logger.info("replica: migrations left to the primary", { role: role.state().kind, primary: role.primaryName() });
-  }
-
-  let redis: Redis | null = null;
-  if (config.REDIS_URL) redis = await openRedis(config.REDIS_URL, logger, { commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS });
-  else logger.warn("REDIS_URL is not set: single-instance mode (in-process cache, queue and rate limits; jobs are not durable)");
-
-  const cache: Cache = await createCache(config, logger, redis, role);
-  const breakers = new Breakers(logger);
-  const opsMetrics = new OpsMetrics();
-  opsMetrics.timeWrites(database);
-  const scaler = scalerSchedule({ config, breakers, logger });
-  // The L2 keeps its own breaker (src/platform/cache/l2.ts); reported here, read-only, from its availability.
-  if (redis && config.CACHE_ENABLED) breakers.observe(DEPENDENCY.redisL2, () => (cache.stats().l2.available ? "closed" : "open"));
-  const background = createBackground(config, logger, redis, database, role, { schedules: [...SCHEDULES, ...(scaler ? [scaler] : [])], registerJobs: registerJobHandlers }, { breakers, metrics: opsMetrics });
-  const requests = { inFlight: 0 };
-  const deps: AppDeps = {
-    config,
-    logger,
-    database,
-    redis,
-    cache,
-    queue: background.queue,
-    outbox: background.relay,
-    cron: background.cron,
-    role,
-    auth: new Auth(config.jwtSecret, new Sessions(database, cache)),
-    rateLimiter: redis
-      ? new RedisRateLimiter(redis, { prefix: config.REDIS_PREFIX, logger, timeoutMs: Math.max(config.CACHE_L2_TIMEOUT_MS, 100) })
-      : new MemoryRateLimiter(),
-    hashing: new WorkGate(config.PASSWORD_HASH_CONCURRENCY, config.PASSWORD_HASH_QUEUE),
-    breakers,
-    opsMetrics,
-    history: new History(),
-    inFlight: () => requests.inFlight,
-  };
-
-  background.attach(deps);
-  if (primary && config.ADMIN_EMAIL && config.ADMIN_PASSWORD) await ensureAdmin(deps, config.ADMIN_EMAIL, config.ADMIN_PASSWORD);
-
-  let backgroundClosed: Promise<void> | undefined;
-  const closeBackground = () => (backgroundClosed ??= background.close());
-  const close = async () => {
-    await closeBackground();
-    await deps.rateLimiter.close();
-    await cache.close();
-    await closeRedis(redis);
-    breakers.close();
-    database.close();
-    role.close();
-  };
-  return { deps, requests, close, closeBackground, start: () => background.start() };
 }
 
 /**

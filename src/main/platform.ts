@@ -1,0 +1,102 @@
+// Builds an instance's dependencies from the configuration (database, Redis, cache, background work, auth, rate
+// limits, breakers) and closes them in reverse order. serve.ts calls it; tests call it to drive an app directly.
+import type { Config } from "../config.ts";
+import type { AppDeps } from "./deps.ts";
+import type { Cache } from "../platform/cache/port.ts";
+import { createCache } from "./cache.ts";
+import { createBackground } from "./background.ts";
+import { Auth } from "../platform/http/auth.ts";
+import { Sessions } from "../platform/http/sessions.ts";
+import { WorkGate } from "../platform/http/work-gate.ts";
+import { roleFromConfig } from "../platform/cluster/role.ts";
+import { openDatabase } from "../platform/db/client.ts";
+import { runMigrations } from "../platform/db/migrate.ts";
+import { MemoryRateLimiter, RedisRateLimiter } from "../platform/http/rate-limit.ts";
+import type { Logger } from "../platform/observability/logger.ts";
+import { closeRedis, openRedis, type Redis } from "../platform/redis.ts";
+import { registerJobHandlers } from "../modules/jobs/handlers.ts";
+import { SCHEDULES } from "../modules/jobs/schedules.ts";
+import { Breakers, DEPENDENCY } from "../platform/resilience/breakers.ts";
+import { OpsMetrics } from "../platform/observability/ops-metrics.ts";
+import { History } from "../platform/observability/history.ts";
+import { scalerSchedule } from "../platform/scaler/scaler.ts";
+import { ensureAdmin } from "../modules/users/service.ts";
+
+export interface BuiltDeps {
+  deps: AppDeps;
+  /** Counted by the server's fetch wrapper; read by deps.inFlight(). */
+  requests: { inFlight: number };
+  close: () => Promise<void>;
+  /** Stops the job worker, relay and cron (close() does it too); a stop begins it beside the HTTP drain. */
+  closeBackground: () => Promise<void>;
+  /** Starts the background work (outbox relay, job worker, cron); call it once the instance serves. */
+  start: () => void;
+}
+
+export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDeps> {
+  const role = roleFromConfig(config);
+  await role.ready();
+  const primary = role.isPrimary();
+  const database = await openDatabase(config.DATABASE_URL, {
+    setWal: primary,
+    writeWaitMs: config.DB_WRITE_WAIT_MS,
+    driver: config.DATABASE_DRIVER === "auto" ? undefined : config.DATABASE_DRIVER,
+  });
+  if (primary) {
+    await runMigrations(database);
+    logger.info("migrations applied", { database: config.DATABASE_URL });
+  } else {
+    logger.info("replica: migrations left to the primary", { role: role.state().kind, primary: role.primaryName() });
+  }
+
+  let redis: Redis | null = null;
+  if (config.REDIS_URL) redis = await openRedis(config.REDIS_URL, logger, { commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS });
+  else logger.warn("REDIS_URL is not set: single-instance mode (in-process cache, queue and rate limits; jobs are not durable)");
+
+  const cache: Cache = await createCache(config, logger, redis, role);
+  const breakers = new Breakers(logger);
+  const opsMetrics = new OpsMetrics();
+  opsMetrics.timeWrites(database);
+  const scaler = scalerSchedule({ config, breakers, logger });
+  // The L2 keeps its own breaker (src/platform/cache/l2.ts); reported here, read-only, from its availability.
+  if (redis && config.CACHE_ENABLED) breakers.observe(DEPENDENCY.redisL2, () => (cache.stats().l2.available ? "closed" : "open"));
+  const background = createBackground(config, logger, redis, database, role, { schedules: [...SCHEDULES, ...(scaler ? [scaler] : [])], registerJobs: registerJobHandlers }, { breakers, metrics: opsMetrics });
+  const requests = { inFlight: 0 };
+  const deps: AppDeps = {
+    config,
+    logger,
+    database,
+    redis,
+    cache,
+    queue: background.queue,
+    outbox: background.relay,
+    cron: background.cron,
+    role,
+    auth: new Auth(config.jwtSecret, new Sessions(database, cache)),
+    rateLimiter: redis
+      ? new RedisRateLimiter(redis, { prefix: config.REDIS_PREFIX, logger, timeoutMs: Math.max(config.CACHE_L2_TIMEOUT_MS, 100) })
+      : new MemoryRateLimiter(),
+    hashing: new WorkGate(config.PASSWORD_HASH_CONCURRENCY, config.PASSWORD_HASH_QUEUE),
+    breakers,
+    opsMetrics,
+    history: new History(),
+    inFlight: () => requests.inFlight,
+  };
+
+  background.attach(deps);
+  if (primary && config.ADMIN_EMAIL && config.ADMIN_PASSWORD) await ensureAdmin(deps, config.ADMIN_EMAIL, config.ADMIN_PASSWORD);
+
+  let backgroundClosed: Promise<void> | undefined;
+  const closeBackground = () => (backgroundClosed ??= background.close());
+  const close = async () => {
+    await closeBackground();
+    await deps.rateLimiter.close();
+    await cache.close();
+    await closeRedis(redis);
+    breakers.close();
+    database.close();
+    role.close();
+  };
+  return { deps, requests, close, closeBackground, start: () => background.start() };
+}
+
