@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { createApp } from "../src/main/app.ts";
 import { loadConfig } from "../src/config.ts";
-import { cachedJson } from "../src/modules/users/index.ts";
+import { cachedJson } from "../src/platform/http/cached-read.ts";
 import { postsRepo, preferencesRepo, usersRepo } from "../src/modules/users/repository.ts";
 import * as users from "../src/modules/users/service.ts";
 import * as prefs from "../src/modules/preferences/service.ts";

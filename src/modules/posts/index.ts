@@ -1,14 +1,32 @@
 import { Elysia } from "elysia";
 import type { AppDeps } from "../../main/deps.ts";
 import { authPlugin } from "../../platform/http/auth.ts";
+import { notFound } from "../../platform/http/errors.ts";
+import { cachedRead, mountCachedRead } from "../../platform/http/cached-read.ts";
 import { IdParams, PageQuery, problems } from "../../platform/http/models.ts";
 import { PostPage, PostPublic } from "../users/model.ts";
-import { cachedJson, cachedRead } from "../users/index.ts";
 import { CreatePostBody } from "./model.ts";
 import * as posts from "./service.ts";
 
+export const postsPageRead = (deps: AppDeps) =>
+  cachedRead({
+    path: "/:id/posts",
+    auth: "user",
+    params: IdParams,
+    query: PageQuery,
+    response: PostPage,
+    problems: [401, 404],
+    detail: {
+      operationId: "listUserPosts",
+      summary: "A user's posts, newest first",
+      responses: { 404: { description: "No user has this id" } },
+    },
+    entry: ({ params, query }) => posts.pageEntry(deps, params.id, query.page ?? 1, query.limit ?? 10),
+    missing: ({ params }) => notFound(`User ${params.id} not found`),
+  });
+
 export function postsModule(deps: AppDeps) {
-  return new Elysia({ prefix: "/users", tags: ["posts"] })
+  const app = new Elysia({ prefix: "/users", tags: ["posts"] })
     .use(authPlugin(deps.auth))
     .model({ PostPublic, PostPage })
     .post("/:id/posts", async ({ params, body, principal, set }) => {
@@ -24,16 +42,6 @@ export function postsModule(deps: AppDeps) {
         summary: "Write a post (owner)",
         responses: { 403: { description: "Only the user may post as themselves" }, 404: { description: "No user has this id" } },
       },
-    })
-    .get("/:id/posts", async ({ params, query }) => cachedJson(await posts.list(deps, params.id, query.page ?? 1, query.limit ?? 10)), {
-      auth: "user",
-      params: IdParams,
-      query: PageQuery,
-      response: { 200: PostPage, ...problems(401, 404) },
-      detail: {
-        operationId: "listUserPosts",
-        summary: "A user's posts, newest first",
-        responses: { ...cachedRead, 404: { description: "No user has this id" } },
-      },
     });
+  return mountCachedRead(app, postsPageRead(deps), deps.cache);
 }

@@ -1,5 +1,6 @@
 import type { AppDeps } from "../../main/deps.ts";
 import { cacheKeys, type CacheResult } from "../../platform/cache/port.ts";
+import type { CacheEntry } from "../../platform/http/cached-read.ts";
 import type { Principal } from "../../platform/http/auth.ts";
 import { q } from "../../platform/db/tx.ts";
 import { notFound } from "../../platform/http/errors.ts";
@@ -33,17 +34,24 @@ export async function create(deps: AppDeps, principal: Principal, userId: number
 export const SHARED_PAGES = 5;
 export const SHARED_LIMITS: readonly number[] = [10, 20, 50, 100];
 
-export async function list(deps: AppDeps, userId: number, page: number, limit: number): Promise<CacheResult<PostsPage>> {
-  const result = await deps.cache.getOrSet(
-    cacheKeys.userPosts(userId, page, limit),
-    async (): Promise<PostsPage | null> => {
+/** The cache entry of one page of a user's posts; null when the user does not exist. */
+export function pageEntry(deps: AppDeps, userId: number, page: number, limit: number): CacheEntry<PostsPage> {
+  return {
+    key: cacheKeys.userPosts(userId, page, limit),
+    tags: [cacheKeys.userTag(userId)],
+    shared: page <= SHARED_PAGES && SHARED_LIMITS.includes(limit),
+    load: async (): Promise<PostsPage | null> => {
       const { db } = deps.database;
       if (!(await usersRepo.exists(db, userId))) return null;
       const { items, total } = await postsRepo.page(db, userId, page, limit);
       return { items: items.map(toPostPublic), page, limit, total };
     },
-    { tags: [cacheKeys.userTag(userId)], shared: page <= SHARED_PAGES && SHARED_LIMITS.includes(limit) },
-  );
+  };
+}
+
+export async function list(deps: AppDeps, userId: number, page: number, limit: number): Promise<CacheResult<PostsPage>> {
+  const e = pageEntry(deps, userId, page, limit);
+  const result = await deps.cache.getOrSet(e.key, e.load, { tags: e.tags, shared: e.shared });
   if (result.value === null) throw notFound(`User ${userId} not found`);
   return result as CacheResult<PostsPage>;
 }

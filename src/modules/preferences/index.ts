@@ -1,26 +1,34 @@
 import { Elysia } from "elysia";
 import type { AppDeps } from "../../main/deps.ts";
 import { authPlugin } from "../../platform/http/auth.ts";
+import { notFound } from "../../platform/http/errors.ts";
+import { cachedRead, mountCachedRead } from "../../platform/http/cached-read.ts";
 import { IdParams, problems } from "../../platform/http/models.ts";
 import { Preferences } from "../users/model.ts";
-import { cachedJson, cachedRead } from "../users/index.ts";
 import { PreferencesPatch } from "./model.ts";
 import * as prefs from "./service.ts";
 
+export const preferencesRead = (deps: AppDeps) =>
+  cachedRead({
+    path: "/:id/preferences",
+    auth: "user",
+    params: IdParams,
+    response: Preferences,
+    problems: [401, 404],
+    detail: {
+      operationId: "getPreferences",
+      summary: "A user's preferences",
+      responses: { 404: { description: "No user has this id" } },
+    },
+    entry: ({ params }) => prefs.preferencesEntry(deps, params.id),
+    missing: ({ params }) => notFound(`User ${params.id} not found`),
+  });
+
 export function preferencesModule(deps: AppDeps) {
-  return new Elysia({ prefix: "/users", tags: ["preferences"] })
+  const app = new Elysia({ prefix: "/users", tags: ["preferences"] })
     .use(authPlugin(deps.auth))
-    .model({ Preferences })
-    .get("/:id/preferences", async ({ params }) => cachedJson(await prefs.get(deps, params.id)), {
-      auth: "user",
-      params: IdParams,
-      response: { 200: Preferences, ...problems(401, 404) },
-      detail: {
-        operationId: "getPreferences",
-        summary: "A user's preferences",
-        responses: { ...cachedRead, 404: { description: "No user has this id" } },
-      },
-    })
+    .model({ Preferences });
+  return mountCachedRead(app, preferencesRead(deps), deps.cache)
     .patch("/:id/preferences", ({ params, body, principal }) => prefs.update(deps, principal, params.id, body), {
       auth: "user",
       params: IdParams,

@@ -1,5 +1,6 @@
 import type { AppDeps } from "../../main/deps.ts";
 import { cacheKeys, type CacheResult } from "../../platform/cache/port.ts";
+import type { CacheEntry } from "../../platform/http/cached-read.ts";
 import type { Principal } from "../../platform/http/auth.ts";
 import { q } from "../../platform/db/tx.ts";
 import { notFound, unprocessable } from "../../platform/http/errors.ts";
@@ -8,16 +9,22 @@ import { preferencesRepo, usersRepo, type Tx } from "../users/repository.ts";
 import { assertOwnerOrAdmin } from "../users/service.ts";
 import { MAX_PREFERENCE_KEYS } from "./model.ts";
 
-export async function get(deps: AppDeps, userId: number): Promise<CacheResult<Preferences>> {
-  const result = await deps.cache.getOrSet(
-    cacheKeys.userPreferences(userId),
-    async (): Promise<Preferences | null> => {
+/** The cache entry of a user's preferences; null when the user does not exist. */
+export function preferencesEntry(deps: AppDeps, userId: number): CacheEntry<Preferences> {
+  return {
+    key: cacheKeys.userPreferences(userId),
+    tags: [cacheKeys.userTag(userId)],
+    load: async (): Promise<Preferences | null> => {
       const { db } = deps.database;
       if (!(await usersRepo.exists(db, userId))) return null;
       return preferencesRepo.get(db, userId);
     },
-    { tags: [cacheKeys.userTag(userId)] },
-  );
+  };
+}
+
+export async function get(deps: AppDeps, userId: number): Promise<CacheResult<Preferences>> {
+  const e = preferencesEntry(deps, userId);
+  const result = await deps.cache.getOrSet(e.key, e.load, { tags: e.tags });
   if (result.value === null) throw notFound(`User ${userId} not found`);
   return result as CacheResult<Preferences>;
 }

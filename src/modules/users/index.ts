@@ -1,23 +1,45 @@
 import { Elysia, t } from "elysia";
 import type { AppDeps } from "../../main/deps.ts";
 import { authPlugin } from "../../platform/http/auth.ts";
-import { IdParams, PageQuery, problems, responseHeaders } from "../../platform/http/models.ts";
+import { cachedRead, mountCachedRead } from "../../platform/http/cached-read.ts";
+import { IdParams, PageQuery, problems } from "../../platform/http/models.ts";
 import { RegisterBody, UpdateUserBody, UserDetail, UserPage, UserPublic } from "./model.ts";
 import * as users from "./service.ts";
-import type { CacheResult } from "../../platform/cache/port.ts";
 
-/** A cached read answered with the JSON kept in the cache entry: a hit does no serialization. */
-export function cachedJson(result: CacheResult<unknown>, extra: Record<string, string> = {}): Response {
-  return new Response(result.json, {
-    headers: { "content-type": "application/json", "x-cache": result.source, ...extra },
+/** The caller's own detail: the same cache entry as GET /users/{id} of their id. */
+export const myDetailRead = (deps: AppDeps) =>
+  cachedRead({
+    path: "/me",
+    auth: "user",
+    response: UserDetail,
+    problems: [401, 404],
+    detail: {
+      operationId: "getMyDetail",
+      summary: "The caller's own detail",
+      responses: { 404: { description: "The caller's account no longer exists" } },
+    },
+    entry: ({ principal }) => users.detailEntry(deps, principal.userId),
+    missing: ({ principal }) => users.userNotFound(principal.userId),
   });
-}
 
-/** The `x-cache` header of a cached read's 200, for the OpenAPI document. */
-export const cachedRead = { 200: { description: "OK", headers: responseHeaders("x-cache") } };
+export const userDetailRead = (deps: AppDeps) =>
+  cachedRead({
+    path: "/:id",
+    auth: "user",
+    params: IdParams,
+    response: UserDetail,
+    problems: [401, 404],
+    detail: {
+      operationId: "getUserDetail",
+      summary: "A user with their newest 10 posts and their preferences",
+      responses: { 404: { description: "No user has this id" } },
+    },
+    entry: ({ params }) => users.detailEntry(deps, params.id),
+    missing: ({ params }) => users.userNotFound(params.id),
+  });
 
 export function usersModule(deps: AppDeps) {
-  return new Elysia({ prefix: "/users", tags: ["users"] })
+  const app = new Elysia({ prefix: "/users", tags: ["users"] })
     .use(authPlugin(deps.auth))
     .model({ UserPublic, UserDetail, UserPage })
     .post("", async ({ body, set }) => {
@@ -32,26 +54,10 @@ export function usersModule(deps: AppDeps) {
         description: "Queues the welcome email, analytics and audit jobs.",
         responses: { 409: { description: "An account already has this email" } },
       },
-    })
-    .get("/me", async ({ principal }) => cachedJson(await users.getDetail(deps, principal.userId)), {
-      auth: "user",
-      response: { 200: UserDetail, ...problems(401, 404) },
-      detail: {
-        operationId: "getMyDetail",
-        summary: "The caller's own detail",
-        responses: { ...cachedRead, 404: { description: "The caller's account no longer exists" } },
-      },
-    })
-    .get("/:id", async ({ params }) => cachedJson(await users.getDetail(deps, params.id)), {
-      auth: "user",
-      params: IdParams,
-      response: { 200: UserDetail, ...problems(401, 404) },
-      detail: {
-        operationId: "getUserDetail",
-        summary: "A user with their newest 10 posts and their preferences",
-        responses: { ...cachedRead, 404: { description: "No user has this id" } },
-      },
-    })
+    });
+  mountCachedRead(app, myDetailRead(deps), deps.cache);
+  mountCachedRead(app, userDetailRead(deps), deps.cache);
+  return app
     .get("", ({ query }) => users.list(deps, query.page ?? 1, query.limit ?? 10), {
       auth: "admin",
       query: PageQuery,

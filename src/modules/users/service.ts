@@ -1,6 +1,7 @@
 // Accounts: registration (with its background side effects), reads through the cache, updates, deletion.
 import type { AppDeps } from "../../main/deps.ts";
 import { cacheKeys, type CacheResult } from "../../platform/cache/port.ts";
+import type { CacheEntry } from "../../platform/http/cached-read.ts";
 import { conflict, forbidden, notFound, type AppError } from "../../platform/http/errors.ts";
 import type { Principal } from "../../platform/http/auth.ts";
 import { q } from "../../platform/db/tx.ts";
@@ -65,12 +66,18 @@ async function loadDetail(deps: AppDeps, id: number): Promise<UserDetail | null>
   return { user: toUserPublic(user), posts: posts.map(toPostPublic), preferences };
 }
 
-/** The user detail, through the cache. A missing user is not cached (null is cached as a miss marker). */
+/** The cache entry of a user's detail. A missing user is cached as null (a miss marker). */
+export function detailEntry(deps: AppDeps, id: number): CacheEntry<UserDetail> {
+  return { key: cacheKeys.userDetail(id), tags: [cacheKeys.userTag(id)], load: () => loadDetail(deps, id) };
+}
+
+export const userNotFound = (id: number) => notFound(`User ${id} not found`);
+
+/** The user detail, through the cache. */
 export async function getDetail(deps: AppDeps, id: number): Promise<CacheResult<UserDetail>> {
-  const result = await deps.cache.getOrSet(cacheKeys.userDetail(id), () => loadDetail(deps, id), {
-    tags: [cacheKeys.userTag(id)],
-  });
-  if (result.value === null) throw notFound(`User ${id} not found`);
+  const e = detailEntry(deps, id);
+  const result = await deps.cache.getOrSet(e.key, e.load, { tags: e.tags });
+  if (result.value === null) throw userNotFound(id);
   return result as CacheResult<UserDetail>;
 }
 
