@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { signJwt, verifyJwt } from "../src/platform/http/jwt.ts";
 import { authenticate, TokenCache } from "../src/platform/http/auth.ts";
-import { makeApp, type TestApp } from "./helpers.ts";
+import { makeApp, type TestApp, testPrefix } from "./helpers.ts";
 
 let t: TestApp;
 beforeAll(async () => {
@@ -100,7 +100,7 @@ describe("bearer tokens", () => {
 
 describe("login limits with Redis", () => {
   test("failed attempts are counted across instances sharing one Redis", async () => {
-    const prefix = `test:rl-${crypto.randomUUID().slice(0, 8)}:`;
+    const prefix = testPrefix("rl");
     const { tempDir, REDIS_URL } = await import("./helpers.ts");
     const dir = tempDir();
     const a = await makeApp({ REDIS_URL, REDIS_PREFIX: prefix, RATE_LIMIT_LOGIN_PER_MINUTE: "3", INSTANCE_ID: "a" }, dir);

@@ -10,8 +10,9 @@ import { HttpMailer, mailFailureIsAboutTheMessage } from "../src/platform/mail/h
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { Breaker, Breakers, CircuitOpenError, breakerSettings } from "../src/platform/resilience/breakers.ts";
 import { startInstance, type RunningInstance } from "../src/main/serve.ts";
-import { dropPrefix, redisClient, testPrefix, waitUntil } from "./fixtures/queues.ts";
-import { REDIS_URL, testEnv } from "./helpers.ts";
+import { dropPrefix, redisClient } from "./fixtures/queues.ts";
+import { waitUntil } from "./support/wait.ts";
+import { REDIS_URL, testEnv, testPrefix } from "./helpers.ts";
 import { startFaultyServer, type FaultyServer } from "./support/faulty-server.ts";
 
 const silent = createLogger("silent");

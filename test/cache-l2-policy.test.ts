@@ -4,17 +4,12 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { delayProxy } from "../lab/regions/delay-proxy.ts";
 import { AdaptiveL2Policy } from "../src/platform/cache/l2-policy.ts";
 import { makeApp, REDIS_URL, type TestApp } from "./helpers.ts";
+import { waitUntil } from "./support/wait.ts";
 
 const closers: (() => unknown)[] = [];
 afterAll(async () => {
   for (const c of closers.reverse()) await c();
 });
-
-async function until(cond: () => boolean, ms = 5_000) {
-  const end = Date.now() + ms;
-  while (!cond() && Date.now() < end) await Bun.sleep(10);
-  return cond();
-}
 
 describe("AdaptiveL2Policy", () => {
   test("skips the L2 until its cost is known, then uses it only while it is cheaper than the load it saves", async () => {
@@ -24,14 +19,17 @@ describe("AdaptiveL2Policy", () => {
     policy.observeLoad(5);
     policy.start();
     closers.push(() => policy.stop());
-    expect(await until(() => policy.useL2())).toBe(true);
+    await waitUntil(() => policy.useL2(), 5_000, "the policy to use the L2");
+    expect(policy.useL2()).toBe(true);
     // The hop becomes dearer than the read (a far region, or a slow Redis): the L2 is skipped.
     delay = 30;
-    expect(await until(() => !policy.useL2())).toBe(true);
+    await waitUntil(() => !policy.useL2(), 5_000, "the policy to skip the L2");
+    expect(policy.useL2()).toBe(false);
     expect(policy.stats().using_l2).toBe(false);
     // And comes back when it is cheap again.
     delay = 0;
-    expect(await until(() => policy.useL2())).toBe(true);
+    await waitUntil(() => policy.useL2(), 5_000, "the policy to use the L2");
+    expect(policy.useL2()).toBe(true);
   });
 
   test("an L2 that rarely hits is not worth a hop that costs nearly the load", () => {

@@ -12,7 +12,8 @@ import { TwoTierCache, type TwoTierOptions } from "../src/platform/cache/two-tie
 import { filePosition } from "../src/platform/cluster/position.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { closeRedis, openRedis } from "../src/platform/redis.ts";
-import { REDIS_URL, TMP } from "./helpers.ts";
+import { REDIS_URL, testPrefix, TMP } from "./helpers.ts";
+import { waitUntil } from "./support/wait.ts";
 
 const logger = createLogger("silent");
 let redis: Redis;
@@ -25,8 +26,6 @@ afterAll(async () => {
   for (const c of caches) await c.close();
   await closeRedis(redis);
 });
-
-const newPrefix = () => `test:cacheretry:${crypto.randomUUID().slice(0, 8)}:`;
 
 async function makeCache(opts: { prefix: string; l2?: RedisL2; bus?: CacheBus; l1Enabled?: boolean; extra?: Partial<TwoTierOptions> }) {
   const l2 = opts.l2 ?? new RedisL2(redis, opts.prefix, 500, { threshold: 5, cooldownMs: 1000 });
@@ -43,16 +42,6 @@ async function makeCache(opts: { prefix: string; l2?: RedisL2; bus?: CacheBus; l
   await cache.start();
   caches.push(cache);
   return cache;
-}
-
-/** Polls `check` until it holds or the deadline passes; returns its last answer (never asserts a duration). */
-async function eventually(check: () => Promise<boolean>, ms = 3_000): Promise<boolean> {
-  const end = performance.now() + ms;
-  for (;;) {
-    if (await check()) return true;
-    if (performance.now() > end) return false;
-    await Bun.sleep(20);
-  }
 }
 
 /**
@@ -100,7 +89,7 @@ class FlakyBus implements CacheBus {
 
 describe("pending tag bumps", () => {
   test("an invalidation that fails while a retry is in flight is still delivered after that retry succeeds", async () => {
-    const prefix = newPrefix();
+    const prefix = testPrefix("cacheretry");
     const gated = new GatedL2(redis, prefix, 500, { threshold: 5, cooldownMs: 1000 });
     const a = await makeCache({ prefix, l2: gated });
     const b = await makeCache({ prefix, l1Enabled: false });
@@ -112,7 +101,7 @@ describe("pending tag bumps", () => {
 
     gated.mode = "hold";
     await a.getOrSet("user:1:detail", async () => db, { tags: ["user:1"] }); // a read of the tag starts the retry
-    expect(await eventually(async () => gated.held === 1)).toBe(true); // the retry's bump is in Redis, its reply held
+    expect(await waitUntil(async () => gated.held === 1)).toBe(true); // the retry's bump is in Redis, its reply held
 
     // Another instance caches what the database holds now, under the token the retry just wrote.
     expect((await b.getOrSet("user:1:detail", async () => db, { tags: ["user:1"] })).value).toBe("v1");
@@ -126,14 +115,14 @@ describe("pending tag bumps", () => {
     gated.release(); // W1's retry succeeds
 
     // W2's bump must still reach Redis, so B stops answering v1 from L2.
-    const fresh = await eventually(async () => (await b.getOrSet("user:1:detail", async () => db, { tags: ["user:1"] })).value === "v2");
+    const fresh = await waitUntil(async () => (await b.getOrSet("user:1:detail", async () => db, { tags: ["user:1"] })).value === "v2");
     expect(fresh).toBe(true);
   }, 15_000);
 });
 
 describe("bus messages that failed to publish", () => {
   async function pair(extra?: Partial<TwoTierOptions>) {
-    const prefix = newPrefix();
+    const prefix = testPrefix("cacheretry");
     const bus = new FlakyBus(new RedisBus(redis, `${prefix}cache:bus`, logger, 500));
     const a = await makeCache({ prefix, bus, extra });
     const b = await makeCache({ prefix, bus: new RedisBus(redis, `${prefix}cache:bus`, logger, 500) });
@@ -153,7 +142,7 @@ describe("bus messages that failed to publish", () => {
     expect((await b.getOrSet("user:1:detail", async () => db, { tags: ["user:1"] })).value).toBe("v1");
 
     bus.failing = false;
-    const fresh = await eventually(async () => (await b.getOrSet("user:1:detail", async () => db, { tags: ["user:1"] })).value === "v2");
+    const fresh = await waitUntil(async () => (await b.getOrSet("user:1:detail", async () => db, { tags: ["user:1"] })).value === "v2");
     expect(fresh).toBe(true);
     expect(bus.sent.some((m) => m.t?.includes("user:1"))).toBe(true);
   }, 15_000);
@@ -165,7 +154,7 @@ describe("bus messages that failed to publish", () => {
     await a.invalidateTags(["user:2", "user:1"]);
     await a.delete(["plain:3"]);
     bus.failing = false;
-    expect(await eventually(async () => bus.sent.length > 0)).toBe(true);
+    expect(await waitUntil(async () => bus.sent.length > 0)).toBe(true);
     await Bun.sleep(600); // a second retry, if one were (wrongly) made, would have happened by now
     expect(bus.sent.length).toBe(1);
     expect(new Set(bus.sent[0]!.t)).toEqual(new Set(["user:1", "user:2"]));
@@ -179,7 +168,7 @@ describe("bus messages that failed to publish", () => {
     bus.failing = true;
     await a.invalidateTags(["user:1", "user:2", "user:3"]);
     bus.failing = false;
-    const cleared = await eventually(async () => (await b.getOrSet("other:9", async () => "y")).source !== "hit-l1");
+    const cleared = await waitUntil(async () => (await b.getOrSet("other:9", async () => "y")).source !== "hit-l1");
     expect(cleared).toBe(true);
     expect(bus.sent.some((m) => m.r === 1)).toBe(true);
   }, 15_000);
@@ -242,7 +231,7 @@ describe("invalidations tracked for running loads", () => {
 
   test("stay bounded while one load runs long, and that load still cannot fill what was invalidated", async () => {
     const tracker = new InvalidationTracker(100);
-    const cache = await makeCache({ prefix: newPrefix(), l1Enabled: true, extra: { l2: null, invalidations: tracker } });
+    const cache = await makeCache({ prefix: testPrefix("cacheretry"), l1Enabled: true, extra: { l2: null, invalidations: tracker } });
     const { gate, release } = held();
     const slow = cache.getOrSet("user:1:detail", async () => (await gate, "old"), { tags: ["user:1"] });
     await Bun.sleep(10);
@@ -258,7 +247,7 @@ describe("invalidations tracked for running loads", () => {
 
   test("entries older than every running load are pruned, so a later load still fills", async () => {
     const tracker = new InvalidationTracker(100);
-    const cache = await makeCache({ prefix: newPrefix(), l1Enabled: true, extra: { l2: null, invalidations: tracker } });
+    const cache = await makeCache({ prefix: testPrefix("cacheretry"), l1Enabled: true, extra: { l2: null, invalidations: tracker } });
     const a = held();
     const first = cache.getOrSet("a", async () => (await a.gate, "a"));
     await Bun.sleep(5);

@@ -10,7 +10,7 @@ import { TwoTierCache } from "../src/platform/cache/two-tier.ts";
 import { filePosition, parsePosition, positionFile } from "../src/platform/cluster/position.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { closeRedis, openRedis } from "../src/platform/redis.ts";
-import { REDIS_URL, TMP } from "./helpers.ts";
+import { REDIS_URL, testPrefix, TMP } from "./helpers.ts";
 
 const logger = createLogger("silent");
 let redis: Redis;
@@ -29,7 +29,7 @@ afterAll(async () => {
 const l1 = { enabled: true, maxItems: 100, maxBytes: 1 << 24, maxEntryBytes: 1 << 20 };
 
 async function makeCache(opts: { prefix?: string; instanceId?: string; ttl?: number; grace?: number; l1Enabled?: boolean } = {}) {
-  const prefix = opts.prefix ?? `test:tiers:${crypto.randomUUID().slice(0, 8)}:`;
+  const prefix = opts.prefix ?? testPrefix("tiers");
   const l2 = new RedisL2(redis, prefix, 500, { threshold: 5, cooldownMs: 1000 });
   const cache = new TwoTierCache({
     instanceId: opts.instanceId ?? crypto.randomUUID(),

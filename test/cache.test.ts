@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
 import { warmCache } from "../src/modules/cache/warm.ts";
-import { makeApp, REDIS_URL, tempDir, type TestApp } from "./helpers.ts";
+import { makeApp, REDIS_URL, tempDir, type TestApp, testPrefix } from "./helpers.ts";
 import { tcpProxy, type TcpProxy } from "./support/tcp-proxy.ts";
 
 const ADMIN = { email: "cache-admin@example.com", password: "admin-password-1" };
@@ -134,7 +134,7 @@ describe("two instances, one database, one Redis", () => {
   test("a read on B, an update on A, and B's next read is fresh within 100 ms", async () => {
     const dir = tempDir("two-");
     dirs.push(dir);
-    const prefix = `test:cache2:${crypto.randomUUID().slice(0, 8)}:`;
+    const prefix = testPrefix("cache2");
     const a = await open({ INSTANCE_ID: "instance-a", REDIS_PREFIX: prefix }, dir);
     const b = await open({ INSTANCE_ID: "instance-b", REDIS_PREFIX: prefix }, dir);
     const u = await a.user();
@@ -178,7 +178,7 @@ describe("Redis unreachable mid-test", () => {
     proxies.push(proxy);
     const dir = tempDir("proxy-");
     dirs.push(dir);
-    const prefix = `test:cacheproxy:${crypto.randomUUID().slice(0, 8)}:`;
+    const prefix = testPrefix("cacheproxy");
     const t = await open({ REDIS_URL: proxy.url, REDIS_PREFIX: prefix, INSTANCE_ID: "behind-proxy", CACHE_BREAKER_COOLDOWN_MS: "200", CACHE_L2_TIMEOUT_MS: "100" }, dir);
     // A second instance on the same database and Redis that never loses its connection.
     const other = await open({ REDIS_PREFIX: prefix, INSTANCE_ID: "direct" }, dir);

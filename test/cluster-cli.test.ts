@@ -5,27 +5,15 @@ import { createClient } from "@libsql/client";
 import { join } from "node:path";
 import { REDIS_URL, ROOT, tempDir } from "./helpers.ts";
 import { collectOutput, freePort, freePortRange } from "./support/process.ts";
+import { waitUntil } from "./support/wait.ts";
 
 let proc: ReturnType<typeof Bun.spawn> | undefined;
 afterAll(() => {
   proc?.kill("SIGKILL");
 });
 
-class Fatal extends Error {}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (e) {
-      if (e instanceof Fatal) throw e;
-    }
-    await Bun.sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+/** Asks the cluster until it answers as wanted (a refused or odd answer while it starts is asked again). */
+const until = <T>(what: string, fn: () => Promise<T>) => waitUntil(fn, { timeoutMs: 30_000, intervalMs: 100, retryErrors: true }, what);
 
 test("bun run cluster -- --instances 3: three healthy instances in /cluster/stats, stopped together", async () => {
   const dir = tempDir("cluster-");
@@ -57,10 +45,14 @@ test("bun run cluster -- --instances 3: three healthy instances in /cluster/stat
     stderr: "pipe",
   });
   const output = collectOutput(proc);
-  await until("cluster up", async () => {
-    if (proc!.exitCode !== null) throw new Fatal(`cluster exited ${proc!.exitCode}: ${output.stdout()}${output.stderr()}`);
-    return output.stdout().includes('"msg":"cluster up"') ? true : undefined;
-  });
+  await waitUntil(
+    () => {
+      if (proc!.exitCode !== null) throw new Error(`cluster exited ${proc!.exitCode}: ${output.stdout()}${output.stderr()}`);
+      return output.stdout().includes('"msg":"cluster up"');
+    },
+    { timeoutMs: 30_000, intervalMs: 100 },
+    "cluster up",
+  );
 
   const url = `http://127.0.0.1:${port}`;
   const login = await fetch(`${url}/api/v1/auth/login`, {

@@ -8,7 +8,7 @@ import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { loadConfig } from "../src/config.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { startInstance, type RunningInstance } from "../src/main/serve.ts";
-import { REDIS_URL, TMP, tempDir, testEnv } from "./helpers.ts";
+import { REDIS_URL, tempDir, testEnv, testPrefix, TMP } from "./helpers.ts";
 import { startFaultyServer, type FaultyServer } from "./support/faulty-server.ts";
 
 const ADMIN = { email: "ops-panels@example.com", password: "admin-password-2" };
@@ -21,7 +21,7 @@ let instance: RunningInstance;
 let second: RunningInstance | undefined;
 let browser: BrowserContext;
 const logs: string[] = [];
-const prefix = `test:dash-ops:${crypto.randomUUID().slice(0, 8)}:`;
+const prefix = testPrefix("dash-ops");
 const env = (over: Record<string, string>) =>
   testEnv({ REDIS_URL, REDIS_PREFIX: prefix, PORT: "0", HOST: "127.0.0.1", HEARTBEAT_INTERVAL: "1", CRON_ENABLED: "false", ...over }, dir);
 

@@ -10,6 +10,12 @@ export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 export const ROOT = resolve(import.meta.dir, "..");
 export const TMP = join(ROOT, ".tmp");
 
+/** A Redis key prefix of its own (for a test, a file or an instance), so that nothing sees another's keys. */
+export function testPrefix(name?: string): string {
+  const id = crypto.randomUUID().slice(0, 8);
+  return name ? `test:${name}:${id}:` : `test:${id}:`;
+}
+
 export function tempDir(prefix = "t-"): string {
   return mkdtempSync(join(TMP, prefix));
 }
@@ -20,7 +26,7 @@ export function testEnv(overrides: Record<string, string | undefined> = {}, dir 
     DATABASE_URL: `file:${join(dir, "app.db")}`,
     LOG_LEVEL: "silent",
     JWT_SECRET: "test-secret-test-secret-test-secret-0123",
-    REDIS_PREFIX: `test:${crypto.randomUUID().slice(0, 8)}:`,
+    REDIS_PREFIX: testPrefix(),
     METRICS_ENABLED: "false",
     CACHE_WARM_COUNT: "0",
     RATE_LIMIT_LOGIN_PER_MINUTE: "1000",

@@ -6,7 +6,7 @@ import { gcra, MemoryRateLimiter, RedisRateLimiter, type RatePolicy } from "../s
 import { WorkGate } from "../src/platform/http/work-gate.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import type { Redis } from "../src/platform/redis.ts";
-import { makeApp, REDIS_URL, type TestApp } from "./helpers.ts";
+import { makeApp, REDIS_URL, type TestApp, testPrefix } from "./helpers.ts";
 
 const logger = createLogger("silent", {});
 const three: RatePolicy = { name: "t", limit: 3, windowSeconds: 60 };
@@ -27,7 +27,7 @@ async function redis(): Promise<Redis> {
   clients.push(c);
   return c;
 }
-const prefix = () => `test:${crypto.randomUUID().slice(0, 8)}:`;
+const prefix = () => testPrefix();
 
 describe("GCRA", () => {
   test("a burst of the limit, then one request per interval; a refusal consumes nothing", () => {

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { JobHandler } from "../src/platform/jobs/port.ts";
 import type { OutboxRelay } from "../src/platform/jobs/relay.ts";
 import { makeApp, tempDir, type TestApp } from "./helpers.ts";
-import { waitUntil } from "./fixtures/queues.ts";
+import { waitUntil } from "./support/wait.ts";
 import { startPrivateRedis, type PrivateRedis } from "./support/redis-server.ts";
 
 const ADMIN = { ADMIN_EMAIL: "boss@example.com", ADMIN_PASSWORD: "boss-password" };

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { openRedis, RedisCommandTimeout } from "../src/platform/redis.ts";
-import { makeApp, type TestApp } from "./helpers.ts";
+import { makeApp, type TestApp, testPrefix } from "./helpers.ts";
 import { startPrivateRedis, type PrivateRedis } from "./support/redis-server.ts";
 
 let redis: PrivateRedis;
@@ -87,7 +87,7 @@ describe("Redis paused (SIGSTOP)", () => {
 describe("coherence through a Redis pause", () => {
   test("another instance stops serving its L1 copy within the bus deadline, and serves nothing stale after the resume", async () => {
     const dir = (await import("./helpers.ts")).tempDir("hang-");
-    const prefix = `test:hang:${crypto.randomUUID().slice(0, 8)}:`;
+    const prefix = testPrefix("hang");
     const env = { REDIS_URL: redis.url, REDIS_PREFIX: prefix, REDIS_COMMAND_TIMEOUT_MS: "300", CRON_ENABLED: "false" };
     const a = await makeApp(env, dir);
     const b = await makeApp(env, dir);

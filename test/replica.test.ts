@@ -6,6 +6,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir, testEnv } from "./helpers.ts";
 import { freePort, spawnService, waitFor, type Spawned } from "./support/process.ts";
+import { waitUntil } from "./support/wait.ts";
 
 const TOKEN = "replica-test-internal-token";
 const PRIMARY_NAME = "primary-machine-1";
@@ -28,15 +29,8 @@ function logLines(s: Spawned): Record<string, any>[] {
     .map((l) => JSON.parse(l));
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    await Bun.sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+/** Polls as the service's own beat would be seen: every 100 ms, for up to 20 s. */
+const until = <T>(what: string, fn: () => Promise<T> | T) => waitUntil(fn, { timeoutMs: 20_000, intervalMs: 100 }, what);
 
 async function query(file: string, sql: string) {
   const c = createClient({ url: `file:${file}` });

@@ -9,6 +9,7 @@ import { JOB_TYPES } from "../src/modules/jobs/handlers.ts";
 import { liteFsRole } from "../src/platform/cluster/role.ts";
 import { makeApp, tempDir } from "./helpers.ts";
 import { liteFsNode } from "./support/litefs-api.ts";
+import { waitUntil } from "./support/wait.ts";
 
 const dirs: string[] = [];
 const mount = () => {
@@ -21,9 +22,8 @@ afterAll(() => {
 });
 
 /** Waits until the role (which polls LiteFS's API) reaches `kind`. */
-async function until(role: { state(): { kind: string } }, kind: string, ms = 5_000) {
-  const end = Date.now() + ms;
-  while (role.state().kind !== kind && Date.now() < end) await Bun.sleep(20);
+async function until(role: { state(): { kind: string } }, kind: string) {
+  await waitUntil(() => role.state().kind === kind, 5_000, `the role to become ${kind}`);
   return role.state().kind;
 }
 

@@ -6,9 +6,10 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createClient } from "@libsql/client";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { REDIS_URL, tempDir, testEnv } from "./helpers.ts";
+import { REDIS_URL, tempDir, testEnv, testPrefix } from "./helpers.ts";
 import { startMachinesStandin, type MachinesStandin } from "./support/machines-standin.ts";
 import { freePort, spawnService, waitFor, type Spawned } from "./support/process.ts";
+import { waitUntil } from "./support/wait.ts";
 
 const TOKEN = "scaler-scenario-internal-token";
 const INTERVAL = 5;
@@ -23,22 +24,12 @@ async function rows(file: string, sql: string): Promise<Record<string, unknown>[
   }
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await Bun.sleep(200);
-  }
-}
-
 describe("the scaler on real instances", () => {
   const dir = tempDir("scaler-");
   const dbFile = join(dir, "app.db");
   const litefs = tempDir("scaler-litefs-");
   writeFileSync(join(litefs, ".primary"), "p1\n");
-  const prefix = `test:scaler:${crypto.randomUUID().slice(0, 8)}:`;
+  const prefix = testPrefix("scaler");
   const procs = new Map<string, Spawned>();
   let api: MachinesStandin;
   let pInternal = 0;
@@ -120,7 +111,7 @@ describe("the scaler on real instances", () => {
     };
     const loadStart = Date.now();
     const workers = Array.from({ length: 24 }, worker);
-    await until("syd to scale up", () => (running("syd").length > 1 ? true : undefined), 2 * INTERVAL * 1000 + 8_000);
+    await waitUntil(() => running("syd").length > 1, { timeoutMs: 2 * INTERVAL * 1000 + 8_000, intervalMs: 200 }, "syd to scale up");
     const upAfter = (Date.now() - loadStart) / 1000;
     stopLoad();
     await Promise.all(workers);
@@ -129,7 +120,7 @@ describe("the scaler on real instances", () => {
     expect(String(up[0]!.reason)).toContain("per machine > target");
     console.log(`scaled up after ${upAfter.toFixed(1)} s (interval ${INTERVAL} s)`);
 
-    await until("syd back to one machine", () => (running("syd").length === 1 ? true : undefined), 60_000);
+    await waitUntil(() => running("syd").length === 1, { timeoutMs: 60_000, intervalMs: 200 }, "syd back to one machine");
     const downs = await rows(dbFile, "SELECT at, from_count, to_count FROM scaler_decisions WHERE region = 'syd' AND action = 'down' AND outcome = 'ok' ORDER BY id");
     expect(downs.length).toBeGreaterThan(0);
     for (const d of downs) expect(Number(d.from_count) - Number(d.to_count)).toBe(1);
@@ -144,13 +135,13 @@ describe("the scaler on real instances", () => {
     const before = [...api.machines.values()].map((m) => `${m.id}:${m.state}`);
     const since = (await rows(dbFile, "SELECT coalesce(max(id), 0) AS id FROM scaler_decisions"))[0]!.id;
     api.fault({ kind: "status", status: 503 });
-    const errors = await until(
-      "an error decision",
+    const errors = await waitUntil(
       async () => {
         const r = await rows(dbFile, `SELECT * FROM scaler_decisions WHERE id > ${since} AND outcome = 'error'`);
         return r.length > 0 ? r : undefined;
       },
-      3 * INTERVAL * 1000,
+      { timeoutMs: 3 * INTERVAL * 1000, intervalMs: 200 },
+      "an error decision",
     );
     expect(String(errors[0]!.reason)).toBe("Machines API unreachable");
     await Bun.sleep(INTERVAL * 1000);

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { loadConfig } from "../src/config.ts";
 import { setAdmin } from "../src/modules/users/service.ts";
 import { startInstance } from "../src/main/serve.ts";
-import { makeApp, REDIS_URL, tempDir, testEnv, type TestApp } from "./helpers.ts";
+import { makeApp, REDIS_URL, tempDir, type TestApp, testEnv, testPrefix } from "./helpers.ts";
 
 let t: TestApp;
 beforeAll(async () => {
@@ -81,7 +81,7 @@ describe("revocation", () => {
 describe("across instances", () => {
   test("a logout on one instance is refused by another within a second, and by its cached-read fast path", async () => {
     const dir = tempDir("sessions-");
-    const prefix = `test:${crypto.randomUUID().slice(0, 8)}:`;
+    const prefix = testPrefix();
     const env = { REDIS_URL, REDIS_PREFIX: prefix, PORT: "0", HOST: "127.0.0.1", JOBS_WORKER_ENABLED: "false", CRON_ENABLED: "false" };
     const a = await startInstance(loadConfig(testEnv({ ...env, INSTANCE_ID: "sessions-a" }, dir)));
     const b = await startInstance(loadConfig(testEnv({ ...env, INSTANCE_ID: "sessions-b" }, dir)));

@@ -1,6 +1,7 @@
 // Spawning the real service (`bun run src/index.ts`) for tests where the process itself is the subject.
 import type { Subprocess } from "bun";
 import { ROOT } from "../helpers.ts";
+import { waitUntil } from "./wait.ts";
 
 export async function freePort(): Promise<number> {
   const s = Bun.serve({ port: 0, fetch: () => new Response() });
@@ -75,14 +76,7 @@ export async function rawConnection(port: number): Promise<{ write(text: string)
 
 /** Polls `url` until it answers 200 or the deadline passes. */
 export async function waitFor(url: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      if ((await fetch(url)).ok) return;
-    } catch {}
-    await Bun.sleep(50);
-  }
-  throw new Error(`${url} did not answer within ${timeoutMs} ms`);
+  await waitUntil(async () => (await fetch(url)).ok, { timeoutMs, intervalMs: 50, retryErrors: true }, `${url} to answer 200`);
 }
 
 /** A base port whose next `n - 1` ports were free too at the time of asking. */

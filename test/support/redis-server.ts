@@ -3,6 +3,7 @@
 import type { Subprocess } from "bun";
 import { createClient } from "redis";
 import { freePort } from "./process.ts";
+import { waitUntil } from "./wait.ts";
 
 export interface PrivateRedis {
   port: number;
@@ -21,21 +22,20 @@ export interface PrivateRedis {
 }
 
 async function waitForPing(url: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
+  const ping = async () => {
     const c = createClient({ url, socket: { reconnectStrategy: false, connectTimeout: 500 } });
     c.on("error", () => undefined);
     try {
       await c.connect();
       await c.ping();
       await c.close();
-      return;
+      return true;
     } catch (err) {
       c.destroy();
-      if (Date.now() > deadline) throw new Error(`redis-server at ${url} did not answer: ${(err as Error).message}`);
-      await Bun.sleep(50);
+      throw err;
     }
-  }
+  };
+  await waitUntil(ping, { timeoutMs, intervalMs: 50, retryErrors: true }, `redis-server at ${url} to answer`);
 }
 
 export async function startPrivateRedis(): Promise<PrivateRedis> {
