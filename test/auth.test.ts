@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createHmac } from "node:crypto";
 import { signJwt, verifyJwt } from "../src/platform/http/jwt.ts";
 import { authenticate, TokenCache } from "../src/platform/http/auth.ts";
 import { makeApp, type TestApp, testPrefix } from "./helpers.ts";
@@ -96,6 +97,28 @@ describe("bearer tokens", () => {
     expect((await t.request("GET", "/api/v1/users/me", { headers: { authorization: `Basic ${u.token}` } })).status).toBe(401);
     expect((await t.request("GET", "/api/v1/users/me", { token: u.token })).status).toBe(200);
   });
+
+  test("a correctly signed token of a live session is refused with a crit header, a future iat or nbf, or a lifetime over a day", async () => {
+    const u = await t.user();
+    const claims = JSON.parse(Buffer.from(u.token.split(".")[1]!, "base64url").toString());
+    const now = Math.floor(Date.now() / 1000);
+    const secret = t.config.jwtSecret;
+    const signed = (header: object, payload: object) => {
+      const input = `${b64(header)}.${b64(payload)}`;
+      return `${input}.${createHmac("sha256", secret).update(input).digest("base64url")}`;
+    };
+    const hs256 = { alg: "HS256", typ: "JWT" };
+    const cases: Record<string, string> = {
+      control: signed(hs256, claims),
+      crit: signed({ ...hs256, crit: ["exp"] }, claims),
+      "future iat": signed(hs256, { ...claims, iat: now + 3600, exp: now + 7200 }),
+      "future nbf": signed(hs256, { ...claims, nbf: now + 3600 }),
+      "ten-year exp": signed(hs256, { ...claims, exp: now + 10 * 365 * 86400 }),
+    };
+    const statuses: Record<string, number> = {};
+    for (const [name, token] of Object.entries(cases)) statuses[name] = (await t.request("GET", "/api/v1/users/me", { token })).status;
+    expect(statuses).toEqual({ control: 200, crit: 401, "future iat": 401, "future nbf": 401, "ten-year exp": 401 });
+  });
 });
 
 describe("login limits with Redis", () => {
@@ -132,7 +155,7 @@ describe("TokenCache", () => {
 
   test("only the canonical spelling is stored: variants of one token cannot fill it", () => {
     const cache = new TokenCache(10);
-    const token = signJwt({ sub: "4", sid: "s", adm: false, iat: 0, exp: now() + 60 }, secret);
+    const token = signJwt({ sub: "4", sid: "s", adm: false, iat: now(), exp: now() + 60 }, secret);
     for (let i = 1; i <= 20; i++) expect(authenticate(`Bearer${" ".repeat(i + 1)}${token}`, secret, cache)?.userId).toBe(4);
     expect(authenticate(`bearer ${token}`, secret, cache)?.userId).toBe(4);
     expect(cache.get(`bearer ${token}`, now())).toBeUndefined();

@@ -91,10 +91,10 @@ describe("the cached-read fast path in front of Elysia", () => {
     const fast = userDetailFastPath({ cache, logger: fastLogger, auth })!;
     await cache.getOrSet("session:s", async () => ({ userId: 3, isAdmin: false }), { tags: ["sessions:3"] });
     await cache.getOrSet("session:revoked", async () => null, { tags: ["sessions:3"] });
-    const revoked = signJwt({ sub: "3", sid: "revoked", adm: false, iat: 0, exp: Math.floor(Date.now() / 1000) + 60 }, secret);
-    const unknownSession = signJwt({ sub: "3", sid: "not-in-memory", adm: false, iat: 0, exp: Math.floor(Date.now() / 1000) + 60 }, secret);
-    const otherUser = signJwt({ sub: "4", sid: "s", adm: false, iat: 0, exp: Math.floor(Date.now() / 1000) + 60 }, secret);
-    const token = signJwt({ sub: "3", sid: "s", adm: false, iat: 0, exp: Math.floor(Date.now() / 1000) + 60 }, secret);
+    const revoked = signJwt({ sub: "3", sid: "revoked", adm: false, iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 60 }, secret);
+    const unknownSession = signJwt({ sub: "3", sid: "not-in-memory", adm: false, iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 60 }, secret);
+    const otherUser = signJwt({ sub: "4", sid: "s", adm: false, iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 60 }, secret);
+    const token = signJwt({ sub: "3", sid: "s", adm: false, iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 60 }, secret);
     const expired = signJwt({ sub: "3", sid: "s", adm: false, iat: 0, exp: 1 }, secret);
     // The server's router hands the fast path GET /api/v1/users/:id with the decoded :id.
     const req = (id: string, headers: Record<string, string> = { authorization: `Bearer ${token}` }, method = "GET") =>

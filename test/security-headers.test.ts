@@ -115,7 +115,7 @@ describe("token payloads", () => {
       expect({ payload, status: r.status }).toEqual({ payload, status: 401 });
       expect(r.headers.get("content-type")).toBe("application/problem+json");
     }
-    const ok = signJwt({ sub: "1", sid: "none", adm: false, iat: 0, exp: Math.floor(Date.now() / 1000) + 60 }, secret);
+    const ok = signJwt({ sub: "1", sid: "none", adm: false, iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 60 }, secret);
     expect((await t.request("GET", "/api/v1/users/me", { token: ok })).status).toBe(401);
   });
 });
