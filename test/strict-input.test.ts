@@ -121,3 +121,62 @@ describe("text fields refuse control characters", () => {
     expect(detail.body.preferences).toEqual({});
   });
 });
+
+describe("text is Unicode: no invalid UTF-8, no lone surrogates, no bidi or invisible characters in names", () => {
+  const raw = (body: string) => t.json("POST", "/api/v1/users", { body });
+  const email = () => `uni-${crypto.randomUUID().slice(0, 8)}@example.com`;
+
+  test("a body that is not UTF-8 is 400 and makes no account", async () => {
+    const e = email();
+    const prefix = new TextEncoder().encode(`{"email":"${e}","password":"correct-horse","full_name":"Ad`);
+    const suffix = new TextEncoder().encode(`a"}`);
+    const body = new Uint8Array([...prefix, 0xc3, 0x28, ...suffix]); // 0xC3 0x28: a broken two-byte sequence
+    const r = await t.app.handle(new Request("http://localhost/api/v1/users", { method: "POST", body, headers: { "content-type": "application/json" } }));
+    expect(r.status).toBe(400);
+    expect(r.headers.get("content-type")).toBe("application/problem+json");
+    expect((await t.json("POST", "/api/v1/users", { body: { email: e, password: "correct-horse", full_name: "Ada" } })).status).toBe(201);
+  });
+
+  test.each([
+    ["a lone high surrogate", "\\ud800"],
+    ["a lone low surrogate", "\\uDC00x"],
+    ["a reversed pair", "\\udc00\\ud800"],
+  ])("full_name with %s escape is 400; a real pair escaped is stored", async (_n, escaped) => {
+    const e = email();
+    const r = await raw(`{"email":"${e}","password":"correct-horse","full_name":"Ada${escaped}"}`);
+    expect(r.status).toBe(400);
+    const ok = await raw(`{"email":"${e}","password":"correct-horse","full_name":"Ada \\ud83d\\ude00"}`);
+    expect(ok.status).toBe(201);
+    expect(ok.body.full_name).toBe("Ada \u{1F600}");
+  });
+
+  test("a lone surrogate in a preference key is 400 too", async () => {
+    const u = await t.user();
+    const r = await t.request("PATCH", `/api/v1/users/${u.id}/preferences`, { token: u.token, body: '{"a\\ud800":1}' });
+    expect(r.status).toBe(400);
+  });
+
+  test.each([
+    ["right-to-left override", "Ada\u202Eecalevol"],
+    ["right-to-left isolate", "Ada\u2067x\u2069"],
+    ["left-to-right mark", "Ada\u200E"],
+    ["zero-width space", "A\u200Bda"],
+    ["byte order mark", "\uFEFFAda"],
+    ["word joiner", "Ad\u2060a"],
+  ])("full_name and a post title with a %s are 422", async (_n, text) => {
+    const r = await t.json("POST", "/api/v1/users", { body: { email: email(), password: "correct-horse", full_name: text } });
+    expect(r.status).toBe(422);
+    expect(fields(r.body)).toEqual(["full_name"]);
+    const u = await t.user();
+    const p = await t.json("POST", `/api/v1/users/${u.id}/posts`, { token: u.token, body: { title: text, content: text } });
+    expect(p.status).toBe(422);
+    expect(fields(p.body)).toEqual(["title"]);
+  });
+
+  test("joiners stay allowed (scripts and emoji sequences need them)", async () => {
+    const name = "Ada \u{1F469}\u200D\u{1F4BB} می\u200Cخواهم";
+    const r = await t.json("POST", "/api/v1/users", { body: { email: email(), password: "correct-horse", full_name: name } });
+    expect(r.status).toBe(201);
+    expect(r.body.full_name).toBe(name);
+  });
+});

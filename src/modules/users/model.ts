@@ -6,7 +6,7 @@ export const Email = withMessage(
   "must be a valid email address of at most 254 characters",
 );
 export const Password = Text({ minLength: 8, maxLength: 128, examples: ["correct-horse-battery"] });
-export const FullName = Text({ minLength: 1, maxLength: 100, examples: ["Ada Lovelace"] });
+export const FullName = Text({ minLength: 1, maxLength: 100, visible: true, examples: ["Ada Lovelace"] });
 
 export const UserPublic = t.Object({
   id: Int({ minimum: 1, examples: [42] }),

@@ -29,11 +29,36 @@ export async function readLimited(request: Request, limit: number): Promise<Uint
   return out;
 }
 
-const decoder = new TextDecoder();
+// fatal: bytes that are not UTF-8 are refused, not stored as U+FFFD.
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** True when the JSON text may hold a `\uD800`-`\uDFFF` escape: only then can a parsed string be ill-formed. */
+export function mayEscapeSurrogate(text: string): boolean {
+  return /\\u[dD][89a-fA-F]/.test(text);
+}
+
+/** True when every string (and key) in the parsed value is well-formed UTF-16: no lone surrogate. */
+export function wellFormed(value: unknown): boolean {
+  if (typeof value === "string") return value.isWellFormed();
+  if (typeof value !== "object" || value === null) return true;
+  if (Array.isArray(value)) return value.every(wellFormed);
+  for (const [k, v] of Object.entries(value)) if (!k.isWellFormed() || !wellFormed(v)) return false;
+  return true;
+}
+
+/** The UTF-8 text of a body, or a 400 for bytes that are not UTF-8. */
+export function utf8(bytes: Uint8Array): string {
+  try {
+    return decoder.decode(bytes);
+  } catch {
+    throw badRequest("The request body is not valid UTF-8");
+  }
+}
 
 /**
  * Parses a JSON request body: 413 over `limit`, 415 for other media types, 400 for bad JSON, for nesting deeper
- * than JSON_MAX_DEPTH and for more than `maxValues` values (the route's bound, see bodyValueCaps).
+ * than JSON_MAX_DEPTH, for more than `maxValues` values (the route's bound, see bodyValueCaps), for bytes that are
+ * not UTF-8 and for lone surrogate escapes.
  */
 export async function parseJsonBody(
   request: Request,
@@ -50,9 +75,14 @@ export async function parseJsonBody(
   const shape = jsonShapeProblem(bytes, JSON_MAX_DEPTH, maxValues);
   if (shape === "depth") throw badRequest(`The request body nests arrays or objects deeper than ${JSON_MAX_DEPTH} levels`);
   if (shape === "values") throw badRequest(`The request body holds more than ${maxValues} values, more than this route accepts`);
+  const text = utf8(bytes);
+  let value: unknown;
   try {
-    return JSON.parse(decoder.decode(bytes));
+    value = JSON.parse(text);
   } catch {
     throw badRequest("The request body is not valid JSON");
   }
+  // A lone surrogate (an escape such as "\ud800" with no pair) is no character: it cannot be stored as UTF-8.
+  if (mayEscapeSurrogate(text) && !wellFormed(value)) throw badRequest("The request body holds a lone surrogate escape, which is not a character");
+  return value;
 }

@@ -62,10 +62,18 @@ export function DecimalInt(options: DecimalOptions) {
 const SINGLE_LINE = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$";
 // The same, but tab, line feed and carriage return are text in a post or a preference.
 const MULTI_LINE = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$";
+// A name or a title shown to others: also no bidi controls (U+061C, U+200E-U+200F, U+202A-U+202E, U+2066-U+2069),
+// which reorder what surrounds them, and no invisible characters (U+200B, U+2028-U+2029, U+2060-U+2064, U+FEFF),
+// which make two different names look the same. Joiners (U+200C, U+200D) stay: scripts and emoji need them.
+const VISIBLE_LINE =
+  "^[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200B\\u200E\\u200F\\u2028-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*$";
 
-/** User-supplied text: refuses control characters (multiline: except tab, LF and CR) with a 422 naming the field. */
-export function Text(options: Omit<StringOptions, "pattern"> & { multiline?: boolean } = {}) {
-  const { multiline, ...rest } = options;
+/**
+ * User-supplied text: refuses control characters (multiline: except tab, LF and CR) with a 422 naming the field;
+ * `visible` (names, titles) also refuses bidi controls and invisible characters.
+ */
+export function Text(options: Omit<StringOptions, "pattern"> & { multiline?: boolean; visible?: boolean } = {}) {
+  const { multiline, visible, ...rest } = options;
   const { minLength, maxLength } = rest;
   const size =
     minLength !== undefined && maxLength !== undefined
@@ -73,8 +81,13 @@ export function Text(options: Omit<StringOptions, "pattern"> & { multiline?: boo
       : maxLength !== undefined
         ? `at most ${maxLength} characters`
         : "text";
-  const allowed = multiline ? " without control characters other than tab and line breaks" : " without control characters";
-  return withMessage(t.String({ ...rest, pattern: multiline ? MULTI_LINE : SINGLE_LINE }), `must be ${size}${allowed}`);
+  const allowed = multiline
+    ? " without control characters other than tab and line breaks"
+    : visible
+      ? " without control characters, bidi controls or invisible characters"
+      : " without control characters";
+  const pattern = multiline ? MULTI_LINE : visible ? VISIBLE_LINE : SINGLE_LINE;
+  return withMessage(t.String({ ...rest, pattern }), `must be ${size}${allowed}`);
 }
 
 /** RFC 9457 problem details: every error body (application/problem+json). */
