@@ -50,6 +50,22 @@ describe("Idempotency-Key", () => {
     expect(theirs.headers.get("idempotent-replayed")).toBeNull();
   });
 
+  test("the same JSON spelled another way (key order, whitespace) is the same request: replayed, not a 422", async () => {
+    const a = await app();
+    const u = await a.user();
+    const h = { "idempotency-key": "spelling-1" };
+    const path = `/api/v1/users/${u.id}/posts`;
+    const first = await a.json("POST", path, { token: u.token, body: '{"title":"t","content":"c"}', headers: h });
+    expect(first.status).toBe(201);
+    const again = await a.request("POST", path, { token: u.token, body: '{ "content": "c",\n  "title": "t" }', headers: h });
+    expect(again.status).toBe(201);
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
+    expect((await again.json()).id).toBe(first.body.id);
+    const changed = await a.json("POST", path, { token: u.token, body: '{"content":"c","title":"t2"}', headers: h });
+    expect(changed.status).toBe(422);
+    expect((await a.json("GET", path, { token: u.token })).body.total).toBe(1);
+  });
+
   test("a stored answer is not replayed to a token revoked since: the route answers 401", async () => {
     const a = await app();
     const u = await a.user();

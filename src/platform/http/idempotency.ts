@@ -10,6 +10,7 @@ import type { Role } from "../cluster/role.ts";
 import type { Database } from "../db/client.ts";
 import { idempotencyKeys } from "../db/schema/index.ts";
 import { readLimited } from "./json-body.ts";
+import { jsonShapeProblem } from "./json-depth.ts";
 import { q } from "../db/tx.ts";
 import type { Logger } from "../observability/logger.ts";
 import { AppError, problem, problemResponse } from "./errors.ts";
@@ -53,6 +54,29 @@ async function bodyText(request: Request, limit: number): Promise<string | null>
   } catch (err) {
     if (err instanceof AppError && err.status === 413) return null;
     throw err;
+  }
+}
+
+/** Sorted keys, no whitespace: two spellings of one JSON value get one text. */
+function canonical(value: unknown): string {
+  if (typeof value !== "object" || value === null) return JSON.stringify(value);
+  if (Array.isArray(value)) return "[" + value.map(canonical).join(",") + "]";
+  const keys = Object.keys(value).sort();
+  return "{" + keys.map((k) => JSON.stringify(k) + ":" + canonical((value as Record<string, unknown>)[k])).join(",") + "}";
+}
+
+/**
+ * What identifies a body: its JSON value (so reordered keys or other whitespace are the same request), or its
+ * text when it is not JSON the app would accept (the app then refuses it, and the text is as good as any).
+ */
+export function bodyFingerprintText(body: string): string {
+  if (body === "") return body;
+  const bytes = new TextEncoder().encode(body);
+  if (jsonShapeProblem(bytes) !== null) return body;
+  try {
+    return canonical(JSON.parse(body));
+  } catch {
+    return body;
   }
 }
 
@@ -118,7 +142,7 @@ export function idempotencyPlugin(o: IdempotencyOptions) {
     const body = await bodyText(request, o.bodyLimit);
     if (body === null) return next(request);
     const url = new URL(request.url);
-    const fingerprint = hex(`${request.method} ${url.pathname}${url.search}\n${body}`);
+    const fingerprint = hex(`${request.method} ${url.pathname}${url.search}\n${bodyFingerprintText(body)}`);
     const scope = hex(`scope\n${request.headers.get("authorization") ?? ""}`).slice(0, 32);
     const now = Date.now();
     prune(now);
