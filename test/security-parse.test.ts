@@ -85,6 +85,20 @@ describe("the token comes before the input", () => {
     }
   });
 
+  test("an anonymous or forged caller's body is not read: malformed, deep or oversized-in-values bodies are 401", async () => {
+    const bodies = ["{not json", "[".repeat(5_000), `{"user_ids":[${Array(5_000).fill("1").join(",")}]}`];
+    const forged = "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl";
+    for (const body of bodies) {
+      for (const headers of [{}, { authorization: forged }]) {
+        const r = await t.json("POST", "/api/v1/admin/preferences/bulk", { body, headers });
+        expect({ body: body.slice(0, 12), status: r.status }).toEqual({ body: body.slice(0, 12), status: 401 });
+      }
+    }
+    // With a valid token the same bodies are read and refused for what they are.
+    const u = await t.user();
+    expect((await t.json("POST", `/api/v1/users/${u.id}/posts`, { token: u.token, body: "{not json" })).status).toBe(400);
+  });
+
   test("a non-admin gets 403 on admin routes before its body is validated", async () => {
     const u = await t.user();
     const r = await t.json("POST", "/api/v1/admin/preferences/bulk", { token: u.token, body: { user_ids: "x" } });
@@ -113,8 +127,8 @@ describe("value count", () => {
     expect((await t.json("PATCH", `/api/v1/users/${u.id}/preferences`, { token: u.token, body: keys(50) })).status).toBe(200);
     expect((await t.json("PATCH", `/api/v1/users/${u.id}/preferences`, { token: u.token, body: keys(60) })).status).toBe(422);
     expect((await t.json("PATCH", `/api/v1/users/${u.id}/preferences`, { token: u.token, body: keys(500) })).status).toBe(400);
-    // The largest body a schema accepts still passes: 1,000 ids (admin only, so 401 here, after parsing).
-    const bulk = await t.json("POST", "/api/v1/admin/preferences/bulk", { body: { user_ids: Array.from({ length: 1000 }, (_, i) => i + 1), preference_updates: { a: 1 } } });
-    expect(bulk.status).toBe(401);
+    // The largest body a schema accepts still passes: 1,000 ids (admin only, so 403 for a user, after parsing).
+    const bulk = await t.json("POST", "/api/v1/admin/preferences/bulk", { token: u.token, body: { user_ids: Array.from({ length: 1000 }, (_, i) => i + 1), preference_updates: { a: 1 } } });
+    expect(bulk.status).toBe(403);
   });
 });

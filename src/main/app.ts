@@ -8,7 +8,7 @@ import { rateLimitPlugin } from "../platform/http/rate-limits.ts";
 import { openApiDocument } from "../platform/http/openapi.ts";
 import { openApiOptions } from "../openapi.ts";
 import { idempotencyPlugin } from "../platform/http/idempotency.ts";
-import { bodyValueCaps, boundValidationErrors } from "../platform/http/validation-cost.ts";
+import { bearerRouteKeys, bodyValueCaps, boundValidationErrors } from "../platform/http/validation-cost.ts";
 import { JSON_MAX_VALUES } from "../platform/http/json-depth.ts";
 import { adminModule } from "../modules/admin/index.ts";
 import { authModule } from "../modules/auth/index.ts";
@@ -37,6 +37,7 @@ export function createApp(deps: AppDeps) {
     .use(operationsModule(deps));
 
   const valueCaps = new Map<string, number>();
+  const bearerRoutes = new Set<string>();
   const app = new Elysia({ normalize: false })
     .use(
       requestContext({
@@ -45,6 +46,7 @@ export function createApp(deps: AppDeps) {
         instanceId: deps.config.INSTANCE_ID,
         headers: headerPolicy(deps.config),
         valueCaps,
+        bearer: { routes: bearerRoutes, valid: (authorization) => deps.auth.tokenPrincipal(authorization) !== null },
       }),
     )
     .use(rateLimitPlugin({ limiter: deps.rateLimiter, auth: deps.auth, settings: deps.config }))
@@ -66,6 +68,7 @@ export function createApp(deps: AppDeps) {
   const models = (full as unknown as { definitions: { type: Record<string, unknown> } }).definitions.type;
   boundValidationErrors(full.routes, models);
   for (const [route, cap] of bodyValueCaps(full.routes, models, JSON_MAX_VALUES)) valueCaps.set(route, cap);
+  for (const route of bearerRouteKeys(full.routes)) bearerRoutes.add(route);
   return full;
 }
 

@@ -2,7 +2,7 @@
 // Registered first in the composition root, so every route below it is covered.
 import { Elysia, ValidationError } from "elysia";
 import type { Logger } from "../observability/logger.ts";
-import { AppError, fromDatabase, problem, problemResponse, type FieldError } from "./errors.ts";
+import { AppError, fromDatabase, problem, problemResponse, unauthorized, type FieldError } from "./errors.ts";
 import { parseJsonBody } from "./json-body.ts";
 import { putInto, putOnto, type HeaderPolicy } from "./headers.ts";
 import { fieldMessageOf } from "./models.ts";
@@ -120,6 +120,11 @@ export interface RequestContextOptions {
   headers?: HeaderPolicy;
   /** Per "METHOD route", the most values a body may hold (filled once the routes exist; see bodyValueCaps). */
   valueCaps?: ReadonlyMap<string, number>;
+  /**
+   * The "METHOD route"s that need a bearer token (filled once the routes exist), and the token check: such a
+   * route answers 401 to a request without a valid token before its body is read.
+   */
+  bearer?: { routes: ReadonlySet<string>; valid: (authorization: string | null) => boolean };
 }
 
 export function requestContext(opts: RequestContextOptions) {
@@ -142,9 +147,13 @@ export function requestContext(opts: RequestContextOptions) {
     })
     // One body parser for every route: enforces the size limit (also for bodies without Content-Length,
     // and for requests handed to app.handle directly), and turns bad JSON into a 400.
-    .onParse({ as: "global" }, ({ request, contentType, route }) =>
-      parseJsonBody(request, contentType, bodyLimit, opts.valueCaps?.get(request.method + " " + route)),
-    )
+    .onParse({ as: "global" }, ({ request, contentType, route }) => {
+      const key = request.method + " " + route;
+      // The auth macro checks the session after parsing (Elysia parses before any route hook): an anonymous or
+      // forged caller is refused here without reading what it sent.
+      if (opts.bearer?.routes.has(key) && !opts.bearer.valid(request.headers.get("authorization"))) throw unauthorized();
+      return parseJsonBody(request, contentType, bodyLimit, opts.valueCaps?.get(key));
+    })
     // x-request-id goes on here rather than through set.headers in onRequest: for a handler that returns a
     // finished Response (the cached reads), a non-empty set.headers makes Elysia rebuild the Response
     // (new Headers, body re-wrapped as a stream), which costs more than the rest of the request.
