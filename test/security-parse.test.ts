@@ -89,7 +89,7 @@ describe("the token comes before the input", () => {
     const bodies = ["{not json", "[".repeat(5_000), `{"user_ids":[${Array(5_000).fill("1").join(",")}]}`];
     const forged = "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl";
     for (const body of bodies) {
-      for (const headers of [{}, { authorization: forged }]) {
+      for (const headers of [{}, { authorization: forged }] as Record<string, string>[]) {
         const r = await t.json("POST", "/api/v1/admin/preferences/bulk", { body, headers });
         expect({ body: body.slice(0, 12), status: r.status }).toEqual({ body: body.slice(0, 12), status: 401 });
       }
