@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { loadConfig } from "../src/config.ts";
 import { MemoryBus } from "../src/platform/cache/bus.ts";
 import { userDetailFastPath } from "../src/platform/cache/fast-read.ts";
+import { userKeys } from "../src/modules/users/keys.ts";
 import { Auth } from "../src/platform/http/auth.ts";
 import { Sessions } from "../src/platform/http/sessions.ts";
 import type { Database } from "../src/platform/db/client.ts";
@@ -88,7 +89,7 @@ describe("the cached-read fast path in front of Elysia", () => {
     await cache.start();
     // The fast path reads sessions from memory only (the cache's L1): it never touches the database.
     const auth = new Auth(secret, new Sessions(undefined as unknown as Database, cache));
-    const fast = userDetailFastPath({ cache, logger: fastLogger, auth })!;
+    const fast = userDetailFastPath({ cache, key: userKeys.detail, logger: fastLogger, auth })!;
     await cache.getOrSet("session:s", async () => ({ userId: 3, isAdmin: false }), { tags: ["sessions:3"] });
     await cache.getOrSet("session:revoked", async () => null, { tags: ["sessions:3"] });
     const revoked = signJwt({ sub: "3", sid: "revoked", adm: false, iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 60 }, secret);

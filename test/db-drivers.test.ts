@@ -9,7 +9,9 @@ import { DatabaseUnavailable, isUniqueViolation } from "../src/platform/db/error
 import { MIGRATIONS_FOLDER, runMigrations } from "../src/platform/db/migrate.ts";
 import { AsyncInTransaction, q } from "../src/platform/db/tx.ts";
 import { writeOutbox } from "../src/platform/jobs/outbox.ts";
-import { postsRepo, preferencesRepo, usersRepo } from "../src/modules/users/repository.ts";
+import { usersRepo } from "../src/modules/users/repository.ts";
+import { postsRepo } from "../src/modules/posts/repository.ts";
+import { preferencesRepo } from "../src/modules/preferences/repository.ts";
 import { makeApp, tempDir } from "./helpers.ts";
 import { holdWriteLock } from "./support/sqlite-lock.ts";
 

@@ -5,7 +5,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { chmodSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { JOB_TYPES } from "../src/modules/jobs/handlers.ts";
+import { JOB_TYPES } from "../src/modules/jobs/types.ts";
 import { liteFsRole } from "../src/platform/cluster/role.ts";
 import { makeApp, tempDir } from "./helpers.ts";
 import { liteFsNode } from "./support/litefs-api.ts";

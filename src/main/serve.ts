@@ -20,6 +20,7 @@ import { renderReplicaLag } from "../platform/cluster/lag.ts";
 import { createLogger, type Logger } from "../platform/observability/logger.ts";
 import { startHistorySampler } from "../platform/observability/history.ts";
 import { warmLogin } from "../modules/auth/service.ts";
+import { userKeys } from "../modules/users/keys.ts";
 
 export interface RunningInstance {
   deps: AppDeps;
@@ -63,6 +64,7 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
   const readLimit = ratePolicies(config).read;
   const fastRead = userDetailFastPath({
     cache: deps.cache,
+    key: userKeys.detail,
     logger,
     auth: deps.auth,
     headers: headerPolicy(config),

@@ -2,7 +2,7 @@
 import type { AppDeps } from "../../main/deps.ts";
 import { unprocessable } from "../../platform/http/errors.ts";
 import { writeOutbox } from "../../platform/jobs/outbox.ts";
-import { JOB_TYPES, type PreferencesPayload } from "../jobs/handlers.ts";
+import { JOB_TYPES, type PreferencesPayload } from "../jobs/types.ts";
 import { adminRepo } from "./repository.ts";
 
 const OUTBOX_CHUNK = 200;

@@ -1,4 +1,4 @@
-// The job types of the service and their handlers. Each is idempotent under redelivery: inserts are keyed by
+// The handlers of the job types (named in types.ts). Each is idempotent under redelivery: inserts are keyed by
 // the job id, the cleanup is a delete, the preference merge sets the same keys again (and none that a user
 // wrote after the job was accepted).
 import type { AppDeps } from "../../main/deps.ts";
@@ -9,14 +9,7 @@ import { AppError } from "../../platform/http/errors.ts";
 import * as preferences from "../preferences/service.ts";
 import { q } from "../../platform/db/tx.ts";
 import { jobsRepo } from "./repository.ts";
-
-export const JOB_TYPES = {
-  welcomeEmail: "send_welcome_email",
-  analytics: "process_user_analytics",
-  audit: "log_user_audit",
-  cleanupSessions: "cleanup_expired_sessions",
-  updatePreferences: "update_user_preferences",
-} as const;
+import { JOB_TYPES, type PreferencesPayload, type RegistrationPayload } from "./types.ts";
 
 /**
  * The name to greet, only when it is letters, spaces, apostrophes and hyphens: anything a mail client could
@@ -25,20 +18,6 @@ export const JOB_TYPES = {
  */
 export function greetingName(name: unknown): string {
   return typeof name === "string" && /^[\p{L}\p{M}' -]{1,100}$/u.test(name) && /\p{L}/u.test(name) ? name.trim() : "there";
-}
-
-/** Payload of registration's three jobs (written by users/service.ts). */
-interface RegistrationPayload {
-  user_id: number;
-  email: string;
-  full_name: string;
-}
-
-export interface PreferencesPayload {
-  user_id: number;
-  preference_updates: Record<string, string | number | boolean | null>;
-  /** Epoch ms when the bulk request was accepted: keys the user wrote after it are left alone. */
-  accepted_at?: number;
 }
 
 function userId(p: { user_id?: unknown }): number {

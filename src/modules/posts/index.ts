@@ -4,8 +4,7 @@ import { authPlugin } from "../../platform/http/auth.ts";
 import { notFound } from "../../platform/http/errors.ts";
 import { cachedRead, mountCachedRead } from "../../platform/http/cached-read.ts";
 import { IdParams, PageQuery, problems } from "../../platform/http/models.ts";
-import { PostPage, PostPublic } from "../users/model.ts";
-import { CreatePostBody } from "./model.ts";
+import { CreatePostBody, PostPage, PostPublic } from "./model.ts";
 import * as posts from "./service.ts";
 
 export const postsPageRead = (deps: AppDeps) =>

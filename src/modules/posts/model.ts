@@ -1,5 +1,16 @@
 import { t } from "elysia";
-import { Text } from "../../platform/http/models.ts";
+import { Int, page, Text } from "../../platform/http/models.ts";
+
+export const PostPublic = t.Object({
+  id: Int({ minimum: 1 }),
+  user_id: Int({ minimum: 1 }),
+  title: t.String(),
+  content: t.String(),
+  created_at: t.String({ format: "date-time" }),
+}, { description: "A post" });
+export type PostPublic = typeof PostPublic.static;
+
+export const PostPage = page(PostPublic, "PostPublic");
 
 export const CreatePostBody = t.Object(
   {

@@ -1,12 +1,14 @@
 import type { AppDeps } from "../../main/deps.ts";
-import { cacheKeys, type CacheResult } from "../../platform/cache/port.ts";
+import type { CacheResult } from "../../platform/cache/port.ts";
 import type { CacheEntry } from "../../platform/http/cached-read.ts";
 import type { Principal } from "../../platform/http/auth.ts";
 import { q } from "../../platform/db/tx.ts";
 import { notFound } from "../../platform/http/errors.ts";
-import type { PostPublic } from "../users/model.ts";
-import { postsRepo, toPostPublic, usersRepo } from "../users/repository.ts";
-import { assertOwner } from "../users/service.ts";
+import { assertOwner } from "../../platform/http/access.ts";
+import { invalidateUser, userKeys } from "../users/keys.ts";
+import { usersRepo } from "../users/repository.ts";
+import type { PostPublic } from "./model.ts";
+import { postsRepo, toPostPublic } from "./repository.ts";
 
 export interface PostsPage {
   items: PostPublic[];
@@ -23,7 +25,7 @@ export async function create(deps: AppDeps, principal: Principal, userId: number
     yield* q(usersRepo.touch(tx, userId));
     return post;
   });
-  await deps.cache.invalidateTags([cacheKeys.userTag(userId)]);
+  await invalidateUser(deps.cache, userId);
   return toPostPublic(row);
 }
 
@@ -37,8 +39,8 @@ export const SHARED_LIMITS: readonly number[] = [10, 20, 50, 100];
 /** The cache entry of one page of a user's posts; null when the user does not exist. */
 export function pageEntry(deps: AppDeps, userId: number, page: number, limit: number): CacheEntry<PostsPage> {
   return {
-    key: cacheKeys.userPosts(userId, page, limit),
-    tags: [cacheKeys.userTag(userId)],
+    key: userKeys.posts(userId, page, limit),
+    tags: [userKeys.tag(userId)],
     shared: page <= SHARED_PAGES && SHARED_LIMITS.includes(limit),
     load: async (): Promise<PostsPage | null> => {
       const { db } = deps.database;

@@ -4,8 +4,7 @@ import { authPlugin } from "../../platform/http/auth.ts";
 import { notFound } from "../../platform/http/errors.ts";
 import { cachedRead, mountCachedRead } from "../../platform/http/cached-read.ts";
 import { IdParams, problems } from "../../platform/http/models.ts";
-import { Preferences } from "../users/model.ts";
-import { PreferencesPatch } from "./model.ts";
+import { Preferences, PreferencesPatch } from "./model.ts";
 import * as prefs from "./service.ts";
 
 export const preferencesRead = (deps: AppDeps) =>

@@ -1,6 +1,13 @@
 import { t } from "elysia";
 import { Text } from "../../platform/http/models.ts";
 
+export const PreferenceValue = t.Union([t.String({ maxLength: 1000 }), t.Number(), t.Boolean()]);
+export const Preferences = t.Record(t.String(), PreferenceValue, {
+  description: "A user's preferences: at most 50 keys",
+  examples: [{ theme: "dark", notifications: true }],
+});
+export type Preferences = typeof Preferences.static;
+
 export const MAX_PREFERENCE_KEYS = 50;
 
 /** `{key: value | null}`: null removes the key. Keys are 1 to 64 characters of letters, digits, `_ - . :`. */

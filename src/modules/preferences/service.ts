@@ -1,19 +1,21 @@
 import type { AppDeps } from "../../main/deps.ts";
-import { cacheKeys, type CacheResult } from "../../platform/cache/port.ts";
+import type { CacheResult } from "../../platform/cache/port.ts";
+import type { Db } from "../../platform/db/client.ts";
 import type { CacheEntry } from "../../platform/http/cached-read.ts";
 import type { Principal } from "../../platform/http/auth.ts";
 import { q } from "../../platform/db/tx.ts";
 import { notFound, unprocessable } from "../../platform/http/errors.ts";
-import type { Preferences } from "../users/model.ts";
-import { preferencesRepo, usersRepo, type Tx } from "../users/repository.ts";
-import { assertOwnerOrAdmin } from "../users/service.ts";
-import { MAX_PREFERENCE_KEYS } from "./model.ts";
+import { assertOwnerOrAdmin } from "../../platform/http/access.ts";
+import { invalidateUser, userKeys } from "../users/keys.ts";
+import { usersRepo } from "../users/repository.ts";
+import { MAX_PREFERENCE_KEYS, type Preferences } from "./model.ts";
+import { preferencesRepo } from "./repository.ts";
 
 /** The cache entry of a user's preferences; null when the user does not exist. */
 export function preferencesEntry(deps: AppDeps, userId: number): CacheEntry<Preferences> {
   return {
-    key: cacheKeys.userPreferences(userId),
-    tags: [cacheKeys.userTag(userId)],
+    key: userKeys.preferences(userId),
+    tags: [userKeys.tag(userId)],
     load: async (): Promise<Preferences | null> => {
       const { db } = deps.database;
       if (!(await usersRepo.exists(db, userId))) return null;
@@ -39,7 +41,7 @@ const MAX_STAMPS = MAX_PREFERENCE_KEYS * 2;
  * a newer write, however late it runs or how often it is run again.
  */
 export function* mergeInTx(
-  tx: Tx,
+  tx: Db,
   userId: number,
   patch: Record<string, string | number | boolean | null>,
   opts: { acceptedAt?: number } = {},
@@ -71,7 +73,7 @@ export async function merge(
   opts: { acceptedAt?: number } = {},
 ): Promise<Preferences> {
   const merged = await deps.database.write((tx) => mergeInTx(tx, userId, patch, opts));
-  await deps.cache.invalidateTags([cacheKeys.userTag(userId)]);
+  await invalidateUser(deps.cache, userId);
   return merged;
 }
 

@@ -1,5 +1,7 @@
 import { t } from "elysia";
 import { Int, page, Text, withMessage } from "../../platform/http/models.ts";
+import { PostPublic } from "../posts/model.ts";
+import { Preferences } from "../preferences/model.ts";
 
 export const Email = withMessage(
   t.String({ format: "email", maxLength: 254, examples: ["ada@example.com"] }),
@@ -19,24 +21,7 @@ export const UserPublic = t.Object({
 }, { description: "An account as anyone may see it (never the password hash)" });
 export type UserPublic = typeof UserPublic.static;
 
-export const PostPublic = t.Object({
-  id: Int({ minimum: 1 }),
-  user_id: Int({ minimum: 1 }),
-  title: t.String(),
-  content: t.String(),
-  created_at: t.String({ format: "date-time" }),
-}, { description: "A post" });
-export type PostPublic = typeof PostPublic.static;
-
 export const UserPage = page(UserPublic, "UserPublic");
-export const PostPage = page(PostPublic, "PostPublic");
-
-export const PreferenceValue = t.Union([t.String({ maxLength: 1000 }), t.Number(), t.Boolean()]);
-export const Preferences = t.Record(t.String(), PreferenceValue, {
-  description: "A user's preferences: at most 50 keys",
-  examples: [{ theme: "dark", notifications: true }],
-});
-export type Preferences = typeof Preferences.static;
 
 export const UserDetail = t.Object({
   user: UserPublic,

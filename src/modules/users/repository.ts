@@ -1,17 +1,16 @@
-// SQL for users, posts and preferences. Rows come out in the contract's shapes. Each call returns its result
-// directly on bun:sqlite and a promise on libSQL: `await` it, or `yield* q(...)` inside a write body.
+// SQL for users. Rows come out in the contract's shapes. Each call returns its result directly on bun:sqlite
+// and a promise on libSQL: `await` it, or `yield* q(...)` inside a write body.
 import { desc, eq, gte, lte, sql } from "drizzle-orm";
 import type { Db } from "../../platform/db/client.ts";
 import { mapStep, preparedFor, sqliteOf, type Step } from "../../platform/db/step.ts";
-import { posts, preferences, tableCounts, userIdGaps, users } from "../../platform/db/schema/index.ts";
-import type { PostPublic, Preferences, UserPublic } from "./model.ts";
+import { tableCounts, userIdGaps, users } from "../../platform/db/schema/index.ts";
+import type { UserPublic } from "./model.ts";
 
 export { isUniqueViolation } from "../../platform/db/errors.ts";
 
 type UserRow = typeof users.$inferSelect;
-type PostRow = typeof posts.$inferSelect;
 /** Any Drizzle handle that can run queries: the database or a transaction. */
-export type Tx = Db;
+type Tx = Db;
 
 export const toUserPublic = (u: UserRow): UserPublic => ({
   id: u.id,
@@ -23,15 +22,7 @@ export const toUserPublic = (u: UserRow): UserPublic => ({
   updated_at: u.updatedAt,
 });
 
-export const toPostPublic = (p: PostRow): PostPublic => ({
-  id: p.id,
-  user_id: p.userId,
-  title: p.title,
-  content: p.content,
-  created_at: p.createdAt,
-});
-
-export const nowIso = () => new Date().toISOString();
+const nowIso = () => new Date().toISOString();
 
 const p = sql.placeholder;
 
@@ -78,10 +69,10 @@ const userStatements = preparedFor((db) => ({
 const PAGE_SEARCH_ROUNDS = 16;
 
 // The read paths of the cache-missing GETs, straight from bun:sqlite (null on libSQL, which uses the statements
-// above). Columns are aliased to the rows' property names; the test suite compares both drivers' rows.
+// above). Columns are aliased to the rows' property names; the test suite compares both drivers' rows. Posts and
+// preferences keep theirs in their own repositories.
 const USER_COLUMNS =
   "id, email, password_hash AS passwordHash, full_name AS fullName, is_active AS isActive, is_admin AS isAdmin, created_at AS createdAt, updated_at AS updatedAt, last_active_at AS lastActiveAt";
-const POST_COLUMNS = "id, user_id AS userId, title, content, created_at AS createdAt";
 const directReads = preparedFor((db) => {
   const c = sqliteOf(db);
   if (!c) return null;
@@ -91,11 +82,6 @@ const directReads = preparedFor((db) => {
     pageFrom: c.prepare<RawUser, [number, number]>(`SELECT ${USER_COLUMNS} FROM users WHERE id >= ? ORDER BY id LIMIT ?`),
     gapsUpTo: c.prepare<{ n: number }, [number]>("SELECT count(*) AS n FROM user_id_gaps WHERE id <= ?"),
     total: c.prepare<{ n: number }, []>("SELECT n FROM table_counts WHERE name = 'users'"),
-    posts: c.prepare<PostRow, [number, number, number]>(
-      `SELECT ${POST_COLUMNS} FROM posts WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`,
-    ),
-    postCount: c.prepare<{ n: number }, [number]>("SELECT count(*) AS n FROM posts WHERE user_id = ?"),
-    preferences: c.prepare<{ data: string }, [number]>("SELECT data FROM preferences WHERE user_id = ? LIMIT 1"),
   };
 });
 
@@ -161,77 +147,5 @@ export const usersRepo = {
   async mostRecentlyActive(db: Tx, n: number): Promise<number[]> {
     const rows = await db.select({ id: users.id }).from(users).orderBy(desc(users.lastActiveAt)).limit(n);
     return rows.map((r) => r.id);
-  },
-};
-
-const postStatements = preparedFor((db) => ({
-  insert: db
-    .insert(posts)
-    .values({ userId: p("userId"), title: p("title"), content: p("content"), createdAt: p("now") })
-    .returning()
-    .prepare(),
-  // Newest first; the (user_id, created_at, id) index serves both.
-  page: db
-    .select()
-    .from(posts)
-    .where(eq(posts.userId, p("userId")))
-    .orderBy(desc(posts.createdAt), desc(posts.id))
-    .limit(p("limit"))
-    .offset(p("offset"))
-    .prepare(),
-  count: db.select({ n: sql<number>`count(*)` }).from(posts).where(eq(posts.userId, p("userId"))).prepare(),
-}));
-
-export const postsRepo = {
-  insert(db: Tx, userId: number, title: string, content: string): Step<PostRow> {
-    return mapStep(postStatements(db).insert.get({ userId, title, content, now: nowIso() }), (row) => row!);
-  },
-  async page(db: Tx, userId: number, page: number, limit: number): Promise<{ items: PostRow[]; total: number }> {
-    const direct = directReads(db);
-    if (direct) return { items: direct.posts.all(userId, limit, (page - 1) * limit), total: direct.postCount.get(userId)?.n ?? 0 };
-    const s = postStatements(db);
-    const items = await s.page.all({ userId, limit, offset: (page - 1) * limit });
-    const c = await s.count.get({ userId });
-    return { items, total: c?.n ?? 0 };
-  },
-  newest(db: Tx, userId: number, n: number): Step<PostRow[]> {
-    const direct = directReads(db);
-    return direct ? direct.posts.all(userId, n, 0) : postStatements(db).page.all({ userId, limit: n, offset: 0 });
-  },
-};
-
-const preferenceStatements = preparedFor((db) => ({
-  get: db.select({ data: preferences.data }).from(preferences).where(eq(preferences.userId, p("userId"))).limit(1).prepare(),
-  getStamped: db
-    .select({ data: preferences.data, keyWrittenAt: preferences.keyWrittenAt })
-    .from(preferences)
-    .where(eq(preferences.userId, p("userId")))
-    .limit(1)
-    .prepare(),
-  put: db
-    .insert(preferences)
-    .values({ userId: p("userId"), data: p("data"), keyWrittenAt: p("keyWrittenAt"), updatedAt: p("now") })
-    .onConflictDoUpdate({
-      target: preferences.userId,
-      set: { data: sql`excluded.data`, keyWrittenAt: sql`excluded.key_written_at`, updatedAt: sql`excluded.updated_at` },
-    })
-    .prepare(),
-}));
-
-export const preferencesRepo = {
-  get(db: Tx, userId: number): Step<Preferences> {
-    const direct = directReads(db);
-    if (direct) {
-      const row = direct.preferences.get(userId);
-      return row === null ? {} : (JSON.parse(row.data) as Preferences);
-    }
-    return mapStep(preferenceStatements(db).get.get({ userId }), (row) => row?.data ?? {});
-  },
-  /** The preferences with the time each key was last written (see the schema). */
-  getStamped(db: Tx, userId: number): Step<{ data: Preferences; keyWrittenAt: Record<string, number> }> {
-    return mapStep(preferenceStatements(db).getStamped.get({ userId }), (row) => ({ data: row?.data ?? {}, keyWrittenAt: row?.keyWrittenAt ?? {} }));
-  },
-  put(db: Tx, userId: number, data: Preferences, keyWrittenAt: Record<string, number> = {}): Step<unknown> {
-    return preferenceStatements(db).put.run({ userId, data, keyWrittenAt, now: nowIso() });
   },
 };

@@ -1,27 +1,22 @@
 // Accounts: registration (with its background side effects), reads through the cache, updates, deletion.
 import type { AppDeps } from "../../main/deps.ts";
-import { cacheKeys, type CacheResult } from "../../platform/cache/port.ts";
+import type { CacheResult } from "../../platform/cache/port.ts";
 import type { CacheEntry } from "../../platform/http/cached-read.ts";
-import { conflict, forbidden, notFound, type AppError } from "../../platform/http/errors.ts";
+import { conflict, notFound, type AppError } from "../../platform/http/errors.ts";
+import { assertOwnerOrAdmin } from "../../platform/http/access.ts";
 import type { Principal } from "../../platform/http/auth.ts";
 import { q } from "../../platform/db/tx.ts";
 import { writeOutbox } from "../../platform/jobs/outbox.ts";
 import type { UserDetail, UserPublic } from "./model.ts";
-import { isUniqueViolation, postsRepo, preferencesRepo, toPostPublic, toUserPublic, usersRepo } from "./repository.ts";
+import { postsRepo, toPostPublic } from "../posts/repository.ts";
+import { preferencesRepo } from "../preferences/repository.ts";
+import { REGISTRATION_JOBS } from "../jobs/types.ts";
+import { isUniqueViolation, toUserPublic, usersRepo } from "./repository.ts";
+import { invalidateUser, userKeys } from "./keys.ts";
 
 export const DETAIL_POSTS = 10;
-export const REGISTRATION_JOBS = ["send_welcome_email", "process_user_analytics", "log_user_audit"] as const;
 
 const duplicateEmail = (): AppError => conflict("An account with this email already exists");
-
-/** Owner-or-admin rule of the contract. */
-export function assertOwnerOrAdmin(principal: Principal, userId: number): void {
-  if (principal.userId !== userId && !principal.isAdmin) throw forbidden("Only the owner or an administrator may do this");
-}
-
-export function assertOwner(principal: Principal, userId: number): void {
-  if (principal.userId !== userId) throw forbidden("Only the owner may do this");
-}
 
 export const hashPassword = (password: string) => Bun.password.hash(password, { algorithm: "argon2id" });
 
@@ -53,7 +48,7 @@ export async function register(
   }
   deps.outbox.kick();
   // An earlier read of this id may have cached "no such user".
-  await deps.cache.invalidateTags([cacheKeys.userTag(user.id)]);
+  await invalidateUser(deps.cache, user.id);
   deps.logger.info("user registered", { user_id: user.id });
   return toUserPublic(user);
 }
@@ -68,7 +63,7 @@ async function loadDetail(deps: AppDeps, id: number): Promise<UserDetail | null>
 
 /** The cache entry of a user's detail. A missing user is cached as null (a miss marker). */
 export function detailEntry(deps: AppDeps, id: number): CacheEntry<UserDetail> {
-  return { key: cacheKeys.userDetail(id), tags: [cacheKeys.userTag(id)], load: () => loadDetail(deps, id) };
+  return { key: userKeys.detail(id), tags: [userKeys.tag(id)], load: () => loadDetail(deps, id) };
 }
 
 export const userNotFound = (id: number) => notFound(`User ${id} not found`);
@@ -114,7 +109,7 @@ export async function update(
     throw err;
   }
   if (!row) throw notFound(`User ${id} not found`);
-  await deps.cache.invalidateTags([cacheKeys.userTag(id)]);
+  await invalidateUser(deps.cache, id);
   // A new password ends every session of the account, the caller's own included.
   if (patch.passwordHash !== undefined) await deps.auth.sessions.revokeAll(id);
   return toUserPublic(row);
@@ -124,7 +119,7 @@ export async function remove(deps: AppDeps, principal: Principal, id: number): P
   assertOwnerOrAdmin(principal, id);
   const deleted = await deps.database.write((tx) => q(usersRepo.delete(tx, id)));
   if (!deleted) throw notFound(`User ${id} not found`);
-  await deps.cache.invalidateTags([cacheKeys.userTag(id)]);
+  await invalidateUser(deps.cache, id);
   // The rows went with the account (ON DELETE CASCADE); the cached states must go everywhere too.
   await deps.auth.sessions.revokeAll(id, { deleteRows: false });
 }
@@ -136,7 +131,7 @@ export async function remove(deps: AppDeps, principal: Principal, id: number): P
 export async function setAdmin(deps: AppDeps, id: number, isAdmin: boolean): Promise<void> {
   const row = await deps.database.write((tx) => q(usersRepo.update(tx, id, { isAdmin })));
   if (!row) throw notFound(`User ${id} not found`);
-  await deps.cache.invalidateTags([cacheKeys.userTag(id)]);
+  await invalidateUser(deps.cache, id);
   await deps.auth.sessions.revokeAll(id, { deleteRows: false });
 }
 

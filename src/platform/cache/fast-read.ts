@@ -16,7 +16,7 @@ import type { RateLimiter, RatePolicy } from "../http/rate-limit.ts";
 import { rateLimitHeader } from "../http/rate-limits.ts";
 import { putOnto, type HeaderPolicy } from "../http/headers.ts";
 import { requestIdOf, requestLogger } from "../http/request-context.ts";
-import { cacheKeys, type Cache } from "./port.ts";
+import type { Cache } from "./port.ts";
 
 export const FAST_ROUTE = "/api/v1/users/:id";
 /** The canonical text of an id, as the app's route accepts it: 1 to 16 digits, no leading zero. */
@@ -52,6 +52,8 @@ function templateMaker(policy: HeaderPolicy | undefined) {
 
 export interface FastReadOptions {
   cache: Cache;
+  /** The cache key of a user's detail, as the users feature writes it. */
+  key: (id: number) => string;
   logger: Logger;
   /** The app's own token and session checks; a session not in memory sends the request the app's way. */
   auth: Auth;
@@ -71,7 +73,7 @@ export interface FastReadOptions {
 export type FastRead = (request: Request, id: string, start: number) => Response | undefined;
 
 export function userDetailFastPath(opts: FastReadOptions): FastRead | null {
-  const { cache, logger, auth, observe, rateLimit, headers: policy } = opts;
+  const { cache, key, logger, auth, observe, rateLimit, headers: policy } = opts;
   const headersFor = templateMaker(policy);
   const peek = cache.peek?.bind(cache);
   if (!peek) return null;
@@ -91,7 +93,7 @@ export function userDetailFastPath(opts: FastReadOptions): FastRead | null {
     const principal = auth.peekPrincipal(headers.get("authorization"));
     if (!principal) return undefined;
     // undefined also for a cached "no such user": the app writes that 404 as problem+json.
-    const hit = peek(cacheKeys.userDetail(id));
+    const hit = peek(key(id));
     if (hit === undefined) return undefined;
     let limit: string | undefined;
     if (rateLimit !== undefined) {

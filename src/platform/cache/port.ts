@@ -64,14 +64,3 @@ export class NoCache implements Cache {
   }
   async close(): Promise<void> {}
 }
-
-/** Cache keys and tags, in one place so writers and readers agree. */
-export const cacheKeys = {
-  userDetail: (id: number) => `user:${id}:detail`,
-  userPosts: (id: number, page: number, limit: number) => `user:${id}:posts:${page}:${limit}`,
-  userPreferences: (id: number) => `user:${id}:prefs`,
-  userTag: (id: number) => `user:${id}`,
-  session: (sid: string) => `session:${sid}`,
-  /** Every cached session state of a user: invalidated when their sessions are revoked or their rights change. */
-  sessionsTag: (userId: number) => `sessions:${userId}`,
-};
