@@ -138,6 +138,8 @@ export type Config = Readonly<
     /** The secret actually used: JWT_SECRET, or a random one per process outside production. */
     jwtSecret: string;
     jwtSecretIsRandom: boolean;
+    /** CORS_ORIGINS, parsed and checked: `*` or origins without a trailing slash; empty when unset. */
+    corsOrigins: readonly string[];
   }
 >;
 
@@ -193,9 +195,10 @@ function shown(name: string, raw: string | undefined): string {
   return `"${value.replace(/\/\/[^/@\s]*@/, "//***@")}"`;
 }
 
-/** Each CORS origin is `*` or scheme://host[:port], as a browser sends it in `Origin`. */
-function checkOrigins(raw: string | undefined): void {
-  for (const o of (raw ?? "").split(",").map((x) => x.trim()).filter((x) => x !== "")) {
+/** CORS_ORIGINS as a list: each origin `*` or scheme://host[:port] as a browser sends it in `Origin`, without a trailing slash. */
+function parseOrigins(raw: string | undefined): string[] {
+  const list = (raw ?? "").split(",").map((x) => x.trim()).filter((x) => x !== "");
+  for (const o of list) {
     if (o === "*") continue;
     let ok = false;
     try {
@@ -204,6 +207,7 @@ function checkOrigins(raw: string | undefined): void {
     } catch {}
     if (!ok) throw new ConfigError("CORS_ORIGINS", `each origin must be * or scheme://host[:port] (no path), got ${shown("CORS_ORIGINS", o)}`);
   }
+  return list.map((o) => o.replace(/\/+$/, ""));
 }
 
 /** Builds the configuration from an environment (process.env by default). Throws ConfigError naming the variable. */
@@ -228,7 +232,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     if (!Value.Check(check, value)) throw new ConfigError(name, `must be ${describe(s)}, got ${shown(name, env[name])}`);
   }
   const e = withDefaults as Env;
-  checkOrigins(e.CORS_ORIGINS);
+  const corsOrigins = Object.freeze(parseOrigins(e.CORS_ORIGINS));
   if ((e.ADMIN_EMAIL === undefined) !== (e.ADMIN_PASSWORD === undefined)) {
     throw new ConfigError(e.ADMIN_EMAIL ? "ADMIN_PASSWORD" : "ADMIN_EMAIL", "ADMIN_EMAIL and ADMIN_PASSWORD must be set together");
   }
@@ -244,5 +248,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     INSTANCE_ID: e.INSTANCE_ID ?? e.FLY_MACHINE_ID ?? `${hostname()}-${process.pid}`,
     jwtSecret,
     jwtSecretIsRandom: !e.JWT_SECRET,
+    corsOrigins,
   });
 }

@@ -14,6 +14,7 @@ import { dropPrefix, redisClient } from "./fixtures/queues.ts";
 import { waitUntil } from "./support/wait.ts";
 import { REDIS_URL, testEnv, testPrefix } from "./helpers.ts";
 import { startFaultyServer, type FaultyServer } from "./support/faulty-server.ts";
+import { primaryLink } from "../src/main/options.ts";
 
 const silent = createLogger("silent");
 const settings = { threshold: 3, resetMs: 600, windowMs: 10_000 };
@@ -99,7 +100,7 @@ describe("a breaker around a real HTTP dependency", () => {
     const config = loadConfig(testEnv({ PRIMARY_URL: dep.url, INTERNAL_TOKEN: "internal-token-0123456789", BREAKER_PRIMARY: "2/30" }));
     const replica: Role = { isPrimary: () => false, primaryName: () => "primary-1" } as Role;
     const breakers = new Breakers(silent);
-    const writer = registryWriter({ config, logger: silent, database: null as unknown as _Db, role: replica, breakers });
+    const writer = registryWriter({ primary: primaryLink(config), logger: silent, database: null as unknown as _Db, role: replica, breakers });
     const beat = { id: "r1", region: "syd", role: "replica", host: "h", port: 1, version: "0", startedAt: new Date().toISOString(), inFlight: 0, cpuPercent: 0, memoryPercent: 0 } as const;
     expect(await writer.upsert(beat)).toBe("primary");
     dep.set({ kind: "fail", status: 502 });

@@ -10,6 +10,7 @@ import { isHealthy, summarize } from "../src/modules/cluster/service.ts";
 import { SCHEDULES } from "../src/modules/jobs/schedules.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { makeApp, tempDir, type TestApp } from "./helpers.ts";
+import { heartbeatOptions } from "../src/main/options.ts";
 
 const ADMIN = { ADMIN_EMAIL: "root@example.com", ADMIN_PASSWORD: "root-password-1" };
 const TOKEN = "internal-token-0123456789";
@@ -136,7 +137,7 @@ describe("heartbeat on the primary", () => {
     const t = await makeApp({ HEARTBEAT_INTERVAL: "60", INSTANCE_ID: "self-1", FLY_REGION: "cdg" });
     try {
       let inFlight = 3;
-      const hb = startHeartbeat(t.deps, { port: 4321, inFlight: () => inFlight });
+      const hb = startHeartbeat(t.deps, heartbeatOptions(t.config, { port: 4321, inFlight: () => inFlight }));
       await hb.registered;
       let rows = await listInstances(t.deps.database.db);
       expect(rows).toHaveLength(1);
@@ -163,7 +164,7 @@ describe("heartbeat on the primary", () => {
   test("beats on its own every HEARTBEAT_INTERVAL", async () => {
     const t = await makeApp({ HEARTBEAT_INTERVAL: "1", INSTANCE_ID: "ticker" });
     try {
-      const hb = startHeartbeat(t.deps, { port: 1, inFlight: () => 0 });
+      const hb = startHeartbeat(t.deps, heartbeatOptions(t.config, { port: 1, inFlight: () => 0 }));
       await hb.registered;
       const first = (await listInstances(t.deps.database.db))[0]!.lastHeartbeat;
       const deadline = Date.now() + 10_000;
@@ -188,7 +189,7 @@ describe("heartbeat on a replica whose primary is unreachable", () => {
     const t = await makeApp({ LITEFS_DIR: replicaDir("gone"), PRIMARY_URL: `http://127.0.0.1:${port}`, INTERNAL_TOKEN: TOKEN, HEARTBEAT_INTERVAL: "1" });
     try {
       const { logger, lines } = capture();
-      const hb = startHeartbeat({ ...t.deps, logger }, { port: 1, inFlight: () => 0 });
+      const hb = startHeartbeat({ ...t.deps, logger }, heartbeatOptions(t.config, { port: 1, inFlight: () => 0 }));
       await hb.registered;
       const deadline = Date.now() + 10_000;
       const failures = () => lines.filter((l) => l.msg === "heartbeat failed; will retry");
@@ -207,7 +208,7 @@ describe("heartbeat on a replica whose primary is unreachable", () => {
     const t = await makeApp({ LITEFS_DIR: replicaDir("p"), PRIMARY_URL: "http://127.0.0.1:9" });
     try {
       const { logger, lines } = capture();
-      const hb = startHeartbeat({ ...t.deps, logger }, { port: 1, inFlight: () => 0 });
+      const hb = startHeartbeat({ ...t.deps, logger }, heartbeatOptions(t.config, { port: 1, inFlight: () => 0 }));
       await hb.registered;
       await hb.stop();
       expect(String(lines.find((l) => l.msg === "heartbeat failed; will retry")?.error)).toContain("INTERNAL_TOKEN");

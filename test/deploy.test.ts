@@ -14,6 +14,7 @@ import { makeApp, ROOT, tempDir } from "./helpers.ts";
 import { liteFsNode } from "./support/litefs-api.ts";
 import { shutdownBudgetMs } from "../src/platform/lifecycle/shutdown.ts";
 import pkg from "../package.json" with { type: "json" };
+import { primaryLink } from "../src/main/options.ts";
 
 const read = (file: string) => Bun.file(join(ROOT, file)).text();
 
@@ -233,7 +234,7 @@ describe("litefs.yml", () => {
     expect(new URL(litefs.lease["advertise-url"]).hostname).toBe(`148e272c4e4389.vm.${(fly as any).app}.internal`);
     expect(Number(new URL(litefs.lease["advertise-url"]).port)).toBe(portOf(litefs.http.addr));
     // A replica's .primary then holds that id, and its internal calls go to the primary's private listener.
-    expect(primaryBaseUrl(config, litefs.lease.hostname)).toBe(`http://148e272c4e4389.vm.${(fly as any).app}.internal:${config.INTERNAL_PORT}`);
+    expect(primaryBaseUrl(primaryLink(config), litefs.lease.hostname)).toBe(`http://148e272c4e4389.vm.${(fly as any).app}.internal:${config.INTERNAL_PORT}`);
     expect(config.INSTANCE_ID).toBe("148e272c4e4389");
   });
 
@@ -322,7 +323,7 @@ describe("Dockerfile and .dockerignore", () => {
     for (const p of ["node_modules/elysia/package.json", ".tmp/x/app.db", "data/app.db", ".git/HEAD", "app.db", "test/cluster.test.ts"]) {
       expect(ignored(p), p).toBe(true);
     }
-    for (const p of ["src/index.ts", "src/platform/db/migrate-cli.ts", "drizzle/0000_init.sql", "package.json", "bun.lock", "litefs.yml", "tsconfig.json", "Dockerfile"]) {
+    for (const p of ["src/index.ts", "src/migrate-cli.ts", "drizzle/0000_init.sql", "package.json", "bun.lock", "litefs.yml", "tsconfig.json", "Dockerfile"]) {
       expect(ignored(p), p).toBe(false);
     }
   });

@@ -7,6 +7,7 @@ import { shutdownBudgetMs } from "../src/platform/lifecycle/shutdown.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { startInstance, type RunningInstance } from "../src/main/serve.ts";
 import { testEnv } from "./helpers.ts";
+import { primaryLink } from "../src/main/options.ts";
 
 const TOKEN = "internal-port-test-token";
 const started: RunningInstance[] = [];
@@ -52,7 +53,7 @@ describe("INTERNAL_PORT", () => {
   test("on Fly a replica calls the primary's INTERNAL_PORT, not its app port", () => {
     const config = loadConfig({ FLY_APP_NAME: "neodyme-edge", PORT: "8081" });
     expect(config.INTERNAL_PORT).toBe(9092);
-    expect(primaryBaseUrl(config, "148e272c4e4389")).toBe("http://148e272c4e4389.vm.neodyme-edge.internal:9092");
+    expect(primaryBaseUrl(primaryLink(config), "148e272c4e4389")).toBe("http://148e272c4e4389.vm.neodyme-edge.internal:9092");
   });
 });
 

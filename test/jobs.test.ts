@@ -472,7 +472,7 @@ describe("redis: holds and takeovers", () => {
 
 test("queue options come from the configuration", async () => {
   const { loadConfig } = await import("../src/config.ts");
-  const { queueOptionsFromConfig } = await import("../src/platform/jobs/options.ts");
+  const { queueOptions: queueOptionsFromConfig } = await import("../src/main/options.ts");
   const { createLogger } = await import("../src/platform/observability/logger.ts");
   const o = queueOptionsFromConfig(
     loadConfig({ JOB_CONCURRENCY: "12", JOB_VISIBILITY_TIMEOUT_MS: "45000", JOB_RETENTION_COMPLETED_SECONDS: "60", INSTANCE_ID: "i-1" }),

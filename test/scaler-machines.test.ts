@@ -12,6 +12,7 @@ import { recentDecisions } from "../src/platform/scaler/records.ts";
 import { intervalPattern, machinesClient, runScaler, scalerSchedule, type ScalerDeps } from "../src/platform/scaler/scaler.ts";
 import { makeApp, testEnv, type TestApp } from "./helpers.ts";
 import { startMachinesStandin, type MachinesStandin } from "./support/machines-standin.ts";
+import { scalerOptions } from "../src/main/options.ts";
 
 const silent = createLogger("silent");
 
@@ -113,7 +114,7 @@ describe("scaler runs", () => {
     const config = loadConfig(
       testEnv({ FLY_API_URL: api.url, FLY_API_TOKEN: api.token, FLY_APP_NAME: api.app, PRIMARY_REGION: "ams", SCALER_CAPACITY: "10", SCALER_MIN: "1", SCALER_MAX: "3", ...env }),
     );
-    return { config, logger: silent, database: t.deps.database, breakers: new Breakers(silent), opsMetrics: new OpsMetrics() };
+    return { options: scalerOptions(config), logger: silent, database: t.deps.database, breakers: new Breakers(silent), opsMetrics: new OpsMetrics() };
   };
 
   test("dry-run decides and records, but calls nothing that changes a machine", async () => {
@@ -167,9 +168,9 @@ describe("scaler runs", () => {
 
   test("the schedule: off without a token or with SCALER_MODE=off; every SCALER_INTERVAL; writes the database", () => {
     const b = new Breakers(silent);
-    expect(scalerSchedule({ config: loadConfig(testEnv({})), breakers: b, logger: silent })).toBeNull();
-    expect(scalerSchedule({ config: loadConfig(testEnv({ FLY_API_TOKEN: "x", FLY_APP_NAME: "a", SCALER_MODE: "off" })), breakers: b, logger: silent })).toBeNull();
-    const s = scalerSchedule({ config: loadConfig(testEnv({ FLY_API_TOKEN: "x", FLY_APP_NAME: "a", SCALER_INTERVAL: "15" })), breakers: b, logger: silent });
+    expect(scalerSchedule({ options: scalerOptions(loadConfig(testEnv({}))), breakers: b, logger: silent })).toBeNull();
+    expect(scalerSchedule({ options: scalerOptions(loadConfig(testEnv({ FLY_API_TOKEN: "x", FLY_APP_NAME: "a", SCALER_MODE: "off" }))), breakers: b, logger: silent })).toBeNull();
+    const s = scalerSchedule({ options: scalerOptions(loadConfig(testEnv({ FLY_API_TOKEN: "x", FLY_APP_NAME: "a", SCALER_INTERVAL: "15" }))), breakers: b, logger: silent });
     expect(s).toMatchObject({ name: "scaler", pattern: "*/15 * * * * *", writesDb: true });
     expect([intervalPattern(30), intervalPattern(120), intervalPattern(3600)]).toEqual(["*/30 * * * * *", "0 */2 * * * *", "0 0 * * * *"]);
     expect(() => loadConfig(testEnv({ SCALER_MODE: "on" }))).toThrow("FLY_API_TOKEN");

@@ -4,6 +4,7 @@ import { Elysia } from "elysia";
 import type { AppDeps } from "./deps.ts";
 import { requestContext } from "../platform/http/request-context.ts";
 import { headerPolicy } from "../platform/http/headers.ts";
+import { headerSettings } from "./options.ts";
 import { rateLimitPlugin } from "../platform/http/rate-limits.ts";
 import { openApiDocument } from "../platform/http/openapi.ts";
 import { openApiOptions } from "../openapi.ts";
@@ -44,7 +45,7 @@ export function createApp(deps: AppDeps) {
         logger: deps.logger,
         bodyLimit: deps.config.BODY_LIMIT_BYTES,
         instanceId: deps.config.INSTANCE_ID,
-        headers: headerPolicy(deps.config),
+        headers: headerPolicy(headerSettings(deps.config)),
         valueCaps,
         bearer: { routes: bearerRoutes, valid: (authorization) => deps.auth.tokenPrincipal(authorization) !== null },
       }),

@@ -1,6 +1,7 @@
 // The instance's background work, built from the configuration: the queue (Redis, or in process without
-// Redis), the job handlers, the outbox relay and the cron scheduler. buildDeps creates it; start() runs once
-// the server is listening; close() stops cron, then the relay, then the queue (all before Redis closes).
+// Redis), the outbox relay, the cron scheduler and the mailer. buildDeps creates it and registers the job
+// handlers on its queue once the deps are complete; start(deps) runs once the server is listening; close()
+// stops cron, then the relay, then the queue (all before Redis closes).
 import type { Config } from "../config.ts";
 import type { AppDeps } from "./deps.ts";
 import type { Redis } from "../platform/redis.ts";
@@ -17,7 +18,7 @@ import type { OpsMetrics } from "../platform/observability/ops-metrics.ts";
 import { breakerSettings, DEPENDENCY, type Breakers } from "../platform/resilience/breakers.ts";
 import { backgroundGraceMs } from "../platform/lifecycle/shutdown.ts";
 import { MemoryQueue } from "../platform/jobs/memory-queue.ts";
-import { queueOptionsFromConfig } from "../platform/jobs/options.ts";
+import { queueOptions } from "./options.ts";
 import type { JobQueue } from "../platform/jobs/port.ts";
 import { RedisQueue } from "../platform/jobs/redis-queue.ts";
 import { outboxLedger } from "../platform/jobs/outbox.ts";
@@ -28,17 +29,9 @@ export interface Background {
   relay: OutboxRelay;
   cron: CronScheduler<AppDeps>;
   mailer: Mailer;
-  /** Registers the job handlers (they need the finished deps). */
-  attach(deps: AppDeps): void;
-  /** Starts the relay, the worker (JOBS_WORKER_ENABLED) and cron (CRON_ENABLED). */
-  start(): void;
+  /** Starts the relay, the worker (JOBS_WORKER_ENABLED) and cron (CRON_ENABLED, its runs get `deps`). */
+  start(deps: AppDeps): void;
   close(): Promise<void>;
-}
-
-/** What the features bring to the background: their cron schedules and the registration of their job handlers. */
-export interface BackgroundWork {
-  schedules: ScheduleDefinition<AppDeps>[];
-  registerJobs(queue: JobQueue, deps: AppDeps, mailer: Mailer): void;
 }
 
 export function createBackground(
@@ -47,18 +40,18 @@ export function createBackground(
   redis: Redis | null,
   database: Database,
   role: Role,
-  work: BackgroundWork,
+  schedules: ScheduleDefinition<AppDeps>[],
   ops: { breakers: Breakers; metrics: OpsMetrics },
 ): Background {
   const { breakers, metrics } = ops;
-  const options = { ...queueOptionsFromConfig(config, logger, metrics.onJobRun), ledger: outboxLedger(database, () => role.isPrimary()) };
+  const options = { ...queueOptions(config, logger, metrics.onJobRun), ledger: outboxLedger(database, () => role.isPrimary()) };
   const queue: JobQueue = redis ? new RedisQueue(redis, config.REDIS_PREFIX, options) : new MemoryQueue(options);
   const relay = new OutboxRelay(database, queue, role, {
     logger,
     retention: { completedMs: options.retentionCompletedMs, failedMs: options.retentionFailedMs },
   });
   const cron = new CronScheduler<AppDeps>({
-    schedules: work.schedules,
+    schedules,
     leases: redis ? new RedisLeaseStore(redis, `${config.REDIS_PREFIX}cron:`) : new MemoryLeaseStore(),
     runs: redis ? new RedisRunStore(redis, `${config.REDIS_PREFIX}cron:`, logger) : new MemoryRunStore(),
     instanceId: config.INSTANCE_ID,
@@ -77,19 +70,14 @@ export function createBackground(
         breaker: breakers.get(DEPENDENCY.mail, breakerSettings(config.BREAKER_MAIL_API), mailFailureIsAboutTheMessage),
       })
     : new DbMailer(database);
-  let deps: AppDeps | undefined;
   let started = false;
   return {
     queue,
     relay,
     cron,
     mailer,
-    attach(d) {
-      deps = d;
-      work.registerJobs(queue, d, mailer);
-    },
-    start() {
-      if (started || !deps) return;
+    start(deps) {
+      if (started) return;
       started = true;
       relay.start();
       if (config.JOBS_WORKER_ENABLED) queue.start({ canWrite: () => role.isPrimary() });

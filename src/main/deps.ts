@@ -2,6 +2,7 @@
 import type { Config } from "../config.ts";
 import type { Cache } from "../platform/cache/port.ts";
 import type { Role } from "../platform/cluster/role.ts";
+import type { PrimaryLink } from "../platform/cluster/internal.ts";
 import type { Database } from "../platform/db/client.ts";
 import type { JobQueue } from "../platform/jobs/port.ts";
 import type { CronView } from "../platform/cron/scheduler.ts";
@@ -27,6 +28,8 @@ export interface AppDeps {
   /** The cron schedules and their last runs (GET /admin/cron). */
   cron: CronView;
   role: Role;
+  /** How this instance reaches the primary when it is a replica (the registry writes). */
+  primary: PrimaryLink;
   /** Token and session checks (the auth macro and the cached-read fast path share it). */
   auth: Auth;
   rateLimiter: RateLimiter;

@@ -8,7 +8,8 @@ import { createBackground } from "./background.ts";
 import { Auth } from "../platform/http/auth.ts";
 import { Sessions } from "../platform/http/sessions.ts";
 import { WorkGate } from "../platform/http/work-gate.ts";
-import { roleFromConfig } from "../platform/cluster/role.ts";
+import { instanceRole } from "../platform/cluster/role.ts";
+import { primaryLink, roleOptions, scalerOptions } from "./options.ts";
 import { openDatabase } from "../platform/db/client.ts";
 import { runMigrations } from "../platform/db/migrate.ts";
 import { MemoryRateLimiter, RedisRateLimiter } from "../platform/http/rate-limit.ts";
@@ -34,7 +35,7 @@ export interface BuiltDeps {
 }
 
 export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDeps> {
-  const role = roleFromConfig(config);
+  const role = instanceRole(roleOptions(config));
   await role.ready();
   const primary = role.isPrimary();
   const database = await openDatabase(config.DATABASE_URL, {
@@ -57,10 +58,10 @@ export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDe
   const breakers = new Breakers(logger);
   const opsMetrics = new OpsMetrics();
   opsMetrics.timeWrites(database);
-  const scaler = scalerSchedule({ config, breakers, logger });
+  const scaler = scalerSchedule({ options: scalerOptions(config), breakers, logger });
   // The L2 keeps its own breaker (src/platform/cache/l2.ts); reported here, read-only, from its availability.
   if (redis && config.CACHE_ENABLED) breakers.observe(DEPENDENCY.redisL2, () => (cache.stats().l2.available ? "closed" : "open"));
-  const background = createBackground(config, logger, redis, database, role, { schedules: [...SCHEDULES, ...(scaler ? [scaler] : [])], registerJobs: registerJobHandlers }, { breakers, metrics: opsMetrics });
+  const background = createBackground(config, logger, redis, database, role, [...SCHEDULES, ...(scaler ? [scaler] : [])], { breakers, metrics: opsMetrics });
   const requests = { inFlight: 0 };
   const deps: AppDeps = {
     config,
@@ -72,6 +73,7 @@ export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDe
     outbox: background.relay,
     cron: background.cron,
     role,
+    primary: primaryLink(config),
     auth: new Auth(config.jwtSecret, new Sessions(database, cache)),
     rateLimiter: redis
       ? new RedisRateLimiter(redis, { prefix: config.REDIS_PREFIX, logger, timeoutMs: Math.max(config.CACHE_L2_TIMEOUT_MS, 100) })
@@ -83,7 +85,7 @@ export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDe
     inFlight: () => requests.inFlight,
   };
 
-  background.attach(deps);
+  registerJobHandlers(background.queue, deps, background.mailer);
   if (primary && config.ADMIN_EMAIL && config.ADMIN_PASSWORD) await ensureAdmin(deps, config.ADMIN_EMAIL, config.ADMIN_PASSWORD);
 
   let backgroundClosed: Promise<void> | undefined;
@@ -97,6 +99,6 @@ export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDe
     database.close();
     role.close();
   };
-  return { deps, requests, close, closeBackground, start: () => background.start() };
+  return { deps, requests, close, closeBackground, start: () => background.start(deps) };
 }
 

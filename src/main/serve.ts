@@ -6,6 +6,7 @@ import { createApp, VERSION } from "./app.ts";
 import type { Config } from "../config.ts";
 import type { AppDeps } from "./deps.ts";
 import { buildDeps } from "./platform.ts";
+import { headerSettings, heartbeatOptions } from "./options.ts";
 import { rememberSocketAddress } from "../platform/http/client-ip.ts";
 import { abuseMetrics, ratePolicies } from "../platform/http/rate-limits.ts";
 import { headerPolicy, putInto } from "../platform/http/headers.ts";
@@ -62,12 +63,13 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
   // The cached GET /api/v1/users/{id} answered before Elysia when it is an L1 hit (see fast-read.ts).
   const fastSeries = httpMetrics?.seriesOf("GET", FAST_ROUTE, 200);
   const readLimit = ratePolicies(config).read;
+  const headers = headerPolicy(headerSettings(config));
   const fastRead = userDetailFastPath({
     cache: deps.cache,
     key: userKeys.detail,
     logger,
     auth: deps.auth,
-    headers: headerPolicy(config),
+    headers,
     rateLimit: readLimit ? { limiter: deps.rateLimiter, policy: readLimit } : undefined,
     observe:
       httpMetrics && fastSeries
@@ -126,9 +128,9 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
     error: (err) => {
       const id = crypto.randomUUID();
       logger.error("unhandled error outside the app", { request_id: id, error: err instanceof Error ? err.message : String(err) });
-      const headers: Record<string, string> = { "x-request-id": id };
-      headerPolicy(config).decorate(new Request("http://localhost/"), putInto(headers));
-      return problemResponse(problem(500, "Something went wrong on our side; the request id identifies it in our logs"), headers);
+      const answerHeaders: Record<string, string> = { "x-request-id": id };
+      headers.decorate(new Request("http://localhost/"), putInto(answerHeaders));
+      return problemResponse(problem(500, "Something went wrong on our side; the request id identifies it in our logs"), answerHeaders);
     },
     fetch: (request, server) => {
       const answer = isInternalUrl(request.url) ? notFoundHere(request) : viaApp(request, performance.now(), server.requestIP(request)?.address);
@@ -151,7 +153,7 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
           cacheStats: () => deps.cache.stats(),
           queueStats: () => deps.queue.stats(),
           breakers: () => deps.breakers.list(),
-          extra: [(out) => deps.opsMetrics.render(out), (out) => renderReplicaLag(out, deps), abuseMetrics(deps.rateLimiter, deps.hashing)],
+          extra: [(out) => deps.opsMetrics.render(out), (out) => renderReplicaLag(out, deps, config.HEARTBEAT_INTERVAL), abuseMetrics(deps.rateLimiter, deps.hashing)],
         }),
       })
     : null;
@@ -164,7 +166,7 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
     ? startInternalListener({ port: config.INTERNAL_PORT, hostname: config.HOST, reusePort: config.REUSE_PORT, handle: (r) => viaApp(r, performance.now()) })
     : null;
   const internalUrl = internalServer ? `http://${local}:${internalServer.port}` : null;
-  const heartbeat = startHeartbeat(deps, { port: server.port ?? config.PORT, inFlight: deps.inFlight });
+  const heartbeat = startHeartbeat(deps, heartbeatOptions(config, { port: server.port ?? config.PORT, inFlight: deps.inFlight }));
   // On the primary the row is written locally, so the instance is in the table once started. A replica's first
   // beat goes over the network to the primary: never hold the start (and the signal handlers) on it.
   if (deps.role.isPrimary()) await heartbeat.registered;

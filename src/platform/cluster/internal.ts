@@ -1,20 +1,32 @@
 // The private channel from a replica to the primary: where the primary is, how a replica calls it, and how
 // the primary checks the INTERNAL_TOKEN bearer (constant-time). Used for the writes a replica makes on its own.
 import { createHash, timingSafeEqual } from "node:crypto";
-import type { Config } from "../../config.ts";
+import type { BreakerSettings } from "../resilience/breakers.ts";
 import type { Role } from "./role.ts";
 
 const INTERNAL_TIMEOUT_MS = 5_000;
 
-type PrimaryConfig = Pick<Config, "PRIMARY_URL" | "FLY_APP_NAME" | "INTERNAL_PORT">;
+/** How a replica reaches the primary's private listener (PRIMARY_URL, FLY_APP_NAME, INTERNAL_PORT, INTERNAL_TOKEN). */
+export interface PrimaryLink {
+  /** The primary's base URL when it is fixed (PRIMARY_URL). */
+  url?: string;
+  /** The Fly app (FLY_APP_NAME): the primary is then `<its machine>.vm.<app>.internal`. */
+  flyApp?: string;
+  /** The private listener's port on every instance. */
+  internalPort: number;
+  /** The bearer the primary expects; without it a replica cannot call. */
+  token?: string;
+  /** The circuit breaker's settings for calls to the primary (BREAKER_PRIMARY). */
+  breaker: BreakerSettings;
+}
 
 /**
  * Base URL of the primary's private listener (not its LiteFS proxy: `fly-replay` does not apply to `.internal`
  * traffic). PRIMARY_URL when set, else on Fly `http://<primary>.vm.<FLY_APP_NAME>.internal:<INTERNAL_PORT>`, else null.
  */
-export function primaryBaseUrl(config: PrimaryConfig, primaryName: string | null): string | null {
-  if (config.PRIMARY_URL) return config.PRIMARY_URL.replace(/\/+$/, "");
-  if (primaryName && config.FLY_APP_NAME) return `http://${primaryName}.vm.${config.FLY_APP_NAME}.internal:${config.INTERNAL_PORT}`;
+export function primaryBaseUrl(link: Omit<PrimaryLink, "breaker" | "token">, primaryName: string | null): string | null {
+  if (link.url) return link.url.replace(/\/+$/, "");
+  if (primaryName && link.flyApp) return `http://${primaryName}.vm.${link.flyApp}.internal:${link.internalPort}`;
   return null;
 }
 
@@ -38,16 +50,16 @@ export class InternalCallError extends Error {
 
 /** Calls `path` on the current primary. Throws InternalCallError on no route, a network error or a non-2xx. */
 export async function callPrimary(
-  config: PrimaryConfig & Pick<Config, "INTERNAL_TOKEN">,
+  link: Omit<PrimaryLink, "breaker">,
   role: Role,
   method: string,
   path: string,
   body?: unknown,
   timeoutMs = INTERNAL_TIMEOUT_MS,
 ): Promise<Response> {
-  const token = config.INTERNAL_TOKEN;
+  const token = link.token;
   if (!token) throw new InternalCallError("INTERNAL_TOKEN is not set, so this replica cannot reach the primary");
-  const base = primaryBaseUrl(config, role.primaryName());
+  const base = primaryBaseUrl(link, role.primaryName());
   if (!base) throw new InternalCallError("primary unknown: set PRIMARY_URL (or FLY_APP_NAME on Fly) and make sure .primary names it");
   let res: Response;
   try {

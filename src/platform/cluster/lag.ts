@@ -10,9 +10,9 @@ export async function replicaLagSeconds(deps: { database: Database; role: Role }
   return heartbeatAgeSeconds(deps.database.db).catch(() => null);
 }
 
-export async function renderReplicaLag(out: string[], deps: { database: Database; role: Role; config: { HEARTBEAT_INTERVAL: number } }): Promise<void> {
+export async function renderReplicaLag(out: string[], deps: { database: Database; role: Role }, heartbeatIntervalSeconds: number): Promise<void> {
   const lag = await replicaLagSeconds(deps);
   if (lag === null) return;
   metric(out, "replica_lag_seconds", "gauge", "Age of the newest heartbeat in this instance's copy of the database (0 on the primary).", lag);
-  metric(out, "heartbeat_interval_seconds", "gauge", "HEARTBEAT_INTERVAL: replica_lag_seconds is only meaningful above it.", deps.config.HEARTBEAT_INTERVAL);
+  metric(out, "heartbeat_interval_seconds", "gauge", "HEARTBEAT_INTERVAL: replica_lag_seconds is only meaningful above it.", heartbeatIntervalSeconds);
 }

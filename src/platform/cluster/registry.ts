@@ -3,11 +3,10 @@
 // replica (the role is read on each write, so a failover moves them). A failed write is logged and retried;
 // it never throws out of the heartbeat.
 import { hostname } from "node:os";
-import type { Config } from "../../config.ts";
 import type { Database } from "../db/client.ts";
 import type { Logger } from "../observability/logger.ts";
-import { breakerSettings, DEPENDENCY, isClientError, type Breakers } from "../resilience/breakers.ts";
-import { callPrimary as callPrimaryDirect } from "./internal.ts";
+import { DEPENDENCY, isClientError, type Breakers } from "../resilience/breakers.ts";
+import { callPrimary as callPrimaryDirect, type PrimaryLink } from "./internal.ts";
 import { q } from "../db/tx.ts";
 import { removeInstance, removeInstancesNotSeenSince, upsertInstance, type InstanceBeat } from "./instances.ts";
 import { CpuSampler, memoryPercent } from "./process-stats.ts";
@@ -22,7 +21,8 @@ const STOP_WAIT_MS = 2_000;
 export const PRUNE_AFTER_MS = 60 * 60 * 1000;
 
 export interface RegistryDeps {
-  config: Config;
+  /** How a replica's writes reach the primary. */
+  primary: PrimaryLink;
   logger: Logger;
   database: Database;
   role: Role;
@@ -70,9 +70,9 @@ export const beatFromWire = (id: string, w: BeatWire): InstanceBeat => ({
 
 /** Registry writes, sent where they can be done right now: the local database or the primary. */
 export function registryWriter(deps: RegistryDeps) {
-  const { config, role, database } = deps;
+  const { primary, role, database } = deps;
   const path = (id: string) => `/internal/instances/${encodeURIComponent(id)}`;
-  const breaker = deps.breakers?.get(DEPENDENCY.primary, breakerSettings(config.BREAKER_PRIMARY), isClientError);
+  const breaker = deps.breakers?.get(DEPENDENCY.primary, primary.breaker, isClientError);
   const callPrimary: typeof callPrimaryDirect = (...args) => (breaker ? breaker.call(() => callPrimaryDirect(...args)) : callPrimaryDirect(...args));
   return {
     async upsert(beat: InstanceBeat): Promise<"local" | "primary"> {
@@ -80,16 +80,16 @@ export function registryWriter(deps: RegistryDeps) {
         await database.write((tx) => q(upsertInstance(tx, beat)));
         return "local";
       }
-      await callPrimary(config, role, "PUT", path(beat.id), beatToWire(beat));
+      await callPrimary(primary, role, "PUT", path(beat.id), beatToWire(beat));
       return "primary";
     },
     async remove(id: string, timeoutMs?: number): Promise<void> {
       if (role.isPrimary()) await database.write((tx) => q(removeInstance(tx, id)));
-      else await callPrimary(config, role, "DELETE", path(id), undefined, timeoutMs);
+      else await callPrimary(primary, role, "DELETE", path(id), undefined, timeoutMs);
     },
     async prune(maxAgeMs: number): Promise<number> {
       if (role.isPrimary()) return database.write((tx) => q(removeInstancesNotSeenSince(tx, maxAgeMs)));
-      const res = await callPrimary(config, role, "POST", "/internal/instances/prune", { max_age_seconds: Math.round(maxAgeMs / 1000) });
+      const res = await callPrimary(primary, role, "POST", "/internal/instances/prune", { max_age_seconds: Math.round(maxAgeMs / 1000) });
       return ((await res.json()) as { removed: number }).removed;
     },
   };
@@ -106,6 +106,11 @@ export async function pruneInstances(deps: RegistryDeps, maxAgeMs = PRUNE_AFTER_
 }
 
 export interface HeartbeatOptions {
+  /** This instance's row (INSTANCE_ID) and region (FLY_REGION). */
+  instanceId: string;
+  region: string;
+  /** Seconds between beats (HEARTBEAT_INTERVAL). */
+  intervalSeconds: number;
   /** The port this instance serves on (the real one, after Bun.serve). */
   port: number;
   /** Requests being served right now. */
@@ -124,11 +129,10 @@ export interface Heartbeat {
 
 /** Starts the heartbeat of this instance. */
 export function startHeartbeat(deps: RegistryDeps, opts: HeartbeatOptions): Heartbeat {
-  const { config, logger } = deps;
-  const log = logger.child({ component: "heartbeat" });
+  const log = deps.logger.child({ component: "heartbeat" });
   const writer = registryWriter(deps);
   const cpu = new CpuSampler();
-  const intervalMs = config.HEARTBEAT_INTERVAL * 1000;
+  const intervalMs = opts.intervalSeconds * 1000;
   const startedAt = new Date().toISOString();
   const host = opts.host ?? hostname();
   let failures = 0;
@@ -138,8 +142,8 @@ export function startHeartbeat(deps: RegistryDeps, opts: HeartbeatOptions): Hear
 
   const beatOnce = async (): Promise<boolean> => {
     const beat: InstanceBeat = {
-      id: config.INSTANCE_ID,
-      region: config.FLY_REGION,
+      id: opts.instanceId,
+      region: opts.region,
       role: deps.role.isPrimary() ? "primary" : "replica",
       host,
       port: opts.port,
@@ -191,7 +195,7 @@ export function startHeartbeat(deps: RegistryDeps, opts: HeartbeatOptions): Hear
       // A beat still in flight could land after the delete and bring the row back: let it finish first.
       await Promise.race([current.catch(() => undefined), Bun.sleep(STOP_WAIT_MS)]);
       try {
-        await writer.remove(config.INSTANCE_ID, STOP_WAIT_MS);
+        await writer.remove(opts.instanceId, STOP_WAIT_MS);
         log.info("deregistered");
       } catch (err) {
         log.warn("deregistration failed; the row will turn unhealthy and be pruned", { error: (err as Error).message });

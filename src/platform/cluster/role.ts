@@ -5,7 +5,6 @@
 // with no known primary: no database-writing background work, and writes answer 503 until a primary is known.
 import { readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import type { Config } from "../../config.ts";
 import { filePathOf } from "../db/client.ts";
 
 export type RoleState =
@@ -133,13 +132,21 @@ export function liteFsRole(dir: string, opts: LiteFsRoleOptions = {}): Role {
   };
 }
 
-/** The role of an instance with this configuration: LiteFS's when LITEFS_DIR is set, else always primary. */
-export function roleFromConfig(config: Pick<Config, "LITEFS_DIR" | "LITEFS_API_URL" | "DATABASE_URL">): Role {
-  if (!config.LITEFS_DIR) return alwaysPrimary;
-  const dir = resolve(config.LITEFS_DIR);
-  const file = filePathOf(config.DATABASE_URL);
+export interface InstanceRoleOptions {
+  /** LiteFS's mount (LITEFS_DIR); without it the instance is always the primary. */
+  litefsDir?: string;
+  /** LiteFS's HTTP API. */
+  litefsApiUrl: string;
+  databaseUrl: string;
+}
+
+/** The role of an instance: LiteFS's when it runs on a LiteFS mount, else always primary. */
+export function instanceRole(opts: InstanceRoleOptions): Role {
+  if (!opts.litefsDir) return alwaysPrimary;
+  const dir = resolve(opts.litefsDir);
+  const file = filePathOf(opts.databaseUrl);
   return liteFsRole(dir, {
-    apiUrl: config.LITEFS_API_URL,
+    apiUrl: opts.litefsApiUrl,
     // Only a file LiteFS presents says anything; one outside the mount is a plain file.
     databaseFile: file !== null && file.startsWith(dir + "/") ? file : null,
   });

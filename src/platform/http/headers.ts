@@ -1,11 +1,12 @@
 // Headers every response carries, and CORS. nosniff everywhere; `cache-control: no-store` unless the route
 // chose its own (API answers carry tokens and personal data); HSTS when configured (on Fly by default: its
-// edge serves HTTPS); CORS for the origins in CORS_ORIGINS only, preflights answered before anything else
+// edge serves HTTPS); CORS for the listed origins only, preflights answered before anything else
 // (rate limits, the replica write guard) looks at the request.
 export interface HeaderSettings {
-  CORS_ORIGINS?: string;
-  HSTS_MAX_AGE?: number;
-  FLY_APP_NAME?: string;
+  /** CORS_ORIGINS as config.ts parsed it: `*`, or origins without a trailing slash. Empty: CORS off. */
+  corsOrigins: readonly string[];
+  /** Strict-Transport-Security max-age in seconds; 0 sends none. */
+  hstsMaxAge: number;
 }
 
 /** Sets a header unless `keep` and it is already there. */
@@ -27,15 +28,11 @@ export interface HeaderPolicy {
   variesByOrigin(request: Request): boolean;
 }
 
-export function parseOrigins(raw: string | undefined): { any: boolean; origins: Set<string> } {
-  const list = (raw ?? "").split(",").map((o) => o.trim().replace(/\/+$/, "")).filter((o) => o !== "");
-  return { any: list.includes("*"), origins: new Set(list.filter((o) => o !== "*").map((o) => o.toLowerCase())) };
-}
-
 export function headerPolicy(settings: HeaderSettings): HeaderPolicy {
-  const cors = parseOrigins(settings.CORS_ORIGINS);
+  const list = settings.corsOrigins;
+  const cors = { any: list.includes("*"), origins: new Set(list.filter((o) => o !== "*").map((o) => o.toLowerCase())) };
   const corsOn = cors.any || cors.origins.size > 0;
-  const hstsAge = settings.HSTS_MAX_AGE ?? (settings.FLY_APP_NAME ? FLY_HSTS_MAX_AGE : 0);
+  const hstsAge = settings.hstsMaxAge;
   const hsts = hstsAge > 0 ? `max-age=${hstsAge}; includeSubDomains` : undefined;
   const allowed = (origin: string | null): string | undefined => {
     if (!corsOn || origin === null) return undefined;

@@ -3,27 +3,30 @@
 // mode "on", starts, creates or stops machines through the Machines API. Every decision that changes something,
 // or would have and was kept from it, is recorded (records.ts), counted in /metrics and logged. An unreachable
 // Machines API changes nothing: the run records the failure per region and tries again next interval.
-import type { Config } from "../../config.ts";
 import { listInstances } from "../cluster/instances.ts";
-import { MISSED_BEATS_UNHEALTHY } from "../cluster/registry.ts";
 import type { ScheduleDefinition } from "../cron/scheduler.ts";
 import type { Database } from "../db/client.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { OpsMetrics } from "../observability/ops-metrics.ts";
-import { breakerSettings, DEPENDENCY, isClientError, type Breakers } from "../resilience/breakers.ts";
-import { decide, perRegion, type RegionDecision, type ScalerPolicy } from "./decide.ts";
+import { DEPENDENCY, isClientError, type BreakerSettings, type Breakers } from "../resilience/breakers.ts";
+import { decide, type RegionDecision, type ScalerPolicy } from "./decide.ts";
 import { MachinesClient, type FlyMachine } from "./machines.ts";
 import { lastChanges, recordDecisions, type NewDecision } from "./records.ts";
 
-export type ScalerConfig = Pick<
-  Config,
-  | "SCALER_MODE" | "SCALER_INTERVAL" | "SCALER_MIN" | "SCALER_MAX" | "SCALER_TARGET_PERCENT" | "SCALER_CAPACITY"
-  | "SCALER_UP_COOLDOWN" | "SCALER_DOWN_COOLDOWN" | "FLY_API_TOKEN" | "FLY_APP_NAME" | "FLY_API_URL"
-  | "PRIMARY_REGION" | "HEARTBEAT_INTERVAL" | "BREAKER_FLY_MACHINES" | "INSTANCE_ID"
->;
+export interface ScalerOptions {
+  /** SCALER_MODE: "dry-run" decides and records without calling anything that changes a machine. */
+  mode: "off" | "dry-run" | "on";
+  /** Seconds between runs (SCALER_INTERVAL). */
+  intervalSeconds: number;
+  policy: ScalerPolicy;
+  /** Written into each decision's row. */
+  instanceId: string;
+  /** The Machines API (FLY_API_URL, FLY_API_TOKEN, FLY_APP_NAME, BREAKER_FLY_MACHINES); absent without a token and an app. */
+  machines?: { baseUrl: string; token: string; app: string; breaker: BreakerSettings };
+}
 
 export interface ScalerDeps {
-  config: ScalerConfig;
+  options: ScalerOptions;
   logger: Logger;
   database: Database;
   breakers: Breakers;
@@ -33,29 +36,16 @@ export interface ScalerDeps {
 /** A Machines API call may take this long before it counts as failed. */
 const MACHINES_TIMEOUT_MS = 10_000;
 
-export function scalerPolicy(config: ScalerConfig): ScalerPolicy {
-  return {
-    min: perRegion(config.SCALER_MIN),
-    max: perRegion(config.SCALER_MAX),
-    targetPercent: config.SCALER_TARGET_PERCENT,
-    capacity: config.SCALER_CAPACITY,
-    upCooldownMs: config.SCALER_UP_COOLDOWN * 1000,
-    downCooldownMs: config.SCALER_DOWN_COOLDOWN * 1000,
-    primaryRegion: config.PRIMARY_REGION,
-    staleAfterMs: MISSED_BEATS_UNHEALTHY * config.HEARTBEAT_INTERVAL * 1000,
-  };
-}
-
 /** The Machines API client, or null when FLY_API_TOKEN / FLY_APP_NAME are not both set. */
-export function machinesClient(deps: Pick<ScalerDeps, "config" | "breakers">): MachinesClient | null {
-  const { config } = deps;
-  if (!config.FLY_API_TOKEN || !config.FLY_APP_NAME) return null;
+export function machinesClient(deps: Pick<ScalerDeps, "options" | "breakers">): MachinesClient | null {
+  const api = deps.options.machines;
+  if (!api) return null;
   return new MachinesClient({
-    baseUrl: config.FLY_API_URL,
-    token: config.FLY_API_TOKEN,
-    app: config.FLY_APP_NAME,
+    baseUrl: api.baseUrl,
+    token: api.token,
+    app: api.app,
     timeoutMs: MACHINES_TIMEOUT_MS,
-    breaker: deps.breakers.get(DEPENDENCY.machines, breakerSettings(config.BREAKER_FLY_MACHINES), isClientError),
+    breaker: deps.breakers.get(DEPENDENCY.machines, api.breaker, isClientError),
   });
 }
 
@@ -71,14 +61,14 @@ async function execute(client: MachinesClient, d: RegionDecision, machines: FlyM
 
 /** One scaler run. Returns what it recorded. */
 export async function runScaler(deps: ScalerDeps, client: MachinesClient, signal?: AbortSignal, now = () => Date.now()): Promise<NewDecision[]> {
-  const { config, database, opsMetrics } = deps;
+  const { options, database, opsMetrics } = deps;
   const log = deps.logger.child({ component: "scaler" });
-  const mode = config.SCALER_MODE;
+  const mode = options.mode;
   const beats = await listInstances(database.db);
   const at = () => new Date(now()).toISOString();
   const record: NewDecision[] = [];
   const row = (d: Pick<RegionDecision, "region" | "from" | "to" | "action" | "reason">, outcome: string, detail: string | null = null): NewDecision => ({
-    at: at(), region: d.region, fromCount: d.from, toCount: d.to, action: d.action, reason: d.reason, outcome, detail, instance: config.INSTANCE_ID,
+    at: at(), region: d.region, fromCount: d.from, toCount: d.to, action: d.action, reason: d.reason, outcome, detail, instance: options.instanceId,
   });
 
   let machines: FlyMachine[];
@@ -94,7 +84,7 @@ export async function runScaler(deps: ScalerDeps, client: MachinesClient, signal
     return finish(deps, record);
   }
 
-  const decisions = decide({ now: now(), machines, beats, policy: scalerPolicy(config), lastChange: await lastChanges(database.db) });
+  const decisions = decide({ now: now(), machines, beats, policy: options.policy, lastChange: await lastChanges(database.db) });
   for (const d of decisions) {
     signal?.throwIfAborted();
     if (d.action === "hold") {
@@ -144,21 +134,21 @@ export function intervalPattern(seconds: number): string {
  * The scaler's cron schedule, or null when it is off (SCALER_MODE=off, or no FLY_API_TOKEN / FLY_APP_NAME).
  * It writes the database (its decisions), so only an instance that can write runs it.
  */
-export function scalerSchedule(deps: Pick<ScalerDeps, "config" | "breakers" | "logger">): ScheduleDefinition<ScalerDeps> | null {
-  const { config } = deps;
-  if (config.SCALER_MODE === "off") return null;
+export function scalerSchedule(deps: Pick<ScalerDeps, "options" | "breakers" | "logger">): ScheduleDefinition<Omit<ScalerDeps, "options">> | null {
+  const { options } = deps;
+  if (options.mode === "off") return null;
   const client = machinesClient(deps);
   if (!client) {
-    deps.logger.info("scaler off: FLY_API_TOKEN and FLY_APP_NAME are needed to read the machines", { mode: config.SCALER_MODE });
+    deps.logger.info("scaler off: FLY_API_TOKEN and FLY_APP_NAME are needed to read the machines", { mode: options.mode });
     return null;
   }
   return {
     name: "scaler",
-    pattern: intervalPattern(config.SCALER_INTERVAL),
+    pattern: intervalPattern(options.intervalSeconds),
     writesDb: true,
-    description: `Scales machines per region (${config.SCALER_MODE})`,
+    description: `Scales machines per region (${options.mode})`,
     async run(d, ctx) {
-      await runScaler(d, client, ctx.signal);
+      await runScaler({ options, logger: d.logger, database: d.database, breakers: d.breakers, opsMetrics: d.opsMetrics }, client, ctx.signal);
     },
   };
 }

@@ -1,14 +1,15 @@
 // `bun run db:migrate`: applies the migrations to DATABASE_URL and exits. On Fly, litefs.yml runs it on every
 // primary candidate; a candidate that is a replica at that moment (another machine holds the lease, so
 // `.primary` exists) skips it: its database is read-only and the primary has migrated.
-import { loadConfig, ConfigError } from "../../config.ts";
-import { roleFromConfig } from "../cluster/role.ts";
-import { openDatabase } from "./client.ts";
-import { runMigrations } from "./migrate.ts";
+import { loadConfig, ConfigError } from "./config.ts";
+import { instanceRole } from "./platform/cluster/role.ts";
+import { openDatabase } from "./platform/db/client.ts";
+import { runMigrations } from "./platform/db/migrate.ts";
+import { roleOptions } from "./main/options.ts";
 
 try {
   const config = loadConfig();
-  const role = roleFromConfig(config);
+  const role = instanceRole(roleOptions(config));
   await role.ready();
   const primary = role.isPrimary();
   role.close();
