@@ -10,9 +10,9 @@ import { HttpMailer, mailFailureIsAboutTheMessage } from "../src/platform/mail/h
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { Breaker, Breakers, CircuitOpenError, breakerSettings } from "../src/platform/resilience/breakers.ts";
 import { startInstance, type RunningInstance } from "../src/main/serve.ts";
-import { dropPrefix, redisClient } from "./fixtures/queues.ts";
+import { redisClient } from "./fixtures/queues.ts";
 import { waitUntil } from "./support/wait.ts";
-import { REDIS_URL, testEnv, testPrefix } from "./helpers.ts";
+import { REDIS_URL, testEnv, testPrefix, dropPrefix } from "./helpers.ts";
 import { startFaultyServer, type FaultyServer } from "./support/faulty-server.ts";
 import { primaryLink } from "../src/main/options.ts";
 

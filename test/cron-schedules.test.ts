@@ -8,8 +8,8 @@ import type { CronContext } from "../src/platform/cron/scheduler.ts";
 import { SCHEDULES } from "../src/modules/jobs/schedules.ts";
 import { sessions } from "../src/platform/db/schema/index.ts";
 import type { Logger } from "../src/platform/observability/logger.ts";
-import { makeApp, REDIS_URL, testPrefix, type TestApp } from "./helpers.ts";
-import { dropPrefix, redisClient } from "./fixtures/queues.ts";
+import { makeApp, REDIS_URL, testPrefix, type TestApp, dropPrefix } from "./helpers.ts";
+import { redisClient } from "./fixtures/queues.ts";
 
 const ADMIN = { email: "root@example.com", password: "admin-password-1" };
 const prefix = testPrefix("cron-schedules");

@@ -8,8 +8,8 @@ import { Lease, MemoryLeaseStore, RedisLeaseStore, type LeaseStore } from "../sr
 import { MemoryRunStore, RedisRunStore, type RunStore } from "../src/platform/cron/runs.ts";
 import { CronScheduler, type ScheduleDefinition } from "../src/platform/cron/scheduler.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
-import { REDIS_URL, ROOT, testPrefix } from "./helpers.ts";
-import { dropPrefix, redisClient } from "./fixtures/queues.ts";
+import { REDIS_URL, ROOT, testPrefix, dropPrefix } from "./helpers.ts";
+import { redisClient } from "./fixtures/queues.ts";
 import { waitUntil } from "./support/wait.ts";
 import { tcpProxy } from "./support/tcp-proxy.ts";
 import { waitForOutput } from "./support/process.ts";

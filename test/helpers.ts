@@ -5,6 +5,7 @@ import { createApp } from "../src/main/app.ts";
 import { loadConfig, type Config } from "../src/config.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { buildDeps } from "../src/main/platform.ts";
+import type { Redis } from "../src/platform/redis.ts";
 
 export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 export const ROOT = resolve(import.meta.dir, "..");
@@ -43,6 +44,15 @@ export function testEnv(overrides: Record<string, string | undefined> = {}, dir 
     ...overrides,
   };
 }
+
+/**
+ * The two wirings the contract tests run against: the in-process adapters (no Redis) and the real Redis on a
+ * prefix of the instance's own. `redis` says which one the app must have been built with.
+ */
+export const WIRINGS = [
+  { wiring: "the in-process adapters", redis: false, env: {} as Record<string, string> },
+  { wiring: "Redis", redis: true, env: { REDIS_URL } as Record<string, string> },
+];
 
 export interface RequestOptions {
   body?: unknown;
@@ -112,8 +122,17 @@ export async function makeApp(
     login,
     start: built.start,
     close: async () => {
+      // A prefix made for this instance alone leaves no keys behind in the shared Redis.
+      if (overrides.REDIS_PREFIX === undefined && built.deps.redis) await dropPrefix(built.deps.redis, config.REDIS_PREFIX);
       await built.close();
       if (!dir) rmSync(d, { recursive: true, force: true });
     },
   };
+}
+
+/** Deletes every key under `prefix`. */
+export async function dropPrefix(redis: Redis, prefix: string): Promise<void> {
+  for await (const keys of redis.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) {
+    if (keys.length > 0) await redis.del(keys);
+  }
 }

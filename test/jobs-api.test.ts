@@ -2,8 +2,8 @@
 // POST /jobs/status, GET /admin/cron (and GET /admin/jobs/failed). Real Redis on its own prefix.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Redis } from "../src/platform/redis.ts";
-import { makeApp, REDIS_URL, testPrefix, type TestApp } from "./helpers.ts";
-import { dropPrefix, redisClient } from "./fixtures/queues.ts";
+import { makeApp, REDIS_URL, testPrefix, type TestApp, dropPrefix } from "./helpers.ts";
+import { redisClient } from "./fixtures/queues.ts";
 import { waitUntil } from "./support/wait.ts";
 import { tcpProxy, type TcpProxy } from "./support/tcp-proxy.ts";
 

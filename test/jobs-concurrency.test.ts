@@ -7,8 +7,8 @@ import type { Redis } from "../src/platform/redis.ts";
 import { GROUP, RedisQueue } from "../src/platform/jobs/redis-queue.ts";
 import { queueBase } from "../src/platform/jobs/redis/context.ts";
 import { removeIdleConsumer } from "../src/platform/jobs/redis/maintenance.ts";
-import { dropPrefix, queueKey, queueOptions, redisClient } from "./fixtures/queues.ts";
-import { testPrefix } from "./helpers.ts";
+import { queueKey, queueOptions, redisClient } from "./fixtures/queues.ts";
+import { testPrefix, dropPrefix } from "./helpers.ts";
 import { waitUntil } from "./support/wait.ts";
 
 let redis: Redis;

@@ -4,8 +4,8 @@ import { afterAll, expect, test } from "bun:test";
 import type { Subprocess } from "bun";
 import type { Redis } from "../src/platform/redis.ts";
 import { RedisQueue } from "../src/platform/jobs/redis-queue.ts";
-import { REDIS_URL, ROOT, testPrefix } from "./helpers.ts";
-import { dropPrefix, queueOptions, redisClient } from "./fixtures/queues.ts";
+import { REDIS_URL, ROOT, testPrefix, dropPrefix } from "./helpers.ts";
+import { queueOptions, redisClient } from "./fixtures/queues.ts";
 import { waitUntil } from "./support/wait.ts";
 import { waitForOutput } from "./support/process.ts";
 

@@ -8,8 +8,8 @@ import { jobDefinitions } from "../src/modules/jobs/handlers.ts";
 import { analyticsEvents, auditLog, emailOutbox, jobResults, outbox, sessions } from "../src/platform/db/schema/index.ts";
 import { DbMailer } from "../src/platform/mail/db-mailer.ts";
 import { PermanentJobError, type JobContext, type JobDefinition } from "../src/platform/jobs/port.ts";
-import { makeApp, REDIS_URL, testPrefix, type TestApp } from "./helpers.ts";
-import { dropPrefix, redisClient } from "./fixtures/queues.ts";
+import { makeApp, REDIS_URL, testPrefix, type TestApp, dropPrefix } from "./helpers.ts";
+import { redisClient } from "./fixtures/queues.ts";
 import { waitUntil } from "./support/wait.ts";
 
 const ctx = (jobId: string, type = "t"): JobContext => ({ jobId, type, attempt: 1, signal: new AbortController().signal });

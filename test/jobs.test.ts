@@ -4,8 +4,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test
 import type { Redis } from "../src/platform/redis.ts";
 import { backoffDelay, PermanentJobError, type JobQueue } from "../src/platform/jobs/port.ts";
 import { GROUP, RedisQueue } from "../src/platform/jobs/redis-queue.ts";
-import { dropPrefix, makeQueue, queueKey, queueOptions, redisClient, type Adapter } from "./fixtures/queues.ts";
-import { testPrefix } from "./helpers.ts";
+import { makeQueue, queueKey, queueOptions, redisClient, type Adapter } from "./fixtures/queues.ts";
+import { testPrefix, dropPrefix } from "./helpers.ts";
 import { waitUntil } from "./support/wait.ts";
 
 let redis: Redis;

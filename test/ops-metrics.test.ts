@@ -11,9 +11,9 @@ import { CronScheduler } from "../src/platform/cron/scheduler.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { OpsMetrics } from "../src/platform/observability/ops-metrics.ts";
 import { startInstance, type RunningInstance } from "../src/main/serve.ts";
-import { dropPrefix, redisClient } from "./fixtures/queues.ts";
+import { redisClient } from "./fixtures/queues.ts";
 import { waitUntil } from "./support/wait.ts";
-import { REDIS_URL, ROOT, testEnv, testPrefix } from "./helpers.ts";
+import { REDIS_URL, ROOT, testEnv, testPrefix, dropPrefix } from "./helpers.ts";
 import { startFaultyServer, type FaultyServer } from "./support/faulty-server.ts";
 
 const PROMTOOL = "/usr/bin/promtool";

@@ -6,8 +6,8 @@ import { eq } from "drizzle-orm";
 import type { Redis } from "../src/platform/redis.ts";
 import { analyticsEvents, auditLog, emailOutbox, jobResults, outbox } from "../src/platform/db/schema/index.ts";
 import type { OutboxRelay } from "../src/platform/jobs/relay.ts";
-import { makeApp, tempDir, REDIS_URL, ROOT, testEnv, testPrefix, type TestApp } from "./helpers.ts";
-import { dropPrefix, redisClient } from "./fixtures/queues.ts";
+import { makeApp, tempDir, REDIS_URL, ROOT, testEnv, testPrefix, type TestApp, dropPrefix } from "./helpers.ts";
+import { redisClient } from "./fixtures/queues.ts";
 import { waitUntil } from "./support/wait.ts";
 import { tcpProxy } from "./support/tcp-proxy.ts";
 

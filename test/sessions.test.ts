@@ -4,77 +4,80 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { loadConfig } from "../src/config.ts";
 import { setAdmin } from "../src/modules/users/service.ts";
 import { startInstance } from "../src/main/serve.ts";
-import { makeApp, REDIS_URL, tempDir, type TestApp, testEnv, testPrefix } from "./helpers.ts";
-
-let t: TestApp;
-beforeAll(async () => {
-  t = await makeApp();
-});
-afterAll(() => t.close());
+import { makeApp, REDIS_URL, tempDir, type TestApp, testEnv, testPrefix, WIRINGS } from "./helpers.ts";
 
 const me = async (app: TestApp, token: string) => (await app.request("GET", "/api/v1/users/me", { token })).status;
 
-describe("POST /api/v1/auth/logout", () => {
-  test("ends the token's session only; the body may be omitted", async () => {
-    const u = await t.user();
-    const second = await t.login(u.email, "correct-horse");
-    expect(await me(t, u.token)).toBe(200);
-    const r = await t.request("POST", "/api/v1/auth/logout", { token: u.token });
-    expect(r.status).toBe(204);
-    expect(await me(t, u.token)).toBe(401);
-    expect(await me(t, second)).toBe(200);
-    expect((await t.request("POST", "/api/v1/auth/logout", { token: u.token })).status).toBe(401);
+describe.each(WIRINGS)("the sessions contract over $wiring", ({ env, redis }) => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await makeApp(env);
+    expect(t.deps.redis !== null).toBe(redis); // wired as the title says
+  });
+  afterAll(() => t.close());
+
+  describe("POST /api/v1/auth/logout", () => {
+    test("ends the token's session only; the body may be omitted", async () => {
+      const u = await t.user();
+      const second = await t.login(u.email, "correct-horse");
+      expect(await me(t, u.token)).toBe(200);
+      const r = await t.request("POST", "/api/v1/auth/logout", { token: u.token });
+      expect(r.status).toBe(204);
+      expect(await me(t, u.token)).toBe(401);
+      expect(await me(t, second)).toBe(200);
+      expect((await t.request("POST", "/api/v1/auth/logout", { token: u.token })).status).toBe(401);
+    });
+
+    test("{all: true} ends every session of the caller and no one else's", async () => {
+      const u = await t.user();
+      const other = await t.user();
+      const second = await t.login(u.email, "correct-horse");
+      expect((await t.request("POST", "/api/v1/auth/logout", { token: second, body: { all: true } })).status).toBe(204);
+      expect(await me(t, u.token)).toBe(401);
+      expect(await me(t, second)).toBe(401);
+      expect(await me(t, other.token)).toBe(200);
+      expect(await me(t, await t.login(u.email, "correct-horse"))).toBe(200);
+    });
+
+    test("anonymous is 401, a bad body 422", async () => {
+      expect((await t.json("POST", "/api/v1/auth/logout", { body: { all: true } })).status).toBe(401);
+      const u = await t.user();
+      const r = await t.json("POST", "/api/v1/auth/logout", { token: u.token, body: { all: "yes" } });
+      expect(r.status).toBe(422);
+      expect(await me(t, u.token)).toBe(200);
+    });
   });
 
-  test("{all: true} ends every session of the caller and no one else's", async () => {
-    const u = await t.user();
-    const other = await t.user();
-    const second = await t.login(u.email, "correct-horse");
-    expect((await t.request("POST", "/api/v1/auth/logout", { token: second, body: { all: true } })).status).toBe(204);
-    expect(await me(t, u.token)).toBe(401);
-    expect(await me(t, second)).toBe(401);
-    expect(await me(t, other.token)).toBe(200);
-    expect(await me(t, await t.login(u.email, "correct-horse"))).toBe(200);
-  });
+  describe("revocation", () => {
+    test("a password change ends every session of the account", async () => {
+      const u = await t.user();
+      const second = await t.login(u.email, "correct-horse");
+      expect((await t.json("PATCH", `/api/v1/users/${u.id}`, { token: u.token, body: { password: "a-new-password" } })).status).toBe(200);
+      expect(await me(t, u.token)).toBe(401);
+      expect(await me(t, second)).toBe(401);
+      expect(await me(t, await t.login(u.email, "a-new-password"))).toBe(200);
+    });
 
-  test("anonymous is 401, a bad body 422", async () => {
-    expect((await t.json("POST", "/api/v1/auth/logout", { body: { all: true } })).status).toBe(401);
-    const u = await t.user();
-    const r = await t.json("POST", "/api/v1/auth/logout", { token: u.token, body: { all: "yes" } });
-    expect(r.status).toBe(422);
-    expect(await me(t, u.token)).toBe(200);
-  });
-});
+    test("a deleted user's token reads nothing", async () => {
+      const u = await t.user();
+      const other = await t.user();
+      expect((await t.request("GET", `/api/v1/users/${other.id}`, { token: u.token })).status).toBe(200);
+      expect((await t.request("DELETE", `/api/v1/users/${u.id}`, { token: u.token })).status).toBe(204);
+      expect((await t.request("GET", `/api/v1/users/${other.id}`, { token: u.token })).status).toBe(401);
+      expect(await me(t, u.token)).toBe(401);
+    });
 
-describe("revocation", () => {
-  test("a password change ends every session of the account", async () => {
-    const u = await t.user();
-    const second = await t.login(u.email, "correct-horse");
-    expect((await t.json("PATCH", `/api/v1/users/${u.id}`, { token: u.token, body: { password: "a-new-password" } })).status).toBe(200);
-    expect(await me(t, u.token)).toBe(401);
-    expect(await me(t, second)).toBe(401);
-    expect(await me(t, await t.login(u.email, "a-new-password"))).toBe(200);
-  });
-
-  test("a deleted user's token reads nothing", async () => {
-    const u = await t.user();
-    const other = await t.user();
-    expect((await t.request("GET", `/api/v1/users/${other.id}`, { token: u.token })).status).toBe(200);
-    expect((await t.request("DELETE", `/api/v1/users/${u.id}`, { token: u.token })).status).toBe(204);
-    expect((await t.request("GET", `/api/v1/users/${other.id}`, { token: u.token })).status).toBe(401);
-    expect(await me(t, u.token)).toBe(401);
-  });
-
-  test("a demoted admin keeps the user's rights and loses the admin routes at once", async () => {
-    const a = await t.user();
-    await setAdmin(t.deps, a.id, true);
-    const token = await t.login(a.email, "correct-horse");
-    const victim = await t.user();
-    expect((await t.request("GET", "/api/v1/users", { token })).status).toBe(200);
-    await setAdmin(t.deps, a.id, false);
-    expect((await t.request("GET", "/api/v1/users", { token })).status).toBe(403);
-    expect((await t.json("PATCH", `/api/v1/users/${victim.id}`, { token, body: { full_name: "pwned" } })).status).toBe(403);
-    expect(await me(t, token)).toBe(200);
+    test("a demoted admin keeps the user's rights and loses the admin routes at once", async () => {
+      const a = await t.user();
+      await setAdmin(t.deps, a.id, true);
+      const token = await t.login(a.email, "correct-horse");
+      const victim = await t.user();
+      expect((await t.request("GET", "/api/v1/users", { token })).status).toBe(200);
+      await setAdmin(t.deps, a.id, false);
+      expect((await t.request("GET", "/api/v1/users", { token })).status).toBe(403);
+      expect((await t.json("PATCH", `/api/v1/users/${victim.id}`, { token, body: { full_name: "pwned" } })).status).toBe(403);
+      expect(await me(t, token)).toBe(200);
+    });
   });
 });
 
