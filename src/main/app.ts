@@ -5,7 +5,7 @@ import type { AppDeps } from "./deps.ts";
 import { requestContext } from "../platform/http/request-context.ts";
 import { headerPolicy } from "../platform/http/headers.ts";
 import { headerSettings } from "./options.ts";
-import { rateLimitPlugin } from "../platform/http/rate-limits.ts";
+import { rateLimitPlugin, ratePolicies } from "../platform/http/rate-limits.ts";
 import { openApiDocument } from "../platform/http/openapi.ts";
 import { openApiOptions } from "../openapi.ts";
 import { idempotencyPlugin } from "../platform/http/idempotency.ts";
@@ -50,7 +50,7 @@ export function createApp(deps: AppDeps) {
         bearer: { routes: bearerRoutes, valid: (authorization) => deps.auth.tokenPrincipal(authorization) !== null },
       }),
     )
-    .use(rateLimitPlugin({ limiter: deps.rateLimiter, auth: deps.auth, settings: deps.config }))
+    .use(rateLimitPlugin({ limiter: deps.rateLimiter, auth: deps.auth, policies: ratePolicies(deps.config), clientIpHeader: deps.config.CLIENT_IP_HEADER }))
     .use(
       idempotencyPlugin({
         database: deps.database,

@@ -15,7 +15,6 @@ export interface RateLimitSettings {
   RATE_LIMIT_LOGIN_PER_MINUTE: number;
   RATE_LIMIT_LOGIN_IP_PER_MINUTE: number;
   RATE_LIMIT_REGISTER_PER_HOUR: number;
-  CLIENT_IP_HEADER?: string;
 }
 
 export interface RatePolicies {
@@ -80,7 +79,9 @@ export const REGISTER_PATH = "/api/v1/users";
 export interface RateLimitPluginOptions {
   limiter: RateLimiter;
   auth: Auth;
-  settings: RateLimitSettings;
+  policies: RatePolicies;
+  /** The header a trusted proxy puts the client's address in (CLIENT_IP_HEADER); unset: the socket's. */
+  clientIpHeader?: string;
 }
 
 /** The caller's key for reads and writes: its session when the token's signature holds, else its IP. */
@@ -90,9 +91,8 @@ export function callerKey(auth: Auth, request: Request, ipHeader: string | undef
 }
 
 export function rateLimitPlugin(opts: RateLimitPluginOptions) {
-  const { limiter, auth, settings } = opts;
-  const policies = ratePolicies(settings);
-  const ipHeader = settings.CLIENT_IP_HEADER;
+  const { limiter, auth, policies } = opts;
+  const ipHeader = opts.clientIpHeader;
   const decisions = new WeakMap<Request, RateDecision>();
 
   return new Elysia({ name: "rate-limits" })
