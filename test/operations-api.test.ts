@@ -59,6 +59,8 @@ for (const redis of [REDIS_URL, undefined]) {
     test("a failed job is retried as a new job, once; the action is audited", async () => {
       const { job } = await failedWelcome();
       expect(job.error_message).toContain("mail API answered 400");
+      const byType = (await a.json("GET", "/api/v1/admin/operations", { token: admin })).body.jobs.by_type as { type: string; failed: number }[];
+      expect(byType.find((t) => t.type === "send_welcome_email")?.failed).toBeGreaterThanOrEqual(1);
       mail.set({ kind: "ok" });
       const r = await a.json("POST", `/api/v1/admin/jobs/${job.id}/retry`, { token: admin });
       expect(r.status).toBe(200);

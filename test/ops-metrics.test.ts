@@ -81,6 +81,13 @@ describe("/metrics of a running instance", () => {
     expect(text).toMatch(/^sqlite_write_transaction_seconds_count\{result="ok"\} [1-9]\d*$/m);
   });
 
+  test("has the queue's jobs per type and state (the failed welcome mail is retained)", () => {
+    expect(text).toContain("# TYPE jobs_by_type gauge");
+    expect(text).toMatch(/^jobs_by_type\{type="send_welcome_email",state="failed"\} 1$/m);
+    expect(text).toMatch(/^jobs_by_type\{type="send_welcome_email",state="waiting"\} 0$/m);
+    expect(text).toMatch(/^jobs_by_type_complete 1$/m);
+  });
+
   test("the Grafana dashboard asks only for metrics this output has (or Prometheus's own `up`)", () => {
     const dash = JSON.parse(readFileSync(join(ROOT, "ops/grafana-dashboard.json"), "utf8"));
     const names = new Set([...text.matchAll(/^# TYPE (\S+) (\w+)$/gm)].flatMap(([, n, type]) => (type === "histogram" ? [`${n}_bucket`, `${n}_sum`, `${n}_count`] : [n!])));

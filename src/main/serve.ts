@@ -20,6 +20,7 @@ import { HttpMetrics, metricsRenderer, requestObserver, startMetricsServer } fro
 import { renderReplicaLag } from "../platform/cluster/lag.ts";
 import { createLogger, type Logger } from "../platform/observability/logger.ts";
 import { startHistorySampler } from "../platform/observability/history.ts";
+import { queueTypeMetrics } from "../platform/observability/ops-metrics.ts";
 import { warmLogin } from "../modules/auth/service.ts";
 import { userKeys } from "../modules/users/keys.ts";
 
@@ -153,7 +154,7 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
           cacheStats: () => deps.cache.stats(),
           queueStats: () => deps.queue.stats(),
           breakers: () => deps.breakers.list(),
-          extra: [(out) => deps.opsMetrics.render(out), (out) => renderReplicaLag(out, deps, config.HEARTBEAT_INTERVAL), abuseMetrics(deps.rateLimiter, deps.hashing)],
+          extra: [(out) => deps.opsMetrics.render(out), queueTypeMetrics(() => deps.queue.countsByType()), (out) => renderReplicaLag(out, deps, config.HEARTBEAT_INTERVAL), abuseMetrics(deps.rateLimiter, deps.hashing)],
         }),
       })
     : null;

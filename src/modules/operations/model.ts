@@ -35,6 +35,14 @@ export const JobRuns = t.Object({
   failed: Int({ minimum: 0 }),
 });
 
+export const TypeCounts = t.Object({
+  type: t.String(),
+  waiting: Int({ minimum: 0 }),
+  delayed: Int({ minimum: 0 }),
+  running: Int({ minimum: 0, description: "Running anywhere in the cluster (with Redis), not only here" }),
+  failed: Int({ minimum: 0, description: "Failed jobs still retained" }),
+});
+
 export const HistoryPoint = t.Object({
   t: t.String({ format: "date-time" }),
   rps: t.Number(),
@@ -62,7 +70,8 @@ export const Operations = t.Object({
     delayed: Nullable(Int()),
     running_here: Nullable(Int()),
     failed: Nullable(Int()),
-    failed_by_type: t.Record(t.String(), Int()),
+    by_type: t.Array(TypeCounts, { description: "Jobs per type and state, read from the queue for this call" }),
+    by_type_complete: t.Boolean({ description: "False when a state held more jobs than are read per call: its oldest were counted" }),
     runs_here_by_type: t.Array(JobRuns, { description: "Handler runs on this instance since it started, by outcome" }),
     failed_jobs: t.Array(Job, { description: "Retained failed jobs, newest first" }),
   }),

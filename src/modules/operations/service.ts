@@ -1,29 +1,24 @@
 // What the dashboard's operations panels read in one call: breakers, the scaler's last decisions, the job queue
-// (counts, failed jobs, this instance's runs by type) and this instance's last hour. Plus the failed-job
+// (counts in total and per type, failed jobs, this instance's runs by type) and this instance's last hour. Plus the failed-job
 // actions, logged as an audit line with the admin who took them.
 import type { AppDeps } from "../../main/deps.ts";
 import { replicaLagSeconds } from "../../platform/cluster/lag.ts";
 import { HISTORY_STEP_MS } from "../../platform/observability/history.ts";
 import { recentDecisions } from "../../platform/scaler/records.ts";
-import type { JobRunOutcome } from "../../platform/observability/ops-metrics.ts";
+import { valueWithin, type JobRunOutcome } from "../../platform/observability/ops-metrics.ts";
 
 const FAILED_SHOWN = 50;
 const DECISIONS_SHOWN = 20;
 
-async function within<T>(p: Promise<T>, ms: number): Promise<T | null> {
-  return Promise.race([p.catch(() => null), Bun.sleep(ms).then(() => null)]);
-}
-
 export async function operations(deps: AppDeps) {
   const { config } = deps;
-  const [stats, failedJobs, decisions, lag] = await Promise.all([
-    within(deps.queue.stats(), 1_000),
-    within(deps.queue.listFailed(FAILED_SHOWN), 1_000),
+  const [stats, byType, failedJobs, decisions, lag] = await Promise.all([
+    valueWithin(deps.queue.stats(), 1_000),
+    valueWithin(deps.queue.countsByType(), 1_000),
+    valueWithin(deps.queue.listFailed(FAILED_SHOWN), 1_000),
     recentDecisions(deps.database.db, DECISIONS_SHOWN).catch(() => []),
     replicaLagSeconds(deps),
   ]);
-  const failedByType: Record<string, number> = {};
-  for (const j of failedJobs ?? []) failedByType[j.type] = (failedByType[j.type] ?? 0) + 1;
   const runs = new Map<string, Record<JobRunOutcome, number>>();
   for (const { labels, value } of deps.opsMetrics.jobDuration.counts()) {
     const row = runs.get(labels.type!) ?? { completed: 0, retry: 0, deferred: 0, failed: 0 };
@@ -49,7 +44,8 @@ export async function operations(deps: AppDeps) {
       delayed: stats?.delayed ?? null,
       running_here: stats?.running_here ?? null,
       failed: stats?.failed ?? null,
-      failed_by_type: failedByType,
+      by_type: byType?.types ?? [],
+      by_type_complete: byType?.complete ?? false,
       runs_here_by_type: [...runs].map(([type, r]) => ({ type, ...r })).sort((a, b) => a.type.localeCompare(b.type)),
       failed_jobs: failedJobs ?? [],
     },

@@ -12,6 +12,8 @@ import {
   type JobDefinition,
   type JobQueue,
   type QueueStats,
+  type QueueTypeCounts,
+  type TypeCounts,
 } from "./port.ts";
 import { errorText } from "./failure.ts";
 
@@ -192,6 +194,20 @@ export class MemoryQueue implements JobQueue {
       failed: this.failed.size,
       completed_total: this.completedTotal,
     };
+  }
+
+  /** Every entry is in memory, so the counts are exact (one pass over the retained jobs). */
+  async countsByType(): Promise<QueueTypeCounts> {
+    const rows = new Map<string, TypeCounts>();
+    for (const e of this.entries.values()) {
+      const { type, status, id } = e.job;
+      const col = e.timer ? "delayed" : status === "running" ? "running" : status === "failed" ? (this.failed.has(id) ? "failed" : null) : status === "completed" ? null : "waiting";
+      if (!col) continue;
+      let r = rows.get(type);
+      if (!r) rows.set(type, (r = { type, waiting: 0, delayed: 0, running: 0, failed: 0 }));
+      r[col]++;
+    }
+    return { types: [...rows.values()].sort((a, b) => a.type.localeCompare(b.type)), complete: true };
   }
 
   start(opts: { canWrite: () => boolean }): void {

@@ -87,6 +87,28 @@ export interface QueueStats {
   completed_total: number;
 }
 
+/** Jobs of one type by state. Running is cluster-wide here (not only this instance). */
+export interface TypeCounts {
+  type: string;
+  waiting: number;
+  delayed: number;
+  running: number;
+  failed: number;
+}
+
+/** At most this many entries of each state are read to count by type (the Redis adapter's bound). */
+export const TYPE_SCAN_BOUND = 1_000;
+
+export interface QueueTypeCounts {
+  /** Sorted by type. */
+  types: TypeCounts[];
+  /**
+   * False when a state held more than TYPE_SCAN_BOUND entries: its per-type counts then cover the oldest
+   * TYPE_SCAN_BOUND of them (the totals in QueueStats stay exact).
+   */
+  complete: boolean;
+}
+
 export interface JobQueue {
   /** "redis" (durable) or "memory" (in-process, lost with the process). */
   readonly kind: "redis" | "memory";
@@ -102,6 +124,8 @@ export interface JobQueue {
   /** Drops the finished markers of tracked jobs (once their outbox rows are deleted). */
   forgetFinished(ids: readonly string[]): Promise<void>;
   stats(): Promise<QueueStats>;
+  /** Waiting, delayed, running and failed jobs per type, read when asked (nothing is kept on the enqueue path). */
+  countsByType(): Promise<QueueTypeCounts>;
   /**
    * Runs a retained failed job again, as a new job of the same type and payload; the failed one is dropped.
    * Returns the new job's id, or null when `id` is not a retained failed job (already retried or discarded).

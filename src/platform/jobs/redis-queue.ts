@@ -5,7 +5,7 @@
 // promoter, maintenance); the atomic steps are the Lua scripts of redis-scripts.ts.
 import type { Redis } from "../redis.ts";
 import type { QueueOptions } from "./options.ts";
-import type { EnqueueOptions, EnqueueRequest, Job, JobDefinition, JobQueue, QueueStats } from "./port.ts";
+import type { EnqueueOptions, EnqueueRequest, Job, JobDefinition, JobQueue, QueueStats, QueueTypeCounts } from "./port.ts";
 import { queueContext, type QueueContext } from "./redis/context.ts";
 import { Finisher } from "./redis/finisher.ts";
 import { HoldKeeper } from "./redis/hold-keeper.ts";
@@ -88,6 +88,10 @@ export class RedisQueue implements JobQueue {
 
   stats(): Promise<QueueStats> {
     return this.producer.stats(this.worker.runningHere);
+  }
+
+  countsByType(): Promise<QueueTypeCounts> {
+    return this.producer.countsByType();
   }
 
   start(opts: { canWrite: () => boolean }): void {

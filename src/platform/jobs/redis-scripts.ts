@@ -320,3 +320,50 @@ for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', sk, group)) do
 end
 return 0
 `);
+
+/**
+ * Counts jobs by type, read when asked (the enqueue path keeps no counter): up to `bound` entries of each stream
+ * (status running or not), of the delayed set and of the failed set, oldest first. ARGV: base, bound, streams…
+ * Returns {complete (1 or 0), then per type: type, waiting, delayed, running, failed}.
+ */
+export const COUNT_BY_TYPE = new LuaScript(`
+local base, bound = ARGV[1], tonumber(ARGV[2])
+local complete = 1
+local rows, order = {}, {}
+-- col: 1 waiting, 2 delayed, 3 running, 4 failed. A stream entry whose job has finished or vanished is stale.
+local function add(jid, col, inStream)
+  local f = redis.call('HMGET', base .. 'job:' .. jid, 'type', 'status')
+  if not f[1] then return end
+  if inStream then
+    if f[2] == 'completed' or f[2] == 'failed' then return end
+    if f[2] == 'running' then col = 3 end
+  end
+  local r = rows[f[1]]
+  if not r then
+    r = { 0, 0, 0, 0 }
+    rows[f[1]] = r
+    order[#order + 1] = f[1]
+  end
+  r[col] = r[col] + 1
+end
+for i = 3, #ARGV do
+  local entries = redis.call('XRANGE', base .. 'stream:' .. ARGV[i], '-', '+', 'COUNT', bound + 1)
+  if #entries > bound then complete = 0 end
+  for k = 1, math.min(#entries, bound) do
+    local f = entries[k][2]
+    if f and f[2] then add(f[2], 1, true) end
+  end
+end
+for col, set in pairs({ [2] = 'delayed', [4] = 'failed' }) do
+  local ids = redis.call('ZRANGE', base .. set, 0, bound)
+  if #ids > bound then complete = 0 end
+  for k = 1, math.min(#ids, bound) do add(ids[k], col, false) end
+end
+local out = { complete }
+for _, t in ipairs(order) do
+  local r = rows[t]
+  out[#out + 1] = t
+  for c = 1, 4 do out[#out + 1] = r[c] end
+end
+return out
+`);

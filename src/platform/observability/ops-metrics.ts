@@ -2,7 +2,8 @@
 // scaler decisions. The queues, the scheduler and the scaler report through the small callbacks below; the
 // renderer appends these families after the HTTP ones. (Rate-limit refusals: rate_limited_total, rate-limits.ts.)
 import type { Database } from "../db/client.ts";
-import { labels } from "./metrics.ts";
+import type { QueueTypeCounts } from "../jobs/port.ts";
+import { labels, metric } from "./metrics.ts";
 
 const WRITE_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 const JOB_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
@@ -124,4 +125,29 @@ export class OpsMetrics {
     this.cronDuration.render(out);
     this.scalerDecisions.render(out);
   }
+}
+
+/** The value of `p`, or null when it fails or takes longer than `ms` (a scrape or a dashboard poll never hangs on Redis). */
+export async function valueWithin<T>(p: Promise<T>, ms: number): Promise<T | null> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([p.catch(() => null), new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const TYPE_STATES = ["waiting", "delayed", "running", "failed"] as const;
+
+/** jobs_by_type{type,state} for a scrape, from the queue's per-type counts (read at scrape time, bounded wait). */
+export function queueTypeMetrics(counts: () => Promise<QueueTypeCounts>, timeoutMs = 1_000) {
+  return async (out: string[]): Promise<void> => {
+    const c = await valueWithin(counts(), timeoutMs);
+    if (!c) return;
+    if (c.types.length > 0) {
+      out.push("# HELP jobs_by_type Jobs per type and state (waiting, delayed, running cluster-wide, failed retained).", "# TYPE jobs_by_type gauge");
+      for (const t of c.types) for (const state of TYPE_STATES) out.push(`jobs_by_type${labels({ type: t.type, state })} ${t[state]}`);
+    }
+    metric(out, "jobs_by_type_complete", "gauge", "0 when a state held more jobs than the per-type count reads (its oldest are counted).", c.complete ? 1 : 0);
+  };
 }

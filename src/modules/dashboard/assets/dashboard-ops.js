@@ -56,13 +56,20 @@ function renderJobs(b, ctx) {
     stat("Failed", int(j.failed), "failed"));
   const out = [summary];
   if (!j.available) out.push(h("p", { cls: "empty", text: "The queue did not answer; counts are unknown." }));
-  const types = [...new Set([...j.runs_here_by_type.map((r) => r.type), ...Object.keys(j.failed_by_type)])].sort();
+  // Per type: the queue's counts (cluster-wide with Redis) beside this instance's own runs.
+  const byType = Array.isArray(j.by_type) ? j.by_type : [];
+  const types = [...new Set([...byType.map((r) => r.type), ...j.runs_here_by_type.map((r) => r.type)])].sort();
   if (types.length > 0) {
-    out.push(table([{ label: "Type" }, { label: "Completed here", num: true }, { label: "Retried here", num: true }, { label: "Deferred here", num: true }, { label: "Failed (retained)", num: true }],
+    const col = (v, name) => h("td", { cls: "num", text: int(v || 0), data: { col: name } });
+    out.push(table([{ label: "Type" }, { label: "Waiting", num: true }, { label: "Delayed", num: true }, { label: "Running", num: true }, { label: "Failed", num: true },
+      { label: "Completed here", num: true }, { label: "Retried here", num: true }, { label: "Deferred here", num: true }],
       types.map((t) => {
+        const c = byType.find((x) => x.type === t) || {};
         const r = j.runs_here_by_type.find((x) => x.type === t) || {};
-        return h("tr", { data: { type: t } }, td(t), td(int(r.completed || 0), "num"), td(int(r.retry || 0), "num"), td(int(r.deferred || 0), "num"), td(int(j.failed_by_type[t] || 0), "num"));
+        return h("tr", { data: { type: t } }, td(t), col(c.waiting, "waiting"), col(c.delayed, "delayed"), col(c.running, "running"), col(c.failed, "failed"),
+          col(r.completed, "completed-here"), col(r.retry, "retried-here"), col(r.deferred, "deferred-here"));
       })));
+    if (j.by_type_complete === false && j.available) out.push(h("p", { cls: "muted", text: "Long queue: the per-type counts cover its oldest jobs; the totals above are exact." }));
   }
   if (j.failed_jobs.length === 0) {
     out.push(h("p", { cls: "empty", text: "No failed job retained." }));

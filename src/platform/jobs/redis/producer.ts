@@ -1,8 +1,8 @@
 // The producing and inspecting side of the Redis queue: enqueue (one script per chunk), job records, the
 // failed list with retry/discard, counts, and the finished markers the outbox reconciler reads.
-import type { EnqueueRequest, Job, JobDefinition, JobStatus, QueueStats } from "../port.ts";
-import { ENQUEUE } from "../redis-scripts.ts";
-import type { QueueContext, StreamName } from "./context.ts";
+import { TYPE_SCAN_BOUND, type EnqueueRequest, type Job, type JobDefinition, type JobStatus, type QueueStats, type QueueTypeCounts, type TypeCounts } from "../port.ts";
+import { COUNT_BY_TYPE, ENQUEUE } from "../redis-scripts.ts";
+import { STREAMS, type QueueContext, type StreamName } from "./context.ts";
 
 const JOB_FIELDS = ["id", "type", "status", "created_at", "started_at", "completed_at", "error_message", "retry_count", "max_retries"] as const;
 const ENQUEUE_CHUNK = 500;
@@ -115,5 +115,14 @@ export class Producer {
       redis.sendCommand(["GET", base + "completed_total"]),
     ])) as unknown as [number, number, number, number, string | null];
     return { waiting: db + any, delayed, running_here: runningHere, failed, completed_total: Number(completed ?? 0) };
+  }
+
+  async countsByType(bound = TYPE_SCAN_BOUND): Promise<QueueTypeCounts> {
+    const out = (await COUNT_BY_TYPE.run(this.ctx.redis, [], [this.ctx.base, bound, ...STREAMS])) as (string | number)[];
+    const types: TypeCounts[] = [];
+    for (let i = 1; i + 4 < out.length; i += 5) {
+      types.push({ type: String(out[i]), waiting: Number(out[i + 1]), delayed: Number(out[i + 2]), running: Number(out[i + 3]), failed: Number(out[i + 4]) });
+    }
+    return { types: types.sort((a, b) => a.type.localeCompare(b.type)), complete: Number(out[0]) === 1 };
   }
 }
