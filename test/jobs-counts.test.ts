@@ -5,8 +5,8 @@ import type { Redis } from "../src/platform/redis.ts";
 import { PermanentJobError, type JobQueue } from "../src/platform/jobs/port.ts";
 import { COUNT_BY_TYPE } from "../src/platform/jobs/redis-scripts.ts";
 import { queueBase } from "../src/platform/jobs/redis/context.ts";
-import { dropPrefix, makeQueue, redisClient } from "./fixtures/queues.ts";
-import { testPrefix } from "./helpers.ts";
+import { makeQueue, redisClient } from "./fixtures/queues.ts";
+import { dropPrefix, testPrefix } from "./helpers.ts";
 import { waitUntil } from "./support/wait.ts";
 
 let redis: Redis;
