@@ -8,11 +8,12 @@ import type { AppDeps } from "./deps.ts";
 import { buildDeps } from "./platform.ts";
 import { headerSettings, heartbeatOptions } from "./options.ts";
 import { rememberSocketAddress } from "../platform/http/client-ip.ts";
-import { abuseMetrics, ratePolicies } from "../platform/http/rate-limits.ts";
+import { abuseMetrics, carryReadDecision, ratePolicies } from "../platform/http/rate-limits.ts";
 import { headerPolicy, putInto } from "../platform/http/headers.ts";
 import { problem, problemResponse } from "../platform/http/errors.ts";
 import { warmCache } from "../modules/cache/warm.ts";
-import { FAST_ROUTE, userDetailFastPath } from "../platform/cache/fast-read.ts";
+import { fastReads } from "../platform/http/fast-read.ts";
+import { requestLogger } from "../platform/http/request-context.ts";
 import { isInternalUrl, notFoundHere, startInternalListener } from "../platform/cluster/internal-listener.ts";
 import { FINAL_CLOSE_MS, remainingMs, within } from "../platform/lifecycle/shutdown.ts";
 import { startHeartbeat } from "../platform/cluster/registry.ts";
@@ -22,7 +23,6 @@ import { createLogger, type Logger } from "../platform/observability/logger.ts";
 import { startHistorySampler } from "../platform/observability/history.ts";
 import { queueTypeMetrics } from "../platform/observability/ops-metrics.ts";
 import { warmLogin } from "../modules/auth/service.ts";
-import { userKeys } from "../modules/users/keys.ts";
 
 export interface RunningInstance {
   deps: AppDeps;
@@ -61,30 +61,31 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
   void warmLogin();
   // Bounded by CACHE_WARM_TIMEOUT_MS; the instance serves (and reports ready) no later than that.
   await warmCache(deps);
-  // The cached GET /api/v1/users/{id} answered before Elysia when it is an L1 hit (see fast-read.ts).
-  const fastSeries = httpMetrics?.seriesOf("GET", FAST_ROUTE, 200);
+  // The cached reads (cached-read.ts) answered before Elysia, from their declarations (see fast-read.ts).
   const readLimit = ratePolicies(config).read;
   const headers = headerPolicy(headerSettings(config));
-  const fastRead = userDetailFastPath({
-    cache: deps.cache,
-    key: userKeys.detail,
-    logger,
+  const fast = fastReads(app.routes, {
     auth: deps.auth,
     headers,
     rateLimit: readLimit ? { limiter: deps.rateLimiter, policy: readLimit } : undefined,
-    observe:
-      httpMetrics && fastSeries
-        ? (seconds) => {
-            fastSeries.observe(seconds);
-            httpMetrics.fastPathAnswers++;
-          }
-        : undefined,
+    observe: (route) => {
+      const log = requestLogger(logger, "GET", route, 200);
+      const series = httpMetrics?.seriesOf("GET", route, 200);
+      return (ms, id) => {
+        log(ms, id);
+        if (httpMetrics && series) {
+          series.observe(ms / 1000);
+          httpMetrics.fastPathAnswers++;
+        }
+      };
+    },
   });
   const viaApp = async (request: Request, start: number, address?: string): Promise<Response> => {
     requests.inFlight++;
     let status = 500;
     try {
       const routable = withRoutableUrl(request);
+      if (routable !== request) carryReadDecision(request, routable);
       rememberSocketAddress(routable, address);
       const response = await app.handle(routable);
       status = response.status;
@@ -92,6 +93,15 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
     } finally {
       requests.inFlight--;
       observe?.(request, status, start);
+    }
+  };
+  // A fast answer that waits for its loader is in flight like the app's requests.
+  const loading = async (answer: Promise<Response | undefined>) => {
+    requests.inFlight++;
+    try {
+      return await answer;
+    } finally {
+      requests.inFlight--;
     }
   };
   // While stopping, every answer closes its connection: a keep-alive client reconnects (with reusePort, to a
@@ -109,20 +119,27 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
     // BODY_LIMIT_BYTES before reading anything, a chunked body as soon as it passes the limit (it never holds
     // more). Bun's own limit, which answers a bare 413, is only the last line against absurd declarations.
     maxRequestBodySize: Math.max(128 * 1024 * 1024, config.BODY_LIMIT_BYTES * 2),
-    // GET /api/v1/users/:id goes through Bun's router to the fast path, which answers an L1 hit itself and
-    // hands anything else to the app; Bun sends the route's other methods to `fetch`.
-    routes: fastRead
-      ? {
-          [FAST_ROUTE]: {
-            GET: (request, server) => {
-              const start = performance.now();
-              // The socket address is only looked up for the app's way (an object per call on the hot path).
-              const answer = fastRead(request, request.params.id, start) ?? viaApp(request, start, server.requestIP(request)?.address);
-              return draining ? Promise.resolve(answer).then(closing) : answer;
-            },
+    // The cached reads' GETs go through Bun's router to their fast answers, which hand what they decline to the
+    // app; Bun sends the routes' other methods to `fetch`.
+    routes: Object.fromEntries(
+      [...fast].map(([path, read]) => [
+        path,
+        {
+          GET: (request: Bun.BunRequest<string>, server: Server<undefined>) => {
+            const start = performance.now();
+            // The socket address is only looked up for the app's way (an object per call on the hot path).
+            const fastAnswer = read(request, request.params, start);
+            const answer =
+              fastAnswer === undefined
+                ? viaApp(request, start, server.requestIP(request)?.address)
+                : fastAnswer instanceof Response
+                  ? fastAnswer
+                  : loading(fastAnswer).then((r) => r ?? viaApp(request, start, server.requestIP(request)?.address));
+            return draining ? Promise.resolve(answer).then(closing) : answer;
           },
-        }
-      : undefined,
+        },
+      ]),
+    ),
     // Whatever escapes the app and the fast path (they answer their own errors): a problem, with a request id,
     // logged. Bun answers its own parser errors (431, 400 bad framing, 505, 413 over maxRequestBodySize) without
     // calling this; docs/security.md lists them.

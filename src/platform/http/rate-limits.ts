@@ -73,6 +73,20 @@ export function rateLimitApplies(method: string, pathname: string): boolean {
   return method !== "OPTIONS" && !exempt(pathname);
 }
 
+/** Read decisions taken for a request before it reached the app (the cached-read fast path, which then declined). */
+const handedOver = new WeakMap<Request, RateDecision>();
+
+/** The app's limiter takes `d` as this request's read decision instead of deciding (and counting) it again. */
+export function handOverReadDecision(request: Request, d: RateDecision): void {
+  handedOver.set(request, d);
+}
+
+/** Moves a handed-over decision to the request the app is given instead (see withRoutableUrl). */
+export function carryReadDecision(from: Request, to: Request): void {
+  const d = handedOver.get(from);
+  if (d !== undefined) handedOver.set(to, d);
+}
+
 export const LOGIN_PATH = "/api/v1/auth/login";
 export const REGISTER_PATH = "/api/v1/users";
 
@@ -106,7 +120,7 @@ export function rateLimitPlugin(opts: RateLimitPluginOptions) {
       } else if (method === "POST" && path === REGISTER_PATH) {
         if (policies.register) d = await limiter.shared("register:" + clientIpOf(request, ipHeader), policies.register);
       } else if (method === "GET" || method === "HEAD") {
-        if (policies.read) d = limiter.local("read:" + callerKey(auth, request, ipHeader), policies.read);
+        if (policies.read) d = handedOver.get(request) ?? limiter.local("read:" + callerKey(auth, request, ipHeader), policies.read);
       } else if (policies.write) {
         d = await limiter.shared("write:" + callerKey(auth, request, ipHeader), policies.write);
       }

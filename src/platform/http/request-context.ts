@@ -88,7 +88,7 @@ const durationMember = (durationMs: number) => '"duration_ms":' + durationText(d
 const idMember = (id: RequestId) => '"request_id":"' + id + '"';
 
 /**
- * The one log line of a request (also written by the cached-read fast path in src/platform/cache/fast-read.ts,
+ * The one log line of a request (also written by the cached reads answered in front of Elysia, src/platform/http/fast-read.ts,
  * through requestLogger): method, route, status, duration_ms, request_id. Built as a string: it runs for
  * every request.
  */

@@ -36,7 +36,7 @@ export class Series {
 /** Request counts and latency histograms by method, route and status. */
 export class HttpMetrics {
   private readonly series = new Map<string, Series>();
-  /** Requests answered by the cached-read fast path in front of the framework (src/platform/cache/fast-read.ts). */
+  /** Requests answered by the cached reads in front of the framework (src/platform/http/fast-read.ts). */
   fastPathAnswers = 0;
 
   /** The series of one method, route and status, to observe many times (a hot path resolves it once). */

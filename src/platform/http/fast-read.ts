@@ -1,0 +1,154 @@
+// The cached reads answered in front of the framework. For every route mountCachedRead() made (cached-read.ts),
+// the server gets a Bun `routes` entry built from the same declaration: its params and query schemas decoded by
+// a strict reader of canonical decimals, the same Auth, rate limit, cache entry, headers, log line and metrics.
+// It answers an L1 hit synchronously and a miss through the cache's getOrSet with the declared loader, and
+// declines (undefined) whatever is unusual: HEAD, a body, a value that is not canonical, a query it cannot read
+// the way the app would, an answer that depends on Origin, a token or session refused, a rate-limit refusal,
+// an entry holding null (the app answers the 404), an error. Declined requests take the app's way unchanged;
+// a read decision already taken is handed to the app's rate limiter, which does not decide it again.
+import type { Cache } from "../cache/port.ts";
+import type { Auth, Principal } from "./auth.ts";
+import type { RateLimiter, RatePolicy } from "./rate-limit.ts";
+import { handOverReadDecision, rateLimitHeader } from "./rate-limits.ts";
+import { putOnto, type HeaderPolicy } from "./headers.ts";
+import { requestIdOf, type RequestId } from "./request-context.ts";
+import { cachedReadOf, type CachedRead } from "./cached-read.ts";
+import { paramsReader, queryReader, type Decoded } from "./decimal-reader.ts";
+
+/** What the server's route calls: a Response, a promise of one or of undefined (declined), or undefined. */
+export type FastRead = (request: Request, params: Record<string, string>, start: number) => Response | Promise<Response | undefined> | undefined;
+
+/** Writes the log line and the metrics of one answer of this route (status 200), prepared once per route. */
+export type AnswerObserver = (route: string) => (durationMs: number, id: RequestId, request: Request) => void;
+
+export interface FastReadOptions {
+  /** The app's own token and session checks. */
+  auth: Auth;
+  /** The app's response headers (headers.ts); a request whose answer depends on its Origin declines. */
+  headers?: HeaderPolicy;
+  /** The app's read limit (rate-limits.ts), decided here the same way for the requests answered here. */
+  rateLimit?: { limiter: RateLimiter; policy: RatePolicy };
+  observe: AnswerObserver;
+}
+
+// One Headers per x-cache value, reused: a Response copies its init headers when it is made, so the template's
+// x-request-id is set just before each one. The policy's headers for a request without Origin are the same for
+// every request (requests with one decline).
+function templateMaker(policy: HeaderPolicy | undefined) {
+  const templates = new Map<string, Headers>();
+  const blank = new Request("http://localhost/");
+  return (source: string): Headers => {
+    let h = templates.get(source);
+    if (!h) {
+      h = new Headers({ "content-type": "application/json", "x-cache": source, "x-request-id": "" });
+      policy?.decorate(blank, putOnto(h));
+      templates.set(source, h);
+    }
+    return h;
+  };
+}
+
+/** The query string of a URL, "" when it has none. */
+function queryOf(url: string): string {
+  const q = url.indexOf("?");
+  return q < 0 ? "" : url.slice(q + 1);
+}
+
+/** The fast answer of one declared read at `route` (the app's own route path), or null when its schemas are not decimal objects. */
+export function fastRead(route: string, read: CachedRead, cache: Cache, opts: FastReadOptions): FastRead | null {
+  const { auth, rateLimit, headers: policy } = opts;
+  // No query schema: the app ignores the query string, and so does this path.
+  const params = read.params === undefined ? () => ({}) : paramsReader(read.params);
+  const query = read.query === undefined ? () => ({}) : queryReader(read.query);
+  if (params === null || query === null) return null;
+  const noQuery = read.query === undefined;
+  const EMPTY: Decoded = {};
+  const headersFor = templateMaker(policy);
+  const peek = cache.peek?.bind(cache);
+  const observed = opts.observe(route);
+
+  const respond = (request: Request, json: string, source: string, limit: string | undefined, start: number): Response => {
+    const rid = requestIdOf(request);
+    const out = headersFor(source);
+    out.set("x-request-id", rid);
+    if (limit !== undefined) out.set("ratelimit", limit);
+    else out.delete("ratelimit");
+    const response = new Response(json, { headers: out });
+    observed(performance.now() - start, rid, request);
+    return response;
+  };
+
+  const miss = async (request: Request, input: { params: unknown; query: unknown; principal: Principal | null }, header: string | null, start: number) => {
+    let principal = input.principal;
+    if (principal === null) {
+      principal = await auth.principal(header);
+      if (principal === null || (read.auth === "admin" && !principal.isAdmin)) return undefined;
+    }
+    let limit: string | undefined;
+    if (rateLimit !== undefined) {
+      const d = rateLimit.limiter.local("read:s:" + principal.sessionId, rateLimit.policy);
+      if (!d.allowed) return void handOverReadDecision(request, d);
+      limit = rateLimitHeader(d);
+      // From here on, a declined request's decision goes with it.
+      handOverReadDecision(request, d);
+    }
+    const e = read.entry({ params: input.params, query: input.query, principal });
+    const result = await cache.getOrSet(e.key, () => e.load(), { tags: e.tags, shared: e.shared });
+    if (result.value === null) return undefined;
+    return respond(request, result.json, result.source, limit, start);
+  };
+
+  const answer: FastRead = (request, raw, start) => {
+    // HEAD reaches a GET route too.
+    if (request.method !== "GET") return undefined;
+    const p = params(raw);
+    if (p === undefined) return undefined;
+    const q: Decoded | undefined = noQuery ? EMPTY : query(queryOf(request.url));
+    if (q === undefined) return undefined;
+    const headers = request.headers;
+    // The app answers 413 to a Content-Length over its limit before routing; a GET's body is otherwise ignored
+    // (a chunked one too), so only a declared length sends the request the app's way.
+    if (headers.get("content-length") !== null) return undefined;
+    if (policy?.variesByOrigin(request)) return undefined;
+    const header = headers.get("authorization");
+    // A refused token or session (null) goes the app's way (401); one not in memory is loaded below.
+    const principal = auth.peekPrincipal(header);
+    if (principal === null) return undefined;
+    if (principal !== undefined && read.auth === "admin" && !principal.isAdmin) return undefined;
+    if (principal === undefined || peek === undefined) return miss(request, { params: p, query: q, principal: principal ?? null }, header, start);
+    const e = read.entry({ params: p, query: q, principal });
+    const hit = peek(e.key);
+    if (hit === undefined) return miss(request, { params: p, query: q, principal }, header, start);
+    // A cached "nothing there": the app writes that 404 as problem+json.
+    if (hit.value === null) return undefined;
+    let limit: string | undefined;
+    if (rateLimit !== undefined) {
+      const d = rateLimit.limiter.local("read:s:" + principal.sessionId, rateLimit.policy);
+      // Refused: the app writes the 429 from this decision.
+      if (!d.allowed) return void handOverReadDecision(request, d);
+      limit = rateLimitHeader(d);
+    }
+    return respond(request, hit.json, hit.source, limit, start);
+  };
+  // Whatever goes wrong here, the app handles the request its usual way (and answers errors as problems).
+  return (request, raw, start) => {
+    try {
+      const r = answer(request, raw, start);
+      return r instanceof Promise ? r.catch(() => undefined) : r;
+    } catch {
+      return undefined;
+    }
+  };
+}
+
+/** The fast answers of every cached read among the app's routes, by route path (Bun's `routes` syntax is Elysia's). */
+export function fastReads(routes: readonly { method: string; path: string; handler: unknown }[], opts: FastReadOptions): Map<string, FastRead> {
+  const out = new Map<string, FastRead>();
+  for (const r of routes) {
+    const declared = r.method === "GET" ? cachedReadOf(r.handler) : undefined;
+    if (declared === undefined) continue;
+    const f = fastRead(r.path, declared.read, declared.cache, opts);
+    if (f !== null) out.set(r.path, f);
+  }
+  return out;
+}

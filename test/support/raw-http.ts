@@ -1,0 +1,32 @@
+// One HTTP/1.1 request over a plain socket, with any headers (fetch drops some, such as a GET's Content-Length),
+// and its response: status, headers (lower-case names) and body text.
+import { connect } from "node:net";
+
+export interface RawResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export function rawRequest(url: string, method: string, path: string, headers: Record<string, string> = {}): Promise<RawResponse> {
+  const { hostname, port } = new URL(url);
+  const head = [`${method} ${path} HTTP/1.1`, `host: ${hostname}:${port}`, "connection: close", ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const socket = connect(Number(port), hostname, () => socket.write(head.join("\r\n") + "\r\n\r\n"));
+    socket.setTimeout(10_000, () => socket.destroy(new Error(`no answer to ${method} ${path}`)));
+    socket.on("data", (c) => chunks.push(Buffer.from(c)));
+    socket.on("error", reject);
+    socket.on("close", () => {
+      const text = Buffer.concat(chunks).toString("utf8");
+      const end = text.indexOf("\r\n\r\n");
+      const [statusLine, ...lines] = text.slice(0, end).split("\r\n");
+      const out: Record<string, string> = {};
+      for (const l of lines) {
+        const i = l.indexOf(":");
+        out[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+      }
+      resolve({ status: Number(statusLine?.split(" ")[1]), headers: out, body: text.slice(end + 4) });
+    });
+  });
+}
