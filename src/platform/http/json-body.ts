@@ -6,6 +6,15 @@ import { JSON_MAX_DEPTH, JSON_MAX_VALUES, jsonShapeProblem } from "./json-depth.
 /** Reads a body, never holding more than `limit` bytes of it: past that, 413 (chunked bodies included). */
 export async function readLimited(request: Request, limit: number): Promise<Uint8Array> {
   if (!request.body) return new Uint8Array(0);
+  // A declared length is what the server reads, no more (HTTP framing): read it natively in one piece, which
+  // costs a fraction of pulling the stream chunk by chunk. Without one (chunked), count while reading.
+  const declared = request.headers.get("content-length");
+  if (declared !== null) {
+    if (Number(declared) > limit) throw payloadTooLarge(limit);
+    const bytes = await request.bytes();
+    if (bytes.byteLength > limit) throw payloadTooLarge(limit);
+    return bytes;
+  }
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
