@@ -123,7 +123,8 @@ export async function makeApp(
     start: built.start,
     close: async () => {
       // A prefix made for this instance alone leaves no keys behind in the shared Redis.
-      if (overrides.REDIS_PREFIX === undefined && built.deps.redis) await dropPrefix(built.deps.redis, config.REDIS_PREFIX);
+      // (Not when that Redis is unreachable: the tests of a Redis outage close such instances too.)
+      if (overrides.REDIS_PREFIX === undefined && built.deps.redis?.isReady) await dropPrefix(built.deps.redis, config.REDIS_PREFIX);
       await built.close();
       if (!dir) rmSync(d, { recursive: true, force: true });
     },
