@@ -171,7 +171,7 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
           cacheStats: () => deps.cache.stats(),
           queueStats: () => deps.queue.stats(),
           breakers: () => deps.breakers.list(),
-          extra: [(out) => deps.opsMetrics.render(out), queueTypeMetrics(() => deps.queue.countsByType()), (out) => renderReplicaLag(out, deps, config.HEARTBEAT_INTERVAL), abuseMetrics(deps.rateLimiter, deps.hashing)],
+          extra: [(out) => deps.opsMetrics.render(out), queueTypeMetrics(() => deps.queue.countsByType()), (out) => renderReplicaLag(out, { database: deps.database, role: deps.role }, config.HEARTBEAT_INTERVAL), abuseMetrics(deps.rateLimiter, deps.hashing)],
         }),
       })
     : null;
@@ -184,7 +184,10 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
     ? startInternalListener({ port: config.INTERNAL_PORT, hostname: config.HOST, reusePort: config.REUSE_PORT, handle: (r) => viaApp(r, performance.now()) })
     : null;
   const internalUrl = internalServer ? `http://${local}:${internalServer.port}` : null;
-  const heartbeat = startHeartbeat(deps, heartbeatOptions(config, { port: server.port ?? config.PORT, inFlight: deps.inFlight }));
+  const heartbeat = startHeartbeat(
+    { primary: deps.primary, logger, database: deps.database, role: deps.role, breakers: deps.breakers },
+    heartbeatOptions(config, { port: server.port ?? config.PORT, inFlight: deps.inFlight }),
+  );
   // On the primary the row is written locally, so the instance is in the table once started. A replica's first
   // beat goes over the network to the primary: never hold the start (and the signal handlers) on it.
   if (deps.role.isPrimary()) await heartbeat.registered;
