@@ -7,7 +7,7 @@ import { headerPolicy } from "../platform/http/headers.ts";
 import { headerSettings } from "./options.ts";
 import { rateLimitPlugin, ratePolicies } from "../platform/http/rate-limits.ts";
 import { openApiDocument } from "../platform/http/openapi.ts";
-import { openApiOptions } from "../openapi.ts";
+import { openApiOptions } from "./openapi.ts";
 import { idempotencyPlugin } from "../platform/http/idempotency.ts";
 import { bearerRouteKeys, bodyValueCaps, boundValidationErrors } from "../platform/http/validation-cost.ts";
 import { JSON_MAX_VALUES } from "../platform/http/json-depth.ts";

@@ -1,11 +1,11 @@
 // The OpenAPI document's deployment-wide parts (src/platform/http/openapi.ts builds the rest from the routes):
 // who may call, where, and what the platform in front of every route may also answer. Each rule is the one the
 // code applies (replica guard, rate limits, Idempotency-Key), imported rather than restated.
-import { CACHE_SOURCES } from "./platform/cache/port.ts";
-import { replicaGuardApplies } from "./platform/cluster/replica-guard.ts";
-import { IDEMPOTENCY_KEY_PATTERN, idempotencyApplies } from "./platform/http/idempotency.ts";
-import type { OpenApiOptions, ResponseSpec } from "./platform/http/openapi.ts";
-import { rateLimitApplies } from "./platform/http/rate-limits.ts";
+import { CACHE_SOURCES } from "../platform/cache/port.ts";
+import { replicaGuardApplies } from "../platform/cluster/replica-guard.ts";
+import { IDEMPOTENCY_KEY_PATTERN, idempotencyApplies } from "../platform/http/idempotency.ts";
+import type { OpenApiOptions, ResponseSpec } from "../platform/http/openapi.ts";
+import { rateLimitApplies } from "../platform/http/rate-limits.ts";
 
 const TAGS = [
   { name: "auth", description: "Login and logout" },
