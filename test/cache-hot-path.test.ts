@@ -251,8 +251,8 @@ describe("a real instance answers the same fast as through the app", () => {
     return { instance, id: created.id, token: access_token, metrics, stop };
   };
   const fastAnswers = (text: string) => Number(/^http_fast_path_answers_total (\d+)$/m.exec(text)?.[1]);
-  const requests = (text: string, route: string, status: number) =>
-    Number(new RegExp(`^http_requests_total\\{method="GET",route="${route.replace(/[/:]/g, "\\$&")}",status="${status}"\\} (\\d+)$`, "m").exec(text)?.[1] ?? 0);
+  const requests = (text: string, route: string, status: number, method = "GET") =>
+    Number(new RegExp(`^http_requests_total\\{method="${method}",route="${route.replace(/[/:]/g, "\\$&")}",status="${status}"\\} (\\d+)$`, "m").exec(text)?.[1] ?? 0);
   /** What must be equal both ways: the request's own id and the remaining count of the rate limit differ by design. */
   const comparable = (r: { status: number; headers: Record<string, string>; body: string }) => {
     const { date: _d, "x-request-id": _r, ratelimit, ...headers } = r.headers;
@@ -339,7 +339,8 @@ describe("a real instance answers the same fast as through the app", () => {
   }, 60_000);
 
   test("429: fast answers count toward the read limit once, and the refusal is the app's problem", async () => {
-    const s = await start({ RATE_LIMIT_READ_PER_MINUTE: "3" }, []);
+    const lines: string[] = [];
+    const s = await start({ RATE_LIMIT_READ_PER_MINUTE: "3", BODY_LIMIT_BYTES: "1024" }, lines);
     try {
       const get = (extra: Record<string, string> = {}) => rawRequest(s.instance.url, "GET", `/api/v1/users/${s.id}`, { authorization: `Bearer ${s.token}`, ...extra });
       const answers = [await get(), await get(), await get()];
@@ -357,6 +358,15 @@ describe("a real instance answers the same fast as through the app", () => {
       const text = await s.metrics();
       expect(Number(/^rate_limited_total (\d+)$/m.exec(text)?.[1])).toBe(2);
       expect(requests(text, "/api/v1/users/:id", 429)).toBe(2);
+      // Answered before Elysia routed them (the limit, a body over the limit): one log line each and the metrics,
+      // under the route's label, like every other answer.
+      const tooLarge = await rawRequest(s.instance.url, "POST", `/api/v1/users/${s.id}/posts`, { "content-length": "5000", "x-request-id": "too-large" });
+      expect(tooLarge.status).toBe(413);
+      expect(requests(await s.metrics(), "/api/v1/users/:id/posts", 413, "POST")).toBe(1);
+      await Bun.sleep(30);
+      const parsed = lines.map((l) => JSON.parse(l)).filter((l) => l.msg === "request");
+      expect(parsed.filter((l) => l.status === 429).map((l) => l.route)).toEqual(["/api/v1/users/:id", "/api/v1/users/:id"]);
+      expect(parsed.filter((l) => l.request_id === "too-large").map((l) => [l.method, l.route, l.status])).toEqual([["POST", "/api/v1/users/:id/posts", 413]]);
     } finally {
       await s.stop();
     }

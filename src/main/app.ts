@@ -2,7 +2,7 @@
 // It never listens and opens nothing; buildDeps (platform.ts) or a test builds the deps.
 import { Elysia } from "elysia";
 import type { AppDeps } from "./deps.ts";
-import { requestContext } from "../platform/http/request-context.ts";
+import { requestContext, requestObserver } from "../platform/http/request-context.ts";
 import { headerPolicy } from "../platform/http/headers.ts";
 import { headerSettings } from "./options.ts";
 import { rateLimitPlugin, ratePolicies } from "../platform/http/rate-limits.ts";
@@ -38,11 +38,14 @@ export function createApp(deps: AppDeps) {
     .use(operationsModule(deps));
 
   const valueCaps = new Map<string, number>();
+  // The route table labels what is answered before routing; filled once the app is complete.
+  let routes: readonly { method: string; path: string }[] = [];
   const bearerRoutes = new Set<string>();
   const app = new Elysia({ normalize: false })
     .use(
       requestContext({
         logger: deps.logger,
+        observer: requestObserver(deps.logger, { metrics: deps.httpMetrics, routes: () => routes }),
         bodyLimit: deps.config.BODY_LIMIT_BYTES,
         instanceId: deps.config.INSTANCE_ID,
         headers: headerPolicy(headerSettings(deps.config)),
@@ -69,6 +72,7 @@ export function createApp(deps: AppDeps) {
   const models = (full as unknown as { definitions: { type: Record<string, unknown> } }).definitions.type;
   boundValidationErrors(full.routes, models);
   for (const [route, cap] of bodyValueCaps(full.routes, models, JSON_MAX_VALUES)) valueCaps.set(route, cap);
+  routes = full.routes;
   for (const route of bearerRouteKeys(full.routes)) bearerRoutes.add(route);
   return full;
 }

@@ -15,6 +15,7 @@ import type { Redis } from "../platform/redis.ts";
 import type { History } from "../platform/observability/history.ts";
 import type { OpsMetrics } from "../platform/observability/ops-metrics.ts";
 import type { Breakers } from "../platform/resilience/breakers.ts";
+import type { HttpMetrics } from "../platform/observability/metrics.ts";
 
 export interface AppDeps {
   config: Config;
@@ -41,6 +42,8 @@ export interface AppDeps {
   opsMetrics: OpsMetrics;
   /** The last hour of this instance, sampled while it serves (the dashboard's charts). */
   history: History;
+  /** Request counts and durations for /metrics; null when METRICS_ENABLED is false. */
+  httpMetrics: HttpMetrics | null;
   /** Requests being served right now (the heartbeat reports it). */
   inFlight: () => number;
 }

@@ -19,6 +19,7 @@ import { registerJobHandlers } from "../modules/jobs/handlers.ts";
 import { SCHEDULES } from "../modules/jobs/schedules.ts";
 import { Breakers, DEPENDENCY } from "../platform/resilience/breakers.ts";
 import { OpsMetrics } from "../platform/observability/ops-metrics.ts";
+import { HttpMetrics } from "../platform/observability/metrics.ts";
 import { History } from "../platform/observability/history.ts";
 import { scalerSchedule } from "../platform/scaler/scaler.ts";
 import { ensureAdmin } from "../modules/users/service.ts";
@@ -82,6 +83,7 @@ export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDe
     breakers,
     opsMetrics,
     history: new History(),
+    httpMetrics: config.METRICS_ENABLED ? new HttpMetrics() : null,
     inFlight: () => requests.inFlight,
   };
 

@@ -13,11 +13,11 @@ import { headerPolicy, putInto } from "../platform/http/headers.ts";
 import { problem, problemResponse } from "../platform/http/errors.ts";
 import { warmCache } from "../modules/cache/warm.ts";
 import { fastReads } from "../platform/http/fast-read.ts";
-import { requestLogger } from "../platform/http/request-context.ts";
+import { requestObserver } from "../platform/http/request-context.ts";
 import { isInternalUrl, notFoundHere, startInternalListener } from "../platform/cluster/internal-listener.ts";
 import { FINAL_CLOSE_MS, remainingMs, within } from "../platform/lifecycle/shutdown.ts";
 import { startHeartbeat } from "../platform/cluster/registry.ts";
-import { HttpMetrics, metricsRenderer, requestObserver, startMetricsServer } from "../platform/observability/metrics.ts";
+import { metricsRenderer, pathnameOf, startMetricsServer } from "../platform/observability/metrics.ts";
 import { renderReplicaLag } from "../platform/cluster/lag.ts";
 import { createLogger, type Logger } from "../platform/observability/logger.ts";
 import { startHistorySampler } from "../platform/observability/history.ts";
@@ -56,8 +56,9 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
   const logger = opts.logger ?? createLogger(config.LOG_LEVEL, { instance: config.INSTANCE_ID, region: config.FLY_REGION });
   const { deps, requests, close, closeBackground, start: startBackground } = await buildDeps(config, logger);
   const app = createApp(deps);
-  const httpMetrics = config.METRICS_ENABLED ? new HttpMetrics() : null;
-  const observe = httpMetrics ? requestObserver(httpMetrics, app.routes) : null;
+  const httpMetrics = deps.httpMetrics;
+  // The app's requests are observed inside it (request-context.ts); the same observer for the fast answers.
+  const observer = requestObserver(logger, { metrics: httpMetrics });
   void warmLogin();
   // Bounded by CACHE_WARM_TIMEOUT_MS; the instance serves (and reports ready) no later than that.
   await warmCache(deps);
@@ -68,31 +69,21 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
     auth: deps.auth,
     headers,
     rateLimit: readLimit ? { limiter: deps.rateLimiter, policy: readLimit } : undefined,
-    observe: (route) => {
-      const log = requestLogger(logger, "GET", route, 200);
-      const series = httpMetrics?.seriesOf("GET", route, 200);
-      return (ms, id) => {
-        log(ms, id);
-        if (httpMetrics && series) {
-          series.observe(ms / 1000);
-          httpMetrics.fastPathAnswers++;
-        }
-      };
-    },
+    observe: (route) => observer.answers("GET", route),
   });
   const viaApp = async (request: Request, start: number, address?: string): Promise<Response> => {
     requests.inFlight++;
-    let status = 500;
     try {
       const routable = withRoutableUrl(request);
       if (routable !== request) carryReadDecision(request, routable);
       rememberSocketAddress(routable, address);
-      const response = await app.handle(routable);
-      status = response.status;
-      return response;
+      return await app.handle(routable);
+    } catch (err) {
+      // Escaped the app (it answers its own errors): Bun's error handler answers; observed here.
+      observer.observe(request.method, undefined, pathnameOf(request.url), 500, performance.now() - start, undefined);
+      throw err;
     } finally {
       requests.inFlight--;
-      observe?.(request, status, start);
     }
   };
   // A fast answer that waits for its loader is in flight like the app's requests.

@@ -2,6 +2,7 @@
 // Registered first in the composition root, so every route below it is covered.
 import { Elysia, ValidationError } from "elysia";
 import type { Logger } from "../observability/logger.ts";
+import { pathnameOf, routeLabeler, type HttpMetrics } from "../observability/metrics.ts";
 import { AppError, fromDatabase, problem, problemResponse, unauthorized, type FieldError } from "./errors.ts";
 import { parseJsonBody } from "./json-body.ts";
 import { putInto, putOnto, type HeaderPolicy } from "./headers.ts";
@@ -113,8 +114,52 @@ export function requestLogger(logger: Logger, method: string, route: string, sta
   return (durationMs, id) => line(durationMember(durationMs) + "," + idMember(id));
 }
 
+/**
+ * The one observer of a finished request, whichever way it was answered: its log line and its metrics series,
+ * under one route label. The label is Elysia's route template; a request answered before routing (a refusal
+ * in onRequest, a preflight) or matching no route is labelled from the same route table (see routeLabeler),
+ * "unmatched" in the metrics and its path in the log when no route matches.
+ */
+export interface RequestObserver {
+  observe(method: string, route: string | undefined, path: string, status: number, durationMs: number | undefined, id: RequestId | undefined): void;
+  /** The 200 answers of one route given in front of the app (fast-read.ts), prepared once. */
+  answers(method: string, route: string): (durationMs: number, id: RequestId) => void;
+}
+
+export interface RequestObserverOptions {
+  /** Null or absent: log lines only (METRICS_ENABLED=false). */
+  metrics?: HttpMetrics | null;
+  /** The app's routes, read once the app is complete (labels for requests answered before routing). */
+  routes?: () => readonly { method: string; path: string }[];
+}
+
+export function requestObserver(logger: Logger, opts: RequestObserverOptions = {}): RequestObserver {
+  const metrics = opts.metrics ?? null;
+  let labeler: ((method: string, path: string) => string) | undefined;
+  return {
+    observe(method, route, path, status, durationMs, id) {
+      const label = route ?? (labeler ??= routeLabeler(opts.routes?.() ?? []))(method, path);
+      const matched = route !== undefined || label !== "unmatched";
+      logRequest(logger, method, matched ? label : path, status, durationMs, id, matched);
+      if (metrics !== null && durationMs !== undefined) metrics.observe(method, label, status, durationMs / 1000);
+    },
+    answers(method, route) {
+      const log = requestLogger(logger, method, route, 200);
+      if (metrics === null) return log;
+      const series = metrics.seriesOf(method, route, 200);
+      return (durationMs, id) => {
+        log(durationMs, id);
+        series.observe(durationMs / 1000);
+        metrics.fastPathAnswers++;
+      };
+    },
+  };
+}
+
 export interface RequestContextOptions {
   logger: Logger;
+  /** Writes each request's log line and metrics. */
+  observer: RequestObserver;
   bodyLimit: number;
   instanceId: string;
   headers?: HeaderPolicy;
@@ -129,20 +174,26 @@ export interface RequestContextOptions {
 
 export function requestContext(opts: RequestContextOptions) {
   const meta = new WeakMap<Request, RequestMeta>();
-  const { logger, bodyLimit } = opts;
+  const { logger, observer, bodyLimit } = opts;
+  // Answered here, before routing: observed here too (Elysia runs no afterResponse hook for them).
+  const early = (request: Request, id: RequestId, start: number, response: Response): Response => {
+    observer.observe(request.method, undefined, pathnameOf(request.url), response.status, performance.now() - start, id);
+    return response;
+  };
   const policy = opts.headers;
 
   return new Elysia({ name: "request-context" })
     .onRequest(({ request }) => {
       const id = requestIdOf(request);
-      meta.set(request, { id, start: performance.now() });
+      const start = performance.now();
+      meta.set(request, { id, start });
       const preflight = policy?.preflight(request, { "x-request-id": id });
-      if (preflight !== undefined) return preflight;
+      if (preflight !== undefined) return early(request, id, start, preflight);
       const length = request.headers.get("content-length");
       if (length !== null && Number(length) > bodyLimit) {
         const headers: Record<string, string> = { "x-request-id": id };
         policy?.decorate(request, putInto(headers));
-        return problemResponse(problem(413, `Request body exceeds ${bodyLimit} bytes`), headers);
+        return early(request, id, start, problemResponse(problem(413, `Request body exceeds ${bodyLimit} bytes`), headers));
       }
     })
     // One body parser for every route: enforces the size limit (also for bodies without Content-Length,
@@ -204,9 +255,9 @@ export function requestContext(opts: RequestContextOptions) {
       set.status = p.status;
       return problemResponse(p, headers);
     })
-    .onAfterResponse({ as: "global" }, ({ request, route, set, path }) => {
+    .onAfterResponse({ as: "global" }, ({ request, route, set, path, responseValue }) => {
       const m = meta.get(request);
-      const status = typeof set.status === "number" ? set.status : 200;
-      logRequest(logger, request.method, route || path, status, m ? performance.now() - m.start : undefined, m?.id, Boolean(route));
+      const status = responseValue instanceof Response ? responseValue.status : typeof set.status === "number" ? set.status : 200;
+      observer.observe(request.method, route || undefined, path, status, m ? performance.now() - m.start : undefined, m?.id);
     });
 }

@@ -110,7 +110,8 @@ export function metric(out: string[], name: string, type: "gauge" | "counter", h
 }
 
 /**
- * Maps a request to its route template (`/api/v1/users/:id`), so ids never become label values.
+ * Maps a request to its route template (`/api/v1/users/:id`) in the app's route table, so ids never become label
+ * values: the label of a request answered before Elysia routed it (see RequestObserver in request-context.ts).
  * Paths that match no route are labelled `unmatched`.
  */
 export function routeLabeler(routes: readonly { method: string; path: string }[]): (method: string, pathname: string) => string {
@@ -143,13 +144,6 @@ export function pathnameOf(url: string): string {
   if (start < 0) return "/";
   const q = url.indexOf("?", start);
   return q < 0 ? url.slice(start) : url.slice(start, q);
-}
-
-/** Records one answered request: `startMs` is performance.now() when it arrived. */
-export function requestObserver(http: HttpMetrics, routes: readonly { method: string; path: string }[]) {
-  const routeOf = routeLabeler(routes);
-  return (request: Request, status: number, startMs: number) =>
-    http.observe(request.method, routeOf(request.method, pathnameOf(request.url)), status, (performance.now() - startMs) / 1000);
 }
 
 export interface MetricsSource {
