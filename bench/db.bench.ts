@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { openDatabase } from "../src/platform/db/client.ts";
 import { runMigrations } from "../src/platform/db/migrate.ts";
 import { table, writeResult } from "./lib.ts";
-import { freePort, waitFor } from "../test/support/process.ts";
+import { freePort, spawnService, waitFor } from "../test/support/process.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const DURATION = Number(process.env.BENCH_DURATION ?? 5);
@@ -74,14 +74,9 @@ interface Server {
 
 async function startService(file: string, extra: Record<string, string> = {}): Promise<Server> {
   const port = await freePort();
-  const proc = Bun.spawn(["bun", "run", "src/index.ts"], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
+  const service = spawnService(
+    {
       NODE_ENV: "production",
-      PORT: String(port),
-      HOST: "127.0.0.1",
       DATABASE_URL: `file:${file}`,
       JWT_SECRET,
       METRICS_PORT: "0",
@@ -95,33 +90,22 @@ async function startService(file: string, extra: Record<string, string> = {}): P
       RATE_LIMIT_LOGIN_PER_MINUTE: "0",
       ...extra,
     },
-    stdin: "ignore",
-    stdout: "ignore",
-    stderr: "inherit",
-  });
-  const url = `http://127.0.0.1:${port}`;
-  await waitFor(`${url}/health/live`, 30_000);
-  return { url, pid: proc.pid, stop: () => stop(proc) };
-}
-
-async function stop(proc: ReturnType<typeof Bun.spawn>): Promise<void> {
-  proc.kill("SIGTERM");
-  await Promise.race([proc.exited, Bun.sleep(15_000)]);
-  if (proc.exitCode === null) proc.kill("SIGKILL");
+    port,
+    { stdout: "ignore", stderr: "inherit" },
+  );
+  await waitFor(`${service.url}/health/live`, 30_000);
+  return { url: service.url, pid: service.proc.pid, stop: () => service.stop() };
 }
 
 async function startBare(file: string, meId: number, driver = "bun:sqlite"): Promise<Server> {
   const port = await freePort();
-  const proc = Bun.spawn(["bun", "run", join(import.meta.dir, "db-bare.ts")], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: "production", PORT: String(port), DB: file, ME_ID: String(meId), DRIVER: driver },
-    stdin: "ignore",
+  const bare = spawnService({ NODE_ENV: "production", DB: file, ME_ID: String(meId), DRIVER: driver }, port, {
+    args: [join(import.meta.dir, "db-bare.ts")],
     stdout: "ignore",
     stderr: "inherit",
   });
-  const url = `http://127.0.0.1:${port}`;
-  await waitFor(`${url}/api/v1/users/1/preferences`, 10_000);
-  return { url, pid: proc.pid, stop: () => stop(proc) };
+  await waitFor(`${bare.url}/api/v1/users/1/preferences`, 10_000);
+  return { url: bare.url, pid: bare.proc.pid, stop: () => bare.stop() };
 }
 
 async function login(url: string, email: string): Promise<{ token: string; id: number }> {

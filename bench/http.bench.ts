@@ -12,7 +12,8 @@ import { openDatabase } from "../src/platform/db/client.ts";
 import { runMigrations } from "../src/platform/db/migrate.ts";
 import { posts, preferences, users } from "../src/platform/db/schema/index.ts";
 import { table, writeResult } from "./lib.ts";
-import { freePort, waitFor } from "../test/support/process.ts";
+import { freePort, spawnService, waitFor } from "../test/support/process.ts";
+import { waitUntil } from "../test/support/wait.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
@@ -65,20 +66,15 @@ async function seed(): Promise<number[]> {
 
 interface Service {
   url: string;
-  proc: ReturnType<typeof Bun.spawn>;
+  proc: { pid: number };
   stop(): Promise<void>;
 }
 
 async function startService(extra: Record<string, string>): Promise<Service> {
   const port = await freePort();
-  const proc = Bun.spawn(["bun", "run", "src/index.ts"], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
+  const service = spawnService(
+    {
       NODE_ENV: "production",
-      PORT: String(port),
-      HOST: "127.0.0.1",
       DATABASE_URL,
       REDIS_URL,
       REDIS_PREFIX: `bench:http:${process.pid}:${crypto.randomUUID().slice(0, 6)}:`,
@@ -94,21 +90,11 @@ async function startService(extra: Record<string, string>): Promise<Service> {
       ...(JSON.parse(process.env.BENCH_SERVICE_ENV ?? "{}") as Record<string, string>),
       ...extra,
     },
-    stdin: "ignore",
-    stdout: "ignore", // the default JSON request log goes to /dev/null
-    stderr: "inherit",
-  });
-  const url = `http://127.0.0.1:${port}`;
-  await waitFor(`${url}/health/live`, 20_000);
-  return {
-    url,
-    proc,
-    async stop() {
-      proc.kill("SIGTERM");
-      await Promise.race([proc.exited, Bun.sleep(15_000)]);
-      if (proc.exitCode === null) proc.kill("SIGKILL");
-    },
-  };
+    port,
+    { stdout: "ignore", stderr: "inherit" }, // the default JSON request log goes to /dev/null
+  );
+  await waitFor(`${service.url}/health/live`, 20_000);
+  return { url: service.url, proc: service.proc, stop: () => service.stop() };
 }
 
 const BARE_SERVER = `
@@ -131,35 +117,11 @@ async function startBare(bodiesFile: string): Promise<Service> {
   const port = await freePort();
   const script = join(dir, "bare-server.ts");
   writeFileSync(script, BARE_SERVER);
-  const proc = Bun.spawn(["bun", "run", script], {
-    cwd: ROOT,
-    // NODE_ENV as the service has it: Bun.serve's `development` defaults from it.
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: "production", PORT: String(port), BODIES: bodiesFile },
-    stdin: "ignore",
-    stdout: "ignore",
-    stderr: "inherit",
-  });
-  const url = `http://127.0.0.1:${port}`;
-  const first = await (async () => {
-    const deadline = Date.now() + 10_000;
-    while (Date.now() < deadline) {
-      try {
-        return await fetch(`${url}/api/v1/users/1`);
-      } catch {
-        await Bun.sleep(50);
-      }
-    }
-    throw new Error("bare server did not start");
-  })();
+  // NODE_ENV as the service has it: Bun.serve's `development` defaults from it.
+  const bare = spawnService({ NODE_ENV: "production", BODIES: bodiesFile }, port, { args: [script], stdout: "ignore", stderr: "inherit" });
+  const first = await waitUntil(() => fetch(`${bare.url}/api/v1/users/1`), { timeoutMs: 10_000, intervalMs: 50, retryErrors: true }, "the bare server");
   await first.arrayBuffer();
-  return {
-    url,
-    proc,
-    async stop() {
-      proc.kill("SIGTERM");
-      await proc.exited;
-    },
-  };
+  return { url: bare.url, proc: bare.proc, stop: () => bare.stop() };
 }
 
 interface LoadResult {

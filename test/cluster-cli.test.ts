@@ -3,14 +3,13 @@
 import { afterAll, expect, test } from "bun:test";
 import { createClient } from "@libsql/client";
 import { join } from "node:path";
-import { REDIS_URL, ROOT, tempDir } from "./helpers.ts";
-import { collectOutput, freePort, freePortRange } from "./support/process.ts";
+import { REDIS_URL, tempDir, testEnv } from "./helpers.ts";
+import { freePort, freePortRange, spawnService, type Spawned } from "./support/process.ts";
 import { waitUntil } from "./support/wait.ts";
 
-let proc: ReturnType<typeof Bun.spawn> | undefined;
-afterAll(() => {
-  proc?.kill("SIGKILL");
-});
+let cluster: Spawned | undefined;
+// SIGTERM first: the runner's children are detached, and only the runner stops them.
+afterAll(() => cluster?.stop(10_000), 20_000);
 
 /** Asks the cluster until it answers as wanted (a refused or odd answer while it starts is asked again). */
 const until = <T>(what: string, fn: () => Promise<T>) => waitUntil(fn, { timeoutMs: 30_000, intervalMs: 100, retryErrors: true }, what);
@@ -21,40 +20,23 @@ test("bun run cluster -- --instances 3: three healthy instances in /cluster/stat
   const metricsBase = await freePortRange(3);
   const base = `clitest-${crypto.randomUUID().slice(0, 6)}`;
   const ids = [1, 2, 3].map((i) => `${base}-${i}`);
-  proc = Bun.spawn(["bun", "run", "cluster", "--", "--instances", "3"], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      NODE_ENV: "test",
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      DATABASE_URL: `file:${join(dir, "app.db")}`,
+  const env = testEnv(
+    {
       REDIS_URL,
-      REDIS_PREFIX: `test:${base}:`,
-      JWT_SECRET: "cluster-cli-secret-cluster-cli-secret-0",
       ADMIN_EMAIL: "admin@example.com",
       ADMIN_PASSWORD: "admin-password-1",
       INSTANCE_ID: base,
       HEARTBEAT_INTERVAL: "1",
+      METRICS_ENABLED: "true",
       METRICS_PORT: String(metricsBase),
       LOG_LEVEL: "info",
     },
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const output = collectOutput(proc);
-  await waitUntil(
-    () => {
-      if (proc!.exitCode !== null) throw new Error(`cluster exited ${proc!.exitCode}: ${output.stdout()}${output.stderr()}`);
-      return output.stdout().includes('"msg":"cluster up"');
-    },
-    { timeoutMs: 30_000, intervalMs: 100 },
-    "cluster up",
+    dir,
   );
+  const c = (cluster = spawnService(env, port, { args: ["cluster", "--", "--instances", "3"] }));
+  await c.waitForOutput('"msg":"cluster up"', 30_000);
 
-  const url = `http://127.0.0.1:${port}`;
+  const url = c.url;
   const login = await fetch(`${url}/api/v1/auth/login`, {
     method: "POST",
     headers: { "content-type": "application/json" },
@@ -86,9 +68,9 @@ test("bun run cluster -- --instances 3: three healthy instances in /cluster/stat
     expect(text).toContain(`instance_info{instance="${ids[i]}"`);
   }
 
-  proc.kill("SIGTERM");
-  expect(await proc.exited).toBe(0);
-  for (const id of ids) expect(output.stdout()).toContain(`"msg":"stopped","instance":"${id}"`);
+  c.kill("SIGTERM");
+  expect(await c.finished()).toBe(0);
+  for (const id of ids) expect(c.stdout()).toContain(`"msg":"stopped","instance":"${id}"`);
   for (let i = 0; i < 3; i++) {
     const gone = await fetch(`http://127.0.0.1:${metricsBase + i}/metrics`).then(() => false, () => true);
     expect(gone).toBe(true);

@@ -8,11 +8,11 @@ import { Lease, MemoryLeaseStore, RedisLeaseStore, type LeaseStore } from "../sr
 import { MemoryRunStore, RedisRunStore, type RunStore } from "../src/platform/cron/runs.ts";
 import { CronScheduler, type ScheduleDefinition } from "../src/platform/cron/scheduler.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
-import { REDIS_URL, ROOT, testPrefix, dropPrefix } from "./helpers.ts";
+import { dropPrefix, REDIS_URL, testPrefix } from "./helpers.ts";
 import { redisClient } from "./fixtures/queues.ts";
 import { waitUntil } from "./support/wait.ts";
 import { tcpProxy } from "./support/tcp-proxy.ts";
-import { waitForOutput } from "./support/process.ts";
+import { spawnBun } from "./support/process.ts";
 
 const logger = createLogger("silent");
 let redis: Redis;
@@ -342,16 +342,10 @@ describe("three processes, a schedule every second for ten seconds, the lease ho
     const LEASE_MS = 2_000;
     const p = newPrefix();
     const spawn = async (id: string) => {
-      const proc = Bun.spawn(["bun", "run", "test/fixtures/cron-instance.ts"], {
-        cwd: ROOT,
-        env: { PATH: process.env.PATH, HOME: process.env.HOME, REDIS_URL, CRON_PREFIX: p, INSTANCE_ID: id, LEASE_MS: String(LEASE_MS) },
-        stdin: "ignore",
-        stdout: "pipe",
-        stderr: "pipe",
-      });
-      procs.push(proc);
-      await waitForOutput(proc, "ready", `cron instance ${id}`);
-      return proc;
+      const s = spawnBun(["test/fixtures/cron-instance.ts"], { REDIS_URL, CRON_PREFIX: p, INSTANCE_ID: id, LEASE_MS: String(LEASE_MS) });
+      procs.push(s.proc);
+      await s.waitForOutput("ready");
+      return s.proc;
     };
     const ids = ["cron-1", "cron-2", "cron-3"];
     const instances = await Promise.all(ids.map(spawn));

@@ -1,13 +1,13 @@
 // The dashboard end to end: a real server in this process on a free port, Debian's Chromium driven by
 // playwright-core, an admin and a non-admin signing in through the page. Screenshots go to .tmp/.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { rmSync } from "node:fs";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import type { BrowserContext, Page } from "playwright-core";
 import { loadConfig } from "../src/config.ts";
 import { startInstance, type RunningInstance } from "../src/main/serve.ts";
-import { REDIS_URL, TMP, tempDir, testEnv } from "./helpers.ts";
-import { launchChromium } from "./support/chromium.ts";
+import { REDIS_URL, TMP, testEnv } from "./helpers.ts";
+import { chromiumSuite } from "./support/chromium.ts";
+import { waitUntil } from "./support/wait.ts";
 
 const TOKEN_KEY = "neodyme.dashboard.token";
 const ADMIN = { email: "ops-admin@example.com", password: "admin-password-1" };
@@ -18,32 +18,23 @@ const ADMIN_PANELS = [
   { id: "panel-cron", path: "/api/v1/admin/cron" },
 ] as const;
 
-let dir: string;
-let profile: string;
+const suite = chromiumSuite("dashboard");
 let instance: RunningInstance;
 let browser: BrowserContext;
 
 beforeAll(async () => {
-  dir = tempDir("dashboard-");
-  profile = tempDir("chromium-profile-");
   const config = loadConfig(
-    testEnv({ ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password, PORT: "0", HOST: "127.0.0.1", REDIS_URL }, dir),
+    testEnv({ ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password, PORT: "0", HOST: "127.0.0.1", REDIS_URL }, suite.dir),
   );
   instance = await startInstance(config);
+  suite.onClose(() => instance.stop());
   const reg = await fetch(`${instance.url}/api/v1/users`, {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ ...MEMBER, full_name: "Ops Member" }),
   });
   expect(reg.status).toBe(201);
-  // A fresh user-data-dir per run: no cached page, no stored state from an earlier run.
-  browser = await launchChromium(profile);
-}, 60_000);
-
-afterAll(async () => {
-  await browser?.close();
-  await instance?.stop();
-  for (const d of [dir, profile]) if (d) rmSync(d, { recursive: true, force: true });
+  browser = await suite.launch();
 }, 60_000);
 
 interface Watched {
@@ -137,12 +128,9 @@ describe("operations dashboard in Chromium", () => {
     expect(await page.evaluate((k) => sessionStorage.getItem(k), TOKEN_KEY)).toBeNull();
     expect(await page.inputValue("#password")).toBe("");
     // Signing out ended the session on the server: the token no longer works anywhere.
-    let after = 200;
-    for (let i = 0; i < 50 && after !== 401; i++) {
-      after = (await fetch(`${instance.url}/api/v1/users/me`, { headers: { authorization: `Bearer ${signedIn}` } })).status;
-      if (after !== 401) await Bun.sleep(100);
-    }
-    expect(after).toBe(401);
+    const after = () => fetch(`${instance.url}/api/v1/users/me`, { headers: { authorization: `Bearer ${signedIn}` } }).then((r) => r.status);
+    await waitUntil(async () => (await after()) === 401, { timeoutMs: 5_000, intervalMs: 100 }, "the signed-out token to be refused");
+    expect(await after()).toBe(401);
     await page.close();
   }, 60_000);
 

@@ -1,21 +1,19 @@
 // The dashboard's operations panels in Debian's Chromium: jobs (a failed job retried and another discarded from
 // the page, each after a confirmation, each audited in the log), breakers and scaler, the last hour's charts, and
 // the cluster grouped by region with the primary marked while a second instance comes and goes. Screenshots in .tmp/.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { rmSync } from "node:fs";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import type { BrowserContext, Page } from "playwright-core";
 import { loadConfig } from "../src/config.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { startInstance, type RunningInstance } from "../src/main/serve.ts";
-import { REDIS_URL, tempDir, testEnv, testPrefix, TMP } from "./helpers.ts";
+import { REDIS_URL, testEnv, testPrefix, TMP } from "./helpers.ts";
+import { chromiumSuite } from "./support/chromium.ts";
 import { startFaultyServer, type FaultyServer } from "./support/faulty-server.ts";
 
 const ADMIN = { email: "ops-panels@example.com", password: "admin-password-2" };
-const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run", "--disable-sync"];
 
-let dir: string;
-let profile: string;
+const suite = chromiumSuite("dash-ops");
 let mail: FaultyServer;
 let instance: RunningInstance;
 let second: RunningInstance | undefined;
@@ -23,17 +21,18 @@ let browser: BrowserContext;
 const logs: string[] = [];
 const prefix = testPrefix("dash-ops");
 const env = (over: Record<string, string>) =>
-  testEnv({ REDIS_URL, REDIS_PREFIX: prefix, PORT: "0", HOST: "127.0.0.1", HEARTBEAT_INTERVAL: "1", CRON_ENABLED: "false", ...over }, dir);
+  testEnv({ REDIS_URL, REDIS_PREFIX: prefix, PORT: "0", HOST: "127.0.0.1", HEARTBEAT_INTERVAL: "1", CRON_ENABLED: "false", ...over }, suite.dir);
 
 beforeAll(async () => {
-  dir = tempDir("dash-ops-");
-  profile = tempDir("chromium-ops-");
   mail = startFaultyServer();
+  suite.onClose(() => mail.close());
   mail.set({ kind: "fail", status: 400 });
   instance = await startInstance(
     loadConfig(env({ ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password, MAIL_API_URL: mail.url, JOB_MAX_RETRIES: "0", METRICS_ENABLED: "true", METRICS_PORT: "0", FLY_REGION: "ams", INSTANCE_ID: "ams-1" })),
     { logger: createLogger("info", {}, (line) => logs.push(line)) },
   );
+  suite.onClose(() => instance.stop());
+  suite.onClose(() => second?.stop());
   for (const n of [1, 2]) {
     const r = await fetch(`${instance.url}/api/v1/users`, {
       method: "POST",
@@ -42,15 +41,7 @@ beforeAll(async () => {
     });
     expect(r.status).toBe(201);
   }
-  browser = await chromium.launchPersistentContext(profile, { executablePath: "/usr/bin/chromium", headless: true, args: ARGS, viewport: { width: 1280, height: 1400 } });
-}, 60_000);
-
-afterAll(async () => {
-  await browser?.close();
-  await second?.stop();
-  await instance?.stop();
-  await mail?.close();
-  for (const d of [dir, profile]) if (d) rmSync(d, { recursive: true, force: true });
+  browser = await suite.launch({ width: 1280, height: 1400 });
 }, 60_000);
 
 async function signedIn(): Promise<{ page: Page; problems: string[] }> {
@@ -82,10 +73,16 @@ describe("operations panels in Chromium", () => {
 
     const [first, other] = await failedRows(page).evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.failedJob!));
     mail.set({ kind: "ok" });
-    // Dismissed: nothing happens.
+    // Dismissed: nothing happens. The page would send the retry right after confirm() returns, so a request it
+    // makes later proves the moment has passed.
+    const posted: string[] = [];
+    const onRequest = (r: { method(): string; url(): string }) => void (r.method() === "POST" && posted.push(r.url()));
+    page.on("request", onRequest);
     page.once("dialog", (d) => void d.dismiss());
     await page.click(`#panel-jobs button[data-action="retry"][data-job="${first}"]`);
-    await Bun.sleep(300);
+    expect(await page.evaluate(() => fetch("/health/live", { cache: "no-store" }).then((r) => r.status))).toBe(200);
+    page.off("request", onRequest);
+    expect(posted).toEqual([]);
     expect(logs.some((l) => l.includes('"audit":true') && l.includes(first!))).toBe(false);
     // Accepted: retried as a new job, the row goes away, the audit line names the admin.
     page.once("dialog", (d) => {

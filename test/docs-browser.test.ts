@@ -1,29 +1,26 @@
 // The API docs page in Debian's Chromium (playwright-core), offline: every request the page makes outside this
 // instance is blocked and recorded (there must be none), CSP violations and script errors fail the test, and the
 // operations of the document must be listed, at /swagger and at /swagger/. Screenshots go to .tmp/.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { rmSync } from "node:fs";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import type { BrowserContext } from "playwright-core";
 import { loadConfig } from "../src/config.ts";
 import { startInstance, type RunningInstance } from "../src/main/serve.ts";
-import { REDIS_URL, TMP, tempDir, testEnv } from "./helpers.ts";
-import { launchChromium } from "./support/chromium.ts";
+import { REDIS_URL, TMP, testEnv } from "./helpers.ts";
+import { chromiumSuite } from "./support/chromium.ts";
 
-let dir: string;
-let profile: string;
+const suite = chromiumSuite("docs");
 let instance: RunningInstance;
 let browser: BrowserContext;
 let operationIds: string[];
 const blocked: string[] = [];
 
 beforeAll(async () => {
-  dir = tempDir("docs-");
-  profile = tempDir("chromium-docs-");
-  instance = await startInstance(loadConfig(testEnv({ PORT: "0", HOST: "127.0.0.1", REDIS_URL }, dir)));
+  instance = await startInstance(loadConfig(testEnv({ PORT: "0", HOST: "127.0.0.1", REDIS_URL }, suite.dir)));
+  suite.onClose(() => instance.stop());
   const doc = (await (await fetch(`${instance.url}/swagger/json`)).json()) as { paths: Record<string, Record<string, { operationId: string }>> };
   operationIds = Object.values(doc.paths).flatMap((item) => Object.values(item).map((op) => op.operationId));
-  browser = await launchChromium(profile, { width: 1280, height: 1000 });
+  browser = await suite.launch({ width: 1280, height: 1000 });
   // No internet: only this instance answers; anything else is refused and remembered.
   const local = new URL(instance.url).host;
   await browser.route("**/*", (route) => {
@@ -32,12 +29,6 @@ beforeAll(async () => {
     blocked.push(route.request().url());
     return route.abort("internetdisconnected");
   });
-}, 60_000);
-
-afterAll(async () => {
-  await browser?.close();
-  await instance?.stop();
-  for (const d of [dir, profile]) if (d) rmSync(d, { recursive: true, force: true });
 }, 60_000);
 
 describe("API docs page offline", () => {

@@ -4,10 +4,10 @@ import { afterAll, expect, test } from "bun:test";
 import type { Subprocess } from "bun";
 import type { Redis } from "../src/platform/redis.ts";
 import { RedisQueue } from "../src/platform/jobs/redis-queue.ts";
-import { REDIS_URL, ROOT, testPrefix, dropPrefix } from "./helpers.ts";
+import { dropPrefix, REDIS_URL, testPrefix } from "./helpers.ts";
 import { queueOptions, redisClient } from "./fixtures/queues.ts";
 import { waitUntil } from "./support/wait.ts";
-import { waitForOutput } from "./support/process.ts";
+import { spawnBun } from "./support/process.ts";
 
 const JOBS = 1_000;
 const CONCURRENCY = 8;
@@ -24,26 +24,18 @@ afterAll(async () => {
   }
 });
 
-async function spawnWorker(): Promise<Subprocess<"ignore", "pipe", "pipe">> {
-  const proc = Bun.spawn(["bun", "run", "test/fixtures/job-worker.ts"], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      REDIS_URL,
-      JOBS_PREFIX: prefix,
-      CONCURRENCY: String(CONCURRENCY),
-      // Long enough that a worker of a loaded machine never loses a hold it is still extending.
-      VISIBILITY_MS: "3000",
-      WORK_MS: "12",
-    },
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
+async function spawnWorker(): Promise<Subprocess> {
+  const s = spawnBun(["test/fixtures/job-worker.ts"], {
+    REDIS_URL,
+    JOBS_PREFIX: prefix,
+    CONCURRENCY: String(CONCURRENCY),
+    // Long enough that a worker of a loaded machine never loses a hold it is still extending.
+    VISIBILITY_MS: "3000",
+    WORK_MS: "12",
   });
-  procs.push(proc);
-  await waitForOutput(proc, "ready", "worker");
-  return proc;
+  procs.push(s.proc);
+  await s.waitForOutput("ready");
+  return s.proc;
 }
 
 test("1,000 jobs, two workers, one SIGKILLed midway: all complete, none lost, duplicates bounded by what was in flight", async () => {

@@ -6,9 +6,10 @@ import { eq } from "drizzle-orm";
 import type { Redis } from "../src/platform/redis.ts";
 import { analyticsEvents, auditLog, emailOutbox, jobResults, outbox } from "../src/platform/db/schema/index.ts";
 import type { OutboxRelay } from "../src/platform/jobs/relay.ts";
-import { makeApp, tempDir, REDIS_URL, ROOT, testEnv, testPrefix, type TestApp, dropPrefix } from "./helpers.ts";
+import { dropPrefix, makeApp, REDIS_URL, tempDir, testEnv, testPrefix, type TestApp } from "./helpers.ts";
 import { redisClient } from "./fixtures/queues.ts";
 import { waitUntil } from "./support/wait.ts";
+import { spawnBun } from "./support/process.ts";
 import { tcpProxy } from "./support/tcp-proxy.ts";
 
 const apps: TestApp[] = [];
@@ -130,16 +131,11 @@ describe("with Redis", () => {
     const dir = tempDir("outbox-");
     const p = prefix();
     const env = { ...testEnv({ REDIS_URL, REDIS_PREFIX: p }, dir), TEST_EMAIL: "died-after-commit@example.com" };
-    const proc = Bun.spawn(["bun", "run", "test/fixtures/register-and-die.ts"], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    const [out, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
-    expect(proc.signalCode).toBe("SIGKILL");
+    const died = spawnBun(["test/fixtures/register-and-die.ts"], env);
+    const code = await died.finished();
+    expect(died.proc.signalCode).toBe("SIGKILL");
     expect(code).not.toBe(0);
-    const id = Number(out.trim());
+    const id = Number(died.stdout().trim());
     expect(id).toBeGreaterThan(0);
 
     const a = await app({ REDIS_URL, REDIS_PREFIX: p }, dir);

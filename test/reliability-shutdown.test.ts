@@ -2,53 +2,39 @@
 // reads and writes going on keep-alive connections; every request gets an answer (no connection error, no
 // 5xx), the runner keeps going, and exits 0 once every instance stopped cleanly.
 import { afterAll, expect, test } from "bun:test";
-import { join } from "node:path";
-import { ROOT, tempDir } from "./helpers.ts";
-import { collectOutput, freePort } from "./support/process.ts";
+import { tempDir, testEnv } from "./helpers.ts";
+import { freePort, spawnService, type Spawned } from "./support/process.ts";
 import { pidsOfInstance, runLoad } from "./support/load.ts";
 import { startPrivateRedis, type PrivateRedis } from "./support/redis-server.ts";
+import { waitUntil } from "./support/wait.ts";
 
-let proc: ReturnType<typeof Bun.spawn> | undefined;
+let cluster: Spawned | undefined;
 let redis: PrivateRedis | undefined;
 afterAll(async () => {
-  proc?.kill("SIGKILL");
+  // SIGTERM first: the runner's children are detached, and only the runner stops them.
+  await cluster?.stop(10_000);
   await redis?.stop();
-});
+}, 30_000);
 
 test("one instance of three stopped with SIGTERM under load: every request answered; the runner exits 0", async () => {
   redis = await startPrivateRedis();
   const dir = tempDir("drain-");
   const port = await freePort();
   const base = `drain-${crypto.randomUUID().slice(0, 6)}`;
-  proc = Bun.spawn(["bun", "run", "cluster", "--", "--instances", "3"], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      NODE_ENV: "test",
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      DATABASE_URL: `file:${join(dir, "app.db")}`,
+  const env = testEnv(
+    {
       REDIS_URL: redis.url,
-      JWT_SECRET: "drain-test-secret-drain-test-secret-0000",
       INSTANCE_ID: base,
-      METRICS_ENABLED: "false",
       CRON_ENABLED: "false",
       RATE_LIMIT_READ_PER_MINUTE: "0",
       RATE_LIMIT_WRITE_PER_MINUTE: "0",
       LOG_LEVEL: "info",
     },
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const output = collectOutput(proc);
-  const deadline = Date.now() + 60_000;
-  while (!output.stdout().includes('"msg":"cluster up"')) {
-    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`cluster did not start: ${output.stdout()}${output.stderr()}`);
-    await Bun.sleep(100);
-  }
-  const url = `http://127.0.0.1:${port}`;
+    dir,
+  );
+  const c = (cluster = spawnService(env, port, { args: ["cluster", "--", "--instances", "3"] }));
+  await c.waitForOutput('"msg":"cluster up"', 60_000);
+  const url = c.url;
   const reg = await fetch(`${url}/api/v1/users`, {
     method: "POST",
     headers: { "content-type": "application/json" },
@@ -66,9 +52,14 @@ test("one instance of three stopped with SIGTERM under load: every request answe
 
   const [pid] = await pidsOfInstance(`${base}-2`);
   expect(pid).toBeGreaterThan(0);
+  let answered = 0;
   const load = runLoad({
     workers: 32,
     durationMs: 5_000,
+    check: async (res) => {
+      answered++;
+      await res.arrayBuffer();
+    },
     request: (w, i) =>
       w % 4 === 0
         ? new Request(`${url}/api/v1/users/${id}/preferences`, {
@@ -78,16 +69,20 @@ test("one instance of three stopped with SIGTERM under load: every request answe
           })
         : new Request(`${url}/api/v1/users/${id}`, { headers: auth }),
   });
-  await Bun.sleep(1_500);
+  // The stop lands while the load runs: answers came before it, and more come after it.
+  await waitUntil(() => answered >= 64, 4_000, "the load to be under way");
   process.kill(pid!, "SIGTERM");
+  const answeredAtStop = answered;
   const result = await load;
+  expect(answered).toBeGreaterThan(answeredAtStop);
   expect(result.errors).toEqual([]);
   expect(result.connectionErrors).toBe(0);
   expect(result.status5xx).toBe(0);
   expect(result.requests).toBeGreaterThan(100);
-  expect(output.stdout()).toContain(`"msg":"stopped","instance":"${base}-2"`);
-  expect(output.stdout()).not.toContain("instance exited unexpectedly");
+  expect(c.stdout()).toContain(`"msg":"stopped","instance":"${base}-2"`);
+  expect(c.stdout()).not.toContain("instance exited unexpectedly");
 
-  proc.kill("SIGTERM");
-  expect(await proc.exited).toBe(0);
+  c.kill("SIGTERM");
+  expect(await c.finished()).toBe(0);
+  expect(c.stdout()).not.toContain("instance exited unexpectedly");
 }, 90_000);

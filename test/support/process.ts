@@ -1,4 +1,5 @@
-// Spawning the real service (`bun run src/index.ts`) for tests where the process itself is the subject.
+// Spawning processes (the service, the cluster runner, fixtures) for tests and benchmarks where the process
+// itself is the subject, plus ports and raw connections for talking to them.
 import type { Subprocess } from "bun";
 import { ROOT } from "../helpers.ts";
 import { waitUntil } from "./wait.ts";
@@ -10,24 +11,77 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+export interface SpawnOptions {
+  /** "ignore" where nothing reads it (a benchmark's request log); kept by default, for stdout() and waitForOutput(). */
+  stdout?: "pipe" | "ignore";
+  /** "inherit" shows it on the runner's own stderr; kept by default, for stderr(). */
+  stderr?: "pipe" | "inherit";
+}
+
 export interface Spawned {
-  proc: Subprocess<"ignore", "pipe", "pipe">;
+  proc: Subprocess<"ignore", "pipe" | "ignore", "pipe" | "inherit">;
+  /** The service's address (spawnService only). */
   url: string;
   /** Everything the process has written to stdout so far. */
   stdout(): string;
   stderr(): string;
+  /** Resolves once the process has exited and everything it wrote has been read. */
+  finished(): Promise<number>;
+  /** Waits until stdout holds `marker` (a "ready" line); fails, with the output, if the process exits first. */
+  waitForOutput(marker: string, timeoutMs?: number): Promise<void>;
   kill(signal?: NodeJS.Signals | number): void;
+  /** SIGTERM, then SIGKILL if it has not exited after `graceMs`. */
+  stop(graceMs?: number): Promise<void>;
 }
 
-export function spawnService(env: Record<string, string | undefined>, port: number): Spawned {
-  const proc = Bun.spawn(["bun", "run", "src/index.ts"], {
+/**
+ * `bun run <args>` from the repository root with only PATH, HOME and `env` in its environment (nothing of this
+ * process's own leaks in): the one way tests and benchmarks start a service, a cluster or a fixture process.
+ */
+export function spawnBun(args: string[], env: Record<string, string | undefined>, opts: SpawnOptions = {}): Spawned {
+  const proc = Bun.spawn(["bun", "run", ...args], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: String(port), HOST: "127.0.0.1", ...env },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
     stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
+    stdout: opts.stdout ?? "pipe",
+    stderr: opts.stderr ?? "pipe",
   });
-  return { proc, url: `http://127.0.0.1:${port}`, ...collectOutput(proc), kill: (signal = "SIGTERM") => proc.kill(signal) };
+  const output = collectOutput(proc);
+  const what = args.join(" ");
+  return {
+    proc,
+    url: "",
+    ...output,
+    finished: async () => {
+      const code = await proc.exited;
+      await output.drained;
+      return code;
+    },
+    waitForOutput: async (marker, timeoutMs = 60_000) => {
+      await waitUntil(
+        () => {
+          if (output.stdout().includes(marker)) return true;
+          if (proc.exitCode !== null) throw new Error(`${what} exited (${proc.exitCode}) before printing "${marker}": ${output.stdout()}${output.stderr()}`);
+          return false;
+        },
+        { timeoutMs, intervalMs: 20 },
+        `${what} to print "${marker}"`,
+      );
+    },
+    kill: (signal = "SIGTERM") => proc.kill(signal),
+    stop: async (graceMs = 15_000) => {
+      proc.kill("SIGTERM");
+      await Promise.race([proc.exited, Bun.sleep(graceMs)]);
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
+      await proc.exited;
+    },
+  };
+}
+
+/** The service (`src/index.ts`, or `opts.args`) listening on 127.0.0.1:`port`. */
+export function spawnService(env: Record<string, string | undefined>, port: number, opts: SpawnOptions & { args?: string[] } = {}): Spawned {
+  const s = spawnBun(opts.args ?? ["src/index.ts"], { PORT: String(port), HOST: "127.0.0.1", ...env }, opts);
+  return { ...s, url: `http://127.0.0.1:${port}` };
 }
 
 /** Collects a child's stdout and stderr as they come; read them at any time. */
@@ -37,23 +91,10 @@ export function collectOutput(proc: { stdout: ReadableStream<Uint8Array> | numbe
   const drain = async (stream: unknown, push: (s: string) => void) => {
     if (!(stream instanceof ReadableStream)) return;
     const dec = new TextDecoder();
-    for await (const chunk of stream as ReadableStream<Uint8Array>) push(dec.decode(chunk));
+    for await (const chunk of stream as ReadableStream<Uint8Array>) push(dec.decode(chunk, { stream: true }));
   };
-  void drain(proc.stdout, (s) => (out += s));
-  void drain(proc.stderr, (s) => (err += s));
-  return { stdout: () => out, stderr: () => err };
-}
-
-/** Reads a child's stdout until it has printed `marker` (its "ready" line); fails if it exits first. */
-export async function waitForOutput(proc: Subprocess<"ignore", "pipe", "pipe">, marker: string, what: string): Promise<void> {
-  const reader = proc.stdout.getReader();
-  let out = "";
-  while (!out.includes(marker)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`${what} exited before printing "${marker}": ${await new Response(proc.stderr).text()}`);
-    out += new TextDecoder().decode(value);
-  }
-  reader.releaseLock();
+  const drained = Promise.all([drain(proc.stdout, (s) => (out += s)), drain(proc.stderr, (s) => (err += s))]).then(() => undefined);
+  return { stdout: () => out, stderr: () => err, drained };
 }
 
 /** A raw HTTP/1.1 connection, for requests fetch() cannot make (a Host header of our choosing, a body sent in parts). */
