@@ -2,7 +2,7 @@
 // two instances on one database and one Redis, Redis going away and coming back, warming, the no-Redis mode.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
-import { warmCache } from "../src/modules/cache/warm.ts";
+import { warmCache } from "../src/modules/users/warm.ts";
 import { makeApp, REDIS_URL, tempDir, type TestApp, testPrefix } from "./helpers.ts";
 import { tcpProxy, type TcpProxy } from "./support/tcp-proxy.ts";
 

@@ -57,7 +57,7 @@ describe("the layers of src/", () => {
 
   test("the walk sees the code (the composition root imports platform and features)", () => {
     expect(graph.size).toBeGreaterThan(50);
-    expect(graph.get("src/main/app.ts")).toContain("src/modules/users/index.ts");
+    expect(graph.get("src/main/features.ts")).toContain("src/modules/users/index.ts");
     expect(graph.get("src/main/platform.ts")).toContain("src/platform/db/client.ts");
   });
 

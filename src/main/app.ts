@@ -1,7 +1,9 @@
-// The HTTP surface: createApp(deps) wires the platform plugins and the feature modules.
+// The HTTP surface: createApp(deps) wires the platform plugins and the features' routes.
 // It never listens and opens nothing; buildDeps (platform.ts) or a test builds the deps.
 import { Elysia } from "elysia";
 import type { AppDeps } from "./deps.ts";
+import { appFeatures } from "./features.ts";
+import type { Feature } from "../platform/feature.ts";
 import { requestContext, requestObserver } from "../platform/http/request-context.ts";
 import { headerPolicy } from "../platform/http/headers.ts";
 import { headerSettings } from "./options.ts";
@@ -11,31 +13,15 @@ import { openApiOptions } from "./openapi.ts";
 import { idempotencyPlugin } from "../platform/http/idempotency.ts";
 import { bearerRouteKeys, bodyValueCaps, boundValidationErrors } from "../platform/http/validation-cost.ts";
 import { JSON_MAX_VALUES } from "../platform/http/json-depth.ts";
-import { adminModule } from "../modules/admin/index.ts";
-import { authModule } from "../modules/auth/index.ts";
-import { cacheModule } from "../modules/cache/index.ts";
-import { clusterModule } from "../modules/cluster/index.ts";
-import { dashboardModule } from "../modules/dashboard/index.ts";
 import { docsModule } from "../modules/docs/index.ts";
-import { healthModule } from "../modules/health/index.ts";
-import { jobsModule } from "../modules/jobs/index.ts";
-import { operationsModule } from "../modules/operations/index.ts";
-import { postsModule } from "../modules/posts/index.ts";
-import { preferencesModule } from "../modules/preferences/index.ts";
-import { usersModule } from "../modules/users/index.ts";
 import pkg from "../../package.json" with { type: "json" };
 
 export const VERSION = pkg.version;
 
-export function createApp(deps: AppDeps) {
-  const api = new Elysia({ prefix: "/api/v1" })
-    .use(authModule(deps))
-    .use(usersModule(deps))
-    .use(postsModule(deps))
-    .use(preferencesModule(deps))
-    .use(jobsModule(deps))
-    .use(adminModule(deps))
-    .use(operationsModule(deps));
+/** The app over `deps`: the platform's plugins, then each feature's routes in the list's order (features.ts). */
+export function createApp(deps: AppDeps, features: readonly Feature[] = appFeatures(deps)) {
+  const api = new Elysia({ prefix: "/api/v1" });
+  for (const feature of features) if (feature.routes && feature.mount !== "site") api.use(feature.routes);
 
   const valueCaps = new Map<string, number>();
   // The route table labels what is answered before routing; filled once the app is complete.
@@ -62,12 +48,10 @@ export function createApp(deps: AppDeps) {
         logger: deps.logger,
         principal: (authorization) => deps.auth.principal(authorization),
       }),
-    )
-    .use(dashboardModule(deps))
-    .use(healthModule(deps))
-    .use(cacheModule(deps))
-    .use(clusterModule(deps))
-    .use(api);
+    );
+  // The site's own routes (health, dashboard, …) come before the API, as the features list them.
+  for (const feature of features) if (feature.routes && feature.mount === "site") app.use(feature.routes);
+  app.use(api);
   const full = app.use(docsModule({ title: "neodyme-edge", document: () => openApiDocument(app, openApiOptions(VERSION)) }));
   const models = (full as unknown as { definitions: { type: Record<string, unknown> } }).definitions.type;
   boundValidationErrors(full.routes, models);

@@ -1,14 +1,13 @@
 // The instance's background work, built from the configuration: the queue (Redis, or in process without
-// Redis), the outbox relay, the cron scheduler and the mailer. buildDeps creates it and registers the job
-// handlers on its queue once the deps are complete; start(deps) runs once the server is listening; close()
-// stops cron, then the relay, then the queue (all before Redis closes).
+// Redis), the outbox relay, the cron scheduler and the mailer. buildDeps creates it, then registers the
+// features' job handlers on its queue and adds their schedules to its cron; start() runs once the server is
+// listening; close() stops cron, then the relay, then the queue (all before Redis closes).
 import type { Config } from "../config.ts";
-import type { AppDeps } from "./deps.ts";
 import type { Redis } from "../platform/redis.ts";
 import type { Role } from "../platform/cluster/role.ts";
 import { MemoryLeaseStore, RedisLeaseStore } from "../platform/cron/lease.ts";
 import { MemoryRunStore, RedisRunStore } from "../platform/cron/runs.ts";
-import { CronScheduler, type ScheduleDefinition } from "../platform/cron/scheduler.ts";
+import { CronScheduler } from "../platform/cron/scheduler.ts";
 import type { Database } from "../platform/db/client.ts";
 import { DbMailer } from "../platform/mail/db-mailer.ts";
 import { HttpMailer, mailFailureIsAboutTheMessage } from "../platform/mail/http-mailer.ts";
@@ -27,10 +26,11 @@ import { OutboxRelay } from "../platform/jobs/relay.ts";
 export interface Background {
   queue: JobQueue;
   relay: OutboxRelay;
-  cron: CronScheduler<AppDeps>;
+  /** Its schedules come bound to their dependencies (platform/feature.ts): their runs are handed nothing. */
+  cron: CronScheduler<void>;
   mailer: Mailer;
-  /** Starts the relay, the worker (JOBS_WORKER_ENABLED) and cron (CRON_ENABLED, its runs get `deps`). */
-  start(deps: AppDeps): void;
+  /** Starts the relay, the worker (JOBS_WORKER_ENABLED) and cron (CRON_ENABLED). */
+  start(): void;
   close(): Promise<void>;
 }
 
@@ -40,7 +40,6 @@ export function createBackground(
   redis: Redis | null,
   database: Database,
   role: Role,
-  schedules: ScheduleDefinition<AppDeps>[],
   ops: { breakers: Breakers; metrics: OpsMetrics },
 ): Background {
   const { breakers, metrics } = ops;
@@ -50,8 +49,8 @@ export function createBackground(
     logger,
     retention: { completedMs: options.retentionCompletedMs, failedMs: options.retentionFailedMs },
   });
-  const cron = new CronScheduler<AppDeps>({
-    schedules,
+  const cron = new CronScheduler<void>({
+    schedules: [],
     leases: redis ? new RedisLeaseStore(redis, `${config.REDIS_PREFIX}cron:`) : new MemoryLeaseStore(),
     runs: redis ? new RedisRunStore(redis, `${config.REDIS_PREFIX}cron:`, logger) : new MemoryRunStore(),
     instanceId: config.INSTANCE_ID,
@@ -76,12 +75,12 @@ export function createBackground(
     relay,
     cron,
     mailer,
-    start(deps) {
+    start() {
       if (started) return;
       started = true;
       relay.start();
       if (config.JOBS_WORKER_ENABLED) queue.start({ canWrite: () => role.isPrimary() });
-      if (config.CRON_ENABLED) cron.start(deps);
+      if (config.CRON_ENABLED) cron.start();
     },
     async close() {
       await cron.close();

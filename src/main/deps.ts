@@ -13,6 +13,7 @@ import type { Logger } from "../platform/observability/logger.ts";
 import type { OutboxKick } from "../platform/jobs/relay.ts";
 import type { Redis } from "../platform/redis.ts";
 import type { History } from "../platform/observability/history.ts";
+import type { Mailer } from "../platform/mail/port.ts";
 import type { OpsMetrics } from "../platform/observability/ops-metrics.ts";
 import type { Breakers } from "../platform/resilience/breakers.ts";
 import type { HttpMetrics } from "../platform/observability/metrics.ts";
@@ -26,6 +27,8 @@ export interface AppDeps {
   cache: Cache;
   queue: JobQueue;
   outbox: OutboxKick;
+  /** The mail API, or the database outbox of mails without one. */
+  mailer: Mailer;
   /** The cron schedules and their last runs (GET /admin/cron). */
   cron: CronView;
   role: Role;

@@ -15,17 +15,18 @@ import { runMigrations } from "../platform/db/migrate.ts";
 import { MemoryRateLimiter, RedisRateLimiter } from "../platform/http/rate-limit.ts";
 import type { Logger } from "../platform/observability/logger.ts";
 import { closeRedis, openRedis, type Redis } from "../platform/redis.ts";
-import { registerJobHandlers } from "../modules/jobs/handlers.ts";
-import { SCHEDULES } from "../modules/jobs/schedules.ts";
 import { Breakers, DEPENDENCY } from "../platform/resilience/breakers.ts";
 import { OpsMetrics } from "../platform/observability/ops-metrics.ts";
 import { HttpMetrics } from "../platform/observability/metrics.ts";
 import { History } from "../platform/observability/history.ts";
 import { scalerSchedule } from "../platform/scaler/scaler.ts";
-import { ensureAdmin } from "../modules/users/service.ts";
+import { boundSchedule, type Feature } from "../platform/feature.ts";
+import { appFeatures, runStartup } from "./features.ts";
 
 export interface BuiltDeps {
   deps: AppDeps;
+  /** The features built on `deps` (features.ts): createApp mounts their routes. */
+  features: Feature[];
   /** Counted by the server's fetch wrapper; read by deps.inFlight(). */
   requests: { inFlight: number };
   close: () => Promise<void>;
@@ -62,7 +63,7 @@ export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDe
   const scaler = scalerSchedule({ options: scalerOptions(config), breakers, logger });
   // The L2 keeps its own breaker (src/platform/cache/l2.ts); reported here, read-only, from its availability.
   if (redis && config.CACHE_ENABLED) breakers.observe(DEPENDENCY.redisL2, () => (cache.stats().l2.available ? "closed" : "open"));
-  const background = createBackground(config, logger, redis, database, role, [...SCHEDULES, ...(scaler ? [scaler] : [])], { breakers, metrics: opsMetrics });
+  const background = createBackground(config, logger, redis, database, role, { breakers, metrics: opsMetrics });
   const requests = { inFlight: 0 };
   const deps: AppDeps = {
     config,
@@ -72,6 +73,7 @@ export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDe
     cache,
     queue: background.queue,
     outbox: background.relay,
+    mailer: background.mailer,
     cron: background.cron,
     role,
     primary: primaryLink(config),
@@ -87,8 +89,13 @@ export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDe
     inFlight: () => requests.inFlight,
   };
 
-  registerJobHandlers(background.queue, deps, background.mailer);
-  if (primary && config.ADMIN_EMAIL && config.ADMIN_PASSWORD) await ensureAdmin(deps, config.ADMIN_EMAIL, config.ADMIN_PASSWORD);
+  const features = appFeatures(deps);
+  for (const feature of features) {
+    for (const job of feature.jobs ?? []) background.queue.register(job);
+    for (const schedule of feature.schedules ?? []) background.cron.add(schedule);
+  }
+  if (scaler) background.cron.add(boundSchedule(scaler, deps));
+  await runStartup(features, "built");
 
   let backgroundClosed: Promise<void> | undefined;
   const closeBackground = () => (backgroundClosed ??= background.close());
@@ -101,6 +108,6 @@ export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDe
     database.close();
     role.close();
   };
-  return { deps, requests, close, closeBackground, start: () => background.start(deps) };
+  return { deps, features, requests, close, closeBackground, start: () => background.start() };
 }
 

@@ -11,7 +11,6 @@ import { rememberSocketAddress } from "../platform/http/client-ip.ts";
 import { abuseMetrics, carryReadDecision, ratePolicies } from "../platform/http/rate-limits.ts";
 import { headerPolicy, putInto } from "../platform/http/headers.ts";
 import { problem, problemResponse } from "../platform/http/errors.ts";
-import { warmCache } from "../modules/cache/warm.ts";
 import { fastReads } from "../platform/http/fast-read.ts";
 import { requestObserver } from "../platform/http/request-context.ts";
 import { isInternalUrl, notFoundHere, startInternalListener } from "../platform/cluster/internal-listener.ts";
@@ -22,7 +21,7 @@ import { renderReplicaLag } from "../platform/cluster/lag.ts";
 import { createLogger, type Logger } from "../platform/observability/logger.ts";
 import { startHistorySampler } from "../platform/observability/history.ts";
 import { queueTypeMetrics } from "../platform/observability/ops-metrics.ts";
-import { warmLogin } from "../modules/auth/service.ts";
+import { runStartup } from "./features.ts";
 
 export interface RunningInstance {
   deps: AppDeps;
@@ -54,14 +53,13 @@ export function withRoutableUrl(request: Request): Request {
 
 export async function startInstance(config: Config, opts: StartOptions = {}): Promise<RunningInstance> {
   const logger = opts.logger ?? createLogger(config.LOG_LEVEL, { instance: config.INSTANCE_ID, region: config.FLY_REGION });
-  const { deps, requests, close, closeBackground, start: startBackground } = await buildDeps(config, logger);
-  const app = createApp(deps);
+  const { deps, features, requests, close, closeBackground, start: startBackground } = await buildDeps(config, logger);
+  const app = createApp(deps, features);
   const httpMetrics = deps.httpMetrics;
   // The app's requests are observed inside it (request-context.ts); the same observer for the fast answers.
   const observer = requestObserver(logger, { metrics: httpMetrics });
-  void warmLogin();
-  // Bounded by CACHE_WARM_TIMEOUT_MS; the instance serves (and reports ready) no later than that.
-  await warmCache(deps);
+  // The features' chores before listening (the login's stand-in hash, cache warming bounded by CACHE_WARM_TIMEOUT_MS).
+  await runStartup(features, "serve");
   // The cached reads (cached-read.ts) answered before Elysia, from their declarations (see fast-read.ts).
   const readLimit = ratePolicies(config).read;
   const headers = headerPolicy(headerSettings(config));

@@ -1,13 +1,24 @@
 import { Elysia } from "elysia";
-import type { AppDeps } from "../../main/deps.ts";
-import { authPlugin } from "../../platform/http/auth.ts";
+import type { CronView } from "../../platform/cron/scheduler.ts";
+import type { Feature } from "../../platform/feature.ts";
+import { authPlugin, type Auth } from "../../platform/http/auth.ts";
+import type { JobQueue } from "../../platform/jobs/port.ts";
 import { problems } from "../../platform/http/models.ts";
 import { BulkPreferencesAccepted, BulkPreferencesBody, CronEntry, FailedJobs, FailedQuery } from "./model.ts";
 import * as admin from "./service.ts";
+import type { AdminDeps } from "./service.ts";
 import { serviceUnavailable } from "../../platform/http/errors.ts";
 import { t } from "elysia";
 
-export function adminModule(deps: AppDeps) {
+export interface AdminSlice extends AdminDeps {
+  /** The auth macro of the routes. */
+  auth: Auth;
+  /** The schedules and their last runs (GET /admin/cron). */
+  cron: CronView;
+  queue: Pick<JobQueue, "listFailed">;
+}
+
+export function adminModule(deps: AdminSlice) {
   return new Elysia({ prefix: "/admin", tags: ["admin"] })
     .use(authPlugin(deps.auth))
     .post("/preferences/bulk", async ({ body, set }) => {
@@ -48,4 +59,9 @@ export function adminModule(deps: AppDeps) {
       response: { 200: FailedJobs, ...problems(401, 403, 503) },
       detail: { operationId: "listFailedJobs", summary: "Failed jobs kept for inspection, newest first, with their last error (admin)" },
     });
+}
+
+/** Bulk preference updates, the cron schedules and the failed jobs (admin). */
+export function adminFeature(slice: AdminSlice): Feature {
+  return { name: "admin", routes: adminModule(slice) };
 }

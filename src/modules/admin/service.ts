@@ -1,5 +1,7 @@
 // Administrative operations: bulk preference updates (one job per user) and what the background machinery holds.
-import type { AppDeps } from "../../main/deps.ts";
+import type { Database } from "../../platform/db/client.ts";
+import type { OutboxKick } from "../../platform/jobs/relay.ts";
+import type { Logger } from "../../platform/observability/logger.ts";
 import { unprocessable } from "../../platform/http/errors.ts";
 import { writeOutbox } from "../../platform/jobs/outbox.ts";
 import { JOB_TYPES, type PreferencesPayload } from "../jobs/types.ts";
@@ -7,13 +9,21 @@ import { adminRepo } from "./repository.ts";
 
 const OUTBOX_CHUNK = 200;
 
+/** What the bulk preference update needs. */
+export interface AdminDeps {
+  database: Database;
+  /** Told once the jobs are in the outbox. */
+  outbox: OutboxKick;
+  logger: Logger;
+}
+
 /**
  * Queues an update_user_preferences job per user. The jobs are written to the outbox in one transaction
  * (their ids chosen here, so the answer can name them) and relayed to the queue: accepted means durable,
  * even while Redis is down.
  */
 export async function bulkPreferences(
-  deps: AppDeps,
+  deps: AdminDeps,
   userIds: readonly number[],
   updates: PreferencesPayload["preference_updates"],
 ): Promise<{ jobs: Record<string, string> }> {

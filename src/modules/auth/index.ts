@@ -1,12 +1,12 @@
 import { Elysia, t } from "elysia";
-import type { AppDeps } from "../../main/deps.ts";
 import { authPlugin } from "../../platform/http/auth.ts";
 import { clientIpOf } from "../../platform/http/client-ip.ts";
 import { problems, responseHeaders } from "../../platform/http/models.ts";
 import { LoginBody, LogoutBody, TokenResponse } from "./model.ts";
-import { login, logout } from "./service.ts";
+import type { Feature } from "../../platform/feature.ts";
+import { login, logout, warmLogin, type AuthDeps } from "./service.ts";
 
-export function authModule(deps: AppDeps) {
+export function authModule(deps: AuthDeps) {
   return new Elysia({ prefix: "/auth", tags: ["auth"] })
     .use(authPlugin(deps.auth))
     .post("/login", ({ body, request }) => login(deps, body.email, body.password, clientIpOf(request, deps.config.CLIENT_IP_HEADER)), {
@@ -38,4 +38,13 @@ export function authModule(deps: AppDeps) {
         description: "Effective on every instance within a second; the body may be omitted.",
       },
     });
+}
+
+/** Login and logout; at start, the stand-in hash that an unknown email is checked against. */
+export function authFeature(slice: AuthDeps): Feature {
+  return {
+    name: "auth",
+    routes: authModule(slice),
+    startup: [{ name: "warm_login", when: "serve", detached: true, run: warmLogin }],
+  };
 }

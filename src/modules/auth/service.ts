@@ -1,15 +1,32 @@
 // Login: argon2id verification, a session row, and a signed JWT carrying user id, admin flag and session id.
-import type { AppDeps } from "../../main/deps.ts";
-import type { Principal } from "../../platform/http/auth.ts";
-import { q } from "../../platform/db/tx.ts";
+import type { Auth, Principal } from "../../platform/http/auth.ts";
 import { unauthorized } from "../../platform/http/errors.ts";
-import type { RatePolicy } from "../../platform/http/rate-limit.ts";
-import { rateLimited, ratePolicies } from "../../platform/http/rate-limits.ts";
+import type { RateLimiter, RatePolicy } from "../../platform/http/rate-limit.ts";
+import { rateLimited, ratePolicies, type RateLimitSettings } from "../../platform/http/rate-limits.ts";
 import { signJwt } from "../../platform/http/jwt.ts";
-import { hashPassword } from "../users/service.ts";
-import { usersRepo } from "../users/repository.ts";
+import { hashPassword } from "../../platform/http/passwords.ts";
+import type { WorkGate } from "../../platform/http/work-gate.ts";
 
 export const TOKEN_TTL_SECONDS = 3600;
+
+/** The accounts as the login reads them (the root hands over the users feature's). */
+export interface Accounts {
+  findByEmail(email: string): Promise<{ id: number; passwordHash: string; isActive: boolean; isAdmin: boolean } | undefined>;
+  /** Records the account's activity after a login. */
+  touch(id: number): Promise<void>;
+}
+
+/** What login and logout need. */
+export interface AuthDeps {
+  accounts: Accounts;
+  /** Sessions, and the auth macro of the routes. */
+  auth: Auth;
+  /** Bounds password verification (beyond it: 503 at once). */
+  hashing: WorkGate;
+  rateLimiter: RateLimiter;
+  /** The token signing secret; the header carrying the client IP behind a trusted proxy; the login limits. */
+  config: RateLimitSettings & { jwtSecret: string; CLIENT_IP_HEADER?: string };
+}
 
 /**
  * A hash of a random password made with the same parameters as real ones: an unknown email is verified
@@ -20,7 +37,7 @@ const getDummyHash = () => (dummyHash ??= hashPassword(crypto.randomUUID()));
 
 const badCredentials = () => unauthorized("Incorrect email or password");
 
-export async function login(deps: AppDeps, email: string, password: string, clientIp: string) {
+export async function login(deps: AuthDeps, email: string, password: string, clientIp: string) {
   const normalized = email.trim().toLowerCase();
   // Failed attempts are limited per account and client IP (a stranger elsewhere cannot lock the owner out),
   // and per account from everywhere at a higher bound. Every attempt is counted before its password is
@@ -32,7 +49,7 @@ export async function login(deps: AppDeps, email: string, password: string, clie
   for (const d of await Promise.all(counted.map(([key, policy]) => deps.rateLimiter.shared(key, policy)))) {
     if (!d.allowed) throw rateLimited(d);
   }
-  const user = await usersRepo.findByEmail(deps.database.db, normalized);
+  const user = await deps.accounts.findByEmail(normalized);
   const hash = user?.passwordHash ?? (await getDummyHash());
   const ok = await deps.hashing.run(() => Bun.password.verify(password, hash));
   if (!user || !ok || !user.isActive) throw badCredentials();
@@ -41,7 +58,7 @@ export async function login(deps: AppDeps, email: string, password: string, clie
 
   const now = Math.floor(Date.now() / 1000);
   const sessionId = await deps.auth.sessions.create(user.id, new Date(now * 1000), new Date((now + TOKEN_TTL_SECONDS) * 1000));
-  await deps.database.write((tx) => q(usersRepo.touch(tx, user.id)));
+  await deps.accounts.touch(user.id);
   const token = signJwt(
     { sub: String(user.id), sid: sessionId, adm: user.isAdmin, iat: now, exp: now + TOKEN_TTL_SECONDS },
     deps.config.jwtSecret,
@@ -50,7 +67,7 @@ export async function login(deps: AppDeps, email: string, password: string, clie
 }
 
 /** Ends the caller's session, or with `all` every session of the caller, on every instance. */
-export async function logout(deps: AppDeps, principal: Principal, all: boolean): Promise<void> {
+export async function logout(deps: AuthDeps, principal: Principal, all: boolean): Promise<void> {
   if (all) await deps.auth.sessions.revokeAll(principal.userId);
   else await deps.auth.sessions.revoke(principal.sessionId, principal.userId);
 }

@@ -1,11 +1,19 @@
 // GET /cache/stats (admin): this instance's cache counters, exactly in the contract's shape.
 import { Elysia } from "elysia";
-import type { AppDeps } from "../../main/deps.ts";
 import { authPlugin } from "../../platform/http/auth.ts";
 import { problems } from "../../platform/http/models.ts";
+import type { Cache } from "../../platform/cache/port.ts";
+import type { Auth } from "../../platform/http/auth.ts";
+import type { Feature } from "../../platform/feature.ts";
 import { CacheStatsBody } from "./model.ts";
 
-export function cacheModule(deps: AppDeps) {
+export interface CacheSlice {
+  cache: Pick<Cache, "stats">;
+  /** The auth macro of the route. */
+  auth: Auth;
+}
+
+export function cacheModule(deps: CacheSlice) {
   return new Elysia({ prefix: "/cache", tags: ["cache"] })
     .use(authPlugin(deps.auth))
     .model({ CacheStats: CacheStatsBody })
@@ -14,4 +22,8 @@ export function cacheModule(deps: AppDeps) {
       response: { 200: CacheStatsBody, ...problems(401, 403) },
       detail: { operationId: "getCacheStats", summary: "Cache counters of the instance that answers (admin)" },
     });
+}
+
+export function cacheFeature(slice: CacheSlice): Feature {
+  return { name: "cache", mount: "site", routes: cacheModule(slice) };
 }

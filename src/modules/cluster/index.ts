@@ -1,7 +1,6 @@
 // GET /cluster/stats (admin), the /internal routes a replica uses to have the primary write its heartbeat,
 // and the replica write guard. Mounted outside /api/v1.
 import { Elysia, t } from "elysia";
-import type { AppDeps } from "../../main/deps.ts";
 import { removeInstance, removeInstancesNotSeenSince, upsertInstance } from "../../platform/cluster/instances.ts";
 import { q } from "../../platform/db/tx.ts";
 import { internalTokenMatches } from "../../platform/cluster/internal.ts";
@@ -11,10 +10,24 @@ import { authPlugin } from "../../platform/http/auth.ts";
 import { conflict, unauthorized } from "../../platform/http/errors.ts";
 import { Int, problems } from "../../platform/http/models.ts";
 import { BeatBody, ClusterStats, InstanceIdParams, PruneBody } from "./model.ts";
-import { clusterStats } from "./service.ts";
+import type { Role } from "../../platform/cluster/role.ts";
+import type { Auth } from "../../platform/http/auth.ts";
+import type { Feature } from "../../platform/feature.ts";
+import { clusterStats, type ClusterStatsDeps } from "./service.ts";
+
+export interface ClusterSlice extends ClusterStatsDeps {
+  /** The replica write guard and the internal routes ask it who the primary is. */
+  role: Role;
+  /** The auth macro of the routes. */
+  auth: Auth;
+  config: ClusterStatsDeps["config"] & {
+    /** The replicas' token for the internal routes; without it they do not exist. */
+    INTERNAL_TOKEN?: string;
+  };
+}
 
 /** Replica-to-primary routes. Registered only when INTERNAL_TOKEN is set; they write, so only the primary serves them. */
-function internalRoutes(deps: AppDeps, token: string) {
+function internalRoutes(deps: ClusterSlice, token: string) {
   const hidden = { hide: true } as const;
   return new Elysia({ prefix: "/internal", tags: ["internal"] })
     .onTransform(({ request }) => {
@@ -55,7 +68,7 @@ function internalRoutes(deps: AppDeps, token: string) {
     });
 }
 
-export function clusterModule(deps: AppDeps) {
+export function clusterModule(deps: ClusterSlice) {
   const app = new Elysia({ name: "cluster" })
     .use(replicaGuard(deps.role))
     .use(authPlugin(deps.auth))
@@ -75,3 +88,8 @@ export function clusterModule(deps: AppDeps) {
   return token ? app.use(internalRoutes(deps, token)) : app;
 }
 
+
+/** The replica write guard, /cluster/stats, and the replica-to-primary routes (with INTERNAL_TOKEN). */
+export function clusterFeature(slice: ClusterSlice): Feature {
+  return { name: "cluster", mount: "site", routes: clusterModule(slice) };
+}

@@ -1,6 +1,6 @@
 // The cluster view behind GET /cluster/stats: the heartbeat table read through the health rule
 // (three missed beats = unhealthy) and the load score (0.7 x in-flight + 0.3 x CPU).
-import type { AppDeps } from "../../main/deps.ts";
+import type { Database } from "../../platform/db/client.ts";
 import { listInstances, type InstanceRow } from "../../platform/cluster/instances.ts";
 import { round2 } from "../../platform/cluster/process-stats.ts";
 import { MISSED_BEATS_UNHEALTHY } from "../../platform/cluster/registry.ts";
@@ -48,6 +48,12 @@ export function summarize(rows: readonly InstanceRow[], intervalSeconds: number,
   };
 }
 
-export async function clusterStats(deps: AppDeps): Promise<ClusterStats> {
+export interface ClusterStatsDeps {
+  database: Database;
+  /** Seconds between heartbeats: three missed make an instance unhealthy. */
+  config: { HEARTBEAT_INTERVAL: number };
+}
+
+export async function clusterStats(deps: ClusterStatsDeps): Promise<ClusterStats> {
   return summarize(await listInstances(deps.database.db), deps.config.HEARTBEAT_INTERVAL);
 }

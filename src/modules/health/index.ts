@@ -1,6 +1,10 @@
 // Liveness and readiness. Ready means the database answers; Redis and replication are reported, not required.
 import { Elysia, t } from "elysia";
-import type { AppDeps } from "../../main/deps.ts";
+import type { Role } from "../../platform/cluster/role.ts";
+import type { Database } from "../../platform/db/client.ts";
+import type { Feature } from "../../platform/feature.ts";
+import type { Redis } from "../../platform/redis.ts";
+import type { Breakers } from "../../platform/resilience/breakers.ts";
 import { withTimeout } from "../../platform/redis.ts";
 
 const CHECK_TIMEOUT_MS = 1_000;
@@ -34,7 +38,16 @@ async function timed(fn: () => Promise<unknown>): Promise<{ status: string; late
   }
 }
 
-export async function healthReport(deps: AppDeps): Promise<HealthBody> {
+export interface HealthSlice {
+  database: Database;
+  /** Null in the no-Redis mode. */
+  redis: Redis | null;
+  role: Pick<Role, "state">;
+  breakers: Pick<Breakers, "list">;
+  config: { INSTANCE_ID: string; FLY_REGION: string };
+}
+
+export async function healthReport(deps: HealthSlice): Promise<HealthBody> {
   const redis = deps.redis;
   const [database, redisCheck] = await Promise.all([
     timed(() => deps.database.client.execute("SELECT 1")),
@@ -62,7 +75,7 @@ export async function healthReport(deps: AppDeps): Promise<HealthBody> {
   };
 }
 
-export function healthModule(deps: AppDeps) {
+export function healthModule(deps: HealthSlice) {
   return new Elysia({ prefix: "/health", tags: ["health"] })
     .get("/live", () => ({ status: "ok" as const }), {
       response: { 200: t.Object({ status: t.Literal("ok") }) },
@@ -84,4 +97,8 @@ export function healthModule(deps: AppDeps) {
       response: { 200: HealthBody },
       detail: { operationId: "getHealth", summary: "The readiness report, always 200" },
     });
+}
+
+export function healthFeature(slice: HealthSlice): Feature {
+  return { name: "health", mount: "site", routes: healthModule(slice) };
 }

@@ -1,8 +1,10 @@
 // The handlers of the job types (named in types.ts). Each is idempotent under redelivery: inserts are keyed by
 // the job id, the cleanup is a delete, the preference merge sets the same keys again (and none that a user
 // wrote after the job was accepted).
-import type { AppDeps } from "../../main/deps.ts";
-import type { JobDefinition, JobQueue } from "../../platform/jobs/port.ts";
+import type { Cache } from "../../platform/cache/port.ts";
+import type { Database } from "../../platform/db/client.ts";
+import type { JobDefinition } from "../../platform/jobs/port.ts";
+import type { Logger } from "../../platform/observability/logger.ts";
 import { PermanentJobError } from "../../platform/jobs/port.ts";
 import type { Mailer } from "../../platform/mail/port.ts";
 import { AppError } from "../../platform/http/errors.ts";
@@ -35,7 +37,7 @@ export const SESSION_CLEANUP_BATCH = 500;
  * deleted stays deleted, and the next run deletes the rest.
  */
 export async function cleanupExpiredSessions(
-  deps: Pick<AppDeps, "database" | "logger">,
+  deps: { database: Database; logger: Logger },
   opts: { signal?: AbortSignal; batchSize?: number } = {},
 ): Promise<number> {
   const batchSize = opts.batchSize ?? SESSION_CLEANUP_BATCH;
@@ -55,7 +57,14 @@ export async function cleanupExpiredSessions(
   return deleted;
 }
 
-export function jobDefinitions(deps: AppDeps, mailer: Mailer): JobDefinition<any>[] {
+/** What the handlers need besides the mailer (the preference merge invalidates the user's cached reads). */
+export interface JobHandlersDeps {
+  database: Database;
+  logger: Logger;
+  cache: Cache;
+}
+
+export function jobDefinitions(deps: JobHandlersDeps, mailer: Mailer): JobDefinition<any>[] {
   const { database } = deps;
   const welcome: JobDefinition<RegistrationPayload> = {
     type: JOB_TYPES.welcomeEmail,
@@ -126,8 +135,4 @@ export function jobDefinitions(deps: AppDeps, mailer: Mailer): JobDefinition<any
     },
   };
   return [welcome, analytics, audit, cleanup, prefs];
-}
-
-export function registerJobHandlers(queue: JobQueue, deps: AppDeps, mailer: Mailer): void {
-  for (const def of jobDefinitions(deps, mailer)) queue.register(def);
 }

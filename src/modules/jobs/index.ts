@@ -1,11 +1,23 @@
 import { Elysia } from "elysia";
-import type { AppDeps } from "../../main/deps.ts";
 import { authPlugin } from "../../platform/http/auth.ts";
 import { problems } from "../../platform/http/models.ts";
 import { Job, JobParams, JobStatusBody, JobStatusMap } from "./model.ts";
+import type { Auth } from "../../platform/http/auth.ts";
+import { boundSchedule, type Feature } from "../../platform/feature.ts";
+import type { Mailer } from "../../platform/mail/port.ts";
+import { jobDefinitions, type JobHandlersDeps } from "./handlers.ts";
+import { SCHEDULES, type SchedulesDeps } from "./schedules.ts";
 import * as jobs from "./service.ts";
+import type { JobsDeps } from "./service.ts";
 
-export function jobsModule(deps: AppDeps) {
+export interface JobsSlice extends JobsDeps, JobHandlersDeps, SchedulesDeps {
+  /** The auth macro of the routes. */
+  auth: Auth;
+  /** The welcome email goes through it. */
+  mailer: Mailer;
+}
+
+export function jobsModule(deps: JobsDeps & { auth: Auth }) {
   return new Elysia({ prefix: "/jobs", tags: ["jobs"] })
     .use(authPlugin(deps.auth))
     .model({ Job })
@@ -25,4 +37,14 @@ export function jobsModule(deps: AppDeps) {
       response: { 200: JobStatusMap, ...problems(401, 403, 503) },
       detail: { operationId: "getJobStatuses", summary: "Several jobs at once (admin); unknown ids answer {status: \"not_found\"}" },
     });
+}
+
+/** The job types and their handlers, the session cleanup and instance pruning schedules, the job status routes. */
+export function jobsFeature(slice: JobsSlice): Feature {
+  return {
+    name: "jobs",
+    routes: jobsModule(slice),
+    jobs: jobDefinitions(slice, slice.mailer),
+    schedules: SCHEDULES.map((s) => boundSchedule(s, slice)),
+  };
 }

@@ -1,12 +1,14 @@
-// Every cron schedule of the service, in one place. Append yours: a name, a croner pattern (UTC; six fields
-// puts seconds first), whether it writes the database (then only an instance that can write runs it), and
-// the run. Each tick runs once in the cluster (see src/platform/cron/scheduler.ts); a run should honour ctx.signal.
-import type { AppDeps } from "../../main/deps.ts";
-import { pruneInstances } from "../../platform/cluster/registry.ts";
+// The cron schedules of the jobs feature (the scaler's is the platform's). Append yours: a name, a croner
+// pattern (UTC; six fields puts seconds first), whether it writes the database (then only an instance that can
+// write runs it), and the run. Each tick runs once in the cluster (see src/platform/cron/scheduler.ts); a run should honour ctx.signal.
+import { pruneInstances, type RegistryDeps } from "../../platform/cluster/registry.ts";
 import type { ScheduleDefinition } from "../../platform/cron/scheduler.ts";
 import { cleanupExpiredSessions } from "./handlers.ts";
 
-export const SCHEDULES: ScheduleDefinition<AppDeps>[] = [
+/** What the runs need: the session cleanup its database and logger, the pruning the registry's way to the primary. */
+export type SchedulesDeps = RegistryDeps;
+
+export const SCHEDULES: ScheduleDefinition<SchedulesDeps>[] = [
   {
     name: "cleanup_expired_sessions",
     pattern: "*/15 * * * *",

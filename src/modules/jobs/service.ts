@@ -2,15 +2,25 @@
 // ones (job_results) and ones still waiting, relayed or not (their id is known to the client already, e.g.
 // from the bulk API). So such a job answers even when Redis lost it. A queue that cannot answer makes only
 // the ids the database cannot vouch for a 503.
-import type { AppDeps } from "../../main/deps.ts";
+import type { Database } from "../../platform/db/client.ts";
+import type { Logger } from "../../platform/observability/logger.ts";
 import { notFound, serviceUnavailable } from "../../platform/http/errors.ts";
 import { outboxRepo, type OutboxRow } from "../../platform/jobs/outbox.ts";
-import type { Job } from "../../platform/jobs/port.ts";
+import type { Job, JobQueue } from "../../platform/jobs/port.ts";
 import { withTimeout } from "../../platform/redis.ts";
 
 const QUEUE_TIMEOUT_MS = 2_000;
 
-function pendingFromOutbox(deps: AppDeps, row: OutboxRow): Job {
+/** What the job look-ups need. */
+export interface JobsDeps {
+  queue: Pick<JobQueue, "getJobs" | "definition">;
+  database: Database;
+  logger: Logger;
+  /** The retries of a job type with none of its own (a job still in the outbox is answered with it). */
+  config: { JOB_MAX_RETRIES: number };
+}
+
+function pendingFromOutbox(deps: JobsDeps, row: OutboxRow): Job {
   return {
     id: row.jobId!,
     type: row.jobType,
@@ -24,7 +34,7 @@ function pendingFromOutbox(deps: AppDeps, row: OutboxRow): Job {
   };
 }
 
-export async function findJobs(deps: AppDeps, ids: readonly string[]): Promise<Record<string, Job | null>> {
+export async function findJobs(deps: JobsDeps, ids: readonly string[]): Promise<Record<string, Job | null>> {
   const unique = [...new Set(ids)];
   let found: Record<string, Job | null> = {};
   let queueDown: unknown = null;
@@ -51,13 +61,13 @@ export async function findJobs(deps: AppDeps, ids: readonly string[]): Promise<R
   return Object.fromEntries(unique.map((id) => [id, found[id] ?? null]));
 }
 
-export async function getJob(deps: AppDeps, id: string): Promise<Job> {
+export async function getJob(deps: JobsDeps, id: string): Promise<Job> {
   const job = (await findJobs(deps, [id]))[id];
   if (!job) throw notFound(`Job ${id} not found`);
   return job;
 }
 
-export async function statusOf(deps: AppDeps, ids: readonly string[]): Promise<Record<string, Job | { status: "not_found" }>> {
+export async function statusOf(deps: JobsDeps, ids: readonly string[]): Promise<Record<string, Job | { status: "not_found" }>> {
   const jobs = await findJobs(deps, ids);
   return Object.fromEntries(Object.entries(jobs).map(([id, job]) => [id, job ?? { status: "not_found" as const }]));
 }

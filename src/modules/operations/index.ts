@@ -1,16 +1,21 @@
 // The operations data behind the dashboard (admin): GET /admin/operations, and retry or discard of a failed job.
 import { Elysia, t } from "elysia";
-import type { AppDeps } from "../../main/deps.ts";
-import { authPlugin } from "../../platform/http/auth.ts";
+import type { Feature } from "../../platform/feature.ts";
+import { authPlugin, type Auth } from "../../platform/http/auth.ts";
 import { notFound, serviceUnavailable } from "../../platform/http/errors.ts";
 import { problems } from "../../platform/http/models.ts";
 import { JobParams } from "../jobs/model.ts";
 import { Operations, RetriedJob } from "./model.ts";
-import { audit, operations } from "./service.ts";
+import { audit, operations, type OperationsDeps } from "./service.ts";
+
+export interface OperationsSlice extends OperationsDeps {
+  /** The auth macro of the routes. */
+  auth: Auth;
+}
 
 const gone = (id: string) => notFound(`Job ${id} is not a retained failed job (already retried, discarded or expired)`);
 
-export function operationsModule(deps: AppDeps) {
+export function operationsModule(deps: OperationsSlice) {
   return new Elysia({ prefix: "/admin", tags: ["admin"] })
     .use(authPlugin(deps.auth))
     .get("/operations", () => operations(deps), {
@@ -50,4 +55,9 @@ export function operationsModule(deps: AppDeps) {
       response: { 204: t.Void(), ...problems(401, 403, 404, 503) },
       detail: { operationId: "discardFailedJob", summary: "Drop a failed job (admin; audited)" },
     });
+}
+
+/** The operations view of the dashboard and the failed-job actions (admin). */
+export function operationsFeature(slice: OperationsSlice): Feature {
+  return { name: "operations", routes: operationsModule(slice) };
 }

@@ -1,7 +1,13 @@
 // What the dashboard's operations panels read in one call: breakers, the scaler's last decisions, the job queue
 // (counts in total and per type, failed jobs, this instance's runs by type) and this instance's last hour. Plus the failed-job
 // actions, logged as an audit line with the admin who took them.
-import type { AppDeps } from "../../main/deps.ts";
+import type { Role } from "../../platform/cluster/role.ts";
+import type { Database } from "../../platform/db/client.ts";
+import type { JobQueue } from "../../platform/jobs/port.ts";
+import type { History } from "../../platform/observability/history.ts";
+import type { Logger } from "../../platform/observability/logger.ts";
+import type { OpsMetrics } from "../../platform/observability/ops-metrics.ts";
+import type { Breakers } from "../../platform/resilience/breakers.ts";
 import { replicaLagSeconds } from "../../platform/cluster/lag.ts";
 import { HISTORY_STEP_MS } from "../../platform/observability/history.ts";
 import { recentDecisions } from "../../platform/scaler/records.ts";
@@ -10,7 +16,28 @@ import { valueWithin, type JobRunOutcome } from "../../platform/observability/op
 const FAILED_SHOWN = 50;
 const DECISIONS_SHOWN = 20;
 
-export async function operations(deps: AppDeps) {
+/** What the operations view and the failed-job actions need. */
+export interface OperationsDeps {
+  queue: Pick<JobQueue, "stats" | "countsByType" | "listFailed" | "retryFailed" | "discardFailed">;
+  database: Database;
+  role: Role;
+  breakers: Pick<Breakers, "list">;
+  opsMetrics: Pick<OpsMetrics, "jobDuration">;
+  history: Pick<History, "points">;
+  /** The audit lines of the actions. */
+  logger: Logger;
+  config: {
+    INSTANCE_ID: string;
+    FLY_REGION: string;
+    SCALER_MODE: "off" | "dry-run" | "on";
+    SCALER_INTERVAL: number;
+    /** Only whether they are set: the scaler acts only with both. */
+    FLY_API_TOKEN?: string;
+    FLY_APP_NAME?: string;
+  };
+}
+
+export async function operations(deps: OperationsDeps) {
   const { config } = deps;
   const [stats, byType, failedJobs, decisions, lag] = await Promise.all([
     valueWithin(deps.queue.stats(), 1_000),
@@ -53,6 +80,6 @@ export async function operations(deps: AppDeps) {
   };
 }
 
-export function audit(deps: AppDeps, action: "retry" | "discard", by: number, jobId: string, extra: Record<string, unknown> = {}): void {
+export function audit(deps: Pick<OperationsDeps, "logger">, action: "retry" | "discard", by: number, jobId: string, extra: Record<string, unknown> = {}): void {
   deps.logger.info("admin action on a failed job", { audit: true, action, job_id: jobId, by_user: by, ...extra });
 }

@@ -1,13 +1,14 @@
 import { Elysia } from "elysia";
-import type { AppDeps } from "../../main/deps.ts";
 import { authPlugin } from "../../platform/http/auth.ts";
 import { notFound } from "../../platform/http/errors.ts";
 import { cachedRead, mountCachedRead } from "../../platform/http/cached-read.ts";
 import { IdParams, PageQuery, problems } from "../../platform/http/models.ts";
 import { CreatePostBody, PostPage, PostPublic } from "./model.ts";
+import type { Feature } from "../../platform/feature.ts";
 import * as posts from "./service.ts";
+import type { PostsDeps } from "./service.ts";
 
-export const postsPageRead = (deps: AppDeps) =>
+export const postsPageRead = (deps: PostsDeps) =>
   cachedRead({
     path: "/:id/posts",
     auth: "user",
@@ -24,7 +25,7 @@ export const postsPageRead = (deps: AppDeps) =>
     missing: ({ params }) => notFound(`User ${params.id} not found`),
   });
 
-export function postsModule(deps: AppDeps) {
+export function postsModule(deps: PostsDeps) {
   const app = new Elysia({ prefix: "/users", tags: ["posts"] })
     .use(authPlugin(deps.auth))
     .model({ PostPublic, PostPage })
@@ -43,4 +44,9 @@ export function postsModule(deps: AppDeps) {
       },
     });
   return mountCachedRead(app, postsPageRead(deps), deps.cache);
+}
+
+/** A user's posts: writing one, and the cached pages of them. */
+export function postsFeature(slice: PostsDeps): Feature {
+  return { name: "posts", routes: postsModule(slice), cachedReads: [postsPageRead(slice)] };
 }

@@ -1,7 +1,7 @@
-import type { AppDeps } from "../../main/deps.ts";
-import type { CacheResult } from "../../platform/cache/port.ts";
+import type { Cache, CacheResult } from "../../platform/cache/port.ts";
+import type { Database } from "../../platform/db/client.ts";
 import type { CacheEntry } from "../../platform/http/cached-read.ts";
-import type { Principal } from "../../platform/http/auth.ts";
+import type { Auth, Principal } from "../../platform/http/auth.ts";
 import { q } from "../../platform/db/tx.ts";
 import { notFound } from "../../platform/http/errors.ts";
 import { assertOwner } from "../../platform/http/access.ts";
@@ -10,6 +10,14 @@ import { usersRepo } from "../users/repository.ts";
 import type { PostPublic } from "./model.ts";
 import { postsRepo, toPostPublic } from "./repository.ts";
 
+/** What the posts use cases need. */
+export interface PostsDeps {
+  database: Database;
+  cache: Cache;
+  /** The auth macro of the routes. */
+  auth: Auth;
+}
+
 export interface PostsPage {
   items: PostPublic[];
   page: number;
@@ -17,7 +25,7 @@ export interface PostsPage {
   total: number;
 }
 
-export async function create(deps: AppDeps, principal: Principal, userId: number, title: string, content: string): Promise<PostPublic> {
+export async function create(deps: PostsDeps, principal: Principal, userId: number, title: string, content: string): Promise<PostPublic> {
   assertOwner(principal, userId);
   const row = await deps.database.write(function* (tx) {
     if (!(yield* q(usersRepo.exists(tx, userId)))) throw notFound(`User ${userId} not found`);
@@ -37,7 +45,7 @@ export const SHARED_PAGES = 5;
 export const SHARED_LIMITS: readonly number[] = [10, 20, 50, 100];
 
 /** The cache entry of one page of a user's posts; null when the user does not exist. */
-export function pageEntry(deps: AppDeps, userId: number, page: number, limit: number): CacheEntry<PostsPage> {
+export function pageEntry(deps: PostsDeps, userId: number, page: number, limit: number): CacheEntry<PostsPage> {
   return {
     key: userKeys.posts(userId, page, limit),
     tags: [userKeys.tag(userId)],
@@ -51,7 +59,7 @@ export function pageEntry(deps: AppDeps, userId: number, page: number, limit: nu
   };
 }
 
-export async function list(deps: AppDeps, userId: number, page: number, limit: number): Promise<CacheResult<PostsPage>> {
+export async function list(deps: PostsDeps, userId: number, page: number, limit: number): Promise<CacheResult<PostsPage>> {
   const e = pageEntry(deps, userId, page, limit);
   const result = await deps.cache.getOrSet(e.key, e.load, { tags: e.tags, shared: e.shared });
   if (result.value === null) throw notFound(`User ${userId} not found`);

@@ -1,13 +1,14 @@
 import { Elysia } from "elysia";
-import type { AppDeps } from "../../main/deps.ts";
 import { authPlugin } from "../../platform/http/auth.ts";
 import { notFound } from "../../platform/http/errors.ts";
 import { cachedRead, mountCachedRead } from "../../platform/http/cached-read.ts";
 import { IdParams, problems } from "../../platform/http/models.ts";
 import { Preferences, PreferencesPatch } from "./model.ts";
+import type { Feature } from "../../platform/feature.ts";
 import * as prefs from "./service.ts";
+import type { PreferencesDeps } from "./service.ts";
 
-export const preferencesRead = (deps: AppDeps) =>
+export const preferencesRead = (deps: PreferencesDeps) =>
   cachedRead({
     path: "/:id/preferences",
     auth: "user",
@@ -23,7 +24,7 @@ export const preferencesRead = (deps: AppDeps) =>
     missing: ({ params }) => notFound(`User ${params.id} not found`),
   });
 
-export function preferencesModule(deps: AppDeps) {
+export function preferencesModule(deps: PreferencesDeps) {
   const app = new Elysia({ prefix: "/users", tags: ["preferences"] })
     .use(authPlugin(deps.auth))
     .model({ Preferences });
@@ -44,4 +45,9 @@ export function preferencesModule(deps: AppDeps) {
         },
       },
     });
+}
+
+/** A user's preferences: the cached read and the merge. */
+export function preferencesFeature(slice: PreferencesDeps): Feature {
+  return { name: "preferences", routes: preferencesModule(slice), cachedReads: [preferencesRead(slice)] };
 }

@@ -1,8 +1,7 @@
-import type { AppDeps } from "../../main/deps.ts";
-import type { CacheResult } from "../../platform/cache/port.ts";
-import type { Db } from "../../platform/db/client.ts";
+import type { Cache, CacheResult } from "../../platform/cache/port.ts";
+import type { Database, Db } from "../../platform/db/client.ts";
 import type { CacheEntry } from "../../platform/http/cached-read.ts";
-import type { Principal } from "../../platform/http/auth.ts";
+import type { Auth, Principal } from "../../platform/http/auth.ts";
 import { q } from "../../platform/db/tx.ts";
 import { notFound, unprocessable } from "../../platform/http/errors.ts";
 import { assertOwnerOrAdmin } from "../../platform/http/access.ts";
@@ -11,8 +10,16 @@ import { usersRepo } from "../users/repository.ts";
 import { MAX_PREFERENCE_KEYS, type Preferences } from "./model.ts";
 import { preferencesRepo } from "./repository.ts";
 
+/** What the preferences use cases need. */
+export interface PreferencesDeps {
+  database: Database;
+  cache: Cache;
+  /** The auth macro of the routes. */
+  auth: Auth;
+}
+
 /** The cache entry of a user's preferences; null when the user does not exist. */
-export function preferencesEntry(deps: AppDeps, userId: number): CacheEntry<Preferences> {
+export function preferencesEntry(deps: PreferencesDeps, userId: number): CacheEntry<Preferences> {
   return {
     key: userKeys.preferences(userId),
     tags: [userKeys.tag(userId)],
@@ -24,7 +31,7 @@ export function preferencesEntry(deps: AppDeps, userId: number): CacheEntry<Pref
   };
 }
 
-export async function get(deps: AppDeps, userId: number): Promise<CacheResult<Preferences>> {
+export async function get(deps: PreferencesDeps, userId: number): Promise<CacheResult<Preferences>> {
   const e = preferencesEntry(deps, userId);
   const result = await deps.cache.getOrSet(e.key, e.load, { tags: e.tags });
   if (result.value === null) throw notFound(`User ${userId} not found`);
@@ -67,7 +74,7 @@ export function* mergeInTx(
 }
 
 export async function merge(
-  deps: AppDeps,
+  deps: Pick<PreferencesDeps, "database" | "cache">,
   userId: number,
   patch: Record<string, string | number | boolean | null>,
   opts: { acceptedAt?: number } = {},
@@ -77,7 +84,7 @@ export async function merge(
   return merged;
 }
 
-export async function update(deps: AppDeps, principal: Principal, userId: number, patch: Record<string, string | number | boolean | null>) {
+export async function update(deps: PreferencesDeps, principal: Principal, userId: number, patch: Record<string, string | number | boolean | null>) {
   assertOwnerOrAdmin(principal, userId);
   return merge(deps, userId, patch);
 }

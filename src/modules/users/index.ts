@@ -1,13 +1,16 @@
 import { Elysia, t } from "elysia";
-import type { AppDeps } from "../../main/deps.ts";
 import { authPlugin } from "../../platform/http/auth.ts";
 import { cachedRead, mountCachedRead } from "../../platform/http/cached-read.ts";
 import { IdParams, PageQuery, problems } from "../../platform/http/models.ts";
 import { RegisterBody, UpdateUserBody, UserDetail, UserPage, UserPublic } from "./model.ts";
+import type { Role } from "../../platform/cluster/role.ts";
+import type { Feature, StartupChore } from "../../platform/feature.ts";
 import * as users from "./service.ts";
+import type { UsersDeps } from "./service.ts";
+import { warmCache, type WarmSettings } from "./warm.ts";
 
 /** The caller's own detail: the same cache entry as GET /users/{id} of their id. */
-export const myDetailRead = (deps: AppDeps) =>
+export const myDetailRead = (deps: UsersDeps) =>
   cachedRead({
     path: "/me",
     auth: "user",
@@ -22,7 +25,7 @@ export const myDetailRead = (deps: AppDeps) =>
     missing: ({ principal }) => users.userNotFound(principal.userId),
   });
 
-export const userDetailRead = (deps: AppDeps) =>
+export const userDetailRead = (deps: UsersDeps) =>
   cachedRead({
     path: "/:id",
     auth: "user",
@@ -38,7 +41,7 @@ export const userDetailRead = (deps: AppDeps) =>
     missing: ({ params }) => users.userNotFound(params.id),
   });
 
-export function usersModule(deps: AppDeps) {
+export function usersModule(deps: UsersDeps) {
   const app = new Elysia({ prefix: "/users", tags: ["users"] })
     .use(authPlugin(deps.auth))
     .model({ UserPublic, UserDetail, UserPage })
@@ -92,4 +95,35 @@ export function usersModule(deps: AppDeps) {
         responses: { 403: { description: "Neither the user nor an administrator" }, 404: { description: "No user has this id" } },
       },
     });
+}
+
+export interface UsersSlice extends UsersDeps {
+  role: Pick<Role, "isPrimary">;
+  /** ADMIN_EMAIL and ADMIN_PASSWORD: the account the primary creates (or makes an admin) at start. */
+  admin: { email: string; password: string } | null;
+  /** Warming at start: the most recently active users' details go into the cache before the instance serves. */
+  config: WarmSettings;
+}
+
+/** Accounts and their cached details; at start, the admin account and a warm cache. */
+export function usersFeature(slice: UsersSlice): Feature {
+  const startup: StartupChore[] = [];
+  const admin = slice.admin;
+  if (admin) {
+    startup.push({
+      name: "ensure_admin",
+      when: "built",
+      run: async () => {
+        if (slice.role.isPrimary()) await users.ensureAdmin(slice, admin.email, admin.password);
+      },
+    });
+  }
+  // Bounded by CACHE_WARM_TIMEOUT_MS; the instance serves (and reports ready) no later than that.
+  startup.push({ name: "warm_cache", when: "serve", run: () => warmCache(slice) });
+  return {
+    name: "users",
+    routes: usersModule(slice),
+    cachedReads: [myDetailRead(slice), userDetailRead(slice)],
+    startup,
+  };
 }

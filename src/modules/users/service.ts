@@ -1,10 +1,14 @@
 // Accounts: registration (with its background side effects), reads through the cache, updates, deletion.
-import type { AppDeps } from "../../main/deps.ts";
-import type { CacheResult } from "../../platform/cache/port.ts";
+import type { Cache, CacheResult } from "../../platform/cache/port.ts";
+import type { Database } from "../../platform/db/client.ts";
+import type { OutboxKick } from "../../platform/jobs/relay.ts";
+import type { Logger } from "../../platform/observability/logger.ts";
+import type { WorkGate } from "../../platform/http/work-gate.ts";
+import { hashPassword } from "../../platform/http/passwords.ts";
 import type { CacheEntry } from "../../platform/http/cached-read.ts";
 import { conflict, notFound, type AppError } from "../../platform/http/errors.ts";
 import { assertOwnerOrAdmin } from "../../platform/http/access.ts";
-import type { Principal } from "../../platform/http/auth.ts";
+import type { Auth, Principal } from "../../platform/http/auth.ts";
 import { q } from "../../platform/db/tx.ts";
 import { writeOutbox } from "../../platform/jobs/outbox.ts";
 import type { UserDetail, UserPublic } from "./model.ts";
@@ -18,10 +22,21 @@ export const DETAIL_POSTS = 10;
 
 const duplicateEmail = (): AppError => conflict("An account with this email already exists");
 
-export const hashPassword = (password: string) => Bun.password.hash(password, { algorithm: "argon2id" });
+/** What the account use cases need. */
+export interface UsersDeps {
+  database: Database;
+  cache: Cache;
+  logger: Logger;
+  /** Bounds password hashing (beyond it: 503 at once). */
+  hashing: WorkGate;
+  /** Told after a write that queued jobs in the outbox. */
+  outbox: OutboxKick;
+  /** The auth macro of the routes, and the sessions a password change, a rights change or a deletion revokes. */
+  auth: Auth;
+}
 
 export async function register(
-  deps: AppDeps,
+  deps: UsersDeps,
   input: { email: string; password: string; full_name: string },
   opts: { isAdmin?: boolean } = {},
 ): Promise<UserPublic> {
@@ -53,7 +68,7 @@ export async function register(
   return toUserPublic(user);
 }
 
-async function loadDetail(deps: AppDeps, id: number): Promise<UserDetail | null> {
+async function loadDetail(deps: UsersDeps, id: number): Promise<UserDetail | null> {
   const { db } = deps.database;
   const user = await usersRepo.findById(db, id);
   if (!user) return null;
@@ -62,27 +77,27 @@ async function loadDetail(deps: AppDeps, id: number): Promise<UserDetail | null>
 }
 
 /** The cache entry of a user's detail. A missing user is cached as null (a miss marker). */
-export function detailEntry(deps: AppDeps, id: number): CacheEntry<UserDetail> {
+export function detailEntry(deps: UsersDeps, id: number): CacheEntry<UserDetail> {
   return { key: userKeys.detail(id), tags: [userKeys.tag(id)], load: () => loadDetail(deps, id) };
 }
 
 export const userNotFound = (id: number) => notFound(`User ${id} not found`);
 
 /** The user detail, through the cache. */
-export async function getDetail(deps: AppDeps, id: number): Promise<CacheResult<UserDetail>> {
+export async function getDetail(deps: UsersDeps, id: number): Promise<CacheResult<UserDetail>> {
   const e = detailEntry(deps, id);
   const result = await deps.cache.getOrSet(e.key, e.load, { tags: e.tags });
   if (result.value === null) throw userNotFound(id);
   return result as CacheResult<UserDetail>;
 }
 
-export async function list(deps: AppDeps, page: number, limit: number) {
+export async function list(deps: UsersDeps, page: number, limit: number) {
   const { items, total } = await usersRepo.page(deps.database.db, page, limit);
   return { items: items.map(toUserPublic), page, limit, total };
 }
 
 export async function update(
-  deps: AppDeps,
+  deps: UsersDeps,
   principal: Principal,
   id: number,
   input: { email?: string; password?: string; full_name?: string },
@@ -115,7 +130,7 @@ export async function update(
   return toUserPublic(row);
 }
 
-export async function remove(deps: AppDeps, principal: Principal, id: number): Promise<void> {
+export async function remove(deps: UsersDeps, principal: Principal, id: number): Promise<void> {
   assertOwnerOrAdmin(principal, id);
   const deleted = await deps.database.write((tx) => q(usersRepo.delete(tx, id)));
   if (!deleted) throw notFound(`User ${id} not found`);
@@ -128,7 +143,7 @@ export async function remove(deps: AppDeps, principal: Principal, id: number): P
  * Grants or takes admin rights. A demotion takes them from every token of the account on every instance at
  * once (tokens keep working as the user's own); the service has no route for it.
  */
-export async function setAdmin(deps: AppDeps, id: number, isAdmin: boolean): Promise<void> {
+export async function setAdmin(deps: UsersDeps, id: number, isAdmin: boolean): Promise<void> {
   const row = await deps.database.write((tx) => q(usersRepo.update(tx, id, { isAdmin })));
   if (!row) throw notFound(`User ${id} not found`);
   await invalidateUser(deps.cache, id);
@@ -136,7 +151,7 @@ export async function setAdmin(deps: AppDeps, id: number, isAdmin: boolean): Pro
 }
 
 /** Creates the admin account named by ADMIN_EMAIL/ADMIN_PASSWORD, or makes the existing account an admin. */
-export async function ensureAdmin(deps: AppDeps, email: string, password: string): Promise<void> {
+export async function ensureAdmin(deps: UsersDeps, email: string, password: string): Promise<void> {
   const normalized = email.trim().toLowerCase();
   const existing = await usersRepo.findByEmail(deps.database.db, normalized);
   if (existing) {

@@ -187,6 +187,13 @@ export class CronScheduler<D> implements CronView {
     this.runners = o.schedules.map((def) => new ScheduleRunner(def, o, this.log));
   }
 
+  /** Adds a schedule before the clocks start (the root adds the features' schedules once they are built). */
+  add(def: ScheduleDefinition<D>): void {
+    if (this.started) throw new Error(`cron schedule "${def.name}" added after the start`);
+    if (this.runners.some((r) => r.def.name === def.name)) throw new Error(`two cron schedules are named "${def.name}"`);
+    this.runners.push(new ScheduleRunner(def, this.o, this.log));
+  }
+
   /** Starts the clocks; `deps` is what each schedule's run receives. */
   start(deps: D): void {
     if (this.started) return;

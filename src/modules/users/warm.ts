@@ -1,8 +1,7 @@
 // Warming at start: the most recently active users' details go into the cache before the instance serves.
 // Bounded by CACHE_WARM_TIMEOUT_MS: when time is up the instance starts anyway and warming stops.
-import type { AppDeps } from "../../main/deps.ts";
-import { usersRepo } from "../users/repository.ts";
-import { getDetail } from "../users/service.ts";
+import { usersRepo } from "./repository.ts";
+import { getDetail, type UsersDeps } from "./service.ts";
 
 const CONCURRENCY = 4;
 
@@ -20,7 +19,16 @@ export interface WarmHooks {
   load?: (id: number) => Promise<unknown>;
 }
 
-export async function warmCache(deps: AppDeps, hooks: WarmHooks = {}): Promise<WarmResult> {
+/** The settings warming reads. */
+export interface WarmSettings {
+  CACHE_ENABLED: boolean;
+  /** How many users; 0 turns warming off. */
+  CACHE_WARM_COUNT: number;
+  /** How long the start may wait for it; 0 turns warming off. */
+  CACHE_WARM_TIMEOUT_MS: number;
+}
+
+export async function warmCache(deps: UsersDeps & { config: WarmSettings }, hooks: WarmHooks = {}): Promise<WarmResult> {
   const ids$ = hooks.ids ?? ((n: number) => usersRepo.mostRecentlyActive(deps.database.db, n));
   const load = hooks.load ?? ((id: number) => getDetail(deps, id));
   const { CACHE_ENABLED, CACHE_WARM_COUNT: count, CACHE_WARM_TIMEOUT_MS: timeoutMs } = deps.config;
