@@ -105,8 +105,13 @@ describe("pending tag bumps", () => {
 
     // Another instance caches what the database holds now, under the token the retry just wrote.
     expect((await b.getOrSet("user:1:detail", async () => db, { tags: ["user:1"] })).value).toBe("v1");
-    await Bun.sleep(30); // its L2 write is fire-and-forget
-    expect((await b.getOrSet("user:1:detail", async () => db, { tags: ["user:1"] })).source).toBe("hit-l2");
+    // Its L2 write is fire-and-forget: wait until B reads the entry back from L2.
+    const fromL2 = await waitUntil(async () => {
+      const r = await b.getOrSet("user:1:detail", async () => db, { tags: ["user:1"] });
+      return r.source === "hit-l2" && r;
+    }, 5_000, "B's entry in L2");
+    expect(fromL2.source).toBe("hit-l2");
+    expect(fromL2.value).toBe("v1");
 
     gated.mode = "fail";
     db = "v2";
@@ -155,8 +160,16 @@ describe("bus messages that failed to publish", () => {
     await a.delete(["plain:3"]);
     bus.failing = false;
     expect(await waitUntil(async () => bus.sent.length > 0)).toBe(true);
-    await Bun.sleep(600); // a second retry, if one were (wrongly) made, would have happened by now
-    expect(bus.sent.length).toBe(1);
+    // A message owed after that retry goes out on a later tick of the same retry timer: a second retry of the
+    // first message, if one were (wrongly) made, would have gone out before it or been merged into it.
+    bus.failing = true;
+    await a.delete(["marker:9"]);
+    bus.failing = false;
+    await waitUntil(() => bus.sent.some((m) => m.k?.includes("marker:9")), 10_000, "the marker message");
+    expect(bus.sent.length).toBe(2);
+    expect(bus.sent[1]!.k).toEqual(["marker:9"]);
+    expect(bus.sent[1]!.t).toBeUndefined();
+    expect(bus.sent[1]!.r).toBeUndefined();
     expect(new Set(bus.sent[0]!.t)).toEqual(new Set(["user:1", "user:2"]));
     expect(bus.sent[0]!.k).toEqual(["plain:3"]);
   }, 15_000);
@@ -208,7 +221,12 @@ describe("the reset message", () => {
       expect((await replica.getOrSet("user:2:detail", loader, { tags: ["user:2"] })).source).toBe("hit-l1");
 
       await bus.publish({ i: "primary", r: 1, x: "0000000000000064" });
-      await Bun.sleep(80); // past the bounded catch-up wait
+      // The reset reaches the replica (after its bounded catch-up wait): its L1 entry is gone.
+      const after = await waitUntil(async () => {
+        const r = await replica.getOrSet("user:2:detail", loader, { tags: ["user:2"] });
+        return r.source !== "hit-l1" && r;
+      }, 5_000, "the reset to clear L1");
+      expect(after.source).toBe("miss");
       expect((await replica.getOrSet("user:2:detail", loader, { tags: ["user:2"] })).source).toBe("miss");
       expect((await replica.getOrSet("user:3:detail", loader, { tags: ["user:3"] })).source).toBe("miss");
       expect((await replica.getOrSet("user:3:detail", loader, { tags: ["user:3"] })).source).toBe("miss");
@@ -233,8 +251,9 @@ describe("invalidations tracked for running loads", () => {
     const tracker = new InvalidationTracker(100);
     const cache = await makeCache({ prefix: testPrefix("cacheretry"), l1Enabled: true, extra: { l2: null, invalidations: tracker } });
     const { gate, release } = held();
-    const slow = cache.getOrSet("user:1:detail", async () => (await gate, "old"), { tags: ["user:1"] });
-    await Bun.sleep(10);
+    let started = false;
+    const slow = cache.getOrSet("user:1:detail", async () => ((started = true), await gate, "old"), { tags: ["user:1"] });
+    await waitUntil(() => started, 5_000, "the slow load to start");
     await cache.invalidateTags(["user:1"]);
     for (let i = 0; i < 1_000; i++) await cache.delete([`other:${i}`]);
     expect(tracker.size).toBeLessThanOrEqual(100);
@@ -248,13 +267,14 @@ describe("invalidations tracked for running loads", () => {
   test("entries older than every running load are pruned, so a later load still fills", async () => {
     const tracker = new InvalidationTracker(100);
     const cache = await makeCache({ prefix: testPrefix("cacheretry"), l1Enabled: true, extra: { l2: null, invalidations: tracker } });
+    const started = new Set<string>();
     const a = held();
-    const first = cache.getOrSet("a", async () => (await a.gate, "a"));
-    await Bun.sleep(5);
+    const first = cache.getOrSet("a", async () => (started.add("a"), await a.gate, "a"));
+    await waitUntil(() => started.has("a"), 5_000, "the first load to start");
     for (let i = 0; i < 60; i++) await cache.delete([`old:${i}`]);
     const b = held();
-    const second = cache.getOrSet("b", async () => (await b.gate, "b"));
-    await Bun.sleep(5);
+    const second = cache.getOrSet("b", async () => (started.add("b"), await b.gate, "b"));
+    await waitUntil(() => started.has("b"), 5_000, "the second load to start");
     a.release();
     await first;
     for (let i = 0; i < 60; i++) await cache.delete([`new:${i}`]);

@@ -11,6 +11,7 @@ import { filePosition, parsePosition, positionFile } from "../src/platform/clust
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { closeRedis, openRedis } from "../src/platform/redis.ts";
 import { REDIS_URL, testPrefix, TMP } from "./helpers.ts";
+import { waitUntil } from "./support/wait.ts";
 
 const logger = createLogger("silent");
 let redis: Redis;
@@ -65,12 +66,9 @@ describe("two-tier cache", () => {
     const a = await makeCache();
     const b = await makeCache({ prefix: a.prefix });
     await a.cache.getOrSet("user:1:detail", async () => ({ name: "ann" }), { tags: ["user:1"] });
-    let raw: string | null = null;
-    for (let i = 0; i < 50 && raw === null; i++) {
-      raw = await a.l2.rawGet("user:1:detail");
-      if (raw === null) await Bun.sleep(5);
-    }
-    expect(raw!.startsWith("v1\n")).toBe(true);
+    // The L2 write after a miss is not awaited by the read.
+    const raw = await waitUntil(() => a.l2.rawGet("user:1:detail"), 5_000, "the L2 entry");
+    expect(raw.startsWith("v1\n")).toBe(true);
     expect(decodeEntry(raw!)?.value).toEqual({ name: "ann" });
     let loads = 0;
     const r = await b.cache.getOrSet("user:1:detail", async () => (loads++, { name: "other" }), { tags: ["user:1"] });
@@ -89,12 +87,11 @@ describe("two-tier cache", () => {
       expect(r.source).toBe("miss");
       expect(r.value).toEqual({ ok: true });
       expect(loads).toBe(1);
-      let raw: string | null = bad;
-      for (let i = 0; i < 50 && raw !== null && decodeEntry(raw) === null; i++) {
-        raw = await l2.rawGet("k");
-        await Bun.sleep(5);
-      }
-      expect(decodeEntry(raw ?? "")?.value).toEqual({ ok: true });
+      const raw = await waitUntil(async () => {
+        const now = await l2.rawGet("k");
+        return now !== null && decodeEntry(now) !== null && now;
+      }, 5_000, "the replaced L2 entry");
+      expect(decodeEntry(raw)?.value).toEqual({ ok: true });
     }
     expect(cache.stats().l2.misses).toBeGreaterThanOrEqual(4);
   });
@@ -103,7 +100,8 @@ describe("two-tier cache", () => {
     const a = await makeCache({ l1Enabled: false });
     const b = await makeCache({ prefix: a.prefix, l1Enabled: false });
     for (const limit of [1, 5, 10]) await a.cache.getOrSet(`user:7:posts:1:${limit}`, async () => ({ limit, v: 1 }), { tags: ["user:7"] });
-    await Bun.sleep(30);
+    // The L2 writes after the misses are not awaited by the reads.
+    await waitUntil(async () => (await Promise.all([1, 5, 10].map((l) => a.l2.rawGet(`user:7:posts:1:${l}`)))).every((r) => r !== null), 5_000, "the L2 entries");
     expect((await b.cache.getOrSet("user:7:posts:1:5", async () => ({ v: 2 }), { tags: ["user:7"] })).source).toBe("hit-l2");
     await a.cache.invalidateTags(["user:7"]);
     for (const limit of [1, 5, 10]) {
@@ -114,18 +112,22 @@ describe("two-tier cache", () => {
   });
 
   test("a loader that read before an invalidation cannot put its old value back", async () => {
-    const { cache } = await makeCache();
+    const { cache, l2 } = await makeCache();
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
+    let started = false;
     const slow = cache.getOrSet("k", async () => {
+      started = true;
       await gate;
       return "old";
     }, { tags: ["t"] });
-    await Bun.sleep(10);
+    await waitUntil(() => started, 5_000, "the slow load to start");
     await cache.invalidateTags(["t"]);
     release();
     expect((await slow).value).toBe("old");
-    await Bun.sleep(20);
+    // A fill of L2 would have been sent when the load returned: a later command on the same connection
+    // answers only after it.
+    await l2.rawGet("k");
     const r = await cache.getOrSet("k", async () => "new", { tags: ["t"] });
     expect(r.source).toBe("miss");
     expect(r.value).toBe("new");
@@ -134,11 +136,14 @@ describe("two-tier cache", () => {
   test("when the loader fails after expiry, the value is served as stale within the grace, never after invalidation", async () => {
     const { cache } = await makeCache({ ttl: 1, grace: 60 });
     await cache.getOrSet("k", async () => "v1", { tags: ["t"] });
-    await Bun.sleep(1_100);
     const failing = async (): Promise<string> => {
       throw new Error("database is busy");
     };
-    const r = await cache.getOrSet("k", failing, { tags: ["t"] });
+    // Fresh, it is a hit; once past its TTL the failing loader runs and the stale value is served.
+    const r = await waitUntil(async () => {
+      const now = await cache.getOrSet("k", failing, { tags: ["t"] });
+      return now.source !== "hit-l1" && now.source !== "hit-l2" && now;
+    }, 5_000, "the entry to expire");
     expect(r.source).toBe("stale");
     expect(r.value).toBe("v1");
     await cache.invalidateTags(["t"]);
@@ -156,8 +161,10 @@ describe("two-tier cache", () => {
     const loader = async () => ++loads;
     await cache.getOrSet("k", loader, { ttl: 1 });
     expect((await cache.getOrSet("k", loader, { ttl: 1 })).source).toBe("hit-l1");
-    await Bun.sleep(1_050);
-    const r = await cache.getOrSet("k", loader, { ttl: 1 });
+    const r = await waitUntil(async () => {
+      const now = await cache.getOrSet("k", loader, { ttl: 1 });
+      return now.source !== "hit-l1" && now;
+    }, 5_000, "the entry to expire");
     expect(r.source).toBe("miss");
     expect(r.value).toBe(2);
   });
@@ -169,7 +176,7 @@ describe("two-tier cache", () => {
     expect(await b.cache.get("plain")).toEqual({ x: 1 });
     expect(await b.cache.get("plain")).toEqual({ x: 1 });
     await a.cache.delete(["plain"]);
-    for (let i = 0; i < 40 && (await b.cache.get("plain")) !== undefined; i++) await Bun.sleep(5);
+    await waitUntil(async () => (await b.cache.get("plain")) === undefined, 5_000, "the delete to reach b");
     expect(await b.cache.get("plain")).toBeUndefined();
     expect(a.cache.stats().bus.published).toBeGreaterThanOrEqual(2);
     expect(b.cache.stats().bus.received).toBeGreaterThanOrEqual(1);
@@ -243,8 +250,13 @@ describe("LiteFS position", () => {
     expect((await replica.getOrSet("user:1:detail", loader, { tags: ["user:1"] })).source).toBe("hit-l1");
 
     await primary.invalidateTags(["user:1"]);
-    await Bun.sleep(80); // past the bounded catch-up wait
+    // The invalidation reaches the replica (after its bounded catch-up wait): its L1 entry is gone.
+    const after = await waitUntil(async () => {
+      const r = await replica.getOrSet("user:1:detail", loader, { tags: ["user:1"] });
+      return r.source !== "hit-l1" && r;
+    }, 5_000, "the invalidation to reach the replica");
     // Still behind: every read goes to the (lagging) database and nothing is cached.
+    expect(after.source).toBe("miss");
     expect((await replica.getOrSet("user:1:detail", loader, { tags: ["user:1"] })).source).toBe("miss");
     expect((await replica.getOrSet("user:1:detail", loader, { tags: ["user:1"] })).source).toBe("miss");
     // Other users are unaffected.

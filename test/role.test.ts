@@ -136,15 +136,14 @@ describe("an undecided instance", () => {
 
       // LiteFS reconnects: writes are replayed to the primary again.
       node.follow("m-ams-1");
-      await Bun.sleep(300); // the role file is re-read after 100 ms
+      await waitUntil(() => t.deps.role.primaryName() === "m-ams-1", 5_000, "the role to name m-ams-1 as the primary");
       const r = await t.request("POST", `/api/v1/users/${id}/posts`, { token, body: { title: "t", content: "c" } });
       expect(r.status).toBe(409);
       expect(r.headers.get("fly-replay")).toBe("instance=m-ams-1");
 
       // It is promoted (failover): the file goes and the API says isPrimary.
       node.promote();
-      const end = Date.now() + 5_000;
-      while (!t.deps.role.isPrimary() && Date.now() < end) await Bun.sleep(50);
+      await waitUntil(() => t.deps.role.isPrimary(), 5_000, "the promotion");
       const p = await t.request("POST", `/api/v1/users/${id}/posts`, { token, body: { title: "t", content: "c" } });
       expect(p.status).toBe(201);
     } finally {
@@ -165,11 +164,14 @@ describe("an undecided instance", () => {
       t.start();
       // No Redis here: the in-process queue, so only this instance could take it.
       const job = await t.deps.queue.enqueue(JOB_TYPES.updatePreferences, { user_id: id, preference_updates: { a: 1 } });
-      await Bun.sleep(500);
+      // A job that writes nothing, enqueued after it, runs anywhere: once it has run, the worker has looked at
+      // the queue since the database-writing job arrived, and left that one alone.
+      t.deps.queue.register({ type: "test_marker", writesDb: false, handler: async () => {} });
+      const marker = await t.deps.queue.enqueue("test_marker", {});
+      await waitUntil(async () => (await t.deps.queue.getJob(marker))?.status === "completed", 8_000, "the marker job");
       expect((await t.deps.queue.getJob(job))?.status).toBe("pending");
       node.promote();
-      const end = Date.now() + 8_000;
-      while ((await t.deps.queue.getJob(job))?.status !== "completed" && Date.now() < end) await Bun.sleep(50);
+      await waitUntil(async () => (await t.deps.queue.getJob(job))?.status === "completed", 8_000, "the job after the promotion");
       expect((await t.deps.queue.getJob(job))?.status).toBe("completed");
     } finally {
       await t.close();
