@@ -76,6 +76,8 @@ describe("/metrics of a running instance", () => {
     expect(text).toContain('circuit_state{dependency="mail_api"} 0');
     expect(text).toContain('circuit_state{dependency="redis_l2"} 0');
     expect(text).toMatch(/^replica_lag_seconds 0$/m);
+    // Each instance's lag as its heartbeat carried it (this one is the primary: 0).
+    expect(text).toMatch(/^instance_replica_lag_seconds\{instance_id="[^"]+",region="[^"]+"\} 0$/m);
     expect(text).toContain("# TYPE cron_runs_total counter");
     // The registration wrote the database: its write transactions are timed.
     expect(text).toMatch(/^sqlite_write_transaction_seconds_count\{result="ok"\} [1-9]\d*$/m);

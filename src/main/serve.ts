@@ -17,7 +17,7 @@ import { isInternalUrl, notFoundHere, startInternalListener } from "../platform/
 import { FINAL_CLOSE_MS, remainingMs, within } from "../platform/lifecycle/shutdown.ts";
 import { startHeartbeat } from "../platform/cluster/registry.ts";
 import { metricsRenderer, pathnameOf, startMetricsServer } from "../platform/observability/metrics.ts";
-import { renderReplicaLag } from "../platform/cluster/lag.ts";
+import { renderReplicaLag, replicaLagSeconds } from "../platform/cluster/lag.ts";
 import { createLogger, type Logger } from "../platform/observability/logger.ts";
 import { startHistorySampler } from "../platform/observability/history.ts";
 import { queueTypeMetrics } from "../platform/observability/ops-metrics.ts";
@@ -175,7 +175,12 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
   const internalUrl = internalServer ? `http://${local}:${internalServer.port}` : null;
   const heartbeat = startHeartbeat(
     { primary: deps.primary, logger, database: deps.database, role: deps.role, breakers: deps.breakers },
-    heartbeatOptions(config, { port: server.port ?? config.PORT, inFlight: deps.inFlight }),
+    {
+      ...heartbeatOptions(config, { port: server.port ?? config.PORT, inFlight: deps.inFlight }),
+      // Each beat carries this instance's replica lag and last hour, so every instance can show the whole cluster.
+      replicaLag: () => replicaLagSeconds(deps),
+      historySummary: () => deps.history.minutes.encode(),
+    },
   );
   // On the primary the row is written locally, so the instance is in the table once started. A replica's first
   // beat goes over the network to the primary: never hold the start (and the signal handlers) on it.

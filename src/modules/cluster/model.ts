@@ -1,5 +1,6 @@
 import { t } from "elysia";
 import { Int } from "../../platform/http/models.ts";
+import { SUMMARY_MAX_CHARS } from "../../platform/observability/history-summary.ts";
 
 export const InstanceStats = t.Object({
   id: t.String(),
@@ -16,6 +17,9 @@ export const InstanceStats = t.Object({
   cpu_usage: t.Number({ description: "CPU % of the machine (all cores = 100) since the previous beat" }),
   memory_usage: t.Number({ description: "Resident memory as % of the machine's memory" }),
   load_score: t.Number({ description: "0.7 x in_flight + 0.3 x cpu_usage; lower is less loaded" }),
+  replica_lag_seconds: t.Union([t.Number(), t.Null()], {
+    description: "The instance's replica lag at its last beat: age of the newest heartbeat in its copy of the database (0 on the primary, null when unknown)",
+  }),
 });
 export type InstanceStats = typeof InstanceStats.static;
 
@@ -44,6 +48,8 @@ export const BeatBody = t.Object(
     in_flight: Int({ minimum: 0 }),
     cpu_percent: t.Number({ minimum: 0, maximum: 100 }),
     memory_percent: t.Number({ minimum: 0, maximum: 100 }),
+    replica_lag_seconds: t.Optional(t.Union([t.Number({ minimum: 0 }), t.Null()])),
+    history: t.Optional(t.Union([t.String({ maxLength: SUMMARY_MAX_CHARS }), t.Null()])),
   },
   { additionalProperties: false },
 );

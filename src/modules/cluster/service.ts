@@ -16,7 +16,10 @@ export function isHealthy(lastHeartbeat: string, intervalSeconds: number, now: n
   return age <= MISSED_BEATS_UNHEALTHY * intervalSeconds * 1000 + JITTER_MS;
 }
 
-export function summarize(rows: readonly InstanceRow[], intervalSeconds: number, now = Date.now()): ClusterStats {
+/** A heartbeat row; the columns added later may be absent (rows built by hand in tests and tools). */
+type Row = Omit<InstanceRow, "replicaLagSeconds" | "history"> & Partial<Pick<InstanceRow, "replicaLagSeconds" | "history">>;
+
+export function summarize(rows: readonly Row[], intervalSeconds: number, now = Date.now()): ClusterStats {
   const instances: InstanceStats[] = rows.map((r) => ({
     id: r.id,
     region: r.region,
@@ -32,6 +35,7 @@ export function summarize(rows: readonly InstanceRow[], intervalSeconds: number,
     cpu_usage: round2(r.cpuPercent),
     memory_usage: round2(r.memoryPercent),
     load_score: loadScore(r.inFlight, r.cpuPercent),
+    replica_lag_seconds: r.replicaLagSeconds == null ? null : round2(r.replicaLagSeconds),
   }));
   const healthy = instances.filter((i) => i.healthy);
   const mean = (xs: number[]) => (xs.length === 0 ? 0 : round2(xs.reduce((a, b) => a + b, 0) / xs.length));

@@ -45,12 +45,21 @@ export const TypeCounts = t.Object({
 
 export const HistoryPoint = t.Object({
   t: t.String({ format: "date-time" }),
-  rps: t.Number(),
+  rps: Nullable(t.Number({ description: "Null in a minute the instance reported nothing" })),
   p50_ms: Nullable(t.Number()),
   p99_ms: Nullable(t.Number()),
   error_rate: Nullable(t.Number()),
   cache_hit_ratio: Nullable(t.Number()),
   queue_depth: Nullable(t.Number()),
+});
+
+export const InstanceHistory = t.Object({
+  id: t.String(),
+  region: t.String(),
+  role: t.String(),
+  healthy: t.Boolean(),
+  replica_lag_seconds: Nullable(t.Number({ description: "As the instance reported it in its last heartbeat" })),
+  points: t.Array(HistoryPoint, { description: "The last hour, a point a minute, oldest first" }),
 });
 
 export const Operations = t.Object({
@@ -75,7 +84,15 @@ export const Operations = t.Object({
     runs_here_by_type: t.Array(JobRuns, { description: "Handler runs on this instance since it started, by outcome" }),
     failed_jobs: t.Array(Job, { description: "Retained failed jobs, newest first" }),
   }),
-  history: t.Object({ step_seconds: Int(), points: t.Array(HistoryPoint) }),
+  history: t.Object({ step_seconds: Int(), points: t.Array(HistoryPoint) }, { description: "This instance's last hour at its own step" }),
+  cluster_history: t.Object(
+    {
+      step_seconds: Int(),
+      cluster: t.Array(HistoryPoint, { description: "Rates and counts added up over the instances; latency quantiles from their summed buckets; the largest queue depth" }),
+      instances: t.Array(InstanceHistory, { description: "From the heartbeat table: regions in order, the primary first in its region" }),
+    },
+    { description: "Every instance's last hour as its heartbeats carry it, and the cluster's" },
+  ),
 });
 
 export const RetriedJob = t.Object({ job_id: t.String({ description: "The new job's id" }), retried: t.String({ description: "The failed job's id" }) });

@@ -1,5 +1,6 @@
 // What the dashboard's operations panels read in one call: breakers, the scaler's last decisions, the job queue
-// (counts in total and per type, failed jobs, this instance's runs by type) and this instance's last hour. Plus the failed-job
+// (counts in total and per type, failed jobs, this instance's runs by type), this instance's last hour and
+// every instance's and the cluster's, a point a minute. Plus the failed-job
 // actions, logged as an audit line with the admin who took them.
 import type { Role } from "../../platform/cluster/role.ts";
 import type { Database } from "../../platform/db/client.ts";
@@ -10,6 +11,7 @@ import type { OpsMetrics } from "../../platform/observability/ops-metrics.ts";
 import type { Breakers } from "../../platform/resilience/breakers.ts";
 import { replicaLagSeconds } from "../../platform/cluster/lag.ts";
 import { HISTORY_STEP_MS } from "../../platform/observability/history.ts";
+import { clusterHistory } from "./cluster-history.ts";
 import { recentDecisions } from "../../platform/scaler/records.ts";
 import { valueWithin, type JobRunOutcome } from "../../platform/observability/ops-metrics.ts";
 
@@ -39,12 +41,13 @@ export interface OperationsDeps {
 
 export async function operations(deps: OperationsDeps) {
   const { config } = deps;
-  const [stats, byType, failedJobs, decisions, lag] = await Promise.all([
+  const [stats, byType, failedJobs, decisions, lag, cluster] = await Promise.all([
     valueWithin(deps.queue.stats(), 1_000),
     valueWithin(deps.queue.countsByType(), 1_000),
     valueWithin(deps.queue.listFailed(FAILED_SHOWN), 1_000),
     recentDecisions(deps.database.db, DECISIONS_SHOWN).catch(() => []),
     replicaLagSeconds(deps),
+    clusterHistory(deps.database.db, config.HEARTBEAT_INTERVAL),
   ]);
   const runs = new Map<string, Record<JobRunOutcome, number>>();
   for (const { labels, value } of deps.opsMetrics.jobDuration.counts()) {
@@ -77,6 +80,7 @@ export async function operations(deps: OperationsDeps) {
       failed_jobs: failedJobs ?? [],
     },
     history: { step_seconds: HISTORY_STEP_MS / 1000, points: deps.history.points() },
+    cluster_history: cluster,
   };
 }
 

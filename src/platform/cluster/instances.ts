@@ -19,6 +19,9 @@ export interface InstanceBeat {
   inFlight: number;
   cpuPercent: number;
   memoryPercent: number;
+  /** Absent (as from a replica of the previous version): stored as null. */
+  replicaLagSeconds?: number | null;
+  history?: string | null;
 }
 
 // The writes return a Step (a value on bun:sqlite, a promise on libSQL) so they run inside `database.write`,
@@ -26,7 +29,7 @@ export interface InstanceBeat {
 
 /** Registers the instance or refreshes its row: the first beat and every later one are the same upsert. */
 export function upsertInstance(db: Db, beat: InstanceBeat, now = new Date()): Step<unknown> {
-  const row = { ...beat, lastHeartbeat: now.toISOString() };
+  const row = { ...beat, replicaLagSeconds: beat.replicaLagSeconds ?? null, history: beat.history ?? null, lastHeartbeat: now.toISOString() };
   const { id: _id, ...update } = row;
   return db.insert(instances).values(row).onConflictDoUpdate({ target: instances.id, set: update }).run();
 }
@@ -54,4 +57,9 @@ export async function heartbeatAgeSeconds(db: Db, now = Date.now()): Promise<num
   const [row] = await db.select({ newest: max(instances.lastHeartbeat) }).from(instances);
   if (!row?.newest) return null;
   return Math.max(0, (now - Date.parse(row.newest)) / 1000);
+}
+
+/** Each instance's replica lag as its last heartbeat reported it (the history column is left unread). */
+export async function reportedLags(db: Db): Promise<{ id: string; region: string; lag: number | null }[]> {
+  return db.select({ id: instances.id, region: instances.region, lag: instances.replicaLagSeconds }).from(instances).orderBy(asc(instances.region), asc(instances.id));
 }

@@ -6,7 +6,7 @@ import { hostname } from "node:os";
 import type { Database } from "../db/client.ts";
 import type { Logger } from "../observability/logger.ts";
 import { DEPENDENCY, isClientError, type Breakers } from "../resilience/breakers.ts";
-import { callPrimary as callPrimaryDirect, type PrimaryLink } from "./internal.ts";
+import { callPrimary as callPrimaryDirect, InternalCallError, type PrimaryLink } from "./internal.ts";
 import { q } from "../db/tx.ts";
 import { removeInstance, removeInstancesNotSeenSince, upsertInstance, type InstanceBeat } from "./instances.ts";
 import { CpuSampler, memoryPercent } from "./process-stats.ts";
@@ -41,6 +41,9 @@ export interface BeatWire {
   in_flight: number;
   cpu_percent: number;
   memory_percent: number;
+  /** Optional: a replica of the previous version sends neither. */
+  replica_lag_seconds?: number | null;
+  history?: string | null;
 }
 
 export const beatToWire = (b: InstanceBeat): BeatWire => ({
@@ -53,6 +56,8 @@ export const beatToWire = (b: InstanceBeat): BeatWire => ({
   in_flight: b.inFlight,
   cpu_percent: b.cpuPercent,
   memory_percent: b.memoryPercent,
+  replica_lag_seconds: b.replicaLagSeconds,
+  history: b.history,
 });
 
 export const beatFromWire = (id: string, w: BeatWire): InstanceBeat => ({
@@ -66,6 +71,8 @@ export const beatFromWire = (id: string, w: BeatWire): InstanceBeat => ({
   inFlight: w.in_flight,
   cpuPercent: w.cpu_percent,
   memoryPercent: w.memory_percent,
+  replicaLagSeconds: w.replica_lag_seconds ?? null,
+  history: w.history ?? null,
 });
 
 /** Registry writes, sent where they can be done right now: the local database or the primary. */
@@ -80,7 +87,15 @@ export function registryWriter(deps: RegistryDeps) {
         await database.write((tx) => q(upsertInstance(tx, beat)));
         return "local";
       }
-      await callPrimary(primary, role, "PUT", path(beat.id), beatToWire(beat));
+      const wire = beatToWire(beat);
+      try {
+        await callPrimary(primary, role, "PUT", path(beat.id), wire);
+      } catch (err) {
+        if (!(err instanceof InternalCallError && err.status === 422)) throw err;
+        // A primary of the previous version (during a rolling deploy) refuses the fields it does not know.
+        const { replica_lag_seconds: _lag, history: _history, ...older } = wire;
+        await callPrimary(primary, role, "PUT", path(beat.id), older);
+      }
       return "primary";
     },
     async remove(id: string, timeoutMs?: number): Promise<void> {
@@ -116,6 +131,10 @@ export interface HeartbeatOptions {
   /** Requests being served right now. */
   inFlight: () => number;
   host?: string;
+  /** This instance's replica lag, carried in each beat so every instance can show every other's. */
+  replicaLag?: () => Promise<number | null>;
+  /** Its last hour in the compact form of observability/history-summary.ts, or null. */
+  historySummary?: () => string | null;
 }
 
 export interface Heartbeat {
@@ -152,6 +171,8 @@ export function startHeartbeat(deps: RegistryDeps, opts: HeartbeatOptions): Hear
       inFlight: opts.inFlight(),
       cpuPercent: cpu.sample(),
       memoryPercent: memoryPercent(),
+      replicaLagSeconds: opts.replicaLag ? await opts.replicaLag().catch(() => null) : null,
+      history: opts.historySummary?.() ?? null,
     };
     try {
       const via = await writer.upsert(beat);

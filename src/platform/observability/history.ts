@@ -3,23 +3,19 @@
 // request histogram's bucket counts over the step (linear within a bucket, as Prometheus' histogram_quantile).
 import type { CacheStats } from "../cache/port.ts";
 import type { QueueStats } from "../jobs/port.ts";
-import { BUCKETS, type HttpMetrics } from "./metrics.ts";
+import { MinuteRing, quantileMs, type HistoryPoint } from "./history-summary.ts";
+import type { HttpMetrics } from "./metrics.ts";
+
+export { quantileMs, type HistoryPoint } from "./history-summary.ts";
 
 export const HISTORY_STEP_MS = 10_000;
 export const HISTORY_POINTS = 360;
 
-export interface HistoryPoint {
-  t: string;
-  rps: number;
-  p50_ms: number | null;
-  p99_ms: number | null;
-  error_rate: number | null;
-  cache_hit_ratio: number | null;
-  queue_depth: number | null;
-}
 
 export class History {
   private readonly ring: HistoryPoint[] = [];
+  /** The same samples a minute at a time, in counts: what the heartbeat carries for the cluster's view. */
+  readonly minutes = new MinuteRing();
   constructor(readonly capacity = HISTORY_POINTS) {}
 
   push(p: HistoryPoint): void {
@@ -32,23 +28,6 @@ export class History {
   }
 }
 
-/** The q-quantile in milliseconds from per-bucket counts (not cumulative); null without observations. */
-export function quantileMs(perBucket: readonly number[], total: number, q: number): number | null {
-  if (total <= 0) return null;
-  const rank = q * total;
-  let cumulative = 0;
-  for (let i = 0; i < BUCKETS.length; i++) {
-    const before = cumulative;
-    cumulative += perBucket[i] ?? 0;
-    if (cumulative >= rank) {
-      const lower = i === 0 ? 0 : BUCKETS[i - 1]!;
-      const upper = BUCKETS[i]!;
-      const within = (perBucket[i] ?? 0) === 0 ? 1 : (rank - before) / perBucket[i]!;
-      return Math.round((lower + (upper - lower) * within) * 1000 * 100) / 100;
-    }
-  }
-  return BUCKETS[BUCKETS.length - 1]! * 1000;
-}
 
 export interface HistorySources {
   http: HttpMetrics;
@@ -76,6 +55,7 @@ export function startHistorySampler(history: History, src: HistorySources, stepM
       if (q) queueDepth = q.waiting + q.delayed;
     }
     const seconds = Math.max(0.001, (now - lastAt) / 1000);
+    history.minutes.add({ atMs: Date.now(), seconds, count, errors, hits, misses, queueDepth, perBucket });
     history.push({
       t: new Date().toISOString(),
       rps: Math.round((count / seconds) * 100) / 100,

@@ -1,6 +1,6 @@
 // The operations panels (GET /api/v1/admin/operations, fetched once per poll for all three): the job queue with
-// retry and discard of failed jobs (confirmed, then audited by the server), this instance's last hour as small
-// charts, and the circuit breakers with the scaler's last decisions. dashboard.js adds them to its panels.
+// retry and discard of failed jobs (confirmed, then audited by the server), the last hour of the cluster, of each
+// instance and of this one as small charts, and the circuit breakers with the scaler's last decisions. dashboard.js adds them to its panels.
 
 function svg(tag, attrs) {
   // The SVG namespace, from an <svg> the HTML parser made (the page names no URL at all).
@@ -23,27 +23,87 @@ function chart(title, points, series, format) {
       const v = p[s.key];
       if (!isNum(v)) return;
       const x = (i * step).toFixed(1), y = (H - 2 - (v / max) * (H - 6)).toFixed(1);
-      d += (d && isNum(points[i - 1] && points[i - 1][s.key]) ? " L" : " M") + x + " " + y;
+      const joined = i > 0 && isNum(points[i - 1][s.key]);
+      d += (joined ? " L" : " M") + x + " " + y;
+      // A point with no neighbour (a single minute of data) is a dot, or it would not show.
+      if (!joined && !isNum(points[i + 1] && points[i + 1][s.key])) box.append(svg("circle", { cx: x, cy: y, r: 2, class: "dot " + s.cls }));
     });
-    if (d) box.append(svg("path", { d: d.trim(), class: "line " + s.cls }));
+    if (d.includes("L")) box.append(svg("path", { d: d.trim(), class: "line " + s.cls }));
   }
   const last = points[points.length - 1] || {};
   const caption = series.map((s) => s.label + " " + format(last[s.key])).join(" · ");
   return h("figure", { cls: "chart", data: { chart: title } }, box, h("figcaption", null, h("strong", { text: title }), " " + caption));
 }
 
-function renderHistory(b) {
-  if (!b || !b.history || !Array.isArray(b.history.points)) throw new Error("unexpected response");
-  const pts = b.history.points;
-  const head = h("p", { cls: "muted", text: "Instance " + text(b.instance_id) + " (" + text(b.region) + "), one point every " + int(b.history.step_seconds) + " s, last hour." });
-  if (pts.length === 0) return [head, h("p", { cls: "empty", text: "Collecting: the first point comes after one step." })];
-  const rate = (v) => (isNum(v) ? dec1.format(v) + "/s" : "—");
-  return [head, h("div", { cls: "charts" },
+const rate = (v) => (isNum(v) ? dec1.format(v) + "/s" : "—");
+
+function historyCharts(pts) {
+  if (pts.every((p) => !isNum(p.rps))) return [h("p", { cls: "empty", text: "Collecting: nothing reported for this hour yet." })];
+  return [h("div", { cls: "charts" },
     chart("Requests", pts, [{ key: "rps", label: "rate", cls: "a" }], rate),
     chart("Latency", pts, [{ key: "p50_ms", label: "p50", cls: "a" }, { key: "p99_ms", label: "p99", cls: "b" }], ms),
     chart("Errors (5xx)", pts, [{ key: "error_rate", label: "share", cls: "b" }], ratio),
     chart("Cache hit ratio (L1)", pts, [{ key: "cache_hit_ratio", label: "hits", cls: "a" }], ratio),
     chart("Queue depth", pts, [{ key: "queue_depth", label: "jobs", cls: "a" }], int))];
+}
+
+/** The latest point that has figures (the current minute may have none yet). */
+const latest = (pts) => [...pts].reverse().find((p) => isNum(p.rps)) || {};
+
+// Which last hour the panel shows; kept across polls. "cluster", "here" (the answering instance at its own
+// step) or "instance:<id>".
+let historyScope = "cluster";
+
+function renderHistory(b) {
+  if (!b || !b.history || !Array.isArray(b.history.points) || !b.cluster_history || !Array.isArray(b.cluster_history.instances)) throw new Error("unexpected response");
+  const ch = b.cluster_history;
+  const scopes = [
+    { value: "cluster", label: "Cluster: " + int(ch.instances.length) + " instances, a point a minute", points: ch.cluster },
+    { value: "here", label: "This instance (" + text(b.instance_id) + "), a point every " + int(b.history.step_seconds) + " s", points: b.history.points },
+    ...ch.instances.map((i) => ({ value: "instance:" + i.id, label: text(i.region) + " · " + text(i.id) + (i.role === "primary" ? " (primary)" : "") + ", a point a minute", points: i.points })),
+  ];
+  if (!scopes.some((s) => s.value === historyScope)) historyScope = "cluster";
+  const select = h("select", { data: { historyScope: "" } }, ...scopes.map((s) => {
+    const o = h("option", { text: s.label });
+    o.value = s.value;
+    o.selected = s.value === historyScope;
+    return o;
+  }));
+  select.setAttribute("aria-label", "Whose last hour");
+  const charts = h("div", { data: { historyCharts: historyScope } }, ...historyCharts(scopes.find((s) => s.value === historyScope).points));
+  select.addEventListener("change", () => {
+    historyScope = select.value;
+    charts.dataset.historyCharts = historyScope;
+    charts.replaceChildren(...historyCharts(scopes.find((s) => s.value === historyScope).points));
+  });
+  const out = [h("p", { cls: "muted" }, "Last hour of ", select), charts];
+  if (ch.instances.length > 0) {
+    // Per instance, its latest minute: regions grouped, the primary first and marked, the replica lag it reported.
+    const rows = [];
+    let region = null;
+    for (const i of ch.instances) {
+      if (i.region !== region) {
+        region = i.region;
+        const cell = h("td", { text: text(region) });
+        cell.colSpan = 7;
+        rows.push(h("tr", { cls: "region-row", data: { region: text(region) } }, cell));
+      }
+      const last = latest(i.points);
+      const id = h("td", null, text(i.id));
+      if (i.role === "primary") id.append(h("span", { cls: "mark primary", text: "primary" }));
+      rows.push(h("tr", { data: { historyInstance: i.id } }, id,
+        h("td", { cls: "num", text: rate(last.rps), data: { col: "rps" } }),
+        h("td", { cls: "num", text: ms(last.p99_ms), data: { col: "p99" } }),
+        h("td", { cls: "num", text: ratio(last.error_rate), data: { col: "errors" } }),
+        h("td", { cls: "num", text: ratio(last.cache_hit_ratio), data: { col: "hits" } }),
+        h("td", { cls: "num", text: isNum(i.replica_lag_seconds) ? dec1.format(i.replica_lag_seconds) + " s" : "—", data: { col: "lag" } }),
+        h("td", null, badge(yesNo(i.healthy)))));
+    }
+    out.push(h("h3", { cls: "sub-head", text: "Per instance, latest minute" }), table(
+      [{ label: "Instance" }, { label: "Requests", num: true }, { label: "p99", num: true }, { label: "5xx", num: true }, { label: "L1 hits", num: true }, { label: "Replica lag", num: true }, { label: "Healthy" }],
+      rows));
+  }
+  return out;
 }
 
 function renderJobs(b, ctx) {

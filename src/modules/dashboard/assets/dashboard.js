@@ -76,7 +76,7 @@
         region = i.region;
         const n = sorted.filter((x) => x.region === region).length;
         const cell = h("td", { text: text(region) + " · " + int(n) + (n === 1 ? " instance" : " instances") });
-        cell.colSpan = 8;
+        cell.colSpan = 9;
         rows.push(h("tr", { cls: "region-row", data: { region: text(region) } }, cell));
       }
       rows.push(instanceRow(i));
@@ -93,11 +93,12 @@
         td(int(i.in_flight), "num"),
         td(pct(i.cpu_usage), "num"),
         td(pct(i.memory_usage), "num"),
+        h("td", { cls: "num", text: isNum(i.replica_lag_seconds) ? dec1.format(i.replica_lag_seconds) + " s" : "—", data: { col: "lag" } }),
         h("td", null, badge(yesNo(i.healthy))));
     }
     return [summary, table([
       { label: "Instance" }, { label: "Region" }, { label: "Role" }, { label: "Last heartbeat" },
-      { label: "In flight", num: true }, { label: "CPU", num: true }, { label: "Memory", num: true }, { label: "Healthy" },
+      { label: "In flight", num: true }, { label: "CPU", num: true }, { label: "Memory", num: true }, { label: "Replica lag", num: true }, { label: "Healthy" },
     ], rows)];
   }
 

@@ -13,6 +13,10 @@ export const instances = sqliteTable("instances", {
   inFlight: integer("in_flight").notNull().default(0),
   cpuPercent: real("cpu_percent").notNull().default(0),
   memoryPercent: real("memory_percent").notNull().default(0),
+  /** The instance's own replica lag at its last beat (0 on the primary; null when unknown). */
+  replicaLagSeconds: real("replica_lag_seconds"),
+  /** Its last hour, a point a minute, as it sent it (observability/history-summary.ts); null when it keeps none. */
+  history: text("history"),
 });
 
 /** Every decision the scaler took (or was kept from taking), newest last; pruned to the most recent rows. */
