@@ -83,7 +83,7 @@ export function appFeatures(deps: AppDeps): Feature[] {
       breakers,
       opsMetrics: deps.opsMetrics,
       history: deps.history,
-      config: pick(config, "INSTANCE_ID", "FLY_REGION", "SCALER_MODE", "SCALER_INTERVAL", "FLY_API_TOKEN", "FLY_APP_NAME"),
+      config: pick(config, "INSTANCE_ID", "FLY_REGION", "SCALER_MODE", "SCALER_INTERVAL", "HEARTBEAT_INTERVAL", "FLY_API_TOKEN", "FLY_APP_NAME"),
     }),
   ];
 }

@@ -33,6 +33,8 @@ export interface OperationsDeps {
     FLY_REGION: string;
     SCALER_MODE: "off" | "dry-run" | "on";
     SCALER_INTERVAL: number;
+    /** The health rule of each instance's row (three missed beats). */
+    HEARTBEAT_INTERVAL: number;
     /** Only whether they are set: the scaler acts only with both. */
     FLY_API_TOKEN?: string;
     FLY_APP_NAME?: string;
