@@ -71,6 +71,10 @@ describe("the layers of src/", () => {
     expect(arrows(graph, (f) => !allowed(f), (t) => t === "src/config.ts")).toEqual([]);
   });
 
+  test("features never import the composition root (they get a slice of it, not AppDeps)", () => {
+    expect(arrows(graph, (f) => f.startsWith("src/modules/"), (t) => t.startsWith("src/main/"))).toEqual([]);
+  });
+
   test("no import cycles", () => {
     expect(cycles(graph)).toEqual([]);
   });

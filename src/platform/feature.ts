@@ -3,7 +3,7 @@
 // slices and loops over one list of features; a feature never sees the rest of the instance.
 import type { AnyElysia } from "elysia";
 import type { ScheduleDefinition } from "./cron/scheduler.ts";
-import type { CachedRead } from "./http/cached-read.ts";
+import { cachedReadOf, type CachedRead } from "./http/cached-read.ts";
 import type { JobDefinition } from "./jobs/port.ts";
 
 /** Work an instance does once while it starts. */
@@ -30,7 +30,7 @@ export interface Feature {
   mount?: "api" | "site";
   jobs?: readonly JobDefinition<any>[];
   schedules?: readonly FeatureSchedule[];
-  /** The cached reads its routes mount (each one also answered in front of the framework when it can be). */
+  /** The cached reads its routes mount (`mountedCachedReads(routes)`); each is also answered in front of Elysia. */
   cachedReads?: readonly CachedRead[];
   startup?: readonly StartupChore[];
 }
@@ -38,4 +38,12 @@ export interface Feature {
 /** A schedule written against some dependencies, given them: what a feature lists in `schedules`. */
 export function boundSchedule<D>(def: ScheduleDefinition<D>, deps: D): FeatureSchedule {
   return { name: def.name, pattern: def.pattern, writesDb: def.writesDb, description: def.description, run: (_, ctx) => def.run(deps, ctx) };
+}
+
+/** The cached reads an instance of routes mounted with mountCachedRead, in route order. */
+export function mountedCachedReads(routes: AnyElysia): CachedRead[] {
+  return routes.routes.flatMap((r) => {
+    const declared = r.method === "GET" ? cachedReadOf(r.handler) : undefined;
+    return declared ? [declared.read] : [];
+  });
 }

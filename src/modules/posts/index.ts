@@ -4,7 +4,7 @@ import { notFound } from "../../platform/http/errors.ts";
 import { cachedRead, mountCachedRead } from "../../platform/http/cached-read.ts";
 import { IdParams, PageQuery, problems } from "../../platform/http/models.ts";
 import { CreatePostBody, PostPage, PostPublic } from "./model.ts";
-import type { Feature } from "../../platform/feature.ts";
+import { mountedCachedReads, type Feature } from "../../platform/feature.ts";
 import * as posts from "./service.ts";
 import type { PostsDeps } from "./service.ts";
 
@@ -48,5 +48,6 @@ export function postsModule(deps: PostsDeps) {
 
 /** A user's posts: writing one, and the cached pages of them. */
 export function postsFeature(slice: PostsDeps): Feature {
-  return { name: "posts", routes: postsModule(slice), cachedReads: [postsPageRead(slice)] };
+  const routes = postsModule(slice);
+  return { name: "posts", routes, cachedReads: mountedCachedReads(routes) };
 }

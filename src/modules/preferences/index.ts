@@ -4,7 +4,7 @@ import { notFound } from "../../platform/http/errors.ts";
 import { cachedRead, mountCachedRead } from "../../platform/http/cached-read.ts";
 import { IdParams, problems } from "../../platform/http/models.ts";
 import { Preferences, PreferencesPatch } from "./model.ts";
-import type { Feature } from "../../platform/feature.ts";
+import { mountedCachedReads, type Feature } from "../../platform/feature.ts";
 import * as prefs from "./service.ts";
 import type { PreferencesDeps } from "./service.ts";
 
@@ -49,5 +49,6 @@ export function preferencesModule(deps: PreferencesDeps) {
 
 /** A user's preferences: the cached read and the merge. */
 export function preferencesFeature(slice: PreferencesDeps): Feature {
-  return { name: "preferences", routes: preferencesModule(slice), cachedReads: [preferencesRead(slice)] };
+  const routes = preferencesModule(slice);
+  return { name: "preferences", routes, cachedReads: mountedCachedReads(routes) };
 }

@@ -4,7 +4,7 @@ import { cachedRead, mountCachedRead } from "../../platform/http/cached-read.ts"
 import { IdParams, PageQuery, problems } from "../../platform/http/models.ts";
 import { RegisterBody, UpdateUserBody, UserDetail, UserPage, UserPublic } from "./model.ts";
 import type { Role } from "../../platform/cluster/role.ts";
-import type { Feature, StartupChore } from "../../platform/feature.ts";
+import { mountedCachedReads, type Feature, type StartupChore } from "../../platform/feature.ts";
 import * as users from "./service.ts";
 import type { UsersDeps } from "./service.ts";
 import { warmCache, type WarmSettings } from "./warm.ts";
@@ -120,10 +120,6 @@ export function usersFeature(slice: UsersSlice): Feature {
   }
   // Bounded by CACHE_WARM_TIMEOUT_MS; the instance serves (and reports ready) no later than that.
   startup.push({ name: "warm_cache", when: "serve", run: () => warmCache(slice) });
-  return {
-    name: "users",
-    routes: usersModule(slice),
-    cachedReads: [myDetailRead(slice), userDetailRead(slice)],
-    startup,
-  };
+  const routes = usersModule(slice);
+  return { name: "users", routes, cachedReads: mountedCachedReads(routes), startup };
 }
