@@ -55,7 +55,7 @@ for (const kind of ["redis", "memory"] as const) {
     test("a lease expires after its time to live; an expired lease cannot be extended", async () => {
       const s = store();
       expect(await s.acquire("short", "tok-a", 150)).toBe(true);
-      await Bun.sleep(250);
+      await waitUntil(async () => (await s.holder("short")) === null, 5_000, "the lease to expire");
       expect(await s.extend("short", "tok-a", 150)).toBe(false);
       expect(await s.acquire("short", "tok-b", 150)).toBe(true);
     });
@@ -69,19 +69,51 @@ for (const kind of ["redis", "memory"] as const) {
   });
 }
 
-/** The real Redis lease store with a slow acquire (a loaded Redis, a network blip); resolves inAcquire on entry. */
-function slowAcquireStore(p: string, delayMs = 300): { slow: LeaseStore; inAcquire: Promise<void> } {
+/**
+ * The real Redis lease store with a slow acquire (a loaded Redis, a network blip); resolves inAcquire on entry
+ * and acquired once the first acquire has answered.
+ */
+function slowAcquireStore(p: string, delayMs = 300): { slow: LeaseStore; inAcquire: Promise<void>; acquired: Promise<void> } {
   const inner = new RedisLeaseStore(redis, p);
-  let entered!: () => void;
-  const inAcquire = new Promise<void>((r) => (entered = r));
+  const entered = Promise.withResolvers<void>();
+  const answered = Promise.withResolvers<void>();
   const slow: LeaseStore = Object.assign(Object.create(inner) as RedisLeaseStore, {
     async acquire(name: string, token: string, ttlMs: number) {
-      entered();
+      entered.resolve();
       await Bun.sleep(delayMs);
-      return inner.acquire(name, token, ttlMs);
+      try {
+        return await inner.acquire(name, token, ttlMs);
+      } finally {
+        answered.resolve();
+      }
     },
   });
-  return { slow, inAcquire };
+  return { slow, inAcquire: entered.promise, acquired: answered.promise };
+}
+
+/** Counts the renewals (extend calls) each lease name gets through `inner`. */
+function countingStore(inner: LeaseStore): { store: LeaseStore; renewals: (name: string) => number } {
+  const counts = new Map<string, number>();
+  const store: LeaseStore = Object.assign(Object.create(inner) as LeaseStore, {
+    extend(name: string, token: string, ttlMs: number) {
+      counts.set(name, (counts.get(name) ?? 0) + 1);
+      return inner.extend(name, token, ttlMs);
+    },
+  });
+  return { store, renewals: (name) => counts.get(name) ?? 0 };
+}
+
+/**
+ * A lease of `ttlMs` taken now, on a store of its own: once it has been renewed `n` times, any renewal another
+ * lease of the same time to live could have armed before now has had its moment to run.
+ */
+async function renewalsPassed(p: string, ttlMs: number, n = 2): Promise<void> {
+  const counted = countingStore(new RedisLeaseStore(redis, p));
+  const marker = new Lease(counted.store, "marker", ttlMs, "marker", logger);
+  closers.push(() => marker.release());
+  expect(await marker.ensure()).toBe(true);
+  await waitUntil(() => counted.renewals("marker") >= n, 10_000, `${n} renewals of a marker lease`);
+  await marker.release();
 }
 
 describe("Lease", () => {
@@ -114,7 +146,8 @@ describe("Lease", () => {
   test("closed while its acquire is on the way: gives the lease back and arms no renewal", async () => {
     const p = newPrefix();
     const { slow, inAcquire } = slowAcquireStore(p);
-    const lease = new Lease(slow, "closing", 600, "inst-1", logger);
+    const counted = countingStore(slow);
+    const lease = new Lease(counted.store, "closing", 600, "inst-1", logger);
     closers.push(() => lease.close());
     const ensured = lease.ensure();
     await inAcquire;
@@ -122,8 +155,10 @@ describe("Lease", () => {
     expect(await ensured).toBe(false);
     expect(lease.held).toBe(false);
     expect(await redis.get(`${p}lease:closing`)).toBeNull();
-    // A renewal armed after close would re-take nothing, but an acquire kept would still be there now.
-    await Bun.sleep(700);
+    // A renewal armed after close would re-take nothing, but an acquire kept would still be there now: a lease
+    // of the same life taken after this point has been renewed twice, and this one not once.
+    await renewalsPassed(newPrefix(), 600);
+    expect(counted.renewals("closing")).toBe(0);
     expect(await redis.get(`${p}lease:closing`)).toBeNull();
     expect(await lease.ensure()).toBe(false);
     expect(await redis.get(`${p}lease:closing`)).toBeNull();
@@ -185,7 +220,7 @@ describe("CronScheduler", () => {
     const b = scheduler({ schedules: [def], leases: new RedisLeaseStore(redis, p), runs, instanceId: "b" });
     a.start(null);
     b.start(null);
-    await Bun.sleep(3_300);
+    await waitUntil(() => ticks.length >= 3, 10_000, "three ticks");
     await a.close();
     await b.close();
     const times = ticks.map((t) => t.split("|")[0]);
@@ -212,10 +247,13 @@ describe("CronScheduler", () => {
         ran.push(ctx.instanceId);
       },
     };
+    // A schedule beside it that writes nothing: its runs count the replica's ticks.
+    let replicaTicks = 0;
+    const counter: ScheduleDefinition<null> = { name: "counter", pattern: "* * * * * *", writesDb: false, run: async () => void replicaTicks++ };
     const runs = new RedisRunStore(redis, p);
-    const replica = scheduler({ schedules: [def], leases: new RedisLeaseStore(redis, p), runs, instanceId: "replica", canWrite: () => false });
+    const replica = scheduler({ schedules: [def, counter], leases: new RedisLeaseStore(redis, p), runs, instanceId: "replica", canWrite: () => false });
     replica.start(null);
-    await Bun.sleep(2_200);
+    await waitUntil(() => replicaTicks >= 2, 5_000, "two ticks on the replica");
     expect(ran).toEqual([]);
     const primary = scheduler({ schedules: [def], leases: new RedisLeaseStore(redis, p), runs, instanceId: "primary" });
     primary.start(null);
@@ -254,11 +292,12 @@ describe("CronScheduler", () => {
 
   test("close() while a tick is taking the lease: the lease is released, not renewed, and the tick is not claimed", async () => {
     const p = newPrefix();
-    const { slow, inAcquire } = slowAcquireStore(p);
+    const { slow, inAcquire, acquired } = slowAcquireStore(p);
+    const counted = countingStore(slow);
     let ran = 0;
     const s = scheduler({
       schedules: [{ name: "s", pattern: "* * * * * *", writesDb: false, run: async () => void ran++ }],
-      leases: slow,
+      leases: counted.store,
       runs: new MemoryRunStore(),
       instanceId: "i1",
       leaseMs: 1_500,
@@ -266,8 +305,11 @@ describe("CronScheduler", () => {
     s.start(null);
     await inAcquire; // a tick is inside lease.ensure()
     await s.close();
-    // Past the slow acquire and past a renewal (every 500 ms): nothing holds the lease, nothing claimed the tick.
-    await Bun.sleep(800);
+    // Past the slow acquire, and past the renewals a lease of the same life taken now gets (every 500 ms):
+    // nothing holds the lease, nothing renewed it, nothing claimed the tick.
+    await acquired;
+    await renewalsPassed(newPrefix(), 1_500);
+    expect(counted.renewals("cron:s")).toBe(0);
     expect(await redis.get(`${p}lease:cron:s`)).toBeNull();
     const claims: string[] = [];
     for await (const keys of redis.scanIterator({ MATCH: `${p}claim:*`, COUNT: 100 })) claims.push(...keys.map(String));
@@ -356,7 +398,8 @@ describe("three processes, a schedule every second for ten seconds, the lease ho
         return { at: Number(at), inst: inst! };
       });
 
-    await Bun.sleep(3_000);
+    // Running: a few ticks recorded and a holder of the lease.
+    await waitUntil(async () => (await ticks()).length >= 2 && (await redis.get(`${p}lease:cron:every_second`)) !== null, 10_000, "ticks and a lease holder");
     // Stop it mid-second, between ticks: a stop that lands in the millisecond between a holder's renewal and
     // its claim at a tick edge would measure that race, not the lease.
     await Bun.sleep(1_500 - (Date.now() % 1_000));
