@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { eq } from "drizzle-orm";
 import type { Server } from "bun";
 import type { Redis } from "../src/platform/redis.ts";
-import { jobDefinitions } from "../src/modules/jobs/handlers.ts";
+import { appFeatures } from "../src/main/features.ts";
 import { analyticsEvents, auditLog, emailOutbox, jobResults, outbox, sessions } from "../src/platform/db/schema/index.ts";
 import { DbMailer } from "../src/platform/mail/db-mailer.ts";
 import { PermanentJobError, type JobContext, type JobDefinition } from "../src/platform/jobs/port.ts";
@@ -19,7 +19,8 @@ describe("handlers (called directly, as a redelivery would)", () => {
   let defs: Map<string, JobDefinition<any>>;
   beforeAll(async () => {
     a = await makeApp({ REDIS_URL: undefined });
-    defs = new Map(jobDefinitions(a.deps, new DbMailer(a.deps.database)).map((d) => [d.type, d]));
+    // Every feature's job types, as the root registers them (the mailer is the database one: no MAIL_API_URL).
+    defs = new Map(appFeatures(a.deps).flatMap((f) => f.jobs ?? []).map((d) => [d.type, d]));
   });
   afterAll(() => a.close());
 

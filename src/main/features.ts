@@ -63,7 +63,6 @@ export function appFeatures(deps: AppDeps): Feature[] {
     preferencesFeature({ database, cache, auth }),
     jobsFeature({
       database,
-      cache,
       logger,
       queue,
       auth,

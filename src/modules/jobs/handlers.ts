@@ -1,17 +1,15 @@
-// The handlers of the job types (named in types.ts). Each is idempotent under redelivery: inserts are keyed by
+// The handlers of the jobs feature's job types (named in types.ts; update_user_preferences is the preferences
+// feature's). Each is idempotent under redelivery: inserts are keyed by
 // the job id, the cleanup is a delete, the preference merge sets the same keys again (and none that a user
 // wrote after the job was accepted).
-import type { Cache } from "../../platform/cache/port.ts";
 import type { Database } from "../../platform/db/client.ts";
 import type { JobDefinition } from "../../platform/jobs/port.ts";
 import type { Logger } from "../../platform/observability/logger.ts";
 import { PermanentJobError } from "../../platform/jobs/port.ts";
 import type { Mailer } from "../../platform/mail/port.ts";
-import { AppError } from "../../platform/http/errors.ts";
-import * as preferences from "../preferences/service.ts";
 import { q } from "../../platform/db/tx.ts";
 import { jobsRepo } from "./repository.ts";
-import { JOB_TYPES, type PreferencesPayload, type RegistrationPayload } from "./types.ts";
+import { JOB_TYPES, payloadUserId as userId, type RegistrationPayload } from "./types.ts";
 
 /**
  * The name to greet, only when it is letters, spaces, apostrophes and hyphens: anything a mail client could
@@ -20,12 +18,6 @@ import { JOB_TYPES, type PreferencesPayload, type RegistrationPayload } from "./
  */
 export function greetingName(name: unknown): string {
   return typeof name === "string" && /^[\p{L}\p{M}' -]{1,100}$/u.test(name) && /\p{L}/u.test(name) ? name.trim() : "there";
-}
-
-function userId(p: { user_id?: unknown }): number {
-  const id = Number(p.user_id);
-  if (!Number.isSafeInteger(id) || id < 1) throw new PermanentJobError("payload has no valid user_id");
-  return id;
 }
 
 /** Rows per delete in the session cleanup: short write transactions, and a point to stop at between them. */
@@ -57,11 +49,10 @@ export async function cleanupExpiredSessions(
   return deleted;
 }
 
-/** What the handlers need besides the mailer (the preference merge invalidates the user's cached reads). */
+/** What the handlers need besides the mailer. */
 export interface JobHandlersDeps {
   database: Database;
   logger: Logger;
-  cache: Cache;
 }
 
 export function jobDefinitions(deps: JobHandlersDeps, mailer: Mailer): JobDefinition<any>[] {
@@ -115,24 +106,5 @@ export function jobDefinitions(deps: JobHandlersDeps, mailer: Mailer): JobDefini
       await cleanupExpiredSessions(deps, { signal: ctx.signal });
     },
   };
-  const prefs: JobDefinition<PreferencesPayload> = {
-    type: JOB_TYPES.updatePreferences,
-    writesDb: true,
-    async handler(p) {
-      const id = userId(p);
-      if (typeof p.preference_updates !== "object" || p.preference_updates === null) {
-        throw new PermanentJobError("payload has no preference_updates");
-      }
-      try {
-        // Merges in one transaction and invalidates the user's cache entries.
-        const acceptedAt = typeof p.accepted_at === "number" && Number.isFinite(p.accepted_at) ? p.accepted_at : undefined;
-        await preferences.merge(deps, id, p.preference_updates, { acceptedAt });
-      } catch (err) {
-        // A user deleted since, or a merge over the key limit: retrying cannot help.
-        if (err instanceof AppError && err.status < 500) throw new PermanentJobError(err.message, { cause: err });
-        throw err;
-      }
-    },
-  };
-  return [welcome, analytics, audit, cleanup, prefs];
+  return [welcome, analytics, audit, cleanup];
 }

@@ -1,5 +1,7 @@
 // The job types of the service and their payloads, in one place: the services that enqueue a job and the
-// handlers that run it (handlers.ts) take the name from here.
+// handlers that run it take the name from here.
+import { PermanentJobError } from "../../platform/jobs/port.ts";
+
 export const JOB_TYPES = {
   welcomeEmail: "send_welcome_email",
   analytics: "process_user_analytics",
@@ -24,4 +26,11 @@ export interface PreferencesPayload {
   preference_updates: Record<string, string | number | boolean | null>;
   /** Epoch ms when the bulk request was accepted: keys the user wrote after it are left alone. */
   accepted_at?: number;
+}
+
+/** The user id of a payload, or a permanent failure (a retry cannot fix a payload). */
+export function payloadUserId(p: { user_id?: unknown }): number {
+  const id = Number(p.user_id);
+  if (!Number.isSafeInteger(id) || id < 1) throw new PermanentJobError("payload has no valid user_id");
+  return id;
 }

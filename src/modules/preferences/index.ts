@@ -5,6 +5,7 @@ import { cachedRead, mountCachedRead } from "../../platform/http/cached-read.ts"
 import { IdParams, problems } from "../../platform/http/models.ts";
 import { Preferences, PreferencesPatch } from "./model.ts";
 import { mountedCachedReads, type Feature } from "../../platform/feature.ts";
+import { preferencesJobs } from "./jobs.ts";
 import * as prefs from "./service.ts";
 import type { PreferencesDeps } from "./service.ts";
 
@@ -47,8 +48,8 @@ export function preferencesModule(deps: PreferencesDeps) {
     });
 }
 
-/** A user's preferences: the cached read and the merge. */
+/** A user's preferences: the cached read, the merge, and the job that merges for the admin's bulk update. */
 export function preferencesFeature(slice: PreferencesDeps): Feature {
   const routes = preferencesModule(slice);
-  return { name: "preferences", routes, cachedReads: mountedCachedReads(routes) };
+  return { name: "preferences", routes, cachedReads: mountedCachedReads(routes), jobs: preferencesJobs(slice) };
 }
