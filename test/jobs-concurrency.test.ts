@@ -77,7 +77,14 @@ test("a consumer is removed from the group only when, checked in the same step, 
   // "holder" holds an entry (it would be discarded with the consumer); "gone" and "fresh" hold nothing.
   await redis.sendCommand(["XREADGROUP", "GROUP", GROUP, "holder", "COUNT", "1", "STREAMS", stream, ">"]);
   await redis.sendCommand(["XGROUP", "CREATECONSUMER", stream, GROUP, "gone"]);
-  await Bun.sleep(60);
+  const idle = async (name: string) => {
+    for (const c of (await redis.sendCommand(["XINFO", "CONSUMERS", stream, GROUP])) as unknown[]) {
+      const get = (k: string) => (c instanceof Map ? c.get(k) : Array.isArray(c) ? c[c.indexOf(k) + 1] : (c as Record<string, unknown>)[k]);
+      if (String(get("name")) === name) return Number(get("idle"));
+    }
+    return -1;
+  };
+  await waitUntil(async () => (await idle("gone")) > 60 && (await idle("holder")) > 60, 5_000, "holder and gone idle past 60 ms");
   await redis.sendCommand(["XGROUP", "CREATECONSUMER", stream, GROUP, "fresh"]);
   const consumers = async () =>
     ((await redis.sendCommand(["XINFO", "CONSUMERS", stream, GROUP])) as unknown[])
