@@ -1,0 +1,56 @@
+// `bun run users -- demote <email>` / `promote <email>`: grants or takes admin rights from the shell, the one way
+// to change them (the API has no route for it). Built by the same composition root as an instance, so the change
+// reaches every instance through the cache bus at once: with REDIS_URL, an admin token loses its admin rights on
+// every instance within a second. Without Redis (one instance, in-process bus), the running instance sees it when
+// its cached session state expires (CACHE_TTL_SECONDS). Run it where the primary's database is (on Fly, the
+// primary machine: `fly ssh console`); a replica's database is read-only.
+import { ConfigError, loadConfig } from "./config.ts";
+import { buildDeps } from "./main/platform.ts";
+import { createLogger } from "./platform/observability/logger.ts";
+import { setAdmin } from "./modules/users/service.ts";
+import { usersRepo } from "./modules/users/repository.ts";
+
+const USAGE = "usage: bun run users -- promote|demote <email>";
+
+async function main(argv: string[]): Promise<number> {
+  const [action, email] = argv;
+  if ((action !== "promote" && action !== "demote") || !email) {
+    console.error(USAGE);
+    return 2;
+  }
+  // No start-up chores of a serving instance: ADMIN_EMAIL would promote the account this demotes, and warming
+  // the cache is of no use to a command.
+  const config = loadConfig({ ...process.env, ADMIN_EMAIL: undefined, ADMIN_PASSWORD: undefined, CACHE_WARM_COUNT: "0", METRICS_ENABLED: "false" });
+  const logger = createLogger(config.LOG_LEVEL === "info" ? "warn" : config.LOG_LEVEL, { instance: `${config.INSTANCE_ID}-users-cli` });
+  const built = await buildDeps(config, logger);
+  try {
+    if (!built.deps.role.isPrimary()) {
+      console.error("this instance's database is a replica (read-only): run the command on the primary");
+      return 1;
+    }
+    const user = await usersRepo.findByEmail(built.deps.database.db, email.trim().toLowerCase());
+    if (!user) {
+      console.error(`no account has the email ${JSON.stringify(email)}`);
+      return 1;
+    }
+    const isAdmin = action === "promote";
+    if (user.isAdmin === isAdmin) {
+      console.log(`${user.email} (user ${user.id}) is ${isAdmin ? "already" : "not"} an administrator: nothing to do`);
+      return 0;
+    }
+    await setAdmin(built.deps, user.id, isAdmin);
+    const reach = built.deps.redis ? "every instance sharing this Redis was told" : `without REDIS_URL, a running instance sees it within ${config.CACHE_TTL_SECONDS} s`;
+    console.log(`${user.email} (user ${user.id}) ${isAdmin ? "is now" : "is no longer"} an administrator; ${reach}`);
+    logger.info(isAdmin ? "admin rights granted" : "admin rights taken", { user_id: user.id });
+    return 0;
+  } finally {
+    await built.close();
+  }
+}
+
+try {
+  process.exit(await main(process.argv.slice(2)));
+} catch (err) {
+  console.error(err instanceof ConfigError ? err.message : `failed: ${(err as Error).message}`);
+  process.exit(1);
+}

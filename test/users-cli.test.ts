@@ -1,0 +1,69 @@
+// `bun run users -- demote|promote <email>`: the one way to change admin rights. A demotion reaches every
+// instance sharing the Redis through the cache bus: the admin's token loses its admin routes on both instances
+// without a restart and long before any cache entry expires, and keeps working as the user's own token.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { rmSync } from "node:fs";
+import { dropPrefix, makeApp, REDIS_URL, tempDir, testEnv, testPrefix, type TestApp } from "./helpers.ts";
+import { spawnBun } from "./support/process.ts";
+import { waitUntil } from "./support/wait.ts";
+
+const EMAIL = "cli-admin@example.com";
+const dir = tempDir("users-cli-");
+const prefix = testPrefix("users-cli");
+// A cache entry would live this long: seeing the change well within it proves the bus carried it.
+const TTL = "300";
+let a: TestApp;
+let b: TestApp;
+
+beforeAll(async () => {
+  a = await makeApp({ REDIS_URL, REDIS_PREFIX: prefix, CACHE_TTL_SECONDS: TTL, ADMIN_EMAIL: EMAIL, ADMIN_PASSWORD: "admin-password-1" }, dir);
+  b = await makeApp({ REDIS_URL, REDIS_PREFIX: prefix, CACHE_TTL_SECONDS: TTL }, dir);
+});
+afterAll(async () => {
+  await a.close();
+  await b.close();
+  const r = a.deps.redis;
+  if (r?.isReady) await dropPrefix(r, prefix);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Runs the command as an operator would, with the instances' environment. */
+async function users(...args: string[]) {
+  const env = testEnv({ REDIS_URL, REDIS_PREFIX: prefix, CACHE_TTL_SECONDS: TTL, LOG_LEVEL: "warn" }, dir);
+  const p = spawnBun(["src/users-cli.ts", ...args], env);
+  const code = await p.finished();
+  return { code, out: p.stdout(), err: p.stderr() };
+}
+
+describe("bun run users", () => {
+  test("demote takes admin rights from a live token on every instance at once; promote gives them back", async () => {
+    const token = await a.login(EMAIL, "admin-password-1");
+    const adminList = (t: TestApp) => t.request("GET", "/api/v1/users?limit=1", { token }).then((r) => r.status);
+    // Both instances have the session's state cached (admin) before the change.
+    expect([await adminList(a), await adminList(b)]).toEqual([200, 200]);
+
+    const demoted = await users("demote", EMAIL);
+    expect(demoted.code).toBe(0);
+    expect(demoted.out).toContain("is no longer an administrator");
+    await waitUntil(async () => (await adminList(a)) === 403 && (await adminList(b)) === 403, 10_000, "both instances to refuse the admin route");
+    // Still the user's own token.
+    expect((await b.request("GET", "/api/v1/users/me", { token })).status).toBe(200);
+    expect((await b.json("GET", "/api/v1/users/me", { token })).body.user.is_admin).toBe(false);
+
+    const promoted = await users("promote", EMAIL);
+    expect(promoted.code).toBe(0);
+    await waitUntil(async () => (await adminList(a)) === 200 && (await adminList(b)) === 200, 10_000, "both instances to allow the admin route again");
+  }, 60_000);
+
+  test("an unknown email, an unknown action and a no-op say so", async () => {
+    const unknown = await users("demote", "nobody@example.com");
+    expect(unknown.code).toBe(1);
+    expect(unknown.err).toContain("no account has the email");
+    const usage = await users("delete", EMAIL);
+    expect(usage.code).toBe(2);
+    expect(usage.err).toContain("usage: bun run users");
+    const noop = await users("promote", EMAIL);
+    expect(noop.code).toBe(0);
+    expect(noop.out).toContain("already an administrator");
+  }, 60_000);
+});
