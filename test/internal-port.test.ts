@@ -8,6 +8,7 @@ import { createLogger } from "../src/platform/observability/logger.ts";
 import { startInstance, type RunningInstance } from "../src/main/serve.ts";
 import { testEnv } from "./helpers.ts";
 import { primaryLink } from "../src/main/options.ts";
+import { waitUntil } from "./support/wait.ts";
 
 const TOKEN = "internal-port-test-token";
 const started: RunningInstance[] = [];
@@ -63,11 +64,12 @@ describe("one shutdown deadline", () => {
     let release!: () => void;
     const hang = new Promise<void>((r) => (release = r));
     inst.deps.queue.register({ type: "test_hang", writesDb: false, handler: () => hang });
-    await inst.deps.queue.enqueue("test_hang", {});
+    const job = await inst.deps.queue.enqueue("test_hang", {});
     // A request that never ends: the body is never finished.
     const body = new ReadableStream({ start(c) { c.enqueue(new TextEncoder().encode('{"email":')); } });
     void fetch(`${inst.url}/api/v1/users`, { method: "POST", headers: { "content-type": "application/json" }, body, duplex: "half" } as RequestInit).catch(() => {});
-    await Bun.sleep(200);
+    // Both are under way before the stop.
+    await waitUntil(async () => inst.deps.inFlight() >= 1 && (await inst.deps.queue.getJob(job))?.status === "running", 5_000, "the request and the job to be in flight");
     const t0 = performance.now();
     await inst.stop();
     const took = performance.now() - t0;

@@ -5,6 +5,7 @@ import { createClient } from "@libsql/client";
 import { join } from "node:path";
 import { ROOT, tempDir, testEnv } from "./helpers.ts";
 import { freePort, rawConnection, spawnService, waitFor, type Spawned } from "./support/process.ts";
+import { waitUntil } from "./support/wait.ts";
 
 const spawned: Spawned[] = [];
 afterAll(() => {
@@ -44,7 +45,11 @@ describe("bad configuration", () => {
 describe("graceful shutdown", () => {
   test("SIGTERM lets an in-flight request finish, closes, and exits 0", async () => {
     const port = await freePort();
-    const s = spawnService(testEnv({ LOG_LEVEL: "info", SHUTDOWN_TIMEOUT_MS: "5000" }) as Record<string, string>, port);
+    const metricsPort = await freePort();
+    const s = spawnService(
+      testEnv({ LOG_LEVEL: "info", SHUTDOWN_TIMEOUT_MS: "5000", METRICS_ENABLED: "true", METRICS_PORT: String(metricsPort) }) as Record<string, string>,
+      port,
+    );
     spawned.push(s);
     await waitFor(`${s.url}/health/live`);
     const reg = await fetch(`${s.url}/api/v1/users`, {
@@ -60,9 +65,12 @@ describe("graceful shutdown", () => {
       `POST /api/v1/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
         `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body.slice(0, 10)}`,
     );
-    await Bun.sleep(200);
+    // The server counts it in flight (its own gauge, on the metrics port) before the signal...
+    const inFlight = async () => /^http_requests_in_flight (\d+)$/m.exec(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text())?.[1];
+    await waitUntil(async () => (await inFlight()) === "1", 10_000, "the login to be in flight");
     s.kill("SIGTERM");
-    await Bun.sleep(200);
+    // ...and has begun shutting down before the rest of the body arrives.
+    await waitUntil(() => s.stdout().includes('"msg":"shutting down"'), 10_000, "the shutdown to begin");
     conn.write(body.slice(10));
     const response = await conn.response;
     expect(response).toStartWith("HTTP/1.1 200");
