@@ -204,7 +204,7 @@ describe("password hashing at once", () => {
 
 describe("the welcome mail is no relay", () => {
   test("a name that a mail client could render as a link is not put in it", async () => {
-    const { greetingName } = await import("../src/modules/jobs/handlers.ts");
+    const { greetingName } = await import("../src/modules/users/jobs.ts");
     expect(greetingName("Ann-Marie O'Neil")).toBe("Ann-Marie O'Neil");
     expect(greetingName("Zoë Ñúñez")).toBe("Zoë Ñúñez");
     for (const name of ["visit evil.com", "http://x", "a@b", "see evil dot com/x", "www·evil·com:80", "12345", "   ", "<a href=x>", ""]) {

@@ -4,7 +4,6 @@ import { problems } from "../../platform/http/models.ts";
 import { Job, JobParams, JobStatusBody, JobStatusMap } from "./model.ts";
 import type { Auth } from "../../platform/http/auth.ts";
 import { boundSchedule, type Feature } from "../../platform/feature.ts";
-import type { Mailer } from "../../platform/mail/port.ts";
 import { jobDefinitions, type JobHandlersDeps } from "./handlers.ts";
 import { SCHEDULES, type SchedulesDeps } from "./schedules.ts";
 import * as jobs from "./service.ts";
@@ -13,8 +12,6 @@ import type { JobsDeps } from "./service.ts";
 export interface JobsSlice extends JobsDeps, JobHandlersDeps, SchedulesDeps {
   /** The auth macro of the routes. */
   auth: Auth;
-  /** The welcome email goes through it. */
-  mailer: Mailer;
 }
 
 export function jobsModule(deps: JobsDeps & { auth: Auth }) {
@@ -39,12 +36,12 @@ export function jobsModule(deps: JobsDeps & { auth: Auth }) {
     });
 }
 
-/** The job types and their handlers, the session cleanup and instance pruning schedules, the job status routes. */
+/** The session cleanup (a job type and a schedule), instance pruning, the job status routes. */
 export function jobsFeature(slice: JobsSlice): Feature {
   return {
     name: "jobs",
     routes: jobsModule(slice),
-    jobs: jobDefinitions(slice, slice.mailer),
+    jobs: jobDefinitions(slice),
     schedules: SCHEDULES.map((s) => boundSchedule(s, slice)),
   };
 }

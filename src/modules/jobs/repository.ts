@@ -1,17 +1,11 @@
-// SQL of the background jobs' side effects. Every insert is keyed by job id, so a redelivered job adds nothing.
+// SQL of the jobs feature: the session cleanup.
 import { inArray, lt } from "drizzle-orm";
 import type { Db } from "../../platform/db/client.ts";
 import { mapStep, type Step } from "../../platform/db/step.ts";
-import { analyticsEvents, auditLog, sessions } from "../../platform/db/schema/index.ts";
+import { sessions } from "../../platform/db/schema/index.ts";
 
 // Writes return a Step and run inside `database.write` (see platform/db/tx.ts).
 export const jobsRepo = {
-  recordAnalytics(db: Db, v: { jobId: string; userId: number | null; event: string; properties: Record<string, unknown> }): Step<unknown> {
-    return db.insert(analyticsEvents).values(v).onConflictDoNothing({ target: analyticsEvents.jobId }).run();
-  },
-  recordAudit(db: Db, v: { jobId: string; userId: number | null; action: string; details: Record<string, unknown> }): Step<unknown> {
-    return db.insert(auditLog).values(v).onConflictDoNothing({ target: auditLog.jobId }).run();
-  },
   /** Deletes at most `limit` sessions that expired before `now` (oldest first); returns how many. */
   deleteExpiredSessions(db: Db, now: string, limit: number): Step<number> {
     const batch = db.select({ id: sessions.id }).from(sessions).where(lt(sessions.expiresAt, now)).orderBy(sessions.expiresAt).limit(limit);

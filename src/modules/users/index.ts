@@ -4,9 +4,11 @@ import { cachedRead, mountCachedRead } from "../../platform/http/cached-read.ts"
 import { IdParams, PageQuery, problems } from "../../platform/http/models.ts";
 import { RegisterBody, UpdateUserBody, UserDetail, UserPage, UserPublic } from "./model.ts";
 import type { Role } from "../../platform/cluster/role.ts";
+import type { Mailer } from "../../platform/mail/port.ts";
 import { mountedCachedReads, type Feature, type StartupChore } from "../../platform/feature.ts";
 import * as users from "./service.ts";
 import type { UsersDeps } from "./service.ts";
+import { registrationJobs } from "./jobs.ts";
 import { warmCache, type WarmSettings } from "./warm.ts";
 
 /** The caller's own detail: the same cache entry as GET /users/{id} of their id. */
@@ -98,6 +100,8 @@ export function usersModule(deps: UsersDeps) {
 }
 
 export interface UsersSlice extends UsersDeps {
+  /** The welcome email goes through it. */
+  mailer: Mailer;
   role: Pick<Role, "isPrimary">;
   /** ADMIN_EMAIL and ADMIN_PASSWORD: the account the primary creates (or makes an admin) at start. */
   admin: { email: string; password: string } | null;
@@ -105,7 +109,7 @@ export interface UsersSlice extends UsersDeps {
   config: WarmSettings;
 }
 
-/** Accounts and their cached details; at start, the admin account and a warm cache. */
+/** Accounts, their cached details and their registration's jobs; at start, the admin account and a warm cache. */
 export function usersFeature(slice: UsersSlice): Feature {
   const startup: StartupChore[] = [];
   const admin = slice.admin;
@@ -121,5 +125,5 @@ export function usersFeature(slice: UsersSlice): Feature {
   // Bounded by CACHE_WARM_TIMEOUT_MS; the instance serves (and reports ready) no later than that.
   startup.push({ name: "warm_cache", when: "serve", run: () => warmCache(slice) });
   const routes = usersModule(slice);
-  return { name: "users", routes, cachedReads: mountedCachedReads(routes), startup };
+  return { name: "users", routes, cachedReads: mountedCachedReads(routes), jobs: registrationJobs(slice, slice.mailer), startup };
 }

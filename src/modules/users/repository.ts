@@ -1,9 +1,10 @@
-// SQL for users. Rows come out in the contract's shapes. Each call returns its result directly on bun:sqlite
-// and a promise on libSQL: `await` it, or `yield* q(...)` inside a write body.
+// SQL for users, and the rows their registration's jobs write. Rows come out in the contract's shapes. Each call
+// returns its result directly on bun:sqlite and a promise on libSQL: `await` it, or `yield* q(...)` inside a
+// write body.
 import { desc, eq, gte, lte, sql } from "drizzle-orm";
 import type { Db } from "../../platform/db/client.ts";
 import { mapStep, preparedFor, sqliteOf, type Step } from "../../platform/db/step.ts";
-import { tableCounts, userIdGaps, users } from "../../platform/db/schema/index.ts";
+import { analyticsEvents, auditLog, tableCounts, userIdGaps, users } from "../../platform/db/schema/index.ts";
 import type { UserPublic } from "./model.ts";
 
 export { isUniqueViolation } from "../../platform/db/errors.ts";
@@ -147,5 +148,15 @@ export const usersRepo = {
   async mostRecentlyActive(db: Tx, n: number): Promise<number[]> {
     const rows = await db.select({ id: users.id }).from(users).orderBy(desc(users.lastActiveAt)).limit(n);
     return rows.map((r) => r.id);
+  },
+};
+
+/** The rows a registration's jobs write, keyed by job id: a redelivered job adds nothing. */
+export const registrationRepo = {
+  recordAnalytics(db: Tx, v: { jobId: string; userId: number | null; event: string; properties: Record<string, unknown> }): Step<unknown> {
+    return db.insert(analyticsEvents).values(v).onConflictDoNothing({ target: analyticsEvents.jobId }).run();
+  },
+  recordAudit(db: Tx, v: { jobId: string; userId: number | null; action: string; details: Record<string, unknown> }): Step<unknown> {
+    return db.insert(auditLog).values(v).onConflictDoNothing({ target: auditLog.jobId }).run();
   },
 };
