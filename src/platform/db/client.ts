@@ -12,6 +12,7 @@ import { dirname, resolve } from "node:path";
 import * as schema from "./schema/index.ts";
 import { driveAsync, driveSync, type TxBody } from "./tx.ts";
 import { busyFor, isBusy } from "./errors.ts";
+import { checkpointer, DEFAULT_CHECKPOINTS, type CheckpointSettings, type CheckpointStats } from "./checkpoint.ts";
 
 export type Schema = typeof schema;
 /** A Drizzle handle on either driver: the database, or the transaction a write body receives. */
@@ -35,6 +36,8 @@ export interface Database {
    * retries with backoff off the event loop, then fails with a 503-class error; nothing of it is committed then.
    */
   write<T>(body: TxBody<Db, T>): Promise<T>;
+  /** What the WAL checkpointer did (checkpoint.ts); null where there is none (libSQL, an in-memory database). */
+  checkpoints(): CheckpointStats | null;
   close(): void;
 }
 
@@ -45,6 +48,8 @@ export interface OpenOptions {
   writeWaitMs?: number;
   /** Forces a driver (tests run the libSQL path on a file: URL this way). */
   driver?: Driver;
+  /** WAL checkpoints off the event loop on a bun:sqlite file (checkpoint.ts); tests shrink the bounds. */
+  checkpoints?: Partial<Omit<CheckpointSettings, "path">>;
 }
 
 export const DEFAULT_WRITE_WAIT_MS = 3_000;
@@ -89,6 +94,8 @@ function openBun(url: string, path: string | null, opts: OpenOptions): Database 
   sqlite.exec("PRAGMA foreign_keys = ON");
   // SQLite's default page cache is 2 MiB: on a large database every index walk would go through the kernel.
   sqlite.exec(`PRAGMA cache_size = -${PAGE_CACHE_KIB}`);
+  const checkpoints = path ? checkpointer({ ...DEFAULT_CHECKPOINTS, ...opts.checkpoints, path }) : null;
+  if (checkpoints) sqlite.exec(`PRAGMA wal_autocheckpoint = ${opts.checkpoints?.backstopFrames ?? DEFAULT_CHECKPOINTS.backstopFrames}`);
   const db = drizzleBun(sqlite, { schema }) as unknown as Db;
   const begin = sqlite.prepare("BEGIN IMMEDIATE");
   const commit = sqlite.prepare("COMMIT");
@@ -100,6 +107,7 @@ function openBun(url: string, path: string | null, opts: OpenOptions): Database 
     try {
       const result = driveSync(body(db));
       commit.run();
+      checkpoints?.committed();
       return result;
     } catch (err) {
       if (sqlite.inTransaction) rollback.run();
@@ -132,7 +140,11 @@ function openBun(url: string, path: string | null, opts: OpenOptions): Database 
       }
       return withBusyRetry(waitMs, (started) => runOnce(body, started));
     },
-    close: () => sqlite.close(),
+    checkpoints: () => checkpoints?.stats() ?? null,
+    close: () => {
+      checkpoints?.close();
+      sqlite.close();
+    },
   };
 }
 
@@ -167,6 +179,7 @@ async function openLibsql(url: string, path: string | null, opts: OpenOptions): 
     url,
     path,
     write,
+    checkpoints: () => null,
     close: () => raw.close(),
   };
 }
