@@ -34,7 +34,7 @@ const dir0 = mkdtempSync(join(TMP, "bench-cluster-"));
 const { buildDeps } = await import("../src/main/platform.ts");
 const { createLogger } = await import("../src/platform/observability/logger.ts");
 const built = await buildDeps(loadConfig(env(dir0, false)), createLogger("silent"));
-const routes = createApp(built.deps).routes;
+const routes = createApp(built.deps, built.features).routes;
 const requests = ["/health/live", "/api/v1/users/42", "/api/v1/users/42/posts?page=2", "/nope"].map((p) => new Request(`http://localhost${p}`));
 const N = 300_000;
 let sink = 0;

@@ -85,7 +85,7 @@ export async function makeApp(
     ? createLogger("debug", { instance: config.INSTANCE_ID }, (line) => opts.logs!.push(line))
     : createLogger(config.LOG_LEVEL, { instance: config.INSTANCE_ID });
   const built = await buildDeps(config, logger);
-  const app = createApp(built.deps);
+  const app = createApp(built.deps, built.features);
   const request = (method: string, path: string, opts: RequestOptions = {}) => {
     const headers: Record<string, string> = { ...opts.headers };
     let body: string | undefined;
