@@ -52,7 +52,7 @@ describe("a breaker around a real HTTP dependency", () => {
     expect(dep.hits).toBe(before);
 
     dep.set({ kind: "ok" });
-    await Bun.sleep(settings.resetMs + 100);
+    await waitUntil(() => b.state !== "open", settings.resetMs + 5_000, "the reset time to pass");
     expect(b.state).toBe("half_open");
     // While the probe is out, the other callers are refused at once; the probe's success closes the circuit.
     const calls = await Promise.allSettled([1, 2, 3].map((i) => m.send(mail, { idempotencyKey: `probe-${i}` })));
@@ -170,8 +170,10 @@ describe("welcome mails while the mail API is down", () => {
     expect(health.breakers.open).toContain("mail_api");
     expect((await fetch(`${inst.url}/health/ready`)).status).toBe(200);
 
-    // With one retry allowed, six mails against a dead API would fail for good without the deferral.
-    await Bun.sleep(2_500);
+    // With one retry allowed, six mails against a dead API would fail for good without the deferral: once the
+    // circuit has refused more attempts than six jobs of two attempts each could make, none may have failed.
+    const rejected = async () => Number(/^circuit_rejected_total\{dependency="mail_api"\} (\d+)$/m.exec(await metrics())?.[1] ?? 0);
+    await waitUntil(async () => (await rejected()) > 6 * 2, 30_000, "more refusals than two attempts of each job");
     const ids = (await inst.deps.queue.listFailed(50)).filter((j) => j.type === "send_welcome_email");
     expect(ids).toHaveLength(0);
 
