@@ -33,7 +33,7 @@ const config = loadConfig({
   RATE_LIMIT_LOGIN_PER_MINUTE: "0",
 });
 const built = await buildDeps(config, createLogger("info", {}, () => {}));
-const app = createApp(built.deps);
+const app = createApp(built.deps, built.features);
 const login = await app.handle(
   new Request("http://localhost/api/v1/auth/login", {
     method: "POST",
