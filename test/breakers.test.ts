@@ -6,6 +6,7 @@ import { loadConfig } from "../src/config.ts";
 import type { Database as _Db } from "../src/platform/db/client.ts";
 import { registryWriter } from "../src/platform/cluster/registry.ts";
 import type { Role } from "../src/platform/cluster/role.ts";
+import { Breaker as L2Breaker } from "../src/platform/cache/l2.ts";
 import { HttpMailer, mailFailureIsAboutTheMessage } from "../src/platform/mail/http-mailer.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { Breaker, Breakers, CircuitOpenError, breakerSettings } from "../src/platform/resilience/breakers.ts";
@@ -193,4 +194,26 @@ describe("welcome mails while the mail API is down", () => {
     const failed = (await inst.deps.queue.listFailed(50)).filter((j) => j.type === "send_welcome_email");
     expect(failed).toHaveLength(0);
   }, 60_000);
+});
+
+describe("the Redis L2's own breaker, reported beside the others", () => {
+  test("opens after consecutive failures, refuses during the cooldown, one trial, closes on success; counted", async () => {
+    const b = new L2Breaker(2, 150);
+    const registry = new Breakers(createLogger("silent"));
+    registry.observe("redis_l2", () => b.view());
+    expect(b.allow()).toBe(true);
+    b.failure();
+    expect(b.view()).toMatchObject({ state: "closed", failures: 1, opened_total: 0 });
+    b.failure();
+    expect(b.view()).toMatchObject({ state: "open", failures: 2, opened_total: 1, rejected: 0 });
+    expect(b.allow()).toBe(false);
+    expect(registry.list()).toEqual([{ dependency: "redis_l2", state: "open", since: expect.any(String), failures: 2, rejected: 1, opened_total: 1, managed: false }]);
+    await Bun.sleep(200);
+    expect(b.view().state).toBe("half_open");
+    expect(b.allow()).toBe(true);
+    expect(b.allow()).toBe(false);
+    b.success();
+    expect(b.view()).toMatchObject({ state: "closed", failures: 2, rejected: 2, opened_total: 1 });
+    expect(b.allow()).toBe(true);
+  });
 });

@@ -12,11 +12,12 @@ import { withTimeout } from "../platform/redis.ts";
 import { NoCache, type Cache } from "../platform/cache/port.ts";
 import { settlingPolicy } from "../platform/cache/settle.ts";
 import { TwoTierCache } from "../platform/cache/two-tier.ts";
+import { DEPENDENCY, type Breakers } from "../platform/resilience/breakers.ts";
 
 /** Long enough to measure a far region's round trip rather than only "over the L2 timeout". */
 const L2_PROBE_TIMEOUT_MS = 2_000;
 
-export async function createCache(config: Config, logger: Logger, redis: Redis | null, role: Role): Promise<Cache> {
+export async function createCache(config: Config, logger: Logger, redis: Redis | null, role: Role, breakers?: Breakers): Promise<Cache> {
   if (!config.CACHE_ENABLED) {
     logger.info("cache disabled (CACHE_ENABLED=false)");
     return new NoCache();
@@ -28,6 +29,8 @@ export async function createCache(config: Config, logger: Logger, redis: Redis |
         cooldownMs: config.CACHE_BREAKER_COOLDOWN_MS,
       })
     : null;
+  // The L2 keeps its own breaker (cache/l2.ts); the registry reports it beside the others, read-only.
+  if (l2 && breakers) breakers.observe(DEPENDENCY.redisL2, () => l2.breakerView());
   // A far region skips an L2 that costs more than its local replica's read (see l2-policy.ts).
   const l2Policy = settlingPolicy(
     redis && config.CACHE_L2_POLICY === "adaptive"

@@ -15,7 +15,7 @@ import { runMigrations } from "../platform/db/migrate.ts";
 import { MemoryRateLimiter, RedisRateLimiter } from "../platform/http/rate-limit.ts";
 import type { Logger } from "../platform/observability/logger.ts";
 import { closeRedis, openRedis, type Redis } from "../platform/redis.ts";
-import { Breakers, DEPENDENCY } from "../platform/resilience/breakers.ts";
+import { Breakers } from "../platform/resilience/breakers.ts";
 import { OpsMetrics } from "../platform/observability/ops-metrics.ts";
 import { HttpMetrics } from "../platform/observability/metrics.ts";
 import { History } from "../platform/observability/history.ts";
@@ -56,13 +56,11 @@ export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDe
   if (config.REDIS_URL) redis = await openRedis(config.REDIS_URL, logger, { commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS });
   else logger.warn("REDIS_URL is not set: single-instance mode (in-process cache, queue and rate limits; jobs are not durable)");
 
-  const cache: Cache = await createCache(config, logger, redis, role);
   const breakers = new Breakers(logger);
+  const cache: Cache = await createCache(config, logger, redis, role, breakers);
   const opsMetrics = new OpsMetrics();
   opsMetrics.timeWrites(database);
   const scaler = scalerSchedule({ options: scalerOptions(config), breakers, logger });
-  // The L2 keeps its own breaker (src/platform/cache/l2.ts); reported here, read-only, from its availability.
-  if (redis && config.CACHE_ENABLED) breakers.observe(DEPENDENCY.redisL2, () => (cache.stats().l2.available ? "closed" : "open"));
   const background = createBackground(config, logger, redis, database, role, { breakers, metrics: opsMetrics });
   const requests = { inFlight: 0 };
   const deps: AppDeps = {

@@ -11,7 +11,7 @@ export const BreakerState = t.Object({
   failures: Int({ minimum: 0 }),
   rejected: Int({ minimum: 0 }),
   opened_total: Int({ minimum: 0 }),
-  managed: t.Boolean({ description: "False for a breaker only observed here (the Redis L2 keeps its own)" }),
+  managed: t.Boolean({ description: "False for a breaker kept outside the registry and reported by it (the Redis L2's own)" }),
 });
 
 export const ScalerDecision = t.Object({

@@ -49,11 +49,17 @@ export function decodeEntry(raw: string): L2Entry | null {
   }
 }
 
-/** Consecutive failures open it for a cooldown; then one trial call decides. */
+/**
+ * Consecutive failures open it for a cooldown; then one trial call decides. Kept apart from the shared
+ * opossum-based Breakers (platform/resilience) because it sits on every L1 miss: docs/operations.md has the
+ * measurement. Its counters change only on failures and refusals, never on the success path.
+ */
 export class Breaker {
   private failures = 0;
   private openUntil = 0;
   private trial = false;
+  private changedAt: number | null = null;
+  private counts = { failures: 0, rejected: 0, opened: 0 };
   constructor(
     private readonly threshold: number,
     private readonly cooldownMs: number,
@@ -63,19 +69,39 @@ export class Breaker {
   }
   allow(): boolean {
     if (this.failures < this.threshold) return true;
-    if (performance.now() < this.openUntil) return false;
-    if (this.trial) return false;
+    if (performance.now() < this.openUntil || this.trial) {
+      this.counts.rejected++;
+      return false;
+    }
     this.trial = true;
+    this.changedAt = Date.now();
     return true;
   }
   success(): void {
+    if (this.failures >= this.threshold) this.changedAt = Date.now();
     this.failures = 0;
     this.trial = false;
   }
   failure(): void {
     this.trial = false;
     this.failures++;
-    if (this.failures >= this.threshold) this.openUntil = performance.now() + this.cooldownMs;
+    this.counts.failures++;
+    if (this.failures >= this.threshold) {
+      this.openUntil = performance.now() + this.cooldownMs;
+      this.changedAt = Date.now();
+      this.counts.opened++;
+    }
+  }
+  /** As the dashboard and /metrics show breakers (resilience/breakers.ts BreakerView, less its name). */
+  view(): { state: "closed" | "open" | "half_open"; since: string | null; failures: number; rejected: number; opened_total: number } {
+    const state = this.failures < this.threshold ? "closed" : this.trial || performance.now() >= this.openUntil ? "half_open" : "open";
+    return {
+      state,
+      since: this.changedAt === null ? null : new Date(this.changedAt).toISOString(),
+      failures: this.counts.failures,
+      rejected: this.counts.rejected,
+      opened_total: this.counts.opened,
+    };
   }
 }
 
@@ -120,6 +146,12 @@ export class RedisL2 {
 
   get available(): boolean {
     return this.client.isReady && !this.breaker.open;
+  }
+
+  /** The breaker's state and counts; "open" also while the client is not connected (nothing is sent then). */
+  breakerView(): ReturnType<Breaker["view"]> {
+    const v = this.breaker.view();
+    return this.client.isReady || v.state !== "closed" ? v : { ...v, state: "open" };
   }
 
   /**

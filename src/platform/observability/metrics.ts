@@ -166,14 +166,12 @@ function renderBreakers(out: string[], list: BreakerView[]): void {
   if (list.length === 0) return;
   out.push("# HELP circuit_state Circuit breaker state per dependency: 0 closed, 1 half-open, 2 open.", "# TYPE circuit_state gauge");
   for (const b of list) out.push(`circuit_state${labels({ dependency: b.dependency })} ${CIRCUIT_STATE_VALUE[b.state]}`);
-  const managed = list.filter((b) => b.managed);
-  if (managed.length === 0) return;
   out.push("# HELP circuit_opened_total Times the circuit opened, per dependency.", "# TYPE circuit_opened_total counter");
-  for (const b of managed) out.push(`circuit_opened_total${labels({ dependency: b.dependency })} ${b.opened_total}`);
+  for (const b of list) out.push(`circuit_opened_total${labels({ dependency: b.dependency })} ${b.opened_total}`);
   out.push("# HELP circuit_rejected_total Calls refused without calling the dependency (circuit open).", "# TYPE circuit_rejected_total counter");
-  for (const b of managed) out.push(`circuit_rejected_total${labels({ dependency: b.dependency })} ${b.rejected}`);
+  for (const b of list) out.push(`circuit_rejected_total${labels({ dependency: b.dependency })} ${b.rejected}`);
   out.push("# HELP circuit_failures_total Failed calls counted by the breaker, per dependency.", "# TYPE circuit_failures_total counter");
-  for (const b of managed) out.push(`circuit_failures_total${labels({ dependency: b.dependency })} ${b.failures}`);
+  for (const b of list) out.push(`circuit_failures_total${labels({ dependency: b.dependency })} ${b.failures}`);
 }
 
 /** A scrape never waits longer than this on the queue's figures (Redis may be slow or down). */

@@ -40,7 +40,7 @@ export interface BreakerView {
   failures: number;
   rejected: number;
   opened_total: number;
-  /** False for breakers only observed here (the Redis L2 keeps its own). */
+  /** False for a breaker kept outside the registry and reported by it (the Redis L2's own, cache/l2.ts). */
   managed: boolean;
 }
 
@@ -136,7 +136,7 @@ export class Breaker {
 /** The breakers of one instance, by dependency name; also reports breakers kept elsewhere (read-only). */
 export class Breakers {
   private readonly byName = new Map<string, Breaker>();
-  private readonly observed = new Map<string, () => BreakerState | null>();
+  private readonly observed = new Map<string, () => Omit<BreakerView, "dependency" | "managed"> | null>();
 
   constructor(private readonly logger: Logger) {}
 
@@ -150,16 +150,16 @@ export class Breakers {
     return b;
   }
 
-  /** Reports a breaker this registry does not run (null: not in use on this instance). */
-  observe(dependency: string, state: () => BreakerState | null): void {
-    this.observed.set(dependency, state);
+  /** Reports a breaker this registry does not run, with its own state and counts (null: not in use here). */
+  observe(dependency: string, view: () => Omit<BreakerView, "dependency" | "managed"> | null): void {
+    this.observed.set(dependency, view);
   }
 
   list(): BreakerView[] {
     const out = [...this.byName.values()].map((b) => b.view());
     for (const [dependency, read] of this.observed) {
-      const state = read();
-      if (state) out.push({ dependency, state, since: null, failures: 0, rejected: 0, opened_total: 0, managed: false });
+      const v = read();
+      if (v) out.push({ dependency, ...v, managed: false });
     }
     return out.sort((a, b) => a.dependency.localeCompare(b.dependency));
   }
