@@ -20,6 +20,7 @@ import { durationText, logRequest, requestLogger, type RequestId } from "../src/
 import { startInstance } from "../src/main/serve.ts";
 import { rmSync } from "node:fs";
 import { makeApp, REDIS_URL, tempDir, testEnv, type TestApp } from "./helpers.ts";
+import { logsSettled } from "./support/wait.ts";
 
 let t: TestApp;
 const logs: string[] = [];
@@ -57,7 +58,7 @@ test("x-request-id is echoed (or made) on cached reads, objects, 201, 204, error
   const generated = await t.request("GET", `/api/v1/users/${u.id}`, { token: u.token });
   expect(generated.headers.get("x-cache")).toBe("hit-l1");
   expect(generated.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
-  await Bun.sleep(20);
+  await logsSettled(logs, async (rid) => (await t.request("GET", "/health/live", { headers: { "x-request-id": rid } })).arrayBuffer());
   const lines = logs.map((l) => JSON.parse(l)).filter((l) => l.msg === "request");
   for (let i = 0; i < cases.length; i++) {
     const mine = lines.filter((l) => l.request_id === `rid-${i}`);
@@ -320,7 +321,7 @@ describe("a real instance answers the same fast as through the app", () => {
         expect({ method, path, status: r.status, rid: r.headers["x-request-id"] !== undefined }).toEqual({ method, path, status, rid: true });
       }
       expect(fastAnswers(await s.metrics())).toBe(before + 2);
-      await Bun.sleep(30);
+      await logsSettled(lines, (rid) => rawRequest(s.instance.url, "GET", "/health/live", { "x-request-id": rid }));
       const parsed = lines.map((l) => JSON.parse(l)).filter((l) => l.msg === "request");
       const pick = (rid: string) => {
         const ls = parsed.filter((l) => l.request_id === rid);
@@ -363,7 +364,7 @@ describe("a real instance answers the same fast as through the app", () => {
       const tooLarge = await rawRequest(s.instance.url, "POST", `/api/v1/users/${s.id}/posts`, { "content-length": "5000", "x-request-id": "too-large" });
       expect(tooLarge.status).toBe(413);
       expect(requests(await s.metrics(), "/api/v1/users/:id/posts", 413, "POST")).toBe(1);
-      await Bun.sleep(30);
+      await logsSettled(lines, (rid) => rawRequest(s.instance.url, "GET", "/health/live", { "x-request-id": rid }));
       const parsed = lines.map((l) => JSON.parse(l)).filter((l) => l.msg === "request");
       expect(parsed.filter((l) => l.status === 429).map((l) => l.route)).toEqual(["/api/v1/users/:id", "/api/v1/users/:id"]);
       expect(parsed.filter((l) => l.request_id === "too-large").map((l) => [l.method, l.route, l.status])).toEqual([["POST", "/api/v1/users/:id/posts", 413]]);

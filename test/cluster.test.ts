@@ -11,6 +11,7 @@ import { SCHEDULES } from "../src/modules/jobs/schedules.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { makeApp, tempDir, type TestApp } from "./helpers.ts";
 import { heartbeatOptions } from "../src/main/options.ts";
+import { waitUntil } from "./support/wait.ts";
 
 const ADMIN = { ADMIN_EMAIL: "root@example.com", ADMIN_PASSWORD: "root-password-1" };
 const TOKEN = "internal-token-0123456789";
@@ -167,12 +168,10 @@ describe("heartbeat on the primary", () => {
       const hb = startHeartbeat(t.deps, heartbeatOptions(t.config, { port: 1, inFlight: () => 0 }));
       await hb.registered;
       const first = (await listInstances(t.deps.database.db))[0]!.lastHeartbeat;
-      const deadline = Date.now() + 10_000;
-      let later = first;
-      while (later === first && Date.now() < deadline) {
-        await Bun.sleep(100);
-        later = (await listInstances(t.deps.database.db))[0]!.lastHeartbeat;
-      }
+      const later = await waitUntil(async () => {
+        const now = (await listInstances(t.deps.database.db))[0]!.lastHeartbeat;
+        return now !== first && now;
+      }, { timeoutMs: 10_000, intervalMs: 100 }, "a later beat");
       expect(later > first).toBe(true);
       await hb.stop();
     } finally {
@@ -191,9 +190,8 @@ describe("heartbeat on a replica whose primary is unreachable", () => {
       const { logger, lines } = capture();
       const hb = startHeartbeat({ ...t.deps, logger }, heartbeatOptions(t.config, { port: 1, inFlight: () => 0 }));
       await hb.registered;
-      const deadline = Date.now() + 10_000;
       const failures = () => lines.filter((l) => l.msg === "heartbeat failed; will retry");
-      while (failures().length < 3 && Date.now() < deadline) await Bun.sleep(50);
+      await waitUntil(() => failures().length >= 3, 10_000, "three failed beats");
       expect(failures().length).toBeGreaterThanOrEqual(3);
       expect(failures().map((l) => l.attempt).slice(0, 3)).toEqual([1, 2, 3]);
       expect(JSON.stringify(lines)).not.toContain(TOKEN);
@@ -328,7 +326,8 @@ describe("replica write guard", () => {
 
   test("the role is re-read: once .primary is gone (this node was promoted) writes go through", async () => {
     rmSync(join(dir, ".primary"));
-    await Bun.sleep(1_100); // the role file is read at most once a second
+    // The role file is read at most once a second.
+    await waitUntil(() => t.deps.role.isPrimary(), 5_000, "the role to be re-read");
     const r = await t.request("POST", "/api/v1/users", { body: { email: "a@example.com", password: "password-1", full_name: "A" } });
     expect(r.status).toBe(201);
     expect(r.headers.get("fly-replay")).toBeNull();

@@ -1,6 +1,7 @@
 // Request ids, problem+json for every error, one log line per request with no secrets, health, OpenAPI.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { makeApp, REDIS_URL, type TestApp } from "./helpers.ts";
+import { logsSettled } from "./support/wait.ts";
 
 let t: TestApp;
 const logs: string[] = [];
@@ -25,7 +26,7 @@ describe("request tracking", () => {
   test("one JSON log line per request with method, route, status, duration, request id and instance", async () => {
     logs.length = 0;
     await t.request("GET", "/health/live", { headers: { "x-request-id": "log-me" } });
-    await Bun.sleep(10);
+    await logsSettled(logs, (rid) => t.request("GET", "/health/live", { headers: { "x-request-id": rid } }));
     const lines = logs.map((l) => JSON.parse(l)).filter((l) => l.msg === "request" && l.request_id === "log-me");
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ method: "GET", route: "/health/live", status: 200, instance: t.config.INSTANCE_ID });
@@ -38,7 +39,7 @@ describe("request tracking", () => {
     await t.request("GET", "/api/v1/users/me", { token: u.token });
     await t.json("PATCH", `/api/v1/users/${u.id}`, { token: u.token, body: { password: "An0ther-Secret-Pw" } });
     await t.json("POST", "/api/v1/auth/login", { body: { email: "secretive@example.com", password: "wrong-Secret-Pw" } });
-    await Bun.sleep(10);
+    await logsSettled(logs, (rid) => t.request("GET", "/health/live", { headers: { "x-request-id": rid } }));
     const all = logs.join("\n");
     expect(logs.length).toBeGreaterThan(3);
     for (const secret of ["Sup3r-Secret-Pw", "An0ther-Secret-Pw", "wrong-Secret-Pw", u.token, "$argon2"]) expect(all).not.toContain(secret);

@@ -17,6 +17,7 @@ import { startInstance, type RunningInstance } from "../src/main/serve.ts";
 import { REDIS_URL, ROOT, tempDir, testEnv } from "./helpers.ts";
 import { collectOutput, freePort } from "./support/process.ts";
 import { documentAjv, findOperation, responseViolations, type Doc } from "./support/openapi.ts";
+import { waitUntil } from "./support/wait.ts";
 
 const ADMIN = { email: "prism-admin@example.com", password: "admin-password-1" };
 const LOGIN_LIMIT = 3;
@@ -43,16 +44,15 @@ async function startPrism(docFile: string, upstream: string, extra: string[]) {
   children.push(proc);
   const out = collectOutput(proc);
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    try {
-      if ((await fetch(`${url}/health/live`, { signal: AbortSignal.timeout(2_000) })).status === 200) break;
-    } catch {
-      // not listening yet
-    }
-    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`prism did not start: ${out.stdout().slice(-2000)} ${out.stderr().slice(-2000)}`);
-    await Bun.sleep(200);
-  }
+  await waitUntil(
+    async () => {
+      if (proc.exitCode !== null) throw new Error(`prism exited: ${out.stdout().slice(-2000)} ${out.stderr().slice(-2000)}`);
+      // Not listening yet is asked again.
+      return fetch(`${url}/health/live`, { signal: AbortSignal.timeout(2_000) }).then((r) => r.status === 200, () => false);
+    },
+    { timeoutMs: 60_000, intervalMs: 200 },
+    "prism to answer",
+  );
   return { proc, url };
 }
 
@@ -170,11 +170,11 @@ test("a session of every route, success and error paths: 0 violations", async ()
   });
   const jobId = bulk.jobs[String(member.id)];
   // The jobs reach the queue through the outbox relay: wait until this one is visible.
-  for (let i = 0; i < 100; i++) {
-    const r = await fetch(`${instance.url}/api/v1/jobs/${jobId}`, { headers: { authorization: `Bearer ${admin}` } });
-    if (r.status === 200) break;
-    await Bun.sleep(100);
-  }
+  await waitUntil(
+    async () => (await fetch(`${instance.url}/api/v1/jobs/${jobId}`, { headers: { authorization: `Bearer ${admin}` } })).status === 200,
+    { timeoutMs: 10_000, intervalMs: 100 },
+    "the job to be visible",
+  );
   await call("strict", "GET", `/api/v1/jobs/${jobId}`, 200, { token: admin });
   await call("strict", "GET", "/api/v1/jobs/no-such-job", 404, { token: admin });
   await call("strict", "GET", `/api/v1/jobs/${jobId}`, 403, { token });

@@ -36,3 +36,13 @@ export async function waitUntil<T>(
     await Bun.sleep(o.intervalMs ?? 20);
   }
 }
+
+/**
+ * Sends one more request (with the request id it is given) and waits for its log line in `lines`: the log line
+ * of a request answered before it has been written by then, so a missing or extra line is final.
+ */
+export async function logsSettled(lines: readonly string[], send: (requestId: string) => Promise<unknown>): Promise<void> {
+  const rid = `settled-${crypto.randomUUID()}`;
+  await send(rid);
+  await waitUntil(() => lines.some((l) => l.includes(`"request_id":"${rid}"`)), 5_000, `the log line of ${rid}`);
+}
