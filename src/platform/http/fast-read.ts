@@ -78,20 +78,27 @@ export function fastRead(route: string, read: CachedRead, cache: Cache, opts: Fa
     return response;
   };
 
+  /**
+   * The app's read limit for this caller (the key rate-limits.ts gives a token whose signature holds): the
+   * RateLimit header's value, undefined without a limit, or false when refused, the refusal handed to the app,
+   * which writes the 429 from it. `handOver`: an allowed decision goes with the request too, should it decline.
+   */
+  const readLimit = (request: Request, principal: Principal, handOver: boolean): string | undefined | false => {
+    if (rateLimit === undefined) return undefined;
+    const d = rateLimit.limiter.local("read:s:" + principal.sessionId, rateLimit.policy);
+    if (!d.allowed || handOver) handOverReadDecision(request, d);
+    return d.allowed ? rateLimitHeader(d) : false;
+  };
+
   const miss = async (request: Request, input: { params: unknown; query: unknown; principal: Principal | null }, header: string | null, start: number) => {
     let principal = input.principal;
     if (principal === null) {
       principal = await auth.principal(header);
       if (principal === null || (read.auth === "admin" && !principal.isAdmin)) return undefined;
     }
-    let limit: string | undefined;
-    if (rateLimit !== undefined) {
-      const d = rateLimit.limiter.local("read:s:" + principal.sessionId, rateLimit.policy);
-      if (!d.allowed) return void handOverReadDecision(request, d);
-      limit = rateLimitHeader(d);
-      // From here on, a declined request's decision goes with it.
-      handOverReadDecision(request, d);
-    }
+    // From here on, a declined request's decision goes with it (the load may find nothing, or fail).
+    const limit = readLimit(request, principal, true);
+    if (limit === false) return undefined;
     const e = read.entry({ params: input.params, query: input.query, principal });
     const result = await cache.getOrSet(e.key, () => e.load(), { tags: e.tags, shared: e.shared });
     if (result.value === null) return undefined;
@@ -121,13 +128,8 @@ export function fastRead(route: string, read: CachedRead, cache: Cache, opts: Fa
     if (hit === undefined) return miss(request, { params: p, query: q, principal }, header, start);
     // A cached "nothing there": the app writes that 404 as problem+json.
     if (hit.value === null) return undefined;
-    let limit: string | undefined;
-    if (rateLimit !== undefined) {
-      const d = rateLimit.limiter.local("read:s:" + principal.sessionId, rateLimit.policy);
-      // Refused: the app writes the 429 from this decision.
-      if (!d.allowed) return void handOverReadDecision(request, d);
-      limit = rateLimitHeader(d);
-    }
+    const limit = readLimit(request, principal, false);
+    if (limit === false) return undefined;
     return respond(request, hit.json, hit.source, limit, start);
   };
   // Whatever goes wrong here, the app handles the request its usual way (and answers errors as problems).
