@@ -109,6 +109,13 @@ describe("primary and replica sharing one SQLite file", () => {
       return rows[0];
     });
     expect(row).toMatchObject({ id: "r1", role: "replica", region: "lhr" });
+    // Each beat carries the replica's own lag (the age of the newest heartbeat in its copy, here the same file).
+    const lag = await until("the replica's lag in its row", async () => {
+      const [r] = await query(dbFile, "SELECT replica_lag_seconds FROM instances WHERE id = 'r1'");
+      return typeof r?.replica_lag_seconds === "number" ? r.replica_lag_seconds : undefined;
+    });
+    expect(lag).toBeGreaterThanOrEqual(0);
+    expect(lag).toBeLessThan(10);
     // The primary served the writes (its request log), the replica made the calls (its heartbeat log).
     const relayed = await until("relayed beats", () => {
       const n = logLines(primary).filter((l) => l.msg === "request" && l.method === "PUT" && l.route === "/internal/instances/:id" && l.status === 204).length;
