@@ -5,6 +5,7 @@ import { rmSync } from "node:fs";
 import { warmCache } from "../src/modules/users/warm.ts";
 import { makeApp, REDIS_URL, tempDir, type TestApp, testPrefix } from "./helpers.ts";
 import { tcpProxy, type TcpProxy } from "./support/tcp-proxy.ts";
+import { waitUntil } from "./support/wait.ts";
 
 const ADMIN = { email: "cache-admin@example.com", password: "admin-password-1" };
 const opened: TestApp[] = [];
@@ -113,11 +114,11 @@ describe("cached reads over HTTP", () => {
     const t2 = await open({ CACHE_L1_ENABLED: "false", CACHE_L2_POLICY: "always" });
     const v = await t2.user();
     expect(xcache(await t2.json("GET", `/api/v1/users/${v.id}`, { token: v.token }))).toBe("miss");
-    let r = await t2.json("GET", `/api/v1/users/${v.id}`, { token: v.token });
-    for (let i = 0; i < 20 && xcache(r) !== "hit-l2"; i++) {
-      await Bun.sleep(5); // the L2 write after a miss is not awaited by the request
-      r = await t2.json("GET", `/api/v1/users/${v.id}`, { token: v.token });
-    }
+    // The L2 write after a miss is not awaited by the request.
+    const r = await waitUntil(async () => {
+      const now = await t2.json("GET", `/api/v1/users/${v.id}`, { token: v.token });
+      return xcache(now) === "hit-l2" && now;
+    }, { timeoutMs: 5_000, intervalMs: 5 }, "a hit-l2 read");
     expect(xcache(r)).toBe("hit-l2");
     expect(r.body.user.id).toBe(v.id);
   });
@@ -208,26 +209,22 @@ describe("Redis unreachable mid-test", () => {
 
     proxy.open();
     // Back by itself: no call from the test reconnects anything, it only reads until L2 and the bus are live.
-    let stats = down;
-    let source: string | null = null;
-    for (let i = 0; i < 100; i++) {
-      await Bun.sleep(50);
+    const { stats, source } = await waitUntil(async () => {
       await t.json("GET", `/api/v1/users/${u.id}`, { token: u.token });
-      source = xcache(await t.json("GET", `/api/v1/users/${u.id}`, { token: u.token }));
-      stats = await t.json("GET", "/cache/stats", { token: admin });
-      if (stats.body.l2.available && source === "hit-l1") break;
-    }
+      const source = xcache(await t.json("GET", `/api/v1/users/${u.id}`, { token: u.token }));
+      const stats = await t.json("GET", "/cache/stats", { token: admin });
+      return stats.body.l2.available && source === "hit-l1" && { stats, source };
+    }, { timeoutMs: 10_000, intervalMs: 50 }, "L2 and the bus back");
     expect(stats.body.l2.available).toBe(true);
     expect(source).toBe("hit-l1");
     const back = await t.json("GET", `/api/v1/users/${u.id}`, { token: u.token });
     expect(back.body.user.full_name).toBe("While Down");
     // The invalidation that could not reach Redis during the outage is delivered once it is back, so the
     // instance that never lost Redis stops serving its copy from before the write.
-    let seen = "";
-    for (let i = 0; i < 100 && seen !== "While Down"; i++) {
-      seen = (await other.json("GET", `/api/v1/users/${u.id}`, { token: otherToken })).body.user.full_name;
-      if (seen !== "While Down") await Bun.sleep(50);
-    }
+    const seen = await waitUntil(async () => {
+      const name = (await other.json("GET", `/api/v1/users/${u.id}`, { token: otherToken })).body.user.full_name;
+      return name === "While Down" && name;
+    }, { timeoutMs: 10_000, intervalMs: 50 }, "the other instance to see the write");
     expect(seen).toBe("While Down");
     expect(back.body.posts).toHaveLength(1);
   }, 30_000);
