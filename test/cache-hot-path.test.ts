@@ -214,6 +214,21 @@ describe("a cached read's fast answer, made from its declaration", () => {
     await cache.close();
   });
 
+  test("an admin read is answered for an admin only; a read whose schemas are not DecimalInt objects gets no fast route", async () => {
+    const { cache, auth } = await setup();
+    await cache.getOrSet("session:a", async () => ({ userId: 5, isAdmin: true }), { tags: ["sessions:5"] });
+    const admin = { authorization: `Bearer ${signJwt({ sub: "5", sid: "a", adm: true, iat: Math.floor(Date.now() / 1000), exp: inAMinute() }, secret)}` };
+    const read = { ...detailRead(new Map([[7, { user: { id: 7 } }]]), []), auth: "admin" as const };
+    const fast = fastRead("/api/v1/users/:id", read, cache, { auth, observe: () => () => {} })!;
+    expect(await fast(req("7"), { id: "7" }, 0)).toBeUndefined();
+    expect((await fast(req("7", admin), { id: "7" }, 0))?.status).toBe(200);
+    const textId = { ...read, params: tb.Object({ id: tb.String() }) };
+    expect(fastRead("/api/v1/things/:id", textId, cache, { auth, observe: () => () => {} })).toBeNull();
+    const looseQuery = { ...read, query: tb.Object({ q: tb.Optional(tb.String()) }) };
+    expect(fastRead("/api/v1/things/:id", looseQuery, cache, { auth, observe: () => () => {} })).toBeNull();
+    await cache.close();
+  });
+
   test("a read refused by the limit is handed to the app's limiter with its decision, counted once", async () => {
     const { cache, auth } = await setup();
     const limiter = new MemoryRateLimiter();
