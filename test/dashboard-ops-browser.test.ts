@@ -152,9 +152,10 @@ describe("operations panels in Chromium", () => {
       await page.selectOption("#panel-history select[data-history-scope]", "instance:syd-2");
       await page.waitForSelector('#panel-history [data-history-charts="instance:syd-2"] figure[data-chart="Latency"] :is(path, circle)', { timeout: 10_000 });
       await page.screenshot({ path: join(TMP, "dashboard-ops-cluster-history.png"), fullPage: true });
-      // The choice survives the next poll.
+      // The choice survives the next poll: its end is marked by the "updated" line, cleared here beforehand.
+      await page.evaluate(() => void (document.getElementById("updated")!.textContent = ""));
       await page.click("#refresh");
-      await Bun.sleep(500);
+      await page.waitForFunction(() => (document.getElementById("updated")?.textContent ?? "") !== "", undefined, { timeout: 10_000 });
       expect(await page.locator('#panel-history [data-history-charts="instance:syd-2"]').count()).toBe(1);
       // The API behind it: the cluster's request rate is at least syd-2's.
       const ops = await page.evaluate(async () => {
