@@ -8,7 +8,8 @@ import type { AppDeps } from "./deps.ts";
 import { buildDeps } from "./platform.ts";
 import { headerSettings, heartbeatOptions } from "./options.ts";
 import { rememberSocketAddress } from "../platform/http/client-ip.ts";
-import { abuseMetrics, carryReadDecision, ratePolicies } from "../platform/http/rate-limits.ts";
+import { abuseMetrics, carryReadDecision, LOGIN_PATH, ratePolicies, REGISTER_PATH } from "../platform/http/rate-limits.ts";
+import { writeLane, writeLaneMetrics } from "../platform/http/write-lane.ts";
 import { headerPolicy, putInto } from "../platform/http/headers.ts";
 import { problem, problemResponse } from "../platform/http/errors.ts";
 import { fastReads } from "../platform/http/fast-read.ts";
@@ -84,6 +85,14 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
       requests.inFlight--;
     }
   };
+  // Writes take turns (write-lane.ts); login and registration spend their time hashing, off the event loop.
+  const lane = writeLane(config.WRITE_CONCURRENCY, config.WRITE_LANE_WAIT_MS, new Set([`POST ${LOGIN_PATH}`, `POST ${REGISTER_PATH}`]));
+  const viaLane = (request: Request, start: number, address?: string): Promise<Response> => {
+    if (!lane.applies(request.method, request.url)) return viaApp(request, start, address);
+    const turn = lane.enter();
+    const run = (leave: () => void) => viaApp(request, start, address).finally(leave);
+    return typeof turn === "function" ? run(turn) : turn.then(run);
+  };
   // A fast answer that waits for its loader is in flight like the app's requests.
   const loading = async (answer: Promise<Response | undefined>) => {
     requests.inFlight++;
@@ -140,7 +149,7 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
       return problemResponse(problem(500, "Something went wrong on our side; the request id identifies it in our logs"), answerHeaders);
     },
     fetch: (request, server) => {
-      const answer = isInternalUrl(request.url) ? notFoundHere(request) : viaApp(request, performance.now(), server.requestIP(request)?.address);
+      const answer = isInternalUrl(request.url) ? notFoundHere(request) : viaLane(request, performance.now(), server.requestIP(request)?.address);
       return draining ? Promise.resolve(answer).then(closing) : answer;
     },
   });
@@ -160,7 +169,7 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
           cacheStats: () => deps.cache.stats(),
           queueStats: () => deps.queue.stats(),
           breakers: () => deps.breakers.list(),
-          extra: [(out) => deps.opsMetrics.render(out), queueTypeMetrics(() => deps.queue.countsByType()), (out) => renderReplicaLag(out, { database: deps.database, role: deps.role }, config.HEARTBEAT_INTERVAL), abuseMetrics(deps.rateLimiter, deps.hashing)],
+          extra: [(out) => deps.opsMetrics.render(out), queueTypeMetrics(() => deps.queue.countsByType()), (out) => renderReplicaLag(out, { database: deps.database, role: deps.role }, config.HEARTBEAT_INTERVAL), abuseMetrics(deps.rateLimiter, deps.hashing), writeLaneMetrics(lane)],
         }),
       })
     : null;

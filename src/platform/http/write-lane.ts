@@ -1,0 +1,93 @@
+// Writes take turns so reads do not wait behind them. One process serves every request on one event loop, and
+// a write costs that loop two to three times a read: with as many writes in progress as reads, each read waited
+// for all of them. The lane lets `concurrency` writes into the app at once; the others wait (asleep, costing the
+// loop nothing) for a turn, so a read waits for at most that many writes. A write that has waited `maxWaitMs`
+// goes in anyway, so the lane only orders writes and never answers for them: a held database lock or a slow
+// write still ends in the app's own answer (503 after DB_WRITE_WAIT_MS), at most `maxWaitMs` later.
+import { pathnameOf } from "../observability/metrics.ts";
+
+export interface WriteLaneStats {
+  /** Writes in the app now. */
+  inFlight: number;
+  /** Writes waiting for a turn. */
+  waiting: number;
+  /** Writes that went in after waiting maxWaitMs, beyond the bound. */
+  overflowed: number;
+}
+
+export interface WriteLane {
+  /** Whether a request goes through the lane: a write, and not one whose work runs off the loop (password hashing). */
+  applies(method: string, url: string): boolean;
+  /** Waits for a turn; call the function it returns when the write has been answered. */
+  enter(): Promise<() => void> | (() => void);
+  stats(): WriteLaneStats;
+}
+
+const WRITES = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+
+/** `concurrency` 0: no lane (every write goes in at once). `offLoop`: "METHOD path"s the lane lets through. */
+export function writeLane(concurrency: number, maxWaitMs: number, offLoop: ReadonlySet<string> = new Set()): WriteLane {
+  let inFlight = 0;
+  let overflowed = 0;
+  const waiting: (() => void)[] = [];
+  const leave = () => {
+    inFlight--;
+    const next = waiting.shift();
+    if (next !== undefined) next();
+  };
+  return {
+    applies: (method, url) => concurrency > 0 && WRITES.has(method) && !offLoop.has(method + " " + pathnameOf(url)),
+    enter() {
+      if (inFlight < concurrency) {
+        inFlight++;
+        return once(leave);
+      }
+      return new Promise((resolve) => {
+        let done = false;
+        const turn = () => {
+          if (done) return;
+          done = true;
+          clearTimeout(timer);
+          inFlight++;
+          resolve(once(leave));
+        };
+        const timer = setTimeout(() => {
+          if (done) return;
+          const at = waiting.indexOf(turn);
+          if (at >= 0) waiting.splice(at, 1);
+          overflowed++;
+          turn();
+        }, maxWaitMs);
+        waiting.push(turn);
+      });
+    },
+    stats: () => ({ inFlight, waiting: waiting.length, overflowed }),
+  };
+}
+
+function once(f: () => void): () => void {
+  let called = false;
+  return () => {
+    if (called) return;
+    called = true;
+    f();
+  };
+}
+
+/** The lane's gauges for /metrics (MetricsSource.extra). */
+export function writeLaneMetrics(lane: WriteLane) {
+  return (out: string[]): void => {
+    const s = lane.stats();
+    out.push(
+      "# HELP http_writes_in_flight Writes (POST, PUT, PATCH, DELETE) in the app now; at most WRITE_CONCURRENCY unless one overflowed.",
+      "# TYPE http_writes_in_flight gauge",
+      `http_writes_in_flight ${s.inFlight}`,
+      "# HELP http_writes_waiting Writes waiting for a turn in the write lane.",
+      "# TYPE http_writes_waiting gauge",
+      `http_writes_waiting ${s.waiting}`,
+      "# HELP http_writes_overflowed_total Writes that went in after waiting WRITE_LANE_WAIT_MS, beyond WRITE_CONCURRENCY.",
+      "# TYPE http_writes_overflowed_total counter",
+      `http_writes_overflowed_total ${s.overflowed}`,
+    );
+  };
+}

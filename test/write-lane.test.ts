@@ -1,0 +1,81 @@
+// Writes take turns (src/platform/http/write-lane.ts): at most WRITE_CONCURRENCY of them are in the app at once,
+// the others wait without costing the event loop, reads go past them, and every write still gets its answer.
+import { afterAll, describe, expect, test } from "bun:test";
+import { loadConfig } from "../src/config.ts";
+import { createLogger } from "../src/platform/observability/logger.ts";
+import { startInstance, type RunningInstance } from "../src/main/serve.ts";
+import { writeLane } from "../src/platform/http/write-lane.ts";
+import { testEnv } from "./helpers.ts";
+import { holdWriteLock } from "./support/sqlite-lock.ts";
+import { waitUntil } from "./support/wait.ts";
+
+const started: RunningInstance[] = [];
+afterAll(async () => {
+  for (const s of started) await s.stop();
+});
+
+const URL_ = "http://localhost/api/v1/users/1/posts";
+
+describe("the write lane", () => {
+  test("lets `concurrency` writes in, the next one when a write leaves; reads and hashing routes pass", async () => {
+    const lane = writeLane(2, 60_000, new Set(["POST /api/v1/auth/login"]));
+    expect(lane.applies("GET", URL_)).toBe(false);
+    expect(lane.applies("POST", "http://localhost/api/v1/auth/login")).toBe(false);
+    expect(lane.applies("POST", URL_)).toBe(true);
+    expect(lane.applies("DELETE", "http://localhost/api/v1/users/1")).toBe(true);
+    const a = lane.enter() as () => void;
+    const b = lane.enter() as () => void;
+    let third: (() => void) | undefined;
+    void Promise.resolve(lane.enter()).then((leave) => (third = leave));
+    await Bun.sleep(20);
+    expect(third).toBeUndefined();
+    expect(lane.stats()).toEqual({ inFlight: 2, waiting: 1, overflowed: 0 });
+    a();
+    a(); // leaving twice frees one turn only
+    await waitUntil(() => third !== undefined);
+    expect(lane.stats()).toEqual({ inFlight: 2, waiting: 0, overflowed: 0 });
+    b();
+    third!();
+    expect(lane.stats()).toEqual({ inFlight: 0, waiting: 0, overflowed: 0 });
+    expect(writeLane(0, 1_000).applies("POST", URL_)).toBe(false);
+  });
+
+  test("a write that waited maxWaitMs goes in anyway", async () => {
+    const lane = writeLane(1, 50);
+    const first = lane.enter() as () => void;
+    const second = await lane.enter();
+    expect(lane.stats()).toEqual({ inFlight: 2, waiting: 0, overflowed: 1 });
+    first();
+    second();
+  });
+
+  test("through the server: with the database locked elsewhere, two writes are in the app, the rest wait, reads answer, and every write is stored once the lock goes", async () => {
+    const env = testEnv({ PORT: "0", HOST: "127.0.0.1", CRON_ENABLED: "false", CACHE_ENABLED: "false", METRICS_ENABLED: "true", METRICS_PORT: "0", WRITE_CONCURRENCY: "2", WRITE_LANE_WAIT_MS: "30000", DB_WRITE_WAIT_MS: "20000" });
+    const inst = await startInstance(loadConfig(env), { logger: createLogger("silent", {}) });
+    started.push(inst);
+    const json = { "content-type": "application/json" };
+    const reg = await fetch(`${inst.url}/api/v1/users`, { method: "POST", headers: json, body: JSON.stringify({ email: "lane@example.com", password: "password-1", full_name: "Lane" }) });
+    const { id } = (await reg.json()) as { id: number };
+    const login = await fetch(`${inst.url}/api/v1/auth/login`, { method: "POST", headers: json, body: JSON.stringify({ email: "lane@example.com", password: "password-1" }) });
+    const token = ((await login.json()) as { access_token: string }).access_token;
+    const metric = async (name: string) => Number(new RegExp(`^${name} (\\d+)$`, "m").exec(await (await fetch(inst.metricsUrl!)).text())?.[1]);
+
+    const lock = await holdWriteLock(env.DATABASE_URL!.slice("file:".length));
+    const posts = Array.from({ length: 6 }, (_, i) =>
+      fetch(`${inst.url}/api/v1/users/${id}/posts`, { method: "POST", headers: { ...json, authorization: `Bearer ${token}` }, body: JSON.stringify({ title: `t${i}`, content: "c" }) }),
+    );
+    try {
+      await waitUntil(async () => (await metric("http_writes_waiting")) === 4, 10_000, "four writes waiting");
+      expect(await metric("http_writes_in_flight")).toBe(2);
+      const read = await fetch(`${inst.url}/api/v1/users/${id}`, { headers: { authorization: `Bearer ${token}` } });
+      expect(read.status).toBe(200);
+    } finally {
+      await lock.release();
+    }
+    expect((await Promise.all(posts)).map((r) => r.status)).toEqual(Array(6).fill(201));
+    const page = await fetch(`${inst.url}/api/v1/users/${id}/posts?limit=100`, { headers: { authorization: `Bearer ${token}` } });
+    expect(((await page.json()) as { total: number }).total).toBe(6);
+    expect(await metric("http_writes_in_flight")).toBe(0);
+    expect(await metric("http_writes_overflowed_total")).toBe(0);
+  }, 60_000);
+});
