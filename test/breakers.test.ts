@@ -10,10 +10,10 @@ import { Breaker as L2Breaker } from "../src/platform/cache/l2.ts";
 import { HttpMailer, mailFailureIsAboutTheMessage } from "../src/platform/mail/http-mailer.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { Breaker, Breakers, CircuitOpenError, breakerSettings } from "../src/platform/resilience/breakers.ts";
-import { startInstance, type RunningInstance } from "../src/main/serve.ts";
+import type { RunningInstance } from "../src/main/serve.ts";
 import { redisClient } from "./fixtures/queues.ts";
 import { waitUntil } from "./support/wait.ts";
-import { REDIS_URL, testEnv, testPrefix, dropPrefix } from "./helpers.ts";
+import { REDIS_URL, testEnv, testPrefix, dropPrefix, serveApp } from "./helpers.ts";
 import { startFaultyServer, type FaultyServer } from "./support/faulty-server.ts";
 import { primaryLink } from "../src/main/options.ts";
 
@@ -134,12 +134,10 @@ describe("welcome mails while the mail API is down", () => {
       JOB_MAX_RETRIES: "1",
       JOB_BACKOFF_BASE_MS: "20",
       CRON_ENABLED: "false",
-      PORT: "0",
-      HOST: "127.0.0.1",
       METRICS_ENABLED: "true",
       METRICS_PORT: "0",
     };
-    inst = await startInstance(loadConfig(testEnv(env)), { logger: silent });
+    inst = await serveApp(env, undefined, { logger: silent });
   });
   afterAll(async () => {
     await inst?.stop();

@@ -1,7 +1,6 @@
 // What the hot-path changes must keep: x-request-id on every kind of response (a cached Response returned by
 // the handler, objects, 201, 204, errors, OpenAPI), one log line per request, and id validation.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { loadConfig } from "../src/config.ts";
 import { MemoryBus } from "../src/platform/cache/bus.ts";
 import { fastRead } from "../src/platform/http/fast-read.ts";
 import { cachedRead } from "../src/platform/http/cached-read.ts";
@@ -17,9 +16,8 @@ import { TwoTierCache } from "../src/platform/cache/two-tier.ts";
 import { signJwt } from "../src/platform/http/jwt.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { durationText, logRequest, requestLogger, type RequestId } from "../src/platform/http/request-context.ts";
-import { startInstance } from "../src/main/serve.ts";
 import { rmSync } from "node:fs";
-import { makeApp, REDIS_URL, tempDir, testEnv, type TestApp } from "./helpers.ts";
+import { makeApp, REDIS_URL, tempDir, type TestApp, serveApp } from "./helpers.ts";
 import { logsSettled } from "./support/wait.ts";
 
 let t: TestApp;
@@ -248,8 +246,9 @@ describe("a real instance answers the same fast as through the app", () => {
   const APP_WAY = { "content-length": "0" };
   const start = async (env: Record<string, string>, lines: string[]) => {
     const dir = tempDir("fast-");
-    const config = loadConfig(testEnv({ REDIS_URL, PORT: "0", HOST: "127.0.0.1", METRICS_ENABLED: "true", METRICS_PORT: "0", LOG_LEVEL: "info", ...env }, dir));
-    const instance = await startInstance(config, { logger: createLogger("info", {}, (l) => lines.push(l)) });
+    const instance = await serveApp({ REDIS_URL, METRICS_ENABLED: "true", METRICS_PORT: "0", LOG_LEVEL: "info", ...env }, dir, {
+      logger: createLogger("info", {}, (l) => lines.push(l)),
+    });
     const post = (path: string, body: unknown, token?: string) =>
       fetch(`${instance.url}${path}`, {
         method: "POST",

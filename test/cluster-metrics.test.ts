@@ -1,17 +1,14 @@
 // Prometheus /metrics: its own listener on METRICS_PORT (never the public port), request counts and latency
 // histograms by route template, in-flight, process figures and the cache's counters.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { loadConfig } from "../src/config.ts";
 import { HttpMetrics, routeLabeler } from "../src/platform/observability/metrics.ts";
-import { startInstance, type RunningInstance } from "../src/main/serve.ts";
-import { testEnv } from "./helpers.ts";
+import type { RunningInstance } from "../src/main/serve.ts";
+import { serveApp } from "./helpers.ts";
 
 describe("/metrics on METRICS_PORT", () => {
   let inst: RunningInstance;
   beforeAll(async () => {
-    inst = await startInstance(
-      loadConfig(testEnv({ PORT: "0", HOST: "127.0.0.1", METRICS_ENABLED: "true", METRICS_PORT: "0", INSTANCE_ID: "metrics-1", FLY_REGION: "ams" })),
-    );
+    inst = await serveApp({ METRICS_ENABLED: "true", METRICS_PORT: "0", INSTANCE_ID: "metrics-1", FLY_REGION: "ams" });
   });
   afterAll(() => inst.stop());
 
@@ -69,7 +66,7 @@ describe("/metrics on METRICS_PORT", () => {
 });
 
 test("METRICS_ENABLED=false: no listener", async () => {
-  const inst = await startInstance(loadConfig(testEnv({ PORT: "0", HOST: "127.0.0.1", METRICS_ENABLED: "false" })));
+  const inst = await serveApp({ METRICS_ENABLED: "false" });
   try {
     expect(inst.metricsUrl).toBeNull();
   } finally {

@@ -3,9 +3,8 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import type { BrowserContext, Page } from "playwright-core";
-import { loadConfig } from "../src/config.ts";
-import { startInstance, type RunningInstance } from "../src/main/serve.ts";
-import { REDIS_URL, TMP, testEnv } from "./helpers.ts";
+import type { RunningInstance } from "../src/main/serve.ts";
+import { REDIS_URL, TMP, serveApp } from "./helpers.ts";
 import { chromiumSuite } from "./support/chromium.ts";
 import { waitUntil } from "./support/wait.ts";
 
@@ -23,10 +22,7 @@ let instance: RunningInstance;
 let browser: BrowserContext;
 
 beforeAll(async () => {
-  const config = loadConfig(
-    testEnv({ ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password, PORT: "0", HOST: "127.0.0.1", REDIS_URL }, suite.dir),
-  );
-  instance = await startInstance(config);
+  instance = await serveApp({ ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password, REDIS_URL }, suite.dir);
   suite.onClose(() => instance.stop());
   const reg = await fetch(`${instance.url}/api/v1/users`, {
     method: "POST",

@@ -4,9 +4,8 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import type { BrowserContext } from "playwright-core";
-import { loadConfig } from "../src/config.ts";
-import { startInstance, type RunningInstance } from "../src/main/serve.ts";
-import { REDIS_URL, TMP, testEnv } from "./helpers.ts";
+import type { RunningInstance } from "../src/main/serve.ts";
+import { REDIS_URL, TMP, serveApp } from "./helpers.ts";
 import { chromiumSuite } from "./support/chromium.ts";
 
 const suite = chromiumSuite("docs");
@@ -16,7 +15,7 @@ let operationIds: string[];
 const blocked: string[] = [];
 
 beforeAll(async () => {
-  instance = await startInstance(loadConfig(testEnv({ PORT: "0", HOST: "127.0.0.1", REDIS_URL }, suite.dir)));
+  instance = await serveApp({ REDIS_URL }, suite.dir);
   suite.onClose(() => instance.stop());
   const doc = (await (await fetch(`${instance.url}/swagger/json`)).json()) as { paths: Record<string, Record<string, { operationId: string }>> };
   operationIds = Object.values(doc.paths).flatMap((item) => Object.values(item).map((op) => op.operationId));

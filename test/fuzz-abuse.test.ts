@@ -4,12 +4,11 @@
 // problem+json with its status in the body and an x-request-id. Totals are printed at the end.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHmac } from "node:crypto";
-import { loadConfig } from "../src/config.ts";
 import { setAdmin } from "../src/modules/users/service.ts";
-import { startInstance, type RunningInstance } from "../src/main/serve.ts";
+import type { RunningInstance } from "../src/main/serve.ts";
 import { freezeCheck, hostileBodies } from "./support/hostile-bodies.ts";
 import { freePort, spawnService, waitFor, type Spawned } from "./support/process.ts";
-import { REDIS_URL, tempDir, testEnv } from "./helpers.ts";
+import { REDIS_URL, tempDir, serveApp } from "./helpers.ts";
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261202);
 /** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
@@ -84,13 +83,16 @@ async function login(base: string, email: string, password: string): Promise<str
 
 beforeAll(async () => {
   dir = tempDir("fuzz-");
-  const env = { REDIS_URL, PORT: "0", HOST: "127.0.0.1", ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password, CRON_ENABLED: "false", INSTANCE_ID: "fuzz-main" };
-  inst = await startInstance(loadConfig(testEnv(env)));
-  limited = await startInstance(
-    loadConfig(
-      testEnv({ REDIS_URL, PORT: "0", HOST: "127.0.0.1", CRON_ENABLED: "false", INSTANCE_ID: "fuzz-limited", RATE_LIMIT_READ_PER_MINUTE: "20", RATE_LIMIT_WRITE_PER_MINUTE: "5", METRICS_ENABLED: "true", METRICS_PORT: "0" }),
-    ),
-  );
+  inst = await serveApp({ REDIS_URL, ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password, CRON_ENABLED: "false", INSTANCE_ID: "fuzz-main" });
+  limited = await serveApp({
+    REDIS_URL,
+    CRON_ENABLED: "false",
+    INSTANCE_ID: "fuzz-limited",
+    RATE_LIMIT_READ_PER_MINUTE: "20",
+    RATE_LIMIT_WRITE_PER_MINUTE: "5",
+    METRICS_ENABLED: "true",
+    METRICS_PORT: "0",
+  });
 });
 
 afterAll(async () => {

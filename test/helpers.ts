@@ -1,10 +1,12 @@
-// A complete app instance per call: its own SQLite file and Redis key prefix, driven through app.handle.
+// A complete app instance per call: its own SQLite file and Redis key prefix, driven through app.handle
+// (makeApp) or served on a free port of 127.0.0.1 (serveApp).
 import { mkdtempSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createApp } from "../src/main/app.ts";
 import { loadConfig, type Config } from "../src/config.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { buildDeps } from "../src/main/platform.ts";
+import { startInstance, type RunningInstance } from "../src/main/serve.ts";
 import type { Redis } from "../src/platform/redis.ts";
 
 export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -129,6 +131,18 @@ export async function makeApp(
       if (!dir) rmSync(d, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A served instance, as `src/index.ts` starts one (Bun.serve, the metrics and internal listeners, the heartbeat,
+ * the background work), on a free port of 127.0.0.1, with testEnv's settings plus `overrides`.
+ */
+export function serveApp(
+  overrides: Record<string, string | undefined> = {},
+  dir?: string,
+  opts?: Parameters<typeof startInstance>[1],
+): Promise<RunningInstance> {
+  return startInstance(loadConfig(testEnv({ PORT: "0", HOST: "127.0.0.1", ...overrides }, dir)), opts);
 }
 
 /** Deletes every key under `prefix`. */

@@ -5,8 +5,8 @@ import { loadConfig } from "../src/config.ts";
 import { primaryBaseUrl } from "../src/platform/cluster/internal.ts";
 import { shutdownBudgetMs } from "../src/platform/lifecycle/shutdown.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
-import { startInstance, type RunningInstance } from "../src/main/serve.ts";
-import { testEnv } from "./helpers.ts";
+import type { RunningInstance } from "../src/main/serve.ts";
+import { serveApp } from "./helpers.ts";
 import { primaryLink } from "../src/main/options.ts";
 import { waitUntil } from "./support/wait.ts";
 
@@ -17,8 +17,7 @@ afterAll(async () => {
 });
 
 async function start(overrides: Record<string, string> = {}) {
-  const config = loadConfig(testEnv({ PORT: "0", HOST: "127.0.0.1", INTERNAL_TOKEN: TOKEN, CRON_ENABLED: "false", ...overrides }));
-  const inst = await startInstance(config, { logger: createLogger("silent", {}) });
+  const inst = await serveApp({ INTERNAL_TOKEN: TOKEN, CRON_ENABLED: "false", ...overrides }, undefined, { logger: createLogger("silent", {}) });
   started.push(inst);
   return inst;
 }

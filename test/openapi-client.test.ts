@@ -4,9 +4,8 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { cpSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { loadConfig } from "../src/config.ts";
-import { startInstance, type RunningInstance } from "../src/main/serve.ts";
-import { REDIS_URL, ROOT, tempDir, testEnv } from "./helpers.ts";
+import type { RunningInstance } from "../src/main/serve.ts";
+import { REDIS_URL, ROOT, tempDir, serveApp } from "./helpers.ts";
 
 const ADMIN = { email: "typed-admin@example.com", password: "admin-password-1" };
 const FIXTURE = join(ROOT, "test/fixtures/typed-client");
@@ -26,9 +25,7 @@ beforeAll(async () => {
   // Under the repository, so the client resolves openapi-fetch and bun's types from its node_modules.
   work = tempDir("typed-client-src-");
   cpSync(FIXTURE, work, { recursive: true });
-  instance = await startInstance(
-    loadConfig(testEnv({ PORT: "0", HOST: "127.0.0.1", REDIS_URL, ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password }, dir)),
-  );
+  instance = await serveApp({ REDIS_URL, ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password }, dir);
 }, 60_000);
 
 afterAll(async () => {

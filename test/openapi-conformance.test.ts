@@ -12,9 +12,8 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { loadConfig } from "../src/config.ts";
-import { startInstance, type RunningInstance } from "../src/main/serve.ts";
-import { REDIS_URL, ROOT, tempDir, testEnv } from "./helpers.ts";
+import type { RunningInstance } from "../src/main/serve.ts";
+import { REDIS_URL, ROOT, tempDir, serveApp } from "./helpers.ts";
 import { collectOutput, freePort } from "./support/process.ts";
 import { documentAjv, findOperation, responseViolations, type Doc } from "./support/openapi.ts";
 import { waitUntil } from "./support/wait.ts";
@@ -58,11 +57,10 @@ async function startPrism(docFile: string, upstream: string, extra: string[]) {
 
 beforeAll(async () => {
   dir = tempDir("prism-");
-  const env = testEnv(
-    { PORT: "0", HOST: "127.0.0.1", REDIS_URL, ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password, RATE_LIMIT_LOGIN_PER_MINUTE: String(LOGIN_LIMIT) },
+  instance = await serveApp(
+    { REDIS_URL, ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password, RATE_LIMIT_LOGIN_PER_MINUTE: String(LOGIN_LIMIT) },
     dir,
   );
-  instance = await startInstance(loadConfig(env));
   doc = await (await fetch(`${instance.url}/swagger/json`)).json();
   ajv = documentAjv(doc);
   const file = join(dir, "openapi.json");

@@ -1,10 +1,8 @@
 // Sessions that mean something: logout, and revocation on password change, deletion and demotion, on every
 // instance within a second, the cached-read fast path included.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { loadConfig } from "../src/config.ts";
 import { setAdmin } from "../src/modules/users/service.ts";
-import { startInstance } from "../src/main/serve.ts";
-import { makeApp, REDIS_URL, tempDir, type TestApp, testEnv, testPrefix, WIRINGS } from "./helpers.ts";
+import { makeApp, REDIS_URL, tempDir, type TestApp, testPrefix, WIRINGS, serveApp } from "./helpers.ts";
 
 const me = async (app: TestApp, token: string) => (await app.request("GET", "/api/v1/users/me", { token })).status;
 
@@ -85,9 +83,9 @@ describe("across instances", () => {
   test("a logout on one instance is refused by another within a second, and by its cached-read fast path", async () => {
     const dir = tempDir("sessions-");
     const prefix = testPrefix();
-    const env = { REDIS_URL, REDIS_PREFIX: prefix, PORT: "0", HOST: "127.0.0.1", JOBS_WORKER_ENABLED: "false", CRON_ENABLED: "false" };
-    const a = await startInstance(loadConfig(testEnv({ ...env, INSTANCE_ID: "sessions-a" }, dir)));
-    const b = await startInstance(loadConfig(testEnv({ ...env, INSTANCE_ID: "sessions-b" }, dir)));
+    const env = { REDIS_URL, REDIS_PREFIX: prefix, JOBS_WORKER_ENABLED: "false", CRON_ENABLED: "false" };
+    const a = await serveApp({ ...env, INSTANCE_ID: "sessions-a" }, dir);
+    const b = await serveApp({ ...env, INSTANCE_ID: "sessions-b" }, dir);
     try {
       const call = (base: string, method: string, path: string, token?: string, body?: unknown) =>
         fetch(base + path, {
