@@ -119,10 +119,13 @@ async function renewalsPassed(p: string, ttlMs: number, n = 2): Promise<void> {
 describe("Lease", () => {
   test("extend refreshes the time to live in Redis (renewal well before expiry)", async () => {
     const p = newPrefix();
-    const lease = new Lease(new RedisLeaseStore(redis, p), "renewed", 900, "inst-1", logger);
+    const counted = countingStore(new RedisLeaseStore(redis, p));
+    const lease = new Lease(counted.store, "renewed", 900, "inst-1", logger);
     closers.push(() => lease.release());
+    const acquiredAt = Date.now();
     expect(await lease.ensure()).toBe(true);
-    await Bun.sleep(1_500); // longer than the lease: only renewals keep it
+    // Longer than the lease (renewals every third of it): only renewals keep it.
+    await waitUntil(() => counted.renewals("renewed") >= 4 && Date.now() - acquiredAt > 900, 10_000, "renewals past the lease's first life");
     expect(lease.held).toBe(true);
     expect(lease.signal.aborted).toBe(false);
     expect(String(await redis.get(`${p}lease:renewed`)).startsWith("inst-1:")).toBe(true);

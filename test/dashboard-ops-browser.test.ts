@@ -4,10 +4,9 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import type { BrowserContext, Page } from "playwright-core";
-import { loadConfig } from "../src/config.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
-import { startInstance, type RunningInstance } from "../src/main/serve.ts";
-import { REDIS_URL, testEnv, testPrefix, TMP } from "./helpers.ts";
+import type { RunningInstance } from "../src/main/serve.ts";
+import { REDIS_URL, serveApp, testPrefix, TMP } from "./helpers.ts";
 import { chromiumSuite } from "./support/chromium.ts";
 import { startFaultyServer, type FaultyServer } from "./support/faulty-server.ts";
 
@@ -20,15 +19,15 @@ let second: RunningInstance | undefined;
 let browser: BrowserContext;
 const logs: string[] = [];
 const prefix = testPrefix("dash-ops");
-const env = (over: Record<string, string>) =>
-  testEnv({ REDIS_URL, REDIS_PREFIX: prefix, PORT: "0", HOST: "127.0.0.1", HEARTBEAT_INTERVAL: "1", CRON_ENABLED: "false", ...over }, suite.dir);
+const serve = (over: Record<string, string>, opts: Parameters<typeof serveApp>[2]) =>
+  serveApp({ REDIS_URL, REDIS_PREFIX: prefix, HEARTBEAT_INTERVAL: "1", CRON_ENABLED: "false", ...over }, suite.dir, opts);
 
 beforeAll(async () => {
   mail = startFaultyServer();
   suite.onClose(() => mail.close());
   mail.set({ kind: "fail", status: 400 });
-  instance = await startInstance(
-    loadConfig(env({ ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password, MAIL_API_URL: mail.url, JOB_MAX_RETRIES: "0", METRICS_ENABLED: "true", METRICS_PORT: "0", FLY_REGION: "ams", INSTANCE_ID: "ams-1" })),
+  instance = await serve(
+    { ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password, MAIL_API_URL: mail.url, JOB_MAX_RETRIES: "0", METRICS_ENABLED: "true", METRICS_PORT: "0", FLY_REGION: "ams", INSTANCE_ID: "ams-1" },
     { logger: createLogger("info", {}, (line) => logs.push(line)) },
   );
   suite.onClose(() => instance.stop());
@@ -106,7 +105,7 @@ describe("operations panels in Chromium", () => {
   }, 60_000);
 
   test("the cluster is grouped by region with the primary marked; an instance that goes away leaves the table", async () => {
-    second = await startInstance(loadConfig(env({ FLY_REGION: "syd", INSTANCE_ID: "syd-1", METRICS_ENABLED: "false" })), { logger: createLogger("silent") });
+    second = await serve({ FLY_REGION: "syd", INSTANCE_ID: "syd-1", METRICS_ENABLED: "false" }, { logger: createLogger("silent") });
     const { page, problems } = await signedIn();
     await page.waitForSelector('#panel-cluster tr[data-instance="syd-1"]', { timeout: 15_000 });
     const regions = await page.locator("#panel-cluster tr.region-row").evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.region));
@@ -133,7 +132,7 @@ describe("operations panels in Chromium", () => {
   }, 60_000);
 
   test("the cluster's last hour: every instance's from its heartbeat, regions grouped, the primary marked, replica lag shown", async () => {
-    second = await startInstance(loadConfig(env({ FLY_REGION: "syd", INSTANCE_ID: "syd-2", METRICS_ENABLED: "true", METRICS_PORT: "0" })), { logger: createLogger("silent") });
+    second = await serve({ FLY_REGION: "syd", INSTANCE_ID: "syd-2", METRICS_ENABLED: "true", METRICS_PORT: "0" }, { logger: createLogger("silent") });
     // Traffic on syd-2 only: its own sampler takes the first point after one step, its next beat carries it.
     const load = setInterval(() => void fetch(`${second!.url}/health/live`).catch(() => undefined), 20);
     try {
