@@ -1,8 +1,9 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createHmac } from "node:crypto";
 import { signJwt, verifyJwt } from "../src/platform/http/jwt.ts";
 import { authenticate, TokenCache } from "../src/platform/http/auth.ts";
-import { makeApp, REDIS_URL, tempDir, type TestApp, testPrefix, WIRINGS } from "./helpers.ts";
+import { makeApp, REDIS_URL, tempDir, type TestApp, testPrefix, WIRINGS, TEST_TIMEOUT_MS } from "./helpers.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString("base64url");
 

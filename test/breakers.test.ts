@@ -1,7 +1,7 @@
 // Circuit breakers against a real failing dependency (a local HTTP server told to fail, hang or slow down):
 // the circuit opens after the threshold, fails fast while open, one probe closes it; jobs that meet an open
 // circuit are deferred, not failed; the state shows on /metrics and /health.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { loadConfig } from "../src/config.ts";
 import type { Database as _Db } from "../src/platform/db/client.ts";
 import { registryWriter } from "../src/platform/cluster/registry.ts";
@@ -13,9 +13,10 @@ import { Breaker, Breakers, CircuitOpenError, breakerSettings } from "../src/pla
 import type { RunningInstance } from "../src/main/serve.ts";
 import { redisClient } from "./fixtures/queues.ts";
 import { waitUntil } from "./support/wait.ts";
-import { REDIS_URL, testEnv, testPrefix, dropPrefix, serveApp } from "./helpers.ts";
+import { REDIS_URL, testEnv, testPrefix, dropPrefix, serveApp, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { startFaultyServer, type FaultyServer } from "./support/faulty-server.ts";
 import { primaryLink } from "../src/main/options.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const silent = createLogger("silent");
 const settings = { threshold: 3, resetMs: 600, windowMs: 10_000 };

@@ -1,6 +1,6 @@
 // What the hot-path changes must keep: x-request-id on every kind of response (a cached Response returned by
 // the handler, objects, 201, 204, errors, OpenAPI), one log line per request, and id validation.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { MemoryBus } from "../src/platform/cache/bus.ts";
 import { fastRead } from "../src/platform/http/fast-read.ts";
 import { cachedRead } from "../src/platform/http/cached-read.ts";
@@ -17,8 +17,9 @@ import { signJwt } from "../src/platform/http/jwt.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { durationText, logRequest, requestLogger, type RequestId } from "../src/platform/http/request-context.ts";
 import { rmSync } from "node:fs";
-import { makeApp, REDIS_URL, tempDir, type TestApp, serveApp } from "./helpers.ts";
+import { makeApp, REDIS_URL, tempDir, type TestApp, serveApp, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { logsSettled } from "./support/wait.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 let t: TestApp;
 const logs: string[] = [];

@@ -1,10 +1,11 @@
 // The adaptive L2 policy: an L1 miss asks the L2 only while its measured round trip is below the local load
 // it would save. A far region (Redis behind a delay proxy) reads its own replica; a near one keeps its L2.
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { delayProxy } from "../lab/regions/delay-proxy.ts";
 import { AdaptiveL2Policy } from "../src/platform/cache/l2-policy.ts";
-import { makeApp, REDIS_URL, type TestApp } from "./helpers.ts";
+import { makeApp, REDIS_URL, type TestApp, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { waitUntil } from "./support/wait.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const closers: (() => unknown)[] = [];
 afterAll(async () => {

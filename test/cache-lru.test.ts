@@ -1,6 +1,8 @@
 // L1 on its own: recency order, eviction by count and by bytes, TTL and stale grace, tags.
-import { describe, expect, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { approxBytes, Lru } from "../src/platform/cache/lru.ts";
+import { TEST_TIMEOUT_MS } from "./helpers.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const big = { maxItems: 1000, maxBytes: 1 << 30, maxEntryBytes: 1 << 20 };
 const put = (l: Lru, key: string, now = 0, ttl = 1000, grace = 0, tags: string[] = []) =>

@@ -1,7 +1,7 @@
 // What the two-tier cache does when Redis drops a tag bump or a bus message it owed another instance, and
 // how far its per-key invalidation bookkeeping can grow. Real Redis for L2 and the bus; the failures are
 // injected by thin subclasses/wrappers so each race happens in a fixed order.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Redis } from "../src/platform/redis.ts";
@@ -12,8 +12,9 @@ import { TwoTierCache, type TwoTierOptions } from "../src/platform/cache/two-tie
 import { filePosition } from "../src/platform/cluster/position.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { closeRedis, openRedis } from "../src/platform/redis.ts";
-import { REDIS_URL, testPrefix, TMP } from "./helpers.ts";
+import { REDIS_URL, testPrefix, TMP, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { waitUntil } from "./support/wait.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const logger = createLogger("silent");
 let redis: Redis;

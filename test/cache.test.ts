@@ -1,11 +1,12 @@
 // The cache as a client and an operator see it: x-cache, /cache/stats, tag invalidation of every page size,
 // two instances on one database and one Redis, Redis going away and coming back, warming, the no-Redis mode.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { rmSync } from "node:fs";
 import { warmCache } from "../src/modules/users/warm.ts";
-import { makeApp, REDIS_URL, tempDir, type TestApp, testPrefix } from "./helpers.ts";
+import { makeApp, REDIS_URL, tempDir, type TestApp, testPrefix, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { tcpProxy, type TcpProxy } from "./support/tcp-proxy.ts";
 import { waitUntil } from "./support/wait.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const ADMIN = { email: "cache-admin@example.com", password: "admin-password-1" };
 const opened: TestApp[] = [];

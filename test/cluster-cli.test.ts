@@ -1,11 +1,12 @@
 // `bun run cluster -- --instances 3`: three processes on one port, one SQLite file, one Redis; /cluster/stats
 // shows three healthy instances; each has its own /metrics port; SIGTERM stops them all and they deregister.
-import { afterAll, expect, test } from "bun:test";
+import { afterAll, expect, setDefaultTimeout, test } from "bun:test";
 import { createClient } from "@libsql/client";
 import { join } from "node:path";
-import { REDIS_URL, tempDir, testEnv } from "./helpers.ts";
+import { REDIS_URL, tempDir, testEnv, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { freePort, freePortRange, spawnService, type Spawned } from "./support/process.ts";
 import { waitUntil } from "./support/wait.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 let cluster: Spawned | undefined;
 // SIGTERM first: the runner's children are detached, and only the runner stops them.

@@ -1,14 +1,15 @@
 // Each heartbeat carries the instance's replica lag and last hour: the primary stores what a replica sends over
 // /internal (and a replica falls back to the older body when a primary of the previous version refuses the new
 // fields); /cluster/stats shows each instance's lag, /admin/operations each instance's and the cluster's hour.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { listInstances } from "../src/platform/cluster/instances.ts";
 import { registryWriter } from "../src/platform/cluster/registry.ts";
 import type { Role } from "../src/platform/cluster/role.ts";
 import { MinuteRing, SUMMARY_MAX_CHARS } from "../src/platform/observability/history-summary.ts";
 import { BUCKETS } from "../src/platform/observability/metrics.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
-import { makeApp, type TestApp } from "./helpers.ts";
+import { makeApp, type TestApp, TEST_TIMEOUT_MS } from "./helpers.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const TOKEN = "internal-token-0123456789";
 const ADMIN = { email: "history-admin@example.com", password: "history-admin-password" };

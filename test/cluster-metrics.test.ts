@@ -1,9 +1,10 @@
 // Prometheus /metrics: its own listener on METRICS_PORT (never the public port), request counts and latency
 // histograms by route template, in-flight, process figures and the cache's counters.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { HttpMetrics, routeLabeler } from "../src/platform/observability/metrics.ts";
 import type { RunningInstance } from "../src/main/serve.ts";
-import { serveApp } from "./helpers.ts";
+import { serveApp, TEST_TIMEOUT_MS } from "./helpers.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 describe("/metrics on METRICS_PORT", () => {
   let inst: RunningInstance;

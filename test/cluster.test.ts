@@ -1,6 +1,6 @@
 // The heartbeat registry, GET /cluster/stats, the /internal routes a replica writes through, and the replica
 // write guard, driven in process through app.handle (the two-process versions live in replica.test.ts).
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { listInstances, upsertInstance, type InstanceBeat } from "../src/platform/cluster/instances.ts";
@@ -9,9 +9,10 @@ import { pruneInstances, startHeartbeat } from "../src/platform/cluster/registry
 import { isHealthy, summarize } from "../src/modules/cluster/service.ts";
 import { SCHEDULES } from "../src/modules/jobs/schedules.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
-import { makeApp, tempDir, type TestApp } from "./helpers.ts";
+import { makeApp, tempDir, type TestApp, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { heartbeatOptions } from "../src/main/options.ts";
 import { waitUntil } from "./support/wait.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const ADMIN = { ADMIN_EMAIL: "root@example.com", ADMIN_PASSWORD: "root-password-1" };
 const TOKEN = "internal-token-0123456789";

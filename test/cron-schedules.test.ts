@@ -1,6 +1,6 @@
 // The service's cron schedules against a complete app (its own SQLite file and Redis prefix): the session
 // cleanup honours the run's abort signal between batches, and GET /admin/cron survives a corrupt run record.
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, beforeEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { and, gte, like, lt } from "drizzle-orm";
 import type { Redis } from "../src/platform/redis.ts";
 import { cleanupExpiredSessions } from "../src/modules/jobs/handlers.ts";
@@ -8,8 +8,9 @@ import type { CronContext } from "../src/platform/cron/scheduler.ts";
 import { SCHEDULES } from "../src/modules/jobs/schedules.ts";
 import { sessions } from "../src/platform/db/schema/index.ts";
 import type { Logger } from "../src/platform/observability/logger.ts";
-import { makeApp, REDIS_URL, testPrefix, type TestApp, dropPrefix } from "./helpers.ts";
+import { makeApp, REDIS_URL, testPrefix, type TestApp, dropPrefix, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { redisClient } from "./fixtures/queues.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const ADMIN = { email: "root@example.com", password: "admin-password-1" };
 const prefix = testPrefix("cron-schedules");

@@ -1,18 +1,19 @@
 // Cluster cron: leases (compare-and-extend, compare-and-delete), per-tick claims, runs aborted when the lease
 // is lost, database schedules only where writes are possible, run records; and three real processes with a
 // per-second schedule whose lease holder is stopped midway. Real Redis on its own prefix.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { Subprocess } from "bun";
 import type { Redis } from "../src/platform/redis.ts";
 import { Lease, MemoryLeaseStore, RedisLeaseStore, type LeaseStore } from "../src/platform/cron/lease.ts";
 import { MemoryRunStore, RedisRunStore, type RunStore } from "../src/platform/cron/runs.ts";
 import { CronScheduler, type ScheduleDefinition } from "../src/platform/cron/scheduler.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
-import { dropPrefix, REDIS_URL, testPrefix } from "./helpers.ts";
+import { dropPrefix, REDIS_URL, testPrefix, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { redisClient } from "./fixtures/queues.ts";
 import { waitUntil } from "./support/wait.ts";
 import { tcpProxy } from "./support/tcp-proxy.ts";
 import { spawnBun } from "./support/process.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const logger = createLogger("silent");
 let redis: Redis;

@@ -1,12 +1,13 @@
 // The dashboard end to end: a real server in this process on a free port, Debian's Chromium driven by
 // playwright-core, an admin and a non-admin signing in through the page. Screenshots go to .tmp/.
-import { beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
 import type { BrowserContext, Page } from "playwright-core";
 import type { RunningInstance } from "../src/main/serve.ts";
-import { REDIS_URL, TMP, serveApp } from "./helpers.ts";
+import { REDIS_URL, TMP, serveApp, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { chromiumSuite } from "./support/chromium.ts";
 import { waitUntil } from "./support/wait.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const TOKEN_KEY = "neodyme.dashboard.token";
 const ADMIN = { email: "ops-admin@example.com", password: "admin-password-1" };

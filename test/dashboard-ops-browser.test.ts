@@ -1,14 +1,15 @@
 // The dashboard's operations panels in Debian's Chromium: jobs (a failed job retried and another discarded from
 // the page, each after a confirmation, each audited in the log), breakers and scaler, the last hour's charts, and
 // the cluster grouped by region with the primary marked while a second instance comes and goes. Screenshots in .tmp/.
-import { beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
 import type { BrowserContext, Page } from "playwright-core";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import type { RunningInstance } from "../src/main/serve.ts";
-import { REDIS_URL, serveApp, testPrefix, TMP } from "./helpers.ts";
+import { REDIS_URL, serveApp, testPrefix, TMP, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { chromiumSuite } from "./support/chromium.ts";
 import { startFaultyServer, type FaultyServer } from "./support/faulty-server.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const ADMIN = { email: "ops-panels@example.com", password: "admin-password-2" };
 

@@ -1,7 +1,8 @@
 // GET /admin through app.handle: the page, its headers, and its absence from the OpenAPI document.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { makeApp, type TestApp } from "./helpers.ts";
+import { makeApp, type TestApp, TEST_TIMEOUT_MS } from "./helpers.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 let t: TestApp;
 beforeAll(async () => {

@@ -1,7 +1,7 @@
 // WAL checkpoints run in a worker thread with its own connection (src/platform/db/checkpoint.ts), not inside
 // the COMMITs of the serving connection: the WAL must still stay bounded under sustained writes, a database
 // that commits nothing (a replica) must start no worker, and closing stops the worker after it closed its connection.
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { sql } from "drizzle-orm";
@@ -9,8 +9,9 @@ import { openDatabase, type Database } from "../src/platform/db/client.ts";
 import { runMigrations } from "../src/platform/db/migrate.ts";
 import { q } from "../src/platform/db/tx.ts";
 import { checkpointer, DEFAULT_CHECKPOINTS } from "../src/platform/db/checkpoint.ts";
-import { tempDir } from "./helpers.ts";
+import { tempDir, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { waitUntil } from "./support/wait.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const opened: Database[] = [];
 afterAll(() => {

@@ -1,7 +1,7 @@
 // The repositories, migrations and write transactions on each driver. No libSQL server can run here, so the
 // libSQL path is exercised by forcing @libsql/client onto a file: URL (the same client code a libsql:// URL uses,
 // over a local connection instead of the network).
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
 import { readFileSync } from "node:fs";
 import { openDatabase, type Database, type Driver } from "../src/platform/db/client.ts";
@@ -12,8 +12,9 @@ import { writeOutbox } from "../src/platform/jobs/outbox.ts";
 import { usersRepo } from "../src/modules/users/repository.ts";
 import { postsRepo } from "../src/modules/posts/repository.ts";
 import { preferencesRepo } from "../src/modules/preferences/repository.ts";
-import { makeApp, tempDir } from "./helpers.ts";
+import { makeApp, tempDir, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { holdWriteLock } from "./support/sqlite-lock.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const opened: Database[] = [];
 afterAll(() => {

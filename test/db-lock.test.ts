@@ -1,9 +1,10 @@
 // Another process holds SQLite's write lock (the sqlite3 shell in BEGIN IMMEDIATE): reads keep answering,
 // writes wait off the event loop and then answer 503 with Retry-After, and none of those writes committed.
 // A full disk is a 503 too.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { makeApp, type TestApp } from "./helpers.ts";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { makeApp, type TestApp, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { holdWriteLock } from "./support/sqlite-lock.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 let t: TestApp;
 let u: { id: number; token: string; email: string };

@@ -1,7 +1,8 @@
 // Concurrent writes in one process, through the API as a burst of clients would send them: every write body
 // runs whole between BEGIN IMMEDIATE and COMMIT, so none of them waits on another.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { makeApp, tempDir, type TestApp } from "./helpers.ts";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { makeApp, tempDir, type TestApp, TEST_TIMEOUT_MS } from "./helpers.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 let t: TestApp;
 beforeAll(async () => {

@@ -2,7 +2,7 @@
 // (Docker cannot run here). LiteFS details follow its source: env expansion with `${A == B}` expressions
 // before a strict YAML decode (unknown keys fail), `*`-only wildcards anchored on the whole path for
 // `passthrough`, and a proxy that serves /litefs/health itself unless a passthrough pattern takes it.
-import { describe, expect, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { join, posix } from "node:path";
 import { parse as parseYaml } from "yaml";
@@ -10,11 +10,12 @@ import fly from "../fly.toml";
 import { loadConfig } from "../src/config.ts";
 import { primaryBaseUrl } from "../src/platform/cluster/internal.ts";
 import { filePathOf } from "../src/platform/db/client.ts";
-import { makeApp, ROOT, tempDir } from "./helpers.ts";
+import { makeApp, ROOT, tempDir, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { liteFsNode } from "./support/litefs-api.ts";
 import { shutdownBudgetMs } from "../src/platform/lifecycle/shutdown.ts";
 import pkg from "../package.json" with { type: "json" };
 import { primaryLink } from "../src/main/options.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const read = (file: string) => Bun.file(join(ROOT, file)).text();
 

@@ -1,12 +1,13 @@
 // The API docs page in Debian's Chromium (playwright-core), offline: every request the page makes outside this
 // instance is blocked and recorded (there must be none), CSP violations and script errors fail the test, and the
 // operations of the document must be listed, at /swagger and at /swagger/. Screenshots go to .tmp/.
-import { beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
 import type { BrowserContext } from "playwright-core";
 import type { RunningInstance } from "../src/main/serve.ts";
-import { REDIS_URL, TMP, serveApp } from "./helpers.ts";
+import { REDIS_URL, TMP, serveApp, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { chromiumSuite } from "./support/chromium.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const suite = chromiumSuite("docs");
 let instance: RunningInstance;

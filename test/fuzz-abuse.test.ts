@@ -2,13 +2,14 @@
 // Malformed JSON of every kind, the authorization matrix over every route and four kinds of caller, forged
 // tokens, revocation, rate limits, and the freeze check. Every answer is checked: no 5xx, every error is
 // problem+json with its status in the body and an x-request-id. Totals are printed at the end.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createHmac } from "node:crypto";
 import { setAdmin } from "../src/modules/users/service.ts";
 import type { RunningInstance } from "../src/main/serve.ts";
 import { freezeCheck, hostileBodies } from "./support/hostile-bodies.ts";
 import { freePort, spawnService, waitFor, type Spawned } from "./support/process.ts";
-import { REDIS_URL, tempDir, serveApp } from "./helpers.ts";
+import { REDIS_URL, tempDir, serveApp, TEST_TIMEOUT_MS } from "./helpers.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261202);
 /** mulberry32: small, fast, and the same sequence for the same seed everywhere. */

@@ -9,6 +9,14 @@ import { buildDeps } from "../src/main/platform.ts";
 import { startInstance, type RunningInstance } from "../src/main/serve.ts";
 import type { Redis } from "../src/platform/redis.ts";
 
+/**
+ * Each test file's default timeout (setDefaultTimeout at its top): the plain `bun test` of the README and CI
+ * would otherwise give every test 5 s, which a test that starts servers and hashes passwords can pass on a
+ * loaded 2-core machine. bun ignores bunfig's `[test] timeout` (oven-sh/bun#7789), and setDefaultTimeout only
+ * applies to the file that calls it (a preload or a shared module covers the first file only).
+ */
+export const TEST_TIMEOUT_MS = 30_000;
+
 export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 export const ROOT = resolve(import.meta.dir, "..");
 export const TMP = join(ROOT, ".tmp");

@@ -1,8 +1,10 @@
 // The last hour a heartbeat carries: per-minute counts in a bounded ring, encoded compactly, decoded defensively,
 // and added up over instances into the cluster's history (rates and counts summed, quantiles from summed buckets).
-import { describe, expect, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { clusterPoints, decodeSummary, MinuteRing, SUMMARY_MAX_CHARS, SUMMARY_POINTS, summaryPoints } from "../src/platform/observability/history-summary.ts";
 import { BUCKETS } from "../src/platform/observability/metrics.ts";
+import { TEST_TIMEOUT_MS } from "./helpers.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const MIN = 60_000;
 const T0 = Math.floor(Date.UTC(2026, 11, 2, 9, 0) / MIN) * MIN;

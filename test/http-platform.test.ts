@@ -1,7 +1,8 @@
 // Request ids, problem+json for every error, one log line per request with no secrets, health, OpenAPI.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { makeApp, REDIS_URL, type TestApp } from "./helpers.ts";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { makeApp, REDIS_URL, type TestApp, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { logsSettled } from "./support/wait.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 let t: TestApp;
 const logs: string[] = [];

@@ -1,8 +1,9 @@
 // Idempotency-Key on POST and PATCH, as CONTRACT.md says: the first response replayed to a retry (from another
 // instance too, and after Redis lost its data), 422 for the same key with another body, 409 while the first runs.
-import { afterAll, describe, expect, test } from "bun:test";
-import { makeApp, tempDir, type TestApp } from "./helpers.ts";
+import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { makeApp, tempDir, type TestApp, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { startPrivateRedis, type PrivateRedis } from "./support/redis-server.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const apps: TestApp[] = [];
 let redis: PrivateRedis | undefined;

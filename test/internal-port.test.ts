@@ -1,14 +1,15 @@
 // /internal/* only on the private INTERNAL_PORT listener; the public port answers 404 there. And the one
 // shutdown deadline: a stop with a request, a job and a cron run that never finish still ends in time.
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { loadConfig } from "../src/config.ts";
 import { primaryBaseUrl } from "../src/platform/cluster/internal.ts";
 import { shutdownBudgetMs } from "../src/platform/lifecycle/shutdown.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import type { RunningInstance } from "../src/main/serve.ts";
-import { serveApp } from "./helpers.ts";
+import { serveApp, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { primaryLink } from "../src/main/options.ts";
 import { waitUntil } from "./support/wait.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const TOKEN = "internal-port-test-token";
 const started: RunningInstance[] = [];

@@ -1,11 +1,12 @@
 // The jobs and admin routes of the contract, through app.handle: POST /admin/preferences/bulk, GET /jobs/{id},
 // POST /jobs/status, GET /admin/cron (and GET /admin/jobs/failed). Real Redis on its own prefix.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { Redis } from "../src/platform/redis.ts";
-import { makeApp, REDIS_URL, testPrefix, type TestApp, dropPrefix } from "./helpers.ts";
+import { makeApp, REDIS_URL, testPrefix, type TestApp, dropPrefix, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { redisClient } from "./fixtures/queues.ts";
 import { waitUntil } from "./support/wait.ts";
 import { tcpProxy, type TcpProxy } from "./support/tcp-proxy.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const ADMIN = { email: "root@example.com", password: "admin-password-1" };
 const prefix = testPrefix("jobs-api");

@@ -1,13 +1,14 @@
 // Per-type counts of the job queue (waiting, delayed, running, failed), for both adapters, and the Redis
 // adapter's bound on what it reads per call. Real Redis, own key prefix.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { Redis } from "../src/platform/redis.ts";
 import { PermanentJobError, type JobQueue } from "../src/platform/jobs/port.ts";
 import { COUNT_BY_TYPE } from "../src/platform/jobs/redis-scripts.ts";
 import { queueBase } from "../src/platform/jobs/redis/context.ts";
 import { makeQueue, redisClient } from "./fixtures/queues.ts";
-import { dropPrefix, testPrefix } from "./helpers.ts";
+import { dropPrefix, testPrefix, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { waitUntil } from "./support/wait.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 let redis: Redis;
 const prefixes: string[] = [];

@@ -1,13 +1,14 @@
 // 1,000 jobs, two worker processes, one killed with SIGKILL midway: every job completes, none is lost, and
 // the jobs run twice are only ones the killed worker had in flight (at most its concurrency).
-import { afterAll, expect, test } from "bun:test";
+import { afterAll, expect, setDefaultTimeout, test } from "bun:test";
 import type { Subprocess } from "bun";
 import type { Redis } from "../src/platform/redis.ts";
 import { RedisQueue } from "../src/platform/jobs/redis-queue.ts";
-import { dropPrefix, REDIS_URL, testPrefix } from "./helpers.ts";
+import { dropPrefix, REDIS_URL, testPrefix, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { queueOptions, redisClient } from "./fixtures/queues.ts";
 import { waitUntil } from "./support/wait.ts";
 import { spawnBun } from "./support/process.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const JOBS = 1_000;
 const CONCURRENCY = 8;

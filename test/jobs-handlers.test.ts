@@ -1,6 +1,6 @@
 // The handlers: idempotent under redelivery (the same job id twice writes one row), the session cleanup, the
 // preference merge, and welcome mail through an HTTP mail API (a local Bun.serve) instead of the table.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { eq } from "drizzle-orm";
 import type { Server } from "bun";
 import type { Redis } from "../src/platform/redis.ts";
@@ -8,9 +8,10 @@ import { appFeatures } from "../src/main/features.ts";
 import { analyticsEvents, auditLog, emailOutbox, jobResults, outbox, sessions } from "../src/platform/db/schema/index.ts";
 import { DbMailer } from "../src/platform/mail/db-mailer.ts";
 import { PermanentJobError, type JobContext, type JobDefinition } from "../src/platform/jobs/port.ts";
-import { makeApp, REDIS_URL, testPrefix, type TestApp, dropPrefix } from "./helpers.ts";
+import { makeApp, REDIS_URL, testPrefix, type TestApp, dropPrefix, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { redisClient } from "./fixtures/queues.ts";
 import { waitUntil } from "./support/wait.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const ctx = (jobId: string, type = "t"): JobContext => ({ jobId, type, attempt: 1, signal: new AbortController().signal });
 

@@ -1,12 +1,13 @@
 // The queue's guarantees, for both adapters where they share them (Redis streams and the in-process queue),
 // and the Redis-only ones (holds, takeovers, hand-back at shutdown, data loss). Real Redis, own key prefix.
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { Redis } from "../src/platform/redis.ts";
 import { backoffDelay, PermanentJobError, type JobQueue } from "../src/platform/jobs/port.ts";
 import { GROUP, RedisQueue } from "../src/platform/jobs/redis-queue.ts";
 import { makeQueue, queueKey, queueOptions, redisClient, type Adapter } from "./fixtures/queues.ts";
-import { testPrefix, dropPrefix } from "./helpers.ts";
+import { testPrefix, dropPrefix, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { waitUntil } from "./support/wait.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 let redis: Redis;
 const prefixes: string[] = [];

@@ -1,8 +1,9 @@
 // The layering of src/ as docs/architecture.md states it, read from the import statements themselves.
-import { describe, expect, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { dirname, relative, resolve } from "node:path";
-import { ROOT } from "./helpers.ts";
+import { ROOT, TEST_TIMEOUT_MS } from "./helpers.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 /** Each src file and the src files it imports (relative specifiers, static and type-only imports and re-exports). */
 function importGraph(): Map<string, string[]> {

@@ -1,11 +1,12 @@
 // A typed client built the way an API user builds one: openapi-typescript types from the live document,
 // openapi-fetch calls (test/fixtures/typed-client/client.ts), strict tsc over both, then the client run
 // against the real server. A document that types ids as string | number, or leaves a body out, fails here.
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { cpSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { RunningInstance } from "../src/main/serve.ts";
-import { REDIS_URL, ROOT, tempDir, serveApp } from "./helpers.ts";
+import { REDIS_URL, ROOT, tempDir, serveApp, TEST_TIMEOUT_MS } from "./helpers.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const ADMIN = { email: "typed-admin@example.com", password: "admin-password-1" };
 const FIXTURE = join(ROOT, "test/fixtures/typed-client");

@@ -8,15 +8,16 @@
 // server cannot carry a body that is not JSON under a JSON content type (it never answers), so the 400 for
 // malformed JSON is checked directly against the server, with Ajv only; so is a request without any token, which
 // Prism answers with its own 401 whatever its flags.
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import type { RunningInstance } from "../src/main/serve.ts";
-import { REDIS_URL, ROOT, tempDir, serveApp } from "./helpers.ts";
+import { REDIS_URL, ROOT, tempDir, serveApp, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { collectOutput, freePort } from "./support/process.ts";
 import { documentAjv, findOperation, responseViolations, type Doc } from "./support/openapi.ts";
 import { waitUntil } from "./support/wait.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const ADMIN = { email: "prism-admin@example.com", password: "admin-password-1" };
 const LOGIN_LIMIT = 3;

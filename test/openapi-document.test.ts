@@ -1,10 +1,11 @@
 // The OpenAPI document as the tools its users run see it: the OpenAPI schema validator, Redocly's recommended
 // lint (redocly.yaml), Ajv 2020 in strict mode on every schema, and what a client generator needs from it.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
 import { Validator } from "@seriousme/openapi-schema-validator";
-import { makeApp, ROOT, TMP, type TestApp } from "./helpers.ts";
+import { makeApp, ROOT, TMP, type TestApp, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { compileAll, documentAjv, operations, type Doc } from "./support/openapi.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 let t: TestApp;
 let doc: Doc;

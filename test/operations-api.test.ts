@@ -1,9 +1,10 @@
 // GET /api/v1/admin/operations and the failed-job actions: admin only; retry runs the job again as a new job,
 // discard drops it; both are audited in the log; a second action on the same job is a 404.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { waitUntil } from "./support/wait.ts";
-import { makeApp, REDIS_URL, type TestApp } from "./helpers.ts";
+import { makeApp, REDIS_URL, type TestApp, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { startFaultyServer, type FaultyServer } from "./support/faulty-server.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const ADMIN = { email: "ops-admin@example.com", password: "ops-admin-password" };
 

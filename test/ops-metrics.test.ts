@@ -1,7 +1,7 @@
 // The operator's side: /metrics of a real instance passes `promtool check metrics` and carries the job, cron,
 // breaker and replica-lag families; ops/alerts.yml passes `promtool check rules` and its unit tests; the
 // Grafana dashboard only asks for metrics the service exports. promtool comes from Debian's prometheus package.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { MemoryLeaseStore } from "../src/platform/cron/lease.ts";
@@ -12,8 +12,9 @@ import { OpsMetrics } from "../src/platform/observability/ops-metrics.ts";
 import type { RunningInstance } from "../src/main/serve.ts";
 import { redisClient } from "./fixtures/queues.ts";
 import { waitUntil } from "./support/wait.ts";
-import { REDIS_URL, ROOT, testPrefix, dropPrefix, serveApp } from "./helpers.ts";
+import { REDIS_URL, ROOT, testPrefix, dropPrefix, serveApp, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { startFaultyServer, type FaultyServer } from "./support/faulty-server.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const PROMTOOL = "/usr/bin/promtool";
 const silent = createLogger("silent");

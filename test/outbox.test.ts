@@ -1,16 +1,17 @@
 // The transactional outbox: registration's three jobs are committed with the user and relayed to the queue,
 // so they run even when Redis is down at that moment, when the process dies right after the commit, or when
 // Redis loses them later. Real Redis (through a TCP proxy where it must go away), real SQLite, real processes.
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { eq } from "drizzle-orm";
 import type { Redis } from "../src/platform/redis.ts";
 import { analyticsEvents, auditLog, emailOutbox, jobResults, outbox } from "../src/platform/db/schema/index.ts";
 import type { OutboxRelay } from "../src/platform/jobs/relay.ts";
-import { dropPrefix, makeApp, REDIS_URL, tempDir, testEnv, testPrefix, type TestApp } from "./helpers.ts";
+import { dropPrefix, makeApp, REDIS_URL, tempDir, testEnv, testPrefix, type TestApp, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { redisClient } from "./fixtures/queues.ts";
 import { waitUntil } from "./support/wait.ts";
 import { spawnBun } from "./support/process.ts";
 import { tcpProxy } from "./support/tcp-proxy.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const apps: TestApp[] = [];
 const prefixes: string[] = [];

@@ -1,5 +1,6 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { makeApp, type TestApp, WIRINGS } from "./helpers.ts";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { makeApp, type TestApp, WIRINGS, TEST_TIMEOUT_MS } from "./helpers.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 describe.each(WIRINGS)("the posts and preferences contract over $wiring", ({ env, redis }) => {
   let t: TestApp;

@@ -1,11 +1,12 @@
 // The service as a process: bad configuration refuses to start; SIGTERM drains in-flight requests and exits 0;
 // migrations apply to an empty file, alone and at start.
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createClient } from "@libsql/client";
 import { join } from "node:path";
-import { ROOT, tempDir, testEnv } from "./helpers.ts";
+import { ROOT, tempDir, testEnv, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { freePort, rawConnection, spawnService, waitFor, type Spawned } from "./support/process.ts";
 import { waitUntil } from "./support/wait.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const spawned: Spawned[] = [];
 afterAll(() => {

@@ -1,12 +1,13 @@
 // Rate limits for every caller: GCRA in process and in one Redis Lua call, reads decided locally and
 // reconciled, IETF headers, login per account and per IP, registrations per IP, fail-open, the hashing bound.
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createClient } from "redis";
 import { gcra, MemoryRateLimiter, RedisRateLimiter, type RatePolicy } from "../src/platform/http/rate-limit.ts";
 import { WorkGate } from "../src/platform/http/work-gate.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import type { Redis } from "../src/platform/redis.ts";
-import { makeApp, REDIS_URL, type TestApp, testPrefix } from "./helpers.ts";
+import { makeApp, REDIS_URL, type TestApp, testPrefix, TEST_TIMEOUT_MS } from "./helpers.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const logger = createLogger("silent", {});
 const three: RatePolicy = { name: "t", limit: 3, windowSeconds: 60 };

@@ -3,10 +3,12 @@
 // read crosses the link), a write in the primary region reaches the far region's readers, and losing the
 // primary (SIGKILL plus a partition) costs no GET a 5xx and no write a 500, no replica acts as the primary,
 // and everything recovers when it returns, without a restart.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { coherence, primaryLoss } from "../lab/regions/scenarios.ts";
 import { startLab, type Lab } from "../lab/regions/topology.ts";
 import { callersFor, login, request, type Caller } from "../lab/regions/workload.ts";
+import { TEST_TIMEOUT_MS } from "./helpers.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const ORIGIN = "https://app.example";
 let lab: Lab;

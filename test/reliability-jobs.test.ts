@@ -1,11 +1,12 @@
 // Completion is durable where the write is: a private Redis wiped after or during a bulk preference update
 // undoes no user's write, re-runs no finished job, and every accepted job keeps answering on GET /jobs.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { JobHandler } from "../src/platform/jobs/port.ts";
 import type { OutboxRelay } from "../src/platform/jobs/relay.ts";
-import { makeApp, tempDir, type TestApp } from "./helpers.ts";
+import { makeApp, tempDir, type TestApp, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { waitUntil } from "./support/wait.ts";
 import { startPrivateRedis, type PrivateRedis } from "./support/redis-server.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const ADMIN = { ADMIN_EMAIL: "boss@example.com", ADMIN_PASSWORD: "boss-password" };
 const PREFS = "update_user_preferences";

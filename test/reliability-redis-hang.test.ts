@@ -1,11 +1,12 @@
 // A hung Redis (a private redis-server under SIGSTOP: its socket accepts, nothing answers) costs a request at
 // most the per-command deadline: login, reads and writes answer while it hangs, and every client command has
 // a deadline (node-redis's own option stops counting once a command is written).
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { openRedis, RedisCommandTimeout } from "../src/platform/redis.ts";
-import { makeApp, type TestApp, testPrefix } from "./helpers.ts";
+import { makeApp, type TestApp, testPrefix, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { startPrivateRedis, type PrivateRedis } from "./support/redis-server.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 let redis: PrivateRedis;
 const apps: TestApp[] = [];

@@ -1,12 +1,13 @@
 // SIGTERM under load: an instance of a 3-instance `bun run cluster` stops while a bounded load generator keeps
 // reads and writes going on keep-alive connections; every request gets an answer (no connection error, no
 // 5xx), the runner keeps going, and exits 0 once every instance stopped cleanly.
-import { afterAll, expect, test } from "bun:test";
-import { tempDir, testEnv } from "./helpers.ts";
+import { afterAll, expect, setDefaultTimeout, test } from "bun:test";
+import { tempDir, testEnv, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { freePort, spawnService, type Spawned } from "./support/process.ts";
 import { pidsOfInstance, runLoad } from "./support/load.ts";
 import { startPrivateRedis, type PrivateRedis } from "./support/redis-server.ts";
 import { waitUntil } from "./support/wait.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 let cluster: Spawned | undefined;
 let redis: PrivateRedis | undefined;

@@ -1,12 +1,13 @@
 // A local primary and a LiteFS-style replica as two processes sharing one SQLite file. The replica is told it
 // is one the way LiteFS says it: a `.primary` file in LITEFS_DIR naming the primary.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createClient } from "@libsql/client";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { tempDir, testEnv } from "./helpers.ts";
+import { tempDir, testEnv, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { freePort, spawnService, waitFor, type Spawned } from "./support/process.ts";
 import { waitUntil } from "./support/wait.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const TOKEN = "replica-test-internal-token";
 const PRIMARY_NAME = "primary-machine-1";

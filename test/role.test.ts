@@ -2,14 +2,15 @@
 // isPrimary, or the database file it presents writable), never merely because `.primary` is missing. The
 // undecided states (file missing with the API unreachable, or the API saying "no primary") are a replica
 // that knows no primary: writes answer 503 with Retry-After, and no database-writing work runs there.
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { chmodSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { JOB_TYPES } from "../src/modules/jobs/types.ts";
 import { liteFsRole } from "../src/platform/cluster/role.ts";
-import { makeApp, tempDir } from "./helpers.ts";
+import { makeApp, tempDir, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { liteFsNode } from "./support/litefs-api.ts";
 import { waitUntil } from "./support/wait.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const dirs: string[] = [];
 const mount = () => {

@@ -1,7 +1,9 @@
 // The scaler's decision as a pure function: bounds, target, fast up, slow down, band, cooldowns, stale data,
 // the primary and the primary region's two lease candidates.
-import { describe, expect, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { decide, perRegion, type BeatInfo, type MachineInfo, type ScalerPolicy } from "../src/platform/scaler/decide.ts";
+import { TEST_TIMEOUT_MS } from "./helpers.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const NOW = Date.parse("2026-01-01T12:00:00Z");
 const ago = (s: number) => new Date(NOW - s * 1000).toISOString();

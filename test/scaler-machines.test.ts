@@ -1,7 +1,7 @@
 // The Machines API client against the local stand-in (list, start, stop, create; 401, 404, 429, slow, outage
 // behind the breaker), and scaler runs on a real SQLite file: dry-run records without acting, "on" acts, the
 // cooldown holds across runs (it is read from the decisions table), an outage changes nothing and is recorded.
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { loadConfig } from "../src/config.ts";
 import { upsertInstance } from "../src/platform/cluster/instances.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
@@ -10,9 +10,10 @@ import { Breakers, CircuitOpenError } from "../src/platform/resilience/breakers.
 import { MachinesApiError, MachinesClient } from "../src/platform/scaler/machines.ts";
 import { recentDecisions } from "../src/platform/scaler/records.ts";
 import { intervalPattern, machinesClient, runScaler, scalerSchedule, type ScalerDeps } from "../src/platform/scaler/scaler.ts";
-import { makeApp, testEnv, type TestApp } from "./helpers.ts";
+import { makeApp, testEnv, type TestApp, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { startMachinesStandin, type MachinesStandin } from "./support/machines-standin.ts";
 import { scalerOptions } from "../src/main/options.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const silent = createLogger("silent");
 

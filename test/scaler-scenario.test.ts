@@ -7,14 +7,15 @@
 // too little CPU to show it for a while (measured: 14 s, three runs, beside six busy loops); that delay is the
 // machine's, not the scaler's. The load comes from a process of its own, so the test process (which also plays
 // the Machines API) stays responsive.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createClient } from "@libsql/client";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { REDIS_URL, tempDir, testEnv, testPrefix } from "./helpers.ts";
+import { REDIS_URL, tempDir, testEnv, testPrefix, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { startMachinesStandin, type MachinesStandin } from "./support/machines-standin.ts";
 import { freePort, spawnService, waitFor, type Spawned } from "./support/process.ts";
 import { waitUntil } from "./support/wait.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const TOKEN = "scaler-scenario-internal-token";
 const INTERVAL = 5;

@@ -1,9 +1,10 @@
 // Response headers (nosniff, no-store, HSTS), CORS with preflights (on a replica too), and tokens whose
 // payload is not an object.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createApp } from "../src/main/app.ts";
 import { signJwt } from "../src/platform/http/jwt.ts";
-import { makeApp, type TestApp } from "./helpers.ts";
+import { makeApp, type TestApp, TEST_TIMEOUT_MS } from "./helpers.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const ORIGIN = "https://app.example";
 let t: TestApp;

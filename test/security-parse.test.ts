@@ -1,10 +1,11 @@
 // Defensive parsing: nesting depth refused before JSON.parse, validation errors that never stringify the input,
 // and the token checked before any input is validated.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { Elysia, t as tb } from "elysia";
 import { exceedsJsonDepth, JSON_MAX_DEPTH } from "../src/platform/http/json-depth.ts";
 import { boundValidationErrors } from "../src/platform/http/validation-cost.ts";
-import { makeApp, type TestApp } from "./helpers.ts";
+import { makeApp, type TestApp, TEST_TIMEOUT_MS } from "./helpers.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 let t: TestApp;
 beforeAll(async () => {

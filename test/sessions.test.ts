@@ -1,8 +1,9 @@
 // Sessions that mean something: logout, and revocation on password change, deletion and demotion, on every
 // instance within a second, the cached-read fast path included.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { setAdmin } from "../src/modules/users/service.ts";
-import { makeApp, REDIS_URL, tempDir, type TestApp, testPrefix, WIRINGS, serveApp } from "./helpers.ts";
+import { makeApp, REDIS_URL, tempDir, type TestApp, testPrefix, WIRINGS, serveApp, TEST_TIMEOUT_MS } from "./helpers.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const me = async (app: TestApp, token: string) => (await app.request("GET", "/api/v1/users/me", { token })).status;
 

@@ -1,7 +1,8 @@
 // Strict input (issue 13): ids and numeric query values are canonical decimal integers only; text fields refuse
 // NUL and other control characters. Each refusal is a 422 naming the field, and nothing is stored.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { makeApp, type TestApp } from "./helpers.ts";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { makeApp, type TestApp, TEST_TIMEOUT_MS } from "./helpers.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 let t: TestApp;
 let admin: { id: number; token: string };

@@ -1,11 +1,12 @@
 // `bun run users -- demote|promote <email>`: the one way to change admin rights. A demotion reaches every
 // instance sharing the Redis through the cache bus: the admin's token loses its admin routes on both instances
 // without a restart and long before any cache entry expires, and keeps working as the user's own token.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { rmSync } from "node:fs";
-import { dropPrefix, makeApp, REDIS_URL, tempDir, testEnv, testPrefix, type TestApp } from "./helpers.ts";
+import { dropPrefix, makeApp, REDIS_URL, tempDir, testEnv, testPrefix, type TestApp, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { spawnBun } from "./support/process.ts";
 import { waitUntil } from "./support/wait.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const EMAIL = "cli-admin@example.com";
 const dir = tempDir("users-cli-");

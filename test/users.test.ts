@@ -1,6 +1,7 @@
 // The users routes as a client sees them: success, each error status, and the owner/other/admin/anonymous matrix.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { makeApp, type TestApp, WIRINGS } from "./helpers.ts";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { makeApp, type TestApp, WIRINGS, TEST_TIMEOUT_MS } from "./helpers.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const ADMIN = { email: "root@example.com", password: "admin-password-1" };
 

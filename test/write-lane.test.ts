@@ -1,13 +1,14 @@
 // Writes take turns (src/platform/http/write-lane.ts): at most WRITE_CONCURRENCY of them are in the app at once,
 // the others wait without costing the event loop, reads go past them, and every write still gets its answer.
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { loadConfig } from "../src/config.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { startInstance, type RunningInstance } from "../src/main/serve.ts";
 import { writeLane } from "../src/platform/http/write-lane.ts";
-import { testEnv } from "./helpers.ts";
+import { testEnv, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { holdWriteLock } from "./support/sqlite-lock.ts";
 import { waitUntil } from "./support/wait.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const started: RunningInstance[] = [];
 afterAll(async () => {
