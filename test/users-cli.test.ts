@@ -68,3 +68,28 @@ describe("bun run users", () => {
     expect(noop.out).toContain("already an administrator");
   }, 60_000);
 });
+
+describe("ADMIN_EMAIL at start", () => {
+  test("an account registered first with another password is not made an admin; one with ADMIN_PASSWORD is", async () => {
+    const d = tempDir("admin-email-");
+    try {
+      const first = await makeApp({}, d);
+      await first.user("boss@example.com", "attacker-pass-1");
+      await first.user("ops@example.com", "operator-secret-99");
+      await first.close();
+      const logs: string[] = [];
+      const boss = await makeApp({ ADMIN_EMAIL: "boss@example.com", ADMIN_PASSWORD: "operator-secret-99" }, d, { logs });
+      const squatter = await boss.login("boss@example.com", "attacker-pass-1");
+      expect((await boss.request("GET", "/api/v1/users", { token: squatter })).status).toBe(403);
+      expect((await boss.json("POST", "/api/v1/auth/login", { body: { email: "boss@example.com", password: "operator-secret-99" } })).status).toBe(401);
+      expect(logs.some((l) => l.includes('"level":"error"') && l.includes("was not made an administrator"))).toBe(true);
+      await boss.close();
+      const ops = await makeApp({ ADMIN_EMAIL: "ops@example.com", ADMIN_PASSWORD: "operator-secret-99" }, d);
+      const token = await ops.login("ops@example.com", "operator-secret-99");
+      expect((await ops.request("GET", "/api/v1/users", { token })).status).toBe(200);
+      await ops.close();
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+});

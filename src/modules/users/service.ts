@@ -150,12 +150,25 @@ export async function setAdmin(deps: UsersDeps, id: number, isAdmin: boolean): P
   await deps.auth.sessions.revokeAll(id, { deleteRows: false });
 }
 
-/** Creates the admin account named by ADMIN_EMAIL/ADMIN_PASSWORD, or makes the existing account an admin. */
+/**
+ * Creates the admin account named by ADMIN_EMAIL/ADMIN_PASSWORD. An existing account of that email becomes an
+ * admin only if its password is ADMIN_PASSWORD: anyone may register an email first, and must not get admin
+ * rights with a password of their own by waiting for a start.
+ */
 export async function ensureAdmin(deps: UsersDeps, email: string, password: string): Promise<void> {
   const normalized = email.trim().toLowerCase();
   const existing = await usersRepo.findByEmail(deps.database.db, normalized);
   if (existing) {
-    if (!existing.isAdmin) await setAdmin(deps, existing.id, true);
+    if (existing.isAdmin) return;
+    if (await deps.hashing.run(() => Bun.password.verify(password, existing.passwordHash))) {
+      await setAdmin(deps, existing.id, true);
+      deps.logger.info("admin rights granted to the existing account of ADMIN_EMAIL", { user_id: existing.id });
+    } else {
+      deps.logger.error(
+        "ADMIN_EMAIL names an existing account whose password is not ADMIN_PASSWORD: it was not made an administrator (if it should be: bun run users -- promote <email>)",
+        { user_id: existing.id },
+      );
+    }
     return;
   }
   try {
