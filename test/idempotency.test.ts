@@ -92,6 +92,42 @@ describe("Idempotency-Key", () => {
     expect((await a.request("GET", `/api/v1/users/${u.id}`, { token: u.token, headers: { "idempotency-key": "\t" } })).status).toBe(200);
   });
 
+  test("a 429 is not kept: the retry after Retry-After runs, and a refused request leaves no key behind", async () => {
+    // 120 a minute: a refused caller may write again within a second.
+    const a = await app({ RATE_LIMIT_WRITE_PER_MINUTE: "120" });
+    const u = await a.user();
+    const path = `/api/v1/users/${u.id}/preferences`;
+    const h = { "idempotency-key": "limited-1" };
+    // Spend the allowance without a key, then send the keyed request.
+    for (let i = 0; i < 500 && (await a.request("PATCH", path, { token: u.token, body: { n: i } })).status === 200; i++);
+    const refused = await a.request("PATCH", path, { token: u.token, body: { n: 9 }, headers: h });
+    expect(refused.status).toBe(429);
+    const wait = Number(refused.headers.get("retry-after"));
+    expect(wait).toBeGreaterThan(0);
+    const kept = () => a.deps.database.client.execute({ sql: "select count(*) as n from idempotency_keys where key = ?", args: ["limited-1"] });
+    expect((await kept()).rows[0]!.n).toBe(0);
+    await Bun.sleep(wait * 1000);
+    const retry = await a.request("PATCH", path, { token: u.token, body: { n: 9 }, headers: h });
+    expect(retry.status).toBe(200);
+    expect(retry.headers.get("idempotent-replayed")).toBeNull();
+    expect((await kept()).rows[0]!.n).toBe(1);
+  });
+
+  test("login and logout run every time whatever the key: no token is replayed, none is stored", async () => {
+    const a = await app();
+    const u = await a.user("idem-login@example.com", "first-password");
+    const h = { "idempotency-key": "login-1" };
+    const login = () => a.request("POST", "/api/v1/auth/login", { body: { email: "idem-login@example.com", password: "first-password" }, headers: h });
+    const first = await login();
+    expect(first.status).toBe(200);
+    expect((await a.request("PATCH", `/api/v1/users/${u.id}`, { token: u.token, body: { password: "second-password" } })).status).toBe(200);
+    const again = await login();
+    expect(again.status).toBe(401);
+    expect(again.headers.get("idempotent-replayed")).toBeNull();
+    const rows = await a.deps.database.client.execute({ sql: "select count(*) as n from idempotency_keys where key = ?", args: ["login-1"] });
+    expect(rows.rows[0]!.n).toBe(0);
+  });
+
   test("a retry while the first request still runs is a 409", async () => {
     const a = await app();
     const u = await a.user();

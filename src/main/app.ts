@@ -9,7 +9,7 @@ import { headerPolicy } from "../platform/http/headers.ts";
 import { headerSettings } from "./options.ts";
 import { rateLimitPlugin, ratePolicies } from "../platform/http/rate-limits.ts";
 import { openApiDocument } from "../platform/http/openapi.ts";
-import { openApiOptions } from "./openapi.ts";
+import { NOT_REPLAYED, openApiOptions } from "./openapi.ts";
 import { idempotencyPlugin } from "../platform/http/idempotency.ts";
 import { bearerRouteKeys, bodyValueCaps, boundValidationErrors } from "../platform/http/validation-cost.ts";
 import { JSON_MAX_VALUES } from "../platform/http/json-depth.ts";
@@ -47,6 +47,7 @@ export function createApp(deps: AppDeps, features: readonly Feature[] = appFeatu
         bodyLimit: deps.config.BODY_LIMIT_BYTES,
         logger: deps.logger,
         principal: (authorization) => deps.auth.principal(authorization),
+        exempt: NOT_REPLAYED,
       }),
     );
   // The site's own routes (health, dashboard, …) come before the API, as the features list them.

@@ -49,6 +49,13 @@ function merge(into: Record<number, ResponseSpec>, status: number, spec: Respons
     : spec;
 }
 
+/**
+ * Routes that run again on every request whatever its Idempotency-Key: a replayed login would hand out a token
+ * (perhaps revoked since) without checking the password, and the token would sit in the database for 24 h;
+ * a logout has nothing to replay. createApp hands the same set to the plugin.
+ */
+export const NOT_REPLAYED: ReadonlySet<string> = new Set(["/api/v1/auth/login", "/api/v1/auth/logout"]);
+
 export function openApiOptions(version: string): OpenApiOptions {
   return {
     info: {
@@ -72,7 +79,7 @@ export function openApiOptions(version: string): OpenApiOptions {
           headers: ["fly-replay"],
         });
       }
-      if (idempotencyApplies(method)) {
+      if (idempotencyApplies(method) && !NOT_REPLAYED.has(path)) {
         merge(out, 409, { description: "A request with this Idempotency-Key is still being handled: retry after Retry-After", headers: ["retry-after"] });
         merge(out, 422, { description: "The request did not validate, or its Idempotency-Key was used with another request" });
       }
@@ -90,10 +97,10 @@ export function openApiOptions(version: string): OpenApiOptions {
     responseHeaders: ({ method, path }) => ({
       // Sent while the route's class has a limit (each can be turned off).
       ...(rateLimitApplies(method, path) ? { ratelimit: ["2xx" as const] } : {}),
-      ...(idempotencyApplies(method) ? { "idempotent-replayed": ["2xx" as const, "4xx" as const] } : {}),
+      ...(idempotencyApplies(method) && !NOT_REPLAYED.has(path) ? { "idempotent-replayed": ["2xx" as const, "4xx" as const] } : {}),
     }),
-    parameters: ({ method }) =>
-      idempotencyApplies(method)
+    parameters: ({ method, path }) =>
+      idempotencyApplies(method) && !NOT_REPLAYED.has(path)
         ? [
             {
               name: "Idempotency-Key",

@@ -2,7 +2,7 @@
 // retry with the same key and body (`idempotent-replayed: true`); the same key with another body is a 422; a
 // retry while the first still runs is a 409. Keys live in SQLite (the database the writes go to, shared by a
 // local cluster, and on Fly the primary's, where every write is sent): a Redis wipe forgets none, and a retry
-// reaches them from any instance. A 5xx is not kept, so the client can retry it. Wraps the whole handler
+// reaches them from any instance. A 5xx, 429, 408 or 425 is not kept, so the client can retry it. Wraps the whole handler
 // (Elysia's wrap), so it stores exactly what the client got.
 import { and, eq, sql } from "drizzle-orm";
 import { Elysia } from "elysia";
@@ -40,7 +40,15 @@ export interface IdempotencyOptions {
    * only to a caller who could still make the request: after a logout the route itself answers (401).
    */
   principal?: (authorization: string) => Promise<unknown | null>;
+  /** Paths that run again on every request whatever its key (nothing of theirs is kept or replayed). */
+  exempt?: ReadonlySet<string>;
 }
+
+/**
+ * Statuses that are not the request's result but a "not now" (rate limited, timed out, too early, a server
+ * failure): not kept, so the client's retry after Retry-After runs, and a refused request leaves no row.
+ */
+const notKept = (status: number) => status >= 500 || status === 429 || status === 408 || status === 425;
 
 const hex = (data: string) => new Bun.CryptoHasher("sha256").update(data).digest("hex");
 
@@ -139,9 +147,10 @@ export function idempotencyPlugin(o: IdempotencyOptions) {
     if (!KEY_RE.test(key)) return answer(request, 422, "must be 1 to 255 printable characters", {}, "Idempotency-Key");
     // A replica forwards writes to the primary, which keeps the keys.
     if (!o.role.isPrimary()) return next(request);
+    const url = new URL(request.url);
+    if (o.exempt?.has(url.pathname)) return next(request);
     const body = await bodyText(request, o.bodyLimit);
     if (body === null) return next(request);
-    const url = new URL(request.url);
     const fingerprint = hex(`${request.method} ${url.pathname}${url.search}\n${bodyFingerprintText(body)}`);
     const scope = hex(`scope\n${request.headers.get("authorization") ?? ""}`).slice(0, 32);
     const now = Date.now();
@@ -176,7 +185,7 @@ export function idempotencyPlugin(o: IdempotencyOptions) {
       if (!NOT_KEPT.has(k)) kept.push([k, v]);
     });
     try {
-      await finish(scope, key, response.status >= 500 ? null : { status: response.status, headers: kept, body: text });
+      await finish(scope, key, notKept(response.status) ? null : { status: response.status, headers: kept, body: text });
     } catch (err) {
       // The write happened; only the key is not kept: a retry would run it again, so say so in the logs.
       o.logger.warn("idempotency key not stored", { error: (err as Error).message });
