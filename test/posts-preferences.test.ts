@@ -82,6 +82,19 @@ describe.each(WIRINGS)("the posts and preferences contract over $wiring", ({ env
       expect(g.body).toEqual({ theme: "light", size: 12 });
     });
 
+    test("keys such as __proto__ and constructor are stored and read back like any other", async () => {
+      const u = await t.user();
+      const path = `/api/v1/users/${u.id}/preferences`;
+      const r = await t.request("PATCH", path, { token: u.token, body: '{"__proto__":"x","constructor":"y","theme":"dark"}' });
+      expect(r.status).toBe(200);
+      const entries = (res: Response) => res.text().then((text) => Object.entries(JSON.parse(text)).sort());
+      const expected = [["__proto__", "x"], ["constructor", "y"], ["theme", "dark"]];
+      expect(await entries(r)).toEqual(expected);
+      expect(await entries(await t.request("GET", path, { token: u.token }))).toEqual(expected);
+      const removed = await t.request("PATCH", path, { token: u.token, body: '{"__proto__":null}' });
+      expect(await entries(removed)).toEqual(expected.slice(1));
+    });
+
     test("owner and admin may write; another user 403; anonymous 401; any user may read", async () => {
       const u = await t.user();
       const other = await t.user();

@@ -55,22 +55,25 @@ export function* mergeInTx(
 ): Generator<unknown, Preferences, unknown> {
   if (!(yield* q(usersRepo.exists(tx, userId)))) throw notFound(`User ${userId} not found`);
   const stored = yield* q(preferencesRepo.getStamped(tx, userId));
-  const merged: Preferences = { ...stored.data };
-  const stamps = { ...stored.keyWrittenAt };
+  // Maps, not objects: a key such as "__proto__" is a key like any other (on an object, assigning it would
+  // set the prototype and drop the key).
+  const merged = new Map(Object.entries(stored.data));
+  const stamps = new Map(Object.entries(stored.keyWrittenAt));
   const at = opts.acceptedAt ?? Date.now();
   for (const [k, v] of Object.entries(patch)) {
-    if (opts.acceptedAt !== undefined && (stamps[k] ?? -Infinity) > opts.acceptedAt) continue;
-    if (v === null) delete merged[k];
-    else merged[k] = v;
-    stamps[k] = Math.max(stamps[k] ?? 0, at);
+    if (opts.acceptedAt !== undefined && (stamps.get(k) ?? -Infinity) > opts.acceptedAt) continue;
+    if (v === null) merged.delete(k);
+    else merged.set(k, v);
+    stamps.set(k, Math.max(stamps.get(k) ?? 0, at));
   }
-  if (Object.keys(merged).length > MAX_PREFERENCE_KEYS) {
+  if (merged.size > MAX_PREFERENCE_KEYS) {
     throw unprocessable([{ field: "body", message: `A user may have at most ${MAX_PREFERENCE_KEYS} preferences` }]);
   }
-  const removed = Object.keys(stamps).filter((k) => !(k in merged)).sort((a, b) => stamps[a]! - stamps[b]!);
-  for (const k of removed.slice(0, Math.max(0, Object.keys(stamps).length - MAX_STAMPS))) delete stamps[k];
-  yield* q(preferencesRepo.put(tx, userId, merged, stamps));
-  return merged;
+  const removed = [...stamps.keys()].filter((k) => !merged.has(k)).sort((a, b) => stamps.get(a)! - stamps.get(b)!);
+  for (const k of removed.slice(0, Math.max(0, stamps.size - MAX_STAMPS))) stamps.delete(k);
+  const result: Preferences = Object.fromEntries(merged);
+  yield* q(preferencesRepo.put(tx, userId, result, Object.fromEntries(stamps)));
+  return result;
 }
 
 export async function merge(
