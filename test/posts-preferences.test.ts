@@ -88,7 +88,7 @@ describe.each(WIRINGS)("the posts and preferences contract over $wiring", ({ env
       const r = await t.request("PATCH", path, { token: u.token, body: '{"__proto__":"x","constructor":"y","theme":"dark"}' });
       expect(r.status).toBe(200);
       const entries = (res: Response) => res.text().then((text) => Object.entries(JSON.parse(text)).sort());
-      const expected = [["__proto__", "x"], ["constructor", "y"], ["theme", "dark"]];
+      const expected: [string, unknown][] = [["__proto__", "x"], ["constructor", "y"], ["theme", "dark"]];
       expect(await entries(r)).toEqual(expected);
       expect(await entries(await t.request("GET", path, { token: u.token }))).toEqual(expected);
       const removed = await t.request("PATCH", path, { token: u.token, body: '{"__proto__":null}' });
