@@ -20,7 +20,7 @@ const EnvSchema = T.Object({
   /** How long a write waits for another process's write lock before answering 503. */
   DB_WRITE_WAIT_MS: Int(0, 60_000, 3_000),
   /** Writes let into the app at once per instance (the others wait their turn, so reads never queue behind many); 0: no bound. */
-  WRITE_CONCURRENCY: Int(0, 10_000, 4),
+  WRITE_CONCURRENCY: Int(0, 10_000, 2),
   /** How long a write waits for its turn before it goes in anyway. */
   WRITE_LANE_WAIT_MS: Int(0, 60_000, 1_000),
   REDIS_URL: T.Optional(T.String({ pattern: "^rediss?://" })),
