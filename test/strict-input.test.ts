@@ -181,3 +181,25 @@ describe("text is Unicode: no invalid UTF-8, no lone surrogates, no bidi or invi
     expect(r.body.full_name).toBe(name);
   });
 });
+
+describe("what a refusal says", () => {
+  test("a preference value that is too long or holds NUL is 422 naming the key and saying what a value may be", async () => {
+    const u = await t.user();
+    for (const value of ["x".repeat(1001), "a\u0000b"]) {
+      const r = await t.json("PATCH", `/api/v1/users/${u.id}/preferences`, { token: u.token, body: { motto: value } });
+      expect(r.status).toBe(422);
+      expect(fields(r.body)).toEqual(["motto"]);
+      expect(r.body.errors[0].message).toContain("at most 1000 characters without control characters");
+    }
+  });
+
+  test("a body declared in a charset other than UTF-8 is 415; UTF-8 spelled either way is read", async () => {
+    const u = await t.user();
+    const path = `/api/v1/users/${u.id}/preferences`;
+    const send = (type: string) => t.request("PATCH", path, { token: u.token, body: '{"theme":"dark"}', headers: { "content-type": type } });
+    expect((await send("application/json; charset=latin1")).status).toBe(415);
+    expect((await send("application/json; charset=utf-16")).status).toBe(415);
+    expect((await send("application/json; charset=UTF-8")).status).toBe(200);
+    expect((await send('application/json;charset="utf8"')).status).toBe(200);
+  });
+});

@@ -1,5 +1,5 @@
 import { t } from "elysia";
-import { Text } from "../../platform/http/models.ts";
+import { Text, withMessage } from "../../platform/http/models.ts";
 
 export const PreferenceValue = t.Union([t.String({ maxLength: 1000 }), t.Number(), t.Boolean()]);
 export const Preferences = t.Record(t.String(), PreferenceValue, {
@@ -13,7 +13,10 @@ export const MAX_PREFERENCE_KEYS = 50;
 /** `{key: value | null}`: null removes the key. Keys are 1 to 64 characters of letters, digits, `_ - . :`. */
 export const PreferencesPatch = t.Record(
   t.String({ pattern: "^[A-Za-z0-9_.:-]{1,64}$" }),
-  t.Union([Text({ maxLength: 1000, multiline: true }), t.Number(), t.Boolean(), t.Null()]),
+  withMessage(
+    t.Union([Text({ maxLength: 1000, multiline: true }), t.Number(), t.Boolean(), t.Null()]),
+    "must be text of at most 1000 characters without control characters other than tab and line breaks, a number, a boolean, or null (removes the key)",
+  ),
   {
     maxProperties: MAX_PREFERENCE_KEYS,
     additionalProperties: false,

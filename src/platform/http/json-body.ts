@@ -76,9 +76,16 @@ export async function parseJsonBody(
   maxValues = JSON_MAX_VALUES,
 ): Promise<unknown> {
   const bytes = await readLimited(request, limit);
-  const type = (contentType ?? "").split(";")[0]!.trim().toLowerCase();
+  // The header itself: Elysia's contentType may be the media type alone, without its parameters.
+  const [head, ...params] = (request.headers.get("content-type") ?? contentType ?? "").toLowerCase().split(";");
+  const type = head!.trim();
   if (type !== "" && type !== "application/json" && !type.endsWith("+json")) {
     throw new AppError(415, `Unsupported content type "${type}"; send application/json`);
+  }
+  // JSON is UTF-8 (RFC 8259): a body declared in another charset would be read as something it is not.
+  const charset = params.map((p) => p.trim()).find((p) => p.startsWith("charset="))?.slice(8).replace(/"/g, "");
+  if (charset !== undefined && charset !== "utf-8" && charset !== "utf8") {
+    throw new AppError(415, `Unsupported charset "${charset}"; send application/json in UTF-8`);
   }
   if (bytes.byteLength === 0) return null;
   const shape = jsonShapeProblem(bytes, JSON_MAX_DEPTH, maxValues);
