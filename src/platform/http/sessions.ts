@@ -4,13 +4,14 @@
 // (logout, password change, deletion, admin rights changed) reaches every instance through the bus.
 import { and, eq, sql } from "drizzle-orm";
 import type { Cache } from "../cache/port.ts";
+import { keyMemo } from "../cache/key-memo.ts";
 import type { Database } from "../db/client.ts";
 import { q } from "../db/tx.ts";
 import { sessions, users } from "../db/schema/index.ts";
 import { preparedFor } from "../db/step.ts";
 
 const cacheKeys = {
-  session: (sid: string) => `session:${sid}`,
+  session: keyMemo((sid: string) => `session:${sid}`),
   /** Every cached session state of a user: invalidated when their sessions are revoked or their rights change. */
   sessionsTag: (userId: number) => `sessions:${userId}`,
 };
