@@ -4,6 +4,7 @@
 // every instance within a second. Without Redis (one instance, in-process bus), the running instance sees it when
 // its cached session state expires (CACHE_TTL_SECONDS). Run it where the primary's database is (on Fly, the
 // primary machine: `fly ssh console`); a replica's database is read-only.
+import { hostname } from "node:os";
 import { ConfigError, loadConfig } from "./config.ts";
 import { buildDeps } from "./main/platform.ts";
 import { createLogger } from "./platform/observability/logger.ts";
@@ -20,7 +21,16 @@ async function main(argv: string[]): Promise<number> {
   }
   // No start-up chores of a serving instance: ADMIN_EMAIL would promote the account this demotes, and warming
   // the cache is of no use to a command.
-  const config = loadConfig({ ...process.env, ADMIN_EMAIL: undefined, ADMIN_PASSWORD: undefined, CACHE_WARM_COUNT: "0", METRICS_ENABLED: "false" });
+  // An instance id of its own: run beside an instance (`fly ssh console` on the primary), the default would be
+  // that instance's (FLY_MACHINE_ID), and a cache ignores bus messages carrying its own id.
+  const config = loadConfig({
+    ...process.env,
+    INSTANCE_ID: `users-cli-${hostname()}-${process.pid}`,
+    ADMIN_EMAIL: undefined,
+    ADMIN_PASSWORD: undefined,
+    CACHE_WARM_COUNT: "0",
+    METRICS_ENABLED: "false",
+  });
   const logger = createLogger(config.LOG_LEVEL === "info" ? "warn" : config.LOG_LEVEL, { instance: `${config.INSTANCE_ID}-users-cli` });
   const built = await buildDeps(config, logger);
   try {

@@ -213,3 +213,21 @@ describe("the welcome mail is no relay", () => {
     }
   });
 });
+
+describe("a trailing slash is the same route", () => {
+  test("registrations and logins through /users/ and /auth/login/ are limited, and a login there is not replayed", async () => {
+    const t = await makeApp({ RATE_LIMIT_REGISTER_PER_HOUR: "2", RATE_LIMIT_LOGIN_IP_PER_MINUTE: "2" });
+    try {
+      const reg = (i: number) => t.request("POST", "/api/v1/users/", { body: { email: `slash-${i}@example.com`, password: "password-1", full_name: "S" } });
+      expect([(await reg(1)).status, (await reg(2)).status, (await reg(3)).status]).toEqual([201, 201, 429]);
+      const login = () => t.request("POST", "/api/v1/auth/login/", { body: { email: "slash-1@example.com", password: "password-1" }, headers: { "idempotency-key": "slash-login" } });
+      const first = await login();
+      expect(first.status).toBe(200);
+      const second = await login();
+      expect(second.headers.get("idempotent-replayed")).toBeNull();
+      expect((await login()).status).toBe(429);
+    } finally {
+      await t.close();
+    }
+  });
+});

@@ -17,8 +17,9 @@ let a: TestApp;
 let b: TestApp;
 
 beforeAll(async () => {
-  a = await makeApp({ REDIS_URL, REDIS_PREFIX: prefix, CACHE_TTL_SECONDS: TTL, ADMIN_EMAIL: EMAIL, ADMIN_PASSWORD: "admin-password-1" }, dir);
-  b = await makeApp({ REDIS_URL, REDIS_PREFIX: prefix, CACHE_TTL_SECONDS: TTL }, dir);
+  // The command runs with the environment of instance a, its INSTANCE_ID included (as beside it on a machine).
+  a = await makeApp({ REDIS_URL, REDIS_PREFIX: prefix, CACHE_TTL_SECONDS: TTL, INSTANCE_ID: "machine-a", ADMIN_EMAIL: EMAIL, ADMIN_PASSWORD: "admin-password-1" }, dir);
+  b = await makeApp({ REDIS_URL, REDIS_PREFIX: prefix, CACHE_TTL_SECONDS: TTL, INSTANCE_ID: "machine-b" }, dir);
 });
 afterAll(async () => {
   await a.close();
@@ -30,7 +31,7 @@ afterAll(async () => {
 
 /** Runs the command as an operator would, with the instances' environment. */
 async function users(...args: string[]) {
-  const env = testEnv({ REDIS_URL, REDIS_PREFIX: prefix, CACHE_TTL_SECONDS: TTL, LOG_LEVEL: "warn" }, dir);
+  const env = testEnv({ REDIS_URL, REDIS_PREFIX: prefix, CACHE_TTL_SECONDS: TTL, INSTANCE_ID: "machine-a", LOG_LEVEL: "warn" }, dir);
   const p = spawnBun(["src/users-cli.ts", ...args], env);
   const code = await p.finished();
   return { code, out: p.stdout(), err: p.stderr() };

@@ -50,6 +50,22 @@ describe("the write lane", () => {
     second();
   });
 
+  test("after an overflow, a write leaving lets the next in only once the lane is back under its bound", async () => {
+    const lane = writeLane(1, 50);
+    const first = lane.enter() as () => void;
+    const overflowed = await lane.enter(); // waited 50 ms, went in past the bound: 2 in flight
+    const third = lane.enter() as Promise<() => void>;
+    let thirdIn = false;
+    void third.then(() => (thirdIn = true));
+    first(); // 1 in flight: still at the bound, the third keeps waiting
+    await Promise.resolve();
+    expect(thirdIn).toBe(false);
+    expect(lane.stats()).toMatchObject({ inFlight: 1, waiting: 1 });
+    overflowed(); // 0 in flight: the third goes in
+    (await third)();
+    expect(lane.stats()).toMatchObject({ inFlight: 0, waiting: 0 });
+  });
+
   test("through the server: with the database locked elsewhere, two writes are in the app, the rest wait, reads answer, and every write is stored once the lock goes", async () => {
     const env = testEnv({ PORT: "0", HOST: "127.0.0.1", CRON_ENABLED: "false", CACHE_ENABLED: "false", METRICS_ENABLED: "true", METRICS_PORT: "0", WRITE_CONCURRENCY: "2", WRITE_LANE_WAIT_MS: "30000", DB_WRITE_WAIT_MS: "20000" });
     const inst = await startInstance(loadConfig(env), { logger: createLogger("silent", {}) });

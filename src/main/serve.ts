@@ -91,7 +91,13 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
     if (!lane.applies(request.method, request.url)) return viaApp(request, start, address);
     const turn = lane.enter();
     const run = (leave: () => void) => viaApp(request, start, address).finally(leave);
-    return typeof turn === "function" ? run(turn) : turn.then(run);
+    if (typeof turn === "function") return run(turn);
+    // A write waiting for its turn is in flight too (the heartbeat's load, the shutdown's count).
+    requests.inFlight++;
+    return turn.then((leave) => {
+      requests.inFlight--;
+      return run(leave);
+    });
   };
   // A fast answer that waits for its loader is in flight like the app's requests.
   const loading = async (answer: Promise<Response | undefined>) => {

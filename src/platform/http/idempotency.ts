@@ -15,6 +15,7 @@ import { q } from "../db/tx.ts";
 import type { Logger } from "../observability/logger.ts";
 import { AppError, problem, problemResponse } from "./errors.ts";
 import { requestIdOf } from "./request-context.ts";
+import { pathnameOf } from "../observability/metrics.ts";
 
 const KEPT_MS = 24 * 3_600_000;
 /** A claim older than this whose request never finished (its process died) may be taken again. */
@@ -148,7 +149,7 @@ export function idempotencyPlugin(o: IdempotencyOptions) {
     // A replica forwards writes to the primary, which keeps the keys.
     if (!o.role.isPrimary()) return next(request);
     const url = new URL(request.url);
-    if (o.exempt?.has(url.pathname)) return next(request);
+    if (o.exempt?.has(pathnameOf(request.url))) return next(request);
     const body = await bodyText(request, o.bodyLimit);
     if (body === null) return next(request);
     const fingerprint = hex(`${request.method} ${url.pathname}${url.search}\n${bodyFingerprintText(body)}`);

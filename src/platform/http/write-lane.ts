@@ -1,6 +1,6 @@
 // Writes take turns so reads do not wait behind them. One process serves every request on one event loop, and
-// a write costs that loop two to three times a read: with as many writes in progress as reads, each read waited
-// for all of them. The lane lets `concurrency` writes into the app at once; the others wait (asleep, costing the
+// a write costs that loop several times what a read does: with as many writes in progress as reads, each read
+// waited for all of them. The lane lets `concurrency` writes into the app at once; the others wait (asleep, costing the
 // loop nothing) for a turn, so a read waits for at most that many writes. A write that has waited `maxWaitMs`
 // goes in anyway, so the lane only orders writes and never answers for them: a held database lock or a slow
 // write still ends in the app's own answer (503 after DB_WRITE_WAIT_MS), at most `maxWaitMs` later.
@@ -30,8 +30,10 @@ export function writeLane(concurrency: number, maxWaitMs: number, offLoop: Reado
   let inFlight = 0;
   let overflowed = 0;
   const waiting: (() => void)[] = [];
+  // A write that went in past the bound (maxWaitMs) does not let the next one in: only below the bound.
   const leave = () => {
     inFlight--;
+    if (inFlight >= concurrency) return;
     const next = waiting.shift();
     if (next !== undefined) next();
   };

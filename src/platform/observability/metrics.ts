@@ -143,7 +143,11 @@ export function pathnameOf(url: string): string {
   const start = url.indexOf("/", url.indexOf("//") + 2);
   if (start < 0) return "/";
   const q = url.indexOf("?", start);
-  return q < 0 ? url.slice(start) : url.slice(start, q);
+  let end = q < 0 ? url.length : q;
+  // Elysia routes "/api/v1/auth/login/" as "/api/v1/auth/login": so must every check keyed by the path (rate
+  // limits, the write lane, idempotency, the replica guard), or a trailing slash walks around it.
+  while (end - start > 1 && url.charCodeAt(end - 1) === 47) end--;
+  return url.slice(start, end);
 }
 
 export interface MetricsSource {
