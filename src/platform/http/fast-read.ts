@@ -7,10 +7,9 @@
 // an entry holding null (the app answers the 404), an error. Declined requests take the app's way unchanged;
 // a read decision already taken is handed to the app's rate limiter, which does not decide it again.
 import type { Cache } from "../cache/port.ts";
-import { keyMemo } from "../cache/key-memo.ts";
 import type { Auth, Principal } from "./auth.ts";
 import type { RateLimiter, RatePolicy } from "./rate-limit.ts";
-import { handOverReadDecision, rateLimitHeader } from "./rate-limits.ts";
+import { handOverReadDecision, rateLimitHeader, sessionReadKey } from "./rate-limits.ts";
 import { putOnto, type HeaderPolicy } from "./headers.ts";
 import { requestIdOf, type RequestId } from "./request-context.ts";
 import { cachedReadOf, type CachedRead } from "./cached-read.ts";
@@ -49,9 +48,6 @@ function templateMaker(policy: HeaderPolicy | undefined) {
   };
 }
 
-// The read limit's key per session id, kept rather than concatenated per request (key-memo.ts).
-const readKey = keyMemo((sid: string) => "read:s:" + sid);
-
 /** The query string of a URL, "" when it has none. */
 function queryOf(url: string): string {
   const q = url.indexOf("?");
@@ -89,7 +85,7 @@ export function fastRead(route: string, read: CachedRead, cache: Cache, opts: Fa
    */
   const readLimit = (request: Request, principal: Principal, handOver: boolean): string | undefined | false => {
     if (rateLimit === undefined) return undefined;
-    const d = rateLimit.limiter.local(readKey(principal.sessionId), rateLimit.policy);
+    const d = rateLimit.limiter.local(sessionReadKey(principal.sessionId), rateLimit.policy);
     if (!d.allowed || handOver) handOverReadDecision(request, d);
     return d.allowed ? rateLimitHeader(d) : false;
   };

@@ -7,6 +7,7 @@ import type { Auth } from "./auth.ts";
 import { clientIpOf } from "./client-ip.ts";
 import { AppError } from "./errors.ts";
 import { pathnameOf } from "../observability/metrics.ts";
+import { keyMemo } from "../cache/key-memo.ts";
 import type { RateDecision, RateLimiter, RatePolicy } from "./rate-limit.ts";
 
 export interface RateLimitSettings {
@@ -98,10 +99,18 @@ export interface RateLimitPluginOptions {
   clientIpHeader?: string;
 }
 
+/** The read limit's key of a session (kept per session id, key-memo.ts); the cached-read fast path uses it too. */
+export const sessionReadKey = keyMemo((sessionId: string) => "read:s:" + sessionId);
+
 /** The caller's key for reads and writes: its session when the token's signature holds, else its IP. */
 export function callerKey(auth: Auth, request: Request, ipHeader: string | undefined): string {
   const p = auth.tokenPrincipal(request.headers.get("authorization"));
   return p ? "s:" + p.sessionId : "ip:" + clientIpOf(request, ipHeader);
+}
+
+function readKey(auth: Auth, request: Request, ipHeader: string | undefined): string {
+  const p = auth.tokenPrincipal(request.headers.get("authorization"));
+  return p ? sessionReadKey(p.sessionId) : "read:ip:" + clientIpOf(request, ipHeader);
 }
 
 export function rateLimitPlugin(opts: RateLimitPluginOptions) {
@@ -120,7 +129,7 @@ export function rateLimitPlugin(opts: RateLimitPluginOptions) {
       } else if (method === "POST" && path === REGISTER_PATH) {
         if (policies.register) d = await limiter.shared("register:" + clientIpOf(request, ipHeader), policies.register);
       } else if (method === "GET" || method === "HEAD") {
-        if (policies.read) d = handedOver.get(request) ?? limiter.local("read:" + callerKey(auth, request, ipHeader), policies.read);
+        if (policies.read) d = handedOver.get(request) ?? limiter.local(readKey(auth, request, ipHeader), policies.read);
       } else if (policies.write) {
         d = await limiter.shared("write:" + callerKey(auth, request, ipHeader), policies.write);
       }
