@@ -12,6 +12,8 @@ import { setAdmin } from "./modules/users/service.ts";
 import { usersRepo } from "./modules/users/repository.ts";
 
 const USAGE = "usage: bun run users -- promote|demote <email>";
+/** How long the command waits for a failed invalidation's retry before it gives up and says so. */
+const SETTLE_MS = 3_000;
 
 async function main(argv: string[]): Promise<number> {
   const [action, email] = argv;
@@ -49,6 +51,16 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     await setAdmin(built.deps, user.id, isAdmin);
+    // An invalidation that failed is retried in the background: wait for it (bounded) before closing, which
+    // would drop it, and say so if it did not go through.
+    const cache = built.deps.cache;
+    for (let waited = 0; cache.owed && waited < SETTLE_MS; waited += 50) await Bun.sleep(50);
+    if (cache.owed) {
+      console.error(
+        `${user.email} (user ${user.id}) ${isAdmin ? "is now" : "is no longer"} an administrator in the database, but Redis could not be told: running instances see it within ${config.CACHE_TTL_SECONDS} s`,
+      );
+      return 1;
+    }
     const reach = built.deps.redis ? "every instance sharing this Redis was told" : `without REDIS_URL, a running instance sees it within ${config.CACHE_TTL_SECONDS} s`;
     console.log(`${user.email} (user ${user.id}) ${isAdmin ? "is now" : "is no longer"} an administrator; ${reach}`);
     logger.info(isAdmin ? "admin rights granted" : "admin rights taken", { user_id: user.id });

@@ -144,13 +144,15 @@ describe("bus messages that failed to publish", () => {
     bus.failing = true;
     db = "v2";
     await a.invalidateTags(["user:1"]);
-    // The bump reached Redis but the message did not: B still answers from its L1.
+    // The bump reached Redis but the message did not: B still answers from its L1, and A says it owes it.
     expect((await b.getOrSet("user:1:detail", async () => db, { tags: ["user:1"] })).value).toBe("v1");
+    expect(a.owed).toBe(true);
 
     bus.failing = false;
     const fresh = await waitUntil(async () => (await b.getOrSet("user:1:detail", async () => db, { tags: ["user:1"] })).value === "v2");
     expect(fresh).toBe(true);
     expect(bus.sent.some((m) => m.t?.includes("user:1"))).toBe(true);
+    expect(a.owed).toBe(false);
   }, 15_000);
 
   test("failed messages are merged into one retry", async () => {

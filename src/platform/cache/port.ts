@@ -38,6 +38,8 @@ export interface Cache {
   /** Drops every entry carrying any of the tags, here, in L2, and (through the bus) in every other instance. */
   invalidateTags(tags: readonly string[]): Promise<void>;
   stats(): CacheStats;
+  /** True while an invalidation (a tag bump in L2, a bus message) has not gone through yet and is being retried. */
+  readonly owed?: boolean;
   close(): Promise<void>;
 }
 

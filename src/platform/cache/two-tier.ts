@@ -252,6 +252,10 @@ export class TwoTierCache implements Cache {
     this.opts.logger.debug("cache L1 cleared", { reason });
   }
 
+  get owed(): boolean {
+    return this.out.owed || this.tags.owed;
+  }
+
   stats(): CacheStats {
     const { hits, misses, received } = this.counters;
     const published = this.out.published;
