@@ -9,12 +9,12 @@
 //
 //   bun run bench -- db        (BENCH_DURATION=5 seconds per run; BENCH_BIG_USERS=1000000)
 import { Database as BunDatabase } from "bun:sqlite";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openDatabase } from "../src/platform/db/client.ts";
 import { runMigrations } from "../src/platform/db/migrate.ts";
 import { table, writeResult } from "./lib.ts";
-import { freePort, spawnService, waitFor } from "../test/support/process.ts";
+import { cpuSeconds, freePort, spawnService, waitFor } from "../test/support/process.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const DURATION = Number(process.env.BENCH_DURATION ?? 5);
@@ -144,16 +144,6 @@ const ms = (v: string) => {
   return m[2] === "us" ? x / 1000 : m[2] === "s" ? x * 1000 : x;
 };
 
-const CLK_TCK = 100;
-function cpuSeconds(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
-  } catch {
-    return NaN;
-  }
-}
 
 /** One wrk run against a server, with the server's CPU time per request. */
 async function wrk(server: Server, load: Load, token: string, seconds = DURATION): Promise<LoadResult> {

@@ -5,14 +5,14 @@
 // per request) written to /dev/null. Load generator: wrk when installed, else autocannon.
 //
 //   bun run bench -- http                 (BENCH_DURATION=10 seconds per run, BENCH_ROUNDS=2 alternations)
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { eq } from "drizzle-orm";
 import { openDatabase } from "../src/platform/db/client.ts";
 import { runMigrations } from "../src/platform/db/migrate.ts";
 import { posts, preferences, users } from "../src/platform/db/schema/index.ts";
 import { table, writeResult } from "./lib.ts";
-import { freePort, spawnService, waitFor } from "../test/support/process.ts";
+import { cpuSeconds, freePort, spawnService, waitFor } from "../test/support/process.ts";
 import { waitUntil } from "../test/support/wait.ts";
 
 const ROOT = join(import.meta.dir, "..");
@@ -185,16 +185,6 @@ async function autocannon(url: string, ids: number[], token: string | null, seco
   return { rps: r.requests.average, p50_ms: r.latency.p50, p99_ms: r.latency.p99, non2xx: r.non2xx, requests: r.requests.total };
 }
 
-const CLK_TCK = 100;
-function cpuSeconds(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
-  } catch {
-    return NaN;
-  }
-}
 
 async function load(target: Service, ids: number[], token: string | null, seconds = DURATION): Promise<LoadResult> {
   const before = cpuSeconds(target.proc.pid);

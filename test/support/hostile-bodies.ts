@@ -1,6 +1,8 @@
 // The costliest request bodies of at most `limit` bytes that we know of, for the freeze check (bench/abuse.bench.ts
 // and test/fuzz-abuse.test.ts): each is refused, and must be refused cheaply. Most now stop at the shape check
 // (json-depth.ts: depth, and each route's value bound); they stay here so that a regression shows.
+import { cpuSeconds } from "./process.ts";
+
 export interface HostileBody {
   name: string;
   method: "POST";
@@ -31,19 +33,14 @@ export function hostileBodies(limit: number): HostileBody[] {
   ];
 }
 
+/** The process's CPU seconds so far, null where /proc cannot be read. */
+const cpuOrNull = (pid: number): number | null => {
+  const s = cpuSeconds(pid);
+  return Number.isNaN(s) ? null : s;
+};
+
 /** Percentile of a sorted list. */
 export const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
-
-/** CPU seconds (user + system) the process has used so far, from /proc (Linux); null elsewhere. */
-export async function cpuSeconds(pid: number): Promise<number | null> {
-  try {
-    const stat = await Bun.file(`/proc/${pid}/stat`).text();
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return null;
-  }
-}
 
 export interface FreezeFigures {
   body: string;
@@ -74,7 +71,7 @@ export async function freezeCheck(url: string, pid: number | null, b: HostileBod
       await Bun.sleep(2);
     }
   })();
-  const cpu0 = pid !== null ? await cpuSeconds(pid) : null;
+  const cpu0 = pid !== null ? cpuOrNull(pid) : null;
   for (let r = 0; r < rounds; r++) {
     await Promise.all(
       Array.from({ length: concurrent }, async () => {
@@ -86,7 +83,7 @@ export async function freezeCheck(url: string, pid: number | null, b: HostileBod
       }),
     );
   }
-  const cpu1 = pid !== null ? await cpuSeconds(pid) : null;
+  const cpu1 = pid !== null ? cpuOrNull(pid) : null;
   polling = false;
   await poll;
   health.sort((x, y) => x - y);

@@ -1,8 +1,21 @@
 // Spawning processes (the service, the cluster runner, fixtures) for tests and benchmarks where the process
 // itself is the subject, plus ports and raw connections for talking to them.
 import type { Subprocess } from "bun";
+import { readFileSync } from "node:fs";
 import { ROOT } from "../helpers.ts";
 import { waitUntil } from "./wait.ts";
+
+const CLK_TCK = 100;
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux); NaN where it cannot be read. */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  } catch {
+    return NaN;
+  }
+}
 
 export async function freePort(): Promise<number> {
   const s = Bun.serve({ port: 0, fetch: () => new Response() });
