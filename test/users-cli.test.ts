@@ -22,10 +22,11 @@ beforeAll(async () => {
   b = await makeApp({ REDIS_URL, REDIS_PREFIX: prefix, CACHE_TTL_SECONDS: TTL, INSTANCE_ID: "machine-b" }, dir);
 });
 afterAll(async () => {
-  await a.close();
-  await b.close();
+  // The prefix is this file's own (makeApp drops only prefixes it made): dropped while a's client is open.
   const r = a.deps.redis;
   if (r?.isReady) await dropPrefix(r, prefix);
+  await a.close();
+  await b.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
