@@ -2,28 +2,18 @@
 // same free slot: each reserves its slots before calling Redis, and what a blocking read brings beyond the
 // slots still free is handed back (not counted as a retry). And the clean-up of dead workers' consumers
 // never removes one that holds entries. Real Redis, own key prefix.
-import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+import { expect, setDefaultTimeout, test } from "bun:test";
 import type { Redis } from "../src/platform/redis.ts";
 import { GROUP, RedisQueue } from "../src/platform/jobs/redis-queue.ts";
 import { queueBase } from "../src/platform/jobs/redis/context.ts";
 import { removeIdleConsumer } from "../src/platform/jobs/redis/maintenance.ts";
-import { queueKey, queueOptions, redisClient } from "./fixtures/queues.ts";
-import { testPrefix, dropPrefix, TEST_TIMEOUT_MS } from "./helpers.ts";
+import { queueKey, queueOptions, queueFileHooks } from "./fixtures/queues.ts";
+import { testPrefix, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { waitUntil } from "./support/wait.ts";
 setDefaultTimeout(TEST_TIMEOUT_MS);
 
 let redis: Redis;
-const prefixes: string[] = [];
-const open: RedisQueue[] = [];
-
-beforeAll(async () => {
-  redis = await redisClient();
-});
-afterAll(async () => {
-  await Promise.all(open.map((q) => q.close()));
-  for (const p of prefixes) await dropPrefix(redis, p);
-  await redis.close();
-});
+const { prefixes, open } = queueFileHooks<RedisQueue>((r) => (redis = r));
 
 test("a takeover during a blocking read does not push the handlers past JOB_CONCURRENCY; the extra job is handed back", async () => {
   const prefix = testPrefix("jobs-conc");

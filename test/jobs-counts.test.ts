@@ -1,27 +1,17 @@
 // Per-type counts of the job queue (waiting, delayed, running, failed), for both adapters, and the Redis
 // adapter's bound on what it reads per call. Real Redis, own key prefix.
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { Redis } from "../src/platform/redis.ts";
 import { PermanentJobError, type JobQueue } from "../src/platform/jobs/port.ts";
 import { COUNT_BY_TYPE } from "../src/platform/jobs/redis-scripts.ts";
 import { queueBase } from "../src/platform/jobs/redis/context.ts";
-import { makeQueue, redisClient } from "./fixtures/queues.ts";
-import { dropPrefix, testPrefix, TEST_TIMEOUT_MS } from "./helpers.ts";
+import { makeQueue, queueFileHooks } from "./fixtures/queues.ts";
+import { testPrefix, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { waitUntil } from "./support/wait.ts";
 setDefaultTimeout(TEST_TIMEOUT_MS);
 
 let redis: Redis;
-const prefixes: string[] = [];
-const open: JobQueue[] = [];
-
-beforeAll(async () => {
-  redis = await redisClient();
-});
-afterAll(async () => {
-  await Promise.all(open.map((q) => q.close()));
-  for (const p of prefixes) await dropPrefix(redis, p);
-  await redis.close();
-});
+const { prefixes, open } = queueFileHooks<JobQueue>((r) => (redis = r));
 
 for (const adapter of ["redis", "memory"] as const) {
   describe(`${adapter} queue`, () => {
