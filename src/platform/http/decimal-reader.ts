@@ -14,8 +14,12 @@ interface Property {
 
 export type Decoded = Record<string, number | undefined>;
 
-/** The canonical decimal text of a safe integer in [min, max] (DecimalInt's rule), else undefined. */
-function canonical(s: string, p: Property): number | undefined {
+/**
+ * The value of the canonical decimal text of a safe integer (DecimalInt's rule: 1 to 16 digits, no sign,
+ * leading zero, fraction, exponent or prefix), else undefined. The one spelling of the rule: the schema check in
+ * models.ts and the fast path's reader both call it.
+ */
+export function decimalValue(s: string): number | undefined {
   const n = s.length;
   if (n === 0 || n > 16) return undefined;
   let c = s.charCodeAt(0);
@@ -25,7 +29,13 @@ function canonical(s: string, p: Property): number | undefined {
     if (c < 48 || c > 57) return undefined;
   }
   const v = Number(s);
-  return Number.isSafeInteger(v) && v >= p.minimum && v <= p.maximum ? v : undefined;
+  return Number.isSafeInteger(v) ? v : undefined;
+}
+
+/** The canonical decimal text of a safe integer in [min, max], else undefined. */
+function canonical(s: string, p: Property): number | undefined {
+  const v = decimalValue(s);
+  return v !== undefined && v >= p.minimum && v <= p.maximum ? v : undefined;
 }
 
 /** The schema's properties when every one is a DecimalInt; null otherwise. */

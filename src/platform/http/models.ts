@@ -3,6 +3,7 @@
 // 422 message of a field rides on a symbol, which JSON never sees.
 import { Kind, Type, TypeRegistry, type IntegerOptions, type StringOptions, type TSchema } from "@sinclair/typebox";
 import { t } from "elysia";
+import { decimalValue } from "./decimal-reader.ts";
 
 const FIELD_MESSAGE = Symbol.for("neodyme-edge.field-message");
 
@@ -22,12 +23,10 @@ export function fieldMessageOf(schema: unknown): string | undefined {
  */
 export const Int = (options?: IntegerOptions) => Type.Integer(options);
 
-const CANONICAL_DECIMAL = /^(0|[1-9][0-9]{0,15})$/;
-
 /** A path or query value: the canonical decimal text of a safe integer (no sign, leading zero, fraction, exponent or prefix). */
 TypeRegistry.Set<{ minimum?: number; maximum?: number }>("DecimalInteger", (schema, value) => {
   // A number only arrives here as the schema's own default, inserted before the check.
-  const n = typeof value === "string" ? (CANONICAL_DECIMAL.test(value) ? Number(value) : NaN) : value;
+  const n = typeof value === "string" ? (decimalValue(value) ?? NaN) : value;
   return (
     typeof n === "number" &&
     Number.isSafeInteger(n) &&
