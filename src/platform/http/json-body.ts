@@ -5,9 +5,10 @@ import { JSON_MAX_DEPTH, JSON_MAX_VALUES, jsonShapeProblem } from "./json-depth.
 
 /** Reads a body, never holding more than `limit` bytes of it: past that, 413 (chunked bodies included). */
 export async function readLimited(request: Request, limit: number): Promise<Uint8Array> {
-  if (!request.body) return new Uint8Array(0);
   // A declared length is what the server reads, no more (HTTP framing): read it natively in one piece, which
-  // costs a fraction of pulling the stream chunk by chunk. Without one (chunked), count while reading.
+  // costs a fraction of pulling the stream chunk by chunk. Without one (chunked), count while reading. The
+  // declared case never touches `request.body`: on a served request that getter makes a ReadableStream, which
+  // the native read then goes through.
   const declared = request.headers.get("content-length");
   if (declared !== null) {
     if (Number(declared) > limit) throw payloadTooLarge(limit);
@@ -15,6 +16,7 @@ export async function readLimited(request: Request, limit: number): Promise<Uint
     if (bytes.byteLength > limit) throw payloadTooLarge(limit);
     return bytes;
   }
+  if (!request.body) return new Uint8Array(0);
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
