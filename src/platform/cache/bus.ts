@@ -28,9 +28,18 @@ export interface BusHandlers {
   state(up: boolean): void;
 }
 
+/** A message ready to be published by another call on the bus's client (l2.ts bumpTagsAndPublish). */
+export interface BusCarrier {
+  client: Redis;
+  channel: string;
+  raw: string;
+}
+
 export interface CacheBus {
   start(handlers: BusHandlers): Promise<void>;
   publish(msg: BusMessage): Promise<void>;
+  /** The message for a Redis call that publishes it along with its own work; null (or absent) when publish() must. */
+  carrier?(msg: BusMessage): BusCarrier | null;
   readonly up: boolean;
   close(): Promise<void>;
 }
@@ -220,6 +229,11 @@ export class RedisBus implements CacheBus {
     // keeps the message and sends it again (two-tier.ts) once the bus is back.
     if (this.silent) throw new Error("cache bus silent (heartbeat overdue)");
     await withTimeout(this.client.publish(this.channel, JSON.stringify(msg)), this.timeoutMs, "cache bus publish");
+  }
+
+  /** Null while silent, for the reason publish() fails then. */
+  carrier(msg: BusMessage): BusCarrier | null {
+    return this.silent ? null : { client: this.client, channel: this.channel, raw: JSON.stringify(msg) };
   }
 
   async close(): Promise<void> {

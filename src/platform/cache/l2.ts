@@ -4,6 +4,8 @@
 // consecutive failures. Tags are version tokens in Redis (see two-tier.ts for why).
 import type { Redis } from "../redis.ts";
 import { withTimeout } from "../redis.ts";
+import { LuaScript } from "../jobs/script.ts";
+import type { BusCarrier } from "./bus.ts";
 
 export const L2_FORMAT = "v1";
 
@@ -117,6 +119,14 @@ function sameTags(entry: L2Entry, tags: readonly string[], tokens: readonly stri
   return true;
 }
 
+/**
+ * A tag bump and its bus message in one round trip: every KEYS[i] gets the token ARGV[1] (PX ARGV[2]), then
+ * ARGV[4] is published on ARGV[3]. Atomic, so a subscriber that reads the tag after the message sees the token.
+ */
+const BUMP_AND_PUBLISH = new LuaScript(
+  "for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2]) end return redis.call('PUBLISH', ARGV[3], ARGV[4])",
+);
+
 /** The adaptive timeout never exceeds this (a hung Redis must still cost little). */
 const MAX_ADAPTIVE_TIMEOUT_MS = 1_000;
 /** Invalidations (tag bumps, deletes) get this many times a read's timeout: a failed one leaves others stale. */
@@ -163,8 +173,12 @@ export class RedisL2 {
   }
 
   /** Runs one Redis call under the breaker and the timeout; undefined when skipped or failed. */
-  private async call<T>(fn: () => Promise<T>, what: string, factor = 1): Promise<{ v: T } | undefined> {
-    if (!this.breaker.allow()) return undefined;
+  private call<T>(fn: () => Promise<T>, what: string, factor = 1): Promise<{ v: T } | undefined> {
+    return this.breaker.allow() ? this.allowed(fn, what, factor) : Promise.resolve(undefined);
+  }
+
+  /** call() once the breaker has let it through. */
+  private async allowed<T>(fn: () => Promise<T>, what: string, factor: number): Promise<{ v: T } | undefined> {
     try {
       const started = performance.now();
       const v = await withTimeout(fn(), this.effectiveTimeoutMs * factor, what);
@@ -257,6 +271,23 @@ export class RedisL2 {
       return m.exec();
     };
     return (await this.call(run, "cache l2 tag bump", INVALIDATION_FACTOR)) !== undefined;
+  }
+
+  /** Whether the bus message can ride on this L2's calls: the bus publishes on the same client. */
+  canCarry(carrier: BusCarrier): boolean {
+    return carrier.client === this.client;
+  }
+
+  /**
+   * bumpTags() and the bus's PUBLISH of `carrier` in one call (a Lua script by its SHA, loaded again after a
+   * Redis restart). "refused": the breaker sent nothing, so the caller publishes the message on its own;
+   * "failed": neither can be assumed to have landed (a timeout may hide either), both are owed.
+   */
+  async bumpTagsAndPublish(tags: readonly string[], token: string, ttlMs: number, carrier: BusCarrier): Promise<"ok" | "failed" | "refused"> {
+    if (!this.breaker.allow()) return "refused";
+    const keys = tags.map((t) => this.tagKey(t));
+    const run = () => BUMP_AND_PUBLISH.run(this.client, keys, [token, ttlMs, carrier.channel, carrier.raw]);
+    return (await this.allowed(run, "cache l2 tag bump", INVALIDATION_FACTOR)) !== undefined ? "ok" : "failed";
   }
 
   /** Raw access for tests and tools: the stored text of an entry. */

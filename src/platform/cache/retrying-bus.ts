@@ -2,7 +2,7 @@
 // again until it goes through; past a bound, the owed message tells the others to clear all of L1.
 import type { Logger } from "../observability/logger.ts";
 import type { ThrottledWarn } from "../observability/throttled-log.ts";
-import type { BusMessage, CacheBus } from "./bus.ts";
+import type { BusCarrier, BusMessage, CacheBus } from "./bus.ts";
 
 const EMPTY: readonly string[] = [];
 const MAX_UNSENT = 10_000;
@@ -35,6 +35,22 @@ export class RetryingBus {
       this.o.warn("cache bus publish failed; retried until it goes through", { error: (err as Error).message });
       this.owe(msg);
     }
+  }
+
+  /** The message for a call that publishes it along with other work (a tag bump), or null: publish() it. */
+  carrier(msg: BusMessage): BusCarrier | null {
+    return this.o.bus.carrier?.(msg) ?? null;
+  }
+
+  /** What carrier() made was published. */
+  carried(): void {
+    this.published++;
+  }
+
+  /** The call that carried the message failed: owed as if publish() had failed. */
+  carryFailed(msg: BusMessage): void {
+    this.o.warn("cache bus publish failed; retried until it goes through", { error: "the call carrying it failed" });
+    this.owe(msg);
   }
 
   get owed(): boolean {

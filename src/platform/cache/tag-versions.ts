@@ -2,6 +2,7 @@
 // tags whose bump failed while Redis was unreachable, so L2 is not trusted for them until a retry lands.
 import type { Logger } from "../observability/logger.ts";
 import type { ThrottledWarn } from "../observability/throttled-log.ts";
+import type { BusCarrier } from "./bus.ts";
 import type { RedisL2 } from "./l2.ts";
 
 /** Tag tokens live longer than any entry can (TTL and grace are each capped at 30 days by the config). */
@@ -39,11 +40,26 @@ export class TagVersions {
     return this.pendingBumps.size > 0;
   }
 
-  /** Gives the tags new tokens; a failure is kept for the retry. */
-  async bump(tags: readonly string[], txid: string | null): Promise<void> {
+  /**
+   * Gives the tags new tokens; a failure is kept for the retry. With a carrier, the bus message goes in the same
+   * call: "sent" (both landed), "failed" (neither can be assumed: the caller owes the message too), "alone"
+   * (the message was not sent: the caller publishes it).
+   */
+  async bump(tags: readonly string[], txid: string | null, carrier: BusCarrier | null = null): Promise<"sent" | "failed" | "alone"> {
     const l2 = this.o.l2;
-    if (l2 === null) return;
-    if (await l2.bumpTags(tags, this.newToken(txid), TAG_TOKEN_TTL_MS)) return;
+    if (l2 === null) return "alone";
+    const token = this.newToken(txid);
+    if (carrier !== null && l2.canCarry(carrier)) {
+      const r = await l2.bumpTagsAndPublish(tags, token, TAG_TOKEN_TTL_MS, carrier);
+      if (r === "ok") return "sent";
+      this.failed(tags);
+      return r === "failed" ? "failed" : "alone";
+    }
+    if (!(await l2.bumpTags(tags, token, TAG_TOKEN_TTL_MS))) this.failed(tags);
+    return "alone";
+  }
+
+  private failed(tags: readonly string[]): void {
     for (const t of tags) if (this.pendingBumps.size < MAX_PENDING_BUMPS || this.pendingBumps.has(t)) this.pendingBumps.set(t, ++this.bumpSeq);
     this.o.warn("cache: tag invalidation did not reach Redis; retried when it is back", { tags: tags.length });
     this.o.onFailed();

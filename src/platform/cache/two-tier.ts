@@ -205,10 +205,13 @@ export class TwoTierCache implements Cache {
     if (tags.length === 0) return;
     this.dropLocal(EMPTY, tags);
     const txid = this.gate.stampTxid();
-    await this.tags.bump(tags, txid);
     const msg: BusMessage = { i: this.opts.instanceId, t: [...tags] };
     if (txid !== null) msg.x = txid;
-    await this.out.publish(msg);
+    // With Redis, the new tokens and the message go in one round trip (the bus message rides on the bump).
+    const sent = await this.tags.bump(tags, txid, this.out.carrier(msg));
+    if (sent === "sent") this.out.carried();
+    else if (sent === "failed") this.out.carryFailed(msg);
+    else await this.out.publish(msg);
   }
 
   /**
