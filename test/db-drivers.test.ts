@@ -9,7 +9,7 @@ import { DatabaseUnavailable, isUniqueViolation } from "../src/platform/db/error
 import { MIGRATIONS_FOLDER, runMigrations } from "../src/platform/db/migrate.ts";
 import { AsyncInTransaction, q } from "../src/platform/db/tx.ts";
 import { writeOutbox } from "../src/platform/jobs/outbox.ts";
-import { usersRepo } from "../src/modules/users/repository.ts";
+import { toUserPublic, usersRepo } from "../src/modules/users/repository.ts";
 import { postsRepo } from "../src/modules/posts/repository.ts";
 import { preferencesRepo } from "../src/modules/preferences/repository.ts";
 import { makeApp, tempDir, TEST_TIMEOUT_MS } from "./helpers.ts";
@@ -101,6 +101,11 @@ for (const driver of ["bun:sqlite", "libsql"] as const) {
           expect(r.items.map((u) => u.id)).toEqual(live.slice((page - 1) * limit, page * limit));
         }
       }
+      // The items are the contract's UserPublic of each user, whichever way the driver reads them.
+      const shown = await usersRepo.page(database.db, 2, 3);
+      const expected = await Promise.all(live.slice(3, 6).map(async (id) => toUserPublic((await usersRepo.findById(database.db, id))!)));
+      expect(shown.items).toEqual(expected);
+      expect(JSON.stringify(shown.items)).toBe(JSON.stringify(expected));
       // A new user after the deletions lands on the last page.
       const last = await database.write((tx) => q(usersRepo.insert(tx, { email: "late@example.com", passwordHash: "h", fullName: "L" })));
       const r = await usersRepo.page(database.db, 26, 1);

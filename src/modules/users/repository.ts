@@ -4,6 +4,7 @@
 import { desc, eq, gte, lte, sql } from "drizzle-orm";
 import type { Db } from "../../platform/db/client.ts";
 import { mapStep, preparedFor, sqliteOf, type Step } from "../../platform/db/step.ts";
+import { driveAsync, driveSync, q } from "../../platform/db/tx.ts";
 import { analyticsEvents, auditLog, tableCounts, userIdGaps, users } from "../../platform/db/schema/index.ts";
 import type { UserPublic } from "./model.ts";
 
@@ -74,19 +75,39 @@ const PAGE_SEARCH_ROUNDS = 16;
 // preferences keep theirs in their own repositories.
 const USER_COLUMNS =
   "id, email, password_hash AS passwordHash, full_name AS fullName, is_active AS isActive, is_admin AS isAdmin, created_at AS createdAt, updated_at AS updatedAt, last_active_at AS lastActiveAt";
+const PUBLIC_COLUMNS = "id, email, full_name, is_active, is_admin, created_at, updated_at";
 const directReads = preparedFor((db) => {
   const c = sqliteOf(db);
   if (!c) return null;
+  const total = c.prepare<{ n: number }, []>("SELECT n FROM table_counts WHERE name = 'users'");
+  const gapsUpTo = c.prepare<{ n: number }, [number]>("SELECT count(*) AS n FROM user_id_gaps WHERE id <= ?");
+  // The list reads public columns only: the password hash and the last activity stay on disk.
+  const from = c.prepare<RawPublic, [number, number]>(`SELECT ${PUBLIC_COLUMNS} FROM users WHERE id >= ? ORDER BY id LIMIT ?`);
+  const skip = c.prepare<RawPublic, [number, number]>(`SELECT ${PUBLIC_COLUMNS} FROM users ORDER BY id LIMIT ? OFFSET ?`);
+  const pageReads: PageReads = {
+    total: () => total.get()?.n ?? 0,
+    gapsUpTo: (id) => gapsUpTo.get(id)?.n ?? 0,
+    from: (x, limit) => from.all(x, limit).map(publicOf),
+    skip: (limit, offset) => skip.all(limit, offset).map(publicOf),
+  };
   return {
     byId: c.prepare<RawUser, [number]>(`SELECT ${USER_COLUMNS} FROM users WHERE id = ? LIMIT 1`),
     exists: c.prepare<{ id: number }, [number]>("SELECT id FROM users WHERE id = ? LIMIT 1"),
-    pageFrom: c.prepare<RawUser, [number, number]>(`SELECT ${USER_COLUMNS} FROM users WHERE id >= ? ORDER BY id LIMIT ?`),
-    gapsUpTo: c.prepare<{ n: number }, [number]>("SELECT count(*) AS n FROM user_id_gaps WHERE id <= ?"),
-    total: c.prepare<{ n: number }, []>("SELECT n FROM table_counts WHERE name = 'users'"),
+    pageReads,
   };
 });
 
 type RawUser = Omit<UserRow, "isActive" | "isAdmin"> & { isActive: number; isAdmin: number };
+type RawPublic = Omit<UserPublic, "is_active" | "is_admin"> & { is_active: number; is_admin: number };
+const publicOf = (r: RawPublic): UserPublic => ({
+  id: r.id,
+  email: r.email,
+  full_name: r.full_name,
+  is_active: r.is_active === 1,
+  is_admin: r.is_admin === 1,
+  created_at: r.created_at,
+  updated_at: r.updated_at,
+});
 const fromRaw = (r: RawUser | null): UserRow | undefined =>
   r === null ? undefined : { ...r, isActive: r.isActive === 1, isAdmin: r.isAdmin === 1 };
 
@@ -123,33 +144,58 @@ export const usersRepo = {
     return mapStep(userStatements(db).delete.all({ id }), (rows) => rows.length > 0);
   },
   /**
-   * Page `page` of the users by id. `total` is the trigger-kept count (one lookup). The page's first id is the
-   * smallest x with x - (deleted ids <= x) = offset + 1, found in a few index lookups of user_id_gaps instead
-   * of skipping `offset` rows; only when deletions below it keep moving x does it fall back to OFFSET.
+   * Page `page` of the users by id, in the contract's shape (see pageBody). Synchronous on bun:sqlite, where it
+   * reads public columns only, straight from the connection.
    */
-  async page(db: Tx, page: number, limit: number): Promise<{ items: UserRow[]; total: number }> {
+  page(db: Tx, page: number, limit: number): Step<{ items: UserPublic[]; total: number }> {
     const direct = directReads(db);
-    const s = userStatements(db);
-    const offset = (page - 1) * limit;
-    const total = (direct ? direct.total.get() : await s.total.get())?.n ?? 0;
-    if (offset >= total) return { items: [], total };
-    let x = offset + 1;
-    for (let round = 0; round < PAGE_SEARCH_ROUNDS; round++) {
-      const next = offset + 1 + ((direct ? direct.gapsUpTo.get(x) : await s.gapsUpTo.get({ id: x }))?.n ?? 0);
-      if (next === x) {
-        const items = direct ? direct.pageFrom.all(x, limit).map((r) => fromRaw(r)!) : await s.pageFrom.all({ from: x, limit });
-        if (items[0]?.id === x) return { items, total };
-        break;
-      }
-      x = next;
-    }
-    return { items: await s.pageItems.all({ limit, offset }), total };
+    if (direct) return driveSync(pageBody(direct.pageReads, page, limit));
+    return driveAsync(pageBody(drizzlePageReads(userStatements(db)), page, limit));
   },
   async mostRecentlyActive(db: Tx, n: number): Promise<number[]> {
     const rows = await db.select({ id: users.id }).from(users).orderBy(desc(users.lastActiveAt)).limit(n);
     return rows.map((r) => r.id);
   },
 };
+
+/** The statements a users page reads, on either driver. */
+interface PageReads {
+  total(): Step<number>;
+  gapsUpTo(id: number): Step<number>;
+  /** `limit` users from id `from` on. */
+  from(from: number, limit: number): Step<UserPublic[]>;
+  /** `limit` users after skipping `offset`. */
+  skip(limit: number, offset: number): Step<UserPublic[]>;
+}
+
+/**
+ * `total` is the trigger-kept count (one lookup). The page's first id is the smallest x with
+ * x - (deleted ids <= x) = offset + 1, found in a few index lookups of user_id_gaps instead of skipping `offset`
+ * rows; only when deletions below it keep moving x does it fall back to OFFSET.
+ */
+function* pageBody(reads: PageReads, page: number, limit: number): Generator<unknown, { items: UserPublic[]; total: number }, unknown> {
+  const offset = (page - 1) * limit;
+  const total = yield* q(reads.total());
+  if (offset >= total) return { items: [], total };
+  let x = offset + 1;
+  for (let round = 0; round < PAGE_SEARCH_ROUNDS; round++) {
+    const next = offset + 1 + (yield* q(reads.gapsUpTo(x)));
+    if (next === x) {
+      const items = yield* q(reads.from(x, limit));
+      if (items[0]?.id === x) return { items, total };
+      break;
+    }
+    x = next;
+  }
+  return { items: yield* q(reads.skip(limit, offset)), total };
+}
+
+const drizzlePageReads = (s: ReturnType<typeof userStatements>): PageReads => ({
+  total: () => mapStep(s.total.get(), (r) => r?.n ?? 0),
+  gapsUpTo: (id) => mapStep(s.gapsUpTo.get({ id }), (r) => r?.n ?? 0),
+  from: (from, limit) => mapStep(s.pageFrom.all({ from, limit }), (rows) => rows.map(toUserPublic)),
+  skip: (limit, offset) => mapStep(s.pageItems.all({ limit, offset }), (rows) => rows.map(toUserPublic)),
+});
 
 /** The rows a registration's jobs write, keyed by job id: a redelivered job adds nothing. */
 export const registrationRepo = {

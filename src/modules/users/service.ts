@@ -10,6 +10,7 @@ import { conflict, notFound, type AppError } from "../../platform/http/errors.ts
 import { assertOwnerOrAdmin } from "../../platform/http/access.ts";
 import type { Auth, Principal } from "../../platform/http/auth.ts";
 import { q } from "../../platform/db/tx.ts";
+import { mapStep, type Step } from "../../platform/db/step.ts";
 import { writeOutbox } from "../../platform/jobs/outbox.ts";
 import type { UserDetail, UserPublic } from "./model.ts";
 import { postsRepo, toPostPublic } from "../posts/repository.ts";
@@ -91,9 +92,11 @@ export async function getDetail(deps: UsersDeps, id: number): Promise<CacheResul
   return result as CacheResult<UserDetail>;
 }
 
-export async function list(deps: UsersDeps, page: number, limit: number) {
-  const { items, total } = await usersRepo.page(deps.database.db, page, limit);
-  return { items: items.map(toUserPublic), page, limit, total };
+export type UsersPage = { items: UserPublic[]; page: number; limit: number; total: number };
+
+/** One page of all users, straight from the database (synchronous on bun:sqlite). */
+export function list(deps: Pick<UsersDeps, "database">, page: number, limit: number): Step<UsersPage> {
+  return mapStep(usersRepo.page(deps.database.db, page, limit), ({ items, total }) => ({ items, page, limit, total }));
 }
 
 export async function update(
