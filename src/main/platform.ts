@@ -22,6 +22,7 @@ import { History } from "../platform/observability/history.ts";
 import { scalerSchedule } from "../platform/scaler/scaler.ts";
 import { boundSchedule, type Feature } from "../platform/feature.ts";
 import { appFeatures, runStartup } from "./features.ts";
+import { Opened } from "../platform/lifecycle/startup.ts";
 
 export interface BuiltDeps {
   deps: AppDeps;
@@ -37,31 +38,55 @@ export interface BuiltDeps {
 }
 
 export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDeps> {
-  const role = instanceRole(roleOptions(config));
-  await role.ready();
+  // Each part opened here is closed by close() in reverse; a part that throws closes the ones before it (startup.ts).
+  const opened = new Opened((part, err) => logger.warn("closing failed", { part, error: err instanceof Error ? err.message : String(err) }));
+  const role = await opened.open("cluster role", () => instanceRole(roleOptions(config)), (r) => r.close());
+  await opened.open("cluster role (waiting for LiteFS)", () => role.ready());
   const primary = role.isPrimary();
-  const database = await openDatabase(config.DATABASE_URL, {
-    setWal: primary,
-    writeWaitMs: config.DB_WRITE_WAIT_MS,
-    driver: config.DATABASE_DRIVER === "auto" ? undefined : config.DATABASE_DRIVER,
-  });
+  const database = await opened.open(
+    "database (DATABASE_URL)",
+    () =>
+      openDatabase(config.DATABASE_URL, {
+        setWal: primary,
+        writeWaitMs: config.DB_WRITE_WAIT_MS,
+        driver: config.DATABASE_DRIVER === "auto" ? undefined : config.DATABASE_DRIVER,
+      }),
+    (db) => db.close(),
+  );
   if (primary) {
-    await runMigrations(database);
+    await opened.open("database migrations", () => runMigrations(database));
     logger.info("migrations applied", { database: config.DATABASE_URL });
   } else {
     logger.info("replica: migrations left to the primary", { role: role.state().kind, primary: role.primaryName() });
   }
 
   let redis: Redis | null = null;
-  if (config.REDIS_URL) redis = await openRedis(config.REDIS_URL, logger, { commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS });
-  else logger.warn("REDIS_URL is not set: single-instance mode (in-process cache, queue and rate limits; jobs are not durable)");
+  if (config.REDIS_URL) {
+    const url = config.REDIS_URL;
+    redis = await opened.open("Redis (REDIS_URL)", () => openRedis(url, logger, { commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS }), closeRedis);
+  } else logger.warn("REDIS_URL is not set: single-instance mode (in-process cache, queue and rate limits; jobs are not durable)");
 
-  const breakers = new Breakers(logger);
-  const cache: Cache = await createCache(config, logger, redis, role, breakers);
+  const breakers = await opened.open("breakers", () => new Breakers(logger), (b) => b.close());
+  const cache: Cache = await opened.open("cache", () => createCache(config, logger, redis, role, breakers), (c) => c.close());
   const opsMetrics = new OpsMetrics();
   opsMetrics.timeWrites(database);
+  const rateLimiter = await opened.open(
+    "rate limits",
+    () =>
+      redis
+        ? new RedisRateLimiter(redis, { prefix: config.REDIS_PREFIX, logger, timeoutMs: Math.max(config.CACHE_L2_TIMEOUT_MS, 100) })
+        : new MemoryRateLimiter(),
+    (r) => r.close(),
+  );
+  // Closed first: the job worker and cron use the parts above until they stop.
+  let backgroundClosed: Promise<void> | undefined;
+  const background = await opened.open(
+    "background work (queue, outbox relay, cron)",
+    () => createBackground(config, logger, redis, database, role, { breakers, metrics: opsMetrics }),
+    (b) => (backgroundClosed ??= b.close()),
+  );
+  const closeBackground = () => (backgroundClosed ??= background.close());
   const scaler = scalerSchedule({ options: scalerOptions(config), breakers, logger });
-  const background = createBackground(config, logger, redis, database, role, { breakers, metrics: opsMetrics });
   const requests = { inFlight: 0 };
   const deps: AppDeps = {
     config,
@@ -76,9 +101,7 @@ export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDe
     role,
     primary: primaryLink(config),
     auth: new Auth(config.jwtSecret, new Sessions(database, cache)),
-    rateLimiter: redis
-      ? new RedisRateLimiter(redis, { prefix: config.REDIS_PREFIX, logger, timeoutMs: Math.max(config.CACHE_L2_TIMEOUT_MS, 100) })
-      : new MemoryRateLimiter(),
+    rateLimiter,
     hashing: new WorkGate(config.PASSWORD_HASH_CONCURRENCY, config.PASSWORD_HASH_QUEUE),
     breakers,
     opsMetrics,
@@ -87,25 +110,16 @@ export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDe
     inFlight: () => requests.inFlight,
   };
 
-  const features = appFeatures(deps);
-  for (const feature of features) {
-    for (const job of feature.jobs ?? []) background.queue.register(job);
-    for (const schedule of feature.schedules ?? []) background.cron.add(schedule);
-  }
-  if (scaler) background.cron.add(boundSchedule(scaler, deps));
-  await runStartup(features, "built");
+  const features = await opened.open("features (routes, jobs, schedules)", () => {
+    const features = appFeatures(deps);
+    for (const feature of features) {
+      for (const job of feature.jobs ?? []) background.queue.register(job);
+      for (const schedule of feature.schedules ?? []) background.cron.add(schedule);
+    }
+    if (scaler) background.cron.add(boundSchedule(scaler, deps));
+    return features;
+  });
+  await opened.open("features' start-up chores", () => runStartup(features, "built"));
 
-  let backgroundClosed: Promise<void> | undefined;
-  const closeBackground = () => (backgroundClosed ??= background.close());
-  const close = async () => {
-    await closeBackground();
-    await deps.rateLimiter.close();
-    await cache.close();
-    await closeRedis(redis);
-    breakers.close();
-    database.close();
-    role.close();
-  };
-  return { deps, features, requests, close, closeBackground, start: () => background.start() };
+  return { deps, features, requests, close: () => opened.close(), closeBackground, start: () => background.start() };
 }
-

@@ -23,6 +23,7 @@ import { createLogger, type Logger } from "../platform/observability/logger.ts";
 import { startHistorySampler } from "../platform/observability/history.ts";
 import { queueTypeMetrics } from "../platform/observability/ops-metrics.ts";
 import { runStartup } from "./features.ts";
+import { Opened } from "../platform/lifecycle/startup.ts";
 
 export interface RunningInstance {
   deps: AppDeps;
@@ -54,13 +55,16 @@ export function withRoutableUrl(request: Request): Request {
 
 export async function startInstance(config: Config, opts: StartOptions = {}): Promise<RunningInstance> {
   const logger = opts.logger ?? createLogger(config.LOG_LEVEL, { instance: config.INSTANCE_ID, region: config.FLY_REGION });
-  const { deps, features, requests, close, closeBackground, start: startBackground } = await buildDeps(config, logger);
-  const app = createApp(deps, features);
+  // What this start opens, closed last first if a later part fails (startup.ts); the graceful stop is below.
+  const opened = new Opened((part, err) => logger.warn("closing failed", { part, error: err instanceof Error ? err.message : String(err) }));
+  const built = await opened.open("dependencies", () => buildDeps(config, logger), (b) => b.close());
+  const { deps, features, requests, close, closeBackground, start: startBackground } = built;
+  const app = await opened.open("app", () => createApp(deps, features));
   const httpMetrics = deps.httpMetrics;
   // The app's requests are observed inside it (request-context.ts); the same observer for the fast answers.
   const observer = requestObserver(logger, { metrics: httpMetrics });
   // The features' chores before listening (the login's stand-in hash, cache warming bounded by CACHE_WARM_TIMEOUT_MS).
-  await runStartup(features, "serve");
+  await opened.open("features' start-up chores before serving", () => runStartup(features, "serve"));
   // The cached reads (cached-read.ts) answered before Elysia, from their declarations (see fast-read.ts).
   const readLimit = ratePolicies(config).read;
   const headers = headerPolicy(headerSettings(config));
@@ -115,7 +119,7 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
     r.headers.set("connection", "close");
     return r;
   };
-  const server = Bun.serve({
+  const server = await opened.open(`HTTP listener on ${config.HOST}:${config.PORT}`, () => Bun.serve({
     port: config.PORT,
     hostname: config.HOST,
     reusePort: config.REUSE_PORT,
@@ -158,12 +162,12 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
       const answer = isInternalUrl(request.url) ? notFoundHere(request) : viaLane(request, performance.now(), server.requestIP(request)?.address);
       return draining ? Promise.resolve(answer).then(closing) : answer;
     },
-  });
+  }), (s) => s.stop(true));
   const local = config.HOST === "0.0.0.0" || config.HOST === "::" ? "127.0.0.1" : config.HOST;
   const url = `http://${local}:${server.port}`;
   logger.info("listening", { url, port: server.port, role: deps.role.isPrimary() ? "primary" : "replica" });
   const metricsServer = httpMetrics
-    ? startMetricsServer({
+    ? await opened.open(`metrics listener on ${config.HOST}:${config.METRICS_PORT}`, () => startMetricsServer({
         port: config.METRICS_PORT,
         hostname: config.HOST,
         render: metricsRenderer(httpMetrics, {
@@ -177,18 +181,18 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
           breakers: () => deps.breakers.list(),
           extra: [(out) => deps.opsMetrics.render(out), queueTypeMetrics(() => deps.queue.countsByType()), (out) => renderReplicaLag(out, { database: deps.database, role: deps.role }, config.HEARTBEAT_INTERVAL), abuseMetrics(deps.rateLimiter, deps.hashing), writeLaneMetrics(lane)],
         }),
-      })
+      }), (s) => s.stop(true))
     : null;
   const metricsUrl = metricsServer ? `http://${local}:${metricsServer.port}/metrics` : null;
   const sampler = httpMetrics
-    ? startHistorySampler(deps.history, { http: httpMetrics, cache: () => deps.cache.stats(), queue: () => deps.queue.stats() })
+    ? await opened.open("history sampler", () => startHistorySampler(deps.history, { http: httpMetrics, cache: () => deps.cache.stats(), queue: () => deps.queue.stats() }), (s) => s.stop())
     : null;
   // The replica-to-primary routes exist only with INTERNAL_TOKEN; so does their private listener.
   const internalServer = config.INTERNAL_TOKEN
-    ? startInternalListener({ port: config.INTERNAL_PORT, hostname: config.HOST, reusePort: config.REUSE_PORT, handle: (r) => viaApp(r, performance.now()) })
+    ? await opened.open(`internal listener on ${config.HOST}:${config.INTERNAL_PORT}`, () => startInternalListener({ port: config.INTERNAL_PORT, hostname: config.HOST, reusePort: config.REUSE_PORT, handle: (r) => viaApp(r, performance.now()) }), (s) => s.stop(true))
     : null;
   const internalUrl = internalServer ? `http://${local}:${internalServer.port}` : null;
-  const heartbeat = startHeartbeat(
+  const heartbeat = await opened.open("heartbeat", () => startHeartbeat(
     { primary: deps.primary, logger, database: deps.database, role: deps.role, breakers: deps.breakers },
     {
       ...heartbeatOptions(config, { port: server.port ?? config.PORT, inFlight: deps.inFlight }),
@@ -196,11 +200,11 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
       replicaLag: () => replicaLagSeconds(deps),
       historySummary: () => deps.history.minutes.encode(),
     },
-  );
+  ), (h) => h.stop());
   // On the primary the row is written locally, so the instance is in the table once started. A replica's first
   // beat goes over the network to the primary: never hold the start (and the signal handlers) on it.
-  if (deps.role.isPrimary()) await heartbeat.registered;
-  startBackground();
+  if (deps.role.isPrimary()) await opened.open("registering in the instance table", () => heartbeat.registered);
+  await opened.open("background work", startBackground);
 
   let stopping: Promise<void> | undefined;
   const stop = () =>

@@ -143,7 +143,9 @@ function openBun(url: string, path: string | null, opts: OpenOptions): Database 
     checkpoints: () => checkpoints?.stats() ?? null,
     close: () => {
       checkpoints?.close();
-      sqlite.close();
+      // close(true) finalizes the prepared statements (BEGIN/COMMIT above, drizzle's): plain close() leaves the
+      // connection and its file handles open until they are garbage collected.
+      sqlite.close(true);
     },
   };
 }

@@ -1,0 +1,76 @@
+// A start that fails part-way (a migration refused, the port taken, with or without a reachable Redis) closes
+// what it had opened, says which part failed, and leaves the process free to end: nothing it opened (database
+// file, Redis connection, timers) outlives the failure.
+import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { Database } from "bun:sqlite";
+import { join } from "node:path";
+import { REDIS_URL, tempDir, testEnv, TEST_TIMEOUT_MS } from "./helpers.ts";
+import { freePort, spawnBun, spawnService, type Spawned } from "./support/process.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
+
+/** Generous: a process that still holds a Redis connection or a timer never ends at all. */
+const EXIT_WITHIN_MS = 20_000;
+
+const spawned: Spawned[] = [];
+const held: ReturnType<typeof Bun.serve>[] = [];
+afterAll(async () => {
+  for (const s of spawned) s.kill("SIGKILL");
+  for (const s of held) await s.stop(true);
+});
+
+/** A port something else already listens on. */
+function takenPort(): number {
+  const s = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("someone else") });
+  held.push(s);
+  return s.port!;
+}
+
+/** Exit code, or null if the process was still running after EXIT_WITHIN_MS. */
+async function exitCode(s: Spawned): Promise<number | null> {
+  return Promise.race([s.finished(), Bun.sleep(EXIT_WITHIN_MS).then(() => null)]);
+}
+
+/** Runs the fixture that starts one instance and, on failure, only reports (test/fixtures/start-fails.ts). */
+async function failedStart(env: Record<string, string | undefined>): Promise<{ error: string; name: string; databaseFilesOpen: number }> {
+  const s = spawnBun(["test/fixtures/start-fails.ts"], { ...testEnv({ HOST: "127.0.0.1" }), ...env });
+  spawned.push(s);
+  const code = await exitCode(s);
+  const line = s.stdout().trim().split("\n").at(-1) ?? "";
+  expect({ code, line }).toMatchObject({ code: 0 });
+  return JSON.parse(line);
+}
+
+describe("a start that fails part-way", () => {
+  test("a refused migration: the database file is closed, the Redis connection too, and the error names the migrations", async () => {
+    const dir = tempDir();
+    // Another application's database: its `users` table is not ours, so the first migration cannot create it.
+    const foreign = new Database(join(dir, "app.db"));
+    foreign.run("CREATE TABLE users (name TEXT)");
+    foreign.close();
+    const report = await failedStart({ DATABASE_URL: `file:${join(dir, "app.db")}`, REDIS_URL, PORT: String(await freePort()) });
+    expect(report.name).toBe("StartError");
+    expect(report.error).toContain("database migrations failed");
+    expect(report.error).toContain("users");
+    expect(report.databaseFilesOpen).toBe(0);
+  });
+
+  for (const redis of ["reachable", "unreachable"] as const) {
+    test(`the port already taken (Redis ${redis}): everything opened before the listener is closed, and the error names the port`, async () => {
+      const port = takenPort();
+      const redisUrl = redis === "reachable" ? REDIS_URL : `redis://127.0.0.1:${await freePort()}`;
+      const report = await failedStart({ REDIS_URL: redisUrl, PORT: String(port) });
+      expect(report.name).toBe("StartError");
+      expect(report.error).toContain(`HTTP listener on 127.0.0.1:${port} failed`);
+      expect(report.databaseFilesOpen).toBe(0);
+    });
+  }
+
+  test("bun run start on a taken port exits 1 promptly with a line naming the port", async () => {
+    const port = takenPort();
+    const s = spawnService(testEnv({ LOG_LEVEL: "info", REDIS_URL }), port);
+    spawned.push(s);
+    expect(await exitCode(s)).toBe(1);
+    const failure = (s.stdout() + s.stderr()).split("\n").find((l) => l.includes("start failed"));
+    expect(failure).toContain(`127.0.0.1:${port}`);
+  });
+});
