@@ -26,6 +26,44 @@ describe("nesting depth", () => {
     expect(exceedsJsonDepth(enc("[".repeat(20_000)))).toBe(true);
   });
 
+  test("skipping strings by their closing quote agrees with a byte-by-byte reading (escaped quotes, backslash runs, unterminated strings)", () => {
+    const { jsonShapeProblem } = require("../src/platform/http/json-depth.ts") as typeof import("../src/platform/http/json-depth.ts");
+    // The reference: one byte at a time, a backslash skips the next byte inside a string.
+    const reference = (bytes: Uint8Array, maxDepth: number, maxValues: number) => {
+      let depth = 0;
+      let values = 0;
+      let inString = false;
+      for (let i = 0; i < bytes.length; i++) {
+        const b = bytes[i]!;
+        if (inString) {
+          if (b === 0x5c) i++;
+          else if (b === 0x22) inString = false;
+        } else if (b === 0x22) inString = true;
+        else if (b === 0x2c) {
+          if (++values > maxValues) return "values";
+        } else if (b === 0x5b || b === 0x7b) {
+          if (++depth > maxDepth) return "depth";
+        } else if (b === 0x5d || b === 0x7d) depth--;
+      }
+      return null;
+    };
+    // Seeded (mulberry32), so a failure reproduces.
+    let seed = 20261202;
+    const rand = () => {
+      seed = (seed + 0x6d2b79f5) >>> 0;
+      let x = seed;
+      x = Math.imul(x ^ (x >>> 15), x | 1);
+      x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+      return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+    };
+    const pieces = ['"', "\\", '\\"', "\\\\", "[", "]", "{", "}", ",", "a", "é", ":"];
+    for (let n = 0; n < 3000; n++) {
+      const text = Array.from({ length: 1 + Math.floor(rand() * 40) }, () => pieces[Math.floor(rand() * pieces.length)]).join("");
+      const bytes = enc(text);
+      expect([text, jsonShapeProblem(bytes, 3, 4)]).toEqual([text, reference(bytes, 3, 4)]);
+    }
+  });
+
   test("a body nested past the limit is a 400 problem at once, on every body route, signed in or not", async () => {
     const u = await t.user();
     const body = "[".repeat(30_000);
@@ -65,6 +103,8 @@ describe("validation errors", () => {
     await app.handle(new Request("http://localhost/", { method: "POST", headers: { "content-type": "application/json" }, body: `{"a":${big}}` }));
     expect(message.length).toBeGreaterThan(0);
     expect(message.length).toBeLessThan(200);
+    // The short message given to every schema node stays out of the schema's JSON (the OpenAPI document).
+    expect(JSON.stringify(app.routes[0]!.hooks.body)).not.toContain("invalid");
   });
 });
 

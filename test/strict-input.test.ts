@@ -138,6 +138,16 @@ describe("text is Unicode: no invalid UTF-8, no lone surrogates, no bidi or invi
     expect((await t.json("POST", "/api/v1/users", { body: { email: e, password: "correct-horse", full_name: "Ada" } })).status).toBe(201);
   });
 
+  test("a surrogate encoded in UTF-8 bytes is 400; a leading byte order mark is dropped, the body read", async () => {
+    const send = (body: Uint8Array) => t.app.handle(new Request("http://localhost/api/v1/users", { method: "POST", body, headers: { "content-type": "application/json" } }));
+    const json = (text: string) => new TextEncoder().encode(text);
+    const e = email();
+    const surrogate = new Uint8Array([...json(`{"email":"${e}","password":"correct-horse","full_name":"Ad`), 0xed, 0xa0, 0x80, ...json(`a"}`)]);
+    expect((await send(surrogate)).status).toBe(400);
+    const bom = new Uint8Array([0xef, 0xbb, 0xbf, ...json(`{"email":"${e}","password":"correct-horse","full_name":"Ada"}`)]);
+    expect((await send(bom)).status).toBe(201);
+  });
+
   test.each([
     ["a lone high surrogate", "\\ud800"],
     ["a lone low surrogate", "\\uDC00x"],

@@ -63,3 +63,14 @@ export function createApp(deps: AppDeps, features: readonly Feature[] = appFeatu
 }
 
 export type App = ReturnType<typeof createApp>;
+
+/**
+ * Compiles every route's handler and validators (one per body, query and response status) now. Elysia does it
+ * on a route's first request, which then holds the event loop for milliseconds: the first burst to a route,
+ * hostile or not, would queue every other request behind that compilation. Call it on the finished app
+ * (createApp has bounded the validation errors by then; the validators are compiled from those schemas).
+ */
+export function compileRoutes(app: App): void {
+  for (const route of app.routes) (route as { compile?: () => unknown }).compile?.();
+  app.compile();
+}

@@ -2,7 +2,7 @@
 // route, the metrics and /internal listeners, the heartbeat, and a graceful stop that takes it all down in
 // reverse order. src/index.ts calls it for `bun run start`; tests and the cluster runner call it too.
 import type { Server } from "bun";
-import { createApp, VERSION } from "./app.ts";
+import { compileRoutes, createApp, VERSION } from "./app.ts";
 import type { Config } from "../config.ts";
 import type { AppDeps } from "./deps.ts";
 import { buildDeps } from "./platform.ts";
@@ -60,6 +60,7 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
   const built = await opened.open("dependencies", () => buildDeps(config, logger), (b) => b.close());
   const { deps, features, requests, close, closeBackground, start: startBackground } = built;
   const app = await opened.open("app", () => createApp(deps, features));
+  compileRoutes(app);
   const httpMetrics = deps.httpMetrics;
   // The app's requests are observed inside it (request-context.ts); the same observer for the fast answers.
   const observer = requestObserver(logger, { metrics: httpMetrics });

@@ -1,5 +1,6 @@
 // The request body parser every route uses: size limit while reading, JSON only, nesting depth checked before
 // JSON.parse. A separate function so whichever way it is registered (global hook or named parser) it is the same.
+import { isUtf8 } from "node:buffer";
 import { AppError, badRequest, payloadTooLarge } from "./errors.ts";
 import { JSON_MAX_DEPTH, JSON_MAX_VALUES, jsonShapeProblem } from "./json-depth.ts";
 
@@ -40,9 +41,6 @@ export async function readLimited(request: Request, limit: number): Promise<Uint
   return out;
 }
 
-// fatal: bytes that are not UTF-8 are refused, not stored as U+FFFD.
-const decoder = new TextDecoder("utf-8", { fatal: true });
-
 /** True when the JSON text may hold a `\uD800`-`\uDFFF` escape: only then can a parsed string be ill-formed. */
 export function mayEscapeSurrogate(text: string): boolean {
   return /\\u[dD][89a-fA-F]/.test(text);
@@ -57,13 +55,15 @@ export function wellFormed(value: unknown): boolean {
   return true;
 }
 
-/** The UTF-8 text of a body, or a 400 for bytes that are not UTF-8. */
+/**
+ * The UTF-8 text of a body, or a 400 for bytes that are not UTF-8 (never stored as U+FFFD). A leading byte order
+ * mark is dropped, as TextDecoder drops it. A native check and a plain decode: a fatal TextDecoder costs several
+ * times as much on a large body.
+ */
 export function utf8(bytes: Uint8Array): string {
-  try {
-    return decoder.decode(bytes);
-  } catch {
-    throw badRequest("The request body is not valid UTF-8");
-  }
+  if (!isUtf8(bytes)) throw badRequest("The request body is not valid UTF-8");
+  const bom = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+  return Buffer.from(bytes.buffer, bytes.byteOffset + bom, bytes.byteLength - bom).toString("utf8");
 }
 
 /**

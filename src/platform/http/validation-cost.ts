@@ -5,8 +5,14 @@
 
 type SchemaNode = Record<string, unknown>;
 
-/** A function, so it stays out of the OpenAPI document (JSON drops functions). */
-const shortMessage = () => "invalid";
+/**
+ * A string, so that Elysia takes it as the message as it is: given a function, it first builds the function's
+ * argument, which outside production holds every error of the input (a second pass of the error iterator) and
+ * an example value of the schema. Not enumerable, so it stays out of the OpenAPI document.
+ */
+function giveShortMessage(node: SchemaNode): void {
+  Object.defineProperty(node, "error", { value: "invalid", enumerable: false, writable: true, configurable: true });
+}
 
 function harden(node: unknown, seen: Set<unknown>): void {
   if (typeof node !== "object" || node === null || seen.has(node)) return;
@@ -17,7 +23,7 @@ function harden(node: unknown, seen: Set<unknown>): void {
   }
   const s = node as SchemaNode;
   if (s.error === undefined && (typeof s.type === "string" || Array.isArray(s.anyOf) || Array.isArray(s.allOf) || Array.isArray(s.oneOf) || s.not !== undefined)) {
-    s.error = shortMessage;
+    giveShortMessage(s);
   }
   for (const key of ["properties", "patternProperties"]) {
     const map = s[key];
