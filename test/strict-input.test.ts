@@ -139,7 +139,7 @@ describe("text is Unicode: no invalid UTF-8, no lone surrogates, no bidi or invi
   });
 
   test("a surrogate encoded in UTF-8 bytes is 400; a leading byte order mark is dropped, the body read", async () => {
-    const send = (body: Uint8Array) => t.app.handle(new Request("http://localhost/api/v1/users", { method: "POST", body, headers: { "content-type": "application/json" } }));
+    const send = (body: Uint8Array<ArrayBuffer>) => t.app.handle(new Request("http://localhost/api/v1/users", { method: "POST", body, headers: { "content-type": "application/json" } }));
     const json = (text: string) => new TextEncoder().encode(text);
     const e = email();
     const surrogate = new Uint8Array([...json(`{"email":"${e}","password":"correct-horse","full_name":"Ad`), 0xed, 0xa0, 0x80, ...json(`a"}`)]);
