@@ -8,6 +8,8 @@
 // The service runs as `bun run src/index.ts` (NODE_ENV=production, default logging to /dev/null, metrics on).
 //
 //   bun run bench -- db        (BENCH_DURATION=5 seconds per run; BENCH_BIG_USERS=1000000)
+//   BENCH_DB_ONLY=under_writes,writes bun run bench -- db    only those segments (of reads, under_writes, writes,
+//   driver, big), printed and not written to bench/results (a partial run would replace the whole file)
 import { Database as BunDatabase } from "bun:sqlite";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -26,6 +28,10 @@ const JWT_SECRET = "bench-secret-bench-secret-bench-secret-0";
 const PASSWORD = "bench-password-1";
 const ADMIN_EMAIL = "bench-admin@example.com";
 const LIST_LIMIT = 20;
+const ONLY = new Set((process.env.BENCH_DB_ONLY ?? "").split(",").filter(Boolean));
+const SEGMENTS = ["reads", "under_writes", "writes", "driver", "big"];
+for (const o of ONLY) if (!SEGMENTS.includes(o)) throw new Error(`BENCH_DB_ONLY: unknown segment ${o} (of ${SEGMENTS.join(", ")})`);
+const runs = (segment: string) => ONLY.size === 0 || ONLY.has(segment);
 
 const dir = join(ROOT, ".tmp", `bench-db-${process.pid}`);
 mkdirSync(dir, { recursive: true });
@@ -250,7 +256,7 @@ async function main() {
   const tokenFor = (name: string) => (name.includes("admin") ? admin.token : writer.token);
   await sameBytes(service, bare, tokenFor, reads);
   const readResults: Record<string, { service: LoadResult; bare: LoadResult }> = {};
-  for (const [name, load] of Object.entries(reads)) {
+  for (const [name, load] of runs("reads") ? Object.entries(reads) : []) {
     const token = tokenFor(name);
     await wrk(bare, load, token, 1);
     await wrk(service, load, token, 1);
@@ -263,22 +269,24 @@ async function main() {
 
   // Reads while writes run flat out (service): detail p99 idle, then with POST posts on 16 more connections.
   const detail = reads["GET /users/{id} (cache off)"]!;
-  const idle = await wrk(service, { ...detail, connections: 16 }, writer.token);
-  const [underWrites, writesMeanwhile] = await Promise.all([
-    wrk(service, { ...detail, connections: 16 }, writer.token),
-    wrk(service, writeLoads(writer.id)["POST /users/{id}/posts"]!, writer.token),
-  ]);
-  result.reads_under_writes = { idle, under_writes: underWrites, writes: writesMeanwhile, p99_ratio: ratio(underWrites.p99_ms, idle.p99_ms) };
+  if (runs("under_writes")) {
+    const idle = await wrk(service, { ...detail, connections: 16 }, writer.token);
+    const [underWrites, writesMeanwhile] = await Promise.all([
+      wrk(service, { ...detail, connections: 16 }, writer.token),
+      wrk(service, writeLoads(writer.id)["POST /users/{id}/posts"]!, writer.token),
+    ]);
+    result.reads_under_writes = { idle, under_writes: underWrites, writes: writesMeanwhile, p99_ratio: ratio(underWrites.p99_ms, idle.p99_ms) };
+  }
 
   // Writes: bare, service without Redis, service with REDIS_URL (each write invalidates the user's cache tag).
   const writeResults: Record<string, { bare: LoadResult; service: LoadResult; service_redis?: LoadResult }> = {};
-  const writes = writeLoads(writer.id);
+  const writes = runs("writes") ? writeLoads(writer.id) : {};
   for (const [name, load] of Object.entries(writes)) {
     await wrk(bare, load, writer.token, 1);
     writeResults[name] = { bare: await wrk(bare, load, writer.token), service: await wrk(service, load, writer.token) };
   }
   await service.stop();
-  service = await startService(small, { REDIS_URL, REDIS_PREFIX: `bench:db:${process.pid}:` });
+  if (runs("writes")) service = await startService(small, { REDIS_URL, REDIS_PREFIX: `bench:db:${process.pid}:` });
   for (const [name, load] of Object.entries(writes)) {
     await wrk(service, load, writer.token, 1);
     writeResults[name]!.service_redis = await wrk(service, load, writer.token);
@@ -292,17 +300,27 @@ async function main() {
     });
   }
   result.writes = writeResults;
-  await service.stop();
+  if (runs("writes")) await service.stop();
 
   // Driver: the detail path on a bare server with the `libsql` package (synchronous, prepared once).
-  const libsqlBare = await startBare(small, writer.id, "libsql");
-  await wrk(libsqlBare, detail, writer.token, 1);
-  const viaLibsql = await wrk(libsqlBare, detail, writer.token);
-  await libsqlBare.stop();
-  const viaBun = await wrk(bare, detail, writer.token);
+  if (runs("driver")) {
+    const libsqlBare = await startBare(small, writer.id, "libsql");
+    await wrk(libsqlBare, detail, writer.token, 1);
+    const viaLibsql = await wrk(libsqlBare, detail, writer.token);
+    await libsqlBare.stop();
+    const viaBun = await wrk(bare, detail, writer.token);
+    result.driver = { "bun:sqlite": viaBun, libsql: viaLibsql };
+    rows.push({ ...row("bare detail: libsql package (as service) vs bun:sqlite (as bare)", SMALL_USERS, viaBun, viaLibsql) });
+  }
   await bare.stop();
-  result.driver = { "bun:sqlite": viaBun, libsql: viaLibsql };
-  rows.push({ ...row("bare detail: libsql package (as service) vs bun:sqlite (as bare)", SMALL_USERS, viaBun, viaLibsql) });
+  if (!runs("big")) {
+    table(rows);
+    const rw = result.reads_under_writes as { idle: LoadResult; under_writes: LoadResult; writes: LoadResult; p99_ratio: number } | undefined;
+    if (rw) console.log(`detail p99 idle ${rw.idle.p99_ms} ms, under flat-out writes ${rw.under_writes.p99_ms} ms (${rw.p99_ratio}x; target <= 2) while ${rw.writes.rps} posts/s (read CPU ${rw.under_writes.cpu_us} us/req)`);
+    console.log(`partial run (BENCH_DB_ONLY=${[...ONLY].join(",")}): not written to bench/results`);
+    console.log(JSON.stringify(result));
+    return;
+  }
 
   // Size: 1,000,000 users x 10 posts.
   const big = join(dir, "big.db");
@@ -347,6 +365,11 @@ async function main() {
   result.big = bigResults;
 
   table(rows);
+  if (ONLY.size > 0) {
+    console.log(`partial run (BENCH_DB_ONLY=${[...ONLY].join(",")}): not written to bench/results`);
+    console.log(JSON.stringify(result));
+    return;
+  }
   const detailSmall = readResults["GET /users/{id} (cache off)"]!.service.rps;
   const detailBig = bigResults["GET /users/{id} (cache off)"]!.service.rps;
   const first = bigResults["GET /users?page=1 (admin)"]!.service.rps;
