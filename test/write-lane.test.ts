@@ -4,15 +4,22 @@ import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { loadConfig } from "../src/config.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { startInstance, type RunningInstance } from "../src/main/serve.ts";
-import { writeLane } from "../src/platform/http/write-lane.ts";
-import { testEnv, TEST_TIMEOUT_MS } from "./helpers.ts";
+import { inTurn, writeLane } from "../src/platform/http/write-lane.ts";
+import { openDatabase, type Database, type Driver } from "../src/platform/db/client.ts";
+import { runMigrations } from "../src/platform/db/migrate.ts";
+import { q } from "../src/platform/db/tx.ts";
+import { usersRepo } from "../src/modules/users/repository.ts";
+import { join } from "node:path";
+import { tempDir, testEnv, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { holdWriteLock } from "./support/sqlite-lock.ts";
 import { waitUntil } from "./support/wait.ts";
 setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const started: RunningInstance[] = [];
+const opened: Database[] = [];
 afterAll(async () => {
   for (const s of started) await s.stop();
+  for (const d of opened) d.close();
 });
 
 const URL_ = "http://localhost/api/v1/users/1/posts";
@@ -64,6 +71,58 @@ describe("the write lane", () => {
     overflowed(); // 0 in flight: the third goes in
     (await third)();
     expect(lane.stats()).toMatchObject({ inFlight: 0, waiting: 0 });
+  });
+
+  for (const driver of ["bun:sqlite", "libsql"] as const satisfies readonly Driver[]) {
+    test(`a write gives its turn back when it commits, not when it is answered (${driver})`, async () => {
+      const database = await openDatabase(`file:${join(tempDir("lane-"), "app.db")}`, { setWal: true, driver });
+      opened.push(database);
+      await runMigrations(database);
+      const lane = writeLane(1, 60_000);
+      let answer!: () => void;
+      const redisAnswers = new Promise<void>((r) => (answer = r));
+      const steps: string[] = [];
+      const first = inTurn(lane.enter() as () => void, async () => {
+        await Bun.sleep(1);
+        steps.push("first: before its write");
+        await database.write((tx) => q(usersRepo.insert(tx, { email: "turn@example.com", passwordHash: "h", fullName: "T" })));
+        steps.push("first: committed");
+        await redisAnswers; // what is left: the invalidation, waiting on the network
+        steps.push("first: answered");
+      });
+      const second = Promise.resolve(lane.enter()).then((leave) => inTurn(leave, async () => steps.push("second: in")));
+      await waitUntil(() => steps.includes("second: in"), 5_000, "the second write's turn");
+      // The second went in after the first's commit (the same tick), while the first still waits on its I/O.
+      expect(steps.slice(0, 1)).toEqual(["first: before its write"]);
+      expect(new Set(steps)).toEqual(new Set(["first: before its write", "first: committed", "second: in"]));
+      answer();
+      await Promise.all([first, second]);
+      expect(lane.stats()).toEqual({ inFlight: 0, waiting: 0, overflowed: 0 });
+    });
+  }
+
+  test("a write whose transaction fails keeps its turn until it is answered; a commit outside any turn gives nothing back", async () => {
+    const database = await openDatabase(`file:${join(tempDir("lane-"), "app.db")}`, { setWal: true });
+    opened.push(database);
+    await runMigrations(database);
+    const insert = () => database.write((tx) => q(usersRepo.insert(tx, { email: "dup@example.com", passwordHash: "h", fullName: "D" })));
+    await insert(); // outside any turn: nothing to give back
+    const lane = writeLane(1, 60_000);
+    let answer!: () => void;
+    const answered = new Promise<void>((r) => (answer = r));
+    const failing = inTurn(lane.enter() as () => void, async () => {
+      expect(await insert().then(() => "stored", () => "refused")).toBe("refused"); // duplicate email: rolled back
+      await answered;
+    });
+    let nextIn = false;
+    const next = Promise.resolve(lane.enter()).then((leave) => inTurn(leave, async () => void (nextIn = true)));
+    await Bun.sleep(20);
+    expect(nextIn).toBe(false);
+    expect(lane.stats()).toEqual({ inFlight: 1, waiting: 1, overflowed: 0 });
+    answer();
+    await Promise.all([failing, next]);
+    expect(nextIn).toBe(true);
+    expect(lane.stats()).toEqual({ inFlight: 0, waiting: 0, overflowed: 0 });
   });
 
   test("through the server: with the database locked elsewhere, two writes are in the app, the rest wait, reads answer, and every write is stored once the lock goes", async () => {

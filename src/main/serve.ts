@@ -9,7 +9,7 @@ import { buildDeps } from "./platform.ts";
 import { headerSettings, heartbeatOptions } from "./options.ts";
 import { rememberSocketAddress } from "../platform/http/client-ip.ts";
 import { abuseMetrics, carryReadDecision, LOGIN_PATH, ratePolicies, REGISTER_PATH } from "../platform/http/rate-limits.ts";
-import { writeLane, writeLaneMetrics } from "../platform/http/write-lane.ts";
+import { inTurn, writeLane, writeLaneMetrics } from "../platform/http/write-lane.ts";
 import { headerPolicy, putInto } from "../platform/http/headers.ts";
 import { problem, problemResponse } from "../platform/http/errors.ts";
 import { fastReads } from "../platform/http/fast-read.ts";
@@ -95,7 +95,7 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
   const viaLane = (request: Request, start: number, address?: string): Promise<Response> => {
     if (!lane.applies(request.method, request.url)) return viaApp(request, start, address);
     const turn = lane.enter();
-    const run = (leave: () => void) => viaApp(request, start, address).finally(leave);
+    const run = (leave: () => void) => inTurn(leave, () => viaApp(request, start, address));
     if (typeof turn === "function") return run(turn);
     // A write waiting for its turn is in flight too (the heartbeat's load, the shutdown's count).
     requests.inFlight++;

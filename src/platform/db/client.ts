@@ -13,6 +13,7 @@ import * as schema from "./schema/index.ts";
 import { driveAsync, driveSync, type TxBody } from "./tx.ts";
 import { busyFor, isBusy } from "./errors.ts";
 import { checkpointer, DEFAULT_CHECKPOINTS, type CheckpointSettings, type CheckpointStats } from "./checkpoint.ts";
+import { committed } from "./write-turn.ts";
 
 export type Schema = typeof schema;
 /** A Drizzle handle on either driver: the database, or the transaction a write body receives. */
@@ -34,6 +35,7 @@ export interface Database {
   /**
    * Runs `body` as one write transaction (BEGIN IMMEDIATE). While another process holds the write lock it
    * retries with backoff off the event loop, then fails with a 503-class error; nothing of it is committed then.
+   * Once it commits, the request it runs for gives back its write-lane turn (write-turn.ts).
    */
   write<T>(body: TxBody<Db, T>): Promise<T>;
   /** What the WAL checkpointer did (checkpoint.ts); null where there is none (libSQL, an in-memory database). */
@@ -108,6 +110,7 @@ function openBun(url: string, path: string | null, opts: OpenOptions): Database 
       const result = driveSync(body(db));
       commit.run();
       checkpoints?.committed();
+      committed();
       return result;
     } catch (err) {
       if (sqlite.inTransaction) rollback.run();
@@ -172,7 +175,10 @@ async function openLibsql(url: string, path: string | null, opts: OpenOptions): 
       ),
     );
     turn = run.catch(() => undefined);
-    return run;
+    return run.then((result) => {
+      committed();
+      return result;
+    });
   };
   return {
     db,

@@ -4,10 +4,13 @@
 // loop nothing) for a turn, so a read waits for at most that many writes. A write that has waited `maxWaitMs`
 // goes in anyway, so the lane only orders writes and never answers for them: a held database lock or a slow
 // write still ends in the app's own answer (503 after DB_WRITE_WAIT_MS), at most `maxWaitMs` later.
+// A write gives its turn back when its transaction commits (inTurn): what is left of it, the cache
+// invalidation's Redis call and the answer, mostly waits on the network, which costs the loop nothing.
+import { holdingTurn } from "../db/write-turn.ts";
 import { pathnameOf } from "../observability/metrics.ts";
 
 export interface WriteLaneStats {
-  /** Writes in the app now. */
+  /** Writes holding a turn: in the app and not yet committed. */
   inFlight: number;
   /** Writes waiting for a turn. */
   waiting: number;
@@ -18,7 +21,7 @@ export interface WriteLaneStats {
 export interface WriteLane {
   /** Whether a request goes through the lane: a write, and not one whose work runs off the loop (password hashing). */
   applies(method: string, url: string): boolean;
-  /** Waits for a turn; call the function it returns when the write has been answered. */
+  /** Waits for a turn; run the write with inTurn() and the function it returns. */
   enter(): Promise<() => void> | (() => void);
   stats(): WriteLaneStats;
 }
@@ -67,6 +70,11 @@ export function writeLane(concurrency: number, maxWaitMs: number, offLoop: Reado
   };
 }
 
+/** Runs a write in the turn `leave` gives back: at the write's commit (db/write-turn.ts), else once it is answered. */
+export function inTurn<T>(leave: () => void, write: () => Promise<T>): Promise<T> {
+  return holdingTurn(leave, write).finally(leave);
+}
+
 function once(f: () => void): () => void {
   let called = false;
   return () => {
@@ -81,7 +89,7 @@ export function writeLaneMetrics(lane: WriteLane) {
   return (out: string[]): void => {
     const s = lane.stats();
     out.push(
-      "# HELP http_writes_in_flight Writes (POST, PUT, PATCH, DELETE) in the app now; at most WRITE_CONCURRENCY unless one overflowed.",
+      "# HELP http_writes_in_flight Writes (POST, PUT, PATCH, DELETE) holding a turn (in the app, not yet committed); at most WRITE_CONCURRENCY unless one overflowed.",
       "# TYPE http_writes_in_flight gauge",
       `http_writes_in_flight ${s.inFlight}`,
       "# HELP http_writes_waiting Writes waiting for a turn in the write lane.",
