@@ -1,191 +1,21 @@
-// Cluster cron: leases (compare-and-extend, compare-and-delete), per-tick claims, runs aborted when the lease
-// is lost, database schedules only where writes are possible, run records; and three real processes with a
-// per-second schedule whose lease holder is stopped midway. Real Redis on its own prefix.
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+// Cluster cron's scheduler: per-tick claims so each tick runs once, runs aborted when the lease is lost,
+// database schedules only where writes are possible, run records; and three real processes with a per-second
+// schedule whose lease holder is stopped midway. Real Redis on its own prefix; the leases: cron-leases.test.ts.
+import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { Subprocess } from "bun";
 import type { Redis } from "../src/platform/redis.ts";
-import { Lease, MemoryLeaseStore, RedisLeaseStore, type LeaseStore } from "../src/platform/cron/lease.ts";
+import { MemoryLeaseStore, RedisLeaseStore, type LeaseStore } from "../src/platform/cron/lease.ts";
 import { MemoryRunStore, RedisRunStore, type RunStore } from "../src/platform/cron/runs.ts";
 import { CronScheduler, type ScheduleDefinition } from "../src/platform/cron/scheduler.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
-import { dropPrefix, REDIS_URL, testPrefix, TEST_TIMEOUT_MS } from "./helpers.ts";
-import { redisClient } from "./fixtures/queues.ts";
+import { REDIS_URL, TEST_TIMEOUT_MS } from "./helpers.ts";
+import { countingStore, cronFile, logger } from "./fixtures/cron.ts";
 import { waitUntil } from "./support/wait.ts";
-import { tcpProxy } from "./support/tcp-proxy.ts";
 import { spawnBun } from "./support/process.ts";
 setDefaultTimeout(TEST_TIMEOUT_MS);
 
-const logger = createLogger("silent");
 let redis: Redis;
-const prefixes: string[] = [];
-const closers: (() => Promise<unknown>)[] = [];
-
-beforeAll(async () => {
-  redis = await redisClient();
-});
-afterAll(async () => {
-  for (const c of closers.reverse()) await c().catch(() => undefined);
-  for (const p of prefixes) await dropPrefix(redis, p);
-  await redis.close();
-});
-
-function newPrefix(): string {
-  const p = testPrefix("cron");
-  prefixes.push(p);
-  return p;
-}
-
-for (const kind of ["redis", "memory"] as const) {
-  describe(`${kind} lease store`, () => {
-    const store = (): LeaseStore => (kind === "redis" ? new RedisLeaseStore(redis, newPrefix()) : new MemoryLeaseStore());
-
-    test("acquire is exclusive; extend and release only work for the holder's token", async () => {
-      const s = store();
-      expect(await s.acquire("job", "tok-a", 5_000)).toBe(true);
-      expect(await s.acquire("job", "tok-b", 5_000)).toBe(false);
-      expect(await s.holder("job")).toBe("tok-a");
-      expect(await s.extend("job", "tok-b", 5_000)).toBe(false);
-      expect(await s.extend("job", "tok-a", 5_000)).toBe(true);
-      expect(await s.release("job", "tok-b")).toBe(false);
-      expect(await s.holder("job")).toBe("tok-a");
-      expect(await s.release("job", "tok-a")).toBe(true);
-      expect(await s.holder("job")).toBeNull();
-      expect(await s.acquire("job", "tok-b", 5_000)).toBe(true);
-    });
-
-    test("a lease expires after its time to live; an expired lease cannot be extended", async () => {
-      const s = store();
-      expect(await s.acquire("short", "tok-a", 150)).toBe(true);
-      await waitUntil(async () => (await s.holder("short")) === null, 5_000, "the lease to expire");
-      expect(await s.extend("short", "tok-a", 150)).toBe(false);
-      expect(await s.acquire("short", "tok-b", 150)).toBe(true);
-    });
-
-    test("a claim is granted once", async () => {
-      const s = store();
-      expect(await s.claim("tick:1000", "a", 5_000)).toBe(true);
-      expect(await s.claim("tick:1000", "b", 5_000)).toBe(false);
-      expect(await s.claim("tick:2000", "b", 5_000)).toBe(true);
-    });
-  });
-}
-
-/**
- * The real Redis lease store with a slow acquire (a loaded Redis, a network blip); resolves inAcquire on entry
- * and acquired once the first acquire has answered.
- */
-function slowAcquireStore(p: string, delayMs = 300): { slow: LeaseStore; inAcquire: Promise<void>; acquired: Promise<void> } {
-  const inner = new RedisLeaseStore(redis, p);
-  const entered = Promise.withResolvers<void>();
-  const answered = Promise.withResolvers<void>();
-  const slow: LeaseStore = Object.assign(Object.create(inner) as RedisLeaseStore, {
-    async acquire(name: string, token: string, ttlMs: number) {
-      entered.resolve();
-      await Bun.sleep(delayMs);
-      try {
-        return await inner.acquire(name, token, ttlMs);
-      } finally {
-        answered.resolve();
-      }
-    },
-  });
-  return { slow, inAcquire: entered.promise, acquired: answered.promise };
-}
-
-/** Counts the renewals (extend calls) each lease name gets through `inner`. */
-function countingStore(inner: LeaseStore): { store: LeaseStore; renewals: (name: string) => number } {
-  const counts = new Map<string, number>();
-  const store: LeaseStore = Object.assign(Object.create(inner) as LeaseStore, {
-    extend(name: string, token: string, ttlMs: number) {
-      counts.set(name, (counts.get(name) ?? 0) + 1);
-      return inner.extend(name, token, ttlMs);
-    },
-  });
-  return { store, renewals: (name) => counts.get(name) ?? 0 };
-}
-
-/**
- * A lease of `ttlMs` taken now, on a store of its own: once it has been renewed `n` times, any renewal another
- * lease of the same time to live could have armed before now has had its moment to run.
- */
-async function renewalsPassed(p: string, ttlMs: number, n = 2): Promise<void> {
-  const counted = countingStore(new RedisLeaseStore(redis, p));
-  const marker = new Lease(counted.store, "marker", ttlMs, "marker", logger);
-  closers.push(() => marker.release());
-  expect(await marker.ensure()).toBe(true);
-  await waitUntil(() => counted.renewals("marker") >= n, 10_000, `${n} renewals of a marker lease`);
-  await marker.release();
-}
-
-describe("Lease", () => {
-  test("extend refreshes the time to live in Redis (renewal well before expiry)", async () => {
-    const p = newPrefix();
-    const counted = countingStore(new RedisLeaseStore(redis, p));
-    const lease = new Lease(counted.store, "renewed", 900, "inst-1", logger);
-    closers.push(() => lease.release());
-    const acquiredAt = Date.now();
-    expect(await lease.ensure()).toBe(true);
-    // Longer than the lease (renewals every third of it): only renewals keep it.
-    await waitUntil(() => counted.renewals("renewed") >= 4 && Date.now() - acquiredAt > 900, 10_000, "renewals past the lease's first life");
-    expect(lease.held).toBe(true);
-    expect(lease.signal.aborted).toBe(false);
-    expect(String(await redis.get(`${p}lease:renewed`)).startsWith("inst-1:")).toBe(true);
-    await lease.release();
-    expect(await redis.get(`${p}lease:renewed`)).toBeNull();
-  });
-
-  test("is lost (signal aborted) as soon as a renewal finds another holder", async () => {
-    const p = newPrefix();
-    const lease = new Lease(new RedisLeaseStore(redis, p), "taken", 600, "inst-1", logger);
-    closers.push(() => lease.release());
-    expect(await lease.ensure()).toBe(true);
-    await redis.set(`${p}lease:taken`, "someone-else", { expiration: { type: "PX", value: 5_000 } });
-    await waitUntil(() => lease.signal.aborted, 3_000, "the lease to be lost");
-    expect(lease.held).toBe(false);
-    // Releasing what is no longer ours leaves the other holder alone.
-    await lease.release();
-    expect(await redis.get(`${p}lease:taken`)).toBe("someone-else");
-  });
-
-  test("closed while its acquire is on the way: gives the lease back and arms no renewal", async () => {
-    const p = newPrefix();
-    const { slow, inAcquire } = slowAcquireStore(p);
-    const counted = countingStore(slow);
-    const lease = new Lease(counted.store, "closing", 600, "inst-1", logger);
-    closers.push(() => lease.close());
-    const ensured = lease.ensure();
-    await inAcquire;
-    await lease.close();
-    expect(await ensured).toBe(false);
-    expect(lease.held).toBe(false);
-    expect(await redis.get(`${p}lease:closing`)).toBeNull();
-    // A renewal armed after close would re-take nothing, but an acquire kept would still be there now: a lease
-    // of the same life taken after this point has been renewed twice, and this one not once.
-    await renewalsPassed(newPrefix(), 600);
-    expect(counted.renewals("closing")).toBe(0);
-    expect(await redis.get(`${p}lease:closing`)).toBeNull();
-    expect(await lease.ensure()).toBe(false);
-    expect(await redis.get(`${p}lease:closing`)).toBeNull();
-  });
-
-  test("is given up before it could expire when Redis cannot confirm renewals", async () => {
-    const proxy = tcpProxy("127.0.0.1", Number(new URL(REDIS_URL).port || 6379));
-    const client = await redisClient(proxy.url);
-    closers.push(async () => {
-      proxy.open();
-      client.destroy();
-      proxy.close();
-    });
-    const p = newPrefix();
-    const lease = new Lease(new RedisLeaseStore(client, p), "cut", 1_000, "inst-1", logger);
-    expect(await lease.ensure()).toBe(true);
-    const cutAt = Date.now();
-    proxy.close();
-    await waitUntil(() => lease.signal.aborted, 5_000, "the lease to be given up");
-    // Given up no later than its expiry (it could not know whether another instance holds it after that).
-    expect(Date.now() - cutAt).toBeLessThanOrEqual(1_000 + 100);
-  });
-});
+const { newPrefix, closeAfter, slowAcquireStore, renewalsPassed } = cronFile("cron", (r) => (redis = r));
 
 function scheduler(opts: {
   schedules: ScheduleDefinition<null>[];
@@ -202,7 +32,7 @@ function scheduler(opts: {
     logger,
     ...opts,
   });
-  closers.push(() => s.close());
+  closeAfter(() => s.close());
   return s;
 }
 
