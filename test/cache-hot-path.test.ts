@@ -16,8 +16,8 @@ import { TwoTierCache } from "../src/platform/cache/two-tier.ts";
 import { signJwt } from "../src/platform/http/jwt.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { durationText, logRequest, requestLogger, type RequestId } from "../src/platform/http/request-context.ts";
-import { rmSync } from "node:fs";
-import { makeApp, REDIS_URL, tempDir, type TestApp, serveApp, TEST_TIMEOUT_MS } from "./helpers.ts";
+import { makeApp, REDIS_URL, type TestApp, TEST_TIMEOUT_MS } from "./helpers.ts";
+import { APP_WAY, comparable, fastAnswers, parityInstance, requestsCounted } from "./support/fast-parity.ts";
 import { logsSettled } from "./support/wait.ts";
 setDefaultTimeout(TEST_TIMEOUT_MS);
 
@@ -243,37 +243,8 @@ describe("a cached read's fast answer, made from its declaration", () => {
 });
 
 describe("a real instance answers the same fast as through the app", () => {
-  // The app's way for the same request: a declared body (Content-Length: 0) is one of the things the fast answer declines.
-  const APP_WAY = { "content-length": "0" };
-  const start = async (env: Record<string, string>, lines: string[]) => {
-    const dir = tempDir("fast-");
-    const instance = await serveApp({ REDIS_URL, METRICS_ENABLED: "true", METRICS_PORT: "0", LOG_LEVEL: "info", ...env }, dir, {
-      logger: createLogger("info", {}, (l) => lines.push(l)),
-    });
-    const post = (path: string, body: unknown, token?: string) =>
-      fetch(`${instance.url}${path}`, {
-        method: "POST",
-        headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
-        body: JSON.stringify(body),
-      });
-    const created = (await (await post("/api/v1/users", { email: "fast@example.com", password: "password-1", full_name: "Fast" })).json()) as { id: number };
-    const { access_token } = (await (await post("/api/v1/auth/login", { email: "fast@example.com", password: "password-1" })).json()) as { access_token: string };
-    await post(`/api/v1/users/${created.id}/posts`, { title: "hello", content: "world" }, access_token);
-    const metrics = async () => await (await fetch(instance.metricsUrl!)).text();
-    const stop = async () => {
-      await instance.stop();
-      rmSync(dir, { recursive: true, force: true });
-    };
-    return { instance, id: created.id, token: access_token, metrics, stop };
-  };
-  const fastAnswers = (text: string) => Number(/^http_fast_path_answers_total (\d+)$/m.exec(text)?.[1]);
-  const requests = (text: string, route: string, status: number, method = "GET") =>
-    Number(new RegExp(`^http_requests_total\\{method="${method}",route="${route.replace(/[/:]/g, "\\$&")}",status="${status}"\\} (\\d+)$`, "m").exec(text)?.[1] ?? 0);
-  /** What must be equal both ways: the request's own id and the remaining count of the rate limit differ by design. */
-  const comparable = (r: { status: number; headers: Record<string, string>; body: string }) => {
-    const { date: _d, "x-request-id": _r, ratelimit, ...headers } = r.headers;
-    return { status: r.status, body: r.body, headers, ratelimit: ratelimit?.replace(/;r=\d+/, ";r=N") };
-  };
+  const start = parityInstance;
+  const requests = requestsCounted;
 
   test("status, body bytes, headers, log line and metrics of every cached read, hit and miss; 401, 404 and 422 too", async () => {
     const lines: string[] = [];

@@ -1,7 +1,8 @@
 import { Elysia, t } from "elysia";
 import { authPlugin } from "../../platform/http/auth.ts";
-import { cachedRead, mountCachedRead } from "../../platform/http/cached-read.ts";
+import { cachedRead, mountCachedRead, uncachedRead } from "../../platform/http/cached-read.ts";
 import { IdParams, PageQuery, problems } from "../../platform/http/models.ts";
+import { notFound } from "../../platform/http/errors.ts";
 import { RegisterBody, UpdateUserBody, UserDetail, UserPage, UserPublic } from "./model.ts";
 import type { Role } from "../../platform/cluster/role.ts";
 import type { Mailer } from "../../platform/mail/port.ts";
@@ -43,6 +44,24 @@ export const userDetailRead = (deps: UsersDeps) =>
     missing: ({ params }) => users.userNotFound(params.id),
   });
 
+/**
+ * All users, a page at a time, for administrators: read from the database every time. Caching the pages would
+ * make every account write (registration, profile, deletion, rights) drop every page on every instance, for a
+ * read nothing else shares.
+ */
+export const userListRead = (deps: Pick<UsersDeps, "database">) =>
+  uncachedRead({
+    path: "",
+    auth: "admin",
+    query: PageQuery,
+    response: UserPage,
+    problems: [401, 403],
+    detail: { operationId: "listUsers", summary: "All users, a page at a time (admin)" },
+    load: ({ query }) => users.list(deps, query.page ?? 1, query.limit ?? 10),
+    // A page past the end is an empty page, never null.
+    missing: () => notFound("No such page"),
+  });
+
 export function usersModule(deps: UsersDeps) {
   const app = new Elysia({ prefix: "/users", tags: ["users"] })
     .use(authPlugin(deps.auth))
@@ -62,13 +81,8 @@ export function usersModule(deps: UsersDeps) {
     });
   mountCachedRead(app, myDetailRead(deps), deps.cache);
   mountCachedRead(app, userDetailRead(deps), deps.cache);
+  mountCachedRead(app, userListRead(deps), deps.cache);
   return app
-    .get("", ({ query }) => users.list(deps, query.page ?? 1, query.limit ?? 10), {
-      auth: "admin",
-      query: PageQuery,
-      response: { 200: UserPage, ...problems(401, 403) },
-      detail: { operationId: "listUsers", summary: "All users, a page at a time (admin)" },
-    })
     .patch("/:id", ({ params, body, principal }) => users.update(deps, principal, params.id, body), {
       auth: "user",
       params: IdParams,

@@ -1,9 +1,11 @@
 // A cached read, declared once in its feature: path, auth level, id rule (the params schema), query schema,
 // cache entry (key, tags, loader), response schema and OpenAPI detail. mountCachedRead() makes the Elysia route
 // from it (validation, 401/403/404 problems and the OpenAPI document as for any route), and fast-read.ts makes
-// the Bun `routes` entry that answers the common case in front of Elysia from the same declaration.
+// the Bun `routes` entry that answers the common case in front of Elysia from the same declaration. A read whose
+// value should not be cached at all (uncachedRead: a loader instead of a cache entry) is declared and served
+// the same way, and answers without an x-cache header.
 import type { StaticDecode, TSchema } from "@sinclair/typebox";
-import type { Cache, CacheResult } from "../cache/port.ts";
+import type { Cache, CacheSource } from "../cache/port.ts";
 import type { Principal } from "./auth.ts";
 import type { AppError } from "./errors.ts";
 import { problems, responseHeaders } from "./models.ts";
@@ -37,7 +39,7 @@ export interface RouteDetail {
   responses?: Record<number, { description: string }>;
 }
 
-export interface CachedReadSpec<P extends TSchema | undefined, Q extends TSchema | undefined> {
+interface ReadSpec<P extends TSchema | undefined, Q extends TSchema | undefined> {
   /** The path under the feature's prefix, in Elysia's syntax (`/:id/posts`). */
   path: string;
   auth: AuthLevel;
@@ -50,14 +52,24 @@ export interface CachedReadSpec<P extends TSchema | undefined, Q extends TSchema
   /** The problem statuses the route documents besides the platform's own. */
   problems: readonly number[];
   detail: RouteDetail;
-  entry(request: CachedReadRequest<Decoded<P>, Decoded<Q>>): CacheEntry;
-  /** The error answered when the entry holds null (nothing there). */
+  /** The error answered when the value is null (nothing there). */
   missing(request: CachedReadRequest<Decoded<P>, Decoded<Q>>): AppError;
+}
+
+export interface CachedReadSpec<P extends TSchema | undefined, Q extends TSchema | undefined> extends ReadSpec<P, Q> {
+  entry(request: CachedReadRequest<Decoded<P>, Decoded<Q>>): CacheEntry;
+  load?: never;
+}
+
+export interface UncachedReadSpec<P extends TSchema | undefined, Q extends TSchema | undefined> extends ReadSpec<P, Q> {
+  /** The value, read every time (a value, or a promise of one on a driver whose calls are promises); null when nothing is there. */
+  load(request: CachedReadRequest<Decoded<P>, Decoded<Q>>): unknown;
+  entry?: never;
 }
 
 /** A declaration with its types erased, as the platform handles it. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type CachedRead = CachedReadSpec<any, any>;
+export type CachedRead = CachedReadSpec<any, any> | UncachedReadSpec<any, any>;
 
 /** Types a declaration: `entry` and `missing` see the decoded params and query. */
 export function cachedRead<P extends TSchema | undefined = undefined, Q extends TSchema | undefined = undefined>(
@@ -66,20 +78,53 @@ export function cachedRead<P extends TSchema | undefined = undefined, Q extends 
   return spec;
 }
 
-/** Reads the declared entry through the cache; the declaration's error when it holds null. */
-export async function readThrough(cache: Cache, read: CachedRead, request: CachedReadRequest): Promise<CacheResult<unknown>> {
+/**
+ * Types a declaration of a read that is never cached: `load` runs for every request. For values every write of
+ * a kind would have to invalidate (the admin's list of all users), which nothing else reads.
+ */
+export function uncachedRead<P extends TSchema | undefined = undefined, Q extends TSchema | undefined = undefined>(
+  spec: UncachedReadSpec<P, Q>,
+): CachedRead {
+  return spec;
+}
+
+/** What a declared read found: the value (null: nothing there), its JSON, and where it came from (none when uncached). */
+export interface ReadResult {
+  value: unknown;
+  json: string;
+  source?: CacheSource;
+}
+
+const uncachedResult = (value: unknown): ReadResult => ({ value, json: JSON.stringify(value) });
+
+/**
+ * The declared value: through the cache (a promise), or from an uncached read's loader, synchronously when the
+ * loader's database answers synchronously (bun:sqlite).
+ */
+export function readValue(cache: Cache, read: CachedRead, request: CachedReadRequest): ReadResult | Promise<ReadResult> {
+  if (read.load !== undefined) {
+    const value = read.load(request);
+    return value instanceof Promise ? value.then(uncachedResult) : uncachedResult(value);
+  }
   const e = read.entry(request);
-  const result = await cache.getOrSet(e.key, () => e.load(), { tags: e.tags, shared: e.shared });
+  return cache.getOrSet(e.key, () => e.load(), { tags: e.tags, shared: e.shared });
+}
+
+/** The declared value; the declaration's error when it is null. */
+export async function readThrough(cache: Cache, read: CachedRead, request: CachedReadRequest): Promise<ReadResult> {
+  const result = await readValue(cache, read, request);
   if (result.value === null) throw read.missing(request);
   return result;
 }
 
-/** A cached read answered with the JSON kept in the cache entry: a hit does no serialization. */
-export function cachedJson(result: CacheResult<unknown>): Response {
-  return new Response(result.json, { headers: { "content-type": "application/json", "x-cache": result.source } });
+/** A read answered with its JSON (for a cache hit, the JSON kept in the entry: no serialization). */
+export function cachedJson(result: ReadResult): Response {
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (result.source !== undefined) headers["x-cache"] = result.source;
+  return new Response(result.json, { headers });
 }
 
-/** The 200 of a cached read in the OpenAPI document: its x-cache header. */
+/** The 200 of a cached read in the OpenAPI document: its x-cache header (an uncached read has none). */
 const CACHED_200 = { description: "OK", headers: responseHeaders("x-cache") };
 
 /** Elysia's route hooks for a declaration: auth macro, params, query, responses, detail. */
@@ -89,7 +134,7 @@ export function routeHooks(read: CachedRead): Record<string, unknown> {
   if (read.query !== undefined) hooks.query = read.query;
   hooks.response = { 200: read.response, ...problems(...read.problems) };
   const { responses, ...rest } = read.detail;
-  hooks.detail = { ...rest, responses: { 200: CACHED_200, ...responses } };
+  hooks.detail = { ...rest, responses: read.load === undefined ? { 200: CACHED_200, ...responses } : { ...responses } };
   return hooks;
 }
 

@@ -1,7 +1,8 @@
 // The cached reads answered in front of the framework. For every route mountCachedRead() made (cached-read.ts),
 // the server gets a Bun `routes` entry built from the same declaration: its params and query schemas decoded by
 // a strict reader of canonical decimals, the same Auth, rate limit, cache entry, headers, log line and metrics.
-// It answers an L1 hit synchronously and a miss through the cache's getOrSet with the declared loader, and
+// It answers an L1 hit synchronously and a miss through the cache's getOrSet with the declared loader (an
+// uncached read through its loader, synchronously when the database answers so), and
 // declines (undefined) whatever is unusual: HEAD, a body, a value that is not canonical, a query it cannot read
 // the way the app would, an answer that depends on Origin, a token or session refused, a rate-limit refusal,
 // an entry holding null (the app answers the 404), an error. Declined requests take the app's way unchanged;
@@ -12,7 +13,7 @@ import type { RateLimiter, RatePolicy } from "./rate-limit.ts";
 import { handOverReadDecision, rateLimitHeader, sessionReadKey } from "./rate-limits.ts";
 import { putOnto, type HeaderPolicy } from "./headers.ts";
 import { requestIdOf, type RequestId } from "./request-context.ts";
-import { cachedReadOf, type CachedRead } from "./cached-read.ts";
+import { cachedReadOf, readValue, type CachedRead, type ReadResult } from "./cached-read.ts";
 import { paramsReader, queryReader, type Decoded } from "./decimal-reader.ts";
 
 /** What the server's route calls: a Response, a promise of one or of undefined (declined), or undefined. */
@@ -31,16 +32,16 @@ export interface FastReadOptions {
   observe: AnswerObserver;
 }
 
-// One Headers per x-cache value, reused: a Response copies its init headers when it is made, so the template's
-// x-request-id is set just before each one. The policy's headers for a request without Origin are the same for
-// every request (requests with one decline).
+// One Headers per x-cache value (and one without, for an uncached read), reused: a Response copies its init
+// headers when it is made, so the template's x-request-id is set just before each one. The policy's headers for
+// a request without Origin are the same for every request (requests with one decline).
 function templateMaker(policy: HeaderPolicy | undefined) {
-  const templates = new Map<string, Headers>();
+  const templates = new Map<string | undefined, Headers>();
   const blank = new Request("http://localhost/");
-  return (source: string): Headers => {
+  return (source: string | undefined): Headers => {
     let h = templates.get(source);
     if (!h) {
-      h = new Headers({ "content-type": "application/json", "x-cache": source, "x-request-id": "" });
+      h = new Headers({ "content-type": "application/json", ...(source === undefined ? {} : { "x-cache": source }), "x-request-id": "" });
       policy?.decorate(blank, putOnto(h));
       templates.set(source, h);
     }
@@ -67,7 +68,7 @@ export function fastRead(route: string, read: CachedRead, cache: Cache, opts: Fa
   const peek = cache.peek?.bind(cache);
   const observed = opts.observe(route);
 
-  const respond = (request: Request, json: string, source: string, limit: string | undefined, start: number): Response => {
+  const respond = (request: Request, json: string, source: string | undefined, limit: string | undefined, start: number): Response => {
     const rid = requestIdOf(request);
     const out = headersFor(source);
     out.set("x-request-id", rid);
@@ -90,19 +91,20 @@ export function fastRead(route: string, read: CachedRead, cache: Cache, opts: Fa
     return d.allowed ? rateLimitHeader(d) : false;
   };
 
-  const miss = async (request: Request, input: { params: unknown; query: unknown; principal: Principal | null }, header: string | null, start: number) => {
-    let principal = input.principal;
-    if (principal === null) {
-      principal = await auth.principal(header);
-      if (principal === null || (read.auth === "admin" && !principal.isAdmin)) return undefined;
-    }
+  /** The value for a caller already let in (a cached read's miss, any uncached read); undefined when null. */
+  const load = (request: Request, params: unknown, query: unknown, principal: Principal, start: number) => {
     // From here on, a declined request's decision goes with it (the load may find nothing, or fail).
     const limit = readLimit(request, principal, true);
     if (limit === false) return undefined;
-    const e = read.entry({ params: input.params, query: input.query, principal });
-    const result = await cache.getOrSet(e.key, () => e.load(), { tags: e.tags, shared: e.shared });
-    if (result.value === null) return undefined;
-    return respond(request, result.json, result.source, limit, start);
+    const answered = (result: ReadResult) => (result.value === null ? undefined : respond(request, result.json, result.source, limit, start));
+    const result = readValue(cache, read, { params, query, principal });
+    return result instanceof Promise ? result.then(answered) : answered(result);
+  };
+
+  const miss = async (request: Request, params: unknown, query: unknown, header: string | null, start: number) => {
+    const principal = await auth.principal(header);
+    if (principal === null || (read.auth === "admin" && !principal.isAdmin)) return undefined;
+    return load(request, params, query, principal, start);
   };
 
   const answer: FastRead = (request, raw, start) => {
@@ -122,10 +124,11 @@ export function fastRead(route: string, read: CachedRead, cache: Cache, opts: Fa
     const principal = auth.peekPrincipal(header);
     if (principal === null) return undefined;
     if (principal !== undefined && read.auth === "admin" && !principal.isAdmin) return undefined;
-    if (principal === undefined || peek === undefined) return miss(request, { params: p, query: q, principal: principal ?? null }, header, start);
+    if (principal === undefined) return miss(request, p, q, header, start);
+    if (read.entry === undefined || peek === undefined) return load(request, p, q, principal, start);
     const e = read.entry({ params: p, query: q, principal });
     const hit = peek(e.key);
-    if (hit === undefined) return miss(request, { params: p, query: q, principal }, header, start);
+    if (hit === undefined) return load(request, p, q, principal, start);
     // A cached "nothing there": the app writes that 404 as problem+json.
     if (hit.value === null) return undefined;
     const limit = readLimit(request, principal, false);

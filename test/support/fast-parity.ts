@@ -1,0 +1,45 @@
+// A served instance for comparing a fast answer (fast-read.ts) with the app's answer to the same request: its
+// metrics, what must be equal both ways, and the request header that sends a request the app's way.
+import { rmSync } from "node:fs";
+import { createLogger } from "../../src/platform/observability/logger.ts";
+import { REDIS_URL, serveApp, tempDir } from "../helpers.ts";
+import type { RawResponse } from "./raw-http.ts";
+
+/** The app's way for the same request: a declared body (Content-Length: 0) is one of the things a fast answer declines. */
+export const APP_WAY = { "content-length": "0" };
+
+/** An instance with Redis, metrics and info logs (into `lines`), and one user with a post, logged in. */
+export async function parityInstance(env: Record<string, string>, lines: string[]) {
+  const dir = tempDir("fast-");
+  const instance = await serveApp({ REDIS_URL, METRICS_ENABLED: "true", METRICS_PORT: "0", LOG_LEVEL: "info", ...env }, dir, {
+    logger: createLogger("info", {}, (l) => lines.push(l)),
+  });
+  const post = (path: string, body: unknown, token?: string) =>
+    fetch(`${instance.url}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: JSON.stringify(body),
+    });
+  const login = async (email: string, password: string) =>
+    ((await (await post("/api/v1/auth/login", { email, password })).json()) as { access_token: string }).access_token;
+  const created = (await (await post("/api/v1/users", { email: "fast@example.com", password: "password-1", full_name: "Fast" })).json()) as { id: number };
+  const access_token = await login("fast@example.com", "password-1");
+  await post(`/api/v1/users/${created.id}/posts`, { title: "hello", content: "world" }, access_token);
+  const metrics = async () => await (await fetch(instance.metricsUrl!)).text();
+  const stop = async () => {
+    await instance.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return { instance, id: created.id, token: access_token, login, metrics, stop };
+}
+
+export const fastAnswers = (text: string) => Number(/^http_fast_path_answers_total (\d+)$/m.exec(text)?.[1]);
+
+export const requestsCounted = (text: string, route: string, status: number, method = "GET") =>
+  Number(new RegExp(`^http_requests_total\\{method="${method}",route="${route.replace(/[/:]/g, "\\$&")}",status="${status}"\\} (\\d+)$`, "m").exec(text)?.[1] ?? 0);
+
+/** What must be equal both ways: the request's own id and the remaining count of the rate limit differ by design. */
+export const comparable = (r: RawResponse) => {
+  const { date: _d, "x-request-id": _r, ratelimit, ...headers } = r.headers;
+  return { status: r.status, body: r.body, headers, ratelimit: ratelimit?.replace(/;r=\d+/, ";r=N") };
+};
