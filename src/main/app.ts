@@ -10,7 +10,7 @@ import { headerSettings } from "./options.ts";
 import { rateLimitPlugin, ratePolicies } from "../platform/http/rate-limits.ts";
 import { openApiDocument } from "../platform/http/openapi.ts";
 import { NOT_REPLAYED, openApiOptions } from "./openapi.ts";
-import { idempotencyPlugin } from "../platform/http/idempotency.ts";
+import { callerScope, idempotencyPlugin } from "../platform/http/idempotency.ts";
 import { bearerRouteKeys, bodyValueCaps, boundValidationErrors } from "../platform/http/validation-cost.ts";
 import { JSON_MAX_VALUES } from "../platform/http/json-depth.ts";
 import { docsModule } from "../modules/docs/index.ts";
@@ -46,7 +46,7 @@ export function createApp(deps: AppDeps, features: readonly Feature[] = appFeatu
         role: deps.role,
         bodyLimit: deps.config.BODY_LIMIT_BYTES,
         logger: deps.logger,
-        principal: (authorization) => deps.auth.principal(authorization),
+        scope: (request) => callerScope(deps.auth, request, deps.config.CLIENT_IP_HEADER),
         exempt: NOT_REPLAYED,
       }),
     );

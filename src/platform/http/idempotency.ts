@@ -2,8 +2,14 @@
 // retry with the same key and body (`idempotent-replayed: true`); the same key with another body is a 422; a
 // retry while the first still runs is a 409. Keys live in SQLite (the database the writes go to, shared by a
 // local cluster, and on Fly the primary's, where every write is sent): a Redis wipe forgets none, and a retry
-// reaches them from any instance. A 5xx, 429, 408 or 425 is not kept, so the client can retry it. Wraps the whole handler
-// (Elysia's wrap), so it stores exactly what the client got.
+// reaches them from any instance. A 5xx, 429, 408 or 425 is not kept, so the client can retry it.
+//
+// Two parts. A wrap around the whole app claims a new key, lets the request run and stores exactly what the
+// client got. A key already taken is answered in `beforeHandle` instead, after everything a new request meets
+// first (the rate limits, the token and its session, the route's level of access, the input's validation), so a
+// replay, a 409 or a 422 for the key costs a caller what a new request would, and is refused what a new request
+// would be. Keys are scoped per caller (callerScope): its session, or its client IP when anonymous, and an admin
+// token's current admin rights.
 import { and, eq, sql } from "drizzle-orm";
 import { Elysia } from "elysia";
 import type { Role } from "../cluster/role.ts";
@@ -14,8 +20,9 @@ import { jsonShapeProblem } from "./json-depth.ts";
 import { q } from "../db/tx.ts";
 import type { Logger } from "../observability/logger.ts";
 import { AppError, problem, problemResponse } from "./errors.ts";
-import { requestIdOf } from "./request-context.ts";
 import { pathnameOf } from "../observability/metrics.ts";
+import type { Auth } from "./auth.ts";
+import { callerKey } from "./rate-limits.ts";
 
 const KEPT_MS = 24 * 3_600_000;
 /** A claim older than this whose request never finished (its process died) may be taken again. */
@@ -36,11 +43,8 @@ export interface IdempotencyOptions {
   role: Role;
   bodyLimit: number;
   logger: Logger;
-  /**
-   * Whether the caller's token still opens a session (null when revoked or invalid). A stored answer is replayed
-   * only to a caller who could still make the request: after a logout the route itself answers (401).
-   */
-  principal?: (authorization: string) => Promise<unknown | null>;
+  /** The scope of the caller's keys (callerScope). */
+  scope: (request: Request) => string | Promise<string>;
   /** Paths that run again on every request whatever its key (nothing of theirs is kept or replayed). */
   exempt?: ReadonlySet<string>;
 }
@@ -91,6 +95,19 @@ export function bodyFingerprintText(body: string): string {
 
 type Row = typeof idempotencyKeys.$inferSelect;
 
+/**
+ * Whose keys a request's key is among: its session when its token's signature holds, else its client IP (as the
+ * write limit keys callers, callerKey), so that no anonymous caller can replay, or take first, another's key. For
+ * an admin's token, also whether the account is an administrator now: once its rights are withdrawn, the answers
+ * given with them are out of reach, and a retry runs as a new request, with the rights the caller has then.
+ */
+export async function callerScope(auth: Auth, request: Request, clientIpHeader: string | undefined): Promise<string> {
+  const caller = callerKey(auth, request, clientIpHeader);
+  const authorization = request.headers.get("authorization");
+  if (auth.tokenPrincipal(authorization)?.isAdmin !== true) return caller;
+  return (await auth.principal(authorization))?.isAdmin === true ? caller + ":admin" : caller;
+}
+
 export function idempotencyPlugin(o: IdempotencyOptions) {
   const { db } = o.database;
   let prunedAt = 0;
@@ -136,16 +153,20 @@ export function idempotencyPlugin(o: IdempotencyOptions) {
       else yield* q(tx.update(idempotencyKeys).set({ state: "done", ...response }).where(where).run());
     });
 
-  const answer = (request: Request, status: number, detail: string, extra: Record<string, string> = {}, field?: string) =>
-    problemResponse(problem(status, detail, field ? [{ field, message: detail }] : undefined), {
-      "x-request-id": requestIdOf(request),
-      ...extra,
-    });
+  const answer = (status: number, detail: string, extra: Record<string, string> = {}, field?: string) =>
+    problemResponse(problem(status, detail, field ? [{ field, message: detail }] : undefined), extra);
+  const running = () => answer(409, "A request with this Idempotency-Key is being handled; retry shortly", { "retry-after": "1" });
+
+  /** What a request whose key is taken gets, given in beforeHandle (see the file's header). */
+  const taken = new WeakMap<Request, () => Response>();
 
   async function handle(request: Request, next: (r: Request) => Promise<Response> | Response): Promise<Response> {
     const key = request.headers.get("idempotency-key");
     if (key === null || !idempotencyApplies(request.method)) return next(request);
-    if (!KEY_RE.test(key)) return answer(request, 422, "must be 1 to 255 printable characters", {}, "Idempotency-Key");
+    if (!KEY_RE.test(key)) {
+      taken.set(request, () => answer(422, "must be 1 to 255 printable characters", {}, "Idempotency-Key"));
+      return next(request);
+    }
     // A replica forwards writes to the primary, which keeps the keys.
     if (!o.role.isPrimary()) return next(request);
     const url = new URL(request.url);
@@ -153,7 +174,7 @@ export function idempotencyPlugin(o: IdempotencyOptions) {
     const body = await bodyText(request, o.bodyLimit);
     if (body === null) return next(request);
     const fingerprint = hex(`${request.method} ${url.pathname}${url.search}\n${bodyFingerprintText(body)}`);
-    const scope = hex(`scope\n${request.headers.get("authorization") ?? ""}`).slice(0, 32);
+    const scope = hex(`scope\n${await o.scope(request)}`).slice(0, 32);
     const now = Date.now();
     prune(now);
     if (!(await claim(scope, key, fingerprint, now))) {
@@ -161,17 +182,16 @@ export function idempotencyPlugin(o: IdempotencyOptions) {
         .select()
         .from(idempotencyKeys)
         .where(and(eq(idempotencyKeys.scope, scope), eq(idempotencyKeys.key, key)))) as Row[];
-      if (row === undefined) return answer(request, 409, "A request with this Idempotency-Key is being handled; retry shortly", { "retry-after": "1" });
-      if (row.fingerprint !== fingerprint) {
-        return answer(request, 422, "this Idempotency-Key was used with another request", {}, "Idempotency-Key");
-      }
-      if (row.state !== "done") return answer(request, 409, "A request with this Idempotency-Key is being handled; retry shortly", { "retry-after": "1" });
-      const authorization = request.headers.get("authorization");
-      if (authorization !== null && o.principal && (await o.principal(authorization)) === null) return next(request);
-      const headers = new Headers(row.headers ?? []);
-      headers.set("idempotent-replayed", "true");
-      headers.set("x-request-id", requestIdOf(request));
-      return new Response(row.body, { status: row.status ?? 200, headers });
+      taken.set(request, () => {
+        if (row === undefined) return running();
+        if (row.fingerprint !== fingerprint) return answer(422, "this Idempotency-Key was used with another request", {}, "Idempotency-Key");
+        if (row.state !== "done") return running();
+        const headers = new Headers(row.headers ?? []);
+        headers.set("idempotent-replayed", "true");
+        return new Response(row.body, { status: row.status ?? 200, headers });
+      });
+      // Answered in beforeHandle, or refused before it (429, 401, 403, 400, 422) as a new request would be.
+      return next(request);
     }
     let response: Response;
     try {
@@ -194,7 +214,7 @@ export function idempotencyPlugin(o: IdempotencyOptions) {
     return new Response(text, { status: response.status, statusText: response.statusText, headers: response.headers });
   }
 
-  return new Elysia({ name: "idempotency" }).wrap(
-    ((next: (r: Request) => Promise<Response> | Response) => (request: Request) => handle(request, next)) as never,
-  );
+  return new Elysia({ name: "idempotency" })
+    .wrap(((next: (r: Request) => Promise<Response> | Response) => (request: Request) => handle(request, next)) as never)
+    .onBeforeHandle({ as: "global" }, ({ request }) => taken.get(request)?.());
 }
