@@ -19,7 +19,7 @@ import { readLimited } from "./json-body.ts";
 import { jsonShapeProblem } from "./json-depth.ts";
 import { q } from "../db/tx.ts";
 import type { Logger } from "../observability/logger.ts";
-import { AppError, problem, problemResponse } from "./errors.ts";
+import { AppError, conflict, unprocessable } from "./errors.ts";
 import { pathnameOf } from "../observability/metrics.ts";
 import type { Auth } from "./auth.ts";
 import { callerKey } from "./rate-limits.ts";
@@ -153,18 +153,20 @@ export function idempotencyPlugin(o: IdempotencyOptions) {
       else yield* q(tx.update(idempotencyKeys).set({ state: "done", ...response }).where(where).run());
     });
 
-  const answer = (status: number, detail: string, extra: Record<string, string> = {}, field?: string) =>
-    problemResponse(problem(status, detail, field ? [{ field, message: detail }] : undefined), extra);
-  const running = () => answer(409, "A request with this Idempotency-Key is being handled; retry shortly", { "retry-after": "1" });
+  // Thrown from beforeHandle, so the one onError writes them as it writes every error.
+  const keyRefused = (detail: string) => unprocessable([{ field: "Idempotency-Key", message: detail }], detail);
+  const running = () => conflict("A request with this Idempotency-Key is being handled; retry shortly", { "retry-after": "1" });
 
-  /** What a request whose key is taken gets, given in beforeHandle (see the file's header). */
+  /** What a request whose key is taken gets, given in beforeHandle (see the file's header): a replay, or thrown. */
   const taken = new WeakMap<Request, () => Response>();
 
   async function handle(request: Request, next: (r: Request) => Promise<Response> | Response): Promise<Response> {
     const key = request.headers.get("idempotency-key");
     if (key === null || !idempotencyApplies(request.method)) return next(request);
     if (!KEY_RE.test(key)) {
-      taken.set(request, () => answer(422, "must be 1 to 255 printable characters", {}, "Idempotency-Key"));
+      taken.set(request, () => {
+        throw keyRefused("must be 1 to 255 printable characters");
+      });
       return next(request);
     }
     // A replica forwards writes to the primary, which keeps the keys.
@@ -183,9 +185,9 @@ export function idempotencyPlugin(o: IdempotencyOptions) {
         .from(idempotencyKeys)
         .where(and(eq(idempotencyKeys.scope, scope), eq(idempotencyKeys.key, key)))) as Row[];
       taken.set(request, () => {
-        if (row === undefined) return running();
-        if (row.fingerprint !== fingerprint) return answer(422, "this Idempotency-Key was used with another request", {}, "Idempotency-Key");
-        if (row.state !== "done") return running();
+        if (row === undefined) throw running();
+        if (row.fingerprint !== fingerprint) throw keyRefused("this Idempotency-Key was used with another request");
+        if (row.state !== "done") throw running();
         const headers = new Headers(row.headers ?? []);
         headers.set("idempotent-replayed", "true");
         return new Response(row.body, { status: row.status ?? 200, headers });
