@@ -1,4 +1,4 @@
-import type { Cache, CacheResult } from "../../platform/cache/port.ts";
+import type { Cache } from "../../platform/cache/port.ts";
 import type { Database } from "../../platform/db/client.ts";
 import type { CacheEntry } from "../../platform/http/cached-read.ts";
 import type { Auth, Principal } from "../../platform/http/auth.ts";
@@ -57,11 +57,4 @@ export function pageEntry(deps: PostsDeps, userId: number, page: number, limit: 
       return { items: items.map(toPostPublic), page, limit, total };
     },
   };
-}
-
-export async function list(deps: PostsDeps, userId: number, page: number, limit: number): Promise<CacheResult<PostsPage>> {
-  const e = pageEntry(deps, userId, page, limit);
-  const result = await deps.cache.getOrSet(e.key, e.load, { tags: e.tags, shared: e.shared });
-  if (result.value === null) throw notFound(`User ${userId} not found`);
-  return result as CacheResult<PostsPage>;
 }

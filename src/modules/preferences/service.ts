@@ -1,6 +1,6 @@
 import type { Cache, CacheResult } from "../../platform/cache/port.ts";
 import type { Database, Db } from "../../platform/db/client.ts";
-import type { CacheEntry } from "../../platform/http/cached-read.ts";
+import { readEntry, type CacheEntry } from "../../platform/http/cached-read.ts";
 import type { Auth, Principal } from "../../platform/http/auth.ts";
 import { q } from "../../platform/db/tx.ts";
 import { notFound, unprocessable } from "../../platform/http/errors.ts";
@@ -32,8 +32,7 @@ export function preferencesEntry(deps: PreferencesDeps, userId: number): CacheEn
 }
 
 export async function get(deps: PreferencesDeps, userId: number): Promise<CacheResult<Preferences>> {
-  const e = preferencesEntry(deps, userId);
-  const result = await deps.cache.getOrSet(e.key, e.load, { tags: e.tags });
+  const result = await readEntry(deps.cache, preferencesEntry(deps, userId));
   if (result.value === null) throw notFound(`User ${userId} not found`);
   return result as CacheResult<Preferences>;
 }

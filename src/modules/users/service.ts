@@ -5,7 +5,7 @@ import type { OutboxKick } from "../../platform/jobs/relay.ts";
 import type { Logger } from "../../platform/observability/logger.ts";
 import type { WorkGate } from "../../platform/http/work-gate.ts";
 import { hashPassword } from "../../platform/http/passwords.ts";
-import type { CacheEntry } from "../../platform/http/cached-read.ts";
+import { readEntry, type CacheEntry } from "../../platform/http/cached-read.ts";
 import { conflict, notFound, type AppError } from "../../platform/http/errors.ts";
 import { assertOwnerOrAdmin } from "../../platform/http/access.ts";
 import type { Auth, Principal } from "../../platform/http/auth.ts";
@@ -86,8 +86,7 @@ export const userNotFound = (id: number) => notFound(`User ${id} not found`);
 
 /** The user detail, through the cache. */
 export async function getDetail(deps: UsersDeps, id: number): Promise<CacheResult<UserDetail>> {
-  const e = detailEntry(deps, id);
-  const result = await deps.cache.getOrSet(e.key, e.load, { tags: e.tags });
+  const result = await readEntry(deps.cache, detailEntry(deps, id));
   if (result.value === null) throw userNotFound(id);
   return result as CacheResult<UserDetail>;
 }

@@ -5,7 +5,7 @@
 // value should not be cached at all (uncachedRead: a loader instead of a cache entry) is declared and served
 // the same way, and answers without an x-cache header.
 import type { StaticDecode, TSchema } from "@sinclair/typebox";
-import type { Cache, CacheSource } from "../cache/port.ts";
+import type { Cache, CacheResult, CacheSource } from "../cache/port.ts";
 import type { Principal } from "./auth.ts";
 import type { AppError } from "./errors.ts";
 import { problems, responseHeaders } from "./models.ts";
@@ -106,7 +106,11 @@ export function readValue(cache: Cache, read: CachedRead, request: CachedReadReq
     const value = read.load(request);
     return value instanceof Promise ? value.then(uncachedResult) : uncachedResult(value);
   }
-  const e = read.entry(request);
+  return readEntry(cache, read.entry(request));
+}
+
+/** A cache entry read through the cache: the one way, for the declared reads and the services' own reads alike. */
+export function readEntry<T>(cache: Cache, e: CacheEntry<T>): Promise<CacheResult<T | null>> {
   return cache.getOrSet(e.key, () => e.load(), { tags: e.tags, shared: e.shared });
 }
 
