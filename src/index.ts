@@ -56,6 +56,8 @@ try {
   instance = await startInstance(config, { logger });
   if (stopRequested) stop(stopRequested);
 } catch (err) {
-  log("error", "start failed", { error: (err as Error).message });
+  // Like a bad configuration: an instance that never started says why on stderr, in one plain line, whatever
+  // LOG_LEVEL says (silent included); the error names the part that failed (StartError).
+  console.error(`start failed: ${(err as Error).message}`);
   process.exit(1);
 }

@@ -1,6 +1,6 @@
 // A start that fails part-way (a migration refused, the port taken, with or without a reachable Redis) closes
 // what it had opened, says which part failed, and leaves the process free to end: nothing it opened (database
-// file, Redis connection, timers) outlives the failure.
+// file, Redis connection, timers) outlives the failure. `bun run start` says so on stderr whatever LOG_LEVEL is.
 import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { join } from "node:path";
@@ -50,7 +50,7 @@ describe("a start that fails part-way", () => {
     const report = await failedStart({ DATABASE_URL: `file:${join(dir, "app.db")}`, REDIS_URL, PORT: String(await freePort()) });
     expect(report.name).toBe("StartError");
     expect(report.error).toContain("database migrations failed");
-    expect(report.error).toContain("users");
+    expect(report.error).toContain("table `users` already exists");
     expect(report.databaseFilesOpen).toBe(0);
   });
 
@@ -65,12 +65,34 @@ describe("a start that fails part-way", () => {
     });
   }
 
-  test("bun run start on a taken port exits 1 promptly with a line naming the port", async () => {
-    const port = takenPort();
-    const s = spawnService(testEnv({ LOG_LEVEL: "info", REDIS_URL }), port);
+  // Like a bad configuration, a failed start is one plain line on stderr at every LOG_LEVEL: with `silent` it
+  // is the only thing that says why the process ended.
+  for (const level of ["info", "silent"] as const) {
+    test(`bun run start on a taken port (LOG_LEVEL=${level}) exits 1 promptly with one stderr line naming the port`, async () => {
+      const port = takenPort();
+      const s = spawnService(testEnv({ LOG_LEVEL: level, REDIS_URL }), port);
+      spawned.push(s);
+      expect(await exitCode(s)).toBe(1);
+      const lines = s.stderr().trim().split("\n");
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toStartWith(`start failed: HTTP listener on 127.0.0.1:${port} failed:`);
+      if (level === "silent") expect(s.stdout()).toBe("");
+    });
+  }
+
+  test("bun run start with LOG_LEVEL=silent and a refused migration: one stderr line with the part and the reason", async () => {
+    const dir = tempDir();
+    const foreign = new Database(join(dir, "app.db"));
+    foreign.run("CREATE TABLE users (name TEXT)");
+    foreign.close();
+    const s = spawnService(testEnv({ LOG_LEVEL: "silent" }, dir), await freePort());
     spawned.push(s);
     expect(await exitCode(s)).toBe(1);
-    const failure = (s.stdout() + s.stderr()).split("\n").find((l) => l.includes("start failed"));
-    expect(failure).toContain(`127.0.0.1:${port}`);
+    const lines = s.stderr().trim().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toStartWith("start failed: database migrations failed:");
+    // The statement drizzle quotes spans many lines; the line ends with SQLite's own reason.
+    expect(lines[0]).toEndWith("table `users` already exists");
+    expect(s.stdout()).toBe("");
   });
 });

@@ -4,13 +4,30 @@
 // says which part failed. The same list closes a started instance, so the order is written once.
 import { FINAL_CLOSE_MS, within } from "./shutdown.ts";
 
-/** A start that failed: `part` names what could not be opened; `cause` is the original error. */
+/** Longest an enclosing error's message may take in a StartError's line; the innermost one is kept whole. */
+const OUTER_MESSAGE_CHARS = 120;
+
+/**
+ * The error and its causes as one line, outermost first: a wrapped error often says what was tried over several
+ * lines (drizzle quotes the whole failed statement) while its cause says why, in a few words.
+ */
+function oneLine(err: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = err, depth = 0; e !== undefined && depth < 5; e = e instanceof Error ? e.cause : undefined, depth++) {
+    parts.push((e instanceof Error ? e.message : String(e)).replace(/\s+/g, " ").trim());
+  }
+  return parts
+    .map((m, i) => (i < parts.length - 1 && m.length > OUTER_MESSAGE_CHARS ? m.slice(0, OUTER_MESSAGE_CHARS) + "…" : m))
+    .join(": ");
+}
+
+/** A start that failed: `part` names what could not be opened; `cause` is the original error. The message is one line. */
 export class StartError extends Error {
   constructor(
     readonly part: string,
     cause: unknown,
   ) {
-    super(`${part} failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    super(`${part} failed: ${oneLine(cause)}`, { cause });
     this.name = "StartError";
   }
 }
