@@ -54,6 +54,16 @@ export interface FreezeFigures {
   health_max_ms: number;
 }
 
+/** Sends `concurrent` copies of a body at once; the answers' statuses. */
+export const sendAtOnce = (url: string, b: HostileBody, concurrent: number) =>
+  Promise.all(
+    Array.from({ length: concurrent }, async () => {
+      const res = await fetch(url + b.path, { method: b.method, headers: { "content-type": "application/json" }, body: b.body });
+      await res.arrayBuffer();
+      return res.status;
+    }),
+  );
+
 /**
  * Sends `concurrent` copies of a body at once, `rounds` times, while /health/live is polled back to back;
  * returns the refusal statuses and times, the server's CPU per request, and /health/live's latencies meanwhile.
