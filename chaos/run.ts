@@ -1,13 +1,16 @@
 // `bun run chaos [-- --seconds N]`: the fault scenarios of docs/reliability.md against real service processes,
 // a private redis-server on a spare loopback port (never the shared one) and a temporary SQLite file; bounded
-// (about two minutes at the default 5 s phases). One row per scenario: fault, requests, 5xx, connection errors,
-// lost or undone writes, stale reads (older than 1 s), p99 before/during/after. Writes chaos/results.json.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+// (three phases per scenario). One row per scenario: fault, requests, 5xx, connection errors,
+// lost or undone writes, stale reads (older than 1 s), p99 before/during/after. Writes bench/results/chaos.json
+// and regenerates docs/benchmarks.md.
+import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { freePort, spawnService, waitFor, type Spawned } from "../test/support/process.ts";
 import { startPrivateRedis, type PrivateRedis } from "../test/support/redis-server.ts";
 import { p99, runLoad, type LoadResult } from "../test/support/load.ts";
+import { writeResult } from "../bench/lib.ts";
+import { writeReport } from "../bench/report.ts";
 
 interface Row {
   scenario: string;
@@ -321,6 +324,11 @@ for (const r of rows) {
   );
 }
 for (const r of rows) console.log(`${r.scenario}: ${r.fault}${r.note ? `; ${r.note}` : ""}`);
-const out = join(import.meta.dir, "results.json");
-writeFileSync(out, JSON.stringify({ at: new Date().toISOString(), phase_seconds: PHASE_MS / 1000, rows }, null, 2) + "\n");
-console.log(`\nwritten: ${out}`);
+// With the benchmarks' results, so docs/benchmarks.md shows the run of record (its table takes flat rows).
+const out = writeResult("chaos", {
+  command: `bun run chaos${PHASE_MS === 5_000 ? "" : ` -- --seconds ${PHASE_MS / 1000}`}`,
+  description: "Fault scenarios against real service processes (docs/reliability.md): counts of 5xx, connection errors, lost or undone writes and stale reads, and the p99 (ms) before, during and after each fault.",
+  phase_seconds: PHASE_MS / 1000,
+  rows: rows.map(({ p99_ms, ...r }) => ({ ...r, p99_before_ms: p99_ms.before, p99_during_ms: p99_ms.during, p99_after_ms: p99_ms.after })),
+});
+console.log(`\nwritten: ${out}; ${writeReport()} regenerated`);
