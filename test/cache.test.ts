@@ -149,7 +149,8 @@ describe("two instances, one database, one Redis", () => {
 
     const patched = await a.json("PATCH", `/api/v1/users/${u.id}`, { token: u.token, body: { full_name: "Renamed On A" } });
     expect(patched.status).toBe(200);
-    const deadline = performance.now() + 100;
+    const patchedAt = performance.now();
+    const deadline = patchedAt + 100;
     let seen = "";
     do {
       const r = await b.json("GET", `/api/v1/users/${u.id}`, { token: tokenB });
@@ -157,6 +158,7 @@ describe("two instances, one database, one Redis", () => {
       if (seen === "Renamed On A") break;
       await Bun.sleep(2);
     } while (performance.now() < deadline);
+    console.log(`cache test: B's read fresh ${(performance.now() - patchedAt).toFixed(1)} ms after A's answer (${seen === "Renamed On A" ? "seen" : "not seen"})`);
     expect(seen).toBe("Renamed On A");
 
     // The same holds for posts and preferences written on A.
