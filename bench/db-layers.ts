@@ -1,6 +1,7 @@
 // Where a cache-missing read spends its time, in process (no network, no load generator): the same request
 // through app.handle (Elysia: routing, id validation, auth, hooks, request log), through the service function
-// alone, and as bare bun:sqlite statements plus JSON. A diagnostic for docs/database.md, not part of `bun run bench`.
+// alone, and as bare bun:sqlite statements plus JSON; the admin list too (the app's way, which the fast answer
+// in front of it skips). A diagnostic for docs/database.md, not part of `bun run bench`.
 //
 //   bun run bench/db-layers.ts
 import { Database as BunDatabase } from "bun:sqlite";
@@ -31,6 +32,8 @@ const config = loadConfig({
   CACHE_WARM_COUNT: "0",
   RATE_LIMIT_READ_PER_MINUTE: "0",
   RATE_LIMIT_LOGIN_PER_MINUTE: "0",
+  ADMIN_EMAIL: "layers-admin@example.com",
+  ADMIN_PASSWORD: "bench-password-1",
 });
 const built = await buildDeps(config, createLogger("info", {}, () => {}));
 const app = createApp(built.deps, built.features);
@@ -42,13 +45,26 @@ const login = await app.handle(
   }),
 );
 const headers = { authorization: `Bearer ${((await login.json()) as { access_token: string }).access_token}` };
+const adminLogin = await app.handle(
+  new Request("http://localhost/api/v1/auth/login", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email: "layers-admin@example.com", password: "bench-password-1" }),
+  }),
+);
+const admin = { authorization: `Bearer ${((await adminLogin.json()) as { access_token: string }).access_token}` };
 const raw = new BunDatabase(file);
 const s = {
   user: raw.prepare("SELECT id, email, full_name, is_active, is_admin, created_at, updated_at FROM users WHERE id = ?"),
   exists: raw.prepare("SELECT id FROM users WHERE id = ?"),
   posts: raw.prepare("SELECT id, user_id, title, content, created_at FROM posts WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT 10"),
   prefs: raw.prepare("SELECT data FROM preferences WHERE user_id = ?"),
+  total: raw.prepare("SELECT n FROM table_counts WHERE name = 'users'"),
+  gapsUpTo: raw.prepare("SELECT count(*) AS n FROM user_id_gaps WHERE id <= ?"),
+  usersFrom: raw.prepare("SELECT id, email, full_name, is_active, is_admin, created_at, updated_at FROM users WHERE id >= ? ORDER BY id LIMIT 20"),
 };
+/** A page of the admin list (20 users each) for the loop's id. */
+const pageOf = (id: number) => 1 + (id % 50);
 const db = built.deps.database.db;
 const N = 20_000;
 async function us(fn: (id: number) => unknown): Promise<number> {
@@ -76,6 +92,27 @@ const rows: Record<string, string | number>[] = [
     "bare statements + JSON us": await us((id) => {
       s.exists.get(id);
       return text(new Response(JSON.stringify(JSON.parse((s.prefs.get(id) as { data: string }).data))));
+    }),
+  },
+  {
+    path: "GET /users?page&limit=20 (admin)",
+    "app.handle us": await us((id) => text(app.handle(new Request(`http://localhost/api/v1/users?page=${pageOf(id)}&limit=20`, { headers: admin })))),
+    "service + Response us": await us(async (id) => text(new Response(JSON.stringify(await users.list(built.deps, pageOf(id), 20))))),
+    "repository calls us": await us((id) => usersRepo.page(db, pageOf(id), 20)),
+    "bare statements + JSON us": await us((id) => {
+      const page = pageOf(id);
+      const total = (s.total.get() as { n: number }).n;
+      const first = (page - 1) * 20 + 1 + (s.gapsUpTo.get((page - 1) * 20 + 1) as { n: number }).n;
+      const items = (s.usersFrom.all(first) as Record<string, unknown>[]).map((u) => ({
+        id: u.id,
+        email: u.email,
+        full_name: u.full_name,
+        is_active: u.is_active === 1,
+        is_admin: u.is_admin === 1,
+        created_at: u.created_at,
+        updated_at: u.updated_at,
+      }));
+      return text(new Response(JSON.stringify({ items, page, limit: 20, total })));
     }),
   },
   {
