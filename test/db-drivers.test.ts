@@ -144,8 +144,8 @@ for (const driver of ["bun:sqlite", "libsql"] as const) {
       expect(await count(database, "outbox")).toBe(2);
     });
 
-    test("the app answers through this driver: register, login, post, preferences, detail", async () => {
-      const t = await makeApp({ DATABASE_DRIVER: driver });
+    test("the app answers through this driver: register, login, post, preferences, detail, the admin list", async () => {
+      const t = await makeApp({ DATABASE_DRIVER: driver, ADMIN_EMAIL: "driver-admin@example.com", ADMIN_PASSWORD: "admin-password-1" });
       try {
         expect(t.deps.database.driver).toBe(driver);
         const u = await t.user();
@@ -155,6 +155,8 @@ for (const driver of ["bun:sqlite", "libsql"] as const) {
         expect(detail.status).toBe(200);
         expect(detail.body.posts.map((p: { title: string }) => p.title)).toEqual(["T"]);
         expect(detail.body.preferences).toEqual({ theme: "dark" });
+        const list = await t.json("GET", "/api/v1/users?limit=100", { token: await t.login("driver-admin@example.com", "admin-password-1") });
+        expect([list.status, list.body.total, list.body.items.map((i: { id: number }) => i.id).includes(u.id)]).toEqual([200, 2, true]);
         expect(await count(t.deps.database, "outbox")).toBeGreaterThanOrEqual(3);
       } finally {
         await t.close();
