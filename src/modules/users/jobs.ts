@@ -1,8 +1,8 @@
 // The users feature's job types: the three side effects of a registration (queued through the outbox in the
 // registration's transaction). Each is idempotent under redelivery: the mail API gets the job id as its
 // idempotency key, and the analytics and audit rows are keyed by it.
-import type { Database } from "../../platform/db/client.ts";
-import { q } from "../../platform/db/tx.ts";
+import type { Database, Db } from "../../platform/db/client.ts";
+import { q, type Step } from "../../platform/db/tx.ts";
 import { PermanentJobError, type JobDefinition } from "../../platform/jobs/port.ts";
 import type { Mailer } from "../../platform/mail/port.ts";
 import { JOB_TYPES, payloadUserId as userId, type RegistrationPayload } from "../jobs/types.ts";
@@ -35,31 +35,30 @@ export function registrationJobs(deps: { database: Database }, mailer: Mailer): 
       );
     },
   };
-  const analytics: JobDefinition<RegistrationPayload> = {
-    type: JOB_TYPES.analytics,
+  // Analytics and audit each write one row keyed by the job id, so a redelivery writes nothing new: what
+  // differs between them is the row and the repository call, given below each.
+  const recordRow = <Row>(
+    type: string,
+    record: (tx: Db, row: Row) => Step<unknown>,
+    row: (p: RegistrationPayload, jobId: string) => Row,
+  ): JobDefinition<RegistrationPayload> => ({
+    type,
     writesDb: true,
     async handler(p, ctx) {
-      const event = {
-        jobId: ctx.jobId,
-        userId: userId(p),
-        event: "user_registered",
-        properties: { email_domain: String(p.email ?? "").split("@")[1] ?? null },
-      };
-      await database.write((tx) => q(registrationRepo.recordAnalytics(tx, event)));
+      await database.write((tx) => q(record(tx, row(p, ctx.jobId))));
     },
-  };
-  const audit: JobDefinition<RegistrationPayload> = {
-    type: JOB_TYPES.audit,
-    writesDb: true,
-    async handler(p, ctx) {
-      const entry = {
-        jobId: ctx.jobId,
-        userId: userId(p),
-        action: "user_registered",
-        details: { email: p.email, full_name: p.full_name },
-      };
-      await database.write((tx) => q(registrationRepo.recordAudit(tx, entry)));
-    },
-  };
+  });
+  const analytics = recordRow(JOB_TYPES.analytics, registrationRepo.recordAnalytics, (p, jobId) => ({
+    jobId,
+    userId: userId(p),
+    event: "user_registered",
+    properties: { email_domain: String(p.email ?? "").split("@")[1] ?? null },
+  }));
+  const audit = recordRow(JOB_TYPES.audit, registrationRepo.recordAudit, (p, jobId) => ({
+    jobId,
+    userId: userId(p),
+    action: "user_registered",
+    details: { email: p.email, full_name: p.full_name },
+  }));
   return [welcome, analytics, audit];
 }
