@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { Elysia, t as tb } from "elysia";
 import { exceedsJsonDepth, JSON_MAX_DEPTH } from "../src/platform/http/json-depth.ts";
 import { boundValidationErrors } from "../src/platform/http/validation-cost.ts";
+import { compileRoutes } from "../src/main/app.ts";
 import { makeApp, type TestApp, TEST_TIMEOUT_MS } from "./helpers.ts";
 setDefaultTimeout(TEST_TIMEOUT_MS);
 
@@ -90,7 +91,10 @@ describe("nesting depth", () => {
 });
 
 describe("validation errors", () => {
-  test("never carry a stringified copy of the input", async () => {
+  test.each([
+    ["compiled on the first request", false],
+    ["compiled at start (compileRoutes)", true],
+  ])("never carry a stringified copy of the input: %s", async (_name, atStart) => {
     let message = "";
     const app = new Elysia()
       .onError(({ error }) => {
@@ -99,6 +103,7 @@ describe("validation errors", () => {
       })
       .post("/", () => "ok", { body: tb.Object({ a: tb.String() }) });
     boundValidationErrors(app.routes);
+    if (atStart) compileRoutes(app);
     const big = nested(30, Array(5_000).fill('{"k":[1,2,3]}').join(","));
     await app.handle(new Request("http://localhost/", { method: "POST", headers: { "content-type": "application/json" }, body: `{"a":${big}}` }));
     expect(message.length).toBeGreaterThan(0);

@@ -70,7 +70,7 @@ export type App = ReturnType<typeof createApp>;
  * hostile or not, would queue every other request behind that compilation. Call it on the finished app
  * (createApp has bounded the validation errors by then; the validators are compiled from those schemas).
  */
-export function compileRoutes(app: App): void {
+export function compileRoutes(app: { routes: readonly unknown[]; compile(): unknown }): void {
   for (const route of app.routes) (route as { compile?: () => unknown }).compile?.();
   app.compile();
 }
