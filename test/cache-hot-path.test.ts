@@ -330,13 +330,15 @@ describe("a real instance answers the same fast as through the app", () => {
     const s = await start({ RATE_LIMIT_READ_PER_MINUTE: "3", BODY_LIMIT_BYTES: "1024" }, lines);
     try {
       const get = (extra: Record<string, string> = {}) => rawRequest(s.instance.url, "GET", `/api/v1/users/${s.id}`, { authorization: `Bearer ${s.token}`, ...extra });
+      // The set-up's post was a fast answer too (a declared write).
+      const before = fastAnswers(await s.metrics());
       const answers = [await get(), await get(), await get()];
       expect(answers.map((r) => [r.status, r.headers.ratelimit])).toEqual([
         [200, '"read";r=2;t=20'],
         [200, '"read";r=1;t=40'],
         [200, '"read";r=0;t=60'],
       ]);
-      expect(fastAnswers(await s.metrics())).toBe(3);
+      expect(fastAnswers(await s.metrics())).toBe(before + 3);
       const fastWay = await get();
       const appWay = await get(APP_WAY);
       expect(fastWay.status).toBe(429);

@@ -1,6 +1,6 @@
-// Serves an instance: builds its dependencies (platform.ts) and app, then Bun.serve with the cached-read fast
-// route, the metrics and /internal listeners, the heartbeat, and a graceful stop that takes it all down in
-// reverse order. src/index.ts calls it for `bun run start`; tests and the cluster runner call it too.
+// Serves an instance: builds its dependencies (platform.ts) and app, then Bun.serve with the cached-read and
+// declared-write fast routes, the metrics and /internal listeners, the heartbeat, and a graceful stop that takes
+// it all down in reverse order. src/index.ts calls it for `bun run start`; tests and the cluster runner call it too.
 import type { Server } from "bun";
 import { compileRoutes, createApp, VERSION } from "./app.ts";
 import type { Config } from "../config.ts";
@@ -8,11 +8,12 @@ import type { AppDeps } from "./deps.ts";
 import { buildDeps } from "./platform.ts";
 import { headerSettings, heartbeatOptions } from "./options.ts";
 import { rememberSocketAddress } from "../platform/http/client-ip.ts";
-import { abuseMetrics, carryReadDecision, LOGIN_PATH, ratePolicies, REGISTER_PATH } from "../platform/http/rate-limits.ts";
+import { abuseMetrics, carryDecision, LOGIN_PATH, ratePolicies, REGISTER_PATH } from "../platform/http/rate-limits.ts";
 import { inTurn, writeLane, writeLaneMetrics } from "../platform/http/write-lane.ts";
 import { headerPolicy, putInto } from "../platform/http/headers.ts";
 import { problem, problemResponse } from "../platform/http/errors.ts";
 import { fastReads } from "../platform/http/fast-read.ts";
+import { fastWrites, type FastWrite } from "../platform/http/fast-write.ts";
 import { requestObserver } from "../platform/http/request-context.ts";
 import { isInternalUrl, notFoundHere, startInternalListener } from "../platform/cluster/internal-listener.ts";
 import { FINAL_CLOSE_MS, remainingMs, within } from "../platform/lifecycle/shutdown.ts";
@@ -75,11 +76,22 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
     rateLimit: readLimit ? { limiter: deps.rateLimiter, policy: readLimit } : undefined,
     observe: (route) => observer.answers("GET", route),
   });
+  // The declared writes (declared-write.ts) answered before Elysia too, in the write lane (see fast-write.ts).
+  const writeLimit = ratePolicies(config).write;
+  const fastWriting = fastWrites(app.routes, {
+    auth: deps.auth,
+    headers,
+    rateLimit: writeLimit ? { limiter: deps.rateLimiter, policy: writeLimit } : undefined,
+    bodyLimit: config.BODY_LIMIT_BYTES,
+    isPrimary: () => deps.role.isPrimary(),
+    observer,
+    logger,
+  });
   const viaApp = async (request: Request, start: number, address?: string): Promise<Response> => {
     requests.inFlight++;
     try {
       const routable = withRoutableUrl(request);
-      if (routable !== request) carryReadDecision(request, routable);
+      if (routable !== request) carryDecision(request, routable);
       rememberSocketAddress(routable, address);
       return await app.handle(routable);
     } catch (err) {
@@ -92,10 +104,10 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
   };
   // Writes take turns (write-lane.ts); login and registration spend their time hashing, off the event loop.
   const lane = writeLane(config.WRITE_CONCURRENCY, config.WRITE_LANE_WAIT_MS, new Set([`POST ${LOGIN_PATH}`, `POST ${REGISTER_PATH}`]));
-  const viaLane = (request: Request, start: number, address?: string): Promise<Response> => {
-    if (!lane.applies(request.method, request.url)) return viaApp(request, start, address);
+  const viaLane = (request: Request, start: number, address?: string, answer = () => viaApp(request, start, address)): Promise<Response> => {
+    if (!lane.applies(request.method, request.url)) return answer();
     const turn = lane.enter();
-    const run = (leave: () => void) => inTurn(leave, () => viaApp(request, start, address));
+    const run = (leave: () => void) => inTurn(leave, answer);
     if (typeof turn === "function") return run(turn);
     // A write waiting for its turn is in flight too (the heartbeat's load, the shutdown's count).
     requests.inFlight++;
@@ -104,8 +116,8 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
       return run(leave);
     });
   };
-  // A fast answer that waits for its loader is in flight like the app's requests.
-  const loading = async (answer: Promise<Response | undefined>) => {
+  // A fast answer that waits for its loader (or its write) is in flight like the app's requests.
+  const loading = async <T>(answer: Promise<T>): Promise<T> => {
     requests.inFlight++;
     try {
       return await answer;
@@ -120,6 +132,34 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
     r.headers.set("connection", "close");
     return r;
   };
+  // A declared write's fast answer, in its turn of the lane; what it declines goes to the app in the same turn.
+  const fastWriteRoute = (write: FastWrite) => (request: Bun.BunRequest<string>, server: Server<undefined>) => {
+    const start = performance.now();
+    const answer = viaLane(request, start, undefined, () =>
+      loading(write(request, request.params, start)).then((r) => (r instanceof Response ? r : viaApp(r, start, server.requestIP(request)?.address))),
+    );
+    return draining ? answer.then(closing) : answer;
+  };
+  // A cached read's GET: its fast answer, or the app's.
+  const readRoute = (path: string) => {
+    const read = fast.get(path);
+    if (read === undefined) return {};
+    return {
+      GET: (request: Bun.BunRequest<string>, server: Server<undefined>) => {
+        const start = performance.now();
+        // The socket address is only looked up for the app's way (an object per call on the hot path).
+        const fastAnswer = read(request, request.params, start);
+        const answer =
+          fastAnswer === undefined
+            ? viaApp(request, start, server.requestIP(request)?.address)
+            : fastAnswer instanceof Response
+              ? fastAnswer
+              : loading(fastAnswer).then((r) => r ?? viaApp(request, start, server.requestIP(request)?.address));
+        return draining ? Promise.resolve(answer).then(closing) : answer;
+      },
+    };
+  };
+  const routePaths = new Set([...fast.keys(), ...fastWriting.keys()]);
   const server = await opened.open(`HTTP listener on ${config.HOST}:${config.PORT}`, () => Bun.serve({
     port: config.PORT,
     hostname: config.HOST,
@@ -128,24 +168,14 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
     // BODY_LIMIT_BYTES before reading anything, a chunked body as soon as it passes the limit (it never holds
     // more). Bun's own limit, which answers a bare 413, is only the last line against absurd declarations.
     maxRequestBodySize: Math.max(128 * 1024 * 1024, config.BODY_LIMIT_BYTES * 2),
-    // The cached reads' GETs go through Bun's router to their fast answers, which hand what they decline to the
-    // app; Bun sends the routes' other methods to `fetch`.
+    // The cached reads' GETs and the declared writes' POSTs and PATCHes go through Bun's router to their fast
+    // answers, which hand what they decline to the app; Bun sends the routes' other methods to `fetch`.
     routes: Object.fromEntries(
-      [...fast].map(([path, read]) => [
+      [...routePaths].map((path) => [
         path,
         {
-          GET: (request: Bun.BunRequest<string>, server: Server<undefined>) => {
-            const start = performance.now();
-            // The socket address is only looked up for the app's way (an object per call on the hot path).
-            const fastAnswer = read(request, request.params, start);
-            const answer =
-              fastAnswer === undefined
-                ? viaApp(request, start, server.requestIP(request)?.address)
-                : fastAnswer instanceof Response
-                  ? fastAnswer
-                  : loading(fastAnswer).then((r) => r ?? viaApp(request, start, server.requestIP(request)?.address));
-            return draining ? Promise.resolve(answer).then(closing) : answer;
-          },
+          ...Object.fromEntries([...(fastWriting.get(path) ?? [])].map(([method, write]) => [method, fastWriteRoute(write)])),
+          ...readRoute(path),
         },
       ]),
     ),

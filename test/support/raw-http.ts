@@ -8,12 +8,25 @@ export interface RawResponse {
   body: string;
 }
 
-export function rawRequest(url: string, method: string, path: string, headers: Record<string, string> = {}): Promise<RawResponse> {
+/**
+ * `body`, when given, is sent with a Content-Length of its UTF-8 length (unless `headers` declares one), or as one
+ * chunk when `headers` says `transfer-encoding: chunked`.
+ */
+export function rawRequest(url: string, method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<RawResponse> {
   const { hostname, port } = new URL(url);
   const head = [`${method} ${path} HTTP/1.1`, `host: ${hostname}:${port}`, "connection: close", ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
+  let payload = "";
+  if (body !== undefined) {
+    const length = Buffer.byteLength(body);
+    if (headers["transfer-encoding"] === "chunked") payload = `${length.toString(16)}\r\n${body}\r\n0\r\n\r\n`;
+    else {
+      if (headers["content-length"] === undefined) head.push(`content-length: ${length}`);
+      payload = body;
+    }
+  }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    const socket = connect(Number(port), hostname, () => socket.write(head.join("\r\n") + "\r\n\r\n"));
+    const socket = connect(Number(port), hostname, () => socket.write(head.join("\r\n") + "\r\n\r\n" + payload));
     socket.setTimeout(10_000, () => socket.destroy(new Error(`no answer to ${method} ${path}`)));
     socket.on("data", (c) => chunks.push(Buffer.from(c)));
     socket.on("error", reject);

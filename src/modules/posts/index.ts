@@ -2,6 +2,7 @@ import { Elysia } from "elysia";
 import { authPlugin } from "../../platform/http/auth.ts";
 import { notFound } from "../../platform/http/errors.ts";
 import { cachedRead, mountCachedRead } from "../../platform/http/cached-read.ts";
+import { declaredWrite, mountWrite } from "../../platform/http/declared-write.ts";
 import { IdParams, PageQuery, problems } from "../../platform/http/models.ts";
 import { CreatePostBody, PostPage, PostPublic } from "./model.ts";
 import { mountedCachedReads, type Feature } from "../../platform/feature.ts";
@@ -25,25 +26,29 @@ export const postsPageRead = (deps: PostsDeps) =>
     missing: ({ params }) => notFound(`User ${params.id} not found`),
   });
 
+export const createPostWrite = (deps: PostsDeps) =>
+  declaredWrite({
+    method: "POST",
+    path: "/:id/posts",
+    auth: "user",
+    params: IdParams,
+    body: CreatePostBody,
+    status: 201,
+    response: PostPublic,
+    problems: [401, 403, 404],
+    detail: {
+      operationId: "createPost",
+      summary: "Write a post (owner)",
+      responses: { 403: { description: "Only the user may post as themselves" }, 404: { description: "No user has this id" } },
+    },
+    handle: ({ params, body, principal }) => posts.create(deps, principal, params.id, body.title, body.content),
+  });
+
 export function postsModule(deps: PostsDeps) {
   const app = new Elysia({ prefix: "/users", tags: ["posts"] })
     .use(authPlugin(deps.auth))
-    .model({ PostPublic, PostPage })
-    .post("/:id/posts", async ({ params, body, principal, set }) => {
-      set.status = 201;
-      return posts.create(deps, principal, params.id, body.title, body.content);
-    }, {
-      auth: "user",
-      params: IdParams,
-      body: CreatePostBody,
-      response: { 201: PostPublic, ...problems(401, 403, 404) },
-      detail: {
-        operationId: "createPost",
-        summary: "Write a post (owner)",
-        responses: { 403: { description: "Only the user may post as themselves" }, 404: { description: "No user has this id" } },
-      },
-    });
-  return mountCachedRead(app, postsPageRead(deps), deps.cache);
+    .model({ PostPublic, PostPage });
+  return mountCachedRead(mountWrite(app, createPostWrite(deps)), postsPageRead(deps), deps.cache);
 }
 
 /** A user's posts: writing one, and the cached pages of them. */

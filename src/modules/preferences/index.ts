@@ -2,6 +2,7 @@ import { Elysia } from "elysia";
 import { authPlugin } from "../../platform/http/auth.ts";
 import { notFound } from "../../platform/http/errors.ts";
 import { cachedRead, mountCachedRead } from "../../platform/http/cached-read.ts";
+import { declaredWrite, mountWrite } from "../../platform/http/declared-write.ts";
 import { IdParams, problems } from "../../platform/http/models.ts";
 import { Preferences, PreferencesPatch } from "./model.ts";
 import { mountedCachedReads, type Feature } from "../../platform/feature.ts";
@@ -25,27 +26,34 @@ export const preferencesRead = (deps: PreferencesDeps) =>
     missing: ({ params }) => notFound(`User ${params.id} not found`),
   });
 
+export const updatePreferencesWrite = (deps: PreferencesDeps) =>
+  declaredWrite({
+    method: "PATCH",
+    path: "/:id/preferences",
+    auth: "user",
+    params: IdParams,
+    body: PreferencesPatch,
+    status: 200,
+    response: Preferences,
+    problems: [401, 403, 404],
+    detail: {
+      operationId: "updatePreferences",
+      summary: "Merge preferences (owner or admin); null removes a key",
+      responses: {
+        200: { description: "The merged preferences" },
+        403: { description: "Neither the user nor an administrator" },
+        404: { description: "No user has this id" },
+        422: { description: "A key or value did not validate, or the result would exceed 50 keys" },
+      },
+    },
+    handle: ({ params, body, principal }) => prefs.update(deps, principal, params.id, body),
+  });
+
 export function preferencesModule(deps: PreferencesDeps) {
   const app = new Elysia({ prefix: "/users", tags: ["preferences"] })
     .use(authPlugin(deps.auth))
     .model({ Preferences });
-  return mountCachedRead(app, preferencesRead(deps), deps.cache)
-    .patch("/:id/preferences", ({ params, body, principal }) => prefs.update(deps, principal, params.id, body), {
-      auth: "user",
-      params: IdParams,
-      body: PreferencesPatch,
-      response: { 200: Preferences, ...problems(401, 403, 404) },
-      detail: {
-        operationId: "updatePreferences",
-        summary: "Merge preferences (owner or admin); null removes a key",
-        responses: {
-          200: { description: "The merged preferences" },
-          403: { description: "Neither the user nor an administrator" },
-          404: { description: "No user has this id" },
-          422: { description: "A key or value did not validate, or the result would exceed 50 keys" },
-        },
-      },
-    });
+  return mountWrite(mountCachedRead(app, preferencesRead(deps), deps.cache), updatePreferencesWrite(deps));
 }
 
 /** A user's preferences: the cached read, the merge, and the job that merges for the admin's bulk update. */

@@ -1,6 +1,7 @@
 import { Elysia, t } from "elysia";
 import { authPlugin } from "../../platform/http/auth.ts";
 import { cachedRead, mountCachedRead, uncachedRead } from "../../platform/http/cached-read.ts";
+import { declaredWrite, mountWrite } from "../../platform/http/declared-write.ts";
 import { IdParams, PageQuery, problems } from "../../platform/http/models.ts";
 import { notFound } from "../../platform/http/errors.ts";
 import { RegisterBody, UpdateUserBody, UserDetail, UserPage, UserPublic } from "./model.ts";
@@ -62,6 +63,28 @@ export const userListRead = (deps: Pick<UsersDeps, "database">) =>
     missing: () => notFound("No such page"),
   });
 
+export const updateUserWrite = (deps: UsersDeps) =>
+  declaredWrite({
+    method: "PATCH",
+    path: "/:id",
+    auth: "user",
+    params: IdParams,
+    body: UpdateUserBody,
+    status: 200,
+    response: UserPublic,
+    problems: [401, 403, 404, 409],
+    detail: {
+      operationId: "updateUser",
+      summary: "Update a user (owner or admin)",
+      responses: {
+        403: { description: "Neither the user nor an administrator" },
+        404: { description: "No user has this id" },
+        409: { description: "Another account has this email" },
+      },
+    },
+    handle: ({ params, body, principal }) => users.update(deps, principal, params.id, body),
+  });
+
 export function usersModule(deps: UsersDeps) {
   const app = new Elysia({ prefix: "/users", tags: ["users"] })
     .use(authPlugin(deps.auth))
@@ -82,22 +105,8 @@ export function usersModule(deps: UsersDeps) {
   mountCachedRead(app, myDetailRead(deps), deps.cache);
   mountCachedRead(app, userDetailRead(deps), deps.cache);
   mountCachedRead(app, userListRead(deps), deps.cache);
+  mountWrite(app, updateUserWrite(deps));
   return app
-    .patch("/:id", ({ params, body, principal }) => users.update(deps, principal, params.id, body), {
-      auth: "user",
-      params: IdParams,
-      body: UpdateUserBody,
-      response: { 200: UserPublic, ...problems(401, 403, 404, 409) },
-      detail: {
-        operationId: "updateUser",
-        summary: "Update a user (owner or admin)",
-        responses: {
-          403: { description: "Neither the user nor an administrator" },
-          404: { description: "No user has this id" },
-          409: { description: "Another account has this email" },
-        },
-      },
-    })
     .delete("/:id", async ({ params, principal, set }) => {
       await users.remove(deps, principal, params.id);
       set.status = 204;

@@ -91,6 +91,29 @@ export function problem(status: number, detail: string, errors?: FieldError[]): 
   return body;
 }
 
+/** The answer an error thrown by a handler stands for: its problem, its extra headers, and whether it was unexpected (500). */
+export interface ErrorAnswer {
+  problem: Problem;
+  headers?: Record<string, string>;
+  /** A 500: a defect, to be logged with the request's id. */
+  unexpected: boolean;
+}
+
+/**
+ * The one mapping of a thrown error to its problem, for the app's onError and the answers given in front of it:
+ * an AppError as it says, a passing database condition as its 503, another error carrying a 4xx (or 503) status
+ * as that status, anything else as a 500.
+ */
+export function problemOf(thrown: unknown): ErrorAnswer {
+  const error = fromDatabase(thrown) ?? thrown;
+  if (error instanceof AppError) return { problem: problem(error.status, error.message, error.errors), headers: error.headers, unexpected: false };
+  const status = (error as { status?: unknown } | null)?.status;
+  if (typeof status === "number" && ((status >= 400 && status < 500) || status === 503)) {
+    return { problem: problem(status, (error as Error).message || "Request rejected"), unexpected: false };
+  }
+  return { problem: problem(500, "Something went wrong on our side; the request id identifies it in our logs"), unexpected: true };
+}
+
 export function problemResponse(p: Problem, headers: Record<string, string> = {}): Response {
   return new Response(JSON.stringify(p), {
     status: p.status,

@@ -10,7 +10,7 @@
 import type { Cache } from "../cache/port.ts";
 import type { Auth, Principal } from "./auth.ts";
 import type { RateLimiter, RatePolicy } from "./rate-limit.ts";
-import { handOverReadDecision, rateLimitHeader, sessionReadKey } from "./rate-limits.ts";
+import { handOverDecision, rateLimitHeader, sessionReadKey } from "./rate-limits.ts";
 import { putOnto, type HeaderPolicy } from "./headers.ts";
 import { requestIdOf, type RequestId } from "./request-context.ts";
 import { cachedReadOf, readValue, type CachedRead, type ReadResult } from "./cached-read.ts";
@@ -87,7 +87,7 @@ export function fastRead(route: string, read: CachedRead, cache: Cache, opts: Fa
   const readLimit = (request: Request, principal: Principal, handOver: boolean): string | undefined | false => {
     if (rateLimit === undefined) return undefined;
     const d = rateLimit.limiter.local(sessionReadKey(principal.sessionId), rateLimit.policy);
-    if (!d.allowed || handOver) handOverReadDecision(request, d);
+    if (!d.allowed || handOver) handOverDecision(request, d);
     return d.allowed ? rateLimitHeader(d) : false;
   };
 

@@ -79,7 +79,15 @@ export async function parseJsonBody(
 ): Promise<unknown> {
   const bytes = await readLimited(request, limit);
   // The header itself: Elysia's contentType may be the media type alone, without its parameters.
-  const [head, ...params] = (request.headers.get("content-type") ?? contentType ?? "").toLowerCase().split(";");
+  return jsonOfBody(bytes, request.headers.get("content-type") ?? contentType, maxValues);
+}
+
+/**
+ * The JSON value of body bytes already read (parseJsonBody's rules after the size limit), for a caller that keeps
+ * the bytes (the writes answered in front of the app hand them to the app when they decline).
+ */
+export function jsonOfBody(bytes: Uint8Array, contentType: string | null | undefined, maxValues = JSON_MAX_VALUES): unknown {
+  const [head, ...params] = (contentType ?? "").toLowerCase().split(";");
   const type = head!.trim();
   if (type !== "" && type !== "application/json" && !type.endsWith("+json")) {
     throw new AppError(415, `Unsupported content type "${type}"; send application/json`);

@@ -74,16 +74,16 @@ export function rateLimitApplies(method: string, pathname: string): boolean {
   return method !== "OPTIONS" && !exempt(pathname);
 }
 
-/** Read decisions taken for a request before it reached the app (the cached-read fast path, which then declined). */
+/** Decisions taken for a request before it reached the app (a fast read or write, which then declined). */
 const handedOver = new WeakMap<Request, RateDecision>();
 
-/** The app's limiter takes `d` as this request's read decision instead of deciding (and counting) it again. */
-export function handOverReadDecision(request: Request, d: RateDecision): void {
+/** The app's limiter takes `d` as this request's read or write decision instead of deciding (and counting) it again. */
+export function handOverDecision(request: Request, d: RateDecision): void {
   handedOver.set(request, d);
 }
 
 /** Moves a handed-over decision to the request the app is given instead (see withRoutableUrl). */
-export function carryReadDecision(from: Request, to: Request): void {
+export function carryDecision(from: Request, to: Request): void {
   const d = handedOver.get(from);
   if (d !== undefined) handedOver.set(to, d);
 }
@@ -101,11 +101,15 @@ export interface RateLimitPluginOptions {
 
 /** The read limit's key of a session (kept per session id, key-memo.ts); the cached-read fast path uses it too. */
 export const sessionReadKey = keyMemo((sessionId: string) => "read:s:" + sessionId);
+/** A signed-in caller's key (callerKey's, for a token whose signature holds). */
+const sessionCallerKey = (sessionId: string) => "s:" + sessionId;
+/** The write limit's key of a session (the app's "write:" + callerKey); the fast writes use it. */
+export const sessionWriteKey = keyMemo((sessionId: string) => "write:" + sessionCallerKey(sessionId));
 
-/** The caller's key for reads and writes: its session when the token's signature holds, else its IP. */
+/** The caller's key for writes and Idempotency-Key scopes: its session when the token's signature holds, else its IP. */
 export function callerKey(auth: Auth, request: Request, ipHeader: string | undefined): string {
   const p = auth.tokenPrincipal(request.headers.get("authorization"));
-  return p ? "s:" + p.sessionId : "ip:" + clientIpOf(request, ipHeader);
+  return p ? sessionCallerKey(p.sessionId) : "ip:" + clientIpOf(request, ipHeader);
 }
 
 function readKey(auth: Auth, request: Request, ipHeader: string | undefined): string {
@@ -131,7 +135,7 @@ export function rateLimitPlugin(opts: RateLimitPluginOptions) {
       } else if (method === "GET" || method === "HEAD") {
         if (policies.read) d = handedOver.get(request) ?? limiter.local(readKey(auth, request, ipHeader), policies.read);
       } else if (policies.write) {
-        d = await limiter.shared("write:" + callerKey(auth, request, ipHeader), policies.write);
+        d = handedOver.get(request) ?? (await limiter.shared("write:" + callerKey(auth, request, ipHeader), policies.write));
       }
       if (d === undefined) return;
       if (!d.allowed) throw rateLimited(d);

@@ -3,7 +3,7 @@
 import { Elysia, ValidationError } from "elysia";
 import type { Logger } from "../observability/logger.ts";
 import { pathnameOf, routeLabeler, type HttpMetrics } from "../observability/metrics.ts";
-import { AppError, fromDatabase, problem, problemResponse, unauthorized, type FieldError } from "./errors.ts";
+import { AppError, problem, problemOf, problemResponse, unauthorized, type FieldError } from "./errors.ts";
 import { parseJsonBody } from "./json-body.ts";
 import { putInto, putOnto, type HeaderPolicy } from "./headers.ts";
 import { fieldMessageOf } from "./models.ts";
@@ -122,8 +122,8 @@ export function requestLogger(logger: Logger, method: string, route: string, sta
  */
 export interface RequestObserver {
   observe(method: string, route: string | undefined, path: string, status: number, durationMs: number | undefined, id: RequestId | undefined): void;
-  /** The 200 answers of one route given in front of the app (fast-read.ts), prepared once. */
-  answers(method: string, route: string): (durationMs: number, id: RequestId) => void;
+  /** The answers of one route and status (200 unless said) given in front of the app (fast-read.ts, fast-write.ts), prepared once. */
+  answers(method: string, route: string, status?: number): (durationMs: number, id: RequestId) => void;
 }
 
 export interface RequestObserverOptions {
@@ -143,10 +143,10 @@ export function requestObserver(logger: Logger, opts: RequestObserverOptions = {
       logRequest(logger, method, matched ? label : path, status, durationMs, id, matched);
       if (metrics !== null && durationMs !== undefined) metrics.observe(method, label, status, durationMs / 1000);
     },
-    answers(method, route) {
-      const log = requestLogger(logger, method, route, 200);
+    answers(method, route, status = 200) {
+      const log = requestLogger(logger, method, route, status);
       if (metrics === null) return log;
-      const series = metrics.seriesOf(method, route, 200);
+      const series = metrics.seriesOf(method, route, status);
       return (durationMs, id) => {
         log(durationMs, id);
         series.observe(durationMs / 1000);
@@ -154,6 +154,16 @@ export function requestObserver(logger: Logger, opts: RequestObserverOptions = {
       };
     },
   };
+}
+
+/** The log line of an error no mapping expected (answered 500), whichever way the request was answered. */
+export function logUnhandled(logger: Logger, id: string, request: Request, error: unknown): void {
+  logger.error("unhandled error", {
+    request_id: id,
+    method: request.method,
+    path: new URL(request.url).pathname,
+    error: error instanceof Error ? { name: error.name, message: error.message, stack: error.stack } : String(error),
+  });
 }
 
 export interface RequestContextOptions {
@@ -222,13 +232,13 @@ export function requestContext(opts: RequestContextOptions) {
     .onError({ as: "global" }, ({ code, error: raw, request, set, params, query }) => {
       // Elysia wraps whatever the parser throws in a ParseError; ours are AppErrors with their own status.
       const cause = (raw as { cause?: unknown }).cause;
-      const error = code === "PARSE" && cause instanceof AppError ? cause : (fromDatabase(raw) ?? raw);
-      const id = meta.get(request)?.id ?? crypto.randomUUID();
+      const error = code === "PARSE" && cause instanceof AppError ? cause : raw;
+      const id = meta.get(request)?.id ?? (crypto.randomUUID() as RequestId);
       const headers: Record<string, string> = { "x-request-id": id };
       let p;
       if (error instanceof AppError) {
+        p = problemOf(error).problem;
         Object.assign(headers, error.headers);
-        p = problem(error.status, error.message, error.errors);
       } else if (code === "VALIDATION") {
         p = problem(422, "The request did not validate", validationErrors(error as ValidationError, [params ?? {}, query ?? {}]));
       } else if (code === "PARSE") {
@@ -238,18 +248,10 @@ export function requestContext(opts: RequestContextOptions) {
       } else if (code === "INVALID_COOKIE_SIGNATURE" || code === "INVALID_FILE_TYPE") {
         p = problem(400, "The request is malformed");
       } else {
-        const status = (error as { status?: unknown }).status;
-        if (typeof status === "number" && ((status >= 400 && status < 500) || status === 503)) {
-          p = problem(status, (error as Error).message || "Request rejected");
-        } else {
-          logger.error("unhandled error", {
-            request_id: id,
-            method: request.method,
-            path: new URL(request.url).pathname,
-            error: error instanceof Error ? { name: error.name, message: error.message, stack: error.stack } : String(error),
-          });
-          p = problem(500, "Something went wrong on our side; the request id identifies it in our logs");
-        }
+        const answer = problemOf(error);
+        if (answer.unexpected) logUnhandled(logger, id, request, error);
+        Object.assign(headers, answer.headers);
+        p = answer.problem;
       }
       policy?.decorate(request, putInto(headers));
       set.status = p.status;

@@ -93,10 +93,15 @@ export function bodyValueCaps(routes: readonly (RouteLike & { method: string; pa
   for (const r of routes) {
     const body = r.hooks?.body;
     if (body === undefined) continue;
-    const budget = valueBudget(typeof body === "string" ? models[body] : body);
-    caps.set(`${r.method} ${r.path}`, Math.min(globalCap, Number.isFinite(budget) ? 2 * budget + 16 : globalCap));
+    caps.set(`${r.method} ${r.path}`, bodyValueCap(typeof body === "string" ? models[body] : body, globalCap));
   }
   return caps;
+}
+
+/** The value count the body parser allows for a body schema (see bodyValueCaps). */
+export function bodyValueCap(schema: unknown, globalCap: number): number {
+  const budget = valueBudget(schema);
+  return Math.min(globalCap, Number.isFinite(budget) ? 2 * budget + 16 : globalCap);
 }
 
 /** "METHOD path" of the routes whose OpenAPI detail asks for a bearer token (the auth macro sets it). */

@@ -76,7 +76,7 @@ export class HttpMetrics {
   }
 
   render(out: string[]): void {
-    out.push("# HELP http_fast_path_answers_total Requests answered by the cached-read fast path, in front of the framework (also counted in http_requests_total).");
+    out.push("# HELP http_fast_path_answers_total Successful requests answered in front of the framework by the cached reads and declared writes (also counted in http_requests_total).");
     out.push("# TYPE http_fast_path_answers_total counter");
     out.push(`http_fast_path_answers_total ${this.fastPathAnswers}`);
     out.push("# HELP http_requests_total HTTP requests answered, by method, route template and status.");

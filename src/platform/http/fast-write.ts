@@ -1,0 +1,147 @@
+// The declared writes answered in front of the framework. For every route mountWrite() made (declared-write.ts),
+// the server gets a Bun `routes` entry built from the same declaration: the same id rule, body reading
+// (json-body.ts) and body check (the body schema, compiled), the same Auth, write limit, headers, log line and
+// metrics, and the same mapping of errors to problems (errors.ts problemOf). It declines (hands the request to the
+// app, untouched or with the body it read) whatever is unusual, always before the write runs: another method,
+// an id that is not canonical, an Idempotency-Key, an Origin the headers depend on, a body without a declared
+// length or over the limit, a token or session refused, a rate-limit refusal, a body the
+// app would refuse (it answers the 400/413/415/422 itself), an instance that is not the primary. Once the write
+// has run, it answers whatever happens: the result, or the problem the app's onError would give.
+import { TypeCompiler } from "@sinclair/typebox/compiler";
+import type { Auth } from "./auth.ts";
+import type { RateLimiter, RatePolicy } from "./rate-limit.ts";
+import { carryDecision, handOverDecision, rateLimitHeader, sessionWriteKey } from "./rate-limits.ts";
+import { putInto, putOnto, type HeaderPolicy } from "./headers.ts";
+import { jsonOfBody, readLimited } from "./json-body.ts";
+import { JSON_MAX_VALUES } from "./json-depth.ts";
+import { bodyValueCap } from "./validation-cost.ts";
+import { problemOf, problemResponse } from "./errors.ts";
+import { logUnhandled, requestIdOf, type RequestId, type RequestObserver } from "./request-context.ts";
+import { declaredWriteOf, type DeclaredWrite } from "./declared-write.ts";
+import { paramsReader } from "./decimal-reader.ts";
+import type { Logger } from "../observability/logger.ts";
+import { pathnameOf } from "../observability/metrics.ts";
+
+/**
+ * What the server's route calls: the answer, or the request to hand to the app (the one it was given, or a copy
+ * holding the body already read, with any rate-limit decision taken carried over).
+ */
+export type FastWrite = (request: Request, params: Record<string, string>, start: number) => Promise<Response | Request>;
+
+export interface FastWriteOptions {
+  /** The app's own token and session checks. */
+  auth: Auth;
+  /** The app's response headers (headers.ts); a request whose answer depends on its Origin declines. */
+  headers?: HeaderPolicy;
+  /** The app's write limit (rate-limits.ts), decided here the same way for the requests answered here. */
+  rateLimit?: { limiter: RateLimiter; policy: RatePolicy };
+  /** BODY_LIMIT_BYTES: the app's body limit. */
+  bodyLimit: number;
+  /** False on a replica: the app's replica guard answers its writes. */
+  isPrimary: () => boolean;
+  /** The app's observer: the log line and metrics of every answer. */
+  observer: Pick<RequestObserver, "answers" | "observe">;
+  /** Where an unexpected error (a 500) is logged, as the app logs it. */
+  logger: Logger;
+}
+
+/** A copy of `request` holding `bytes` as its body (the original's is read), for the app. */
+function withBody(request: Request, bytes: Uint8Array): Request {
+  const copy = new Request(request.url, { method: request.method, headers: request.headers, body: bytes as Uint8Array<ArrayBuffer> });
+  carryDecision(request, copy);
+  return copy;
+}
+
+/** The fast answer of one declared write at `route` (the app's own route path), or null when its params are not decimals. */
+export function fastWrite(route: string, write: DeclaredWrite, opts: FastWriteOptions): FastWrite | null {
+  const params = paramsReader(write.params);
+  if (params === null) return null;
+  const { auth, rateLimit, headers: policy, bodyLimit, isPrimary, observer, logger } = opts;
+  const method = write.method;
+  const body = TypeCompiler.Compile(write.body);
+  // The same bound on a body's values as the app's parser gives this route (validation-cost.ts bodyValueCaps).
+  const maxValues = bodyValueCap(write.body, JSON_MAX_VALUES);
+  const answered = observer.answers(method, route, write.status);
+  // One Headers reused for every success: a Response copies its init headers when it is made. The policy's
+  // headers for a request without Origin are the same for every request (requests with one decline).
+  const template = new Headers({ "content-type": "application/json;charset=utf-8", "x-request-id": "" });
+  policy?.decorate(new Request("http://localhost/"), putOnto(template));
+
+  /** The problem the app's onError gives for `err`, observed as the app observes it. */
+  const failed = (request: Request, id: RequestId, err: unknown, start: number): Response => {
+    const answer = problemOf(err);
+    if (answer.unexpected) logUnhandled(logger, id, request, err);
+    const out: Record<string, string> = { "x-request-id": id, ...answer.headers };
+    policy?.decorate(request, putInto(out));
+    const response = problemResponse(answer.problem, out);
+    observer.observe(method, route, pathnameOf(request.url), answer.problem.status, performance.now() - start, id);
+    return response;
+  };
+
+  return async (request, raw, start) => {
+    if (request.method !== method) return request;
+    const p = params(raw);
+    if (p === undefined) return request;
+    const headers = request.headers;
+    if (headers.get("idempotency-key") !== null || policy?.variesByOrigin(request) || !isPrimary()) return request;
+    // A chunked body, or one over the limit (the app answers 413 before reading it), goes the app's way.
+    const length = headers.get("content-length");
+    if (length === null || !(Number(length) <= bodyLimit)) return request;
+    // A session not in memory is loaded as the app would; a refused token or session goes the app's way (401).
+    const authorization = headers.get("authorization");
+    const principal = auth.peekPrincipal(authorization) ?? (await auth.principal(authorization));
+    if (principal === null || (write.auth === "admin" && !principal.isAdmin)) return request;
+    // The app decides the write limit before anything else; here, for a caller known to be who it says. The
+    // decision goes with the request should it decline from here on, so the app neither counts it again nor
+    // decides otherwise (it writes the 429 of a refusal from it).
+    let limit: string | undefined;
+    if (rateLimit !== undefined) {
+      const d = await rateLimit.limiter.shared(sessionWriteKey(principal.sessionId), rateLimit.policy);
+      handOverDecision(request, d);
+      if (!d.allowed) return request;
+      limit = rateLimitHeader(d);
+    }
+    const id = requestIdOf(request);
+    let bytes: Uint8Array;
+    try {
+      bytes = await readLimited(request, bodyLimit);
+    } catch (err) {
+      // The body is gone (the client went away while sending it): nothing to hand the app.
+      return failed(request, id, err, start);
+    }
+    let input: unknown;
+    try {
+      input = jsonOfBody(bytes, headers.get("content-type"), maxValues);
+    } catch {
+      return withBody(request, bytes);
+    }
+    if (!body.Check(input)) return withBody(request, bytes);
+    // From here on the write runs: whatever happens is answered here.
+    let json: string;
+    try {
+      json = JSON.stringify(await write.handle({ params: p, body: input, principal }));
+    } catch (err) {
+      return failed(request, id, err, start);
+    }
+    template.set("x-request-id", id);
+    if (limit !== undefined) template.set("ratelimit", limit);
+    const response = new Response(json, { status: write.status, headers: template });
+    answered(performance.now() - start, id);
+    return response;
+  };
+}
+
+/** The fast answers of every declared write among the app's routes, by route path and method. */
+export function fastWrites(routes: readonly { method: string; path: string; handler: unknown }[], opts: FastWriteOptions): Map<string, Map<string, FastWrite>> {
+  const out = new Map<string, Map<string, FastWrite>>();
+  for (const r of routes) {
+    const write = declaredWriteOf(r.handler);
+    if (write === undefined || write.method !== r.method) continue;
+    const f = fastWrite(r.path, write, opts);
+    if (f === null) continue;
+    const methods = out.get(r.path) ?? new Map<string, FastWrite>();
+    methods.set(r.method, f);
+    out.set(r.path, methods);
+  }
+  return out;
+}

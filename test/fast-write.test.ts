@@ -1,0 +1,226 @@
+// The declared writes (PATCH preferences, PATCH user, POST posts) answered in front of Elysia give what the app
+// gives: status, body bytes, headers, log line and metrics, for successes and for every problem; what they
+// decline (an Idempotency-Key, a body the app refuses, a chunked body) the app handles as before.
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
+import { rmSync } from "node:fs";
+import { createLogger } from "../src/platform/observability/logger.ts";
+import { REDIS_URL, serveApp, tempDir, TEST_TIMEOUT_MS, WIRINGS } from "./helpers.ts";
+import { rawRequest, type RawResponse } from "./support/raw-http.ts";
+import { comparable, fastAnswers, requestsCounted } from "./support/fast-parity.ts";
+import { logsSettled } from "./support/wait.ts";
+import { holdWriteLock } from "./support/sqlite-lock.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
+
+const ADMIN = { email: "fast-admin@example.com", password: "admin-password-1" };
+// The app's way for the same request: a chunked body (no Content-Length) is one of the things a fast write declines.
+const APP_WAY = { "transfer-encoding": "chunked" };
+
+async function start(env: Record<string, string>, lines: string[]) {
+  const dir = tempDir("fast-write-");
+  const instance = await serveApp(
+    { METRICS_ENABLED: "true", METRICS_PORT: "0", LOG_LEVEL: "info", ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password, ...env },
+    dir,
+    { logger: createLogger("info", {}, (l) => lines.push(l)) },
+  );
+  const post = async (path: string, body: unknown) =>
+    (await fetch(`${instance.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) })).json() as Promise<
+      Record<string, unknown>
+    >;
+  const account = async (email: string, password = "password-1") => {
+    const created = email === ADMIN.email ? undefined : await post("/api/v1/users", { email, password, full_name: "Fast" });
+    const { access_token } = (await post("/api/v1/auth/login", { email, password: email === ADMIN.email ? ADMIN.password : password })) as { access_token: string };
+    return { id: created?.id as number, token: access_token };
+  };
+  const metrics = async () => await (await fetch(instance.metricsUrl!)).text();
+  const stop = async () => {
+    await instance.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return { instance, account, metrics, stop };
+}
+
+/**
+ * What must be equal both ways (fast-parity.ts comparable), and also not what a write makes anew each time (the
+ * ids and times of a new post, updated_at: their places in the bytes stay), nor the seconds until the write
+ * limit's quota is whole (the two answers come a moment apart).
+ */
+const comparableWrite = (r: RawResponse) => {
+  const { "content-length": _l, ...headers } = r.headers;
+  const c = comparable({ ...r, headers, body: r.body.replace(/"(id|created_at|updated_at)":("[^"]*"|\d+)/g, '"$1":X') });
+  return { ...c, ratelimit: c.ratelimit?.replace(/;t=\d+/, ";t=T") };
+};
+
+describe.each(WIRINGS)("a declared write answered in front of the app, over $wiring", ({ env }) => {
+  test("the same status, bytes, headers, log line and metrics as the app for success, 401, 403, 404, 409, 413, 422", async () => {
+    const lines: string[] = [];
+    const s = await start({ ...env, BODY_LIMIT_BYTES: "4096" }, lines);
+    try {
+      const u = await s.account("fast-u@example.com");
+      const v = await s.account("fast-v@example.com");
+      const admin = await s.account(ADMIN.email);
+      const bearer = (token: string) => ({ authorization: `Bearer ${token}`, "content-type": "application/json" });
+      const fiftyKeys = JSON.stringify(Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`k${i}`, i])));
+      const cases: [name: string, method: string, path: string, route: string, headers: Record<string, string>, body: string, status: number, fast: boolean][] = [
+        ["prefs", "PATCH", `/api/v1/users/${u.id}/preferences`, "/api/v1/users/:id/preferences", bearer(u.token), '{"theme":"dark","n":1.5,"b":true}', 200, true],
+        ["prefs-admin", "PATCH", `/api/v1/users/${u.id}/preferences`, "/api/v1/users/:id/preferences", bearer(admin.token), '{"theme":null}', 200, true],
+        ["user", "PATCH", `/api/v1/users/${u.id}`, "/api/v1/users/:id", bearer(u.token), '{"full_name":"Ada Fast"}', 200, true],
+        ["post", "POST", `/api/v1/users/${u.id}/posts`, "/api/v1/users/:id/posts", bearer(u.token), '{"title":"hello","content":"world\\nline two"}', 201, true],
+        // Problems of the write itself (after it ran): answered in front of the app, as the app's onError would.
+        ["prefs-403", "PATCH", `/api/v1/users/${u.id}/preferences`, "/api/v1/users/:id/preferences", bearer(v.token), '{"theme":"x"}', 403, true],
+        ["prefs-404", "PATCH", "/api/v1/users/99999999/preferences", "/api/v1/users/:id/preferences", bearer(admin.token), '{"theme":"x"}', 404, true],
+        ["prefs-422-keys", "PATCH", `/api/v1/users/${u.id}/preferences`, "/api/v1/users/:id/preferences", bearer(u.token), fiftyKeys, 422, true],
+        ["user-403", "PATCH", `/api/v1/users/${u.id}`, "/api/v1/users/:id", bearer(v.token), '{"full_name":"X"}', 403, true],
+        ["user-404", "PATCH", "/api/v1/users/99999999", "/api/v1/users/:id", bearer(admin.token), '{"full_name":"X"}', 404, true],
+        ["user-409", "PATCH", `/api/v1/users/${u.id}`, "/api/v1/users/:id", bearer(u.token), '{"email":"FAST-V@example.com"}', 409, true],
+        ["post-403", "POST", `/api/v1/users/${v.id}/posts`, "/api/v1/users/:id/posts", bearer(u.token), '{"title":"t","content":"c"}', 403, true],
+        // Declined before the write: the app answers.
+        ["prefs-401", "PATCH", `/api/v1/users/${u.id}/preferences`, "/api/v1/users/:id/preferences", { "content-type": "application/json" }, '{"theme":"x"}', 401, false],
+        ["user-401-forged", "PATCH", `/api/v1/users/${u.id}`, "/api/v1/users/:id", bearer(u.token + "x"), '{"full_name":"X"}', 401, false],
+        ["prefs-422-value", "PATCH", `/api/v1/users/${u.id}/preferences`, "/api/v1/users/:id/preferences", bearer(u.token), '{"theme":{"a":1}}', 422, false],
+        ["user-422-unknown", "PATCH", `/api/v1/users/${u.id}`, "/api/v1/users/:id", bearer(u.token), '{"is_admin":true}', 422, false],
+        ["user-422-empty", "PATCH", `/api/v1/users/${u.id}`, "/api/v1/users/:id", bearer(u.token), "{}", 422, false],
+        ["post-422-title", "POST", `/api/v1/users/${u.id}/posts`, "/api/v1/users/:id/posts", bearer(u.token), '{"title":"","content":"c"}', 422, false],
+        ["post-422-id", "POST", "/api/v1/users/0/posts", "/api/v1/users/:id/posts", bearer(u.token), '{"title":"t","content":"c"}', 422, false],
+        ["post-400", "POST", `/api/v1/users/${u.id}/posts`, "/api/v1/users/:id/posts", bearer(u.token), '{"title":', 400, false],
+        ["post-415", "POST", `/api/v1/users/${u.id}/posts`, "/api/v1/users/:id/posts", { ...bearer(u.token), "content-type": "text/plain" }, '{"title":"t","content":"c"}', 415, false],
+        ["post-413", "POST", `/api/v1/users/${u.id}/posts`, "/api/v1/users/:id/posts", bearer(u.token), JSON.stringify({ title: "t", content: "c".repeat(5000) }), 413, false],
+      ];
+      for (const [name, method, path, route, headers, body, status, fast] of cases) {
+        const before = await s.metrics();
+        const fastWay = await rawRequest(s.instance.url, method, path, { ...headers, "x-request-id": `${name}-fast` }, body);
+        const mid = await s.metrics();
+        const appWay = await rawRequest(s.instance.url, method, path, { ...headers, ...APP_WAY, "x-request-id": `${name}-app` }, body);
+        const after = await s.metrics();
+        expect({ name, status: fastWay.status }).toEqual({ name, status });
+        expect({ name, ...comparableWrite(fastWay) }).toEqual({ name, ...comparableWrite(appWay) });
+        expect({ name, rid: fastWay.headers["x-request-id"] }).toEqual({ name, rid: `${name}-fast` });
+        // Answered in front of the app (counted as such when it succeeds) or declined to it.
+        expect({ name, fast: fastAnswers(mid) - fastAnswers(before) }).toEqual({ name, fast: fast && status < 400 ? 1 : 0 });
+        expect({ name, fastAfter: fastAnswers(after) - fastAnswers(mid) }).toEqual({ name, fastAfter: 0 });
+        expect({ name, counted: [requestsCounted(mid, route, status, method) - requestsCounted(before, route, status, method), requestsCounted(after, route, status, method) - requestsCounted(mid, route, status, method)] }).toEqual({
+          name,
+          counted: [1, 1],
+        });
+      }
+      await logsSettled(lines, (rid) => rawRequest(s.instance.url, "GET", "/health/live", { "x-request-id": rid }));
+      const parsed = lines.map((l) => JSON.parse(l));
+      const pick = (rid: string) => {
+        const mine = parsed.filter((l) => l.request_id === rid);
+        expect({ rid, lines: mine.map((l) => l.msg) }).toEqual({ rid, lines: ["request"] });
+        const { time: _t, duration_ms: duration, request_id: _r, ...rest } = mine[0];
+        expect(typeof duration).toBe("number");
+        return rest;
+      };
+      for (const [name, method, , route, , , status] of cases) {
+        const line = pick(`${name}-fast`);
+        expect(line).toEqual({ level: "info", msg: "request", method, route, status });
+        expect(pick(`${name}-app`)).toEqual(line);
+      }
+    } finally {
+      await s.stop();
+    }
+  }, 90_000);
+
+  test("429: fast writes count toward the write limit once, and the refusal is the app's problem", async () => {
+    const lines: string[] = [];
+    const s = await start({ ...env, RATE_LIMIT_WRITE_PER_MINUTE: "3" }, lines);
+    try {
+      const u = await s.account("fast-limit@example.com");
+      const patch = (extra: Record<string, string> = {}, body = '{"theme":"dark"}') =>
+        rawRequest(s.instance.url, "PATCH", `/api/v1/users/${u.id}/preferences`, { authorization: `Bearer ${u.token}`, "content-type": "application/json", ...extra }, body);
+      const before = fastAnswers(await s.metrics());
+      // An invalid body declines after the decision: the app takes it as decided, and counts it no second time.
+      const refused = await patch({}, '{"theme":[1]}');
+      const answers = [refused, await patch(), await patch()];
+      expect(answers.map((r) => [r.status, r.headers.ratelimit])).toEqual([
+        [422, undefined],
+        [200, '"write";r=1;t=40'],
+        [200, '"write";r=0;t=60'],
+      ]);
+      expect(fastAnswers(await s.metrics())).toBe(before + 2);
+      const fastWay = await patch();
+      const appWay = await patch(APP_WAY);
+      expect(fastWay.status).toBe(429);
+      expect(comparableWrite(fastWay)).toEqual(comparableWrite(appWay));
+      expect(fastWay.headers["retry-after"]).toBeDefined();
+      const text = await s.metrics();
+      expect(Number(/^rate_limited_total (\d+)$/m.exec(text)?.[1])).toBe(2);
+      expect(requestsCounted(text, "/api/v1/users/:id/preferences", 429, "PATCH")).toBe(2);
+    } finally {
+      await s.stop();
+    }
+  }, 60_000);
+
+  test("a write with an Idempotency-Key goes the app's way: kept and replayed", async () => {
+    const s = await start(env, []);
+    try {
+      const u = await s.account("fast-idem@example.com");
+      const send = (key: string) =>
+        rawRequest(
+          s.instance.url,
+          "POST",
+          `/api/v1/users/${u.id}/posts`,
+          { authorization: `Bearer ${u.token}`, "content-type": "application/json", "idempotency-key": key },
+          '{"title":"once","content":"only once"}',
+        );
+      const before = fastAnswers(await s.metrics());
+      const first = await send("post-1");
+      const again = await send("post-1");
+      expect([first.status, again.status, again.headers["idempotent-replayed"]]).toEqual([201, 201, "true"]);
+      expect(again.body).toBe(first.body);
+      expect(fastAnswers(await s.metrics())).toBe(before);
+      const page = (await (
+        await fetch(`${s.instance.url}/api/v1/users/${u.id}/posts`, { headers: { authorization: `Bearer ${u.token}` } })
+      ).json()) as { total: number };
+      expect(page.total).toBe(1);
+    } finally {
+      await s.stop();
+    }
+  }, 60_000);
+});
+
+test("a served write with REDIS_URL invalidates the cached reads like the app's", async () => {
+  const s = await start({ REDIS_URL }, []);
+  try {
+    const u = await s.account("fast-cache@example.com");
+    const auth = { authorization: `Bearer ${u.token}` };
+    const read = async () => (await rawRequest(s.instance.url, "GET", `/api/v1/users/${u.id}/preferences`, auth)).body;
+    expect(await read()).toBe("{}");
+    const patched = await rawRequest(s.instance.url, "PATCH", `/api/v1/users/${u.id}/preferences`, { ...auth, "content-type": "application/json" }, '{"theme":"dark"}');
+    expect(patched.status).toBe(200);
+    expect(await read()).toBe('{"theme":"dark"}');
+  } finally {
+    await s.stop();
+  }
+}, 60_000);
+
+test("a write lock held by another process: the fast write's 503 is the app's, with Retry-After, and nothing is stored", async () => {
+  const lines: string[] = [];
+  const s = await start({ DB_WRITE_WAIT_MS: "300", CACHE_ENABLED: "false" }, lines);
+  try {
+    const u = await s.account("fast-locked@example.com");
+    const headers = { authorization: `Bearer ${u.token}`, "content-type": "application/json" };
+    const send = (extra: Record<string, string>) => rawRequest(s.instance.url, "POST", `/api/v1/users/${u.id}/posts`, { ...headers, ...extra }, '{"title":"t","content":"c"}');
+    const lock = await holdWriteLock(s.instance.deps.database.path!);
+    let fastWay: RawResponse;
+    let appWay: RawResponse;
+    try {
+      fastWay = await send({ "x-request-id": "locked-fast" });
+      appWay = await send({ ...APP_WAY, "x-request-id": "locked-app" });
+    } finally {
+      await lock.release();
+    }
+    expect([fastWay.status, fastWay.headers["retry-after"]]).toEqual([503, "1"]);
+    expect(comparableWrite(fastWay)).toEqual(comparableWrite(appWay));
+    const page = (await (await fetch(`${s.instance.url}/api/v1/users/${u.id}/posts`, { headers })).json()) as { total: number };
+    expect(page.total).toBe(0);
+    await logsSettled(lines, (rid) => rawRequest(s.instance.url, "GET", "/health/live", { "x-request-id": rid }));
+    const statuses = lines.map((l) => JSON.parse(l)).filter((l) => l.msg === "request" && String(l.request_id).startsWith("locked-"));
+    expect(statuses.map((l) => [l.request_id, l.route, l.status])).toEqual([
+      ["locked-fast", "/api/v1/users/:id/posts", 503],
+      ["locked-app", "/api/v1/users/:id/posts", 503],
+    ]);
+  } finally {
+    await s.stop();
+  }
+}, 60_000);
