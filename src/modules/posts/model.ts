@@ -10,7 +10,7 @@ export const PostPublic = t.Object({
 }, { description: "A post" });
 export type PostPublic = typeof PostPublic.static;
 
-export const PostPage = page(PostPublic, "PostPublic");
+export const PostPage = page(PostPublic, "PostPublic", "newest first");
 
 export const CreatePostBody = t.Object(
   {

@@ -21,7 +21,7 @@ export const UserPublic = t.Object({
 }, { description: "An account as anyone may see it (never the password hash)" });
 export type UserPublic = typeof UserPublic.static;
 
-export const UserPage = page(UserPublic, "UserPublic");
+export const UserPage = page(UserPublic, "UserPublic", "by id, oldest first");
 
 export const UserDetail = t.Object({
   user: UserPublic,

@@ -116,8 +116,11 @@ export const PageQuery = t.Object(
   { additionalProperties: false },
 );
 
-/** `Page<T>`: register the result with `.model()` under a name (UserPage, PostPage) so the document names it. */
-export const page = <T extends TSchema>(item: T, itemName: string) =>
+/**
+ * `Page<T>`: register the result with `.model()` under a name (UserPage, PostPage) so the document names it.
+ * `order` says how the items are sorted.
+ */
+export const page = <T extends TSchema>(item: T, itemName: string, order: string) =>
   t.Object(
     {
       items: t.Array(item),
@@ -125,7 +128,7 @@ export const page = <T extends TSchema>(item: T, itemName: string) =>
       limit: Int({ minimum: 1, description: "Items per page asked for" }),
       total: Int({ minimum: 0, description: "Items on all pages" }),
     },
-    { title: `Page<${itemName}>`, description: `One page of ${itemName} items, newest first` },
+    { title: `Page<${itemName}>`, description: `One page of ${itemName} items, ${order}` },
   );
 
 /** Response headers for a route's `detail.responses[status].headers`, as references to the document's header components. */
