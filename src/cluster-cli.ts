@@ -10,6 +10,7 @@ import { openDatabase, type Database } from "./platform/db/client.ts";
 import { instances } from "./platform/db/schema/index.ts";
 import { runMigrations } from "./platform/db/migrate.ts";
 import { createLogger, type Logger } from "./platform/observability/logger.ts";
+import { localHost } from "./main/options.ts";
 
 const START_TIMEOUT_MS = 30_000;
 
@@ -139,7 +140,7 @@ async function main(): Promise<number> {
     const rest = Array.from({ length: count - 1 }, (_, k) => launch(k + 2));
     await Promise.all(rest.map((c) => waitRegistered(database, c)));
     if (!stopping) {
-      const host = config.HOST === "0.0.0.0" || config.HOST === "::" ? "127.0.0.1" : config.HOST;
+      const host = localHost(config);
       logger.info("cluster up", {
         instances: children.map((c) => c.id),
         url: `http://${host}:${config.PORT}`,

@@ -1,12 +1,16 @@
 // `bun run users -- demote <email>` / `promote <email>`: grants or takes admin rights from the shell, the one way
 // to change them (the API has no route for it). Built by the same composition root as an instance, so the change
 // reaches every instance through the cache bus at once: with REDIS_URL, an admin token loses its admin rights on
-// every instance within a second. Without Redis (one instance, in-process bus), the running instance sees it when
-// its cached session state expires (CACHE_TTL_SECONDS). Run it where the primary's database is (on Fly, the
-// primary machine: `fly ssh console`); a replica's database is read-only.
+// every instance within a second. Without Redis the bus is in-process and reaches no other process: what the
+// command's cache put on it is sent to the instance on this machine through its private listener instead (with
+// INTERNAL_TOKEN; without it, the running instance sees the change when its cached session state expires,
+// CACHE_TTL_SECONDS). Run it where the primary's database is (on Fly, the primary machine: `fly ssh console`);
+// a replica's database is read-only.
 import { hostname } from "node:os";
-import { ConfigError, loadConfig } from "./config.ts";
+import { ConfigError, loadConfig, type Config } from "./config.ts";
 import { buildDeps } from "./main/platform.ts";
+import { localHost } from "./main/options.ts";
+import { MemoryBus, type BusMessage } from "./platform/cache/bus.ts";
 import { createLogger } from "./platform/observability/logger.ts";
 import { setAdmin } from "./modules/users/service.ts";
 import { usersRepo } from "./modules/users/repository.ts";
@@ -14,6 +18,39 @@ import { usersRepo } from "./modules/users/repository.ts";
 const USAGE = "usage: bun run users -- promote|demote <email>";
 /** How long the command waits for a failed invalidation's retry before it gives up and says so. */
 const SETTLE_MS = 3_000;
+/** How long the instance beside the command may take to answer its invalidation. */
+const TELL_TIMEOUT_MS = 5_000;
+
+/**
+ * Without Redis: sends the keys and tags the command's cache published to the instance listening on this
+ * machine's INTERNAL_PORT (POST /internal/cache/invalidate), which drops them as if its bus had carried them.
+ * `told` is false when an instance was there and could not be told.
+ */
+async function tellLocalInstance(config: Config, published: BusMessage[]): Promise<{ told: boolean; reach: string }> {
+  const untilTtl = `a running instance sees it within ${config.CACHE_TTL_SECONDS} s`;
+  if (!config.INTERNAL_TOKEN || config.INTERNAL_PORT === 0) {
+    return { told: true, reach: `without REDIS_URL, INTERNAL_TOKEN and a fixed INTERNAL_PORT, ${untilTtl}` };
+  }
+  const where = `${localHost(config)}:${config.INTERNAL_PORT}`;
+  const body = {
+    keys: [...new Set(published.flatMap((m) => m.k ?? []))],
+    tags: [...new Set(published.flatMap((m) => m.t ?? []))],
+  };
+  try {
+    const res = await fetch(`http://${where}/internal/cache/invalidate`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${config.INTERNAL_TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(TELL_TIMEOUT_MS),
+    });
+    if (res.status === 204) return { told: true, reach: `the instance on ${where} was told` };
+    return { told: false, reach: `the instance on ${where} answered ${res.status}: ${untilTtl}` };
+  } catch (err) {
+    // Nothing listening: no instance runs here, and one that starts reads the database.
+    if ((err as { code?: string }).code === "ECONNREFUSED") return { told: true, reach: `no instance listens on ${where}` };
+    return { told: false, reach: `the instance on ${where} could not be told (${(err as Error).message}): ${untilTtl}` };
+  }
+}
 
 async function main(argv: string[]): Promise<number> {
   const [action, email] = argv;
@@ -34,7 +71,11 @@ async function main(argv: string[]): Promise<number> {
     METRICS_ENABLED: "false",
   });
   const logger = createLogger(config.LOG_LEVEL === "info" ? "warn" : config.LOG_LEVEL, { instance: `${config.INSTANCE_ID}-users-cli` });
-  const built = await buildDeps(config, logger);
+  // Without Redis, what the cache publishes is kept to be sent to the instance beside this command.
+  const localBus = new MemoryBus();
+  const published: BusMessage[] = [];
+  await localBus.start({ message: (m) => published.push(m), reset: () => {}, state: () => {} });
+  const built = await buildDeps(config, logger, { localBus });
   try {
     if (!built.deps.role.isPrimary()) {
       console.error("this instance's database is a replica (read-only): run the command on the primary");
@@ -61,7 +102,11 @@ async function main(argv: string[]): Promise<number> {
       );
       return 1;
     }
-    const reach = built.deps.redis ? "every instance sharing this Redis was told" : `without REDIS_URL, a running instance sees it within ${config.CACHE_TTL_SECONDS} s`;
+    const { told, reach } = built.deps.redis ? { told: true, reach: "every instance sharing this Redis was told" } : await tellLocalInstance(config, published);
+    if (!told) {
+      console.error(`${user.email} (user ${user.id}) ${isAdmin ? "is now" : "is no longer"} an administrator in the database, but ${reach}`);
+      return 1;
+    }
     console.log(`${user.email} (user ${user.id}) ${isAdmin ? "is now" : "is no longer"} an administrator; ${reach}`);
     logger.info(isAdmin ? "admin rights granted" : "admin rights taken", { user_id: user.id });
     return 0;

@@ -31,7 +31,7 @@ describe("INTERNAL_PORT", () => {
     expect(inst.internalUrl).not.toBeNull();
     expect(inst.internalUrl).not.toBe(inst.url);
     const auth = { authorization: `Bearer ${TOKEN}`, "content-type": "application/json", "x-request-id": "rid-int" };
-    for (const path of ["/internal/instances/r1", "/internal", "/internal/instances/prune"]) {
+    for (const path of ["/internal/instances/r1", "/internal", "/internal/instances/prune", "/internal/cache/invalidate"]) {
       const pub = await fetch(`${inst.url}${path}`, { method: "PUT", headers: auth, body: JSON.stringify(beat) });
       expect(pub.status).toBe(404);
       expect(pub.headers.get("content-type")).toBe("application/problem+json");

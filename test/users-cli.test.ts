@@ -1,10 +1,11 @@
 // `bun run users -- demote|promote <email>`: the one way to change admin rights. A demotion reaches every
 // instance sharing the Redis through the cache bus: the admin's token loses its admin routes on both instances
-// without a restart and long before any cache entry expires, and keeps working as the user's own token.
+// without a restart and long before any cache entry expires, and keeps working as the user's own token. Without
+// Redis, the command tells the instance on its machine through the private listener (INTERNAL_TOKEN) instead.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { rmSync } from "node:fs";
 import { dropPrefix, makeApp, REDIS_URL, tempDir, testEnv, testPrefix, type TestApp, TEST_TIMEOUT_MS } from "./helpers.ts";
-import { spawnBun } from "./support/process.ts";
+import { freePort, spawnBun, spawnService, waitFor, type Spawned } from "./support/process.ts";
 import { waitUntil } from "./support/wait.ts";
 setDefaultTimeout(TEST_TIMEOUT_MS);
 
@@ -94,4 +95,56 @@ describe("ADMIN_EMAIL at start", () => {
       rmSync(d, { recursive: true, force: true });
     }
   });
+});
+
+describe("without Redis: a real instance process and the command beside it", () => {
+  const soloDir = tempDir("users-cli-solo-");
+  const SOLO = "solo-admin@example.com";
+  let instance: Spawned | undefined;
+  afterAll(async () => {
+    await instance?.stop();
+    rmSync(soloDir, { recursive: true, force: true });
+  });
+
+  test("demote reaches the running instance through its internal listener at once; a command it cannot authenticate says so", async () => {
+    const internalPort = String(await freePort());
+    // No REDIS_URL. The same environment for the instance and the command, as on one machine.
+    const env = testEnv({ CACHE_TTL_SECONDS: TTL, INTERNAL_TOKEN: "solo-internal-token-0123", INTERNAL_PORT: internalPort }, soloDir);
+    instance = spawnService({ ...env, ADMIN_EMAIL: SOLO, ADMIN_PASSWORD: "admin-password-1" }, await freePort());
+    await waitFor(`${instance.url}/health/ready`);
+    const { url } = instance;
+    const login = await fetch(`${url}/api/v1/auth/login`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email: SOLO, password: "admin-password-1" }),
+    });
+    const { access_token: token } = (await login.json()) as { access_token: string };
+    const adminList = () => fetch(`${url}/api/v1/users?limit=1`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.status);
+    // The session's state is in the instance's cache (admin), for the whole TTL unless it is told.
+    expect([await adminList(), await adminList()]).toEqual([200, 200]);
+
+    const run = async (extra: Record<string, string>, ...args: string[]) => {
+      const p = spawnBun(["src/users-cli.ts", ...args], { ...env, ...extra });
+      return { code: await p.finished(), out: p.stdout(), err: p.stderr() };
+    };
+    const demoted = await run({}, "demote", SOLO);
+    expect(demoted).toMatchObject({ code: 0, err: "" });
+    expect(demoted.out).toContain(`is no longer an administrator; the instance on 127.0.0.1:${internalPort} was told`);
+    // Bounded far below the TTL: only the message could have dropped the cached state so soon.
+    await waitUntil(async () => (await adminList()) === 403, 5_000, "the instance to refuse the admin route");
+
+    // A command with another token changes the database but cannot tell the instance: it says so and exits 1,
+    // and the instance keeps its cached (demoted) state.
+    const promoted = await run({ INTERNAL_TOKEN: "not-the-instance-token-0" }, "promote", SOLO);
+    expect(promoted.code).toBe(1);
+    expect(promoted.err).toContain(`is now an administrator in the database, but the instance on 127.0.0.1:${internalPort} answered 401`);
+    await Bun.sleep(1_500); // past the session memo
+    expect(await adminList()).toBe(403);
+
+    // With nothing listening on the internal port, there is no one to tell.
+    await instance.stop();
+    const alone = await run({}, "demote", SOLO);
+    expect(alone.code).toBe(0);
+    expect(alone.out).toContain(`is no longer an administrator; no instance listens on 127.0.0.1:${internalPort}`);
+  }, 90_000);
 });

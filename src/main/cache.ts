@@ -17,7 +17,15 @@ import { DEPENDENCY, type Breakers } from "../platform/resilience/breakers.ts";
 /** Long enough to measure a far region's round trip rather than only "over the L2 timeout". */
 const L2_PROBE_TIMEOUT_MS = 2_000;
 
-export async function createCache(config: Config, logger: Logger, redis: Redis | null, role: Role, breakers?: Breakers): Promise<Cache> {
+/** `localBus`: the in-process bus to use when there is no Redis, for a caller that listens on it too (users-cli.ts). */
+export async function createCache(
+  config: Config,
+  logger: Logger,
+  redis: Redis | null,
+  role: Role,
+  breakers?: Breakers,
+  localBus: MemoryBus = new MemoryBus(),
+): Promise<Cache> {
   if (!config.CACHE_ENABLED) {
     logger.info("cache disabled (CACHE_ENABLED=false)");
     return new NoCache();
@@ -44,7 +52,7 @@ export async function createCache(config: Config, logger: Logger, redis: Redis |
         // Other instances' failed tag bumps are retried once their L2 breaker lets them (settle.ts).
         onRecovered: () => l2Policy.quietFor(config.CACHE_BREAKER_COOLDOWN_MS + 2 * config.CACHE_BUS_DEADLINE_MS),
       })
-    : new MemoryBus();
+    : localBus;
   l2Policy.start();
   const cache = new TwoTierCache({
     instanceId: config.INSTANCE_ID,

@@ -30,7 +30,7 @@ export function appFeatures(deps: AppDeps): Feature[] {
     dashboardFeature(),
     healthFeature({ database, redis: deps.redis, role, breakers, config: pick(config, "INSTANCE_ID", "FLY_REGION") }),
     cacheFeature({ cache, auth }),
-    clusterFeature({ database, role, auth, config: pick(config, "HEARTBEAT_INTERVAL", "INTERNAL_TOKEN") }),
+    clusterFeature({ database, role, auth, cache, config: pick(config, "HEARTBEAT_INTERVAL", "INTERNAL_TOKEN") }),
     // Under /api/v1, in this order.
     authFeature({
       accounts: userAccounts(database),

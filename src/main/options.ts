@@ -12,6 +12,9 @@ import { breakerSettings } from "../platform/resilience/breakers.ts";
 import { perRegion } from "../platform/scaler/decide.ts";
 import type { ScalerOptions } from "../platform/scaler/scaler.ts";
 
+/** The address a process on this machine dials to reach a listener bound to HOST (a wildcard means every interface). */
+export const localHost = (config: Pick<Config, "HOST">): string => (config.HOST === "0.0.0.0" || config.HOST === "::" ? "127.0.0.1" : config.HOST);
+
 export const roleOptions = (config: Config): InstanceRoleOptions => ({
   litefsDir: config.LITEFS_DIR,
   litefsApiUrl: config.LITEFS_API_URL,

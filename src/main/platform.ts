@@ -3,6 +3,7 @@
 import type { Config } from "../config.ts";
 import type { AppDeps } from "./deps.ts";
 import type { Cache } from "../platform/cache/port.ts";
+import type { MemoryBus } from "../platform/cache/bus.ts";
 import { createCache } from "./cache.ts";
 import { createBackground } from "./background.ts";
 import { Auth } from "../platform/http/auth.ts";
@@ -37,7 +38,8 @@ export interface BuiltDeps {
   start: () => void;
 }
 
-export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDeps> {
+/** `opts.localBus`: see createCache (cache.ts). */
+export async function buildDeps(config: Config, logger: Logger, opts: { localBus?: MemoryBus } = {}): Promise<BuiltDeps> {
   // Each part opened here is closed by close() in reverse; a part that throws closes the ones before it (startup.ts).
   const opened = new Opened((part, err) => logger.warn("closing failed", { part, error: err instanceof Error ? err.message : String(err) }));
   const role = await opened.open("cluster role", () => instanceRole(roleOptions(config)), (r) => r.close());
@@ -67,7 +69,7 @@ export async function buildDeps(config: Config, logger: Logger): Promise<BuiltDe
   } else logger.warn("REDIS_URL is not set: single-instance mode (in-process cache, queue and rate limits; jobs are not durable)");
 
   const breakers = await opened.open("breakers", () => new Breakers(logger), (b) => b.close());
-  const cache: Cache = await opened.open("cache", () => createCache(config, logger, redis, role, breakers), (c) => c.close());
+  const cache: Cache = await opened.open("cache", () => createCache(config, logger, redis, role, breakers, opts.localBus), (c) => c.close());
   const opsMetrics = new OpsMetrics();
   opsMetrics.timeWrites(database);
   const rateLimiter = await opened.open(

@@ -6,7 +6,7 @@ import { compileRoutes, createApp, VERSION } from "./app.ts";
 import type { Config } from "../config.ts";
 import type { AppDeps } from "./deps.ts";
 import { buildDeps } from "./platform.ts";
-import { headerSettings, heartbeatOptions } from "./options.ts";
+import { headerSettings, heartbeatOptions, localHost } from "./options.ts";
 import { rememberSocketAddress } from "../platform/http/client-ip.ts";
 import { abuseMetrics, carryDecision, LOGIN_PATH, ratePolicies, REGISTER_PATH } from "../platform/http/rate-limits.ts";
 import { inTurn, writeLane, writeLaneMetrics } from "../platform/http/write-lane.ts";
@@ -194,7 +194,7 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
       return draining ? Promise.resolve(answer).then(closing) : answer;
     },
   }), (s) => s.stop(true));
-  const local = config.HOST === "0.0.0.0" || config.HOST === "::" ? "127.0.0.1" : config.HOST;
+  const local = localHost(config);
   const url = `http://${local}:${server.port}`;
   logger.info("listening", { url, port: server.port, role: deps.role.isPrimary() ? "primary" : "replica" });
   const metricsServer = httpMetrics

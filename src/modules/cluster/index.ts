@@ -1,5 +1,6 @@
-// GET /cluster/stats (admin), the /internal routes a replica uses to have the primary write its heartbeat,
-// and the replica write guard. Mounted outside /api/v1.
+// GET /cluster/stats (admin), the /internal routes a replica uses to have the primary write its heartbeat (and
+// the one the users command uses without Redis to have the instance beside it drop what it changed), and the
+// replica write guard. Mounted outside /api/v1.
 import { Elysia, t } from "elysia";
 import { removeInstance, removeInstancesNotSeenSince, upsertInstance } from "../../platform/cluster/instances.ts";
 import { q } from "../../platform/db/tx.ts";
@@ -9,7 +10,8 @@ import { noPrimary, replicaGuard } from "../../platform/cluster/replica-guard.ts
 import { authPlugin } from "../../platform/http/auth.ts";
 import { conflict, unauthorized } from "../../platform/http/errors.ts";
 import { Int, problems } from "../../platform/http/models.ts";
-import { BeatBody, ClusterStats, InstanceIdParams, PruneBody } from "./model.ts";
+import { BeatBody, CacheInvalidateBody, ClusterStats, InstanceIdParams, PruneBody } from "./model.ts";
+import type { Cache } from "../../platform/cache/port.ts";
 import type { Role } from "../../platform/cluster/role.ts";
 import type { Auth } from "../../platform/http/auth.ts";
 import type { Feature } from "../../platform/feature.ts";
@@ -20,13 +22,19 @@ export interface ClusterSlice extends ClusterStatsDeps {
   role: Role;
   /** The auth macro of the routes. */
   auth: Auth;
+  /** What POST /internal/cache/invalidate drops entries from. */
+  cache: Pick<Cache, "delete" | "invalidateTags">;
   config: ClusterStatsDeps["config"] & {
     /** The replicas' token for the internal routes; without it they do not exist. */
     INTERNAL_TOKEN?: string;
   };
 }
 
-/** Replica-to-primary routes. Registered only when INTERNAL_TOKEN is set; they write, so only the primary serves them. */
+/**
+ * Replica-to-primary routes, and the users command's cache invalidation (only of use without Redis, where the
+ * cache bus cannot reach this process). Registered only when INTERNAL_TOKEN is set; only the primary serves
+ * them, as it alone writes the database they are about.
+ */
 function internalRoutes(deps: ClusterSlice, token: string) {
   const hidden = { hide: true } as const;
   return new Elysia({ prefix: "/internal", tags: ["internal"] })
@@ -65,6 +73,16 @@ function internalRoutes(deps: ClusterSlice, token: string) {
       body: PruneBody,
       response: { 200: t.Object({ removed: Int() }), ...problems(401, 409, 422) },
       detail: hidden,
+    })
+    // As if the message had come over the cache bus: drops the entries here (and, with Redis, says so to the rest).
+    .post("/cache/invalidate", async ({ body, set }) => {
+      if (body.keys.length > 0) await deps.cache.delete(body.keys);
+      if (body.tags.length > 0) await deps.cache.invalidateTags(body.tags);
+      set.status = 204;
+    }, {
+      body: CacheInvalidateBody,
+      response: { 204: t.Void(), ...problems(401, 409, 422) },
+      detail: hidden,
     });
 }
 
@@ -89,7 +107,7 @@ export function clusterModule(deps: ClusterSlice) {
 }
 
 
-/** The replica write guard, /cluster/stats, and the replica-to-primary routes (with INTERNAL_TOKEN). */
+/** The replica write guard, /cluster/stats, and the /internal routes (with INTERNAL_TOKEN). */
 export function clusterFeature(slice: ClusterSlice): Feature {
   return { name: "cluster", mount: "site", routes: clusterModule(slice) };
 }

@@ -60,3 +60,12 @@ export const PruneBody = t.Object(
   { max_age_seconds: Int({ minimum: 1, maximum: 30 * 86_400 }) },
   { additionalProperties: false },
 );
+
+/** POST /internal/cache/invalidate: cache keys and tags a process beside the instance changed (the users command). */
+export const CacheInvalidateBody = t.Object(
+  {
+    keys: t.Array(t.String({ minLength: 1, maxLength: 512 }), { maxItems: 1_000 }),
+    tags: t.Array(t.String({ minLength: 1, maxLength: 512 }), { maxItems: 1_000 }),
+  },
+  { additionalProperties: false },
+);
