@@ -149,7 +149,8 @@ async function main(): Promise<number> {
     }
   } catch (err) {
     if (!stopping) {
-      logger.error("cluster start failed; stopping the instances", { error: (err as Error).message });
+      // On stderr whatever LOG_LEVEL says, as an instance's own failed start is (src/index.ts).
+      console.error(`cluster start failed: ${(err as Error).message}; stopping the instances`);
       stopping = true;
       stopAll("SIGTERM");
     }

@@ -95,4 +95,15 @@ describe("a start that fails part-way", () => {
     expect(lines[0]).toEndWith("table `users` already exists");
     expect(s.stdout()).toBe("");
   });
+
+  test("bun run cluster with LOG_LEVEL=silent on a taken port: the instance's line and the runner's, on stderr, exit 1", async () => {
+    const port = takenPort();
+    const s = spawnService(testEnv({ LOG_LEVEL: "silent", REDIS_URL }), port, { args: ["cluster", "--", "--instances", "2"] });
+    spawned.push(s);
+    expect(await exitCode(s)).toBe(1);
+    const err = s.stderr();
+    expect(err).toContain(`start failed: HTTP listener on 127.0.0.1:${port} failed:`);
+    expect(err).toMatch(/cluster start failed: instance \S+ exited during start \(code 1\); stopping the instances/);
+    expect(s.stdout()).toBe("");
+  });
 });

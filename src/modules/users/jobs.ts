@@ -35,8 +35,8 @@ export function registrationJobs(deps: { database: Database }, mailer: Mailer): 
       );
     },
   };
-  // Analytics and audit each write one row keyed by the job id, so a redelivery writes nothing new: what
-  // differs between them is the row and the repository call, given below each.
+  // Analytics and audit each write one row keyed by the job id, so a redelivery writes nothing new. They differ
+  // only in the repository call and the row, which each one's definition below spells out.
   const recordRow = <Row>(
     type: string,
     record: (tx: Db, row: Row) => Step<unknown>,
