@@ -36,13 +36,16 @@ const postStatements = preparedFor((db) => ({
   count: db.select({ n: sql<number>`count(*)` }).from(posts).where(eq(posts.userId, p("userId"))).prepare(),
 }));
 
-// The cache-missing reads straight from bun:sqlite (null on libSQL, which uses the statements above); columns
-// are aliased to the rows' property names, and the test suite compares both drivers' rows.
+// The cache-missing reads and the insert straight from bun:sqlite (null on libSQL, which uses the statements
+// above); columns are aliased to the rows' property names, and the test suite compares both drivers' rows.
 const POST_COLUMNS = "id, user_id AS userId, title, content, created_at AS createdAt";
-const directReads = preparedFor((db) => {
+const direct = preparedFor((db) => {
   const c = sqliteOf(db);
   if (!c) return null;
   return {
+    insert: c.prepare<PostRow, [number, string, string, string]>(
+      `INSERT INTO posts (user_id, title, content, created_at) VALUES (?, ?, ?, ?) RETURNING ${POST_COLUMNS}`,
+    ),
     posts: c.prepare<PostRow, [number, number, number]>(
       `SELECT ${POST_COLUMNS} FROM posts WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`,
     ),
@@ -52,18 +55,21 @@ const directReads = preparedFor((db) => {
 
 export const postsRepo = {
   insert(db: Db, userId: number, title: string, content: string): Step<PostRow> {
-    return mapStep(postStatements(db).insert.get({ userId, title, content, now: new Date().toISOString() }), (row) => row!);
+    const now = new Date().toISOString();
+    const d = direct(db);
+    if (d) return d.insert.get(userId, title, content, now)!;
+    return mapStep(postStatements(db).insert.get({ userId, title, content, now }), (row) => row!);
   },
   async page(db: Db, userId: number, page: number, limit: number): Promise<{ items: PostRow[]; total: number }> {
-    const direct = directReads(db);
-    if (direct) return { items: direct.posts.all(userId, limit, (page - 1) * limit), total: direct.postCount.get(userId)?.n ?? 0 };
+    const d = direct(db);
+    if (d) return { items: d.posts.all(userId, limit, (page - 1) * limit), total: d.postCount.get(userId)?.n ?? 0 };
     const s = postStatements(db);
     const items = await s.page.all({ userId, limit, offset: (page - 1) * limit });
     const c = await s.count.get({ userId });
     return { items, total: c?.n ?? 0 };
   },
   newest(db: Db, userId: number, n: number): Step<PostRow[]> {
-    const direct = directReads(db);
-    return direct ? direct.posts.all(userId, n, 0) : postStatements(db).page.all({ userId, limit: n, offset: 0 });
+    const d = direct(db);
+    return d ? d.posts.all(userId, n, 0) : postStatements(db).page.all({ userId, limit: n, offset: 0 });
   },
 };
