@@ -1,0 +1,167 @@
+// A declared write's fast answer (fast-write.ts), driven directly: what it declines before the write runs (and
+// how it hands the app the request, body included), and how it answers once the write has run.
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
+import { t } from "elysia";
+import { MemoryBus } from "../src/platform/cache/bus.ts";
+import { TwoTierCache } from "../src/platform/cache/two-tier.ts";
+import { Auth } from "../src/platform/http/auth.ts";
+import { Sessions } from "../src/platform/http/sessions.ts";
+import type { Database } from "../src/platform/db/client.ts";
+import { declaredWrite, type WriteRequest } from "../src/platform/http/declared-write.ts";
+import { fastWrite } from "../src/platform/http/fast-write.ts";
+import { headerPolicy } from "../src/platform/http/headers.ts";
+import { signJwt } from "../src/platform/http/jwt.ts";
+import { IdParams } from "../src/platform/http/models.ts";
+import { forbidden } from "../src/platform/http/errors.ts";
+import { DatabaseUnavailable } from "../src/platform/db/errors.ts";
+import { MemoryRateLimiter } from "../src/platform/http/rate-limit.ts";
+import { requestObserver } from "../src/platform/http/request-context.ts";
+import { createLogger } from "../src/platform/observability/logger.ts";
+import { TEST_TIMEOUT_MS } from "./helpers.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
+
+const secret = "test-secret-test-secret-test-secret-0123";
+const token = signJwt({ sub: "3", sid: "s", adm: false, iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 60 }, secret);
+
+async function setup(opts: { primary?: boolean; cors?: boolean; limit?: number } = {}) {
+  const cache = new TwoTierCache({
+    instanceId: "fast-write",
+    logger: createLogger("silent"),
+    l1: { enabled: true, maxItems: 100, maxBytes: 1 << 20, maxEntryBytes: 1 << 16 },
+    ttlSeconds: 60,
+    staleGraceSeconds: 0,
+    l2: null,
+    bus: new MemoryBus(),
+  });
+  await cache.start();
+  // The session is in memory (the cache's L1); this database has none.
+  const auth = new Auth(secret, new Sessions(undefined as unknown as Database, cache));
+  await cache.getOrSet("session:s", async () => ({ userId: 3, isAdmin: false }), { tags: ["sessions:3"] });
+  const calls: WriteRequest[] = [];
+  let fail: unknown = null;
+  const write = declaredWrite({
+    method: "PATCH",
+    path: "/:id/things",
+    auth: "user",
+    params: IdParams,
+    body: t.Object({ name: t.String({ minLength: 1 }) }, { additionalProperties: false }),
+    status: 200,
+    response: t.Object({ name: t.String() }),
+    problems: [403],
+    detail: { operationId: "patchThing", summary: "A thing" },
+    handle: async (r) => {
+      calls.push(r);
+      if (fail !== null) throw fail;
+      return { name: r.body.name };
+    },
+  });
+  const lines: string[] = [];
+  const logger = createLogger("info", {}, (l) => lines.push(l));
+  const limiter = new MemoryRateLimiter();
+  const fast = fastWrite("/api/v1/users/:id/things", write, {
+    auth,
+    headers: headerPolicy({ corsOrigins: opts.cors ? ["https://app.example"] : [], hstsMaxAge: 0 }),
+    rateLimit: opts.limit === undefined ? undefined : { limiter, policy: { name: "write", limit: opts.limit, windowSeconds: 60 } },
+    bodyLimit: 1024,
+    isPrimary: () => opts.primary ?? true,
+    observer: requestObserver(logger),
+    logger,
+  })!;
+  /** A header given as "" is left out. */
+  const send = (body: string, headers: Record<string, string> = {}, id = "3") => {
+    const all = { authorization: `Bearer ${token}`, "content-type": "application/json", "content-length": String(body.length), ...headers };
+    const sent = Object.fromEntries(Object.entries(all).filter(([, v]) => v !== ""));
+    return fast(new Request(`http://localhost/api/v1/users/${id}/things`, { method: "PATCH", headers: sent, body }), { id }, performance.now());
+  };
+  return { send, calls, lines, limiter, failWith: (err: unknown) => (fail = err), close: () => cache.close() };
+}
+
+describe("a declared write's fast answer", () => {
+  test("answers a write it can vouch for: the handler's result as JSON, with the app's headers and one log line", async () => {
+    const s = await setup();
+    const r = await s.send('{"name":"a"}', { "x-request-id": "w-1" });
+    expect(r).toBeInstanceOf(Response);
+    const res = r as Response;
+    expect([res.status, await res.text(), res.headers.get("content-type"), res.headers.get("x-request-id"), res.headers.get("cache-control")]).toEqual([
+      200,
+      '{"name":"a"}',
+      "application/json;charset=utf-8",
+      "w-1",
+      "no-store",
+    ]);
+    expect(s.calls.map((c) => [c.params, c.body, c.principal.userId])).toEqual([[{ id: 3 }, { name: "a" }, 3]]);
+    expect(s.lines.map((l) => JSON.parse(l)).map((l) => [l.msg, l.method, l.route, l.status, l.request_id])).toEqual([
+      ["request", "PATCH", "/api/v1/users/:id/things", 200, "w-1"],
+    ]);
+    await s.close();
+  });
+
+  test("declines, untouched and before the write, what the app must answer", async () => {
+    const s = await setup({ cors: true });
+    const declined: [string, Promise<Response | Request>][] = [
+      ["Idempotency-Key", s.send('{"name":"a"}', { "idempotency-key": "k" })],
+      ["Origin the headers depend on", s.send('{"name":"a"}', { origin: "https://app.example" })],
+      ["no Content-Length", s.send('{"name":"a"}', { "content-length": "" })],
+      ["over the body limit", s.send('{"name":"a"}', { "content-length": "5000" })],
+      ["no token", s.send('{"name":"a"}', { authorization: "" })],
+      ["a forged token", s.send('{"name":"a"}', { authorization: `Bearer ${token}x` })],
+      ["an id that is not canonical", s.send('{"name":"a"}', {}, "03")],
+    ];
+    for (const [why, answer] of declined) {
+      const r = await answer;
+      expect({ why, declined: r instanceof Request, bodyLeft: r instanceof Request ? await r.text() : null }).toEqual({ why, declined: true, bodyLeft: '{"name":"a"}' });
+    }
+    const replica = await setup({ primary: false });
+    expect(await replica.send('{"name":"a"}')).toBeInstanceOf(Request);
+    expect([s.calls, replica.calls, s.lines, replica.lines]).toEqual([[], [], [], []]);
+    await s.close();
+    await replica.close();
+  });
+
+  test("a body it read and the app must refuse goes to the app as a copy holding the same bytes", async () => {
+    const s = await setup();
+    for (const body of ['{"name":""}', '{"name":"a","extra":1}', '{"name":', "[1]", '{"name":"\\ud800"}']) {
+      const r = await s.send(body);
+      expect(r).toBeInstanceOf(Request);
+      expect({ body, left: await (r as Request).text() }).toEqual({ body, left: body });
+    }
+    const textPlain = await s.send('{"name":"a"}', { "content-type": "text/plain" });
+    expect(await (textPlain as Request).text()).toBe('{"name":"a"}');
+    expect(s.calls).toEqual([]);
+    await s.close();
+  });
+
+  test("the write limit: a refusal and a decision taken before a decline go to the app; a success carries RateLimit", async () => {
+    const s = await setup({ limit: 2 });
+    const ok = (await s.send('{"name":"a"}')) as Response;
+    expect(ok.headers.get("ratelimit")).toMatch(/^"write";r=1;t=\d+$/);
+    // Invalid: declined after its decision was taken (the app is handed it).
+    expect(await s.send('{"name":""}')).toBeInstanceOf(Request);
+    expect(await s.send('{"name":"b"}')).toBeInstanceOf(Request);
+    expect(s.limiter.stats().limited).toBe(1);
+    expect(s.calls).toHaveLength(1);
+    await s.close();
+  });
+
+  test("once the write has run, its errors are answered as the app's onError answers them", async () => {
+    const s = await setup();
+    s.failWith(forbidden("Neither the user nor an administrator"));
+    const denied = (await s.send('{"name":"a"}', { "x-request-id": "w-403" })) as Response;
+    expect([denied.status, denied.headers.get("content-type"), denied.headers.get("x-request-id"), await denied.json()]).toEqual([
+      403,
+      "application/problem+json",
+      "w-403",
+      { type: "https://neodyme-edge.dev/problems/forbidden", title: "Forbidden", status: 403, detail: "Neither the user nor an administrator" },
+    ]);
+    s.failWith(new DatabaseUnavailable("busy", "The database is locked by another writer; retry later"));
+    const busy = (await s.send('{"name":"a"}')) as Response;
+    expect([busy.status, busy.headers.get("retry-after")]).toEqual([503, "1"]);
+    s.failWith(new Error("a defect"));
+    const broken = (await s.send('{"name":"a"}', { "x-request-id": "w-500" })) as Response;
+    expect(broken.status).toBe(500);
+    const logged = s.lines.map((l) => JSON.parse(l));
+    expect(logged.filter((l) => l.msg === "unhandled error").map((l) => [l.request_id, l.error.message])).toEqual([["w-500", "a defect"]]);
+    expect(logged.filter((l) => l.msg === "request").map((l) => l.status)).toEqual([403, 503, 500]);
+    await s.close();
+  });
+});
