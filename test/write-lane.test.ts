@@ -48,6 +48,25 @@ describe("the write lane", () => {
     expect(writeLane(0, 1_000).applies("POST", URL_)).toBe(false);
   });
 
+  test("hands a turn over on a later turn of the event loop: what arrived while a write ran goes before the next write", async () => {
+    const lane = writeLane(1, 60_000);
+    const first = lane.enter() as () => void;
+    const order: string[] = [];
+    const writes = [1, 2, 3].map((i) =>
+      Promise.resolve(lane.enter()).then((leave) => {
+        order.push(`write ${i}`);
+        // Stands for a request that came in while this write ran: the loop dispatches it on its next turn.
+        setImmediate(() => order.push(`arrived during write ${i}`));
+        leave();
+      }),
+    );
+    first();
+    await Promise.all(writes);
+    await new Promise((r) => setImmediate(r));
+    expect(order).toEqual(["write 1", "arrived during write 1", "write 2", "arrived during write 2", "write 3", "arrived during write 3"]);
+    expect(lane.stats()).toEqual({ inFlight: 0, waiting: 0, overflowed: 0 });
+  });
+
   test("a write that waited maxWaitMs goes in anyway", async () => {
     const lane = writeLane(1, 50);
     const first = lane.enter() as () => void;

@@ -32,13 +32,17 @@ const WRITES = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 export function writeLane(concurrency: number, maxWaitMs: number, offLoop: ReadonlySet<string> = new Set()): WriteLane {
   let inFlight = 0;
   let overflowed = 0;
-  const waiting: (() => void)[] = [];
+  const waiting: Waiter[] = [];
   // A write that went in past the bound (maxWaitMs) does not let the next one in: only below the bound.
   const leave = () => {
-    inFlight--;
-    if (inFlight >= concurrency) return;
-    const next = waiting.shift();
-    if (next !== undefined) next();
+    if (inFlight > concurrency || waiting.length === 0) {
+      inFlight--;
+      return;
+    }
+    // The turn passes to the next write still counted, so no write arriving meanwhile takes it, and on a later
+    // turn of the event loop: handed over at once (a promise's reaction), the next write would run before the
+    // loop reads any other socket, the one after it too, and a read would wait for every queued write.
+    waiting.shift()!.handOver();
   };
   return {
     applies: (method, url) => concurrency > 0 && WRITES.has(method) && !offLoop.has(method + " " + pathnameOf(url)),
@@ -48,26 +52,29 @@ export function writeLane(concurrency: number, maxWaitMs: number, offLoop: Reado
         return once(leave);
       }
       return new Promise((resolve) => {
-        let done = false;
-        const turn = () => {
-          if (done) return;
-          done = true;
-          clearTimeout(timer);
-          inFlight++;
-          resolve(once(leave));
+        const waiter: Waiter = {
+          timer: setTimeout(() => {
+            waiting.splice(waiting.indexOf(waiter), 1);
+            overflowed++;
+            inFlight++;
+            resolve(once(leave));
+          }, maxWaitMs),
+          handOver() {
+            clearTimeout(waiter.timer);
+            setImmediate(() => resolve(once(leave)));
+          },
         };
-        const timer = setTimeout(() => {
-          if (done) return;
-          const at = waiting.indexOf(turn);
-          if (at >= 0) waiting.splice(at, 1);
-          overflowed++;
-          turn();
-        }, maxWaitMs);
-        waiting.push(turn);
+        waiting.push(waiter);
       });
     },
     stats: () => ({ inFlight, waiting: waiting.length, overflowed }),
   };
+}
+
+interface Waiter {
+  timer: ReturnType<typeof setTimeout>;
+  /** Takes the turn a leaving write hands over (already counted in inFlight). */
+  handOver(): void;
 }
 
 /** Runs a write in the turn `leave` gives back: at the write's commit (db/write-turn.ts), else once it is answered. */
