@@ -286,7 +286,8 @@ async function main() {
     writeResults[name] = { bare: await wrk(bare, load, writer.token), service: await wrk(service, load, writer.token) };
   }
   await service.stop();
-  if (runs("writes")) service = await startService(small, { REDIS_URL, REDIS_PREFIX: `bench:db:${process.pid}:` });
+  // The cache on, so that each write invalidates through Redis (with the cache off nothing would be sent).
+  if (runs("writes")) service = await startService(small, { REDIS_URL, REDIS_PREFIX: `bench:db:${process.pid}:`, CACHE_ENABLED: "true" });
   for (const [name, load] of Object.entries(writes)) {
     await wrk(service, load, writer.token, 1);
     writeResults[name]!.service_redis = await wrk(service, load, writer.token);
