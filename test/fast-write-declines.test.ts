@@ -2,6 +2,7 @@
 // how it hands the app the request, body included), and how it answers once the write has run.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { t } from "elysia";
+import type { TSchema } from "@sinclair/typebox";
 import { MemoryBus } from "../src/platform/cache/bus.ts";
 import { TwoTierCache } from "../src/platform/cache/two-tier.ts";
 import { Auth } from "../src/platform/http/auth.ts";
@@ -164,4 +165,18 @@ describe("a declared write's fast answer", () => {
     expect(logged.filter((l) => l.msg === "request").map((l) => l.status)).toEqual([403, 503, 500]);
     await s.close();
   });
+});
+
+test("a write whose body the app would change before the handler (a default, a transform) gets no fast answer", () => {
+  const logger = createLogger("silent");
+  const opts = { auth: new Auth(secret, undefined as unknown as Sessions), bodyLimit: 1024, isPrimary: () => true, observer: requestObserver(logger), logger };
+  const withBody = (body: TSchema) =>
+    fastWrite(
+      "/api/v1/users/:id/things",
+      declaredWrite({ method: "POST", path: "/:id/things", auth: "user", params: IdParams, body, status: 201, response: t.Object({}), problems: [], detail: { operationId: "x", summary: "x" }, handle: async () => ({}) }),
+      opts,
+    );
+  expect(withBody(t.Object({ name: t.String() }))).not.toBeNull();
+  expect(withBody(t.Object({ name: t.String({ default: "n" }) }))).toBeNull();
+  expect(withBody(t.Object({ n: t.Transform(t.String()).Decode((v) => v.length).Encode(String) }))).toBeNull();
 });

@@ -7,6 +7,7 @@
 // length or over the limit, a token or session refused, a rate-limit refusal, a body the
 // app would refuse (it answers the 400/413/415/422 itself), an instance that is not the primary. Once the write
 // has run, it answers whatever happens: the result, or the problem the app's onError would give.
+import { TransformKind } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import type { Auth } from "./auth.ts";
 import type { RateLimiter, RatePolicy } from "./rate-limit.ts";
@@ -52,10 +53,24 @@ function withBody(request: Request, bytes: Uint8Array): Request {
   return copy;
 }
 
-/** The fast answer of one declared write at `route` (the app's own route path), or null when its params are not decimals. */
+/**
+ * Whether a body valid under `schema` reaches the handler as it was sent: no defaults filled in, no transforms
+ * (the app would hand the handler a changed value, which a check alone does not reproduce).
+ */
+function takenAsSent(schema: unknown, seen = new Set<unknown>()): boolean {
+  if (typeof schema !== "object" || schema === null || seen.has(schema)) return true;
+  seen.add(schema);
+  if ("default" in schema || TransformKind in schema) return false;
+  return Object.values(schema).every((v) => takenAsSent(v, seen));
+}
+
+/**
+ * The fast answer of one declared write at `route` (the app's own route path), or null when its params are not
+ * decimals or its body would not reach the handler as sent.
+ */
 export function fastWrite(route: string, write: DeclaredWrite, opts: FastWriteOptions): FastWrite | null {
   const params = paramsReader(write.params);
-  if (params === null) return null;
+  if (params === null || !takenAsSent(write.body)) return null;
   const { auth, rateLimit, headers: policy, bodyLimit, isPrimary, observer, logger } = opts;
   const method = write.method;
   const body = TypeCompiler.Compile(write.body);
