@@ -13,10 +13,12 @@
 //
 // This class keeps L1 and composes the pieces that do each of those jobs: read-through.ts (the miss path, with
 // single flight), invalidation-tracker.ts (which loads may fill), tag-versions.ts (tokens and their retry),
-// retrying-bus.ts (owed bus messages), replica-gate.ts (LiteFS).
+// invalidation-batch.ts (concurrent invalidations in one call), retrying-bus.ts (owed bus messages),
+// replica-gate.ts (LiteFS).
 import type { Logger } from "../observability/logger.ts";
 import type { PositionReader } from "../cluster/position.ts";
 import type { BusMessage, CacheBus } from "./bus.ts";
+import { InvalidationBatch } from "./invalidation-batch.ts";
 import { InvalidationTracker } from "./invalidation-tracker.ts";
 import type { RedisL2 } from "./l2.ts";
 import { alwaysL2, type L2Policy } from "./l2-policy.ts";
@@ -46,6 +48,8 @@ export interface TwoTierOptions {
   catchUpWaitMs?: number;
   /** Keys + tags of failed bus messages kept for the retry; beyond it the retry clears every L1 (default 10,000). */
   maxUnsent?: number;
+  /** False: with Redis too, each invalidation is its own call, however many are on their way (a bench's baseline). */
+  coalesceInvalidations?: boolean;
   /** Which loads may still fill after an invalidation; its own, bounded at 10,000 keys/tags, when absent. */
   invalidations?: InvalidationTracker;
 }
@@ -63,6 +67,7 @@ export class TwoTierCache implements Cache {
   private readonly gate: ReplicaGate;
   private readonly tags: TagVersions;
   private readonly out: RetryingBus;
+  private readonly batch: InvalidationBatch | null;
   private retryTimer: ReturnType<typeof setInterval> | undefined;
   private closed = false;
   private readonly counters = { hits: 0, misses: 0, received: 0 };
@@ -96,6 +101,7 @@ export class TwoTierCache implements Cache {
       onFailed: onOwed,
       publishTags: (tags) => this.out.publish({ i: opts.instanceId, t: tags }),
     });
+    this.batch = opts.l2 !== null && opts.coalesceInvalidations !== false ? new InvalidationBatch((tags, txid) => this.sendInvalidation(tags, txid)) : null;
     this.reader = new ReadThrough({
       l2: opts.l2,
       policy: opts.l2Policy ?? alwaysL2,
@@ -205,6 +211,13 @@ export class TwoTierCache implements Cache {
     if (tags.length === 0) return;
     this.dropLocal(EMPTY, tags);
     const txid = this.gate.stampTxid();
+    // With Redis, invalidations made while one is on its way go together in the next call (invalidation-batch.ts).
+    if (this.batch !== null) return this.batch.add(tags, txid);
+    return this.sendInvalidation(tags, txid);
+  }
+
+  /** Tokens and bus message for tags invalidated here (already dropped from L1); failures are owed and retried. */
+  private async sendInvalidation(tags: readonly string[], txid: string | null): Promise<void> {
     const msg: BusMessage = { i: this.opts.instanceId, t: [...tags] };
     if (txid !== null) msg.x = txid;
     // With Redis, the new tokens and the message go in one round trip (the bus message rides on the bump).
