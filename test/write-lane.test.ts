@@ -144,6 +144,43 @@ describe("the write lane", () => {
     expect(lane.stats()).toEqual({ inFlight: 0, waiting: 0, overflowed: 0 });
   });
 
+  test("through the server: a write with an Idempotency-Key keeps its turn past the key's claim (two password changes never hash at once)", async () => {
+    const env = testEnv({ PORT: "0", HOST: "127.0.0.1", CRON_ENABLED: "false", CACHE_ENABLED: "false", WRITE_CONCURRENCY: "1", WRITE_LANE_WAIT_MS: "60000" });
+    const inst = await startInstance(loadConfig(env), { logger: createLogger("silent", {}) });
+    started.push(inst);
+    const json = { "content-type": "application/json" };
+    const users: { id: number; token: string }[] = [];
+    for (const i of [1, 2]) {
+      const reg = await fetch(`${inst.url}/api/v1/users`, { method: "POST", headers: json, body: JSON.stringify({ email: `keyed${i}@example.com`, password: "password-1", full_name: "K" }) });
+      const login = await fetch(`${inst.url}/api/v1/auth/login`, { method: "POST", headers: json, body: JSON.stringify({ email: `keyed${i}@example.com`, password: "password-1" }) });
+      users.push({ id: ((await reg.json()) as { id: number }).id, token: ((await login.json()) as { access_token: string }).access_token });
+    }
+    // Counts the hashes running at once (the gate itself lets 8 run).
+    const gate = inst.deps.hashing;
+    const run = gate.run.bind(gate);
+    let now = 0;
+    let most = 0;
+    gate.run = async (f) => {
+      most = Math.max(most, ++now);
+      try {
+        return await run(f);
+      } finally {
+        now--;
+      }
+    };
+    const answers = await Promise.all(
+      users.map((u) =>
+        fetch(`${inst.url}/api/v1/users/${u.id}`, {
+          method: "PATCH",
+          headers: { ...json, authorization: `Bearer ${u.token}`, "idempotency-key": `keyed-${u.id}` },
+          body: JSON.stringify({ password: "password-2" }),
+        }),
+      ),
+    );
+    expect(answers.map((r) => r.status)).toEqual([200, 200]);
+    expect(most).toBe(1);
+  });
+
   test("through the server: with the database locked elsewhere, two writes are in the app, the rest wait, reads answer, and every write is stored once the lock goes", async () => {
     const env = testEnv({ PORT: "0", HOST: "127.0.0.1", CRON_ENABLED: "false", CACHE_ENABLED: "false", METRICS_ENABLED: "true", METRICS_PORT: "0", WRITE_CONCURRENCY: "2", WRITE_LANE_WAIT_MS: "30000", DB_WRITE_WAIT_MS: "20000" });
     const inst = await startInstance(loadConfig(env), { logger: createLogger("silent", {}) });

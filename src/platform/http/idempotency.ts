@@ -18,6 +18,7 @@ import { idempotencyKeys } from "../db/schema/index.ts";
 import { readLimited } from "./json-body.ts";
 import { jsonShapeProblem } from "./json-depth.ts";
 import { q } from "../db/tx.ts";
+import { outsideTurn } from "../db/write-turn.ts";
 import type { Logger } from "../observability/logger.ts";
 import { AppError, conflict, unprocessable } from "./errors.ts";
 import { pathnameOf } from "../observability/metrics.ts";
@@ -116,16 +117,19 @@ export function idempotencyPlugin(o: IdempotencyOptions) {
     if (now - prunedAt < PRUNE_EVERY_MS) return;
     prunedAt = now;
     const batch = sql`(select rowid from ${idempotencyKeys} where ${idempotencyKeys.expiresAt} < ${now} limit ${PRUNE_BATCH})`;
-    void o.database
-      .write(function* (tx) {
+    void outsideTurn(() =>
+      o.database.write(function* (tx) {
         yield* q(tx.delete(idempotencyKeys).where(sql`rowid in ${batch}`).run());
-      })
-      .catch((err) => o.logger.warn("idempotency keys: pruning failed", { error: (err as Error).message }));
+      }),
+    ).catch((err) => o.logger.warn("idempotency keys: pruning failed", { error: (err as Error).message }));
   };
+
+  // The key's writes are bookkeeping, not the request's write: their commits keep the request's write-lane turn
+  // (write-turn.ts), which the route's own write gives back.
 
   /** Takes the key for this request: true when it is ours to run (new, expired or abandoned). */
   const claim = (scope: string, key: string, fingerprint: string, now: number) =>
-    o.database.write(function* (tx) {
+    outsideTurn(() => o.database.write(function* (tx) {
       const fresh = { scope, key, fingerprint, state: "running" as const, lockedUntil: now + CLAIM_MS, expiresAt: now + KEPT_MS };
       const inserted = yield* q(tx.insert(idempotencyKeys).values(fresh).onConflictDoNothing().returning({ key: idempotencyKeys.key }).all());
       if (inserted.length > 0) return true;
@@ -144,14 +148,14 @@ export function idempotencyPlugin(o: IdempotencyOptions) {
           .all(),
       );
       return retaken.length > 0;
-    });
+    }));
 
   const finish = (scope: string, key: string, response: { status: number; headers: [string, string][]; body: string } | null) =>
-    o.database.write(function* (tx) {
+    outsideTurn(() => o.database.write(function* (tx) {
       const where = and(eq(idempotencyKeys.scope, scope), eq(idempotencyKeys.key, key), eq(idempotencyKeys.state, "running"));
       if (response === null) yield* q(tx.delete(idempotencyKeys).where(where).run());
       else yield* q(tx.update(idempotencyKeys).set({ state: "done", ...response }).where(where).run());
-    });
+    }));
 
   // Thrown from beforeHandle, so the one onError writes them as it writes every error.
   const keyRefused = (detail: string) => unprocessable([{ field: "Idempotency-Key", message: detail }], detail);
