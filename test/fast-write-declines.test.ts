@@ -69,12 +69,17 @@ async function setup(opts: { primary?: boolean; cors?: boolean; limit?: number }
     logger,
   })!;
   /** A header given as "" is left out. */
-  const send = (body: string, headers: Record<string, string> = {}, id = "3") => {
+  const prepare = (body: string, headers: Record<string, string> = {}, id = "3") => {
     const all = { authorization: `Bearer ${token}`, "content-type": "application/json", "content-length": String(body.length), ...headers };
     const sent = Object.fromEntries(Object.entries(all).filter(([, v]) => v !== ""));
     return fast(new Request(`http://localhost/api/v1/users/${id}/things`, { method: "PATCH", headers: sent, body }), { id }, performance.now());
   };
-  return { send, calls, lines, limiter, failWith: (err: unknown) => (fail = err), close: () => cache.close() };
+  /** A header given as "" is left out; a write ready to run is run (as the server does in its turn). */
+  const send = async (body: string, headers: Record<string, string> = {}, id = "3"): Promise<Response | Request> => {
+    const r = await prepare(body, headers, id);
+    return typeof r === "function" ? r() : r;
+  };
+  return { send, prepare, calls, lines, limiter, failWith: (err: unknown) => (fail = err), close: () => cache.close() };
 }
 
 describe("a declared write's fast answer", () => {
@@ -94,6 +99,16 @@ describe("a declared write's fast answer", () => {
     expect(s.lines.map((l) => JSON.parse(l)).map((l) => [l.msg, l.method, l.route, l.status, l.request_id])).toEqual([
       ["request", "PATCH", "/api/v1/users/:id/things", 200, "w-1"],
     ]);
+    await s.close();
+  });
+
+  test("reads and checks the request before the write lane: what it gives back to run in a turn has not written yet", async () => {
+    const s = await setup();
+    const ready = await s.prepare('{"name":"a"}');
+    expect(typeof ready).toBe("function");
+    expect([s.calls, s.lines]).toEqual([[], []]);
+    const res = await (ready as () => Promise<Response>)();
+    expect([res.status, s.calls.length]).toEqual([200, 1]);
     await s.close();
   });
 

@@ -181,6 +181,30 @@ describe("the write lane", () => {
     expect(most).toBe(1);
   });
 
+  test("through the server: a declared write whose body is still arriving holds no turn", async () => {
+    const env = testEnv({ PORT: "0", HOST: "127.0.0.1", CRON_ENABLED: "false", CACHE_ENABLED: "false", METRICS_ENABLED: "true", METRICS_PORT: "0", WRITE_CONCURRENCY: "1", WRITE_LANE_WAIT_MS: "60000" });
+    const inst = await startInstance(loadConfig(env), { logger: createLogger("silent", {}) });
+    started.push(inst);
+    const json = { "content-type": "application/json" };
+    const reg = await fetch(`${inst.url}/api/v1/users`, { method: "POST", headers: json, body: JSON.stringify({ email: "slow@example.com", password: "password-1", full_name: "Slow" }) });
+    const { id } = (await reg.json()) as { id: number };
+    const login = await fetch(`${inst.url}/api/v1/auth/login`, { method: "POST", headers: json, body: JSON.stringify({ email: "slow@example.com", password: "password-1" }) });
+    const token = ((await login.json()) as { access_token: string }).access_token;
+    const metric = async (name: string) => Number(new RegExp(`^${name} (\\d+)$`, "m").exec(await (await fetch(inst.metricsUrl!)).text())?.[1]);
+    // Headers and the start of a body declared longer: the client is still sending it.
+    const slow = await Bun.connect({ hostname: "127.0.0.1", port: inst.server.port!, socket: { data() {} } });
+    slow.write(`PATCH /api/v1/users/${id} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"full_name":`);
+    try {
+      await Bun.sleep(300);
+      expect(await metric("http_writes_in_flight")).toBe(0);
+      const other = fetch(`${inst.url}/api/v1/users/${id}`, { method: "PATCH", headers: { ...json, authorization: `Bearer ${token}` }, body: JSON.stringify({ full_name: "Other" }) });
+      const status = await Promise.race([other.then((r) => r.status), Bun.sleep(15_000).then(() => "still waiting for a turn")]);
+      expect(status).toBe(200);
+    } finally {
+      slow.end();
+    }
+  });
+
   test("through the server: with the database locked elsewhere, two writes are in the app, the rest wait, reads answer, and every write is stored once the lock goes", async () => {
     const env = testEnv({ PORT: "0", HOST: "127.0.0.1", CRON_ENABLED: "false", CACHE_ENABLED: "false", METRICS_ENABLED: "true", METRICS_PORT: "0", WRITE_CONCURRENCY: "2", WRITE_LANE_WAIT_MS: "30000", DB_WRITE_WAIT_MS: "20000" });
     const inst = await startInstance(loadConfig(env), { logger: createLogger("silent", {}) });

@@ -132,11 +132,12 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
     r.headers.set("connection", "close");
     return r;
   };
-  // A declared write's fast answer, in its turn of the lane; what it declines goes to the app in the same turn.
+  // A declared write's fast answer: read and checked before the lane (fast-write.ts), its write run in a turn;
+  // what it declines goes the app's way, through the lane.
   const fastWriteRoute = (write: FastWrite) => (request: Bun.BunRequest<string>, server: Server<undefined>) => {
     const start = performance.now();
-    const answer = viaLane(request, start, undefined, () =>
-      loading(write(request, request.params, start)).then((r) => (r instanceof Response ? r : viaApp(r, start, server.requestIP(request)?.address))),
+    const answer = loading(write(request, request.params, start)).then((r) =>
+      r instanceof Response ? r : r instanceof Request ? viaLane(r, start, server.requestIP(request)?.address) : viaLane(request, start, undefined, () => loading(r())),
     );
     return draining ? answer.then(closing) : answer;
   };

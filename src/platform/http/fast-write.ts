@@ -24,10 +24,14 @@ import type { Logger } from "../observability/logger.ts";
 import { pathnameOf } from "../observability/metrics.ts";
 
 /**
- * What the server's route calls: the answer, or the request to hand to the app (the one it was given, or a copy
- * holding the body already read, with any rate-limit decision taken carried over).
+ * What the server's route calls, before the write lane: the answer (a body that could not be read), the request
+ * to hand to the app (the one it was given, or a copy holding the body already read, with any rate-limit decision
+ * taken carried over), or the write, ready to run in a turn of the lane. Everything that waits on the network
+ * (the session, the limiter, the body's arrival) is done before: a client sending its body slowly holds no turn.
  */
-export type FastWrite = (request: Request, params: Record<string, string>, start: number) => Promise<Response | Request>;
+export type FastWrite = (request: Request, params: Record<string, string>, start: number) => Promise<Response | Request | ReadyWrite>;
+/** A fast write whose request is read and checked: runs the write and answers whatever happens. */
+export type ReadyWrite = () => Promise<Response>;
 
 export interface FastWriteOptions {
   /** The app's own token and session checks. */
@@ -131,18 +135,20 @@ export function fastWrite(route: string, write: DeclaredWrite, opts: FastWriteOp
       return withBody(request, bytes);
     }
     if (!body.Check(input)) return withBody(request, bytes);
-    // From here on the write runs: whatever happens is answered here.
-    let json: string;
-    try {
-      json = JSON.stringify(await write.handle({ params: p, body: input, principal }));
-    } catch (err) {
-      return failed(request, id, err, start);
-    }
-    template.set("x-request-id", id);
-    if (limit !== undefined) template.set("ratelimit", limit);
-    const response = new Response(json, { status: write.status, headers: template });
-    answered(performance.now() - start, id);
-    return response;
+    // From here on the write runs, in its turn: whatever happens is answered here.
+    return async () => {
+      let json: string;
+      try {
+        json = JSON.stringify(await write.handle({ params: p, body: input, principal }));
+      } catch (err) {
+        return failed(request, id, err, start);
+      }
+      template.set("x-request-id", id);
+      if (limit !== undefined) template.set("ratelimit", limit);
+      const response = new Response(json, { status: write.status, headers: template });
+      answered(performance.now() - start, id);
+      return response;
+    };
   };
 }
 
