@@ -1,6 +1,7 @@
 // With Redis, invalidations made while one is on its way to Redis go together in the next call; each caller
-// still returns only once its own tags' tokens are in Redis, a failed call leaves every one of them owed, and
-// the tokens of one tag reach Redis in the order the invalidations were made.
+// still returns only once its own tags' tokens are in Redis, a failed call leaves every one of them owed, a
+// call that hangs holds the others back only for a while, and the tokens of one tag reach Redis in the order
+// the invalidations were made.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { Redis } from "../src/platform/redis.ts";
 import { RedisBus, type BusCarrier, type BusMessage } from "../src/platform/cache/bus.ts";
@@ -50,15 +51,20 @@ function recorded(client: Redis) {
   return { proxy, scripts };
 }
 
-/** Fails every tag bump and bus publish while `failing` (nothing is sent), counting the bump calls. */
+/**
+ * Fails every tag bump and bus publish while `failing` (nothing is sent), counting the bump calls; while `hold`
+ * is set, a bump sends nothing and returns what it resolves to (a Redis that does not answer, then times out).
+ */
 class FailingL2 extends RedisL2 {
   failing = false;
   calls = 0;
+  hold: Promise<"failed"> | null = null;
   override async bumpTags(tags: readonly string[], token: string, ttlMs: number): Promise<boolean> {
     return this.failing ? false : super.bumpTags(tags, token, ttlMs);
   }
   override async bumpTagsAndPublish(tags: readonly string[], token: string, ttlMs: number, carrier: BusCarrier) {
     this.calls++;
+    if (this.hold !== null) return this.hold;
     return this.failing ? ("failed" as const) : super.bumpTagsAndPublish(tags, token, ttlMs, carrier);
   }
 }
@@ -161,6 +167,26 @@ describe("concurrent invalidations with Redis", () => {
     }
     a.l2.failing = false;
     a.bus.failing = false;
+    expect(await waitUntil(async () => !a.cache.owed, 5_000, "A owing nothing")).toBe(true);
+    await allRead("v2");
+  });
+
+  test("do not wait for ever behind a call that does not return: after a while they go on their own", async () => {
+    const { a, db, allRead } = await cluster(2);
+    let release!: (r: "failed") => void;
+    a.l2.hold = new Promise((r) => (release = r));
+    db.set(1, "v2");
+    db.set(2, "v2");
+    let firstDone = false;
+    const first = a.cache.invalidateTags(["user:1"]).then(() => (firstDone = true));
+    a.l2.hold = null;
+    let secondDone = false;
+    void a.cache.invalidateTags(["user:2"]).then(() => (secondDone = true));
+    expect(await waitUntil(() => secondDone, 5_000, "the second invalidation")).toBe(true);
+    expect(firstDone).toBe(false);
+    // The first call times out: its tags are owed, and delivered by the retry.
+    release("failed");
+    await first;
     expect(await waitUntil(async () => !a.cache.owed, 5_000, "A owing nothing")).toBe(true);
     await allRead("v2");
   });

@@ -2,7 +2,8 @@
 // in one call (their tags merged, one token, one bus message). Writing to the socket is most of what an
 // invalidation costs this process, so under concurrent writes that cost is shared; alone, an invalidation
 // still leaves at once. Each caller's promise settles when the call carrying its tags has returned, so no
-// write is answered before its invalidation is in Redis, and one call at a time keeps them in order.
+// write is answered before its invalidation is in Redis. The calls share one connection, so Redis runs them
+// in the order they were sent.
 
 /** Tags one call carries at most: bounds the script's KEYS and the bus message (each tag is in both). */
 export const MAX_BATCH_TAGS = 1_000;
@@ -19,33 +20,47 @@ export type SendInvalidation = (tags: readonly string[], txid: string | null) =>
 
 export class InvalidationBatch {
   private queue: Waiting[] = [];
-  private sending = false;
+  private inFlight = 0;
+  private timer: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(private readonly send: SendInvalidation) {}
+  /**
+   * `patienceMs`: how long waiting invalidations wait for a call that has not returned before they go anyway;
+   * with a hung Redis a write then waits that much longer than alone at most, not a second call's timeout.
+   */
+  constructor(
+    private readonly send: SendInvalidation,
+    private readonly patienceMs: () => number,
+  ) {}
 
   add(tags: readonly string[], txid: string | null): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ tags, txid, resolve, reject });
       // Synchronously up to the call's first await: alone, the invalidation is written in this very turn.
-      if (!this.sending) void this.drain();
+      if (this.inFlight === 0) this.flush();
+      else if (this.timer === undefined) {
+        this.timer = setTimeout(() => this.flush(), this.patienceMs());
+        (this.timer as { unref?: () => void }).unref?.();
+      }
     });
   }
 
-  private async drain(): Promise<void> {
-    this.sending = true;
+  private flush(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    while (this.queue.length > 0) void this.sendBatch(this.take());
+  }
+
+  private async sendBatch(batch: Waiting[]): Promise<void> {
+    this.inFlight++;
     try {
-      while (this.queue.length > 0) {
-        const batch = this.take();
-        try {
-          if (batch.length === 1) await this.send(batch[0]!.tags, batch[0]!.txid);
-          else await this.send(...merge(batch));
-          for (const w of batch) w.resolve();
-        } catch (err) {
-          for (const w of batch) w.reject(err);
-        }
-      }
+      if (batch.length === 1) await this.send(batch[0]!.tags, batch[0]!.txid);
+      else await this.send(...merge(batch));
+      for (const w of batch) w.resolve();
+    } catch (err) {
+      for (const w of batch) w.reject(err);
     } finally {
-      this.sending = false;
+      this.inFlight--;
+      if (this.queue.length > 0) this.flush();
     }
   }
 

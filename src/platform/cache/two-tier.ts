@@ -101,7 +101,11 @@ export class TwoTierCache implements Cache {
       onFailed: onOwed,
       publishTags: (tags) => this.out.publish({ i: opts.instanceId, t: tags }),
     });
-    this.batch = opts.l2 !== null && opts.coalesceInvalidations !== false ? new InvalidationBatch((tags, txid) => this.sendInvalidation(tags, txid)) : null;
+    const l2 = opts.l2;
+    this.batch =
+      l2 !== null && opts.coalesceInvalidations !== false
+        ? new InvalidationBatch((tags, txid) => this.sendInvalidation(tags, txid), () => l2.effectiveTimeoutMs)
+        : null;
     this.reader = new ReadThrough({
       l2: opts.l2,
       policy: opts.l2Policy ?? alwaysL2,
