@@ -7,7 +7,7 @@ import { createLogger } from "../src/platform/observability/logger.ts";
 import { REDIS_URL, serveApp, tempDir, TEST_TIMEOUT_MS, WIRINGS } from "./helpers.ts";
 import { rawRequest, type RawResponse } from "./support/raw-http.ts";
 import { comparable, fastAnswers, requestsCounted } from "./support/fast-parity.ts";
-import { logsSettled } from "./support/wait.ts";
+import { logsSettled, waitUntil } from "./support/wait.ts";
 import { holdWriteLock } from "./support/sqlite-lock.ts";
 setDefaultTimeout(TEST_TIMEOUT_MS);
 
@@ -219,6 +219,34 @@ test("a write lock held by another process: the fast write's 503 is the app's, w
     expect(statuses.map((l) => [l.request_id, l.route, l.status])).toEqual([
       ["locked-fast", "/api/v1/users/:id/posts", 503],
       ["locked-app", "/api/v1/users/:id/posts", 503],
+    ]);
+  } finally {
+    await s.stop();
+  }
+}, 60_000);
+
+test("a client that closes its connection mid-body gets the app's 400 for a broken body both ways, logged as a request, not as an error", async () => {
+  const lines: string[] = [];
+  const s = await start({ CACHE_ENABLED: "false" }, lines);
+  try {
+    const u = await s.account("fast-cut@example.com");
+    const port = new URL(s.instance.url).port;
+    // Headers, then the start of a body declared (or chunked) longer, then the client closes its side.
+    for (const [rid, framing] of [
+      ["cut-fast", 'Content-Length: 100\r\n\r\n{"theme":'],
+      ["cut-app", 'Transfer-Encoding: chunked\r\n\r\n9\r\n{"theme":\r\n'],
+    ]) {
+      const socket = await Bun.connect({ hostname: "127.0.0.1", port: Number(port), socket: { data() {} } });
+      socket.write(`PATCH /api/v1/users/${u.id}/preferences HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${u.token}\r\nContent-Type: application/json\r\nx-request-id: ${rid}\r\n${framing}`);
+      await Bun.sleep(200);
+      socket.shutdown();
+      await waitUntil(() => lines.some((l) => l.includes(`"request_id":"${rid}"`)), 10_000, `the line of ${rid}`);
+      socket.end();
+    }
+    const mine = lines.map((l) => JSON.parse(l)).filter((l) => String(l.request_id).startsWith("cut-"));
+    expect(mine.map((l) => [l.level, l.msg, l.request_id, l.status])).toEqual([
+      ["info", "request", "cut-fast", 400],
+      ["info", "request", "cut-app", 400],
     ]);
   } finally {
     await s.stop();

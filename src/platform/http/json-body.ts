@@ -4,6 +4,15 @@ import { isUtf8 } from "node:buffer";
 import { AppError, badRequest, payloadTooLarge } from "./errors.ts";
 import { JSON_MAX_DEPTH, JSON_MAX_VALUES, jsonShapeProblem } from "./json-depth.ts";
 
+/**
+ * A body whose connection closed before its end is the client's broken request, not a server failure: a 400, as
+ * a chunked body cut off (which simply ends early) gets from the JSON check, and no error in the logs.
+ */
+function cutOff(request: Request, err: unknown): unknown {
+  if (!request.signal.aborted && (err as { name?: unknown } | null)?.name !== "AbortError") return err;
+  return badRequest("The request body ended before it was complete (the connection closed)");
+}
+
 /** Reads a body, never holding more than `limit` bytes of it: past that, 413 (chunked bodies included). */
 export async function readLimited(request: Request, limit: number): Promise<Uint8Array> {
   // A declared length is what the server reads, no more (HTTP framing): read it natively in one piece, which
@@ -13,7 +22,12 @@ export async function readLimited(request: Request, limit: number): Promise<Uint
   const declared = request.headers.get("content-length");
   if (declared !== null) {
     if (Number(declared) > limit) throw payloadTooLarge(limit);
-    const bytes = await request.bytes();
+    let bytes: Uint8Array;
+    try {
+      bytes = await request.bytes();
+    } catch (err) {
+      throw cutOff(request, err);
+    }
     if (bytes.byteLength > limit) throw payloadTooLarge(limit);
     return bytes;
   }
@@ -22,7 +36,13 @@ export async function readLimited(request: Request, limit: number): Promise<Uint
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {
-    const { done, value } = await reader.read();
+    let read: Awaited<ReturnType<typeof reader.read>>;
+    try {
+      read = await reader.read();
+    } catch (err) {
+      throw cutOff(request, err);
+    }
+    const { done, value } = read;
     if (done) break;
     total += value.byteLength;
     if (total > limit) {
