@@ -159,6 +159,21 @@ describe("a declared write's fast answer", () => {
     await s.close();
   });
 
+  test("a failure before the body is read (loading the session, the write limit) declines: the app meets it and answers it", async () => {
+    const s = await setup({ limit: 5 });
+    // A session not in memory is loaded from this setup's database, which there is none of: the load throws.
+    const unknownSession = signJwt({ sub: "3", sid: "not-in-memory", adm: false, iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 60 }, secret);
+    const loadFailed = await s.send('{"name":"a"}', { authorization: `Bearer ${unknownSession}` });
+    expect(loadFailed).toBeInstanceOf(Request);
+    expect(await (loadFailed as Request).text()).toBe('{"name":"a"}');
+    s.limiter.shared = () => Promise.reject(new Error("the limiter's store is down"));
+    const limitFailed = await s.send('{"name":"a"}');
+    expect(limitFailed).toBeInstanceOf(Request);
+    expect(await (limitFailed as Request).text()).toBe('{"name":"a"}');
+    expect([s.calls, s.lines]).toEqual([[], []]);
+    await s.close();
+  });
+
   test("once the write has run, its errors are answered as the app's onError answers them", async () => {
     const s = await setup();
     s.failWith(forbidden("Neither the user nor an administrator"));

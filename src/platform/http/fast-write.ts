@@ -4,12 +4,13 @@
 // metrics, and the same mapping of errors to problems (errors.ts problemOf). It declines (hands the request to the
 // app, untouched or with the body it read) whatever is unusual, always before the write runs: another method,
 // an id that is not canonical, an Idempotency-Key, an Origin the headers depend on, a body without a declared
-// length or over the limit, a token or session refused, a rate-limit refusal, a body the
+// length or over the limit, a token or session refused, a rate-limit refusal, a failure before the body is read
+// (loading the session, deciding the limit: the app meets it and answers it its way), a body the
 // app would refuse (it answers the 400/413/415/422 itself), an instance that is not the primary. Once the write
 // has run, it answers whatever happens: the result, or the problem the app's onError would give.
 import { TransformKind } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
-import type { Auth } from "./auth.ts";
+import type { Auth, Principal } from "./auth.ts";
 import type { RateLimiter, RatePolicy } from "./rate-limit.ts";
 import { carryDecision, handOverDecision, rateLimitHeader, sessionWriteKey } from "./rate-limits.ts";
 import { putInto, putOnto, type HeaderPolicy } from "./headers.ts";
@@ -106,19 +107,26 @@ export function fastWrite(route: string, write: DeclaredWrite, opts: FastWriteOp
     // A chunked body, or one over the limit (the app answers 413 before reading it), goes the app's way.
     const length = headers.get("content-length");
     if (length === null || !(Number(length) <= bodyLimit)) return request;
-    // A session not in memory is loaded as the app would; a refused token or session goes the app's way (401).
-    const authorization = headers.get("authorization");
-    const principal = auth.peekPrincipal(authorization) ?? (await auth.principal(authorization));
-    if (principal === null || (write.auth === "admin" && !principal.isAdmin)) return request;
-    // The app decides the write limit before anything else; here, for a caller known to be who it says. The
-    // decision goes with the request should it decline from here on, so the app neither counts it again nor
-    // decides otherwise (it writes the 429 of a refusal from it).
+    let principal: Principal;
     let limit: string | undefined;
-    if (rateLimit !== undefined) {
-      const d = await rateLimit.limiter.shared(sessionWriteKey(principal.sessionId), rateLimit.policy);
-      handOverDecision(request, d);
-      if (!d.allowed) return request;
-      limit = rateLimitHeader(d);
+    try {
+      // A session not in memory is loaded as the app would; a refused token or session goes the app's way (401).
+      const authorization = headers.get("authorization");
+      const found = auth.peekPrincipal(authorization) ?? (await auth.principal(authorization));
+      if (found === null || (write.auth === "admin" && !found.isAdmin)) return request;
+      principal = found;
+      // The app decides the write limit before anything else; here, for a caller known to be who it says. The
+      // decision goes with the request should it decline from here on, so the app neither counts it again nor
+      // decides otherwise (it writes the 429 of a refusal from it).
+      if (rateLimit !== undefined) {
+        const d = await rateLimit.limiter.shared(sessionWriteKey(principal.sessionId), rateLimit.policy);
+        handOverDecision(request, d);
+        if (!d.allowed) return request;
+        limit = rateLimitHeader(d);
+      }
+    } catch {
+      // The session or the limiter failed (the database, Redis): the app meets the same and answers it its way.
+      return request;
     }
     const id = requestIdOf(request);
     let bytes: Uint8Array;
