@@ -8,6 +8,7 @@ import { inTurn, writeLane } from "../src/platform/http/write-lane.ts";
 import { openDatabase, type Database, type Driver } from "../src/platform/db/client.ts";
 import { runMigrations } from "../src/platform/db/migrate.ts";
 import { q } from "../src/platform/db/tx.ts";
+import { holdingTurn } from "../src/platform/db/write-turn.ts";
 import { usersRepo } from "../src/modules/users/repository.ts";
 import { join } from "node:path";
 import { tempDir, testEnv, TEST_TIMEOUT_MS } from "./helpers.ts";
@@ -117,6 +118,19 @@ describe("the write lane", () => {
       answer();
       await Promise.all([first, second]);
       expect(lane.stats()).toEqual({ inFlight: 0, waiting: 0, overflowed: 0 });
+    });
+  }
+
+  for (const driver of ["bun:sqlite", "libsql"] as const satisfies readonly Driver[]) {
+    test(`a failure after COMMIT (giving the turn back) never turns a stored write into an error (${driver})`, async () => {
+      const database = await openDatabase(`file:${join(tempDir("lane-"), "app.db")}`, { setWal: true, driver });
+      opened.push(database);
+      await runMigrations(database);
+      const giveBack = () => {
+        throw new Error("a defect in giving the turn back");
+      };
+      const stored = await holdingTurn(giveBack, () => database.write((tx) => q(usersRepo.insert(tx, { email: "after@example.com", passwordHash: "h", fullName: "A" }))));
+      expect(stored?.email).toBe("after@example.com");
     });
   }
 

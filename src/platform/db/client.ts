@@ -67,6 +67,24 @@ export function filePathOf(url: string): string | null {
 export const driverFor = (url: string): Driver => (url.startsWith("file:") ? "bun:sqlite" : "libsql");
 
 /**
+ * What follows a COMMIT: the checkpointer's count (`extra`) and the request's turn (write-turn.ts). The write is
+ * stored by then, so nothing here may turn it into an error for its caller: a failure is dropped (the checkpointer
+ * has its backstop, and a turn not given back here is given back when the request is answered).
+ */
+function afterCommit(extra?: () => void): void {
+  try {
+    extra?.();
+  } catch {
+    // See above: the commit stands.
+  }
+  try {
+    committed();
+  } catch {
+    // See above: the commit stands.
+  }
+}
+
+/**
  * Retries `attempt` while it fails with SQLITE_BUSY before its body started (BEGIN IMMEDIATE found the lock
  * taken), sleeping between tries so the event loop keeps serving; gives up after `waitMs`.
  */
@@ -106,16 +124,16 @@ function openBun(url: string, path: string | null, opts: OpenOptions): Database 
   const runOnce = <T>(body: TxBody<Db, T>, started: { value: boolean }): T => {
     begin.run();
     started.value = true;
+    let result: T;
     try {
-      const result = driveSync(body(db));
+      result = driveSync(body(db));
       commit.run();
-      checkpoints?.committed();
-      committed();
-      return result;
     } catch (err) {
       if (sqlite.inTransaction) rollback.run();
       throw err;
     }
+    afterCommit(() => checkpoints?.committed());
+    return result;
   };
   const client: SqlClient = {
     async execute(stmt) {
@@ -176,7 +194,7 @@ async function openLibsql(url: string, path: string | null, opts: OpenOptions): 
     );
     turn = run.catch(() => undefined);
     return run.then((result) => {
-      committed();
+      afterCommit();
       return result;
     });
   };
