@@ -40,6 +40,11 @@ export interface Cache {
   stats(): CacheStats;
   /** True while an invalidation (a tag bump in L2, a bus message) has not gone through yet and is being retried. */
   readonly owed?: boolean;
+  /**
+   * True while L1 is read and filled: the bus is live, so another instance's invalidation reaches this one's
+   * entries. A caller's own memory of a value is only as coherent as this says.
+   */
+  readonly l1Live?: boolean;
   close(): Promise<void>;
 }
 

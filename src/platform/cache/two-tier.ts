@@ -276,6 +276,10 @@ export class TwoTierCache implements Cache {
     return this.out.owed || this.tags.owed;
   }
 
+  get l1Live(): boolean {
+    return this.l1Usable;
+  }
+
   stats(): CacheStats {
     const { hits, misses, received } = this.counters;
     const published = this.out.published;

@@ -38,8 +38,10 @@ export interface SessionState {
 }
 
 /**
- * A state read without the cache's L1 (the bus was down, or it was just loaded) is remembered here for at
- * most this long: the bound on how stale a revocation can be seen when the bus cannot say so.
+ * While the cache's L1 is not live (the bus is down, or L1 is off), a state is remembered here for at most this
+ * long: the bound on how stale a revocation can be seen when the bus cannot say so. While L1 is live this memo
+ * is neither read nor filled: the bus reaches L1 entries, not this map, so a state kept here would outlive a
+ * revocation sent through the bus.
  */
 export const SESSION_MEMO_MS = 1_000;
 const MEMO_MAX = 10_000;
@@ -63,17 +65,22 @@ export class Sessions {
   /** The session's state, or null when it is revoked, expired, or its account is gone or inactive. */
   async state(sid: string, userId: number): Promise<SessionState | null> {
     const now = Date.now();
-    const m = this.memo.get(sid);
-    if (m !== undefined && m.until > now) return m.state;
+    if (this.cache.l1Live !== true) {
+      const m = this.memo.get(sid);
+      if (m !== undefined && m.until > now) return m.state;
+    }
     const r = await this.cache.getOrSet(cacheKeys.session(sid), () => this.load(sid), { tags: [cacheKeys.sessionsTag(userId)] });
-    if (r.source !== "hit-l1") this.remember(sid, r.value, now);
+    // Checked again: the bus may have gone down during the load, and then nothing filled L1.
+    if (this.cache.l1Live !== true) this.remember(sid, r.value, now);
     return r.value;
   }
 
   /** Synchronously, from memory only: the state, null when known revoked, undefined when not in memory. */
   peek(sid: string): SessionState | null | undefined {
-    const m = this.memo.get(sid);
-    if (m !== undefined && m.until > Date.now()) return m.state;
+    if (this.cache.l1Live !== true) {
+      const m = this.memo.get(sid);
+      if (m !== undefined && m.until > Date.now()) return m.state;
+    }
     const hit = this.cache.peek?.(cacheKeys.session(sid));
     return hit === undefined ? undefined : (hit.value as SessionState | null);
   }

@@ -1,0 +1,57 @@
+// The session memo (sessions.ts) is the bound for when the bus cannot carry a revocation, and only then: while
+// the cache's L1 is live every check goes to the cache, where the bus's invalidations land.
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
+import type { Cache, CacheResult } from "../src/platform/cache/port.ts";
+import type { Database } from "../src/platform/db/client.ts";
+import { Sessions, type SessionState } from "../src/platform/http/sessions.ts";
+import { TEST_TIMEOUT_MS } from "./helpers.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
+
+/** A cache that answers from a map another instance's revocation would change, and counts the reads. */
+function fakeCache(l1Live: boolean) {
+  const values = new Map<string, SessionState | null>();
+  let reads = 0;
+  const hit = (key: string): CacheResult<unknown> => {
+    const value = values.get(key) ?? null;
+    return { value, json: JSON.stringify(value), source: l1Live ? "hit-l1" : "hit-l2" };
+  };
+  const cache = {
+    l1Live,
+    async getOrSet<T>(key: string) {
+      reads++;
+      return hit(key) as CacheResult<T>;
+    },
+    peek: (key: string) => (l1Live && values.get(key) ? hit(key) : undefined),
+  } as unknown as Cache;
+  return { cache, values, reads: () => reads };
+}
+
+describe("the session memo", () => {
+  test("while L1 is live, a state changed in the cache is seen by the next check and the next peek", async () => {
+    const f = fakeCache(true);
+    const sessions = new Sessions(undefined as unknown as Database, f.cache);
+    f.values.set("session:s", { userId: 1, isAdmin: false });
+    expect(await sessions.state("s", 1)).toEqual({ userId: 1, isAdmin: false });
+    expect(sessions.peek("s")).toEqual({ userId: 1, isAdmin: false });
+    f.values.set("session:s", null); // what the bus does to L1 when another instance revokes
+    expect(sessions.peek("s")).toBeUndefined();
+    expect(await sessions.state("s", 1)).toBeNull();
+    expect(f.reads()).toBe(2);
+  });
+
+  test("while L1 is not live, a state is remembered for a bounded time, then read again", async () => {
+    const f = fakeCache(false);
+    const sessions = new Sessions(undefined as unknown as Database, f.cache);
+    f.values.set("session:s", { userId: 1, isAdmin: false });
+    expect(await sessions.state("s", 1)).toEqual({ userId: 1, isAdmin: false });
+    f.values.set("session:s", null);
+    // Remembered: no read per request when nothing can keep an L1 coherent.
+    expect(await sessions.state("s", 1)).toEqual({ userId: 1, isAdmin: false });
+    expect(sessions.peek("s")).toEqual({ userId: 1, isAdmin: false });
+    expect(f.reads()).toBe(1);
+    const started = performance.now();
+    while ((await sessions.state("s", 1)) !== null && performance.now() - started < 5_000) await Bun.sleep(50);
+    expect(await sessions.state("s", 1)).toBeNull();
+    expect(sessions.peek("s")).toBeNull();
+  });
+});
