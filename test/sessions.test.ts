@@ -2,6 +2,7 @@
 // instance through the bus, the fast paths included.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { setAdmin } from "../src/modules/users/service.ts";
+import { DatabaseUnavailable } from "../src/platform/db/errors.ts";
 import { makeApp, REDIS_URL, tempDir, type TestApp, testPrefix, WIRINGS, serveApp, TEST_TIMEOUT_MS } from "./helpers.ts";
 setDefaultTimeout(TEST_TIMEOUT_MS);
 
@@ -55,6 +56,24 @@ describe.each(WIRINGS)("the sessions contract over $wiring", ({ env, redis }) =>
       expect(await me(t, u.token)).toBe(401);
       expect(await me(t, second)).toBe(401);
       expect(await me(t, await t.login(u.email, "a-new-password"))).toBe(200);
+    });
+
+    test("a password change and the end of the sessions are one write: no second transaction can fail after the password changed", async () => {
+      const u = await t.user();
+      // Every write transaction after the first of the request meets the write lock held elsewhere.
+      const database = t.deps.database;
+      const write = database.write;
+      let writes = 0;
+      database.write = (body) => (++writes === 1 ? write(body) : Promise.reject(new DatabaseUnavailable("busy", "The database is locked by another writer; retry later")));
+      let status: number;
+      try {
+        status = (await t.json("PATCH", `/api/v1/users/${u.id}`, { token: u.token, body: { password: "a-newer-password" } })).status;
+      } finally {
+        database.write = write;
+      }
+      expect([status, writes]).toEqual([200, 1]);
+      expect(await me(t, u.token)).toBe(401);
+      expect(await me(t, await t.login(u.email, "a-newer-password"))).toBe(200);
     });
 
     test("a deleted user's token reads nothing", async () => {

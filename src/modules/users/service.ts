@@ -119,7 +119,11 @@ export async function update(
         const other = yield* q(usersRepo.findByEmail(tx, patch.email));
         if (other && other.id !== id) throw duplicateEmail();
       }
-      return yield* q(usersRepo.update(tx, id, patch));
+      const updated = yield* q(usersRepo.update(tx, id, patch));
+      // A new password ends every session of the account, the caller's own included, in the same transaction: a
+      // second one after it could meet the write lock and fail with the password already changed.
+      if (updated && patch.passwordHash !== undefined) yield* q(deps.auth.sessions.deleteAllRows(tx, id));
+      return updated;
     });
   } catch (err) {
     if (isUniqueViolation(err)) throw duplicateEmail();
@@ -127,8 +131,7 @@ export async function update(
   }
   if (!row) throw notFound(`User ${id} not found`);
   await invalidateUser(deps.cache, id);
-  // A new password ends every session of the account, the caller's own included.
-  if (patch.passwordHash !== undefined) await deps.auth.sessions.revokeAll(id);
+  if (patch.passwordHash !== undefined) await deps.auth.sessions.forgetAll(id);
   return toUserPublic(row);
 }
 

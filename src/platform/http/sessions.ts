@@ -5,7 +5,7 @@
 import { and, eq, sql } from "drizzle-orm";
 import type { Cache } from "../cache/port.ts";
 import { keyMemo } from "../cache/key-memo.ts";
-import type { Database } from "../db/client.ts";
+import type { Database, Db } from "../db/client.ts";
 import { q } from "../db/tx.ts";
 import { sessions, users } from "../db/schema/index.ts";
 import { preparedFor } from "../db/step.ts";
@@ -97,7 +97,21 @@ export class Sessions {
    * every instance read their state again (account deleted, admin rights or activity changed).
    */
   async revokeAll(userId: number, opts: { deleteRows?: boolean } = {}): Promise<void> {
-    if (opts.deleteRows ?? true) await this.database.write((tx) => q(tx.delete(sessions).where(eq(sessions.userId, userId)).run()));
+    if (opts.deleteRows ?? true) await this.database.write((tx) => q(this.deleteAllRows(tx, userId)));
+    await this.forgetAll(userId);
+  }
+
+  /**
+   * Deletes every session row of a user inside the caller's write body (yield it with `q`), for a write that must
+   * end the sessions with its own change (a password change): both are stored, or neither. Once it commits,
+   * forgetAll() makes every instance read their state again.
+   */
+  deleteAllRows(tx: Db, userId: number) {
+    return tx.delete(sessions).where(eq(sessions.userId, userId)).run();
+  }
+
+  /** Makes every instance read the states of a user's sessions again (after their rows changed or went). */
+  async forgetAll(userId: number): Promise<void> {
     for (const [sid, m] of this.memo) if (m.state === null || m.state.userId === userId) this.memo.delete(sid);
     await this.cache.invalidateTags([cacheKeys.sessionsTag(userId)]);
   }
