@@ -165,8 +165,7 @@ for (const driver of ["bun:sqlite", "libsql"] as const) {
   });
 }
 
-// libSQL's own client is not tested here: after a BEGIN that found the lock taken, its connection keeps the
-// failed statement open and the next COMMIT on it fails; a libsql:// server takes its locks server-side.
+// libSQL on a held lock: test/idempotency-lock.test.ts (a 503, then the retry after the lock goes commits).
 describe("bun:sqlite write bodies", () => {
   test("a write waits for another process's lock without blocking the event loop, then answers busy", async () => {
     const { database, file } = await fresh("bun:sqlite", 300);

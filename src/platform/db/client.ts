@@ -172,9 +172,9 @@ function openBun(url: string, path: string | null, opts: OpenOptions): Database 
 }
 
 async function openLibsql(url: string, path: string | null, opts: OpenOptions): Promise<Database> {
-  // timeout is libSQL's busy_timeout on a local file, which only tests open this way (file: URLs run on
-  // bun:sqlite): its client leaves a BEGIN that found the lock taken open on the connection, so it waits instead.
-  const raw: Client = createClient({ url, timeout: path ? 5_000 : undefined });
+  // No busy_timeout on a local file (which only DATABASE_DRIVER=libsql opens this way): it would sleep on the event
+  // loop. A busy write is retried in write(), as on bun:sqlite.
+  const raw: Client = createClient({ url });
   if (opts.setWal && path) await raw.execute("PRAGMA journal_mode=WAL");
   if (path) await raw.execute("PRAGMA synchronous=NORMAL");
   await raw.execute("PRAGMA foreign_keys=ON");
@@ -185,12 +185,21 @@ async function openLibsql(url: string, path: string | null, opts: OpenOptions): 
   let turn: Promise<unknown> = Promise.resolve();
   const write = <T>(body: TxBody<Db, T>): Promise<T> => {
     const run = turn.then(() =>
-      withBusyRetry(waitMs, (started) =>
-        (db as unknown as { transaction<R>(fn: (tx: Db) => Promise<R>): Promise<R> }).transaction((tx) => {
-          started.value = true;
-          return driveAsync(body(tx));
-        }),
-      ),
+      withBusyRetry(waitMs, async (started) => {
+        try {
+          return await (db as unknown as { transaction<R>(fn: (tx: Db) => Promise<R>): Promise<R> }).transaction((tx) => {
+            started.value = true;
+            return driveAsync(body(tx));
+          });
+        } catch (err) {
+          // On a local file, a BEGIN that found the lock taken stays an unfinished statement on its pooled
+          // connection, and every later COMMIT there fails ("SQL statements in progress"): drop the connections.
+          // Safe here: this process's only transaction is this one (the turn above), other calls borrow one
+          // synchronously.
+          if (path && !started.value && isBusy(err)) await raw.reconnect();
+          throw err;
+        }
+      }),
     );
     turn = run.catch(() => undefined);
     return run.then((result) => {
