@@ -82,6 +82,28 @@ describe("Idempotency-Key", () => {
     expect(after.headers.get("idempotent-replayed")).toBeNull();
   });
 
+  test("the same user's retry after logging in again (a new session) is replayed: one post, not two", async () => {
+    const a = await app();
+    const u = await a.user();
+    const h = { "idempotency-key": "new-session" };
+    const path = `/api/v1/users/${u.id}/posts`;
+    const body = { title: "once", content: "x" };
+    const first = await a.json("POST", path, { token: u.token, body, headers: h });
+    expect(first.status).toBe(201);
+    const token = await a.login(u.email, "correct-horse");
+    expect(token).not.toBe(u.token);
+    const again = await a.json("POST", path, { token, body, headers: h });
+    expect(again.status).toBe(201);
+    expect(again.res.headers.get("idempotent-replayed")).toBe("true");
+    expect(again.body).toEqual(first.body);
+    expect((await a.json("GET", `${path}?limit=100`, { token })).body.total).toBe(1);
+    // Another user's same key and body is its own request.
+    const v = await a.user();
+    const other = await a.json("POST", `/api/v1/users/${v.id}/posts`, { token: v.token, body, headers: h });
+    expect(other.status).toBe(201);
+    expect(other.res.headers.get("idempotent-replayed")).toBeNull();
+  });
+
   test("a key that is not 1-255 printable characters is a 422; GET ignores the header", async () => {
     const a = await app();
     const u = await a.user();

@@ -4,12 +4,12 @@
 // local cluster, and on Fly the primary's, where every write is sent): a Redis wipe forgets none, and a retry
 // reaches them from any instance. A 5xx, 429, 408 or 425 is not kept, so the client can retry it.
 //
-// Two parts. A wrap around the whole app claims a new key, lets the request run and stores exactly what the
-// client got. A key already taken is answered in `beforeHandle` instead, after everything a new request meets
-// first (the rate limits, the token and its session, the route's level of access, the input's validation), so a
-// replay, a 409 or a 422 for the key costs a caller what a new request would, and is refused what a new request
-// would be. Keys are scoped per caller (callerScope): its session, or its client IP when anonymous, and an admin
-// token's current admin rights.
+// Two parts. A wrap around the whole app reads the key and body and stores exactly what the client got. The key
+// is settled in `beforeHandle`, after everything a new request meets first (the rate limits, the token and its
+// session, the route's level of access, the input's validation): a taken key's replay, 409 or 422 costs a caller
+// what a new request would and is refused what a new request would be, and a new key is claimed only there, so a
+// request refused before (401, 403, 422) never touches the table nor waits for its write lock. Keys are scoped
+// per caller (callerScope): its user, or its client IP when anonymous, and an admin token's current admin rights.
 import { and, eq, sql } from "drizzle-orm";
 import { Elysia } from "elysia";
 import type { Role } from "../cluster/role.ts";
@@ -97,15 +97,19 @@ export function bodyFingerprintText(body: string): string {
 type Row = typeof idempotencyKeys.$inferSelect;
 
 /**
- * Whose keys a request's key is among: its session when its token's signature holds, else its client IP (as the
- * write limit keys callers, callerKey), so that no anonymous caller can replay, or take first, another's key. For
- * an admin's token, also whether the account is an administrator now: once its rights are withdrawn, the answers
- * given with them are out of reach, and a retry runs as a new request, with the rights the caller has then.
+ * Whose keys a request's key is among: its user when its token's signature holds (a retry after logging in again,
+ * with a new session, is still the same client's retry; a revoked session's token never reaches a replay, which
+ * comes after the session check), else its client IP (as the write limit keys anonymous callers, callerKey), so
+ * that no anonymous caller can replay, or take first, another's key. For an admin's token, also whether the account
+ * is an administrator now: once its rights are withdrawn, the answers given with them are out of reach, and a retry
+ * runs as a new request, with the rights the caller has then.
  */
 export async function callerScope(auth: Auth, request: Request, clientIpHeader: string | undefined): Promise<string> {
-  const caller = callerKey(auth, request, clientIpHeader);
   const authorization = request.headers.get("authorization");
-  if (auth.tokenPrincipal(authorization)?.isAdmin !== true) return caller;
+  const token = auth.tokenPrincipal(authorization);
+  if (token === null) return callerKey(auth, request, clientIpHeader);
+  const caller = `user:${token.userId}`;
+  if (!token.isAdmin) return caller;
   return (await auth.principal(authorization))?.isAdmin === true ? caller + ":admin" : caller;
 }
 
@@ -161,14 +165,61 @@ export function idempotencyPlugin(o: IdempotencyOptions) {
   const keyRefused = (detail: string) => unprocessable([{ field: "Idempotency-Key", message: detail }], detail);
   const running = () => conflict("A request with this Idempotency-Key is being handled; retry shortly", { "retry-after": "1" });
 
-  /** What a request whose key is taken gets, given in beforeHandle (see the file's header): a replay, or thrown. */
-  const taken = new WeakMap<Request, () => Response>();
+  /** The kept row of a key, if any. */
+  const rowOf = async (scope: string, key: string) =>
+    ((await db
+      .select()
+      .from(idempotencyKeys)
+      .where(and(eq(idempotencyKeys.scope, scope), eq(idempotencyKeys.key, key)))) as Row[])[0];
+
+  /** True while a row holds its key: kept and not expired, or running and not abandoned. */
+  const holds = (row: Row, now: number) => row.expiresAt >= now && !(row.state === "running" && row.lockedUntil < now);
+
+  /** What a request whose key is taken gets: a replay, or thrown (409 while it runs, 422 for another request). */
+  const answerTaken = (row: Row | undefined, fingerprint: string): Response => {
+    if (row === undefined) throw running();
+    if (row.fingerprint !== fingerprint) throw keyRefused("this Idempotency-Key was used with another request");
+    if (row.state !== "done") throw running();
+    const headers = new Headers(row.headers ?? []);
+    headers.set("idempotent-replayed", "true");
+    return new Response(row.body, { status: row.status ?? 200, headers });
+  };
+
+  /** A keyed request the wrap let through: its key, and whether beforeHandle claimed it for this request. */
+  interface Keyed {
+    scope: string;
+    key: string;
+    fingerprint: string;
+    claimed: boolean;
+  }
+  const keyed = new WeakMap<Request, Keyed | (() => never)>();
+
+  /**
+   * In beforeHandle, after what a new request meets first (see the file's header), so a 401, 403 or 422 leaves
+   * the table alone and never waits for its write lock. A kept answer is read without a write (a replay answers
+   * while another process holds the lock); a key nobody holds is claimed, and a claim that meets the lock held
+   * past the write's wait throws the same 503 as any write (onError, problemOf).
+   */
+  async function settle(request: Request): Promise<Response | undefined> {
+    const entry = keyed.get(request);
+    if (entry === undefined) return undefined;
+    if (typeof entry === "function") return entry();
+    const now = Date.now();
+    const row = await rowOf(entry.scope, entry.key);
+    if (row !== undefined && holds(row, now)) return answerTaken(row, entry.fingerprint);
+    prune(now);
+    if (await claim(entry.scope, entry.key, entry.fingerprint, now)) {
+      entry.claimed = true;
+      return undefined;
+    }
+    return answerTaken(await rowOf(entry.scope, entry.key), entry.fingerprint);
+  }
 
   async function handle(request: Request, next: (r: Request) => Promise<Response> | Response): Promise<Response> {
     const key = request.headers.get("idempotency-key");
     if (key === null || !idempotencyApplies(request.method)) return next(request);
     if (!KEY_RE.test(key)) {
-      taken.set(request, () => {
+      keyed.set(request, () => {
         throw keyRefused("must be 1 to 255 printable characters");
       });
       return next(request);
@@ -181,31 +232,17 @@ export function idempotencyPlugin(o: IdempotencyOptions) {
     if (body === null) return next(request);
     const fingerprint = hex(`${request.method} ${url.pathname}${url.search}\n${bodyFingerprintText(body)}`);
     const scope = hex(`scope\n${await o.scope(request)}`).slice(0, 32);
-    const now = Date.now();
-    prune(now);
-    if (!(await claim(scope, key, fingerprint, now))) {
-      const [row] = (await db
-        .select()
-        .from(idempotencyKeys)
-        .where(and(eq(idempotencyKeys.scope, scope), eq(idempotencyKeys.key, key)))) as Row[];
-      taken.set(request, () => {
-        if (row === undefined) throw running();
-        if (row.fingerprint !== fingerprint) throw keyRefused("this Idempotency-Key was used with another request");
-        if (row.state !== "done") throw running();
-        const headers = new Headers(row.headers ?? []);
-        headers.set("idempotent-replayed", "true");
-        return new Response(row.body, { status: row.status ?? 200, headers });
-      });
-      // Answered in beforeHandle, or refused before it (429, 401, 403, 400, 422) as a new request would be.
-      return next(request);
-    }
+    const entry: Keyed = { scope, key, fingerprint, claimed: false };
+    keyed.set(request, entry);
     let response: Response;
     try {
       response = await next(request);
     } catch (err) {
-      await finish(scope, key, null).catch(() => undefined);
+      if (entry.claimed) await finish(scope, key, null).catch(() => undefined);
       throw err;
     }
+    // Refused before beforeHandle (429, 401, 403, 400, 422, 404), or answered there for a taken key: not ours.
+    if (!entry.claimed) return response;
     const text = await response.text();
     const kept: [string, string][] = [];
     response.headers.forEach((v, k) => {
@@ -222,5 +259,5 @@ export function idempotencyPlugin(o: IdempotencyOptions) {
 
   return new Elysia({ name: "idempotency" })
     .wrap(((next: (r: Request) => Promise<Response> | Response) => (request: Request) => handle(request, next)) as never)
-    .onBeforeHandle({ as: "global" }, ({ request }) => taken.get(request)?.());
+    .onBeforeHandle({ as: "global" }, ({ request }) => settle(request));
 }
