@@ -1,10 +1,16 @@
 // The session memo (sessions.ts) is the bound for when the bus cannot carry a revocation, and only then: while
-// the cache's L1 is live every check goes to the cache, where the bus's invalidations land.
-import { describe, expect, setDefaultTimeout, test } from "bun:test";
+// the cache's L1 is live every check goes to the cache, where the bus's invalidations land. And a revocation
+// cannot be undone in L2 by another instance's load that read the session just before it.
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { MemoryBus, RedisBus } from "../src/platform/cache/bus.ts";
+import { RedisL2 } from "../src/platform/cache/l2.ts";
 import type { Cache, CacheResult } from "../src/platform/cache/port.ts";
+import { TwoTierCache } from "../src/platform/cache/two-tier.ts";
+import { createLogger } from "../src/platform/observability/logger.ts";
+import { closeRedis, openRedis, type Redis } from "../src/platform/redis.ts";
 import type { Database } from "../src/platform/db/client.ts";
 import { Sessions, type SessionState } from "../src/platform/http/sessions.ts";
-import { TEST_TIMEOUT_MS } from "./helpers.ts";
+import { REDIS_URL, TEST_TIMEOUT_MS, testPrefix } from "./helpers.ts";
 setDefaultTimeout(TEST_TIMEOUT_MS);
 
 /** A cache that answers from a map another instance's revocation would change, and counts the reads. */
@@ -53,5 +59,53 @@ describe("the session memo", () => {
     while ((await sessions.state("s", 1)) !== null && performance.now() - started < 5_000) await Bun.sleep(50);
     expect(await sessions.state("s", 1)).toBeNull();
     expect(sessions.peek("s")).toBeNull();
+  });
+});
+
+describe("a revocation and a load on another instance that read the session just before it", () => {
+  const logger = createLogger("silent");
+  let redis: Redis;
+  const caches: TwoTierCache[] = [];
+  beforeAll(async () => {
+    redis = await openRedis(REDIS_URL, logger);
+  });
+  afterAll(async () => {
+    for (const c of caches) await c.close();
+    await closeRedis(redis);
+  });
+  const makeCache = async (prefix: string, bus: "redis" | "deaf") => {
+    const cache = new TwoTierCache({
+      instanceId: crypto.randomUUID(),
+      logger,
+      l1: { enabled: true, maxItems: 100, maxBytes: 1 << 20, maxEntryBytes: 1 << 16 },
+      ttlSeconds: 60,
+      staleGraceSeconds: 0,
+      l2: new RedisL2(redis, prefix, 500, { threshold: 5, cooldownMs: 1000 }),
+      // "deaf": a bus of its own, so the revocation's message reaches this instance only after its load is done.
+      bus: bus === "redis" ? new RedisBus(redis, `${prefix}cache:bus`, logger, 500) : new MemoryBus(),
+    });
+    await cache.start();
+    caches.push(cache);
+    return cache;
+  };
+
+  test("the load's late L2 write does not bring the session back for the other instances", async () => {
+    const prefix = testPrefix("sessions");
+    const a = await makeCache(prefix, "redis");
+    const b = await makeCache(prefix, "deaf");
+    const revoking = new Sessions({ write: async () => undefined } as unknown as Database, a);
+    const live: SessionState = { userId: 1, isAdmin: false };
+    // b reads the row while it still exists, and writes its entry after a revoked the session.
+    let release!: () => void;
+    const read = new Promise<void>((r) => (release = r));
+    const loading = b.getOrSet("session:s", async () => (await read, live), { tags: ["sessions:1"] });
+    await Bun.sleep(50);
+    await revoking.revoke("s", 1);
+    release();
+    expect((await loading).value).toEqual(live);
+    await Bun.sleep(100); // the L2 write is not awaited by the load
+    const c = await makeCache(prefix, "redis");
+    const r = await c.getOrSet<SessionState | null>("session:s", async () => null, { tags: ["sessions:1"] });
+    expect([r.value, r.source]).toEqual([null, "miss"]);
   });
 });

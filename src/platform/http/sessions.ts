@@ -85,11 +85,16 @@ export class Sessions {
     return hit === undefined ? undefined : (hit.value as SessionState | null);
   }
 
-  /** Ends one session (logout). */
+  /**
+   * Ends one session (logout). The user's tag is invalidated, not the session's key: a key deletion cannot stop
+   * another instance's load that read the row just before from writing its entry to L2 afterwards, where it
+   * would be valid again for every instance; an entry carrying the tag's old token is ignored. The user's other
+   * sessions are read again once.
+   */
   async revoke(sid: string, userId: number): Promise<void> {
     await this.database.write((tx) => q(tx.delete(sessions).where(and(eq(sessions.id, sid), eq(sessions.userId, userId))).run()));
     this.memo.delete(sid);
-    await this.cache.delete([cacheKeys.session(sid)]);
+    await this.cache.invalidateTags([cacheKeys.sessionsTag(userId)]);
   }
 
   /**
