@@ -122,6 +122,7 @@ describe("a declared write's fast answer", () => {
       ["no token", s.send('{"name":"a"}', { authorization: "" })],
       ["a forged token", s.send('{"name":"a"}', { authorization: `Bearer ${token}x` })],
       ["an id that is not canonical", s.send('{"name":"a"}', {}, "03")],
+      ["a compressed body (the app answers 415)", s.send('{"name":"a"}', { "content-encoding": "br" })],
     ];
     for (const [why, answer] of declined) {
       const r = await answer;

@@ -178,3 +178,35 @@ describe("value count", () => {
     expect(bulk.status).toBe(403);
   });
 });
+
+describe("compressed request bodies", () => {
+  test("a body with a Content-Encoding other than identity is a 415, the fast way and the app's way alike; identity is read", async () => {
+    const { serveApp } = await import("./helpers.ts");
+    const inst = await serveApp({ CRON_ENABLED: "false" });
+    try {
+      const json = { "content-type": "application/json" };
+      const email = `enc-${crypto.randomUUID().slice(0, 8)}@example.com`;
+      const reg = await fetch(`${inst.url}/api/v1/users`, { method: "POST", headers: json, body: JSON.stringify({ email, password: "password-1", full_name: "E" }) });
+      const { id } = (await reg.json()) as { id: number };
+      const login = await fetch(`${inst.url}/api/v1/auth/login`, { method: "POST", headers: json, body: JSON.stringify({ email, password: "password-1" }) });
+      const auth = { ...json, authorization: `Bearer ${((await login.json()) as { access_token: string }).access_token}` };
+      const prefs = `${inst.url}/api/v1/users/${id}/preferences`;
+      const gzipped = Bun.gzipSync(new TextEncoder().encode('{"theme":"dark"}'));
+      const refused = [
+        await fetch(prefs, { method: "PATCH", headers: { ...auth, "content-encoding": "gzip" }, body: gzipped }),
+        await fetch(prefs, { method: "PATCH", headers: { ...auth, "content-encoding": "br" }, body: '{"theme":"dark"}' }),
+        await fetch(prefs, { method: "PATCH", headers: { ...auth, "content-encoding": "gzip", "idempotency-key": "enc" }, body: gzipped }),
+        await fetch(`${inst.url}/api/v1/users`, { method: "POST", headers: { ...json, "content-encoding": "deflate" }, body: '{"email":"x@example.com","password":"password-1","full_name":"X"}' }),
+      ];
+      for (const r of refused) {
+        expect([r.status, r.headers.get("content-type"), r.headers.get("accept-encoding")]).toEqual([415, "application/problem+json", "identity"]);
+        expect(((await r.json()) as { status: number }).status).toBe(415);
+      }
+      const identity = await fetch(prefs, { method: "PATCH", headers: { ...auth, "content-encoding": "identity" }, body: '{"theme":"light"}' });
+      expect(identity.status).toBe(200);
+      expect(await (await fetch(prefs, { headers: auth })).json()).toEqual({ theme: "light" });
+    } finally {
+      await inst.stop();
+    }
+  });
+});

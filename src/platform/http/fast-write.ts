@@ -14,7 +14,7 @@ import type { Auth, Principal } from "./auth.ts";
 import type { RateLimiter, RatePolicy } from "./rate-limit.ts";
 import { carryDecision, handOverDecision, rateLimitHeader, sessionWriteKey } from "./rate-limits.ts";
 import { putInto, putOnto, type HeaderPolicy } from "./headers.ts";
-import { jsonOfBody, readLimited } from "./json-body.ts";
+import { identityEncoded, jsonOfBody, readLimited } from "./json-body.ts";
 import { JSON_MAX_VALUES } from "./json-depth.ts";
 import { bodyValueCap } from "./validation-cost.ts";
 import { problemOf, problemResponse } from "./errors.ts";
@@ -104,9 +104,10 @@ export function fastWrite(route: string, write: DeclaredWrite, opts: FastWriteOp
     if (p === undefined) return request;
     const headers = request.headers;
     if (headers.get("idempotency-key") !== null || policy?.variesByOrigin(request) || !isPrimary()) return request;
-    // A chunked body, or one over the limit (the app answers 413 before reading it), goes the app's way.
+    // A chunked body, one over the limit (the app answers 413 before reading it), or a compressed one (the app
+    // answers 415), goes the app's way.
     const length = headers.get("content-length");
-    if (length === null || !(Number(length) <= bodyLimit)) return request;
+    if (length === null || !(Number(length) <= bodyLimit) || !identityEncoded(headers)) return request;
     let principal: Principal;
     let limit: string | undefined;
     try {

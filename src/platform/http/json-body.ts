@@ -87,7 +87,19 @@ export function utf8(bytes: Uint8Array): string {
 }
 
 /**
- * Parses a JSON request body: 413 over `limit`, 415 for other media types, 400 for bad JSON, for nesting deeper
+ * True when a body is sent as it is: no Content-Encoding, or only `identity`. The one rule for both ways a write is
+ * answered (the parser below refuses the others, the fast path declines them to it): no route decodes a compressed
+ * body, and taking its bytes as the JSON would refuse it for the wrong reason (400, not UTF-8) or, worse, accept a
+ * body whose declared encoding was ignored.
+ */
+export function identityEncoded(headers: Headers): boolean {
+  const encoding = headers.get("content-encoding");
+  return encoding === null || encoding.split(",").every((c) => c.trim() === "" || c.trim().toLowerCase() === "identity");
+}
+
+/**
+ * Parses a JSON request body: 415 for a Content-Encoding other than identity (RFC 7694's `Accept-Encoding:
+ * identity` says what is accepted), 413 over `limit`, 415 for other media types, 400 for bad JSON, for nesting deeper
  * than JSON_MAX_DEPTH, for more than `maxValues` values (the route's bound, see bodyValueCaps), for bytes that are
  * not UTF-8 and for lone surrogate escapes.
  */
@@ -97,6 +109,9 @@ export async function parseJsonBody(
   limit: number,
   maxValues = JSON_MAX_VALUES,
 ): Promise<unknown> {
+  if (!identityEncoded(request.headers)) {
+    throw new AppError(415, "Compressed request bodies are not accepted; send the body without Content-Encoding", undefined, { "accept-encoding": "identity" });
+  }
   const bytes = await readLimited(request, limit);
   // The header itself: Elysia's contentType may be the media type alone, without its parameters.
   return jsonOfBody(bytes, request.headers.get("content-type") ?? contentType, maxValues);
