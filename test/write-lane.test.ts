@@ -195,7 +195,7 @@ describe("the write lane", () => {
     expect(most).toBe(1);
   });
 
-  test("through the server: a declared write whose body is still arriving holds no turn", async () => {
+  test("through the server: a write whose body is still arriving holds no turn, the fast way or the app's", async () => {
     const env = testEnv({ PORT: "0", HOST: "127.0.0.1", CRON_ENABLED: "false", CACHE_ENABLED: "false", METRICS_ENABLED: "true", METRICS_PORT: "0", WRITE_CONCURRENCY: "1", WRITE_LANE_WAIT_MS: "60000" });
     const inst = await startInstance(loadConfig(env), { logger: createLogger("silent", {}) });
     started.push(inst);
@@ -205,9 +205,15 @@ describe("the write lane", () => {
     const login = await fetch(`${inst.url}/api/v1/auth/login`, { method: "POST", headers: json, body: JSON.stringify({ email: "slow@example.com", password: "password-1" }) });
     const token = ((await login.json()) as { access_token: string }).access_token;
     const metric = async (name: string) => Number(new RegExp(`^${name} (\\d+)$`, "m").exec(await (await fetch(inst.metricsUrl!)).text())?.[1]);
-    // Headers and the start of a body declared longer: the client is still sending it.
-    const slow = await Bun.connect({ hostname: "127.0.0.1", port: inst.server.port!, socket: { data() {} } });
-    slow.write(`PATCH /api/v1/users/${id} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"full_name":`);
+    // Headers and the start of a body: the client is still sending it. A declared length goes the fast way; a
+    // chunked body, or one with an Idempotency-Key, the app's.
+    const slow = await Promise.all(
+      ["Content-Length: 100\r\n\r\n{\"full_name\":", "Transfer-Encoding: chunked\r\n\r\nd\r\n{\"full_name\":\r\n", "Idempotency-Key: slow\r\nContent-Length: 100\r\n\r\n{\"full_name\":"].map(async (rest) => {
+        const socket = await Bun.connect({ hostname: "127.0.0.1", port: inst.server.port!, socket: { data() {} } });
+        socket.write(`PATCH /api/v1/users/${id} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\n${rest}`);
+        return socket;
+      }),
+    );
     try {
       await Bun.sleep(300);
       expect(await metric("http_writes_in_flight")).toBe(0);
@@ -215,7 +221,7 @@ describe("the write lane", () => {
       const status = await Promise.race([other.then((r) => r.status), Bun.sleep(15_000).then(() => "still waiting for a turn")]);
       expect(status).toBe(200);
     } finally {
-      slow.end();
+      for (const socket of slow) socket.end();
     }
   });
 

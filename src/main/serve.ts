@@ -13,7 +13,7 @@ import { inTurn, writeLane, writeLaneMetrics } from "../platform/http/write-lane
 import { headerPolicy, putInto } from "../platform/http/headers.ts";
 import { problem, problemResponse } from "../platform/http/errors.ts";
 import { fastReads } from "../platform/http/fast-read.ts";
-import { fastWrites, type FastWrite } from "../platform/http/fast-write.ts";
+import { bodyArrived, fastWrites, type FastWrite } from "../platform/http/fast-write.ts";
 import { requestObserver } from "../platform/http/request-context.ts";
 import { isInternalUrl, notFoundHere, startInternalListener } from "../platform/cluster/internal-listener.ts";
 import { FINAL_CLOSE_MS, remainingMs, within } from "../platform/lifecycle/shutdown.ts";
@@ -104,7 +104,13 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
   };
   // Writes take turns (write-lane.ts); login and registration spend their time hashing, off the event loop.
   const lane = writeLane(config.WRITE_CONCURRENCY, config.WRITE_LANE_WAIT_MS, new Set([`POST ${LOGIN_PATH}`, `POST ${REGISTER_PATH}`]));
-  const viaLane = (request: Request, start: number, address?: string, answer = () => viaApp(request, start, address)): Promise<Response> => {
+  // A write going the app's way: its body is read before it takes a turn (fast-write.ts bodyArrived), so a client
+  // sending it slowly holds no turn; Elysia then parses the copy holding it.
+  const viaLane = (request: Request, start: number, address?: string): Promise<Response> => {
+    if (!lane.applies(request.method, request.url)) return viaApp(request, start, address);
+    return loading(bodyArrived(request, config.BODY_LIMIT_BYTES)).then((arrived) => inLane(arrived, () => viaApp(arrived, start, address)));
+  };
+  const inLane = (request: Request, answer: () => Promise<Response>): Promise<Response> => {
     if (!lane.applies(request.method, request.url)) return answer();
     const turn = lane.enter();
     const run = (leave: () => void) => inTurn(leave, answer);
@@ -137,7 +143,7 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
   const fastWriteRoute = (write: FastWrite) => (request: Bun.BunRequest<string>, server: Server<undefined>) => {
     const start = performance.now();
     const answer = loading(write(request, request.params, start)).then((r) =>
-      r instanceof Response ? r : r instanceof Request ? viaLane(r, start, server.requestIP(request)?.address) : viaLane(request, start, undefined, () => loading(r())),
+      r instanceof Response ? r : r instanceof Request ? viaLane(r, start, server.requestIP(request)?.address) : inLane(request, () => loading(r())),
     );
     return draining ? answer.then(closing) : answer;
   };

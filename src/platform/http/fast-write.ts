@@ -51,11 +51,28 @@ export interface FastWriteOptions {
   logger: Logger;
 }
 
-/** A copy of `request` holding `bytes` as its body (the original's is read), for the app. */
-function withBody(request: Request, bytes: Uint8Array): Request {
-  const copy = new Request(request.url, { method: request.method, headers: request.headers, body: bytes as Uint8Array<ArrayBuffer> });
+/** A copy of `request` holding `body` (the original's is read), for the app. */
+function withBody(request: Request, body: Uint8Array | ReadableStream<Uint8Array>): Request {
+  const copy = new Request(request.url, { method: request.method, headers: request.headers, body: body as Uint8Array<ArrayBuffer> });
   carryDecision(request, copy);
   return copy;
+}
+
+/**
+ * A write going the app's way, with its body read (a copy holding it), so that it waits for a slow body before
+ * the write lane rather than in a turn. A request without a body, or with a declared length over the limit (the
+ * app answers 413 without reading it), is left as it is. A read that fails (past the limit on a chunked body, the
+ * client gone) leaves a copy whose body fails the same way when the app reads it: the app answers it as before.
+ */
+export async function bodyArrived(request: Request, bodyLimit: number): Promise<Request> {
+  const length = request.headers.get("content-length");
+  const hasBody = length === null ? request.headers.get("transfer-encoding") !== null : Number(length) > 0 && Number(length) <= bodyLimit;
+  if (!hasBody) return request;
+  try {
+    return withBody(request, await readLimited(request, bodyLimit));
+  } catch (err) {
+    return withBody(request, new ReadableStream({ start: (c) => c.error(err) }));
+  }
 }
 
 /**
