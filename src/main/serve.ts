@@ -61,7 +61,7 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
   const built = await opened.open("dependencies", () => buildDeps(config, logger), (b) => b.close());
   const { deps, features, requests, close, closeBackground, start: startBackground } = built;
   const app = await opened.open("app", () => createApp(deps, features));
-  compileRoutes(app);
+  await opened.open("compiling the app's routes", () => compileRoutes(app));
   const httpMetrics = deps.httpMetrics;
   // The app's requests are observed inside it (request-context.ts); the same observer for the fast answers.
   const observer = requestObserver(logger, { metrics: httpMetrics });
@@ -70,23 +70,27 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
   // The cached reads (cached-read.ts) answered before Elysia, from their declarations (see fast-read.ts).
   const readLimit = ratePolicies(config).read;
   const headers = headerPolicy(headerSettings(config));
-  const fast = fastReads(app.routes, {
-    auth: deps.auth,
-    headers,
-    rateLimit: readLimit ? { limiter: deps.rateLimiter, policy: readLimit } : undefined,
-    observe: (route) => observer.answers("GET", route),
-  });
+  const fast = await opened.open("the cached reads' fast answers", () =>
+    fastReads(app.routes, {
+      auth: deps.auth,
+      headers,
+      rateLimit: readLimit ? { limiter: deps.rateLimiter, policy: readLimit } : undefined,
+      observe: (route) => observer.answers("GET", route),
+    }),
+  );
   // The declared writes (declared-write.ts) answered before Elysia too, in the write lane (see fast-write.ts).
   const writeLimit = ratePolicies(config).write;
-  const fastWriting = fastWrites(app.routes, {
-    auth: deps.auth,
-    headers,
-    rateLimit: writeLimit ? { limiter: deps.rateLimiter, policy: writeLimit } : undefined,
-    bodyLimit: config.BODY_LIMIT_BYTES,
-    isPrimary: () => deps.role.isPrimary(),
-    observer,
-    logger,
-  });
+  const fastWriting = await opened.open("the declared writes' fast answers", () =>
+    fastWrites(app.routes, {
+      auth: deps.auth,
+      headers,
+      rateLimit: writeLimit ? { limiter: deps.rateLimiter, policy: writeLimit } : undefined,
+      bodyLimit: config.BODY_LIMIT_BYTES,
+      isPrimary: () => deps.role.isPrimary(),
+      observer,
+      logger,
+    }),
+  );
   const viaApp = async (request: Request, start: number, address?: string): Promise<Response> => {
     requests.inFlight++;
     try {
