@@ -3,7 +3,6 @@ import { authPlugin } from "../../platform/http/auth.ts";
 import { cachedRead, mountCachedRead, uncachedRead } from "../../platform/http/cached-read.ts";
 import { declaredWrite, mountWrite } from "../../platform/http/declared-write.ts";
 import { IdParams, PageQuery, problems } from "../../platform/http/models.ts";
-import { notFound } from "../../platform/http/errors.ts";
 import { RegisterBody, UpdateUserBody, UserDetail, UserPage, UserPublic } from "./model.ts";
 import type { Role } from "../../platform/cluster/role.ts";
 import type { Mailer } from "../../platform/mail/port.ts";
@@ -58,9 +57,8 @@ export const userListRead = (deps: Pick<UsersDeps, "database">) =>
     response: UserPage,
     problems: [401, 403],
     detail: { operationId: "listUsers", summary: "All users, a page at a time (admin)" },
+    // A page past the end is an empty page, never null: no `missing`.
     load: ({ query }) => users.list(deps, query.page ?? 1, query.limit ?? 10),
-    // A page past the end is an empty page, never null.
-    missing: () => notFound("No such page"),
   });
 
 export const updateUserWrite = (deps: UsersDeps) =>

@@ -52,18 +52,20 @@ interface ReadSpec<P extends TSchema | undefined, Q extends TSchema | undefined>
   /** The problem statuses the route documents besides the platform's own. */
   problems: readonly number[];
   detail: RouteDetail;
-  /** The error answered when the value is null (nothing there). */
-  missing(request: CachedReadRequest<Decoded<P>, Decoded<Q>>): AppError;
 }
 
 export interface CachedReadSpec<P extends TSchema | undefined, Q extends TSchema | undefined> extends ReadSpec<P, Q> {
   entry(request: CachedReadRequest<Decoded<P>, Decoded<Q>>): CacheEntry;
+  /** The error answered when the value is null (nothing there). */
+  missing(request: CachedReadRequest<Decoded<P>, Decoded<Q>>): AppError;
   load?: never;
 }
 
 export interface UncachedReadSpec<P extends TSchema | undefined, Q extends TSchema | undefined> extends ReadSpec<P, Q> {
   /** The value, read every time (a value, or a promise of one on a driver whose calls are promises); null when nothing is there. */
   load(request: CachedReadRequest<Decoded<P>, Decoded<Q>>): unknown;
+  /** The error answered when the value is null; left out by a read whose `load` never gives null (a page). */
+  missing?(request: CachedReadRequest<Decoded<P>, Decoded<Q>>): AppError;
   entry?: never;
 }
 
@@ -117,7 +119,10 @@ export function readEntry<T>(cache: Cache, e: CacheEntry<T>): Promise<CacheResul
 /** The declared value; the declaration's error when it is null. */
 export async function readThrough(cache: Cache, read: CachedRead, request: CachedReadRequest): Promise<ReadResult> {
   const result = await readValue(cache, read, request);
-  if (result.value === null) throw read.missing(request);
+  if (result.value === null) {
+    if (read.missing === undefined) throw new Error("A declared read without `missing` loaded null");
+    throw read.missing(request);
+  }
   return result;
 }
 
