@@ -157,7 +157,9 @@ const bareTx = (body: () => unknown) => {
 const writeRequest = (method: string, path: string, body: string) =>
   new Request(`http://localhost${path}`, { method, headers: { ...headers, "content-type": "application/json", "content-length": String(body.length) }, body });
 const fastAnswer = async (route: string, method: string, request: Request) => {
-  const out = await fast.get(route)!.get(method)!(request, { id: String(principal.userId) }, performance.now());
+  const prepared = await fast.get(route)!.get(method)!(request, { id: String(principal.userId) }, performance.now());
+  // Read and checked (before the lane, on the server), then the write (in its turn).
+  const out = typeof prepared === "function" ? await prepared() : prepared;
   if (!(out instanceof Response)) throw new Error(`the fast answer of ${method} ${route} declined`);
   return out.text();
 };
