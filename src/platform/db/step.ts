@@ -26,10 +26,7 @@ export function preparedFor<S>(build: (db: Db) => S): (db: Db) => S {
   };
 }
 
-/**
- * The bun:sqlite connection behind a handle, or null on libSQL. Repositories read their hottest rows straight
- * from it with statements of their own (Drizzle's row mapping costs as much as the query on those paths).
- */
+/** The bun:sqlite connection behind a handle, or null on libSQL (statement.ts prepares Drizzle's SQL on it). */
 export function sqliteOf(db: Db): BunDatabase | null {
   const client = (db as { $client?: unknown }).$client;
   return client instanceof BunDatabase ? client : null;

@@ -38,9 +38,26 @@ export function driveSync<T>(gen: Generator<unknown, T, unknown>): T {
   return r.value;
 }
 
-/** Drives a body whose steps are promises (libSQL). */
-export async function driveAsync<T>(gen: Generator<unknown, T, unknown>): Promise<T> {
+/**
+ * Drives a body of reads outside a transaction on either driver: synchronously while its steps are values
+ * (bun:sqlite), awaiting each step from the first promise on (libSQL).
+ */
+export function drive<T>(gen: Generator<unknown, T, unknown>): Step<T> {
   let r = gen.next();
+  while (!r.done) {
+    if (isThenable(r.value)) return awaitSteps(gen, r);
+    r = gen.next(r.value);
+  }
+  return r.value;
+}
+
+/** Drives a body whose steps are promises (libSQL). */
+export function driveAsync<T>(gen: Generator<unknown, T, unknown>): Promise<T> {
+  return awaitSteps(gen, gen.next());
+}
+
+/** Drives `gen` on from its step `r`, awaiting each step. */
+async function awaitSteps<T>(gen: Generator<unknown, T, unknown>, r: IteratorResult<unknown, T>): Promise<T> {
   while (!r.done) {
     let value: unknown;
     try {
