@@ -175,7 +175,7 @@ const writeRows: Record<string, string | number>[] = [
     path: "PATCH /users/{id}/preferences",
     "app.handle us": await us(() => text(app.handle(writeRequest("PATCH", `/api/v1/users/${me}/preferences`, prefsBody)))),
     "fast answer us": await us(() => fastAnswer("/api/v1/users/:id/preferences", "PATCH", writeRequest("PATCH", `/api/v1/users/${me}/preferences`, prefsBody))),
-    "service + Response us": await us(async () => text(new Response(JSON.stringify(await prefs.update(built.deps, principal, me, { theme: "dark" }))))),
+    "service + Response us": await us(async () => text(new Response(JSON.stringify(await prefs.merge(built.deps, me, { theme: "dark" }))))),
     "bare statements + JSON us": await us(() =>
       bareTx(() => {
         s.exists.get(me);
@@ -193,14 +193,14 @@ const writeRows: Record<string, string | number>[] = [
     path: "PATCH /users/{id}",
     "app.handle us": await us(() => text(app.handle(writeRequest("PATCH", `/api/v1/users/${me}`, userBody)))),
     "fast answer us": await us(() => fastAnswer("/api/v1/users/:id", "PATCH", writeRequest("PATCH", `/api/v1/users/${me}`, userBody))),
-    "service + Response us": await us(async () => text(new Response(JSON.stringify(await users.update(built.deps, principal, me, { full_name: "Bench Writer" }))))),
+    "service + Response us": await us(async () => text(new Response(JSON.stringify(await users.update(built.deps, me, { full_name: "Bench Writer" }))))),
     "bare statements + JSON us": await us(() => bareTx(() => w.updateUser.get("Bench Writer", iso(), iso(), me))),
   },
   {
     path: "POST /users/{id}/posts",
     "app.handle us": await us(() => text(app.handle(writeRequest("POST", `/api/v1/users/${me}/posts`, postBody)))),
     "fast answer us": await us(() => fastAnswer("/api/v1/users/:id/posts", "POST", writeRequest("POST", `/api/v1/users/${me}/posts`, postBody))),
-    "service + Response us": await us(async () => text(new Response(JSON.stringify(await posts.create(built.deps, principal, me, "bench", "a post written by the benchmark"))))),
+    "service + Response us": await us(async () => text(new Response(JSON.stringify(await posts.create(built.deps, me, "bench", "a post written by the benchmark"))))),
     "bare statements + JSON us": await us(() =>
       bareTx(() => {
         s.exists.get(me);

@@ -1,6 +1,7 @@
 // An Idempotency-Key while another process holds SQLite's write lock: the key's claim is a write like any other,
 // so it answers the same 503 with Retry-After (never a 500), and a retry once the lock is gone runs; a request
-// refused before its key is claimed (403, 422) answers at once, without waiting for the lock. On both drivers.
+// refused before its key is claimed (403, 422) answers at once, without waiting for the lock, another user's id
+// on an owner route included. On both drivers.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { makeApp, type TestApp, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { holdWriteLock } from "./support/sqlite-lock.ts";
@@ -73,6 +74,30 @@ for (const driver of ["bun:sqlite", "libsql"] as const) {
       } finally {
         await lock.release();
       }
+      expect(await rows()).toBe(before);
+    });
+
+    test("another user's id is 403 before the key is claimed, from the route's level: no wait for the lock, no row", async () => {
+      const rows = async () => Number((await t.deps.database.client.execute("SELECT count(*) AS n FROM idempotency_keys")).rows[0]!.n);
+      const before = await rows();
+      const other = admin; // an ordinary user, despite the name: not an administrator
+      const lock = await holdWriteLock(t.deps.database.path!);
+      const answers: number[] = [];
+      try {
+        const keyed = (method: string, path: string, body: unknown, key: string) =>
+          t.json(method, path, { token: u.token, body, headers: { "idempotency-key": `${key}-${driver}` } });
+        for (const r of [
+          await keyed("PATCH", `/api/v1/users/${other.id}/preferences`, { theme: "dark" }, "others-prefs"),
+          await keyed("PATCH", `/api/v1/users/${other.id}`, { full_name: "Not Mine" }, "others-account"),
+          await keyed("POST", `/api/v1/users/${other.id}/posts`, { title: "t", content: "c" }, "others-post"),
+        ]) {
+          expect(r.res.headers.get("content-type")).toBe("application/problem+json");
+          answers.push(r.status);
+        }
+      } finally {
+        await lock.release();
+      }
+      expect(answers).toEqual([403, 403, 403]);
       expect(await rows()).toBe(before);
     });
   });

@@ -30,7 +30,7 @@ export const createPostWrite = (deps: PostsDeps) =>
   declaredWrite({
     method: "POST",
     path: "/:id/posts",
-    auth: "user",
+    auth: "owner",
     params: IdParams,
     body: CreatePostBody,
     status: 201,
@@ -41,7 +41,7 @@ export const createPostWrite = (deps: PostsDeps) =>
       summary: "Write a post (owner)",
       responses: { 403: { description: "Only the user may post as themselves" }, 404: { description: "No user has this id" } },
     },
-    handle: ({ params, body, principal }) => posts.create(deps, principal, params.id, body.title, body.content),
+    handle: ({ params, body }) => posts.create(deps, params.id, body.title, body.content),
   });
 
 export function postsModule(deps: PostsDeps) {

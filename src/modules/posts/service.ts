@@ -1,10 +1,9 @@
 import type { Cache } from "../../platform/cache/port.ts";
 import type { Database } from "../../platform/db/client.ts";
 import type { CacheEntry } from "../../platform/http/cached-read.ts";
-import type { Auth, Principal } from "../../platform/http/auth.ts";
+import type { Auth } from "../../platform/http/auth.ts";
 import { q } from "../../platform/db/tx.ts";
 import { notFound } from "../../platform/http/errors.ts";
-import { assertOwner } from "../../platform/http/access.ts";
 import { invalidateUser, userKeys } from "../users/keys.ts";
 import { usersRepo } from "../users/repository.ts";
 import type { PostPublic } from "./model.ts";
@@ -25,8 +24,8 @@ export interface PostsPage {
   total: number;
 }
 
-export async function create(deps: PostsDeps, principal: Principal, userId: number, title: string, content: string): Promise<PostPublic> {
-  assertOwner(principal, userId);
+/** Writes a post as the user; the route allows only that user (auth level "owner"). */
+export async function create(deps: PostsDeps, userId: number, title: string, content: string): Promise<PostPublic> {
   const row = await deps.database.write(function* (tx) {
     if (!(yield* q(usersRepo.exists(tx, userId)))) throw notFound(`User ${userId} not found`);
     const post = yield* q(postsRepo.insert(tx, userId, title, content));

@@ -30,7 +30,7 @@ export const updatePreferencesWrite = (deps: PreferencesDeps) =>
   declaredWrite({
     method: "PATCH",
     path: "/:id/preferences",
-    auth: "user",
+    auth: "owner-or-admin",
     params: IdParams,
     body: PreferencesPatch,
     status: 200,
@@ -46,7 +46,7 @@ export const updatePreferencesWrite = (deps: PreferencesDeps) =>
         422: { description: "A key or value did not validate, or the result would exceed 50 keys" },
       },
     },
-    handle: ({ params, body, principal }) => prefs.update(deps, principal, params.id, body),
+    handle: ({ params, body }) => prefs.merge(deps, params.id, body),
   });
 
 export function preferencesModule(deps: PreferencesDeps) {

@@ -1,10 +1,9 @@
 import type { Cache, CacheResult } from "../../platform/cache/port.ts";
 import type { Database, Db } from "../../platform/db/client.ts";
 import { readEntry, type CacheEntry } from "../../platform/http/cached-read.ts";
-import type { Auth, Principal } from "../../platform/http/auth.ts";
+import type { Auth } from "../../platform/http/auth.ts";
 import { q } from "../../platform/db/tx.ts";
 import { notFound, unprocessable } from "../../platform/http/errors.ts";
-import { assertOwnerOrAdmin } from "../../platform/http/access.ts";
 import { invalidateUser, userKeys } from "../users/keys.ts";
 import { usersRepo } from "../users/repository.ts";
 import { MAX_PREFERENCE_KEYS, type Preferences } from "./model.ts";
@@ -84,9 +83,4 @@ export async function merge(
   const merged = await deps.database.write((tx) => mergeInTx(tx, userId, patch, opts));
   await invalidateUser(deps.cache, userId);
   return merged;
-}
-
-export async function update(deps: PreferencesDeps, principal: Principal, userId: number, patch: Record<string, string | number | boolean | null>) {
-  assertOwnerOrAdmin(principal, userId);
-  return merge(deps, userId, patch);
 }

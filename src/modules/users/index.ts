@@ -65,7 +65,7 @@ export const updateUserWrite = (deps: UsersDeps) =>
   declaredWrite({
     method: "PATCH",
     path: "/:id",
-    auth: "user",
+    auth: "owner-or-admin",
     params: IdParams,
     body: UpdateUserBody,
     status: 200,
@@ -80,7 +80,7 @@ export const updateUserWrite = (deps: UsersDeps) =>
         409: { description: "Another account has this email" },
       },
     },
-    handle: ({ params, body, principal }) => users.update(deps, principal, params.id, body),
+    handle: ({ params, body, principal }) => users.update(deps, params.id, body),
   });
 
 export function usersModule(deps: UsersDeps) {
@@ -105,11 +105,11 @@ export function usersModule(deps: UsersDeps) {
   mountCachedRead(app, userListRead(deps), deps.cache);
   mountWrite(app, updateUserWrite(deps));
   return app
-    .delete("/:id", async ({ params, principal, set }) => {
-      await users.remove(deps, principal, params.id);
+    .delete("/:id", async ({ params, set }) => {
+      await users.remove(deps, params.id);
       set.status = 204;
     }, {
-      auth: "user",
+      auth: "owner-or-admin",
       params: IdParams,
       response: { 204: t.Void(), ...problems(401, 403, 404) },
       detail: {

@@ -7,8 +7,7 @@ import type { WorkGate } from "../../platform/http/work-gate.ts";
 import { hashPassword } from "../../platform/http/passwords.ts";
 import { readEntry, type CacheEntry } from "../../platform/http/cached-read.ts";
 import { conflict, notFound, type AppError } from "../../platform/http/errors.ts";
-import { assertOwnerOrAdmin } from "../../platform/http/access.ts";
-import type { Auth, Principal } from "../../platform/http/auth.ts";
+import type { Auth } from "../../platform/http/auth.ts";
 import { q } from "../../platform/db/tx.ts";
 import { mapStep, type Step } from "../../platform/db/step.ts";
 import { writeOutbox } from "../../platform/jobs/outbox.ts";
@@ -98,13 +97,8 @@ export function list(deps: Pick<UsersDeps, "database">, page: number, limit: num
   return mapStep(usersRepo.page(deps.database.db, page, limit), ({ items, total }) => ({ items, page, limit, total }));
 }
 
-export async function update(
-  deps: UsersDeps,
-  principal: Principal,
-  id: number,
-  input: { email?: string; password?: string; full_name?: string },
-): Promise<UserPublic> {
-  assertOwnerOrAdmin(principal, id);
+/** Updates an account; the route allows its owner or an administrator (auth level "owner-or-admin"). */
+export async function update(deps: UsersDeps, id: number, input: { email?: string; password?: string; full_name?: string }): Promise<UserPublic> {
   const patch: { email?: string; passwordHash?: string; fullName?: string } = {};
   if (input.email !== undefined) patch.email = input.email.trim().toLowerCase();
   if (input.full_name !== undefined) patch.fullName = input.full_name;
@@ -135,8 +129,8 @@ export async function update(
   return toUserPublic(row);
 }
 
-export async function remove(deps: UsersDeps, principal: Principal, id: number): Promise<void> {
-  assertOwnerOrAdmin(principal, id);
+/** Deletes an account; the route allows its owner or an administrator (auth level "owner-or-admin"). */
+export async function remove(deps: UsersDeps, id: number): Promise<void> {
   const deleted = await deps.database.write((tx) => q(usersRepo.delete(tx, id)));
   if (!deleted) throw notFound(`User ${id} not found`);
   await invalidateUser(deps.cache, id);

@@ -1,7 +1,8 @@
-// Bearer-token authentication: a valid token of a live session. As an Elysia macro, `{ auth: "user" }` or
-// `{ auth: "admin" }` on a route gives the handler `principal` or answers 401/403.
+// Bearer-token authentication: a valid token of a live session. As an Elysia macro, `{ auth: level }` on a route
+// (access.ts: "user", "admin", "owner", "owner-or-admin") gives the handler `principal` or answers 401/403.
 import { Elysia } from "elysia";
-import { forbidden, unauthorized } from "./errors.ts";
+import { unauthorized } from "./errors.ts";
+import { refusal, type AuthLevel } from "./access.ts";
 import { verifyJwt, type Claims } from "./jwt.ts";
 import type { Sessions, SessionState } from "./sessions.ts";
 
@@ -91,18 +92,21 @@ export class Auth {
 }
 
 /**
- * `{ auth: "user" | "admin" }` on a route. The token is checked in `transform`, which Elysia runs before it
- * validates params, query and body (a macro's `resolve` runs after validation): an anonymous caller gets its 401
- * before any of its input is looked at. `resolve` only hands the principal found there to the handler, typed.
+ * `{ auth: level }` on a route. The token and the level are checked in `transform`, which Elysia runs before it
+ * validates params, query and body (a macro's `resolve` runs after validation) and before any `beforeHandle`
+ * (the Idempotency-Key's claim): an anonymous caller gets its 401, and a caller on another user's `:id` its 403,
+ * before any of its input is looked at or anything is written. `resolve` only hands the principal found there
+ * to the handler, typed.
  */
 export function authPlugin(auth: Auth) {
   return new Elysia({ name: "auth", seed: auth.secret }).macro({
-    auth: (level: "user" | "admin") => ({
+    auth: (level: AuthLevel) => ({
       detail: { security: [{ bearer: [] }] },
       async transform(ctx) {
         const principal = await auth.principal(ctx.request.headers.get("authorization"));
         if (!principal) throw unauthorized();
-        if (level === "admin" && !principal.isAdmin) throw forbidden("Administrators only");
+        const refused = refusal(level, principal, (ctx.params as Record<string, string> | undefined)?.id);
+        if (refused) throw refused;
         (ctx as unknown as { principal: Principal }).principal = principal;
       },
       resolve(ctx) {

@@ -8,9 +8,10 @@ import type { StaticDecode, TSchema } from "@sinclair/typebox";
 import type { Cache, CacheResult, CacheSource } from "../cache/port.ts";
 import type { Principal } from "./auth.ts";
 import type { AppError } from "./errors.ts";
+import type { AuthLevel } from "./access.ts";
 import { problems, responseHeaders } from "./models.ts";
 
-export type AuthLevel = "user" | "admin";
+export type { AuthLevel };
 
 /** The cache entry one request reads, and how to load it when it is not cached. */
 export interface CacheEntry<T = unknown> {

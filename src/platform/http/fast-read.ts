@@ -4,8 +4,8 @@
 // It answers an L1 hit synchronously and a miss through the cache's getOrSet with the declared loader (an
 // uncached read through its loader, synchronously when the database answers so), and
 // declines (undefined) whatever is unusual: HEAD, a body, a value that is not canonical, a query it cannot read
-// the way the app would, an answer that depends on Origin, a token or session refused, a rate-limit refusal,
-// an entry holding null (the app answers the 404), an error. Declined requests take the app's way unchanged;
+// the way the app would, an answer that depends on Origin, a token, session or access level refused, a rate-limit
+// refusal, an entry holding null (the app answers the 404), an error. Declined requests take the app's way unchanged;
 // a read decision already taken is handed to the app's rate limiter, which does not decide it again.
 import type { Cache } from "../cache/port.ts";
 import type { Auth, Principal } from "./auth.ts";
@@ -14,6 +14,7 @@ import { handOverDecision, rateLimitHeader, sessionReadKey } from "./rate-limits
 import { putOnto, type HeaderPolicy } from "./headers.ts";
 import { requestIdOf, type RequestId } from "./request-context.ts";
 import { cachedReadOf, readValue, type CachedRead, type ReadResult } from "./cached-read.ts";
+import { refusal } from "./access.ts";
 import { paramsReader, queryReader, type Decoded } from "./decimal-reader.ts";
 
 /** What the server's route calls: a Response, a promise of one or of undefined (declined), or undefined. */
@@ -101,9 +102,9 @@ export function fastRead(route: string, read: CachedRead, cache: Cache, opts: Fa
     return result instanceof Promise ? result.then(answered) : answered(result);
   };
 
-  const miss = async (request: Request, params: unknown, query: unknown, header: string | null, start: number) => {
+  const miss = async (request: Request, raw: Record<string, string>, params: unknown, query: unknown, header: string | null, start: number) => {
     const principal = await auth.principal(header);
-    if (principal === null || (read.auth === "admin" && !principal.isAdmin)) return undefined;
+    if (principal === null || refusal(read.auth, principal, raw.id)) return undefined;
     return load(request, params, query, principal, start);
   };
 
@@ -120,11 +121,12 @@ export function fastRead(route: string, read: CachedRead, cache: Cache, opts: Fa
     if (headers.get("content-length") !== null) return undefined;
     if (policy?.variesByOrigin(request)) return undefined;
     const header = headers.get("authorization");
-    // A refused token or session (null) goes the app's way (401); one not in memory is loaded below.
+    // A refused token or session (null) goes the app's way (401), as does a caller the route's level refuses
+    // (the app answers the 403 from the same declaration); a session not in memory is loaded below.
     const principal = auth.peekPrincipal(header);
     if (principal === null) return undefined;
-    if (principal !== undefined && read.auth === "admin" && !principal.isAdmin) return undefined;
-    if (principal === undefined) return miss(request, p, q, header, start);
+    if (principal === undefined) return miss(request, raw, p, q, header, start);
+    if (refusal(read.auth, principal, raw.id)) return undefined;
     if (read.entry === undefined || peek === undefined) return load(request, p, q, principal, start);
     const e = read.entry({ params: p, query: q, principal });
     const hit = peek(e.key);

@@ -4,8 +4,8 @@
 // metrics, and the same mapping of errors to problems (errors.ts problemOf). It declines (hands the request to the
 // app, untouched or with the body it read) whatever is unusual, always before the write runs: another method,
 // an id that is not canonical, an Idempotency-Key, an Origin the headers depend on, a body without a declared
-// length or over the limit, a token or session refused, a rate-limit refusal, a failure before the body is read
-// (loading the session, deciding the limit: the app meets it and answers it its way), a body the
+// length or over the limit, a token, session or access level refused, a rate-limit refusal, a failure before the
+// body is read (loading the session, deciding the limit: the app meets it and answers it its way), a body the
 // app would refuse (it answers the 400/413/415/422 itself), an instance that is not the primary. Once the write
 // has run, it answers whatever happens: the result, or the problem the app's onError would give.
 import { TransformKind } from "@sinclair/typebox";
@@ -20,6 +20,7 @@ import { bodyValueCap } from "./validation-cost.ts";
 import { problemOf, problemResponse } from "./errors.ts";
 import { logUnhandled, requestIdOf, type RequestId, type RequestObserver } from "./request-context.ts";
 import { declaredWriteOf, type DeclaredWrite } from "./declared-write.ts";
+import { refusal } from "./access.ts";
 import { paramsReader } from "./decimal-reader.ts";
 import type { Logger } from "../observability/logger.ts";
 import { pathnameOf } from "../observability/metrics.ts";
@@ -128,10 +129,11 @@ export function fastWrite(route: string, write: DeclaredWrite, opts: FastWriteOp
     let principal: Principal;
     let limit: string | undefined;
     try {
-      // A session not in memory is loaded as the app would; a refused token or session goes the app's way (401).
+      // A session not in memory is loaded as the app would; a refused token or session goes the app's way (401),
+      // as does a caller the route's level refuses (the app answers the 403 from the same declaration).
       const authorization = headers.get("authorization");
       const found = auth.peekPrincipal(authorization) ?? (await auth.principal(authorization));
-      if (found === null || (write.auth === "admin" && !found.isAdmin)) return request;
+      if (found === null || refusal(write.auth, found, raw.id)) return request;
       principal = found;
       // The app decides the write limit before anything else; here, for a caller known to be who it says. The
       // decision goes with the request should it decline from here on, so the app neither counts it again nor
