@@ -2,13 +2,12 @@
 // call leaves both owed and both are delivered once Redis answers; a Redis that lost its scripts still takes it.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { Redis } from "../src/platform/redis.ts";
-import { RedisBus, type BusCarrier, type BusMessage } from "../src/platform/cache/bus.ts";
-import { RedisL2 } from "../src/platform/cache/l2.ts";
-import { TwoTierCache } from "../src/platform/cache/two-tier.ts";
+import type { TwoTierCache } from "../src/platform/cache/two-tier.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { closeRedis, openRedis } from "../src/platform/redis.ts";
 import { dropPrefix, REDIS_URL, testPrefix, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { startPrivateRedis, type PrivateRedis } from "./support/redis-server.ts";
+import { failingCache } from "./fixtures/caches.ts";
 import { waitUntil } from "./support/wait.ts";
 setDefaultTimeout(TEST_TIMEOUT_MS);
 
@@ -50,40 +49,8 @@ function recorded(client: Redis) {
   };
 }
 
-/** A Redis that fails every tag bump and bus publish while `failing` (the calls are not sent). */
-class FailingL2 extends RedisL2 {
-  failing = false;
-  override async bumpTags(tags: readonly string[], token: string, ttlMs: number): Promise<boolean> {
-    return this.failing ? false : super.bumpTags(tags, token, ttlMs);
-  }
-  override async bumpTagsAndPublish(tags: readonly string[], token: string, ttlMs: number, carrier: BusCarrier) {
-    return this.failing ? ("failed" as const) : super.bumpTagsAndPublish(tags, token, ttlMs, carrier);
-  }
-}
-class FailingBus extends RedisBus {
-  failing = false;
-  override async publish(msg: BusMessage): Promise<void> {
-    if (this.failing) throw new Error("publish failed (injected)");
-    return super.publish(msg);
-  }
-}
-
-async function makeCache(client: Redis, prefix: string, opts: { l1Enabled?: boolean; failing?: boolean } = {}) {
-  const l2 = new FailingL2(client, prefix, 500, { threshold: 5, cooldownMs: 1000 });
-  // Heartbeats far apart, so that only the invalidation's own calls are recorded.
-  const bus = new FailingBus(client, `${prefix}cache:bus`, logger, 500, { heartbeatMs: 60_000, deadlineMs: 120_000 });
-  const cache = new TwoTierCache({
-    instanceId: crypto.randomUUID(),
-    logger,
-    l1: { enabled: opts.l1Enabled ?? true, maxItems: 100, maxBytes: 1 << 24, maxEntryBytes: 1 << 20 },
-    ttlSeconds: 60,
-    staleGraceSeconds: 0,
-    l2,
-    bus,
-  });
-  await cache.start();
-  caches.push(cache);
-  return { cache, l2, bus };
+function makeCache(client: Redis, prefix: string, opts: { l1Enabled?: boolean } = {}) {
+  return failingCache(caches, client, prefix, logger, { enabled: opts.l1Enabled ?? true });
 }
 
 describe("an invalidation with Redis", () => {

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Redis } from "../src/platform/redis.ts";
-import { MemoryBus, parseBusMessage, RedisBus, type BusHandlers, type BusMessage, type CacheBus } from "../src/platform/cache/bus.ts";
+import { MemoryBus, parseBusMessage, type BusHandlers, type BusMessage, type CacheBus } from "../src/platform/cache/bus.ts";
 import { RedisL2 } from "../src/platform/cache/l2.ts";
 import { InvalidationTracker } from "../src/platform/cache/invalidation-tracker.ts";
 import { TwoTierCache, type TwoTierOptions } from "../src/platform/cache/two-tier.ts";
@@ -13,6 +13,7 @@ import { filePosition } from "../src/platform/cluster/position.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { closeRedis, openRedis } from "../src/platform/redis.ts";
 import { REDIS_URL, testPrefix, TMP, TEST_TIMEOUT_MS } from "./helpers.ts";
+import { startCache, TEST_L1, testBus, testL2 } from "./fixtures/caches.ts";
 import { waitUntil } from "./support/wait.ts";
 setDefaultTimeout(TEST_TIMEOUT_MS);
 
@@ -28,21 +29,14 @@ afterAll(async () => {
   await closeRedis(redis);
 });
 
-async function makeCache(opts: { prefix: string; l2?: RedisL2; bus?: CacheBus; l1Enabled?: boolean; extra?: Partial<TwoTierOptions> }) {
-  const l2 = opts.l2 ?? new RedisL2(redis, opts.prefix, 500, { threshold: 5, cooldownMs: 1000 });
-  const cache = new TwoTierCache({
-    instanceId: crypto.randomUUID(),
+function makeCache(opts: { prefix: string; l2?: RedisL2; bus?: CacheBus; l1Enabled?: boolean; extra?: Partial<TwoTierOptions> }) {
+  return startCache(caches, {
     logger,
-    l1: { enabled: opts.l1Enabled ?? true, maxItems: 100, maxBytes: 1 << 24, maxEntryBytes: 1 << 20 },
-    ttlSeconds: 60,
-    staleGraceSeconds: 0,
-    l2,
+    l1: { ...TEST_L1, enabled: opts.l1Enabled ?? true },
+    l2: opts.l2 ?? testL2(redis, opts.prefix),
     bus: opts.bus ?? new MemoryBus(),
     ...opts.extra,
   });
-  await cache.start();
-  caches.push(cache);
-  return cache;
 }
 
 /**
@@ -129,9 +123,9 @@ describe("pending tag bumps", () => {
 describe("bus messages that failed to publish", () => {
   async function pair(extra?: Partial<TwoTierOptions>) {
     const prefix = testPrefix("cacheretry");
-    const bus = new FlakyBus(new RedisBus(redis, `${prefix}cache:bus`, logger, 500));
+    const bus = new FlakyBus(testBus(redis, prefix, logger));
     const a = await makeCache({ prefix, bus, extra });
-    const b = await makeCache({ prefix, bus: new RedisBus(redis, `${prefix}cache:bus`, logger, 500) });
+    const b = await makeCache({ prefix, bus: testBus(redis, prefix, logger) });
     return { a, b, bus };
   }
 
@@ -204,20 +198,15 @@ describe("the reset message", () => {
       const pos = (txid: number) => `${txid.toString(16).padStart(16, "0")}/00000000deadbeef\n`;
       writeFileSync(file, pos(90));
       const bus = new MemoryBus();
-      const replica = new TwoTierCache({
+      const replica = await startCache(caches, {
         instanceId: "replica",
         logger,
-        l1: { enabled: true, maxItems: 100, maxBytes: 1 << 24, maxEntryBytes: 1 << 20 },
-        ttlSeconds: 60,
-        staleGraceSeconds: 0,
         l2: null,
         bus,
         position: filePosition(file, 0),
         isPrimary: () => false,
         catchUpWaitMs: 50,
       });
-      caches.push(replica);
-      await replica.start();
       let loads = 0;
       const loader = async () => ++loads;
       await replica.getOrSet("user:2:detail", loader, { tags: ["user:2"] });

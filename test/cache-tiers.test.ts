@@ -4,13 +4,14 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Redis } from "../src/platform/redis.ts";
-import { MemoryBus, RedisBus } from "../src/platform/cache/bus.ts";
-import { decodeEntry, encodeEntry, RedisL2 } from "../src/platform/cache/l2.ts";
+import { MemoryBus } from "../src/platform/cache/bus.ts";
+import { decodeEntry, encodeEntry } from "../src/platform/cache/l2.ts";
 import { TwoTierCache } from "../src/platform/cache/two-tier.ts";
 import { filePosition, parsePosition, positionFile } from "../src/platform/cluster/position.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { closeRedis, openRedis } from "../src/platform/redis.ts";
 import { REDIS_URL, testPrefix, TMP, TEST_TIMEOUT_MS } from "./helpers.ts";
+import { startCache, TEST_L1, testBus, testL2 } from "./fixtures/caches.ts";
 import { waitUntil } from "./support/wait.ts";
 setDefaultTimeout(TEST_TIMEOUT_MS);
 
@@ -28,22 +29,18 @@ afterAll(async () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-const l1 = { enabled: true, maxItems: 100, maxBytes: 1 << 24, maxEntryBytes: 1 << 20 };
-
 async function makeCache(opts: { prefix?: string; instanceId?: string; ttl?: number; grace?: number; l1Enabled?: boolean } = {}) {
   const prefix = opts.prefix ?? testPrefix("tiers");
-  const l2 = new RedisL2(redis, prefix, 500, { threshold: 5, cooldownMs: 1000 });
-  const cache = new TwoTierCache({
+  const l2 = testL2(redis, prefix);
+  const cache = await startCache(caches, {
     instanceId: opts.instanceId ?? crypto.randomUUID(),
     logger,
-    l1: { ...l1, enabled: opts.l1Enabled ?? true },
+    l1: { ...TEST_L1, enabled: opts.l1Enabled ?? true },
     ttlSeconds: opts.ttl ?? 60,
     staleGraceSeconds: opts.grace ?? 300,
     l2,
-    bus: new RedisBus(redis, `${prefix}cache:bus`, logger, 500),
+    bus: testBus(redis, prefix, logger),
   });
-  await cache.start();
-  caches.push(cache);
   return { cache, l2, prefix };
 }
 
@@ -229,7 +226,7 @@ describe("LiteFS position", () => {
       const c = new TwoTierCache({
         instanceId: id,
         logger,
-        l1,
+        l1: TEST_L1,
         ttlSeconds: 60,
         staleGraceSeconds: 0,
         l2: null,

@@ -2,15 +2,15 @@
 // the cache's L1 is live every check goes to the cache, where the bus's invalidations land. And a revocation
 // cannot be undone in L2 by another instance's load that read the session just before it.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { MemoryBus, RedisBus } from "../src/platform/cache/bus.ts";
-import { RedisL2 } from "../src/platform/cache/l2.ts";
+import { MemoryBus } from "../src/platform/cache/bus.ts";
 import type { Cache, CacheResult } from "../src/platform/cache/port.ts";
-import { TwoTierCache } from "../src/platform/cache/two-tier.ts";
+import type { TwoTierCache } from "../src/platform/cache/two-tier.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { closeRedis, openRedis, type Redis } from "../src/platform/redis.ts";
 import type { Database } from "../src/platform/db/client.ts";
 import { Sessions, type SessionState } from "../src/platform/http/sessions.ts";
 import { REDIS_URL, TEST_TIMEOUT_MS, testPrefix } from "./helpers.ts";
+import { startCache, TEST_L1, testBus, testL2 } from "./fixtures/caches.ts";
 setDefaultTimeout(TEST_TIMEOUT_MS);
 
 /** A cache that answers from a map another instance's revocation would change, and counts the reads. */
@@ -73,21 +73,14 @@ describe("a revocation and a load on another instance that read the session just
     for (const c of caches) await c.close();
     await closeRedis(redis);
   });
-  const makeCache = async (prefix: string, bus: "redis" | "deaf") => {
-    const cache = new TwoTierCache({
-      instanceId: crypto.randomUUID(),
+  const makeCache = (prefix: string, bus: "redis" | "deaf") =>
+    startCache(caches, {
       logger,
-      l1: { enabled: true, maxItems: 100, maxBytes: 1 << 20, maxEntryBytes: 1 << 16 },
-      ttlSeconds: 60,
-      staleGraceSeconds: 0,
-      l2: new RedisL2(redis, prefix, 500, { threshold: 5, cooldownMs: 1000 }),
+      l1: { ...TEST_L1, maxBytes: 1 << 20, maxEntryBytes: 1 << 16 },
+      l2: testL2(redis, prefix),
       // "deaf": a bus of its own, so the revocation's message reaches this instance only after its load is done.
-      bus: bus === "redis" ? new RedisBus(redis, `${prefix}cache:bus`, logger, 500) : new MemoryBus(),
+      bus: bus === "redis" ? testBus(redis, prefix, logger) : new MemoryBus(),
     });
-    await cache.start();
-    caches.push(cache);
-    return cache;
-  };
 
   test("the load's late L2 write does not bring the session back for the other instances", async () => {
     const prefix = testPrefix("sessions");
