@@ -1,7 +1,6 @@
 // What the hot-path changes must keep: x-request-id on every kind of response (a cached Response returned by
 // the handler, objects, 201, 204, errors, OpenAPI), one log line per request, and id validation.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { MemoryBus } from "../src/platform/cache/bus.ts";
 import { fastRead } from "../src/platform/http/fast-read.ts";
 import { cachedRead } from "../src/platform/http/cached-read.ts";
 import { IdParams, PageQuery, UserId } from "../src/platform/http/models.ts";
@@ -9,15 +8,11 @@ import { notFound } from "../src/platform/http/errors.ts";
 import { MemoryRateLimiter } from "../src/platform/http/rate-limit.ts";
 import { rawRequest } from "./support/raw-http.ts";
 import { t as tb } from "elysia";
-import { Auth } from "../src/platform/http/auth.ts";
-import { Sessions } from "../src/platform/http/sessions.ts";
-import type { Database } from "../src/platform/db/client.ts";
-import { TwoTierCache } from "../src/platform/cache/two-tier.ts";
 import { signJwt } from "../src/platform/http/jwt.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { durationText, logRequest, requestLogger, type RequestId } from "../src/platform/http/request-context.ts";
 import { makeApp, REDIS_URL, type TestApp, TEST_TIMEOUT_MS } from "./helpers.ts";
-import { APP_WAY, comparable, fastAnswers, parityInstance, requestsCounted } from "./support/fast-parity.ts";
+import { APP_WAY, comparable, expectLimitedAlike, fastAnswers, memorySessions, parityInstance, rateLimited, requestLine, requestsCounted } from "./support/fast-parity.ts";
 import { logsSettled } from "./support/wait.ts";
 setDefaultTimeout(TEST_TIMEOUT_MS);
 
@@ -82,19 +77,7 @@ describe("a cached read's fast answer, made from its declaration", () => {
   const token = tokenOf("3", "s");
   const bearer = { authorization: `Bearer ${token}` };
   const setup = async () => {
-    const cache = new TwoTierCache({
-      instanceId: "fast",
-      logger: createLogger("silent"),
-      l1: { enabled: true, maxItems: 100, maxBytes: 1 << 20, maxEntryBytes: 1 << 16 },
-      ttlSeconds: 60,
-      staleGraceSeconds: 0,
-      l2: null,
-      bus: new MemoryBus(),
-    });
-    await cache.start();
-    // Sessions are read from memory (the cache's L1); one not there is loaded, and this database has none.
-    const auth = new Auth(secret, new Sessions(undefined as unknown as Database, cache));
-    await cache.getOrSet("session:s", async () => ({ userId: 3, isAdmin: false }), { tags: ["sessions:3"] });
+    const { cache, auth } = await memorySessions(secret, "fast");
     await cache.getOrSet("session:revoked", async () => null, { tags: ["sessions:3"] });
     return { cache, auth };
   };
@@ -308,13 +291,7 @@ describe("a real instance answers the same fast as through the app", () => {
       }
       expect(fastAnswers(await s.metrics())).toBe(before + 2);
       await logsSettled(lines, (rid) => rawRequest(s.instance.url, "GET", "/health/live", { "x-request-id": rid }));
-      const parsed = lines.map((l) => JSON.parse(l)).filter((l) => l.msg === "request");
-      const pick = (rid: string) => {
-        const ls = parsed.filter((l) => l.request_id === rid);
-        expect({ rid, n: ls.length }).toEqual({ rid, n: 1 });
-        const { time: _t, duration_ms: _d, request_id: _r, ...rest } = ls[0];
-        return rest;
-      };
+      const pick = (rid: string) => requestLine(lines, rid);
       for (const [name, , route] of reads) {
         const line = pick(`${name}-fast-hit`);
         expect(line).toEqual({ level: "info", msg: "request", method: "GET", route, status: 200 });
@@ -341,11 +318,9 @@ describe("a real instance answers the same fast as through the app", () => {
       expect(fastAnswers(await s.metrics())).toBe(before + 3);
       const fastWay = await get();
       const appWay = await get(APP_WAY);
-      expect(fastWay.status).toBe(429);
-      expect(comparable(fastWay)).toEqual(comparable(appWay));
-      expect(fastWay.headers["retry-after"]).toBeDefined();
+      expectLimitedAlike(fastWay, appWay);
       const text = await s.metrics();
-      expect(Number(/^rate_limited_total (\d+)$/m.exec(text)?.[1])).toBe(2);
+      expect(rateLimited(text)).toBe(2);
       expect(requests(text, "/api/v1/users/:id", 429)).toBe(2);
       // Answered before Elysia routed them (the limit, a body over the limit): one log line each and the metrics,
       // under the route's label, like every other answer.

@@ -3,11 +3,8 @@
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { t } from "elysia";
 import type { TSchema } from "@sinclair/typebox";
-import { MemoryBus } from "../src/platform/cache/bus.ts";
-import { TwoTierCache } from "../src/platform/cache/two-tier.ts";
 import { Auth } from "../src/platform/http/auth.ts";
 import { Sessions } from "../src/platform/http/sessions.ts";
-import type { Database } from "../src/platform/db/client.ts";
 import { declaredWrite, type WriteRequest } from "../src/platform/http/declared-write.ts";
 import { fastWrite } from "../src/platform/http/fast-write.ts";
 import { headerPolicy } from "../src/platform/http/headers.ts";
@@ -19,25 +16,14 @@ import { MemoryRateLimiter } from "../src/platform/http/rate-limit.ts";
 import { requestObserver } from "../src/platform/http/request-context.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { TEST_TIMEOUT_MS } from "./helpers.ts";
+import { memorySessions } from "./support/fast-parity.ts";
 setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const secret = "test-secret-test-secret-test-secret-0123";
 const token = signJwt({ sub: "3", sid: "s", adm: false, iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 60 }, secret);
 
 async function setup(opts: { primary?: boolean; cors?: boolean; limit?: number } = {}) {
-  const cache = new TwoTierCache({
-    instanceId: "fast-write",
-    logger: createLogger("silent"),
-    l1: { enabled: true, maxItems: 100, maxBytes: 1 << 20, maxEntryBytes: 1 << 16 },
-    ttlSeconds: 60,
-    staleGraceSeconds: 0,
-    l2: null,
-    bus: new MemoryBus(),
-  });
-  await cache.start();
-  // The session is in memory (the cache's L1); this database has none.
-  const auth = new Auth(secret, new Sessions(undefined as unknown as Database, cache));
-  await cache.getOrSet("session:s", async () => ({ userId: 3, isAdmin: false }), { tags: ["sessions:3"] });
+  const { cache, auth } = await memorySessions(secret, "fast-write");
   const calls: WriteRequest[] = [];
   let fail: unknown = null;
   const write = declaredWrite({

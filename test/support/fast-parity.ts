@@ -1,8 +1,15 @@
 // A served instance for comparing a fast answer (fast-read.ts) with the app's answer to the same request: its
-// metrics, what must be equal both ways, and the request header that sends a request the app's way.
+// metrics, what must be equal both ways, and the request header that sends a request the app's way; and the
+// in-memory sessions a fast answer driven directly authenticates against.
+import { expect } from "bun:test";
 import { rmSync } from "node:fs";
+import { MemoryBus } from "../../src/platform/cache/bus.ts";
+import type { Database } from "../../src/platform/db/client.ts";
+import { Auth } from "../../src/platform/http/auth.ts";
+import { Sessions } from "../../src/platform/http/sessions.ts";
 import { createLogger } from "../../src/platform/observability/logger.ts";
 import { REDIS_URL, serveApp, tempDir } from "../helpers.ts";
+import { startCache, TEST_L1 } from "../fixtures/caches.ts";
 import type { RawResponse } from "./raw-http.ts";
 
 /** The app's way for the same request: a declared body (Content-Length: 0) is one of the things a fast answer declines. */
@@ -43,3 +50,36 @@ export const comparable = (r: RawResponse) => {
   const { date: _d, "x-request-id": _r, ratelimit, ...headers } = r.headers;
   return { status: r.status, body: r.body, headers, ratelimit: ratelimit?.replace(/;r=\d+/, ";r=N") };
 };
+
+export const rateLimited = (text: string) => Number(/^rate_limited_total (\d+)$/m.exec(text)?.[1]);
+
+/** A request refused by the rate limit, answered the same both ways. */
+export function expectLimitedAlike(fastWay: RawResponse, appWay: RawResponse, compare: (r: RawResponse) => unknown = comparable) {
+  expect(fastWay.status).toBe(429);
+  expect(fastWay.headers["retry-after"]).toBeDefined();
+  expect(compare(fastWay)).toEqual(compare(appWay));
+}
+
+/** The one log line of request `rid`, without what differs by nature (time, duration, id). */
+export const requestLine = (lines: string[], rid: string) => {
+  const mine = lines.map((l) => JSON.parse(l)).filter((l) => l.msg === "request" && l.request_id === rid);
+  expect({ rid, n: mine.length }).toEqual({ rid, n: 1 });
+  const { time: _t, duration_ms: _d, request_id: _r, ...rest } = mine[0];
+  return rest;
+};
+
+/**
+ * Sessions read from memory (an L1-only cache, which the test closes) holding session "s" of user 3, and the
+ * auth over them; a session not there is loaded, and their database has none.
+ */
+export async function memorySessions(secret: string, instanceId: string) {
+  const cache = await startCache([], {
+    instanceId,
+    l1: { ...TEST_L1, maxBytes: 1 << 20, maxEntryBytes: 1 << 16 },
+    l2: null,
+    bus: new MemoryBus(),
+  });
+  const auth = new Auth(secret, new Sessions(undefined as unknown as Database, cache));
+  await cache.getOrSet("session:s", async () => ({ userId: 3, isAdmin: false }), { tags: ["sessions:3"] });
+  return { cache, auth };
+}
