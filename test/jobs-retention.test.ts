@@ -2,9 +2,8 @@
 // markers), for both adapters. Real Redis, own key prefix.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { Redis } from "../src/platform/redis.ts";
-import { PermanentJobError } from "../src/platform/jobs/port.ts";
 import type { RedisQueue } from "../src/platform/jobs/redis-queue.ts";
-import { always, finished, queueFile, queueKey } from "./fixtures/queues.ts";
+import { always, finished, okAndKo, queueFile, queueKey } from "./fixtures/queues.ts";
 import { TEST_TIMEOUT_MS } from "./helpers.ts";
 import { waitUntil } from "./support/wait.ts";
 setDefaultTimeout(TEST_TIMEOUT_MS);
@@ -16,14 +15,7 @@ describe("retention", () => {
   test("redis: finished records (and their idempotency keys) expire after their retention; the failed set is trimmed", async () => {
     const prefix = newPrefix();
     const q = queue("redis", { retentionCompletedMs: 5_000, retentionFailedMs: 9_000 }, prefix) as RedisQueue;
-    q.register({ type: "ok", writesDb: false, handler: async () => {} });
-    q.register({
-      type: "ko",
-      writesDb: false,
-      handler: async () => {
-        throw new PermanentJobError("x");
-      },
-    });
+    okAndKo(q);
     q.start(always);
     const ok = await q.enqueue("ok", {}, { idempotencyKey: "k-ok" });
     const ko = await q.enqueue("ko", {});
@@ -46,14 +38,7 @@ describe("retention", () => {
     test(`${adapter}: a tracked job (the outbox's) keeps a finished marker past its record's retention until forgotten`, async () => {
       const q = queue(adapter, { retentionCompletedMs: 1_000, retentionFailedMs: 1_000 });
       let runs = 0;
-      q.register({ type: "ok", writesDb: false, handler: async () => void runs++ });
-      q.register({
-        type: "ko",
-        writesDb: false,
-        handler: async () => {
-          throw new PermanentJobError("x");
-        },
-      });
+      okAndKo(q, () => void runs++);
       q.start(always);
       const [ok, ko, untracked] = await q.enqueueMany([
         { type: "ok", payload: {}, jobId: crypto.randomUUID(), tracked: true },
