@@ -53,6 +53,22 @@ export const comparable = (r: RawResponse) => {
 
 export const rateLimited = (text: string) => Number(/^rate_limited_total (\d+)$/m.exec(text)?.[1]);
 
+/**
+ * Three reads under a read limit of 3, each a fast answer counting toward the limit once; the fast answers
+ * counted before them (the set-up's post was one too, a declared write).
+ */
+export async function expectReadLimitSpent(get: () => Promise<RawResponse>, metrics: () => Promise<string>): Promise<number> {
+  const before = fastAnswers(await metrics());
+  const answers = [await get(), await get(), await get()];
+  expect(answers.map((r) => [r.status, r.headers.ratelimit])).toEqual([
+    [200, '"read";r=2;t=20'],
+    [200, '"read";r=1;t=40'],
+    [200, '"read";r=0;t=60'],
+  ]);
+  expect(fastAnswers(await metrics())).toBe(before + 3);
+  return before;
+}
+
 /** A request refused by the rate limit, answered the same both ways. */
 export function expectLimitedAlike(fastWay: RawResponse, appWay: RawResponse, compare: (r: RawResponse) => unknown = comparable) {
   expect(fastWay.status).toBe(429);
