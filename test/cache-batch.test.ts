@@ -8,26 +8,20 @@ import { MAX_BATCH_TAGS } from "../src/platform/cache/invalidation-batch.ts";
 import type { TwoTierCache } from "../src/platform/cache/two-tier.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { closeRedis, openRedis } from "../src/platform/redis.ts";
-import { dropPrefix, REDIS_URL, testPrefix, TEST_TIMEOUT_MS } from "./helpers.ts";
-import { failingCache } from "./fixtures/caches.ts";
+import { REDIS_URL, testPrefix, TEST_TIMEOUT_MS } from "./helpers.ts";
+import { cacheFile, failingCache } from "./fixtures/caches.ts";
 import { waitUntil } from "./support/wait.ts";
 setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const logger = createLogger("silent");
 let redis: Redis;
+const { caches, prefixes } = cacheFile((r) => (redis = r));
 /** Another connection: a read on the caches' own would queue behind their calls and prove nothing. */
 let other: Redis;
-const caches: TwoTierCache[] = [];
-const prefixes: string[] = [];
-
 beforeAll(async () => {
-  redis = await openRedis(REDIS_URL, logger);
   other = await openRedis(REDIS_URL, logger);
 });
 afterAll(async () => {
-  for (const c of caches) await c.close();
-  for (const p of prefixes) await dropPrefix(redis, p);
-  await closeRedis(redis);
   await closeRedis(other);
 });
 

@@ -1,29 +1,19 @@
 // With Redis, an invalidation's new tag tokens and its bus message go to Redis in one call; a failure of that
 // call leaves both owed and both are delivered once Redis answers; a Redis that lost its scripts still takes it.
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { Redis } from "../src/platform/redis.ts";
 import type { TwoTierCache } from "../src/platform/cache/two-tier.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { closeRedis, openRedis } from "../src/platform/redis.ts";
-import { dropPrefix, REDIS_URL, testPrefix, TEST_TIMEOUT_MS } from "./helpers.ts";
+import { testPrefix, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { startPrivateRedis, type PrivateRedis } from "./support/redis-server.ts";
-import { failingCache } from "./fixtures/caches.ts";
+import { cacheFile, failingCache } from "./fixtures/caches.ts";
 import { waitUntil } from "./support/wait.ts";
 setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const logger = createLogger("silent");
 let redis: Redis;
-const caches: TwoTierCache[] = [];
-const prefixes: string[] = [];
-
-beforeAll(async () => {
-  redis = await openRedis(REDIS_URL, logger);
-});
-afterAll(async () => {
-  for (const c of caches) await c.close();
-  for (const p of prefixes) await dropPrefix(redis, p);
-  await closeRedis(redis);
-});
+const { caches, prefixes } = cacheFile((r) => (redis = r));
 
 /** The client as the caches see it, recording the name of every command called on it while `recording`. */
 function recorded(client: Redis) {

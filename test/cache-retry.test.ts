@@ -1,33 +1,24 @@
 // What the two-tier cache does when Redis drops a tag bump or a bus message it owed another instance, and
 // how far its per-key invalidation bookkeeping can grow. Real Redis for L2 and the bus; the failures are
 // injected by thin subclasses/wrappers so each race happens in a fixed order.
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Redis } from "../src/platform/redis.ts";
 import { MemoryBus, parseBusMessage, type BusHandlers, type BusMessage, type CacheBus } from "../src/platform/cache/bus.ts";
 import { RedisL2 } from "../src/platform/cache/l2.ts";
 import { InvalidationTracker } from "../src/platform/cache/invalidation-tracker.ts";
-import { TwoTierCache, type TwoTierOptions } from "../src/platform/cache/two-tier.ts";
+import type { TwoTierOptions } from "../src/platform/cache/two-tier.ts";
 import { filePosition } from "../src/platform/cluster/position.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
-import { closeRedis, openRedis } from "../src/platform/redis.ts";
-import { REDIS_URL, testPrefix, TMP, TEST_TIMEOUT_MS } from "./helpers.ts";
-import { startCache, TEST_L1, testBus, testL2 } from "./fixtures/caches.ts";
+import { testPrefix, TMP, TEST_TIMEOUT_MS } from "./helpers.ts";
+import { cacheFile, startCache, TEST_L1, testBus, testL2 } from "./fixtures/caches.ts";
 import { waitUntil } from "./support/wait.ts";
 setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const logger = createLogger("silent");
 let redis: Redis;
-const caches: TwoTierCache[] = [];
-
-beforeAll(async () => {
-  redis = await openRedis(REDIS_URL, logger);
-});
-afterAll(async () => {
-  for (const c of caches) await c.close();
-  await closeRedis(redis);
-});
+const { caches } = cacheFile((r) => (redis = r));
 
 function makeCache(opts: { prefix: string; l2?: RedisL2; bus?: CacheBus; l1Enabled?: boolean; extra?: Partial<TwoTierOptions> }) {
   return startCache(caches, {

@@ -1,6 +1,6 @@
 // The two-tier cache against the real Redis: single flight, L2 format and corruption, serve-stale,
 // tags across instances and the LiteFS position guard. Each cache here uses its own key prefix.
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Redis } from "../src/platform/redis.ts";
@@ -9,23 +9,16 @@ import { decodeEntry, encodeEntry } from "../src/platform/cache/l2.ts";
 import { TwoTierCache } from "../src/platform/cache/two-tier.ts";
 import { filePosition, parsePosition, positionFile } from "../src/platform/cluster/position.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
-import { closeRedis, openRedis } from "../src/platform/redis.ts";
-import { REDIS_URL, testPrefix, TMP, TEST_TIMEOUT_MS } from "./helpers.ts";
-import { startCache, TEST_L1, testBus, testL2 } from "./fixtures/caches.ts";
+import { testPrefix, TMP, TEST_TIMEOUT_MS } from "./helpers.ts";
+import { cacheFile, startCache, TEST_L1, testBus, testL2 } from "./fixtures/caches.ts";
 import { waitUntil } from "./support/wait.ts";
 setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const logger = createLogger("silent");
 let redis: Redis;
-const caches: TwoTierCache[] = [];
+const { caches } = cacheFile((r) => (redis = r));
 const dirs: string[] = [];
-
-beforeAll(async () => {
-  redis = await openRedis(REDIS_URL, logger);
-});
-afterAll(async () => {
-  for (const c of caches) await c.close();
-  await closeRedis(redis);
+afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 

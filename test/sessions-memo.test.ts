@@ -1,16 +1,15 @@
 // The session memo (sessions.ts) is the bound for when the bus cannot carry a revocation, and only then: while
 // the cache's L1 is live every check goes to the cache, where the bus's invalidations land. And a revocation
 // cannot be undone in L2 by another instance's load that read the session just before it.
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { MemoryBus } from "../src/platform/cache/bus.ts";
 import type { Cache, CacheResult } from "../src/platform/cache/port.ts";
-import type { TwoTierCache } from "../src/platform/cache/two-tier.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
-import { closeRedis, openRedis, type Redis } from "../src/platform/redis.ts";
+import type { Redis } from "../src/platform/redis.ts";
 import type { Database } from "../src/platform/db/client.ts";
 import { Sessions, type SessionState } from "../src/platform/http/sessions.ts";
-import { REDIS_URL, TEST_TIMEOUT_MS, testPrefix } from "./helpers.ts";
-import { startCache, TEST_L1, testBus, testL2 } from "./fixtures/caches.ts";
+import { TEST_TIMEOUT_MS, testPrefix } from "./helpers.ts";
+import { cacheFile, startCache, TEST_L1, testBus, testL2 } from "./fixtures/caches.ts";
 setDefaultTimeout(TEST_TIMEOUT_MS);
 
 /** A cache that answers from a map another instance's revocation would change, and counts the reads. */
@@ -65,14 +64,7 @@ describe("the session memo", () => {
 describe("a revocation and a load on another instance that read the session just before it", () => {
   const logger = createLogger("silent");
   let redis: Redis;
-  const caches: TwoTierCache[] = [];
-  beforeAll(async () => {
-    redis = await openRedis(REDIS_URL, logger);
-  });
-  afterAll(async () => {
-    for (const c of caches) await c.close();
-    await closeRedis(redis);
-  });
+  const { caches } = cacheFile((r) => (redis = r));
   const makeCache = (prefix: string, bus: "redis" | "deaf") =>
     startCache(caches, {
       logger,
