@@ -25,6 +25,20 @@ afterAll(async () => {
 
 const URL_ = "http://localhost/api/v1/users/1/posts";
 
+/** A served instance with metrics and the lane's `settings`, and one user (`name`@example.com), logged in. */
+async function servedWithUser(settings: Record<string, string>, name: string) {
+  const env = testEnv({ PORT: "0", HOST: "127.0.0.1", CRON_ENABLED: "false", CACHE_ENABLED: "false", METRICS_ENABLED: "true", METRICS_PORT: "0", ...settings });
+  const inst = await startInstance(loadConfig(env), { logger: createLogger("silent", {}) });
+  started.push(inst);
+  const json = { "content-type": "application/json" };
+  const reg = await fetch(`${inst.url}/api/v1/users`, { method: "POST", headers: json, body: JSON.stringify({ email: `${name}@example.com`, password: "password-1", full_name: name }) });
+  const { id } = (await reg.json()) as { id: number };
+  const login = await fetch(`${inst.url}/api/v1/auth/login`, { method: "POST", headers: json, body: JSON.stringify({ email: `${name}@example.com`, password: "password-1" }) });
+  const token = ((await login.json()) as { access_token: string }).access_token;
+  const metric = async (metricName: string) => Number(new RegExp(`^${metricName} (\\d+)$`, "m").exec(await (await fetch(inst.metricsUrl!)).text())?.[1]);
+  return { env, inst, json, id, token, metric };
+}
+
 describe("the write lane", () => {
   test("lets `concurrency` writes in, the next one when a write leaves; reads and hashing routes pass", async () => {
     const lane = writeLane(2, 60_000, new Set(["POST /api/v1/auth/login"]));
@@ -196,15 +210,7 @@ describe("the write lane", () => {
   });
 
   test("through the server: a write whose body is still arriving holds no turn, the fast way or the app's", async () => {
-    const env = testEnv({ PORT: "0", HOST: "127.0.0.1", CRON_ENABLED: "false", CACHE_ENABLED: "false", METRICS_ENABLED: "true", METRICS_PORT: "0", WRITE_CONCURRENCY: "1", WRITE_LANE_WAIT_MS: "60000" });
-    const inst = await startInstance(loadConfig(env), { logger: createLogger("silent", {}) });
-    started.push(inst);
-    const json = { "content-type": "application/json" };
-    const reg = await fetch(`${inst.url}/api/v1/users`, { method: "POST", headers: json, body: JSON.stringify({ email: "slow@example.com", password: "password-1", full_name: "Slow" }) });
-    const { id } = (await reg.json()) as { id: number };
-    const login = await fetch(`${inst.url}/api/v1/auth/login`, { method: "POST", headers: json, body: JSON.stringify({ email: "slow@example.com", password: "password-1" }) });
-    const token = ((await login.json()) as { access_token: string }).access_token;
-    const metric = async (name: string) => Number(new RegExp(`^${name} (\\d+)$`, "m").exec(await (await fetch(inst.metricsUrl!)).text())?.[1]);
+    const { inst, json, id, token, metric } = await servedWithUser({ WRITE_CONCURRENCY: "1", WRITE_LANE_WAIT_MS: "60000" }, "slow");
     // Headers and the start of a body: the client is still sending it. A declared length goes the fast way; a
     // chunked body, or one with an Idempotency-Key, the app's.
     const slow = await Promise.all(
@@ -226,15 +232,7 @@ describe("the write lane", () => {
   });
 
   test("through the server: with the database locked elsewhere, two writes are in the app, the rest wait, reads answer, and every write is stored once the lock goes", async () => {
-    const env = testEnv({ PORT: "0", HOST: "127.0.0.1", CRON_ENABLED: "false", CACHE_ENABLED: "false", METRICS_ENABLED: "true", METRICS_PORT: "0", WRITE_CONCURRENCY: "2", WRITE_LANE_WAIT_MS: "30000", DB_WRITE_WAIT_MS: "20000" });
-    const inst = await startInstance(loadConfig(env), { logger: createLogger("silent", {}) });
-    started.push(inst);
-    const json = { "content-type": "application/json" };
-    const reg = await fetch(`${inst.url}/api/v1/users`, { method: "POST", headers: json, body: JSON.stringify({ email: "lane@example.com", password: "password-1", full_name: "Lane" }) });
-    const { id } = (await reg.json()) as { id: number };
-    const login = await fetch(`${inst.url}/api/v1/auth/login`, { method: "POST", headers: json, body: JSON.stringify({ email: "lane@example.com", password: "password-1" }) });
-    const token = ((await login.json()) as { access_token: string }).access_token;
-    const metric = async (name: string) => Number(new RegExp(`^${name} (\\d+)$`, "m").exec(await (await fetch(inst.metricsUrl!)).text())?.[1]);
+    const { env, inst, json, id, token, metric } = await servedWithUser({ WRITE_CONCURRENCY: "2", WRITE_LANE_WAIT_MS: "30000", DB_WRITE_WAIT_MS: "20000" }, "lane");
 
     const lock = await holdWriteLock(env.DATABASE_URL!.slice("file:".length));
     const posts = Array.from({ length: 6 }, (_, i) =>
