@@ -11,7 +11,7 @@ import type { Cache } from "../cache/port.ts";
 import type { Auth, Principal } from "./auth.ts";
 import type { RateLimiter, RatePolicy } from "./rate-limit.ts";
 import { handOverDecision, rateLimitHeader, sessionReadKey } from "./rate-limits.ts";
-import { putOnto, type HeaderPolicy } from "./headers.ts";
+import { answerHeaders, type HeaderPolicy } from "./headers.ts";
 import { requestIdOf, type RequestId } from "./request-context.ts";
 import { cachedReadOf, readValue, type CachedRead, type ReadResult } from "./cached-read.ts";
 import { refusal } from "./access.ts";
@@ -33,17 +33,13 @@ export interface FastReadOptions {
   observe: AnswerObserver;
 }
 
-// One Headers per x-cache value (and one without, for an uncached read), reused: a Response copies its init
-// headers when it is made, so the template's x-request-id is set just before each one. The policy's headers for
-// a request without Origin are the same for every request (requests with one decline).
+// One set of answer headers per x-cache value, and one without for an uncached read (headers.ts answerHeaders).
 function templateMaker(policy: HeaderPolicy | undefined) {
-  const templates = new Map<string | undefined, Headers>();
-  const blank = new Request("http://localhost/");
-  return (source: string | undefined): Headers => {
+  const templates = new Map<string | undefined, ReturnType<typeof answerHeaders>>();
+  return (source: string | undefined) => {
     let h = templates.get(source);
     if (!h) {
-      h = new Headers({ "content-type": "application/json", ...(source === undefined ? {} : { "x-cache": source }), "x-request-id": "" });
-      policy?.decorate(blank, putOnto(h));
+      h = answerHeaders(policy, source === undefined ? { "content-type": "application/json" } : { "content-type": "application/json", "x-cache": source });
       templates.set(source, h);
     }
     return h;
@@ -71,11 +67,7 @@ export function fastRead(route: string, read: CachedRead, cache: Cache, opts: Fa
 
   const respond = (request: Request, json: string, source: string | undefined, limit: string | undefined, start: number): Response => {
     const rid = requestIdOf(request);
-    const out = headersFor(source);
-    out.set("x-request-id", rid);
-    if (limit !== undefined) out.set("ratelimit", limit);
-    else out.delete("ratelimit");
-    const response = new Response(json, { headers: out });
+    const response = new Response(json, { headers: headersFor(source)(rid, limit) });
     observed(performance.now() - start, rid, request);
     return response;
   };

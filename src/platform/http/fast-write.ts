@@ -13,7 +13,7 @@ import { TypeCompiler } from "@sinclair/typebox/compiler";
 import type { Auth, Principal } from "./auth.ts";
 import type { RateLimiter, RatePolicy } from "./rate-limit.ts";
 import { carryDecision, handOverDecision, rateLimitHeader, sessionWriteKey } from "./rate-limits.ts";
-import { putInto, putOnto, type HeaderPolicy } from "./headers.ts";
+import { answerHeaders, putInto, type HeaderPolicy } from "./headers.ts";
 import { identityEncoded, jsonOfBody, readLimited } from "./json-body.ts";
 import { JSON_MAX_VALUES } from "./json-depth.ts";
 import { bodyValueCap } from "./validation-cost.ts";
@@ -100,10 +100,7 @@ export function fastWrite(route: string, write: DeclaredWrite, opts: FastWriteOp
   // The same bound on a body's values as the app's parser gives this route (validation-cost.ts bodyValueCaps).
   const maxValues = bodyValueCap(write.body, JSON_MAX_VALUES);
   const answered = observer.answers(method, route, write.status);
-  // One Headers reused for every success: a Response copies its init headers when it is made. The policy's
-  // headers for a request without Origin are the same for every request (requests with one decline).
-  const template = new Headers({ "content-type": "application/json;charset=utf-8", "x-request-id": "" });
-  policy?.decorate(new Request("http://localhost/"), putOnto(template));
+  const succeeded = answerHeaders(policy, { "content-type": "application/json;charset=utf-8" });
 
   /** The problem the app's onError gives for `err`, observed as the app observes it. */
   const failed = (request: Request, id: RequestId, err: unknown, start: number): Response => {
@@ -171,9 +168,7 @@ export function fastWrite(route: string, write: DeclaredWrite, opts: FastWriteOp
       } catch (err) {
         return failed(request, id, err, start);
       }
-      template.set("x-request-id", id);
-      if (limit !== undefined) template.set("ratelimit", limit);
-      const response = new Response(json, { status: write.status, headers: template });
+      const response = new Response(json, { status: write.status, headers: succeeded(id, limit) });
       answered(performance.now() - start, id);
       return response;
     };
