@@ -68,7 +68,7 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
   // The features' chores before listening (the login's stand-in hash, cache warming bounded by CACHE_WARM_TIMEOUT_MS).
   await opened.open("features' start-up chores before serving", () => runStartup(features, "serve"));
   // The cached reads (cached-read.ts) answered before Elysia, from their declarations (see fast-read.ts).
-  const readLimit = ratePolicies(config).read;
+  const { read: readLimit, write: writeLimit } = ratePolicies(config);
   const headers = headerPolicy(headerSettings(config));
   const fast = await opened.open("the cached reads' fast answers", () =>
     fastReads(app.routes, {
@@ -79,7 +79,6 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
     }),
   );
   // The declared writes (declared-write.ts) answered before Elysia too, in the write lane (see fast-write.ts).
-  const writeLimit = ratePolicies(config).write;
   const fastWriting = await opened.open("the declared writes' fast answers", () =>
     fastWrites(app.routes, {
       auth: deps.auth,
