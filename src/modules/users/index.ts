@@ -80,7 +80,7 @@ export const updateUserWrite = (deps: UsersDeps) =>
         409: { description: "Another account has this email" },
       },
     },
-    handle: ({ params, body, principal }) => users.update(deps, params.id, body),
+    handle: ({ params, body }) => users.update(deps, params.id, body),
   });
 
 export function usersModule(deps: UsersDeps) {
