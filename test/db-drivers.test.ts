@@ -12,7 +12,9 @@ import { writeOutbox } from "../src/platform/jobs/outbox.ts";
 import { toUserPublic, userStatements, usersRepo } from "../src/modules/users/repository.ts";
 import { postStatements, postsRepo } from "../src/modules/posts/repository.ts";
 import { preferenceStatements, preferencesRepo } from "../src/modules/preferences/repository.ts";
-import { derive } from "../src/platform/db/statement.ts";
+import { sql } from "drizzle-orm";
+import { users } from "../src/platform/db/schema/index.ts";
+import { derive, statement } from "../src/platform/db/statement.ts";
 import { sqliteOf } from "../src/platform/db/step.ts";
 import { makeApp, tempDir, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { holdWriteLock } from "./support/sqlite-lock.ts";
@@ -167,7 +169,10 @@ for (const driver of ["bun:sqlite", "libsql"] as const) {
   });
 }
 
-type DeclaredQuery = { toSQL(): { sql: string; params: unknown[] }; prepare(): { getQuery(): { sql: string }; all(v: object): unknown; run(v: object): unknown } };
+type DeclaredQuery = {
+  toSQL(): { sql: string; params: unknown[] };
+  prepare(): { getQuery(): { sql: string }; get(v: object): unknown; all(v: object): unknown; run(v: object): unknown };
+};
 
 // Each hot statement is declared once, with Drizzle's builder; on bun:sqlite it runs without Drizzle's per-call work
 // (statement.ts). Here each one runs both ways on the same rows: Drizzle's own prepared statement and the derived one.
@@ -225,14 +230,35 @@ describe("statements declared once", () => {
         const derived = derive(query);
         expect(derived.sql, `${set}.${name}`).toBe(drizzle.getQuery().sql);
         const v = { ...values, ...overrides[`${set}.${name}`] };
-        const method = derived.columns ? "all" : "run";
-        const theirs = outcome(() => drizzle[method](v));
-        const ours = outcome(() => s[method](v));
-        expect(ours, `${set}.${name}`).toEqual(theirs);
+        for (const method of derived.columns ? (["all", "get"] as const) : (["run"] as const)) {
+          const theirs = outcome(() => drizzle[method](v));
+          const ours = outcome(() => s[method](v));
+          expect(ours, `${set}.${name}.${method}`).toEqual(theirs);
+        }
         compared++;
       }
     }
     expect(compared).toBeGreaterThanOrEqual(15);
+  });
+
+  test("on bun:sqlite get() reads the first row only: a later row that would fail is never read", async () => {
+    const { database } = await fresh("bun:sqlite");
+    const { db } = database;
+    for (const n of ["a", "b"]) await database.write((tx) => q(usersRepo.insert(tx, { email: `${n}@example.com`, passwordHash: "h", fullName: n })));
+    // abs() of the smallest integer overflows: SQLite raises it on the step that computes the second row.
+    const poisoned = sql<number>`abs(case when ${users.email} = 'b@example.com' then -9223372036854775808 else 1 end)`;
+    const query = db.select({ id: users.id, isAdmin: users.isAdmin, n: poisoned.as("n") }).from(users).orderBy(users.id);
+    const s = statement(db, query);
+    expect(await s.get()).toEqual({ id: 1, isAdmin: false, n: 1 });
+    expect(() => s.all()).toThrow(/integer overflow/);
+  });
+
+  test("on bun:sqlite get() refuses result columns that share a name (one row object cannot hold both)", async () => {
+    const { database } = await fresh("bun:sqlite");
+    const { db } = database;
+    const s = statement(db, db.select({ a: users.id, b: sql<number>`${users.id}` }).from(users));
+    expect(() => s.get()).toThrow(/distinct names/);
+    expect(await s.all()).toEqual([]);
   });
 
   test("no feature prepares SQL text of its own on the connection", () => {

@@ -99,11 +99,21 @@ function compile(stmt: BunStatement, d: Derived): Statement<unknown> {
     .join(", ");
   const names = [...new Set(d.params.flatMap((p) => ("name" in p ? [p.name] : [])))];
   const check = names.length ? `if (${names.map((n) => `v[${lit(n)}] === undefined`).join(" || ")}) missing(v, ${lit(names)});` : "";
-  const row = d.columns
-    ?.map(({ key, decoder }, i) => `${lit(key)}: ${decoder ? `r[${i}] === null ? null : decoder[${i}].mapFromDriverValue(r[${i}])` : `r[${i}]`}`)
-    .join(", ");
+  /** The row object built from `r`, reading column i as `at(i)` (a position in an array, or a name in an object). */
+  const rowOf = (at: (i: number) => string) =>
+    d.columns
+      ?.map(({ key, decoder }, i) => `${lit(key)}: ${decoder ? `${at(i)} === null ? null : decoder[${i}].mapFromDriverValue(${at(i)})` : at(i)}`)
+      .join(", ");
+  const row = rowOf((i) => `r[${i}]`);
+  // bun:sqlite reads a single row only as an object keyed by column name (values() steps through every row),
+  // so get() reads the first row by name; two result columns of one name would collapse into one key there.
+  const columnNames = stmt.columnNames;
+  const distinct = new Set(columnNames).size === columnNames.length;
+  const first = distinct
+    ? `const r = stmt.get(${args}); return r === null ? undefined : { ${rowOf((i) => `r[${lit(columnNames[i])}]`)} };`
+    : `sameName(${lit(d.sql)});`;
   const reads = row
-    ? `get(v = {}) { ${check} const r = stmt.values(${args})[0]; return r === undefined ? undefined : { ${row} }; },
+    ? `get(v = {}) { ${check} ${first} },
        all(v = {}) {
          ${check}
          const rows = stmt.values(${args});
@@ -114,14 +124,19 @@ function compile(stmt: BunStatement, d: Derived): Statement<unknown> {
     : // Nothing selected or returned: as Drizzle's, rows (if any) come back as the driver gives them.
       `get(v = {}) { ${check} return stmt.get(${args}) ?? undefined; },
        all(v = {}) { ${check} return stmt.all(${args}); },`;
-  const make = new Function("stmt", "constant", "encoder", "decoder", "missing", `"use strict"; return { ${reads} run(v = {}) { ${check} return stmt.run(${args}); } };`);
+  const make = new Function("stmt", "constant", "encoder", "decoder", "missing", "sameName", `"use strict"; return { ${reads} run(v = {}) { ${check} return stmt.run(${args}); } };`);
   return make(
     stmt,
     d.params.map((p) => ("value" in p ? p.value : undefined)),
     d.params.map((p) => ("encoder" in p ? p.encoder : null)),
     d.columns?.map((c) => c.decoder) ?? [],
     missing,
+    sameName,
   );
+}
+
+function sameName(sql: string): never {
+  throw new Error(`statement(): get() needs result columns of distinct names (alias one with .as()): ${sql}`);
 }
 
 function missing(values: Values, names: string[]): never {
