@@ -45,6 +45,31 @@ for (const driver of ["bun:sqlite", "libsql"] as const) {
       expect((await database.client.execute("PRAGMA foreign_keys")).rows[0]).toEqual({ foreign_keys: 1 });
     });
 
+    test("every connection it reads or writes on runs with the settings: foreign keys on, synchronous NORMAL, no busy wait", async () => {
+      const { database } = await fresh(driver);
+      const pragmas = ["foreign_keys", "synchronous", "busy_timeout"];
+      const want = { foreign_keys: 1, synchronous: 1, busy_timeout: 0 };
+      const valueOf = (row: unknown) => Number(Object.values(row as object)[0]);
+      const settings = async () => {
+        const rows = await Promise.all(pragmas.map((p) => database.client.execute(`PRAGMA ${p}`)));
+        return Object.fromEntries(pragmas.map((p, i) => [p, valueOf(rows[i]!.rows[0])]));
+      };
+      // Calls made in one tick each borrow a connection: a pooling client opens more than one for them.
+      for (const s of await Promise.all(Array.from({ length: 4 }, settings))) expect(s).toEqual(want);
+      // A write transaction's connection.
+      const inTx = await database.write(function* (tx) {
+        const out: Record<string, number> = {};
+        for (const p of pragmas) out[p] = valueOf(yield* q(tx.get(sql.raw(`PRAGMA ${p}`))));
+        return out;
+      });
+      expect(inTx).toEqual(want);
+      // A delete of a user removes its posts (ON DELETE CASCADE) whichever connection runs it.
+      const u = await database.write((tx) => q(usersRepo.insert(tx, { email: "fk@example.com", passwordHash: "h", fullName: "F" })));
+      await database.write((tx) => q(postsRepo.insert(tx, u.id, "t", "c")));
+      await database.write((tx) => q(usersRepo.delete(tx, u.id)));
+      expect(await count(database, "posts")).toBe(0);
+    });
+
     test("migrations apply once; a second run changes nothing", async () => {
       const { database } = await fresh(driver);
       expect(await count(database, "__drizzle_migrations")).toBe(journalEntries());

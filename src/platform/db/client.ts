@@ -171,13 +171,56 @@ function openBun(url: string, path: string | null, opts: OpenOptions): Database 
   };
 }
 
+/**
+ * The settings of one local connection. busy_timeout stays 0 (as @libsql/client opens it): a busy handler would
+ * sleep on the event loop, and a busy write is retried in write(), as on bun:sqlite.
+ */
+async function configure(client: Client): Promise<void> {
+  await client.execute("PRAGMA synchronous=NORMAL");
+  await client.execute("PRAGMA foreign_keys=ON");
+}
+
+/**
+ * A local file on @libsql/client (only DATABASE_DRIVER=libsql opens one this way). The client pools connections,
+ * opening one whenever every open one is borrowed, with no hook to set a new one's per-connection PRAGMAs (a new
+ * one would run synchronous=FULL). So two clients of one connection each, configured when opened and again after
+ * a reconnect: one for the write transactions (write() runs one at a time), and one for every other call (each
+ * borrows it for one synchronous step, so they never wait long on each other).
+ */
+async function localClient(url: string): Promise<Client> {
+  const reads = createClient({ url, concurrency: 1 });
+  const writes = createClient({ url, concurrency: 1 });
+  await configure(reads);
+  await configure(writes);
+  return {
+    execute: reads.execute.bind(reads),
+    batch: reads.batch.bind(reads),
+    migrate: reads.migrate.bind(reads),
+    executeMultiple: reads.executeMultiple.bind(reads),
+    sync: reads.sync.bind(reads),
+    transaction: writes.transaction.bind(writes),
+    // Only write() reconnects, to drop a transaction's connection (see there).
+    reconnect: async () => {
+      await writes.reconnect();
+      await configure(writes);
+    },
+    close: () => {
+      reads.close();
+      writes.close();
+    },
+    get closed() {
+      return reads.closed;
+    },
+    protocol: reads.protocol,
+  };
+}
+
 async function openLibsql(url: string, path: string | null, opts: OpenOptions): Promise<Database> {
-  // No busy_timeout on a local file (which only DATABASE_DRIVER=libsql opens this way): it would sleep on the event
-  // loop. A busy write is retried in write(), as on bun:sqlite.
-  const raw: Client = createClient({ url });
+  // An in-memory database is one connection. On a server, a statement runs on a connection of the server's
+  // choosing, so a per-connection PRAGMA sent from here holds only where it ran (libsql/sqld#764).
+  const raw: Client = path ? await localClient(url) : createClient({ url });
   if (opts.setWal && path) await raw.execute("PRAGMA journal_mode=WAL");
-  if (path) await raw.execute("PRAGMA synchronous=NORMAL");
-  await raw.execute("PRAGMA foreign_keys=ON");
+  if (!path) await raw.execute("PRAGMA foreign_keys=ON");
   const db = drizzleLibsql(raw, { schema }) as unknown as Db;
   const waitMs = opts.writeWaitMs ?? DEFAULT_WRITE_WAIT_MS;
   // One write transaction at a time per process: libSQL's local connections would otherwise wait on each
