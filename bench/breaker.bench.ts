@@ -130,5 +130,5 @@ table([
   { measure: "while open p50 / p99 (ms)", value: `${result.hanging_dependency.open_p50_ms} / ${result.hanging_dependency.open_p99_ms}` },
   { measure: "requests reaching the API while open", value: result.hanging_dependency.requests_reaching_the_dependency_while_open },
 ]);
-console.log(`wrote ${writeResult("breaker", result)}`);
+writeResult("breaker", result);
 process.exit(0);

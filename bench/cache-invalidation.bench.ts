@@ -140,8 +140,7 @@ const ratios = {
 };
 table(rows);
 console.log(ratios);
-const file = writeResult("cache-invalidation", { ops: OPS, rounds: ROUNDS, rows, ...ratios, concurrency: CONCURRENCY, note: "median of rounds, one tag per invalidation; serial awaits, then CONCURRENCY writers (distinct tags) taking event-loop turns one at a time" });
-console.log(`wrote ${file}`);
+writeResult("cache-invalidation", { ops: OPS, rounds: ROUNDS, rows, ...ratios, concurrency: CONCURRENCY, note: "median of rounds, one tag per invalidation; serial awaits, then CONCURRENCY writers (distinct tags) taking event-loop turns one at a time" });
 
 for (const [c] of Object.values(caches)) await c.close();
 const keys = await redis.keys(`${PREFIX}*`);

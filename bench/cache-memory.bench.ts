@@ -45,6 +45,5 @@ const last = rows[rows.length - 1]!;
 const grewSecond = last["rss MB"] - rows[1]!["rss MB"];
 console.log(`\nRSS grew ${grewFirst.toFixed(1)} MB over the first ${KEYS} keys and ${grewSecond.toFixed(1)} MB over the next ${3 * KEYS}; heap used stays at ${last["heap used MB"]} MB; L1 holds ${last["l1 items"]} (cap ${MAX_ITEMS}).`);
 if (last["l1 items"] > MAX_ITEMS) throw new Error("L1 exceeded its item cap");
-const file = writeResult("cache-memory", { keys: KEYS, max_items: MAX_ITEMS, value_bytes: JSON.stringify(await load(0)()).length, rows, rss_growth_first_mb: grewFirst, rss_growth_second_mb: grewSecond });
-console.log(`wrote ${file}`);
+writeResult("cache-memory", { keys: KEYS, max_items: MAX_ITEMS, value_bytes: JSON.stringify(await load(0)()).length, rows, rss_growth_first_mb: grewFirst, rss_growth_second_mb: grewSecond });
 await cache.close();

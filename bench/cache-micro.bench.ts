@@ -101,8 +101,7 @@ rows.push(
   { path: "floor: bare node-redis MGET", "ours ns/op": Math.round(rawNs), "bentocache ns/op": "", "bentocache / ours": "", target: "" },
 );
 table(rows);
-const file = writeResult("cache-micro", { l1_ops: L1_OPS, l2_ops: L2_OPS, rounds: ROUNDS, value_bytes: JSON.stringify(value).length, rows, note: "median of 3 rounds, serial awaits" });
-console.log(`wrote ${file}`);
+writeResult("cache-micro", { l1_ops: L1_OPS, l2_ops: L2_OPS, rounds: ROUNDS, value_bytes: JSON.stringify(value).length, rows, note: "median of 3 rounds, serial awaits" });
 
 await bento.disconnectAll();
 await ours.close();

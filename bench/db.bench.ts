@@ -9,7 +9,7 @@
 //
 //   bun run bench -- db        (BENCH_DURATION=5 seconds per run; BENCH_BIG_USERS=1000000)
 //   BENCH_DB_ONLY=under_writes,writes bun run bench -- db    only those segments (of reads, under_writes, writes,
-//   driver, big), printed and not written to bench/results (a partial run would replace the whole file)
+//   driver, big), printed: a partial run (lib.ts partialRun)
 import { Database as BunDatabase } from "bun:sqlite";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -318,8 +318,8 @@ async function main() {
     table(rows);
     const rw = result.reads_under_writes as { idle: LoadResult; under_writes: LoadResult; writes: LoadResult; p99_ratio: number } | undefined;
     if (rw) console.log(`detail p99 idle ${rw.idle.p99_ms} ms, under flat-out writes ${rw.under_writes.p99_ms} ms (${rw.p99_ratio}x; target <= 2) while ${rw.writes.rps} posts/s (read CPU ${rw.under_writes.cpu_us} us/req)`);
-    console.log(`partial run (BENCH_DB_ONLY=${[...ONLY].join(",")}): not written to bench/results`);
     console.log(JSON.stringify(result));
+    writeResult("db", result);
     return;
   }
 
@@ -367,8 +367,8 @@ async function main() {
 
   table(rows);
   if (ONLY.size > 0) {
-    console.log(`partial run (BENCH_DB_ONLY=${[...ONLY].join(",")}): not written to bench/results`);
     console.log(JSON.stringify(result));
+    writeResult("db", result);
     return;
   }
   const detailSmall = readResults["GET /users/{id} (cache off)"]!.service.rps;
@@ -380,7 +380,7 @@ async function main() {
   console.log(`admin list at ${BIG_USERS} users, last page / first page req/s: ${ratio(last, first)}`);
   console.log(`total: ${JSON.stringify(result.total_cost_ms)} (ms)`);
   console.log(`detail p99 idle ${rw.idle.p99_ms} ms, under flat-out writes ${rw.under_writes.p99_ms} ms (${rw.p99_ratio}x; target <= 2) while ${rw.writes.rps} posts/s`);
-  const file = writeResult("db", {
+  writeResult("db", {
     description:
       "The service's database paths (cache off) against bare Bun.serve + bun:sqlite servers answering the same paths with the same statements and bytes, same run; writes without and with Redis; reads under flat-out writes; 1,000,000 users x 10 posts built straight into SQLite. See docs/database.md.",
     command: "bun run bench -- db",
@@ -394,7 +394,6 @@ async function main() {
     rows,
     ...result,
   });
-  console.log(`wrote ${file}`);
   if (rows.some((r) => Number(r["non-2xx"]) > 0)) throw new Error("some responses were not 2xx");
 }
 

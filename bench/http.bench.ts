@@ -263,6 +263,7 @@ async function main() {
   if (process.env.BENCH_L1_ONLY) {
     // Experiments: only the bare server and the L1 path, printed raw.
     console.log(JSON.stringify({ bare: runs.bare.map((r) => [r.rps, r.cpu_us_per_req]), l1: runs.l1.map((r) => [r.rps, r.cpu_us_per_req]) }));
+    writeResult("http", runs);
     return;
   }
   service = await startService({ CACHE_L1_ENABLED: "false" });
@@ -293,7 +294,7 @@ async function main() {
   table(rows.map((r) => ({ path: r.name, "req/s": Math.round(r.rps), "p50 ms": r.p50_ms, "p99 ms": r.p99_ms, "non-2xx": r.non2xx, ratio: r.ratio_to_bare, "server CPU us/req": r.cpu_us })));
   const l1Ratio = rows[1]!.ratio_to_bare;
   console.log(`\nservice L1 / bare = ${l1Ratio} (target >= 0.7); average body ${avgBytes} bytes; rounds: ${ROUNDS}, medians shown`);
-  const file = writeResult("http", {
+  writeResult("http", {
     load_generator: hasWrk ? "wrk -t1" : "autocannon",
     connections: CONNECTIONS,
     duration_s: DURATION,
@@ -310,7 +311,6 @@ async function main() {
   });
   console.log(`cache stats after the L1 runs: ${JSON.stringify(statsL1)}`);
   console.log(`cache stats after the L2 run:  ${JSON.stringify(statsL2)}`);
-  console.log(`wrote ${file}`);
   if (rows.some((r) => r.non2xx > 0)) throw new Error("some responses were not 2xx");
 }
 

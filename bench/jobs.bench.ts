@@ -132,6 +132,5 @@ table([
   { queue: "BullMQ", "enqueue jobs/s": summary.bullmq.enqueue_per_sec, "process jobs/s": summary.bullmq.process_per_sec },
   { queue: "ratio ours/BullMQ", "enqueue jobs/s": Number(ratio.enqueue.toFixed(2)), "process jobs/s": Number(ratio.process.toFixed(2)) },
 ]);
-const file = writeResult("jobs", { jobs: N, batch: BATCH, concurrency: CONCURRENCY, rounds: ROUNDS, summary, ratio, raw: results });
-console.log(`written ${file}`);
+writeResult("jobs", { jobs: N, batch: BATCH, concurrency: CONCURRENCY, rounds: ROUNDS, summary, ratio, raw: results });
 process.exit(0);

@@ -5,7 +5,26 @@ import { cpus, loadavg } from "node:os";
 
 export const RESULTS = join(import.meta.dir, "results");
 
-export function writeResult(name: string, data: Record<string, unknown>): string {
+/**
+ * The variables that make a run partial: it measures only part of a bench (ABUSE_BODIES, BENCH_DB_ONLY,
+ * BENCH_L1_ONLY), or a service set up unlike the published one (BENCH_SERVICE_ENV). Such a run prints its
+ * figures and writes neither its result file (which it would replace whole) nor docs/benchmarks.md.
+ */
+const PARTIAL_RUN_VARIABLES = ["ABUSE_BODIES", "BENCH_DB_ONLY", "BENCH_L1_ONLY", "BENCH_SERVICE_ENV"];
+
+/** What makes this run partial (`NAME=value ...`), or null for a run of record. */
+export function partialRun(): string | null {
+  const set = PARTIAL_RUN_VARIABLES.filter((v) => (process.env[v] ?? "") !== "").map((v) => `${v}=${process.env[v]}`);
+  return set.length > 0 ? set.join(" ") : null;
+}
+
+/** Writes bench/results/<name>.json and says so; a partial run writes nothing (see partialRun). */
+export function writeResult(name: string, data: Record<string, unknown>): string | null {
+  const partial = partialRun();
+  if (partial) {
+    console.log(`partial run (${partial}): bench/results/${name}.json not written`);
+    return null;
+  }
   mkdirSync(RESULTS, { recursive: true });
   const file = join(RESULTS, `${name}.json`);
   writeFileSync(
@@ -13,6 +32,7 @@ export function writeResult(name: string, data: Record<string, unknown>): string
     // The load average says how busy the (shared) machine was when the figures were taken.
     JSON.stringify({ name, at: new Date().toISOString(), bun: Bun.version, cpus: cpus().length, load_avg_1m: loadavg()[0], ...data }, null, 2) + "\n",
   );
+  console.log(`wrote ${file}`);
   return file;
 }
 

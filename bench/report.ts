@@ -3,7 +3,7 @@
 import { Glob } from "bun";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { RESULTS } from "./lib.ts";
+import { partialRun, RESULTS } from "./lib.ts";
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type Obj = { [k: string]: Json };
@@ -65,12 +65,19 @@ export function render(results: Obj[]): string {
   return out.join("\n").replace(/\n{3,}/g, "\n\n");
 }
 
-export function writeReport(): string {
+/** Rewrites docs/benchmarks.md and says so; after a partial run it writes nothing (see lib.ts partialRun). */
+export function writeReport(): string | null {
+  const partial = partialRun();
+  if (partial) {
+    console.log(`partial run (${partial}): ${PAGE} not regenerated`);
+    return null;
+  }
   // The regions lab's files have their own page (docs/regions.md, lab/regions/report.ts).
   const files = [...new Glob("*.json").scanSync(RESULTS)].filter((f) => !f.startsWith("regions")).sort();
   const results = files.map((f) => JSON.parse(readFileSync(join(RESULTS, f), "utf8")) as Obj);
   writeFileSync(PAGE, render(results));
+  console.log(`wrote ${PAGE}`);
   return PAGE;
 }
 
-if (import.meta.main) console.log(`wrote ${writeReport()}`);
+if (import.meta.main) writeReport();

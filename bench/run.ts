@@ -1,7 +1,7 @@
 // `bun run bench`: runs every bench/*.bench.ts in turn, each in its own process (so one's memory and JIT
 // state cannot colour another's). Each writes bench/results/<name>.json and prints its own table.
 // `bun run bench -- cache` runs only the files whose name contains "cache". Then docs/benchmarks.md is
-// regenerated from every result file (bench/report.ts).
+// regenerated from every result file (bench/report.ts), except after a partial run (lib.ts partialRun).
 import { Glob } from "bun";
 import { join } from "node:path";
 import { writeReport } from "./report.ts";
@@ -23,5 +23,6 @@ for (const f of files) {
     failed++;
   }
 }
-console.log(`\nwrote ${writeReport()}`);
+console.log();
+writeReport();
 process.exit(failed > 0 ? 1 : 0);

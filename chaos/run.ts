@@ -325,10 +325,10 @@ for (const r of rows) {
 }
 for (const r of rows) console.log(`${r.scenario}: ${r.fault}${r.note ? `; ${r.note}` : ""}`);
 // With the benchmarks' results, so docs/benchmarks.md shows the run of record (its table takes flat rows).
-const out = writeResult("chaos", {
+writeResult("chaos", {
   command: `bun run chaos${PHASE_MS === 5_000 ? "" : ` -- --seconds ${PHASE_MS / 1000}`}`,
   description: "Fault scenarios against real service processes (docs/reliability.md): counts of 5xx, connection errors, lost or undone writes and stale reads, and the p99 (ms) before, during and after each fault.",
   phase_seconds: PHASE_MS / 1000,
   rows: rows.map(({ p99_ms, ...r }) => ({ ...r, p99_before_ms: p99_ms.before, p99_during_ms: p99_ms.during, p99_after_ms: p99_ms.after })),
 });
-console.log(`\nwritten: ${out}; ${writeReport()} regenerated`);
+writeReport();
