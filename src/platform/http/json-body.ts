@@ -1,7 +1,7 @@
 // The request body parser every route uses: size limit while reading, JSON only, nesting depth checked before
 // JSON.parse. A separate function so whichever way it is registered (global hook or named parser) it is the same.
 import { isUtf8 } from "node:buffer";
-import { AppError, badRequest, payloadTooLarge } from "./errors.ts";
+import { AppError, badRequest, payloadTooLarge, unprocessable } from "./errors.ts";
 import { JSON_MAX_DEPTH, JSON_MAX_VALUES, jsonShapeProblem } from "./json-depth.ts";
 
 /**
@@ -76,6 +76,57 @@ export function wellFormed(value: unknown): boolean {
 }
 
 /**
+ * True when the JSON text may hold a number JSON.parse does not keep as written: an integer of 16 digits or more
+ * (past 2^53 - 1 it rounds), a three-digit exponent (it may overflow to Infinity or underflow to 0), a fraction
+ * starting with hundreds of zeros (it may underflow). Digits inside strings match too: they only cost the exact
+ * check of inexactNumbers.
+ */
+export function mayHoldInexactNumber(text: string): boolean {
+  return /\d{16}|[eE][+-]?\d{3}|\.0{300}/.test(text);
+}
+
+/**
+ * Whether a number literal (`source`, as written in the body) parsed to `value` is not what was written, beyond
+ * the rounding of a fraction to binary: an integer outside I-JSON's exact range (RFC 7493: within 2^53 - 1), a
+ * literal with a nonzero digit that underflowed to 0, one that overflowed to Infinity.
+ */
+function inexactNumber(source: string, value: number): boolean {
+  if (!Number.isFinite(value)) return true;
+  if (value === 0) return /^[^eE]*[1-9]/.test(source);
+  return !/[.eE]/.test(source) && !Number.isSafeInteger(value);
+}
+
+export const INEXACT_NUMBER_MESSAGE =
+  "must be a number the server keeps as written: finite, an integer written without fraction or exponent within ±(2^53 - 1), and not so close to 0 that it becomes 0";
+
+/**
+ * The fields (dot-separated paths, "body" for the whole) of valid JSON `text` whose numbers inexactNumber
+ * refuses. JSON.parse loses the literal, so this parses again with a reviver that is given each one's source
+ * text; only for a body mayHoldInexactNumber flags.
+ */
+export function inexactNumbers(text: string): string[] {
+  const found: { holder: unknown; key: string }[] = [];
+  const reviver = function (this: unknown, key: string, value: unknown, context?: { source?: string }) {
+    if (typeof value === "number" && context?.source !== undefined && inexactNumber(context.source, value)) found.push({ holder: this, key });
+    return value;
+  };
+  const root: unknown = JSON.parse(text, reviver as (key: string, value: unknown) => unknown);
+  if (found.length === 0) return [];
+  // The reviver runs leaves first, before their path is known: find each holder's path in the parsed value.
+  const paths = new Map<unknown, string>();
+  const walk = (node: unknown, path: string) => {
+    if (typeof node !== "object" || node === null) return;
+    paths.set(node, path);
+    for (const [k, v] of Object.entries(node)) walk(v, path === "" ? k : `${path}.${k}`);
+  };
+  walk(root, "");
+  return found.map(({ holder, key }) => {
+    const at = paths.get(holder);
+    return at === undefined ? "body" : at === "" ? key : `${at}.${key}`;
+  });
+}
+
+/**
  * The UTF-8 text of a body, or a 400 for bytes that are not UTF-8 (never stored as U+FFFD). A leading byte order
  * mark is dropped, as TextDecoder drops it. A native check and a plain decode: a fatal TextDecoder costs several
  * times as much on a large body.
@@ -101,7 +152,7 @@ export function identityEncoded(headers: Headers): boolean {
  * Parses a JSON request body: 415 for a Content-Encoding other than identity (RFC 7694's `Accept-Encoding:
  * identity` says what is accepted), 413 over `limit`, 415 for other media types, 400 for bad JSON, for nesting deeper
  * than JSON_MAX_DEPTH, for more than `maxValues` values (the route's bound, see bodyValueCaps), for bytes that are
- * not UTF-8 and for lone surrogate escapes.
+ * not UTF-8 and for lone surrogate escapes; 422 naming the field of a number not stored as written (inexactNumbers).
  */
 export async function parseJsonBody(
   request: Request,
@@ -145,5 +196,11 @@ export function jsonOfBody(bytes: Uint8Array, contentType: string | null | undef
   }
   // A lone surrogate (an escape such as "\ud800" with no pair) is no character: it cannot be stored as UTF-8.
   if (mayEscapeSurrogate(text) && !wellFormed(value)) throw badRequest("The request body holds a lone surrogate escape, which is not a character");
+  // A number silently stored as another (9007199254740993 as ...992, 1e-400 as 0) is refused, naming its field.
+  if (mayHoldInexactNumber(text)) {
+    const fields = inexactNumbers(text);
+    // The first few name the problem; thousands of them would make a small body a large answer.
+    if (fields.length > 0) throw unprocessable(fields.slice(0, 10).map((field) => ({ field, message: INEXACT_NUMBER_MESSAGE })));
+  }
   return value;
 }
