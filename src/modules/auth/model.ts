@@ -1,11 +1,11 @@
 import { t } from "elysia";
-import { Int } from "../../platform/http/models.ts";
+import { Chars, Int } from "../../platform/http/models.ts";
 
 // Only checked against the stored account: no text rule here, so a password set before one existed still logs in.
 export const LoginBody = t.Object(
   {
-    email: t.String({ maxLength: 254, minLength: 1 }),
-    password: t.String({ minLength: 1, maxLength: 128 }),
+    email: Chars({ maxLength: 254, minLength: 1 }),
+    password: Chars({ minLength: 1, maxLength: 128 }),
   },
   { additionalProperties: false, examples: [{ email: "ada@example.com", password: "correct-horse-battery" }] },
 );

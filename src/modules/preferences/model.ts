@@ -1,7 +1,7 @@
 import { t } from "elysia";
-import { Text, withMessage } from "../../platform/http/models.ts";
+import { Chars, Text, withMessage } from "../../platform/http/models.ts";
 
-export const PreferenceValue = t.Union([t.String({ maxLength: 1000 }), t.Number(), t.Boolean()]);
+export const PreferenceValue = t.Union([Chars({ maxLength: 1000 }), t.Number(), t.Boolean()]);
 export const Preferences = t.Record(t.String(), PreferenceValue, {
   description: "A user's preferences: at most 50 keys",
   examples: [{ theme: "dark", notifications: true }],

@@ -1,10 +1,10 @@
 import { t } from "elysia";
-import { Int, page, Text, withMessage } from "../../platform/http/models.ts";
+import { Chars, Int, page, Text, withMessage } from "../../platform/http/models.ts";
 import { PostPublic } from "../posts/model.ts";
 import { Preferences } from "../preferences/model.ts";
 
 export const Email = withMessage(
-  t.String({ format: "email", maxLength: 254, examples: ["ada@example.com"] }),
+  Chars({ format: "email", maxLength: 254, examples: ["ada@example.com"] }),
   "must be a valid email address of at most 254 characters",
 );
 export const Password = Text({ minLength: 8, maxLength: 128, examples: ["correct-horse-battery"] });

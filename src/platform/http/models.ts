@@ -1,7 +1,7 @@
 // Schema building blocks shared by the modules. The same TypeBox objects validate requests and become the
 // OpenAPI document (src/platform/http/openapi.ts), so they carry standard JSON Schema keywords only; the
 // 422 message of a field rides on a symbol, which JSON never sees.
-import { Kind, Type, TypeRegistry, type IntegerOptions, type StringOptions, type TSchema } from "@sinclair/typebox";
+import { FormatRegistry, Kind, Type, TypeRegistry, type IntegerOptions, type StringOptions, type TSchema } from "@sinclair/typebox";
 import { t } from "elysia";
 import { decimalValue } from "./decimal-reader.ts";
 
@@ -57,19 +57,72 @@ export function DecimalInt(options: DecimalOptions) {
   return withMessage(schema, `must be an integer from ${options.minimum} to ${options.maximum} in decimal digits`);
 }
 
+/**
+ * Whether `text` has `min` to `max` characters as JSON Schema counts them (code points: a surrogate pair is one).
+ * Most strings are decided by their UTF-16 length alone, which is between one and two units per code point.
+ */
+export function lengthWithin(text: string, min: number, max: number): boolean {
+  const units = text.length;
+  if (units < min || units > 2 * max) return false;
+  if (units <= max && units >= 2 * min) return true;
+  let points = units;
+  for (let i = 0; i < units - 1; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff) {
+      const d = text.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        points--;
+        i++;
+      }
+    }
+  }
+  return points >= min && points <= max;
+}
+
+const patterns = new Map<string, RegExp>();
+/** A string as JSON Schema checks one: lengths in code points; pattern and format as TypeBox checks them. */
+TypeRegistry.Set<Pick<StringOptions, "minLength" | "maxLength" | "pattern" | "format">>("Chars", (schema, value) => {
+  if (typeof value !== "string") return false;
+  if ((schema.minLength !== undefined || schema.maxLength !== undefined) && !lengthWithin(value, schema.minLength ?? 0, schema.maxLength ?? Infinity)) {
+    return false;
+  }
+  if (schema.pattern !== undefined) {
+    let re = patterns.get(schema.pattern);
+    // Compiled as TypeBox compiles a pattern (no flags), once per pattern.
+    if (re === undefined) patterns.set(schema.pattern, (re = new RegExp(schema.pattern)));
+    if (!re.test(value)) return false;
+  }
+  if (schema.format !== undefined) {
+    const format = FormatRegistry.Get(schema.format);
+    if (format === undefined || !format(value)) return false;
+  }
+  return true;
+});
+
+/**
+ * A JSON string whose `minLength` and `maxLength` count characters (code points), as the OpenAPI document's JSON
+ * Schema says and as clients generated from it check: TypeBox's `t.String` counts UTF-16 code units, so a name of
+ * emoji would be refused at half its documented length. Its JSON is a plain `{type: "string", ...}`.
+ */
+export function Chars(options: StringOptions = {}) {
+  return Type.Unsafe<string>({ ...options, [Kind]: "Chars", type: "string" });
+}
+
 // C0 controls, DEL and C1 controls: NUL truncated stored text, and none of them belongs in a name or a title.
 const SINGLE_LINE = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$";
 // The same, but tab, line feed and carriage return are text in a post or a preference.
 const MULTI_LINE = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$";
 // A name or a title shown to others: also no bidi controls (U+061C, U+200E-U+200F, U+202A-U+202E, U+2066-U+2069),
 // which reorder what surrounds them, and no invisible characters (U+200B, U+2028-U+2029, U+2060-U+2064, U+FEFF),
-// which make two different names look the same. Joiners (U+200C, U+200D) stay: scripts and emoji need them.
+// which make two different names look the same. Joiners (U+200C, U+200D) stay: scripts and emoji need them. And
+// something other than white space (the lookahead): a name of spaces shows nothing.
 const VISIBLE_LINE =
-  "^[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200B\\u200E\\u200F\\u2028-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*$";
+  "^(?=.*\\S)[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200B\\u200E\\u200F\\u2028-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*$";
 
 /**
- * User-supplied text: refuses control characters (multiline: except tab, LF and CR) with a 422 naming the field;
- * `visible` (names, titles) also refuses bidi controls and invisible characters.
+ * User-supplied text (Chars: lengths in characters): refuses control characters (multiline: except tab, LF and CR)
+ * with a 422 naming the field; `visible` (names, titles) also refuses bidi controls, invisible characters and
+ * text of white space only.
  */
 export function Text(options: Omit<StringOptions, "pattern"> & { multiline?: boolean; visible?: boolean } = {}) {
   const { multiline, visible, ...rest } = options;
@@ -83,10 +136,10 @@ export function Text(options: Omit<StringOptions, "pattern"> & { multiline?: boo
   const allowed = multiline
     ? " without control characters other than tab and line breaks"
     : visible
-      ? " without control characters, bidi controls or invisible characters"
+      ? ", not only white space, without control characters, bidi controls or invisible characters"
       : " without control characters";
   const pattern = multiline ? MULTI_LINE : visible ? VISIBLE_LINE : SINGLE_LINE;
-  return withMessage(t.String({ ...rest, pattern }), `must be ${size}${allowed}`);
+  return withMessage(Chars({ ...rest, pattern }), `must be ${size}${allowed}`);
 }
 
 /** RFC 9457 problem details: every error body (application/problem+json). */
