@@ -48,11 +48,12 @@ describe("request tracking", () => {
 });
 
 describe("errors", () => {
-  test("unknown routes and methods are 404 problem+json", async () => {
-    for (const [m, p] of [["GET", "/nope"], ["GET", "/api/v1/nothing"], ["PUT", "/api/v1/users"]] as const) {
+  test("unknown routes are 404 problem+json; another method on a known route is 405 with Allow", async () => {
+    for (const [m, p, status] of [["GET", "/nope", 404], ["GET", "/api/v1/nothing", 404], ["PUT", "/api/v1/users", 405]] as const) {
       const r = await t.json(m, p);
-      expect(r.status).toBe(404);
+      expect(r.status).toBe(status);
       expect(r.res.headers.get("content-type")).toBe("application/problem+json");
+      expect(r.res.headers.get("allow")).toBe(status === 405 ? "GET, HEAD, POST, OPTIONS" : null);
       expect(Object.keys(r.body).sort()).toEqual(["detail", "status", "title", "type"]);
     }
   });

@@ -13,6 +13,7 @@ import { NOT_REPLAYED, openApiOptions } from "./openapi.ts";
 import { callerScope, idempotencyPlugin } from "../platform/http/idempotency.ts";
 import { bearerRouteKeys, bodyValueCaps, boundValidationErrors } from "../platform/http/validation-cost.ts";
 import { JSON_MAX_VALUES } from "../platform/http/json-depth.ts";
+import { allowedMethods } from "../platform/http/allowed-methods.ts";
 import { docsModule } from "../modules/docs/index.ts";
 import pkg from "../../package.json" with { type: "json" };
 
@@ -27,6 +28,7 @@ export function createApp(deps: AppDeps, features: readonly Feature[] = appFeatu
   // The route table labels what is answered before routing; filled once the app is complete.
   let routes: readonly { method: string; path: string }[] = [];
   const bearerRoutes = new Set<string>();
+  let allowed: ((pathname: string) => string | undefined) | undefined;
   const app = new Elysia({ normalize: false })
     .use(
       requestContext({
@@ -37,6 +39,7 @@ export function createApp(deps: AppDeps, features: readonly Feature[] = appFeatu
         headers: headerPolicy(headerSettings(deps.config)),
         valueCaps,
         bearer: { routes: bearerRoutes, valid: (authorization) => deps.auth.tokenPrincipal(authorization) !== null },
+        allowed: (pathname) => (allowed ??= allowedMethods(routes))(pathname),
       }),
     )
     .use(rateLimitPlugin({ limiter: deps.rateLimiter, auth: deps.auth, policies: ratePolicies(deps.config), clientIpHeader: deps.config.CLIENT_IP_HEADER }))

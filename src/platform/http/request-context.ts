@@ -7,6 +7,7 @@ import { AppError, problem, problemOf, problemResponse, unauthorized, type Field
 import { parseJsonBody } from "./json-body.ts";
 import { putInto, putOnto, type HeaderPolicy } from "./headers.ts";
 import { fieldMessageOf } from "./models.ts";
+import { allows } from "./allowed-methods.ts";
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:\-]{1,128}$/;
 
@@ -180,6 +181,8 @@ export interface RequestContextOptions {
    * route answers 401 to a request without a valid token before its body is read.
    */
   bearer?: { routes: ReadonlySet<string>; valid: (authorization: string | null) => boolean };
+  /** The `Allow` value of a path, undefined for a path no route matches (allowed-methods.ts; read once the routes exist). */
+  allowed?: (pathname: string) => string | undefined;
 }
 
 export function requestContext(opts: RequestContextOptions) {
@@ -244,7 +247,19 @@ export function requestContext(opts: RequestContextOptions) {
       } else if (code === "PARSE") {
         p = problem(400, "The request body is not valid JSON");
       } else if (code === "NOT_FOUND") {
-        p = problem(404, "No route matches this method and path");
+        // A known path with another method: 405 with Allow (RFC 9110), or, for an OPTIONS that is not a CORS
+        // preflight (those are answered in onRequest), the 204 that says what the path allows.
+        const allow = opts.allowed?.(pathnameOf(request.url));
+        if (allow !== undefined && request.method === "OPTIONS") {
+          headers.allow = allow;
+          policy?.decorate(request, putInto(headers));
+          set.status = 204;
+          return new Response(null, { status: 204, headers });
+        } else if (allow === undefined || allows(allow, request.method)) p = problem(404, "No route matches this method and path");
+        else {
+          headers.allow = allow;
+          p = problem(405, `This path does not answer ${request.method}; it answers ${allow}`);
+        }
       } else if (code === "INVALID_COOKIE_SIGNATURE" || code === "INVALID_FILE_TYPE") {
         p = problem(400, "The request is malformed");
       } else {

@@ -109,6 +109,18 @@ export function metric(out: string[], name: string, type: "gauge" | "counter", h
   out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name}${labels(l)} ${Number.isFinite(value) ? value : 0}`);
 }
 
+/** Whether a route template (Elysia's syntax: `:id`, `:id?`, `*`) has parameters, so a path is matched by templateRegExp. */
+export const isTemplate = (template: string) => /[:*]/.test(template);
+
+/** The paths a route template (`/api/v1/users/:id`) matches. */
+export function templateRegExp(template: string): RegExp {
+  const source = template
+    .split("/")
+    .map((seg) => (seg === "*" ? ".*" : seg.startsWith(":") ? (seg.endsWith("?") ? "[^/]*" : "[^/]+") : seg.replace(/[.+?^${}()|[\]\\]/g, "\\$&")))
+    .join("/");
+  return new RegExp(`^${source}$`);
+}
+
 /**
  * Maps a request to its route template (`/api/v1/users/:id`) in the app's route table, so ids never become label
  * values: the label of a request answered before Elysia routed it (see RequestObserver in request-context.ts).
@@ -119,15 +131,11 @@ export function routeLabeler(routes: readonly { method: string; path: string }[]
   const patterns: { method: string; re: RegExp; path: string }[] = [];
   for (const r of routes) {
     const method = r.method.toUpperCase();
-    if (!/[:*]/.test(r.path)) {
+    if (!isTemplate(r.path)) {
       exact.set(`${method} ${r.path}`, r.path);
       continue;
     }
-    const source = r.path
-      .split("/")
-      .map((seg) => (seg === "*" ? ".*" : seg.startsWith(":") ? (seg.endsWith("?") ? "[^/]*" : "[^/]+") : seg.replace(/[.+?^${}()|[\]\\]/g, "\\$&")))
-      .join("/");
-    patterns.push({ method, re: new RegExp(`^${source}$`), path: r.path });
+    patterns.push({ method, re: templateRegExp(r.path), path: r.path });
   }
   return (method, pathname) => {
     const m = method === "HEAD" ? "GET" : method;
