@@ -1,7 +1,9 @@
 // Strict input (issue 13): ids and numeric query values are canonical decimal integers only; text fields refuse
 // NUL and other control characters. Each refusal is a 422 naming the field, and nothing is stored.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { makeApp, type TestApp, TEST_TIMEOUT_MS } from "./helpers.ts";
+import { makeApp, serveApp, type TestApp, TEST_TIMEOUT_MS } from "./helpers.ts";
+import { rawRequest } from "./support/raw-http.ts";
+import type { RunningInstance } from "../src/main/serve.ts";
 setDefaultTimeout(TEST_TIMEOUT_MS);
 
 let t: TestApp;
@@ -211,5 +213,183 @@ describe("what a refusal says", () => {
     expect((await send("application/json; charset=utf-16")).status).toBe(415);
     expect((await send("application/json; charset=UTF-8")).status).toBe(200);
     expect((await send('application/json;charset="utf8"')).status).toBe(200);
+  });
+});
+
+describe("numbers are kept as written, or refused naming the field", () => {
+  test.each([
+    ["an integer past 2^53", "9007199254740993"],
+    ["a negative integer past -2^53", "-9007199254740993"],
+    ["2^53 itself (I-JSON's exact range ends at 2^53 - 1)", "9007199254740992"],
+    ["a nonzero number that underflows to 0", "1.5e-400"],
+    ["a negative one", "-2E-999"],
+    ["a fraction of many zeros that underflows", `0.${"0".repeat(400)}1`],
+    ["one that overflows to Infinity", "1e400"],
+  ])("a preference of %s is 422 naming the key; nothing is stored", async (_n, literal) => {
+    const u = await t.user();
+    const r = await t.request("PATCH", `/api/v1/users/${u.id}/preferences`, { token: u.token, body: `{"ok":"yes","n":${literal}}` });
+    const body = await r.json();
+    expect(r.status).toBe(422);
+    expect(r.headers.get("content-type")).toBe("application/problem+json");
+    expect(r.headers.get("x-request-id")).toBeTruthy();
+    expect(fields(body)).toEqual(["n"]);
+    expect(body.errors[0].message).toContain("2^53");
+    expect((await t.json("GET", `/api/v1/users/${u.id}/preferences`, { token: u.token })).body).toEqual({});
+  });
+
+  test("numbers the server holds exactly are stored and read back as sent", async () => {
+    const u = await t.user();
+    const sent = '{"max":9007199254740991,"min":-9007199254740991,"tiny":1e-300,"zero":0.0e-500,"half":1.5,"big":1e300,"digits":"12345678901234567890"}';
+    const r = await t.request("PATCH", `/api/v1/users/${u.id}/preferences`, { token: u.token, body: sent });
+    expect(r.status).toBe(200);
+    const back = await t.json("GET", `/api/v1/users/${u.id}/preferences`, { token: u.token });
+    expect(back.body).toEqual(JSON.parse(sent));
+    expect(back.body.max).toBe(Number.MAX_SAFE_INTEGER);
+  });
+
+  test("the bulk update names the field by its path", async () => {
+    const r = await t.request("POST", "/api/v1/admin/preferences/bulk", {
+      token: admin.token,
+      body: `{"user_ids":[${admin.id}],"preference_updates":{"a":1,"b":12345678901234567890}}`,
+    });
+    expect(r.status).toBe(422);
+    expect(fields(await r.json())).toEqual(["preference_updates.b"]);
+  });
+});
+
+describe("names and titles must show something; lengths count characters, as the document says", () => {
+  const email = () => `len-${crypto.randomUUID().slice(0, 8)}@example.com`;
+  const register = (full_name: string, password = "correct-horse") => t.json("POST", "/api/v1/users", { body: { email: email(), password, full_name } });
+
+  test.each([["spaces", "  "], ["a tab", "\t"], ["no-break spaces", "\u00a0\u00a0"], ["ideographic space", "\u3000"]])(
+    "a full_name or a title of %s is 422 naming the field",
+    async (_n, blank) => {
+      const r = await register(blank);
+      expect(r.status).toBe(422);
+      expect(fields(r.body)).toEqual(["full_name"]);
+      expect(r.body.errors[0].message).toContain("not only white space");
+      const u = await t.user();
+      const patch = await t.json("PATCH", `/api/v1/users/${u.id}`, { token: u.token, body: { full_name: blank } });
+      expect(patch.status).toBe(422);
+      expect(fields(patch.body)).toEqual(["full_name"]);
+      const post = await t.json("POST", `/api/v1/users/${u.id}/posts`, { token: u.token, body: { title: blank, content: "c" } });
+      expect(post.status).toBe(422);
+      expect(fields(post.body)).toEqual(["title"]);
+    },
+  );
+
+  test("text with spaces around something visible is kept as sent", async () => {
+    const r = await register(" Ada ");
+    expect(r.status).toBe(201);
+    expect(r.body.full_name).toBe(" Ada ");
+  });
+
+  test("a name of 100 emoji (200 UTF-16 units) is 100 characters: accepted; 101 is refused", async () => {
+    const smile = "\u{1F600}";
+    const ok = await register(smile.repeat(100));
+    expect(ok.status).toBe(201);
+    expect(ok.body.full_name).toBe(smile.repeat(100));
+    const over = await register(smile.repeat(101));
+    expect(over.status).toBe(422);
+    expect(fields(over.body)).toEqual(["full_name"]);
+    const u = await t.user();
+    const title = await t.json("POST", `/api/v1/users/${u.id}/posts`, { token: u.token, body: { title: smile.repeat(200), content: smile.repeat(10_000) } });
+    expect(title.status).toBe(201);
+    const pref = await t.json("PATCH", `/api/v1/users/${u.id}/preferences`, { token: u.token, body: { e: smile.repeat(1000) } });
+    expect(pref.status).toBe(200);
+    expect(pref.body.e).toBe(smile.repeat(1000));
+    const prefOver = await t.json("PATCH", `/api/v1/users/${u.id}/preferences`, { token: u.token, body: { e: smile.repeat(1001) } });
+    expect(prefOver.status).toBe(422);
+    expect(fields(prefOver.body)).toEqual(["e"]);
+  });
+
+  test("a password of 128 emoji registers and logs in (the login counts the same way)", async () => {
+    const e = email();
+    const password = "\u{1F511}".repeat(128);
+    expect((await t.json("POST", "/api/v1/users", { body: { email: e, password, full_name: "Key" } })).status).toBe(201);
+    const login = await t.json("POST", "/api/v1/auth/login", { body: { email: e, password } });
+    expect(login.status).toBe(200);
+    const tooLong = await t.json("POST", "/api/v1/auth/login", { body: { email: e, password: password + "\u{1F511}" } });
+    expect(tooLong.status).toBe(422);
+    expect(fields(tooLong.body)).toEqual(["password"]);
+  });
+
+  test("the server accepts a full_name exactly when the OpenAPI document's schema does (lengths in code points, as JSON Schema counts)", async () => {
+    const doc = (await t.json("GET", "/swagger/json")).body;
+    const schema = doc.paths["/api/v1/users"].post.requestBody.content["application/json"].schema.properties.full_name;
+    expect(schema).toMatchObject({ type: "string", minLength: 1, maxLength: 100 });
+    // What a JSON Schema validator does (Ajv and generated clients: code points, the pattern as a Unicode regex).
+    const documented = (s: string) => [...s].length >= schema.minLength && [...s].length <= schema.maxLength && new RegExp(schema.pattern, "u").test(s);
+    const samples = ["Ada", "\u{1F600}".repeat(100), "\u{1F600}".repeat(101), "  ", "", " x ", "x".repeat(101), "\u{1F469}\u200D\u{1F4BB}".repeat(33)];
+    for (const full_name of samples) {
+      const r = await register(full_name);
+      expect({ full_name, status: r.status }).toEqual({ full_name, status: documented(full_name) ? 201 : 422 });
+    }
+  });
+});
+
+describe("a known path asked with another method is 405 with Allow; an unknown path stays 404", () => {
+  const ORIGIN = "https://app.example";
+  let served: RunningInstance;
+  beforeAll(async () => {
+    served = await serveApp({ CORS_ORIGINS: ORIGIN });
+  });
+  afterAll(() => served?.stop());
+
+  const cases: [method: string, path: string, allow: string][] = [
+    // Paths the fast path serves (Bun's routes send their other methods to the app) and paths it does not.
+    ["PUT", "/api/v1/users/1", "GET, HEAD, PATCH, DELETE, OPTIONS"],
+    ["POST", "/api/v1/users/1/preferences", "GET, HEAD, PATCH, OPTIONS"],
+    ["DELETE", "/api/v1/users/1/posts", "GET, HEAD, POST, OPTIONS"],
+    ["PATCH", "/api/v1/users", "GET, HEAD, POST, OPTIONS"],
+    ["GET", "/api/v1/auth/login", "POST, OPTIONS"],
+    ["DELETE", "/health/live", "GET, HEAD, OPTIONS"],
+  ];
+
+  test.each(cases)("%s %s: 405 problem+json with Allow and x-request-id, over the server and in the app", async (method, path, allow) => {
+    const overServer = await rawRequest(served.url, method, path, { "x-request-id": "wrong-method-1" });
+    expect(overServer.status).toBe(405);
+    expect(overServer.headers.allow).toBe(allow);
+    expect(overServer.headers["content-type"]).toBe("application/problem+json");
+    expect(overServer.headers["x-request-id"]).toBe("wrong-method-1");
+    expect(JSON.parse(overServer.body)).toMatchObject({ status: 405, title: "Method Not Allowed" });
+    const inApp = await t.request(method, path);
+    expect([inApp.status, inApp.headers.get("allow")]).toEqual([405, allow]);
+  });
+
+  test("every method an Allow names is answered by a route (none of them is 404 or 405)", async () => {
+    const u = await t.user();
+    for (const [, template, allow] of cases) {
+      const path = template.replace("/users/1", `/users/${u.id}`);
+      for (const method of allow.split(", ")) {
+        const r = await t.request(method, path, { token: u.token, headers: { "content-type": "application/json" } });
+        expect({ method, path, status: r.status }).not.toMatchObject({ status: 404 });
+        expect({ method, path, status: r.status }).not.toMatchObject({ status: 405 });
+      }
+    }
+  });
+
+  test("an unknown path is 404 whatever the method, without Allow", async () => {
+    for (const [method, path] of [["GET", "/api/v1/nope"], ["PUT", "/api/v1/users/1/nope"], ["OPTIONS", "/nope"], ["DELETE", "/api/v2/users/1"]]) {
+      const r = await rawRequest(served.url, method!, path!, { "x-request-id": "unknown-path" });
+      expect({ method, path, status: r.status, allow: r.headers.allow }).toEqual({ method, path, status: 404, allow: undefined });
+      expect(r.headers["x-request-id"]).toBe("unknown-path");
+      expect(r.headers["content-type"]).toBe("application/problem+json");
+    }
+  });
+
+  test("OPTIONS on a known path (not a CORS preflight) is 204 with Allow; a preflight is still the CORS answer", async () => {
+    const plain = await rawRequest(served.url, "OPTIONS", "/api/v1/users/1", { "x-request-id": "options-1" });
+    expect(plain.status).toBe(204);
+    expect(plain.headers.allow).toBe("GET, HEAD, PATCH, DELETE, OPTIONS");
+    expect(plain.headers["x-request-id"]).toBe("options-1");
+    expect(plain.body).toBe("");
+    const preflight = await rawRequest(served.url, "OPTIONS", "/api/v1/users/1", { origin: ORIGIN, "access-control-request-method": "PATCH" });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers["access-control-allow-origin"]).toBe(ORIGIN);
+    expect(preflight.headers["access-control-allow-methods"]).toContain("PATCH");
+    // A wrong method from an allowed origin is readable by its page: the CORS headers are on the 405 too.
+    const cross = await rawRequest(served.url, "PUT", "/api/v1/users/1", { origin: ORIGIN });
+    expect([cross.status, cross.headers["access-control-allow-origin"], cross.headers.allow]).toEqual([405, ORIGIN, "GET, HEAD, PATCH, DELETE, OPTIONS"]);
   });
 });
