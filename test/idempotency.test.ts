@@ -114,6 +114,26 @@ describe("Idempotency-Key", () => {
     expect((await a.request("GET", `/api/v1/users/${u.id}`, { token: u.token, headers: { "idempotency-key": "\t" } })).status).toBe(200);
   });
 
+  test("the key is checked on every POST and PATCH route, and on no route of another method", async () => {
+    const a = await app();
+    const checks = (route: { hooks?: { beforeHandle?: { fn: { name: string } }[] } }) =>
+      (route.hooks?.beforeHandle ?? []).filter((h) => h.fn.name === "idempotencyKeyCheck").length;
+    const routes = a.app.routes as unknown as { method: string; path: string; hooks?: { beforeHandle?: { fn: { name: string } }[] } }[];
+    const writes = routes.filter((r) => r.method === "POST" || r.method === "PATCH");
+    expect(writes.length).toBeGreaterThan(5);
+    for (const r of writes) expect(checks(r), `${r.method} ${r.path}`).toBe(1);
+    const others = routes.filter((r) => r.method !== "POST" && r.method !== "PATCH");
+    expect(others.some((r) => r.method === "GET")).toBe(true);
+    for (const r of others) expect(checks(r), `${r.method} ${r.path}`).toBe(0);
+    // Off the GET route, its key is still ignored, and the write keeps its replay.
+    const u = await a.user();
+    const h = { "idempotency-key": "moot-1" };
+    expect((await a.request("GET", `/api/v1/users/${u.id}`, { token: u.token, headers: h })).status).toBe(200);
+    const first = await a.request("POST", `/api/v1/users/${u.id}/posts`, { token: u.token, body: { title: "x", content: "y" }, headers: h });
+    const again = await a.request("POST", `/api/v1/users/${u.id}/posts`, { token: u.token, body: { title: "x", content: "y" }, headers: h });
+    expect([first.status, again.status, again.headers.get("idempotent-replayed")]).toEqual([201, 201, "true"]);
+  });
+
   test("a 429 is not kept: the retry after Retry-After runs, and a refused request leaves no key behind", async () => {
     // 120 a minute: a refused caller may write again within a second.
     const a = await app({ RATE_LIMIT_WRITE_PER_MINUTE: "120" });

@@ -10,7 +10,7 @@ import { headerSettings } from "./options.ts";
 import { rateLimitPlugin, ratePolicies } from "../platform/http/rate-limits.ts";
 import { openApiDocument } from "../platform/http/openapi.ts";
 import { NOT_REPLAYED, openApiOptions } from "./openapi.ts";
-import { callerScope, idempotencyPlugin } from "../platform/http/idempotency.ts";
+import { callerScope, dropIdempotencyWhereMoot, idempotencyPlugin } from "../platform/http/idempotency.ts";
 import { bearerRouteKeys, bodyValueCaps, boundValidationErrors } from "../platform/http/validation-cost.ts";
 import { JSON_MAX_VALUES } from "../platform/http/json-depth.ts";
 import { allowedMethods } from "../platform/http/allowed-methods.ts";
@@ -59,6 +59,7 @@ export function createApp(deps: AppDeps, features: readonly Feature[] = appFeatu
   const full = app.use(docsModule({ title: "neodyme-edge", document: () => openApiDocument(app, openApiOptions(VERSION)) }));
   const models = (full as unknown as { definitions: { type: Record<string, unknown> } }).definitions.type;
   boundValidationErrors(full.routes, models);
+  dropIdempotencyWhereMoot(full.routes);
   for (const [route, cap] of bodyValueCaps(full.routes, models, JSON_MAX_VALUES)) valueCaps.set(route, cap);
   routes = full.routes;
   for (const route of bearerRouteKeys(full.routes)) bearerRoutes.add(route);

@@ -200,10 +200,15 @@ export function idempotencyPlugin(o: IdempotencyOptions) {
    * while another process holds the lock); a key nobody holds is claimed, and a claim that meets the lock held
    * past the write's wait throws the same 503 as any write (onError, problemOf).
    */
-  async function settle(request: Request): Promise<Response | undefined> {
+  function settle(request: Request): Response | undefined | Promise<Response | undefined> {
     const entry = keyed.get(request);
+    // No key (or no key of ours): nothing to wait for.
     if (entry === undefined) return undefined;
     if (typeof entry === "function") return entry();
+    return settleKeyed(entry);
+  }
+
+  async function settleKeyed(entry: Keyed): Promise<Response | undefined> {
     const now = Date.now();
     const row = await rowOf(entry.scope, entry.key);
     if (row !== undefined && holds(row, now)) return answerTaken(row, entry.fingerprint);
@@ -257,7 +262,34 @@ export function idempotencyPlugin(o: IdempotencyOptions) {
     return new Response(text, { status: response.status, statusText: response.statusText, headers: response.headers });
   }
 
+  const idempotencyKeyCheck = ({ request }: { request: Request }) => settle(request);
+  settleHooks.add(idempotencyKeyCheck);
   return new Elysia({ name: "idempotency" })
     .wrap(((next: (r: Request) => Promise<Response> | Response) => (request: Request) => handle(request, next)) as never)
-    .onBeforeHandle({ as: "global" }, ({ request }) => settle(request));
+    .onBeforeHandle({ as: "global" }, idempotencyKeyCheck);
+}
+
+/** The plugins' beforeHandle hooks (dropIdempotencyWhereMoot finds them on the routes). */
+const settleHooks = new WeakSet<object>();
+
+interface RouteHooks {
+  method: string;
+  hooks?: { beforeHandle?: { fn: unknown }[] };
+}
+
+/**
+ * Takes the key's beforeHandle off the routes whose method never carries a key (GET, DELETE, ...): Elysia awaits
+ * a beforeHandle it cannot tell is synchronous, which would make every such route's handler async for nothing.
+ * Call it on the finished app's routes, before they are compiled (compileRoutes, or the first request).
+ */
+export function dropIdempotencyWhereMoot(routes: readonly RouteHooks[]): void {
+  for (const route of routes) {
+    const hooks = route.hooks?.beforeHandle;
+    // An `all` route takes every method, POST and PATCH included.
+    if (!hooks || idempotencyApplies(route.method) || route.method === "ALL") continue;
+    const kept = hooks.filter((h) => !settleHooks.has(h.fn as object));
+    if (kept.length === hooks.length) continue;
+    if (kept.length > 0) route.hooks!.beforeHandle = kept;
+    else delete route.hooks!.beforeHandle;
+  }
 }
