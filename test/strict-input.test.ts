@@ -393,3 +393,10 @@ describe("a known path asked with another method is 405 with Allow; an unknown p
     expect([cross.status, cross.headers["access-control-allow-origin"], cross.headers.allow]).toEqual([405, ORIGIN, "GET, HEAD, PATCH, DELETE, OPTIONS"]);
   });
 });
+
+test("a body of thousands of numbers not kept as written names the first ten: the answer stays small", async () => {
+  const r = await t.request("POST", "/api/v1/admin/preferences/bulk", { token: admin.token, body: `{"user_ids":[${Array(1500).fill("1e-400").join(",")}]}` });
+  const body = await r.json();
+  expect(r.status).toBe(422);
+  expect(fields(body)).toEqual(Array.from({ length: 10 }, (_, i) => `user_ids.${i}`));
+});

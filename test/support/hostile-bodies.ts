@@ -29,6 +29,9 @@ export function hostileBodies(limit: number): HostileBody[] {
     { name: "depth 31, 2,000 strings", method: "POST", path: "/api/v1/auth/login", body: login(nest(30, Array.from({ length: 2000 }, () => `"${"s".repeat(Math.floor(room / 2000) - 4)}"`).join(","))) },
     // The routes with the largest value bounds (1,000 ids), sent without a token: parsed, then 401.
     { name: "2,000 long strings to bulk, anonymous", method: "POST", path: "/api/v1/admin/preferences/bulk", body: `{"user_ids":[${Array.from({ length: 2000 }, () => `"${"9".repeat(Math.floor(room / 2000) - 4)}"`).join(",")}]}` },
+    // Numbers as long as the size allows, under the route's value bound: each is read a second time for its
+    // source text (json-body.ts inexactNumbers).
+    { name: "20 integers of thousands of digits", method: "POST", path: "/api/v1/users", body: `{"email":[${Array.from({ length: 20 }, () => "9".repeat(Math.floor(room / 20) - 1)).join(",")}]}` },
     { name: "valid prefix, broken end", method: "POST", path: "/api/v1/auth/login", body: `{"email":[${fill("1", room - 32)}` },
   ];
 }
