@@ -4,8 +4,11 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { Elysia, t as tb } from "elysia";
 import { exceedsJsonDepth, JSON_MAX_DEPTH } from "../src/platform/http/json-depth.ts";
 import { boundValidationErrors } from "../src/platform/http/validation-cost.ts";
-import { compileRoutes } from "../src/main/app.ts";
-import { makeApp, type TestApp, TEST_TIMEOUT_MS } from "./helpers.ts";
+import { compileRoutes, modelsOf } from "../src/main/app.ts";
+import { warmRefusals } from "../src/platform/http/warm-refusals.ts";
+import { hostileBodies } from "./support/hostile-bodies.ts";
+import { waitUntil } from "./support/wait.ts";
+import { makeApp, serveApp, type TestApp, TEST_TIMEOUT_MS } from "./helpers.ts";
 setDefaultTimeout(TEST_TIMEOUT_MS);
 
 let t: TestApp;
@@ -207,6 +210,46 @@ describe("compressed request bodies", () => {
       expect(await (await fetch(prefs, { headers: auth })).json()).toEqual({ theme: "light" });
     } finally {
       await inst.stop();
+    }
+  });
+});
+
+describe("a long run of escaped control characters", () => {
+  const escaped = () => hostileBodies(t.config.BODY_LIMIT_BYTES).find((b) => b.name === "escaped control characters")!;
+  const fieldsOf = (body: { errors?: { field: string; message: string }[] }) => body.errors?.map((e) => e.field);
+
+  test("as long as the body limit allows, is a 422 problem naming full_name, the app's way and the served way", async () => {
+    const b = escaped();
+    expect(b.body.length).toBeGreaterThan(t.config.BODY_LIMIT_BYTES / 2);
+    const viaApp = await t.json(b.method, b.path, { body: b.body });
+    expect([viaApp.status, viaApp.res.headers.get("content-type")]).toEqual([422, "application/problem+json"]);
+    expect(fieldsOf(viaApp.body)).toEqual(["full_name"]);
+    expect(viaApp.body.errors[0].message).toContain("without control characters");
+    const inst = await serveApp({ CRON_ENABLED: "false" });
+    try {
+      const served = await fetch(inst.url + b.path, { method: b.method, headers: { "content-type": "application/json" }, body: b.body });
+      expect([served.status, served.headers.get("content-type")]).toEqual([422, "application/problem+json"]);
+      expect(await served.json()).toEqual(viaApp.body);
+    } finally {
+      await inst.stop();
+    }
+  });
+
+  test("warming the refusals at start (serve.ts) makes no request: no log line, the same answers after it", async () => {
+    const logs: string[] = [];
+    const w = await makeApp({}, undefined, { logs });
+    try {
+      const before = logs.length;
+      await warmRefusals(w.app.routes, modelsOf(w.app), w.config.BODY_LIMIT_BYTES);
+      expect(logs.slice(before)).toEqual([]);
+      const b = escaped();
+      const r = await w.json(b.method, b.path, { body: b.body });
+      expect([r.status, fieldsOf(r.body)]).toEqual([422, ["full_name"]]);
+      // The logger does capture: the request's own line arrives, and it is the only line since the warming.
+      await waitUntil(() => logs.length > before, 5_000, "the request's log line");
+      expect(logs.slice(before).map((l) => JSON.parse(l).msg)).toEqual(["request"]);
+    } finally {
+      await w.close();
     }
   });
 });

@@ -57,7 +57,7 @@ export function createApp(deps: AppDeps, features: readonly Feature[] = appFeatu
   for (const feature of features) if (feature.routes && feature.mount === "site") app.use(feature.routes);
   app.use(api);
   const full = app.use(docsModule({ title: "neodyme-edge", document: () => openApiDocument(app, openApiOptions(VERSION)) }));
-  const models = (full as unknown as { definitions: { type: Record<string, unknown> } }).definitions.type;
+  const models = modelsOf(full);
   boundValidationErrors(full.routes, models);
   dropIdempotencyWhereMoot(full.routes);
   for (const [route, cap] of bodyValueCaps(full.routes, models, JSON_MAX_VALUES)) valueCaps.set(route, cap);
@@ -67,6 +67,9 @@ export function createApp(deps: AppDeps, features: readonly Feature[] = appFeatu
 }
 
 export type App = ReturnType<typeof createApp>;
+
+/** The named models (`.model()`) a route's schema may refer to by name. */
+export const modelsOf = (app: object): Record<string, unknown> => (app as { definitions: { type: Record<string, unknown> } }).definitions.type;
 
 /**
  * Compiles every route's handler and validators (one per body, query and response status) now. Elysia does it

@@ -2,7 +2,8 @@
 // declared-write fast routes, the metrics and /internal listeners, the heartbeat, and a graceful stop that takes
 // it all down in reverse order. src/index.ts calls it for `bun run start`; tests and the cluster runner call it too.
 import type { Server } from "bun";
-import { compileRoutes, createApp, VERSION } from "./app.ts";
+import { compileRoutes, createApp, modelsOf, VERSION } from "./app.ts";
+import { warmRefusals } from "../platform/http/warm-refusals.ts";
 import type { Config } from "../config.ts";
 import type { AppDeps } from "./deps.ts";
 import { buildDeps } from "./platform.ts";
@@ -62,6 +63,8 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
   const { deps, features, requests, close, closeBackground, start: startBackground } = built;
   const app = await opened.open("app", () => createApp(deps, features));
   await opened.open("compiling the app's routes", () => compileRoutes(app));
+  // So that the first hostile burst after a start does not run the refusal code uncompiled (warm-refusals.ts).
+  await opened.open("warming the refusals", () => warmRefusals(app.routes, modelsOf(app), config.BODY_LIMIT_BYTES));
   const httpMetrics = deps.httpMetrics;
   // The app's requests are observed inside it (request-context.ts); the same observer for the fast answers.
   const observer = requestObserver(logger, { metrics: httpMetrics });

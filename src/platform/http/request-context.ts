@@ -3,7 +3,7 @@
 import { Elysia, ValidationError } from "elysia";
 import type { Logger } from "../observability/logger.ts";
 import { pathnameOf, routeLabeler, type HttpMetrics } from "../observability/metrics.ts";
-import { AppError, problem, problemOf, problemResponse, unauthorized, type FieldError } from "./errors.ts";
+import { AppError, problem, problemOf, problemResponse, unauthorized, type FieldError, type Problem } from "./errors.ts";
 import { parseJsonBody } from "./json-body.ts";
 import { putInto, putOnto, type HeaderPolicy } from "./headers.ts";
 import { fieldMessageOf } from "./models.ts";
@@ -49,6 +49,11 @@ function validationErrors(error: ValidationError, raw: Record<string, unknown>[]
     out.push({ field, message });
   }
   return out.length > 0 ? out : [{ field: on, message: "invalid" }];
+}
+
+/** The 422 of a validation error; `raw` holds the request's params and query as they came (see propertyName). */
+export function validationProblem(error: ValidationError, raw: Record<string, unknown>[]): Problem {
+  return problem(422, "The request did not validate", validationErrors(error, raw));
 }
 
 /** A request id that is safe to write into a JSON string as it is: a UUID of ours, or one that passed REQUEST_ID_RE. */
@@ -243,7 +248,7 @@ export function requestContext(opts: RequestContextOptions) {
         p = problemOf(error).problem;
         Object.assign(headers, error.headers);
       } else if (code === "VALIDATION") {
-        p = problem(422, "The request did not validate", validationErrors(error as ValidationError, [params ?? {}, query ?? {}]));
+        p = validationProblem(error as ValidationError, [params ?? {}, query ?? {}]);
       } else if (code === "PARSE") {
         p = problem(400, "The request body is not valid JSON");
       } else if (code === "NOT_FOUND") {
