@@ -66,6 +66,62 @@ describe("ids and numeric query values: decimal digits only", () => {
   });
 });
 
+describe("a query key given more than once is a 422 naming it (the last one no longer wins)", () => {
+  let served: RunningInstance;
+  let servedAdmin: string;
+  beforeAll(async () => {
+    served = await serveApp({ ADMIN_EMAIL: "strict-served@example.com", ADMIN_PASSWORD: "admin-password-1" });
+    const r = await fetch(`${served.url}/api/v1/auth/login`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email: "strict-served@example.com", password: "admin-password-1" }),
+    });
+    servedAdmin = (await r.json()).access_token;
+  });
+  afterAll(() => served?.stop());
+
+  /** Every GET route with a query schema and its keys, read from the app itself: a new one is covered here. */
+  const queried = () =>
+    t.app.routes
+      .filter((r) => r.method === "GET" && r.hooks?.query !== undefined)
+      .map((r) => ({ path: r.path.replace(":id", String(admin.id)), keys: Object.keys((r.hooks.query as { properties: object }).properties) }));
+
+  test("the routes with a query schema are the ones the contract pages, and the failed jobs", () => {
+    expect(queried().map((r) => r.path).sort()).toEqual(["/api/v1/admin/jobs/failed", "/api/v1/users", `/api/v1/users/${admin.id}/posts`]);
+  });
+
+  test("in the app and over the server (whose fast read path declines a repeated key): 422 naming the key", async () => {
+    for (const { path, keys } of queried()) {
+      for (const key of keys) {
+        for (const qs of [`${key}=1&${key}=2`, `${key}=2&${key}=2`, `${key}=1&${key}=1&${key}=1`]) {
+          const inApp = await t.json("GET", `${path}?${qs}`, { token: admin.token });
+          const overServer = await fetch(`${served.url}${path}?${qs}`, { headers: { authorization: `Bearer ${servedAdmin}` } });
+          const body = await overServer.json();
+          for (const [wiring, status, b, type] of [
+            ["app", inApp.status, inApp.body, inApp.res.headers.get("content-type")],
+            ["server", overServer.status, body, overServer.headers.get("content-type")],
+          ] as const) {
+            expect({ wiring, path, qs, status, type, errors: b.errors }).toEqual({
+              wiring, path, qs, status: 422, type: "application/problem+json", errors: [{ field: key, message: "must be a single value, given once" }],
+            });
+          }
+        }
+      }
+    }
+  });
+
+  test("each key given once still answers, over the server too (its fast read path included)", async () => {
+    for (const { path, keys } of queried()) {
+      const qs = keys.map((k) => `${k}=2`).join("&");
+      expect({ path, status: (await t.request("GET", `${path}?${qs}`, { token: admin.token })).status }).toEqual({ path, status: 200 });
+      for (let i = 0; i < 2; i++) {
+        const r = await fetch(`${served.url}${path}?${qs}`, { headers: { authorization: `Bearer ${servedAdmin}` } });
+        expect({ path, status: r.status }).toEqual({ path, status: 200 });
+      }
+    }
+  });
+});
+
 describe("text fields refuse control characters", () => {
   const register = (body: Record<string, unknown>) => t.json("POST", "/api/v1/users", { body });
 

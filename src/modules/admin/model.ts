@@ -1,5 +1,5 @@
 import { t } from "elysia";
-import { DecimalInt, Int } from "../../platform/http/models.ts";
+import { DecimalInt, Int, QuerySchema } from "../../platform/http/models.ts";
 import { PreferencesPatch } from "../preferences/model.ts";
 import { Job } from "../jobs/model.ts";
 
@@ -36,9 +36,8 @@ export const CronEntry = t.Object({
   writes_db: t.Boolean(),
 });
 
-export const FailedQuery = t.Object(
-  { limit: t.Optional(DecimalInt({ minimum: 1, maximum: 500, default: 50, description: "How many, newest first", examples: [50] })) },
-  { additionalProperties: false },
-);
+export const FailedQuery = QuerySchema({
+  limit: t.Optional(DecimalInt({ minimum: 1, maximum: 500, default: 50, description: "How many, newest first", examples: [50] })),
+});
 
 export const FailedJobs = t.Array(Job);

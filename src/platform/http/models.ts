@@ -1,7 +1,7 @@
 // Schema building blocks shared by the modules. The same TypeBox objects validate requests and become the
 // OpenAPI document (src/platform/http/openapi.ts), so they carry standard JSON Schema keywords only; the
 // 422 message of a field rides on a symbol, which JSON never sees.
-import { FormatRegistry, Kind, Type, TypeRegistry, type IntegerOptions, type StringOptions, type TSchema } from "@sinclair/typebox";
+import { FormatRegistry, Kind, Type, TypeRegistry, type IntegerOptions, type StringOptions, type TProperties, type TSchema } from "@sinclair/typebox";
 import { t } from "elysia";
 import { decimalValue } from "./decimal-reader.ts";
 
@@ -161,13 +161,25 @@ export const ProblemSchema = t.Object(
 export const UserId = DecimalInt({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: "A user's id", examples: [42] });
 export const IdParams = t.Object({ id: UserId });
 
-export const PageQuery = t.Object(
-  {
-    page: t.Optional(DecimalInt({ minimum: 1, maximum: 1_000_000, default: 1, description: "1-based page number", examples: [1] })),
-    limit: t.Optional(DecimalInt({ minimum: 1, maximum: 100, default: 10, description: "Items per page", examples: [10] })),
-  },
-  { additionalProperties: false },
-);
+/**
+ * A route's query schema: these properties and no others, each given once. Elysia's query parser keeps the last
+ * of a repeated key (`?page=1&page=2` read page 2); each property here carries the marker of Elysia's
+ * `t.ArrayQuery`, so the parser collects a repeated key into an array instead, which no property's check accepts:
+ * a 422 naming the field. The marker is not enumerable, so the OpenAPI document never shows it, and it is set on
+ * the properties of the finished object (TypeBox's `t.Optional` copies a schema's enumerable keys only).
+ */
+export function QuerySchema<P extends TProperties>(properties: P) {
+  const schema = t.Object(properties, { additionalProperties: false });
+  for (const property of Object.values(schema.properties)) {
+    Object.defineProperty(property, "elysiaMeta", { value: "ArrayQuery", enumerable: false, configurable: true });
+  }
+  return schema;
+}
+
+export const PageQuery = QuerySchema({
+  page: t.Optional(DecimalInt({ minimum: 1, maximum: 1_000_000, default: 1, description: "1-based page number", examples: [1] })),
+  limit: t.Optional(DecimalInt({ minimum: 1, maximum: 100, default: 10, description: "Items per page", examples: [10] })),
+});
 
 /**
  * `Page<T>`: register the result with `.model()` under a name (UserPage, PostPage) so the document names it.

@@ -44,8 +44,11 @@ function validationErrors(error: ValidationError, raw: Record<string, unknown>[]
     // One message per field: TypeBox reports a missing property twice ("missing", then "expected string").
     if (fields.has(field)) continue;
     fields.add(field);
-    const message =
-      fieldMessageOf((e as { schema?: unknown }).schema) ?? (e as { summary?: string }).summary ?? (e as { message?: string }).message ?? "invalid";
+    // A query key given more than once (or as a bracketed list) arrives as an array (QuerySchema in models.ts):
+    // say that, not its format.
+    const message = on === "query" && raw.some((source) => Array.isArray(source[field]))
+      ? "must be a single value, given once"
+      : (fieldMessageOf((e as { schema?: unknown }).schema) ?? (e as { summary?: string }).summary ?? (e as { message?: string }).message ?? "invalid");
     out.push({ field, message });
   }
   return out.length > 0 ? out : [{ field: on, message: "invalid" }];
