@@ -252,4 +252,9 @@ describe("a long run of escaped control characters", () => {
       await w.close();
     }
   });
+
+  test("a body schema warming cannot compile on its own (one referring to another) is skipped, not a failed start", async () => {
+    const routes = [{ hooks: { body: tb.Object({ x: tb.Ref("Elsewhere") }) } }, { hooks: { body: tb.Object({ a: tb.String() }) } }];
+    expect(await warmRefusals(routes, {}, t.config.BODY_LIMIT_BYTES, 1)).toBeUndefined();
+  });
 });
