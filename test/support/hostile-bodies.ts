@@ -1,7 +1,7 @@
 // The costliest request bodies of at most `limit` bytes that we know of, for the freeze check (bench/abuse.bench.ts
 // and test/fuzz-abuse.test.ts): each is refused, and must be refused cheaply. Most now stop at the shape check
 // (json-depth.ts: depth, and each route's value bound); they stay here so that a regression shows.
-import { cpuSeconds } from "./process.ts";
+import { cpuSeconds, mainThreadCpuMs } from "./process.ts";
 
 export interface HostileBody {
   name: string;
@@ -42,14 +42,25 @@ const cpuOrNull = (pid: number): number | null => {
   return Number.isNaN(s) ? null : s;
 };
 
+/** The process's main thread's CPU ms so far, null where /proc cannot be read. */
+const loopCpuOrNull = (pid: number): number | null => {
+  const ms = mainThreadCpuMs(pid);
+  return Number.isNaN(ms) ? null : ms;
+};
+
 /** Percentile of a sorted list. */
 export const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 
 export interface FreezeFigures {
   body: string;
   status: number;
-  /** Server CPU per refused request (ms), over all rounds. */
+  /** Server CPU per refused request (ms), over all rounds (clock ticks: steps of 10 ms over all requests). */
   cpu_ms_per_request: number | null;
+  /**
+   * CPU of the server's main thread, its event loop, per refused request (ms), over all rounds: what holds
+   * /health/live back, in the scheduler's nanoseconds. Counts the health checks answered meanwhile too.
+   */
+  loop_cpu_ms_per_request: number | null;
   /** Wall time of the slowest refusal (ms). */
   refuse_max_ms: number;
   health_p50_ms: number;
@@ -85,6 +96,7 @@ export async function freezeCheck(url: string, pid: number | null, b: HostileBod
     }
   })();
   const cpu0 = pid !== null ? cpuOrNull(pid) : null;
+  const loop0 = pid !== null ? loopCpuOrNull(pid) : null;
   for (let r = 0; r < rounds; r++) {
     await Promise.all(
       Array.from({ length: concurrent }, async () => {
@@ -97,15 +109,17 @@ export async function freezeCheck(url: string, pid: number | null, b: HostileBod
     );
   }
   const cpu1 = pid !== null ? cpuOrNull(pid) : null;
+  const loop1 = pid !== null ? loopCpuOrNull(pid) : null;
   polling = false;
   await poll;
   health.sort((x, y) => x - y);
   refusals.sort((x, y) => x - y);
-  const round = (n: number) => Math.round(n * 100) / 100;
+  const round = (n: number, per = 100) => Math.round(n * per) / per;
   return {
     body: b.name,
     status,
     cpu_ms_per_request: cpu0 !== null && cpu1 !== null ? round(((cpu1 - cpu0) * 1000) / (concurrent * rounds)) : null,
+    loop_cpu_ms_per_request: loop0 !== null && loop1 !== null ? round((loop1 - loop0) / (concurrent * rounds), 1000) : null,
     refuse_max_ms: round(refusals.at(-1) ?? 0),
     health_p50_ms: round(percentile(health, 50)),
     health_p99_ms: round(percentile(health, 99)),

@@ -17,6 +17,19 @@ export function cpuSeconds(pid: number): number {
   }
 }
 
+/**
+ * CPU milliseconds the process's main thread (a Bun server's event loop) has used so far, from the scheduler's
+ * nanosecond count in /proc (Linux): what holds the loop, without the GC and I/O threads, and finer than
+ * cpuSeconds' clock ticks. NaN where it cannot be read.
+ */
+export function mainThreadCpuMs(pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, "utf8").split(" ")[0]) / 1e6;
+  } catch {
+    return NaN;
+  }
+}
+
 export async function freePort(): Promise<number> {
   const s = Bun.serve({ port: 0, fetch: () => new Response() });
   const port = s.port!;
