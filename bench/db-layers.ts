@@ -21,6 +21,7 @@ import { fastWrites } from "../src/platform/http/fast-write.ts";
 import { requestObserver } from "../src/platform/http/request-context.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { buildDeps } from "../src/main/platform.ts";
+import { userDetailParts } from "../src/main/features.ts";
 import { build } from "./db.bench.ts";
 import { table } from "./lib.ts";
 
@@ -74,6 +75,7 @@ const s = {
 /** A page of the admin list (20 users each) for the loop's id. */
 const pageOf = (id: number) => 1 + (id % 50);
 const db = built.deps.database.db;
+const detailDeps = { ...built.deps, detail: userDetailParts(built.deps.database) };
 const N = 20_000;
 async function us(fn: (id: number) => unknown): Promise<number> {
   for (let i = 0; i < 3_000; i++) await fn(1 + (i % 1000));
@@ -88,7 +90,7 @@ const rows: Record<string, string | number>[] = [
   {
     path: "GET /users/{id}",
     "app.handle us": await us((id) => text(app.handle(new Request(`http://localhost/api/v1/users/${id}`, { headers })))),
-    "service + Response us": await us(async (id) => text(cachedJson(await users.getDetail(built.deps, id)))),
+    "service + Response us": await us(async (id) => text(cachedJson(await users.getDetail(detailDeps, id)))),
     "repository calls us": await us((id) => [usersRepo.findById(db, id), postsRepo.newest(db, id, 10), preferencesRepo.get(db, id)]),
     "bare statements + JSON us": await us((id) =>
       text(new Response(JSON.stringify({ user: s.user.get(id), posts: s.posts.all(id), preferences: JSON.parse((s.prefs.get(id) as { data: string }).data) }))),

@@ -2,6 +2,7 @@
 // two instances on one database and one Redis, Redis going away and coming back, warming, the no-Redis mode.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { rmSync } from "node:fs";
+import { userDetailParts } from "../src/main/features.ts";
 import { warmCache } from "../src/modules/users/warm.ts";
 import { makeApp, REDIS_URL, tempDir, type TestApp, testPrefix, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { tcpProxy, type TcpProxy } from "./support/tcp-proxy.ts";
@@ -254,7 +255,7 @@ describe("warming", () => {
     const a = await t.user();
     const b = await t.user();
     await t.deps.cache.invalidateTags([`user:${a.id}`, `user:${b.id}`]);
-    const result = await warmCache(t.deps);
+    const result = await warmCache({ ...t.deps, detail: userDetailParts(t.deps.database) });
     expect(result.warmed).toBe(2);
     expect(result.timed_out).toBe(false);
     expect(xcache(await t.json("GET", `/api/v1/users/${b.id}`, { token: b.token }))).toBe("hit-l1");
@@ -262,7 +263,7 @@ describe("warming", () => {
 
   test("stops at CACHE_WARM_TIMEOUT_MS when loading hangs", async () => {
     const t = await open({ CACHE_WARM_COUNT: "10", CACHE_WARM_TIMEOUT_MS: "50" });
-    const result = await warmCache(t.deps, { ids: async () => [1, 2, 3], load: () => new Promise(() => {}) });
+    const result = await warmCache({ ...t.deps, detail: userDetailParts(t.deps.database) }, { ids: async () => [1, 2, 3], load: () => new Promise(() => {}) });
     expect(result.timed_out).toBe(true);
     expect(result.warmed).toBe(0);
   });

@@ -2,6 +2,7 @@
 // job type, schedule, cached read or start-up chore to one) touches its folder and this list; createApp mounts
 // the routes, buildDeps registers the jobs and schedules and runs the chores, in this order.
 import type { AppDeps } from "./deps.ts";
+import type { Database } from "../platform/db/client.ts";
 import type { Feature } from "../platform/feature.ts";
 import { adminFeature } from "../modules/admin/index.ts";
 import { authFeature } from "../modules/auth/index.ts";
@@ -12,15 +13,26 @@ import { healthFeature } from "../modules/health/index.ts";
 import { jobsFeature } from "../modules/jobs/index.ts";
 import { operationsFeature } from "../modules/operations/index.ts";
 import { postsFeature } from "../modules/posts/index.ts";
+import { newestPostsPart } from "../modules/posts/service.ts";
 import { preferencesFeature } from "../modules/preferences/index.ts";
+import { preferencesPart } from "../modules/preferences/service.ts";
 import { userAccounts } from "../modules/users/accounts.ts";
 import { usersFeature } from "../modules/users/index.ts";
+import type { DetailParts } from "../modules/users/service.ts";
 
 /** The settings `keys` of the configuration, and nothing else of it. */
 function pick<C extends object, K extends keyof C>(config: C, ...keys: K[]): Pick<C, K> {
   const out = {} as Pick<C, K>;
   for (const k of keys) out[k] = config[k];
   return out;
+}
+
+/**
+ * The parts of a user's detail that posts and preferences own, for the users feature: those two stand on users
+ * (a post needs its user), so users gets their parts from here instead of importing them.
+ */
+export function userDetailParts(database: Database): DetailParts {
+  return { posts: newestPostsPart(database), preferences: preferencesPart(database) };
 }
 
 export function appFeatures(deps: AppDeps): Feature[] {
@@ -57,6 +69,7 @@ export function appFeatures(deps: AppDeps): Feature[] {
       auth,
       mailer: deps.mailer,
       role,
+      detail: userDetailParts(database),
       admin: config.ADMIN_EMAIL && config.ADMIN_PASSWORD ? { email: config.ADMIN_EMAIL, password: config.ADMIN_PASSWORD } : null,
       config: pick(config, "CACHE_ENABLED", "CACHE_WARM_COUNT", "CACHE_WARM_TIMEOUT_MS"),
     }),

@@ -12,6 +12,10 @@ export type PostPublic = typeof PostPublic.static;
 
 export const PostPage = page(PostPublic, "PostPublic", "newest first");
 
+/** How many of a user's posts their detail (GET /users/{id}) shows, newest first. */
+export const DETAIL_POSTS = 10;
+export const NewestPosts = t.Array(PostPublic, { description: `The newest ${DETAIL_POSTS} posts` });
+
 export const CreatePostBody = t.Object(
   {
     title: Text({ minLength: 1, maxLength: 200, visible: true }),

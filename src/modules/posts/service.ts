@@ -3,10 +3,12 @@ import type { Database } from "../../platform/db/client.ts";
 import type { CacheEntry } from "../../platform/http/cached-read.ts";
 import type { Auth } from "../../platform/http/auth.ts";
 import { q } from "../../platform/db/tx.ts";
+import { mapStep } from "../../platform/db/step.ts";
 import { notFound } from "../../platform/http/errors.ts";
 import { invalidateUser, userKeys } from "../users/keys.ts";
 import { usersRepo } from "../users/repository.ts";
-import type { PostPublic } from "./model.ts";
+import type { DetailPart } from "../users/service.ts";
+import { DETAIL_POSTS, NewestPosts, type PostPublic } from "./model.ts";
 import { postsRepo, toPostPublic } from "./repository.ts";
 
 /** What the posts use cases need. */
@@ -55,5 +57,13 @@ export function pageEntry(deps: PostsDeps, userId: number, page: number, limit: 
       const { items, total } = await postsRepo.page(db, userId, page, limit);
       return { items: items.map(toPostPublic), page, limit, total };
     },
+  };
+}
+
+/** A user's newest posts: the part of their detail this feature owns (the root hands it to the users feature). */
+export function newestPostsPart(database: Pick<Database, "db">): DetailPart<typeof NewestPosts> {
+  return {
+    schema: NewestPosts,
+    load: (userId) => mapStep(postsRepo.newest(database.db, userId, DETAIL_POSTS), (rows) => rows.map(toPostPublic)),
   };
 }

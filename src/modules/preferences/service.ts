@@ -6,7 +6,8 @@ import { q } from "../../platform/db/tx.ts";
 import { notFound, unprocessable } from "../../platform/http/errors.ts";
 import { invalidateUser, userKeys } from "../users/keys.ts";
 import { usersRepo } from "../users/repository.ts";
-import { MAX_PREFERENCE_KEYS, type Preferences } from "./model.ts";
+import type { DetailPart } from "../users/service.ts";
+import { MAX_PREFERENCE_KEYS, Preferences } from "./model.ts";
 import { preferencesRepo } from "./repository.ts";
 
 /** What the preferences use cases need. */
@@ -15,6 +16,11 @@ export interface PreferencesDeps {
   cache: Cache;
   /** The auth macro of the routes. */
   auth: Auth;
+}
+
+/** A user's preferences: the part of their detail this feature owns (the root hands it to the users feature). */
+export function preferencesPart(database: Pick<Database, "db">): DetailPart<typeof Preferences> {
+  return { schema: Preferences, load: (userId) => preferencesRepo.get(database.db, userId) };
 }
 
 /** The cache entry of a user's preferences; null when the user does not exist. */

@@ -1,19 +1,20 @@
+import type { TSchema } from "@sinclair/typebox";
 import { Elysia, t } from "elysia";
 import { authPlugin } from "../../platform/http/auth.ts";
 import { cachedRead, mountCachedRead, uncachedRead } from "../../platform/http/cached-read.ts";
 import { declaredWrite, mountWrite } from "../../platform/http/declared-write.ts";
 import { IdParams, PageQuery, problems } from "../../platform/http/models.ts";
-import { RegisterBody, UpdateUserBody, UserDetail, UserPage, UserPublic } from "./model.ts";
+import { RegisterBody, UpdateUserBody, UserPage, UserPublic, userDetailSchema } from "./model.ts";
 import type { Role } from "../../platform/cluster/role.ts";
 import type { Mailer } from "../../platform/mail/port.ts";
 import { mountedCachedReads, type Feature, type StartupChore } from "../../platform/feature.ts";
 import * as users from "./service.ts";
-import type { UsersDeps } from "./service.ts";
+import type { DetailDeps, DetailParts, UsersDeps } from "./service.ts";
 import { registrationJobs } from "./jobs.ts";
 import { warmCache, type WarmSettings } from "./warm.ts";
 
 /** The caller's own detail: the same cache entry as GET /users/{id} of their id. */
-export const myDetailRead = (deps: UsersDeps) =>
+export const myDetailRead = (deps: DetailDeps, UserDetail: TSchema) =>
   cachedRead({
     path: "/me",
     auth: "user",
@@ -28,7 +29,7 @@ export const myDetailRead = (deps: UsersDeps) =>
     missing: ({ principal }) => users.userNotFound(principal.userId),
   });
 
-export const userDetailRead = (deps: UsersDeps) =>
+export const userDetailRead = (deps: DetailDeps, UserDetail: TSchema) =>
   cachedRead({
     path: "/:id",
     auth: "user",
@@ -83,7 +84,9 @@ export const updateUserWrite = (deps: UsersDeps) =>
     handle: ({ params, body }) => users.update(deps, params.id, body),
   });
 
-export function usersModule(deps: UsersDeps) {
+export function usersModule(deps: UsersDeps & DetailDeps) {
+  // One schema for both detail reads: `.model()` names the object, and the document refers to it by that name.
+  const UserDetail = userDetailSchema(deps.detail);
   const app = new Elysia({ prefix: "/users", tags: ["users"] })
     .use(authPlugin(deps.auth))
     .model({ UserPublic, UserDetail, UserPage })
@@ -100,8 +103,8 @@ export function usersModule(deps: UsersDeps) {
         responses: { 409: { description: "An account already has this email" } },
       },
     });
-  mountCachedRead(app, myDetailRead(deps), deps.cache);
-  mountCachedRead(app, userDetailRead(deps), deps.cache);
+  mountCachedRead(app, myDetailRead(deps, UserDetail), deps.cache);
+  mountCachedRead(app, userDetailRead(deps, UserDetail), deps.cache);
   mountCachedRead(app, userListRead(deps), deps.cache);
   mountWrite(app, updateUserWrite(deps));
   return app
@@ -121,6 +124,8 @@ export function usersModule(deps: UsersDeps) {
 }
 
 export interface UsersSlice extends UsersDeps {
+  /** The newest posts and the preferences in a user's detail, from the features that own them. */
+  detail: DetailParts;
   /** The welcome email goes through it. */
   mailer: Mailer;
   role: Pick<Role, "isPrimary">;

@@ -1,7 +1,6 @@
+import type { Static, TSchema } from "@sinclair/typebox";
 import { t } from "elysia";
 import { Chars, Int, page, Text, withMessage } from "../../platform/http/models.ts";
-import { PostPublic } from "../posts/model.ts";
-import { Preferences } from "../preferences/model.ts";
 
 export const Email = withMessage(
   Chars({ format: "email", maxLength: 254, examples: ["ada@example.com"] }),
@@ -23,12 +22,17 @@ export type UserPublic = typeof UserPublic.static;
 
 export const UserPage = page(UserPublic, "UserPublic", "by id, oldest first");
 
-export const UserDetail = t.Object({
-  user: UserPublic,
-  posts: t.Array(PostPublic, { description: "The newest 10 posts" }),
-  preferences: Preferences,
-}, { description: "A user with their newest posts and their preferences" });
-export type UserDetail = typeof UserDetail.static;
+/**
+ * A user's detail: the account and the parts of it other features own (the newest posts, the preferences), each
+ * with its schema (DetailParts, service.ts). The users feature builds it once per instance of its routes.
+ */
+export const userDetailSchema = (parts: { posts: { schema: TSchema }; preferences: { schema: TSchema } }) =>
+  t.Object({
+    user: UserPublic,
+    posts: parts.posts.schema,
+    preferences: parts.preferences.schema,
+  }, { description: "A user with their newest posts and their preferences" });
+export type UserDetail = Static<ReturnType<typeof userDetailSchema>>;
 
 export const RegisterBody = t.Object(
   { email: Email, password: Password, full_name: FullName },

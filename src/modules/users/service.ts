@@ -1,4 +1,5 @@
 // Accounts: registration (with its background side effects), reads through the cache, updates, deletion.
+import type { Static, TSchema } from "@sinclair/typebox";
 import type { Cache, CacheResult } from "../../platform/cache/port.ts";
 import type { Database } from "../../platform/db/client.ts";
 import type { OutboxKick } from "../../platform/jobs/relay.ts";
@@ -12,13 +13,9 @@ import { q } from "../../platform/db/tx.ts";
 import { mapStep, type Step } from "../../platform/db/step.ts";
 import { writeOutbox } from "../../platform/jobs/outbox.ts";
 import type { UserDetail, UserPublic } from "./model.ts";
-import { postsRepo, toPostPublic } from "../posts/repository.ts";
-import { preferencesRepo } from "../preferences/repository.ts";
 import { REGISTRATION_JOBS } from "../jobs/types.ts";
 import { isUniqueViolation, toUserPublic, usersRepo } from "./repository.ts";
 import { invalidateUser, userKeys } from "./keys.ts";
-
-export const DETAIL_POSTS = 10;
 
 const duplicateEmail = (): AppError => conflict("An account with this email already exists");
 
@@ -33,6 +30,28 @@ export interface UsersDeps {
   outbox: OutboxKick;
   /** The auth macro of the routes, and the sessions a password change, a rights change or a deletion revokes. */
   auth: Auth;
+}
+
+/** A part of a user's detail that another feature owns: its schema there, and its value for a user that exists. */
+export interface DetailPart<S extends TSchema = TSchema> {
+  schema: S;
+  load(userId: number): Step<Static<S>>;
+}
+
+/**
+ * The parts of a user's detail besides the account. Their features stand on this one (a post needs its user),
+ * so the root hands them in (userDetailParts, src/main/features.ts) and users imports neither.
+ */
+export interface DetailParts {
+  posts: DetailPart;
+  preferences: DetailPart;
+}
+
+/** What the detail read needs. */
+export interface DetailDeps {
+  database: Database;
+  cache: Cache;
+  detail: DetailParts;
 }
 
 export async function register(
@@ -68,23 +87,22 @@ export async function register(
   return toUserPublic(user);
 }
 
-async function loadDetail(deps: UsersDeps, id: number): Promise<UserDetail | null> {
-  const { db } = deps.database;
-  const user = await usersRepo.findById(db, id);
+async function loadDetail(deps: DetailDeps, id: number): Promise<UserDetail | null> {
+  const user = await usersRepo.findById(deps.database.db, id);
   if (!user) return null;
-  const [posts, preferences] = await Promise.all([postsRepo.newest(db, id, DETAIL_POSTS), preferencesRepo.get(db, id)]);
-  return { user: toUserPublic(user), posts: posts.map(toPostPublic), preferences };
+  const [posts, preferences] = await Promise.all([deps.detail.posts.load(id), deps.detail.preferences.load(id)]);
+  return { user: toUserPublic(user), posts, preferences };
 }
 
 /** The cache entry of a user's detail. A missing user is cached as null (a miss marker). */
-export function detailEntry(deps: UsersDeps, id: number): CacheEntry<UserDetail> {
+export function detailEntry(deps: DetailDeps, id: number): CacheEntry<UserDetail> {
   return { key: userKeys.detail(id), tags: [userKeys.tag(id)], load: () => loadDetail(deps, id) };
 }
 
 export const userNotFound = (id: number) => notFound(`User ${id} not found`);
 
 /** The user detail, through the cache. */
-export async function getDetail(deps: UsersDeps, id: number): Promise<CacheResult<UserDetail>> {
+export async function getDetail(deps: DetailDeps, id: number): Promise<CacheResult<UserDetail>> {
   const result = await readEntry(deps.cache, detailEntry(deps, id));
   if (result.value === null) throw userNotFound(id);
   return result as CacheResult<UserDetail>;

@@ -1,7 +1,7 @@
 // Warming at start: the most recently active users' details go into the cache before the instance serves.
 // Bounded by CACHE_WARM_TIMEOUT_MS: when time is up the instance starts anyway and warming stops.
 import { usersRepo } from "./repository.ts";
-import { getDetail, type UsersDeps } from "./service.ts";
+import { getDetail, type DetailDeps, type UsersDeps } from "./service.ts";
 
 const CONCURRENCY = 4;
 
@@ -28,7 +28,7 @@ export interface WarmSettings {
   CACHE_WARM_TIMEOUT_MS: number;
 }
 
-export async function warmCache(deps: UsersDeps & { config: WarmSettings }, hooks: WarmHooks = {}): Promise<WarmResult> {
+export async function warmCache(deps: DetailDeps & Pick<UsersDeps, "logger"> & { config: WarmSettings }, hooks: WarmHooks = {}): Promise<WarmResult> {
   const ids$ = hooks.ids ?? ((n: number) => usersRepo.mostRecentlyActive(deps.database.db, n));
   const load = hooks.load ?? ((id: number) => getDetail(deps, id));
   const { CACHE_ENABLED, CACHE_WARM_COUNT: count, CACHE_WARM_TIMEOUT_MS: timeoutMs } = deps.config;
