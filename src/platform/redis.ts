@@ -60,13 +60,29 @@ export async function closeRedis(client: Redis | null): Promise<void> {
   }
 }
 
+/**
+ * Races `p` against a deadline `ms` after the call went out. node-redis writes the commands it is given in a
+ * setImmediate, so the deadline starts in one queued after it: a call made just before a long synchronous task
+ * (a start-up's compiling, a burst of work) is not sent until the task ends, and a deadline counted from the call
+ * would blame Redis for this process's own delay.
+ */
+function raceDeadline<T>(p: Promise<T>, ms: number, failure: () => Error): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let settled = false;
+  const timeout = new Promise<never>((_, reject) => {
+    setImmediate(() => {
+      if (!settled) timer = setTimeout(() => reject(failure()), ms);
+    });
+  });
+  return Promise.race([p, timeout]).finally(() => {
+    settled = true;
+    clearTimeout(timer);
+  });
+}
+
 /** Races a Redis call against a timeout, so a slow Redis costs a request at most `ms`. */
 export function withTimeout<T>(p: Promise<T>, ms: number, what = "redis call"): Promise<T> {
-  let timer: ReturnType<typeof setTimeout>;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+  return raceDeadline(p, ms, () => new Error(`${what} timed out after ${ms} ms`));
 }
 
 export const DEFAULT_COMMAND_TIMEOUT_MS = 1_000;
@@ -92,13 +108,6 @@ function blockingMs(args: unknown[]): number {
   return i >= 0 ? Number(list[i + 1]) || 0 : 0;
 }
 
-function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout>;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new RedisCommandTimeout(what, ms)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
 
 /**
  * The client with a reply deadline on every command. node-redis's own `timeout` option stops counting once a
@@ -119,7 +128,8 @@ export function boundCommands(client: Redis, ms: number): Redis {
         const r = v.apply(t, a);
         if (!(r instanceof Promise)) return r === t ? new Proxy(t, wrap(target, bind)) : r;
         const limit = ms + blockingMs(a);
-        return bounded(r, limit, `redis ${prop === "sendCommand" ? String((a[0] as unknown[])?.[0] ?? prop) : prop}`);
+        const what = `redis ${prop === "sendCommand" ? String((a[0] as unknown[])?.[0] ?? prop) : prop}`;
+        return raceDeadline(r, limit, () => new RedisCommandTimeout(what, limit));
       };
     },
   });
