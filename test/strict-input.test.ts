@@ -261,6 +261,17 @@ describe("what a refusal says", () => {
     }
   });
 
+  test("a body that may be left out (the logout's) must be an object when sent: other JSON is 422 and nothing ends", async () => {
+    const u = await t.user();
+    for (const body of ['"just a string"', "1", "true", "[]", "[1]"]) {
+      const r = await t.request("POST", "/api/v1/auth/logout", { token: u.token, body });
+      expect({ body, status: r.status, fields: fields(await r.json()) }).toEqual({ body, status: 422, fields: ["body"] });
+    }
+    expect((await t.request("GET", "/api/v1/users/me", { token: u.token })).status).toBe(200);
+    expect((await t.request("POST", "/api/v1/auth/logout", { token: u.token, body: "" })).status).toBe(204);
+    expect((await t.request("GET", "/api/v1/users/me", { token: u.token })).status).toBe(401);
+  });
+
   test("a body declared in a charset other than UTF-8 is 415; UTF-8 spelled either way is read", async () => {
     const u = await t.user();
     const path = `/api/v1/users/${u.id}/preferences`;

@@ -11,7 +11,7 @@ import { rateLimitPlugin, ratePolicies } from "../platform/http/rate-limits.ts";
 import { openApiDocument } from "../platform/http/openapi.ts";
 import { NOT_REPLAYED, openApiOptions } from "./openapi.ts";
 import { callerScope, dropIdempotencyWhereMoot, idempotencyPlugin } from "../platform/http/idempotency.ts";
-import { bearerRouteKeys, bodyValueCaps, boundValidationErrors } from "../platform/http/validation-cost.ts";
+import { bearerRouteKeys, bodyValueCaps, boundValidationErrors, optionalBodyRouteKeys } from "../platform/http/validation-cost.ts";
 import { JSON_MAX_VALUES } from "../platform/http/json-depth.ts";
 import { allowedMethods } from "../platform/http/allowed-methods.ts";
 import { docsModule } from "../modules/docs/index.ts";
@@ -28,6 +28,7 @@ export function createApp(deps: AppDeps, features: readonly Feature[] = appFeatu
   // The route table labels what is answered before routing; filled once the app is complete.
   let routes: readonly { method: string; path: string }[] = [];
   const bearerRoutes = new Set<string>();
+  const optionalBodies = new Set<string>();
   let allowed: ((pathname: string) => string | undefined) | undefined;
   const app = new Elysia({ normalize: false })
     .use(
@@ -40,6 +41,7 @@ export function createApp(deps: AppDeps, features: readonly Feature[] = appFeatu
         valueCaps,
         bearer: { routes: bearerRoutes, valid: (authorization) => deps.auth.tokenPrincipal(authorization) !== null },
         allowed: (pathname) => (allowed ??= allowedMethods(routes))(pathname),
+        optionalBodies,
       }),
     )
     .use(rateLimitPlugin({ limiter: deps.rateLimiter, auth: deps.auth, policies: ratePolicies(deps.config), clientIpHeader: deps.config.CLIENT_IP_HEADER }))
@@ -63,6 +65,7 @@ export function createApp(deps: AppDeps, features: readonly Feature[] = appFeatu
   for (const [route, cap] of bodyValueCaps(full.routes, models, JSON_MAX_VALUES)) valueCaps.set(route, cap);
   routes = full.routes;
   for (const route of bearerRouteKeys(full.routes)) bearerRoutes.add(route);
+  for (const route of optionalBodyRouteKeys(full.routes, models)) optionalBodies.add(route);
   return full;
 }
 

@@ -3,7 +3,7 @@
 import { Elysia, ValidationError } from "elysia";
 import type { Logger } from "../observability/logger.ts";
 import { pathnameOf, routeLabeler, type HttpMetrics } from "../observability/metrics.ts";
-import { AppError, problem, problemOf, problemResponse, unauthorized, type FieldError, type Problem } from "./errors.ts";
+import { AppError, problem, problemOf, problemResponse, unauthorized, unprocessable, type FieldError, type Problem } from "./errors.ts";
 import { parseJsonBody } from "./json-body.ts";
 import { putInto, putOnto, type HeaderPolicy } from "./headers.ts";
 import { fieldMessageOf } from "./models.ts";
@@ -191,6 +191,18 @@ export interface RequestContextOptions {
   bearer?: { routes: ReadonlySet<string>; valid: (authorization: string | null) => boolean };
   /** The `Allow` value of a path, undefined for a path no route matches (allowed-methods.ts; read once the routes exist). */
   allowed?: (pathname: string) => string | undefined;
+  /** The "METHOD route"s whose body may be left out (filled once the routes exist; see optionalBodyRouteKeys). */
+  optionalBodies?: ReadonlySet<string>;
+}
+
+/**
+ * Elysia checks an optional body against its schema only when it is a non-empty object: a string, a number, a
+ * boolean or an empty array went to the handler unchecked. What is sent must be an object; nothing (an empty
+ * body, which the parser reads as null) is what "optional" allows.
+ */
+function objectOrNothing(value: unknown): unknown {
+  if (value === null || (typeof value === "object" && !Array.isArray(value))) return value;
+  throw unprocessable([{ field: "body", message: "must be a JSON object, or left out" }]);
 }
 
 export function requestContext(opts: RequestContextOptions) {
@@ -224,7 +236,8 @@ export function requestContext(opts: RequestContextOptions) {
       // The auth macro checks the session after parsing (Elysia parses before any route hook): an anonymous or
       // forged caller is refused here without reading what it sent.
       if (opts.bearer?.routes.has(key) && !opts.bearer.valid(request.headers.get("authorization"))) throw unauthorized();
-      return parseJsonBody(request, contentType, bodyLimit, opts.valueCaps?.get(key));
+      const parsed = parseJsonBody(request, contentType, bodyLimit, opts.valueCaps?.get(key));
+      return opts.optionalBodies?.has(key) ? parsed.then(objectOrNothing) : parsed;
     })
     // x-request-id goes on here rather than through set.headers in onRequest: for a handler that returns a
     // finished Response (the cached reads), a non-empty set.headers makes Elysia rebuild the Response

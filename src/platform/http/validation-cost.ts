@@ -3,6 +3,8 @@
 // carries its own `error`. The onError handler never uses that message (it reports the errors itself), so every
 // input schema node without an `error` gets a short one and no error path stringifies what a caller sent.
 
+import { OptionalKind } from "@sinclair/typebox";
+
 type SchemaNode = Record<string, unknown>;
 
 /**
@@ -102,6 +104,17 @@ export function bodyValueCaps(routes: readonly (RouteLike & { method: string; pa
 export function bodyValueCap(schema: unknown, globalCap: number): number {
   const budget = valueBudget(schema);
   return Math.min(globalCap, Number.isFinite(budget) ? 2 * budget + 16 : globalCap);
+}
+
+/** "METHOD path" of the routes whose body may be left out (`body: t.Optional(...)`, as the document reads it). */
+export function optionalBodyRouteKeys(routes: readonly (RouteLike & { method: string; path: string })[], models: Record<string, unknown>): string[] {
+  return routes
+    .filter((r) => {
+      const body = r.hooks?.body;
+      const schema = typeof body === "string" ? models[body] : body;
+      return typeof schema === "object" && schema !== null && OptionalKind in schema;
+    })
+    .map((r) => `${r.method} ${r.path}`);
 }
 
 /** "METHOD path" of the routes whose OpenAPI detail asks for a bearer token (the auth macro sets it). */
