@@ -1,12 +1,15 @@
 // The fuzz and abuse suite: a real listener, a seeded PRNG (FUZZ_SEED=<n> replays a run), bounded work.
 // Malformed JSON of every kind, the authorization matrix over every route and four kinds of caller, forged
-// tokens, revocation, rate limits, and the freeze check. Every answer is checked: no 5xx, every error is
-// problem+json with its status in the body and an x-request-id. Totals are printed at the end.
+// tokens, revocation, rate limits, and the freeze check. Every answer is checked: no 5xx (503 included: the suite
+// logs in one request at a time, so the password-hashing gate, the one 503 a healthy instance gives, is never
+// reached), every error is problem+json with its status in the body and an x-request-id. Totals are printed at
+// the end.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createHmac } from "node:crypto";
 import { setAdmin } from "../src/modules/users/service.ts";
 import type { RunningInstance } from "../src/main/serve.ts";
 import { freezeCheck, hostileBodies } from "./support/hostile-bodies.ts";
+import { JSON_MAX_DEPTH } from "../src/platform/http/json-depth.ts";
 import { freePort, spawnService, waitFor, type Spawned } from "./support/process.ts";
 import { REDIS_URL, tempDir, serveApp, TEST_TIMEOUT_MS } from "./helpers.ts";
 setDefaultTimeout(TEST_TIMEOUT_MS);
@@ -32,6 +35,7 @@ const totals = { requests: 0, errors: 0, server_errors: 0, not_problem: 0 };
 const failures: string[] = [];
 let inst: RunningInstance;
 let limited: RunningInstance;
+let authLimited: RunningInstance;
 let dir: string;
 
 interface Answer {
@@ -49,7 +53,7 @@ async function call(base: string, method: string, path: string, opts: { token?: 
   const text = await res.text();
   totals.requests++;
   const what = `${method} ${path} -> ${res.status}`;
-  if (res.status >= 500 && res.status !== 503) {
+  if (res.status >= 500) {
     totals.server_errors++;
     failures.push(`${what}: ${text.slice(0, 200)}`);
   }
@@ -94,64 +98,145 @@ beforeAll(async () => {
     METRICS_ENABLED: "true",
     METRICS_PORT: "0",
   });
+  // The client IP from a header (as on Fly), so that one listener sees several callers.
+  authLimited = await serveApp({
+    REDIS_URL,
+    CRON_ENABLED: "false",
+    INSTANCE_ID: "fuzz-auth-limited",
+    CLIENT_IP_HEADER: "fly-client-ip",
+    RATE_LIMIT_LOGIN_PER_MINUTE: "3",
+    RATE_LIMIT_LOGIN_IP_PER_MINUTE: "6",
+    RATE_LIMIT_REGISTER_PER_HOUR: "2",
+  });
 });
 
 afterAll(async () => {
   await inst?.stop();
   await limited?.stop();
+  await authLimited?.stop();
   console.log(`fuzz seed ${SEED}: ${totals.requests} requests, ${totals.errors} errors, ${totals.server_errors} 5xx, ${totals.not_problem} not problem+json`);
   if (failures.length > 0) console.log(failures.slice(0, 20).join("\n"));
 });
 
-/** Bodies that are not what any route wants, generated from the seed. */
-function malformed(): { body: string | Uint8Array; type?: string } {
+/** The body routes, by what their bodies are. */
+type BodyRoute = "login" | "register" | "logout" | "user" | "posts" | "preferences" | "bulk" | "jobs";
+
+interface Malformed {
+  kind: string;
+  body: string | Uint8Array;
+  type?: string;
+  /** The statuses it may get on a route, for a caller the route lets in (else 401, before the body is read). */
+  expect: (route: BodyRoute) => number[];
+  /** Refused on its declared length before anything else, the token included. */
+  oversize?: boolean;
+}
+
+const everywhere = (...statuses: number[]) => () => statuses;
+/**
+ * A preferences patch is any flat object of short texts, numbers, booleans and nulls under keys of letters,
+ * digits and `_ . : -`: the kinds whose keys are such and whose values are random may be one, and then it is
+ * stored (200); on every other route they must fail.
+ */
+const unlessPreferences = (...statuses: number[]) => (route: BodyRoute) => (route === "preferences" ? [200, ...statuses] : statuses);
+
+/** Bodies that are not what any route wants (or, on the routes named, may be), generated from the seed. */
+function malformed(): Malformed {
   const deep = int(3) === 0 ? 40 + int(5000) : 1 + int(30);
+  const tooDeep = deep > JSON_MAX_DEPTH;
   const s = () => pick(["", "a", "\u0000", "\u001f", "\u2028", "\ud800", "\ufeff", "é", "<script>", "' OR 1=1 --", "x".repeat(int(3000))]);
-  const gens: (() => { body: string | Uint8Array; type?: string })[] = [
-    () => ({ body: "[".repeat(deep) + "]".repeat(int(2) ? deep : 0) }),
-    () => ({ body: '{"a":'.repeat(deep) + "1" + "}".repeat(deep) }),
-    () => ({ body: `{"email":"a@b.co","email":${JSON.stringify(s())},"password":"pw-pw-pw-pw"}` }),
-    () => ({ body: `{"__proto__":{"is_admin":true,"isAdmin":true},"constructor":{"prototype":{"polluted":1}},"email":"x@y.co","password":"pw-pw-pw-pw","full_name":"p"}` }),
-    () => ({ body: JSON.stringify({ email: pick([1, true, null, [], {}, 1e308, -0]), password: pick([1, null, ["a"], s()]), full_name: pick([s(), 42, null]) }) }),
-    () => ({ body: JSON.stringify({ full_name: s(), title: s(), content: s(), all: pick([true, "true", 1, null]) }) }),
-    () => ({ body: `{"a":1e99999,"b":-1e-99999,"c":123456789012345678901234567890}` }),
-    () => ({ body: JSON.stringify({ ok: 1 }).slice(0, int(8)) }),
-    () => ({ body: new Uint8Array([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x3a, 0x31, 0x7d]) }),
-    () => ({ body: "\ufeff{}" }),
-    () => ({ body: " \n\t " }),
-    () => ({ body: "null" }),
-    () => ({ body: '"just a string"' }),
-    () => ({ body: "x".repeat(70 * 1024) }),
-    () => ({ body: JSON.stringify({ user_ids: Array.from({ length: int(2000) }, () => pick([1, -1, 0, 1.5, "1", null])), preference_updates: { [s()]: s() } }) }),
-    () => ({ body: JSON.stringify({ job_ids: [s(), "a".repeat(200), "../../etc"] }) }),
-    () => ({ body: "<xml/>", type: pick(["application/xml", "text/plain", "multipart/form-data; boundary=x", "application/x-www-form-urlencoded"]) }),
-    () => ({ body: "{}", type: "application/json; charset=utf-16" }),
+  const gens: (() => Malformed)[] = [
+    () => {
+      const closed = int(2) === 1;
+      // Closed and not too deep, it is an array, which no route takes: 422; else it is refused unparsed.
+      return { kind: "nested arrays", body: "[".repeat(deep) + "]".repeat(closed ? deep : 0), expect: everywhere(closed && !tooDeep ? 422 : 400) };
+    },
+    () => ({
+      kind: "nested objects",
+      body: '{"a":'.repeat(deep) + "1" + "}".repeat(deep),
+      // {"a":1} is a preferences patch; deeper, "a" holds an object, which no preference value is.
+      expect: (route) => (tooDeep ? [400] : route === "preferences" && deep === 1 ? [200] : [422]),
+    }),
+    () => ({
+      kind: "duplicate keys",
+      body: `{"email":"a@b.co","email":${JSON.stringify(s())},"password":"pw-pw-pw-pw"}`,
+      // The last email wins: a login takes any short text as an email and finds no such account.
+      expect: (route) => (route === "login" ? [401, 422] : unlessPreferences(422)(route)),
+    }),
+    () => ({
+      kind: "prototype keys",
+      body: `{"__proto__":{"is_admin":true,"isAdmin":true},"constructor":{"prototype":{"polluted":1}},"email":"x@y.co","password":"pw-pw-pw-pw","full_name":"p"}`,
+      expect: everywhere(422),
+    }),
+    () => ({
+      kind: "wrong types",
+      body: JSON.stringify({ email: pick([1, true, null, [], {}, 1e308, -0]), password: pick([1, null, ["a"], s()]), full_name: pick([s(), 42, null]) }),
+      expect: unlessPreferences(422),
+    }),
+    () => ({ kind: "text fields", body: JSON.stringify({ full_name: s(), title: s(), content: s(), all: pick([true, "true", 1, null]) }), expect: unlessPreferences(422) }),
+    () => ({ kind: "numbers out of range", body: `{"a":1e99999,"b":-1e-99999,"c":123456789012345678901234567890}`, expect: everywhere(422) }),
+    () => ({ kind: "truncated JSON", body: JSON.stringify({ ok: 1 }).slice(0, 1 + int(7)), expect: everywhere(400) }),
+    () => ({ kind: "invalid UTF-8", body: new Uint8Array([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x3a, 0x31, 0x7d]), expect: everywhere(400) }),
+    () => ({
+      kind: "byte order mark and {}",
+      body: "\ufeff{}",
+      // The mark is dropped; {} is a logout of this session and an empty preferences patch.
+      expect: (route) => (route === "logout" ? [204] : route === "preferences" ? [200] : [422]),
+    }),
+    () => ({ kind: "white space only", body: " \n\t ", expect: everywhere(400) }),
+    // null is what the parser makes of an empty body: the logout, whose body may be left out, takes it.
+    () => ({ kind: "null", body: "null", expect: (route) => (route === "logout" ? [204] : [422]) }),
+    () => ({ kind: "a string", body: '"just a string"', expect: everywhere(422) }),
+    () => ({ kind: "over the size limit", body: "x".repeat(70 * 1024), expect: everywhere(413), oversize: true }),
+    () => ({
+      kind: "bulk of bad ids",
+      // The first id is never a user id, so no bulk update can pass; past a route's value bound it is refused unparsed.
+      body: JSON.stringify({ user_ids: [pick([-1, 0, 1.5, "1", null]), ...Array.from({ length: int(2000) }, () => pick([1, -1, 0, 1.5, "1", null]))], preference_updates: { [s()]: s() } }),
+      expect: everywhere(400, 422),
+    }),
+    () => ({ kind: "bad job ids", body: JSON.stringify({ job_ids: [s(), "a".repeat(200), "../../etc"] }), expect: everywhere(422) }),
+    () => ({
+      kind: "another media type",
+      body: "<xml/>",
+      type: pick(["application/xml", "text/plain", "multipart/form-data; boundary=x", "application/x-www-form-urlencoded"]),
+      expect: everywhere(415),
+    }),
+    () => ({ kind: "UTF-16 charset", body: "{}", type: "application/json; charset=utf-16", expect: everywhere(415) }),
   ];
-  return pick(gens)();
+  const m = pick(gens)();
+  // A lone surrogate escape (from s()) is no character: the parser refuses the body before any schema sees it.
+  return typeof m.body === "string" && m.body.includes("\\ud800") ? { ...m, expect: everywhere(400) } : m;
 }
 
 describe("malformed JSON of every kind", () => {
-  test("never a 5xx, always a problem; nothing reaches Object.prototype", async () => {
+  test("each kind gets its error status, never a 5xx, always a problem; nothing reaches Object.prototype", async () => {
     const owner = await register(inst.url);
     const admin = await login(inst.url, ADMIN.email, ADMIN.password);
-    const routes: [string, string, string | undefined][] = [
-      ["POST", "/api/v1/auth/login", undefined],
-      ["POST", "/api/v1/users", undefined],
-      ["POST", "/api/v1/auth/logout", "user"],
-      ["PATCH", `/api/v1/users/${owner.id}`, "user"],
-      ["POST", `/api/v1/users/${owner.id}/posts`, "user"],
-      ["PATCH", `/api/v1/users/${owner.id}/preferences`, "user"],
-      ["POST", "/api/v1/admin/preferences/bulk", "admin"],
-      ["POST", "/api/v1/jobs/status", "admin"],
+    const routes: [BodyRoute, string, string, "user" | "admin" | undefined][] = [
+      ["login", "POST", "/api/v1/auth/login", undefined],
+      ["register", "POST", "/api/v1/users", undefined],
+      ["logout", "POST", "/api/v1/auth/logout", "user"],
+      ["user", "PATCH", `/api/v1/users/${owner.id}`, "user"],
+      ["posts", "POST", `/api/v1/users/${owner.id}/posts`, "user"],
+      ["preferences", "PATCH", `/api/v1/users/${owner.id}/preferences`, "user"],
+      ["bulk", "POST", "/api/v1/admin/preferences/bulk", "admin"],
+      ["jobs", "POST", "/api/v1/jobs/status", "admin"],
     ];
+    const wrong: string[] = [];
+    const seen = new Map<string, number>();
     for (let i = 0; i < 300; i++) {
-      const [method, path, who] = pick(routes);
+      const [route, method, path, who] = pick(routes);
       const m = malformed();
       const token = who === "admin" ? admin : who === "user" && int(4) > 0 ? owner.token : undefined;
       const r = await call(inst.url, method, path, { token, body: m.body, headers: m.type ? { "content-type": m.type } : {} });
-      // The logout route may succeed on an empty or {} body; then the owner needs a new token.
-      if (path.endsWith("/logout") && r.status === 204) owner.token = await login(inst.url, owner.email, "correct-horse");
+      // A route that needs a token refuses a request without one before reading its body.
+      const want = who !== undefined && token === undefined && !m.oversize ? [401] : m.expect(route);
+      if (!want.includes(r.status)) wrong.push(`#${i} ${m.kind} to ${route}${token === undefined ? " (anonymous)" : ""}: ${r.status}, expected ${want.join("|")}: ${r.text.slice(0, 160)}`);
+      seen.set(m.kind, (seen.get(m.kind) ?? 0) + 1);
+      // A logout that succeeded ended the owner's session: a new token for the next requests.
+      if (route === "logout" && r.status === 204) owner.token = await login(inst.url, owner.email, "correct-horse");
     }
+    console.log(`malformed kinds sent (seed ${SEED}): ${[...seen].map(([k, n]) => `${k} ${n}`).join(", ")}`);
+    expect(wrong).toEqual([]);
     expect(({} as Record<string, unknown>).is_admin).toBeUndefined();
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect(failures).toEqual([]);
@@ -183,11 +268,11 @@ describe("authorization matrix", () => {
       ["POST", "/api/v1/admin/preferences/bulk", JSON.stringify({ user_ids: [owner.id], preference_updates: { a: 1 } }), { anon: 401, owner: 403, other: 403, admin: 202 }],
       ["GET", `/api/v1/jobs/${jobId}`, undefined, { anon: 401, owner: 403, other: 403, admin: 200 }],
       ["POST", "/api/v1/jobs/status", JSON.stringify({ job_ids: [jobId, "nope"] }), { anon: 401, owner: 403, other: 403, admin: 200 }],
-      ["GET", "/api/v1/admin/cron", undefined, { anon: 401, owner: 403, other: 403, admin: [200, 503] }],
-      ["GET", "/api/v1/admin/jobs/failed", undefined, { anon: 401, owner: 403, other: 403, admin: [200, 503] }],
-      ["GET", "/api/v1/admin/operations", undefined, { anon: 401, owner: 403, other: 403, admin: [200, 503] }],
-      ["POST", "/api/v1/admin/jobs/no-such-job/retry", undefined, { anon: 401, owner: 403, other: 403, admin: [404, 503] }],
-      ["POST", "/api/v1/admin/jobs/no-such-job/discard", undefined, { anon: 401, owner: 403, other: 403, admin: [404, 503] }],
+      ["GET", "/api/v1/admin/cron", undefined, { anon: 401, owner: 403, other: 403, admin: 200 }],
+      ["GET", "/api/v1/admin/jobs/failed", undefined, { anon: 401, owner: 403, other: 403, admin: 200 }],
+      ["GET", "/api/v1/admin/operations", undefined, { anon: 401, owner: 403, other: 403, admin: 200 }],
+      ["POST", "/api/v1/admin/jobs/no-such-job/retry", undefined, { anon: 401, owner: 403, other: 403, admin: 404 }],
+      ["POST", "/api/v1/admin/jobs/no-such-job/discard", undefined, { anon: 401, owner: 403, other: 403, admin: 404 }],
       ["GET", "/cluster/stats", undefined, { anon: 401, owner: 403, other: 403, admin: 200 }],
       ["GET", "/cache/stats", undefined, { anon: 401, owner: 403, other: 403, admin: 200 }],
       ["GET", "/health/live", undefined, { anon: 200, owner: 200, other: 200, admin: 200 }],
@@ -322,6 +407,49 @@ describe("rate limits", () => {
     const metrics = await (await fetch(limited.metricsUrl!)).text();
     expect(Number(/^rate_limited_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(7);
     expect(metrics).toContain("rate_limit_store_errors_total 0");
+    expect(failures).toEqual([]);
+  });
+});
+
+describe("login and registration limits", () => {
+  test("registrations per IP (a refused one counts), logins per account and IP and per IP, through the listener", async () => {
+    const base = authLimited.url;
+    // Distinct client IPs from the seed.
+    const ips = new Set<string>();
+    while (ips.size < 5) ips.add(`10.${int(256)}.${int(256)}.${1 + int(254)}`);
+    const [a, b, c, d, e] = [...ips] as [string, string, string, string, string];
+    const from = (ip: string) => ({ "fly-client-ip": ip });
+    const register = (ip: string, body: object) => call(base, "POST", "/api/v1/users", { body: JSON.stringify(body), headers: from(ip) });
+    const attempt = (ip: string, email: string, password: string) =>
+      call(base, "POST", "/api/v1/auth/login", { body: JSON.stringify({ email, password }), headers: from(ip) });
+    const owner = "limits-owner@example.com";
+
+    // The registration limit is decided before the body is read (docs/security.md says why), so a 422 counts.
+    const regs = [
+      await register(a, { email: "not an email", password: "x", full_name: "" }),
+      await register(a, { email: owner, password: "correct-horse", full_name: "Owner" }),
+      await register(a, { email: "late@example.com", password: "correct-horse", full_name: "Late" }),
+    ];
+    expect(regs.map((r) => r.status)).toEqual([422, 201, 429]);
+    expect(regs[2]!.headers.get("ratelimit-policy")).toBe('"register";q=2;w=3600');
+    expect(Number(regs[2]!.headers.get("retry-after"))).toBeGreaterThan(60);
+    expect((await register(b, { email: "late@example.com", password: "correct-horse", full_name: "Late" })).status).toBe(201);
+
+    // A stranger's wrong guesses from c lock c out of the account, not the owner elsewhere.
+    const guesses: Answer[] = [];
+    for (let i = 0; i < 4; i++) guesses.push(await attempt(c, owner, `guess-${int(1e6)}`));
+    expect(guesses.map((r) => r.status)).toEqual([401, 401, 401, 429]);
+    expect(guesses[3]!.headers.get("ratelimit-policy")).toBe('"login";q=3;w=60');
+    expect((await attempt(c, owner, "correct-horse")).status).toBe(429);
+    expect((await attempt(d, owner, "correct-horse")).status).toBe(200);
+
+    // Spraying many accounts from one IP meets the per-IP limit.
+    const spray: number[] = [];
+    let last: Answer | undefined;
+    for (let i = 0; i < 7; i++) spray.push((last = await attempt(e, `spray-${i}-${int(1e6)}@example.com`, "guess-guess")).status);
+    expect(spray).toEqual([401, 401, 401, 401, 401, 401, 429]);
+    expect(last!.headers.get("ratelimit-policy")).toBe('"login-ip";q=6;w=60');
+    expect(Number(last!.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
     expect(failures).toEqual([]);
   });
 });
