@@ -328,7 +328,29 @@ describe("names and titles must show something; lengths count characters, as the
   const email = () => `len-${crypto.randomUUID().slice(0, 8)}@example.com`;
   const register = (full_name: string, password = "correct-horse") => t.json("POST", "/api/v1/users", { body: { email: email(), password, full_name } });
 
-  test.each([["spaces", "  "], ["a tab", "\t"], ["no-break spaces", "\u00a0\u00a0"], ["ideographic space", "\u3000"]])(
+  test.each([
+    ["spaces", "  "],
+    ["a tab", "\t"],
+    ["no-break spaces", "\u00a0\u00a0"],
+    ["ideographic space", "\u3000"],
+    // Characters that are not white space but draw nothing by themselves.
+    ["a zero-width joiner alone", "\u200D"],
+    ["two zero-width non-joiners", "\u200C\u200C"],
+    ["a Hangul filler", "\u3164"],
+    ["a Hangul choseong filler", "\u115F"],
+    ["a halfwidth Hangul filler", "\uFFA0"],
+    ["a braille blank", "\u2800"],
+    ["a soft hyphen", "\u00AD"],
+    ["a combining grapheme joiner", "\u034F"],
+    ["a Mongolian vowel separator", "\u180E"],
+    ["a Khmer inherent vowel", "\u17B4"],
+    ["a variation selector", "\uFE0F"],
+    ["a tag space (a surrogate pair)", "\u{E0020}"],
+    ["a cancel tag (a surrogate pair)", "\u{E007F}"],
+    ["a supplementary variation selector", "\u{E0100}"],
+    ["a combining acute accent alone", "\u0301"],
+    ["a space, joiners and marks", " \u200D\u0301\uFE0F\u{E0020} "],
+  ])(
     "a full_name or a title of %s is 422 naming the field",
     async (_n, blank) => {
       const r = await register(blank);
@@ -349,6 +371,19 @@ describe("names and titles must show something; lengths count characters, as the
     const r = await register(" Ada ");
     expect(r.status).toBe(201);
     expect(r.body.full_name).toBe(" Ada ");
+  });
+
+  test.each([
+    ["an accented letter written with a combining mark", "e\u0301"],
+    ["an emoji with a variation selector", "\u2764\uFE0F"],
+    ["an emoji sequence with joiners", "\u{1F469}\u200D\u{1F4BB}"],
+    ["a flag written with tag characters", "\u{1F3F4}\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}"],
+    ["a Hangul syllable", "\uD55C"],
+    ["a CJK character outside the BMP", "\u{20000}"],
+  ])("a full_name of %s (blank characters next to one that shows) is kept as sent", async (_n, name) => {
+    const r = await register(name);
+    expect(r.status).toBe(201);
+    expect(r.body.full_name).toBe(name);
   });
 
   test("a name of 100 emoji (200 UTF-16 units) is 100 characters: accepted; 101 is refused", async () => {

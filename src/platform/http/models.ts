@@ -114,15 +114,32 @@ const SINGLE_LINE = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$";
 const MULTI_LINE = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$";
 // A name or a title shown to others: also no bidi controls (U+061C, U+200E-U+200F, U+202A-U+202E, U+2066-U+2069),
 // which reorder what surrounds them, and no invisible characters (U+200B, U+2028-U+2029, U+2060-U+2064, U+FEFF),
-// which make two different names look the same. Joiners (U+200C, U+200D) stay: scripts and emoji need them. And
-// something other than white space (the lookahead): a name of spaces shows nothing.
-const VISIBLE_LINE =
-  "^(?=.*\\S)[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200B\\u200E\\u200F\\u2028-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*$";
+// which make two different names look the same. Joiners (U+200C, U+200D) stay: scripts and emoji need them.
+// And at least one character that shows (the lookahead): not white space, and not one that draws nothing by itself,
+// so a name cannot be made of joiners, fillers or marks alone.
+const BLANK_ALONE = [
+  "\\s",
+  "\\u00AD", // soft hyphen
+  "\\u0300-\\u036F\\u1AB0-\\u1AFF\\u1DC0-\\u1DFF\\u20D0-\\u20FF\\uFE20-\\uFE2F", // combining marks, drawn on what precedes them
+  "\\u034F", // combining grapheme joiner
+  "\\u115F\\u1160\\u3164\\uFFA0", // Hangul fillers
+  "\\u17B4\\u17B5", // Khmer inherent vowels
+  "\\u180B-\\u180F", // Mongolian variation selectors and vowel separator
+  "\\u200C\\u200D", // joiners
+  "\\u2800", // braille blank
+  "\\uFE00-\\uFE0F", // variation selectors
+  // Low surrogates: an astral character counts by its high surrogate, so the tag characters (U+E0000-U+E007F) and
+  // the supplementary variation selectors (U+E0100-U+E01EF) are refused as whole pairs below. Patterns are compiled
+  // without the `u` flag (as TypeBox does); a validator that adds `u` (Ajv) reads these two ranges as showing.
+  "\\uDC00-\\uDFFF",
+].join("");
+const SHOWS = `(?!\\uDB40[\\uDC00-\\uDC7F\\uDD00-\\uDDEF])[^${BLANK_ALONE}]`;
+const VISIBLE_LINE = `^(?=.*?${SHOWS})[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200B\\u200E\\u200F\\u2028-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*$`;
 
 /**
  * User-supplied text (Chars: lengths in characters): refuses control characters (multiline: except tab, LF and CR)
  * with a 422 naming the field; `visible` (names, titles) also refuses bidi controls, invisible characters and
- * text of white space only.
+ * text that shows nothing (white space, joiners, fillers, marks alone).
  */
 export function Text(options: Omit<StringOptions, "pattern"> & { multiline?: boolean; visible?: boolean } = {}) {
   const { multiline, visible, ...rest } = options;
@@ -136,7 +153,7 @@ export function Text(options: Omit<StringOptions, "pattern"> & { multiline?: boo
   const allowed = multiline
     ? " without control characters other than tab and line breaks"
     : visible
-      ? ", not only white space, without control characters, bidi controls or invisible characters"
+      ? ", not only white space or characters that show nothing alone, without control characters, bidi controls or invisible characters"
       : " without control characters";
   const pattern = multiline ? MULTI_LINE : visible ? VISIBLE_LINE : SINGLE_LINE;
   return withMessage(Chars({ ...rest, pattern }), `must be ${size}${allowed}`);
