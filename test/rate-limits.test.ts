@@ -2,7 +2,8 @@
 // reconciled, IETF headers, login per account and per IP, registrations per IP, fail-open, the hashing bound.
 import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createClient } from "redis";
-import { gcra, MemoryRateLimiter, RedisRateLimiter, type RatePolicy } from "../src/platform/http/rate-limit.ts";
+import { gcra, KeyTimes, MAX_KEYS, MemoryRateLimiter, RedisRateLimiter, type RatePolicy } from "../src/platform/http/rate-limit.ts";
+import { ratePolicies } from "../src/platform/http/rate-limits.ts";
 import { WorkGate } from "../src/platform/http/work-gate.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import type { Redis } from "../src/platform/redis.ts";
@@ -50,6 +51,64 @@ describe("GCRA", () => {
     expect(m.local("a", three).allowed).toBe(false);
     expect(m.local("b", three).allowed).toBe(true);
     expect(m.stats().limited).toBe(1);
+  });
+});
+
+describe("bounded key stores", () => {
+  test("a full store makes room by dropping its old generation whole; keys in use stay, memory stays bounded", () => {
+    const now = 1_000_000;
+    const store = new KeyTimes(1_000);
+    for (let i = 0; i < 10_000; i++) {
+      store.put(`k${i}`, now + 60_000);
+      expect(store.size).toBeLessThanOrEqual(1_000);
+    }
+    // A generation (half the bound) is dropped once per 500 new keys: no work per key beyond the Map's own.
+    expect(store.turns).toBe(Math.floor((10_000 - 1) / 500));
+    expect(store.dropped).toBe(10_000 - store.size);
+    expect(store.get("k9999")).toBe(now + 60_000);
+    expect(store.get("k0")).toBeUndefined();
+
+    const used = new KeyTimes(1_000);
+    for (let i = 0; i < 10_000; i++) {
+      used.put(`k${i}`, now + 60_000);
+      // A key in use is written again now and then (every allowed request writes it).
+      if (i % 100 === 0) used.put("busy", now + 60_000 + i);
+    }
+    expect(used.get("busy")).toBe(now + 60_000 + 9_900);
+  });
+
+  test("a login lock-out outlives a flood of anonymous keys, and memory stays bounded (no Redis)", () => {
+    const policies = ratePolicies({
+      RATE_LIMIT_READ_PER_MINUTE: 600,
+      RATE_LIMIT_WRITE_PER_MINUTE: 60,
+      RATE_LIMIT_LOGIN_PER_MINUTE: 10,
+      RATE_LIMIT_LOGIN_IP_PER_MINUTE: 30,
+      RATE_LIMIT_REGISTER_PER_HOUR: 20,
+    });
+    const m = new MemoryRateLimiter();
+    const locked = "login:victim@example.com|203.0.113.66";
+    for (let i = 0; i < 10; i++) expect(m.local(locked, policies.login!).allowed).toBe(true);
+    expect(m.local(locked, policies.login!).allowed).toBe(false);
+    // One new client per request, more than the store holds.
+    const flood = MAX_KEYS + 20_000;
+    for (let i = 0; i < flood; i++) m.local(`register:2001:db8:${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}::/64`, policies.register!);
+    expect(m.local(locked, policies.login!).allowed).toBe(false);
+    expect(m.state.keys.size).toBeLessThanOrEqual(MAX_KEYS);
+    expect(m.state.keys.turns).toBeGreaterThanOrEqual(2);
+    expect(m.stats().dropped).toBe(flood - m.state.keys.size);
+    expect(m.state.apart.dropped).toBe(0);
+  });
+
+  test("an attempt given back leaves no entry when nothing else is counted", async () => {
+    const m = new MemoryRateLimiter();
+    const login: RatePolicy = { name: "login", limit: 3, windowSeconds: 60, apart: true };
+    m.local("once", login);
+    await m.forgive("once", login);
+    expect(m.state.apart.get("once")).toBeUndefined();
+    m.local("twice", login);
+    m.local("twice", login);
+    await m.forgive("twice", login);
+    expect(m.state.apart.get("twice")).toBeGreaterThan(Date.now());
   });
 });
 

@@ -13,6 +13,8 @@ export interface RatePolicy {
   /** Requests allowed per window; at most that many at once. */
   limit: number;
   windowSeconds: number;
+  /** Kept in this process apart from the other policies' keys, which cannot push them out (login lock-outs). */
+  apart?: boolean;
 }
 
 export interface RateDecision {
@@ -30,6 +32,8 @@ export interface RateLimitStats {
   limited: number;
   /** Decisions this instance made alone because Redis failed, timed out, or had just done so. */
   store_errors: number;
+  /** Keys this process dropped from memory to stay bounded. */
+  dropped: number;
 }
 
 export interface RateLimiter {
@@ -66,31 +70,101 @@ export function gcra(tat: number, now: number, policy: RatePolicy): { tat: numbe
   return { tat: after, decision: decisionOf(allowed, after - now, policy) };
 }
 
-const MAX_KEYS = 100_000;
+/** Keys each of a limiter's two stores holds at most in this process. */
+export const MAX_KEYS = 100_000;
 
-/** Arrival times per key in this process, bounded: expired keys are swept when it is full, then the oldest go. */
-class LocalState {
-  readonly tats = new Map<string, number>();
+/**
+ * Arrival times per key, bounded, in two generations: keys written go to the young one; once it holds half the
+ * bound, the old generation is dropped whole and the young one becomes old. A key written again moves to the
+ * young one, so a key in use survives, and one untouched through a whole generation goes. Making room costs the
+ * same however full the store is, and no entry is looked at. (A sweep of the whole map per new key made a flood
+ * of fresh client addresses cost CPU in proportion to the map; dropping a Map's oldest entries one by one is
+ * no better in Bun: its iteration steps over every entry deleted before, which grows with the churn.)
+ */
+export class KeyTimes {
+  private young = new Map<string, number>();
+  private old = new Map<string, number>();
+  /** Generations dropped to make room. */
+  turns = 0;
+  /** Entries dropped with them (their keys start again with a full quota if their limit still held). */
+  dropped = 0;
+  constructor(readonly max = MAX_KEYS) {}
+
+  get size(): number {
+    return this.young.size + this.old.size;
+  }
+
+  get(key: string): number | undefined {
+    return this.young.get(key) ?? this.old.get(key);
+  }
+
+  put(key: string, tat: number): void {
+    if (!this.young.has(key)) {
+      if (this.young.size >= this.max / 2) this.turn();
+      else this.old.delete(key);
+    }
+    this.young.set(key, tat);
+  }
+
+  delete(key: string): void {
+    this.young.delete(key);
+    this.old.delete(key);
+  }
+
+  private turn(): void {
+    this.turns++;
+    this.dropped += this.old.size;
+    this.old = this.young;
+    this.young = new Map();
+  }
+}
+
+/**
+ * Arrival times per key in this process, in two bounded stores: the policies marked `apart` (failed logins per
+ * account) have their own, so that keys anyone can make by the hundred thousand (one per client address) never
+ * push a login lock-out out of memory. Login keys are made no faster than passwords are checked (an attempt
+ * refused before its check is given back and leaves no entry): a lock-out is over long before keys made that
+ * way could push it out.
+ */
+export class LocalState {
+  readonly keys: KeyTimes;
+  readonly apart: KeyTimes;
+  constructor(max = MAX_KEYS) {
+    this.keys = new KeyTimes(max);
+    this.apart = new KeyTimes(max);
+  }
+  private of(policy: RatePolicy): KeyTimes {
+    return policy.apart === true ? this.apart : this.keys;
+  }
+  get(key: string, policy: RatePolicy): number | undefined {
+    return this.of(policy).get(key);
+  }
   take(key: string, policy: RatePolicy, now = Date.now()): RateDecision {
-    const r = gcra(this.tats.get(key) ?? 0, now, policy);
-    if (r.decision.allowed) this.put(key, r.tat, now);
+    const store = this.of(policy);
+    const r = gcra(store.get(key) ?? 0, now, policy);
+    if (r.decision.allowed) store.put(key, r.tat);
     return r.decision;
   }
-  put(key: string, tat: number, now: number): void {
-    if (!this.tats.has(key) && this.tats.size >= MAX_KEYS) {
-      for (const [k, t] of this.tats) if (t <= now) this.tats.delete(k);
-      while (this.tats.size >= MAX_KEYS) this.tats.delete(this.tats.keys().next().value!);
-    }
-    this.tats.set(key, tat);
+  put(key: string, policy: RatePolicy, tat: number): void {
+    this.of(policy).put(key, tat);
   }
   forgive(key: string, policy: RatePolicy, now = Date.now()): void {
-    const t = this.tats.get(key);
-    if (t !== undefined) this.tats.set(key, Math.max(now, t - (policy.windowSeconds * 1000) / policy.limit));
+    const store = this.of(policy);
+    const t = store.get(key);
+    if (t === undefined) return;
+    const back = t - (policy.windowSeconds * 1000) / policy.limit;
+    // Nothing left to remember: an attempt refused before its password was checked leaves no entry behind.
+    if (back <= now) store.delete(key);
+    else store.put(key, back);
+  }
+  /** Entries dropped to make room, in both stores. */
+  get dropped(): number {
+    return this.keys.dropped + this.apart.dropped;
   }
 }
 
 export class MemoryRateLimiter implements RateLimiter {
-  private readonly state = new LocalState();
+  constructor(readonly state = new LocalState()) {}
   private limited = 0;
   local(key: string, policy: RatePolicy): RateDecision {
     const d = this.state.take(key, policy);
@@ -104,7 +178,7 @@ export class MemoryRateLimiter implements RateLimiter {
     this.state.forgive(key, policy);
   }
   stats(): RateLimitStats {
-    return { limited: this.limited, store_errors: 0 };
+    return { limited: this.limited, store_errors: 0, dropped: this.state.dropped };
   }
   async close(): Promise<void> {}
 }
@@ -161,7 +235,7 @@ export interface RedisRateLimiterOptions {
 }
 
 export class RedisRateLimiter implements RateLimiter {
-  private readonly state = new LocalState();
+  readonly state = new LocalState();
   /** Requests let through locally and not yet sent, per key, with their policy. */
   private readonly pending = new Map<string, { policy: RatePolicy; count: number }>();
   private readonly timer: ReturnType<typeof setInterval>;
@@ -198,7 +272,7 @@ export class RedisRateLimiter implements RateLimiter {
       const [allowed, ahead] = (await this.call(GCRA, key, policy, 1, false)) as [number, number];
       const now = Date.now();
       // Keep this instance's view in step, so that a fallback during an outage starts from it.
-      this.state.put(key, now + ahead, now);
+      this.state.put(key, policy, now + ahead);
       if (allowed !== 1) this.limited++;
       return decisionOf(allowed === 1, ahead, policy);
     } catch (err) {
@@ -245,7 +319,7 @@ export class RedisRateLimiter implements RateLimiter {
         batch.map(async ([key, { policy, count }]) => {
           const [, ahead] = (await this.call(GCRA, key, policy, count, true)) as [number, number];
           const now = Date.now();
-          if (now + ahead > (this.state.tats.get(key) ?? 0)) this.state.put(key, now + ahead, now);
+          if (now + ahead > (this.state.get(key, policy) ?? 0)) this.state.put(key, policy, now + ahead);
         }),
       );
     } catch (err) {
@@ -278,7 +352,7 @@ export class RedisRateLimiter implements RateLimiter {
   }
 
   stats(): RateLimitStats {
-    return { limited: this.limited, store_errors: this.errors };
+    return { limited: this.limited, store_errors: this.errors, dropped: this.state.dropped };
   }
 
   async close(): Promise<void> {

@@ -29,8 +29,8 @@ export interface RatePolicies {
   register?: RatePolicy;
 }
 
-const policy = (name: string, limit: number, windowSeconds: number): RatePolicy | undefined =>
-  limit > 0 ? { name, limit, windowSeconds } : undefined;
+const policy = (name: string, limit: number, windowSeconds: number, apart = false): RatePolicy | undefined =>
+  limit > 0 ? (apart ? { name, limit, windowSeconds, apart } : { name, limit, windowSeconds }) : undefined;
 
 const cache = new WeakMap<object, RatePolicies>();
 /** The policies of a configuration (0 turns a class off). */
@@ -40,8 +40,8 @@ export function ratePolicies(s: RateLimitSettings): RatePolicies {
     p = {
       read: policy("read", s.RATE_LIMIT_READ_PER_MINUTE, 60),
       write: policy("write", s.RATE_LIMIT_WRITE_PER_MINUTE, 60),
-      login: policy("login", s.RATE_LIMIT_LOGIN_PER_MINUTE, 60),
-      loginAccount: policy("login-account", s.RATE_LIMIT_LOGIN_PER_MINUTE * 10, 60),
+      login: policy("login", s.RATE_LIMIT_LOGIN_PER_MINUTE, 60, true),
+      loginAccount: policy("login-account", s.RATE_LIMIT_LOGIN_PER_MINUTE * 10, 60, true),
       loginIp: policy("login-ip", s.RATE_LIMIT_LOGIN_IP_PER_MINUTE, 60),
       register: policy("register", s.RATE_LIMIT_REGISTER_PER_HOUR, 3600),
     };
@@ -160,6 +160,9 @@ export function abuseMetrics(limiter: RateLimiter, hashing: { refused: number })
       "# HELP rate_limit_store_errors_total Rate-limit calls to Redis that failed or timed out (decided by this instance alone).",
       "# TYPE rate_limit_store_errors_total counter",
       `rate_limit_store_errors_total ${s.store_errors}`,
+      "# HELP rate_limit_keys_dropped_total Rate-limit keys this instance dropped from memory to stay bounded (one whose limit still held starts again with a full quota).",
+      "# TYPE rate_limit_keys_dropped_total counter",
+      `rate_limit_keys_dropped_total ${s.dropped}`,
       "# HELP password_hash_refused_total Logins, registrations and password changes refused with 503 (too many hashes at once).",
       "# TYPE password_hash_refused_total counter",
       `password_hash_refused_total ${hashing.refused}`,
