@@ -4,6 +4,7 @@ import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createClient } from "redis";
 import { gcra, KeyTimes, MAX_KEYS, MemoryRateLimiter, RedisRateLimiter, type RatePolicy } from "../src/platform/http/rate-limit.ts";
 import { ratePolicies } from "../src/platform/http/rate-limits.ts";
+import { clientOfAddress } from "../src/platform/http/client-ip.ts";
 import { WorkGate } from "../src/platform/http/work-gate.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import type { Redis } from "../src/platform/redis.ts";
@@ -109,6 +110,56 @@ describe("bounded key stores", () => {
     m.local("twice", login);
     await m.forgive("twice", login);
     expect(m.state.apart.get("twice")).toBeGreaterThan(Date.now());
+  });
+});
+
+describe("client addresses", () => {
+  test("IPv4 as dotted decimal, IPv4-mapped IPv6 as IPv4, IPv6 by its /64 in one spelling", () => {
+    const cases: [string, string | undefined][] = [
+      ["192.0.2.1", "192.0.2.1"],
+      ["::ffff:192.0.2.1", "192.0.2.1"],
+      ["::FFFF:c000:0201", "192.0.2.1"],
+      ["0:0:0:0:0:ffff:192.0.2.1", "192.0.2.1"],
+      ["2001:db8:1:2::1", "2001:db8:1:2::/64"],
+      ["2001:db8:1:2::17", "2001:db8:1:2::/64"],
+      ["2001:0DB8:0001:0002:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"],
+      ["2001:db8:1:2:3:4:5.6.7.8", "2001:db8:1:2::/64"],
+      ["2001:db8::", "2001:db8:0:0::/64"],
+      ["2001:db8:1:3::1", "2001:db8:1:3::/64"],
+      ["::1", "0:0:0:0::/64"],
+      ["fe80::1%eth0", "fe80:0:0:0::/64"],
+      ["1.2.3", undefined],
+      ["256.1.1.1", undefined],
+      ["01.2.3.4", undefined],
+      ["2001:db8::1::2", undefined],
+      ["2001:db8:1:2:3:4:5:6:7", undefined],
+      ["1:2:3:4:5:6:7:8::", undefined],
+      ["2001:db8:00001::1", undefined],
+      ["1.2.3.4::", undefined],
+      ["unknown", undefined],
+      ["", undefined],
+    ];
+    expect(cases.map(([text]) => [text, clientOfAddress(text)])).toEqual(cases);
+  });
+
+  test("one /64 has one quota, whichever of its addresses a request comes from; another /64 has its own", async () => {
+    const t = await app({ RATE_LIMIT_REGISTER_PER_HOUR: "2", CLIENT_IP_HEADER: "fly-client-ip" });
+    const reg = (ip: string) => t.json("POST", "/api/v1/users", { body: {}, headers: { "fly-client-ip": ip } });
+    const from = ["2001:db8:1:2::1", "2001:DB8:1:2:0:0:0:2", "2001:db8:1:2::3", "2001:db8:1:3::1"];
+    const statuses = [];
+    for (const ip of from) statuses.push((await reg(ip)).status);
+    expect(statuses).toEqual([422, 422, 429, 422]);
+    expect([(await reg("::ffff:192.0.2.9")).status, (await reg("192.0.2.9")).status, (await reg("192.0.2.9")).status]).toEqual([422, 422, 429]);
+  });
+
+  test("a stranger rotating addresses in its /64 cannot lock the owner out", async () => {
+    const t = await app({ RATE_LIMIT_LOGIN_PER_MINUTE: "3", CLIENT_IP_HEADER: "fly-client-ip" });
+    const u = await t.user();
+    const attempt = (password: string, ip: string) => t.json("POST", "/api/v1/auth/login", { body: { email: u.email, password }, headers: { "fly-client-ip": ip } });
+    const s = [];
+    for (let i = 1; i <= 12; i++) s.push((await attempt("wrong-guess", `2001:db8:6:6::${i.toString(16)}`)).status);
+    expect(s).toEqual([401, 401, 401, ...new Array(9).fill(429)]);
+    expect((await attempt("correct-horse", "2001:db8:1:1::1")).status).toBe(200);
   });
 });
 

@@ -1,6 +1,6 @@
 import { Elysia, t } from "elysia";
 import { authPlugin } from "../../platform/http/auth.ts";
-import { clientIpOf } from "../../platform/http/client-ip.ts";
+import { clientKeyOf } from "../../platform/http/client-ip.ts";
 import { problems, responseHeaders } from "../../platform/http/models.ts";
 import { LoginBody, LogoutBody, TokenResponse } from "./model.ts";
 import type { Feature } from "../../platform/feature.ts";
@@ -9,7 +9,7 @@ import { login, logout, warmLogin, type AuthDeps } from "./service.ts";
 export function authModule(deps: AuthDeps) {
   return new Elysia({ prefix: "/auth", tags: ["auth"] })
     .use(authPlugin(deps.auth))
-    .post("/login", ({ body, request }) => login(deps, body.email, body.password, clientIpOf(request, deps.config.CLIENT_IP_HEADER)), {
+    .post("/login", ({ body, request }) => login(deps, body.email, body.password, clientKeyOf(request, deps.config.CLIENT_IP_HEADER)), {
       body: LoginBody,
       response: { 200: TokenResponse, ...problems(401, 429, 503) },
       detail: {

@@ -37,14 +37,14 @@ const getDummyHash = () => (dummyHash ??= hashPassword(crypto.randomUUID()));
 
 const badCredentials = () => unauthorized("Incorrect email or password");
 
-export async function login(deps: AuthDeps, email: string, password: string, clientIp: string) {
+export async function login(deps: AuthDeps, email: string, password: string, client: string) {
   const normalized = email.trim().toLowerCase();
-  // Failed attempts are limited per account and client IP (a stranger elsewhere cannot lock the owner out),
+  // Failed attempts are limited per account and client (a stranger elsewhere cannot lock the owner out),
   // and per account from everywhere at a higher bound. Every attempt is counted before its password is
   // checked (parallel guesses cannot all slip past) and a successful one is given back.
   const policies = ratePolicies(deps.config);
   const counted: [string, RatePolicy][] = [];
-  if (policies.login) counted.push([`login:${normalized}|${clientIp}`, policies.login]);
+  if (policies.login) counted.push([`login:${normalized}|${client}`, policies.login]);
   if (policies.loginAccount) counted.push([`login-account:${normalized}`, policies.loginAccount]);
   for (const d of await Promise.all(counted.map(([key, policy]) => deps.rateLimiter.shared(key, policy)))) {
     if (!d.allowed) throw rateLimited(d);

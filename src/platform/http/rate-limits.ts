@@ -1,10 +1,11 @@
 // The route classes and their limits: reads and writes per caller (the token's session when it carries a
-// valid signature, else the client IP), login attempts per client IP, registrations per client IP per hour
-// (failed logins per account are counted by the login itself). Reads are decided in this process (no round
-// trip on their path; reconciled with Redis in the background); the others by Redis in one Lua call.
+// valid signature, else the client: its IPv4 address or IPv6 /64, client-ip.ts), login attempts per client,
+// registrations per client per hour (failed logins per account are counted by the login itself). Reads are
+// decided in this process (no round trip on their path; reconciled with Redis in the background); the others
+// by Redis in one Lua call.
 import { Elysia } from "elysia";
 import type { Auth } from "./auth.ts";
-import { clientIpOf } from "./client-ip.ts";
+import { clientKeyOf } from "./client-ip.ts";
 import { AppError } from "./errors.ts";
 import { pathnameOf } from "../observability/metrics.ts";
 import { keyMemo } from "../cache/key-memo.ts";
@@ -109,12 +110,12 @@ export const sessionWriteKey = keyMemo((sessionId: string) => "write:" + session
 /** The caller's key for writes and Idempotency-Key scopes: its session when the token's signature holds, else its IP. */
 export function callerKey(auth: Auth, request: Request, ipHeader: string | undefined): string {
   const p = auth.tokenPrincipal(request.headers.get("authorization"));
-  return p ? sessionCallerKey(p.sessionId) : "ip:" + clientIpOf(request, ipHeader);
+  return p ? sessionCallerKey(p.sessionId) : "ip:" + clientKeyOf(request, ipHeader);
 }
 
 function readKey(auth: Auth, request: Request, ipHeader: string | undefined): string {
   const p = auth.tokenPrincipal(request.headers.get("authorization"));
-  return p ? sessionReadKey(p.sessionId) : "read:ip:" + clientIpOf(request, ipHeader);
+  return p ? sessionReadKey(p.sessionId) : "read:ip:" + clientKeyOf(request, ipHeader);
 }
 
 export function rateLimitPlugin(opts: RateLimitPluginOptions) {
@@ -129,9 +130,9 @@ export function rateLimitPlugin(opts: RateLimitPluginOptions) {
       if (!rateLimitApplies(method, path)) return;
       let d: RateDecision | undefined;
       if (method === "POST" && path === LOGIN_PATH) {
-        if (policies.loginIp) d = await limiter.shared("login-ip:" + clientIpOf(request, ipHeader), policies.loginIp);
+        if (policies.loginIp) d = await limiter.shared("login-ip:" + clientKeyOf(request, ipHeader), policies.loginIp);
       } else if (method === "POST" && path === REGISTER_PATH) {
-        if (policies.register) d = await limiter.shared("register:" + clientIpOf(request, ipHeader), policies.register);
+        if (policies.register) d = await limiter.shared("register:" + clientKeyOf(request, ipHeader), policies.register);
       } else if (method === "GET" || method === "HEAD") {
         if (policies.read) d = handedOver.get(request) ?? limiter.local(readKey(auth, request, ipHeader), policies.read);
       } else if (policies.write) {
