@@ -8,7 +8,8 @@ import { clientOfAddress } from "../src/platform/http/client-ip.ts";
 import { WorkGate } from "../src/platform/http/work-gate.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import type { Redis } from "../src/platform/redis.ts";
-import { makeApp, REDIS_URL, type TestApp, testPrefix, TEST_TIMEOUT_MS } from "./helpers.ts";
+import { makeApp, REDIS_URL, serveApp, type TestApp, testPrefix, TEST_TIMEOUT_MS } from "./helpers.ts";
+import { fastAnswers } from "./support/fast-parity.ts";
 setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const logger = createLogger("silent", {});
@@ -160,6 +161,57 @@ describe("client addresses", () => {
     for (let i = 1; i <= 12; i++) s.push((await attempt("wrong-guess", `2001:db8:6:6::${i.toString(16)}`)).status);
     expect(s).toEqual([401, 401, 401, ...new Array(9).fill(429)]);
     expect((await attempt("correct-horse", "2001:db8:1:1::1")).status).toBe(200);
+  });
+});
+
+describe("signed-in callers are limited per user", () => {
+  test("all of a user's sessions share one quota; a revoked token does not spend it", async () => {
+    const t = await app({ RATE_LIMIT_WRITE_PER_MINUTE: "6" });
+    const u = await t.user();
+    const tokens = [u.token, await t.login(u.email, "correct-horse"), await t.login(u.email, "correct-horse")];
+    const other = await t.user();
+    const post = (token: string) => t.json("POST", `/api/v1/users/${u.id}/posts`, { token, body: { title: "a", content: "b" } });
+    const s = [];
+    for (const token of [...tokens, tokens[0]!]) s.push((await post(token)).status);
+    expect(s).toEqual([201, 201, 201, 201]);
+    // The fifth write of the minute: the logout.
+    expect((await t.request("POST", "/api/v1/auth/logout", { token: tokens[0] })).status).toBe(204);
+    const revoked = [];
+    for (let i = 0; i < 5; i++) revoked.push((await post(tokens[0]!)).status);
+    expect(revoked).toEqual([401, 401, 401, 401, 401]);
+    // A revoked token counts as its client, not as its user: the user's sixth write of the minute is still there.
+    expect([(await post(tokens[1]!)).status, (await post(tokens[2]!)).status]).toEqual([201, 429]);
+    expect((await t.json("POST", `/api/v1/users/${other.id}/posts`, { token: other.token, body: { title: "a", content: "b" } })).status).toBe(201);
+  });
+
+  test("the fast reads and writes key by user too", async () => {
+    const inst = await serveApp({ RATE_LIMIT_READ_PER_MINUTE: "3", RATE_LIMIT_WRITE_PER_MINUTE: "3", METRICS_ENABLED: "true", METRICS_PORT: "0" });
+    try {
+      const post = async (path: string, body: unknown) =>
+        (await fetch(`${inst.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) })).json() as Promise<Record<string, any>>;
+      const email = `fast-user-${crypto.randomUUID().slice(0, 6)}@example.com`;
+      const { id } = await post("/api/v1/users", { email, password: "correct-horse", full_name: "F" });
+      const tokens: string[] = [];
+      for (let i = 0; i < 3; i++) tokens.push((await post("/api/v1/auth/login", { email, password: "correct-horse" })).access_token);
+      const fast = async () => fastAnswers(await (await fetch(inst.metricsUrl!)).text());
+      const before = await fast();
+      const call = async (method: string, path: string, token: string, body?: string) => {
+        const headers: Record<string, string> = { authorization: `Bearer ${token}` };
+        if (body !== undefined) headers["content-type"] = "application/json";
+        const r = await fetch(`${inst.url}${path}`, { method, headers, body });
+        await r.arrayBuffer();
+        return r.status;
+      };
+      const reads = [];
+      for (const token of [...tokens, tokens[0]!]) reads.push(await call("GET", `/api/v1/users/${id}`, token));
+      const writes = [];
+      for (const token of [...tokens, tokens[0]!]) writes.push(await call("PATCH", `/api/v1/users/${id}/preferences`, token, '{"theme":"dark"}'));
+      expect({ reads, writes }).toEqual({ reads: [200, 200, 200, 429], writes: [200, 200, 200, 429] });
+      // Answered in front of the app, all but the refusals (which the app writes).
+      expect((await fast()) - before).toBeGreaterThanOrEqual(5);
+    } finally {
+      await inst.stop();
+    }
   });
 });
 

@@ -1,5 +1,5 @@
-// The route classes and their limits: reads and writes per caller (the token's session when it carries a
-// valid signature, else the client: its IPv4 address or IPv6 /64, client-ip.ts), login attempts per client,
+// The route classes and their limits: reads and writes per caller (the token's user when it carries a valid
+// signature, else the client: its IPv4 address or IPv6 /64, client-ip.ts), login attempts per client,
 // registrations per client per hour (failed logins per account are counted by the login itself). Reads are
 // decided in this process (no round trip on their path; reconciled with Redis in the background); the others
 // by Redis in one Lua call.
@@ -100,22 +100,37 @@ export interface RateLimitPluginOptions {
   clientIpHeader?: string;
 }
 
-/** The read limit's key of a session (kept per session id, key-memo.ts); the cached-read fast path uses it too. */
-export const sessionReadKey = keyMemo((sessionId: string) => "read:s:" + sessionId);
-/** A signed-in caller's key (callerKey's, for a token whose signature holds). */
-const sessionCallerKey = (sessionId: string) => "s:" + sessionId;
-/** The write limit's key of a session (the app's "write:" + callerKey); the fast writes use it. */
-export const sessionWriteKey = keyMemo((sessionId: string) => "write:" + sessionCallerKey(sessionId));
+/** A signed-in caller's key: its user, so that all of a user's sessions share one quota. */
+const userCallerKey = (userId: number) => "u:" + userId;
+/** The read limit's key of a signed-in caller (kept per user, key-memo.ts); the cached-read fast path uses it too. */
+export const userReadKey = keyMemo((userId: number) => "read:" + userCallerKey(userId));
+/** The write limit's key of a signed-in caller; the fast writes use it too. */
+export const userWriteKey = keyMemo((userId: number) => "write:" + userCallerKey(userId));
 
-/** The caller's key for writes and Idempotency-Key scopes: its session when the token's signature holds, else its IP. */
-export function callerKey(auth: Auth, request: Request, ipHeader: string | undefined): string {
+/**
+ * The user whose quota a request spends: its token's, when the signature holds (the verified claims, no session
+ * read), unless this instance has found that token's session refused: the holder of a revoked token counts as
+ * its client, and cannot use up its user's quota for the rest of the token's life.
+ */
+function limitedUser(auth: Auth, request: Request): number | undefined {
   const p = auth.tokenPrincipal(request.headers.get("authorization"));
-  return p ? sessionCallerKey(p.sessionId) : "ip:" + clientKeyOf(request, ipHeader);
+  return p === null || auth.sessions.knownRefused(p.sessionId) ? undefined : p.userId;
+}
+
+/** The caller's key for writes and Idempotency-Key scopes: its user (limitedUser), else its client (client-ip.ts). */
+export function callerKey(auth: Auth, request: Request, ipHeader: string | undefined): string {
+  const user = limitedUser(auth, request);
+  return user !== undefined ? userCallerKey(user) : "ip:" + clientKeyOf(request, ipHeader);
 }
 
 function readKey(auth: Auth, request: Request, ipHeader: string | undefined): string {
-  const p = auth.tokenPrincipal(request.headers.get("authorization"));
-  return p ? sessionReadKey(p.sessionId) : "read:ip:" + clientKeyOf(request, ipHeader);
+  const user = limitedUser(auth, request);
+  return user !== undefined ? userReadKey(user) : "read:ip:" + clientKeyOf(request, ipHeader);
+}
+
+function writeKey(auth: Auth, request: Request, ipHeader: string | undefined): string {
+  const user = limitedUser(auth, request);
+  return user !== undefined ? userWriteKey(user) : "write:ip:" + clientKeyOf(request, ipHeader);
 }
 
 export function rateLimitPlugin(opts: RateLimitPluginOptions) {
@@ -136,7 +151,7 @@ export function rateLimitPlugin(opts: RateLimitPluginOptions) {
       } else if (method === "GET" || method === "HEAD") {
         if (policies.read) d = handedOver.get(request) ?? limiter.local(readKey(auth, request, ipHeader), policies.read);
       } else if (policies.write) {
-        d = handedOver.get(request) ?? (await limiter.shared("write:" + callerKey(auth, request, ipHeader), policies.write));
+        d = handedOver.get(request) ?? (await limiter.shared(writeKey(auth, request, ipHeader), policies.write));
       }
       if (d === undefined) return;
       if (!d.allowed) throw rateLimited(d);
