@@ -365,6 +365,24 @@ describe("password hashing at once", () => {
   });
 });
 
+describe("a login the hashing bound refuses", () => {
+  test("gives its attempt back: the owner's 503s do not move toward a lock-out", async () => {
+    const t = await app({ PASSWORD_HASH_CONCURRENCY: "1", PASSWORD_HASH_QUEUE: "0", RATE_LIMIT_LOGIN_PER_MINUTE: "3" });
+    const u = await t.user();
+    const attempt = (password: string) => t.json("POST", "/api/v1/auth/login", { body: { email: u.email, password } });
+    let release!: () => void;
+    const held = t.deps.hashing.run(() => new Promise<void>((r) => (release = r)));
+    const refused = [];
+    for (let i = 0; i < 6; i++) refused.push((await attempt("correct-horse")).status);
+    expect(refused).toEqual([503, 503, 503, 503, 503, 503]);
+    release();
+    await held;
+    const s = [];
+    for (let i = 0; i < 4; i++) s.push((await attempt("wrong-guess")).status);
+    expect(s).toEqual([401, 401, 401, 429]);
+  });
+});
+
 describe("the welcome mail is no relay", () => {
   test("a name that a mail client could render as a link is not put in it", async () => {
     const { greetingName } = await import("../src/modules/users/jobs.ts");

@@ -39,22 +39,38 @@ const badCredentials = () => unauthorized("Incorrect email or password");
 
 export async function login(deps: AuthDeps, email: string, password: string, client: string) {
   const normalized = email.trim().toLowerCase();
-  // Failed attempts are limited per account and client (a stranger elsewhere cannot lock the owner out),
-  // and per account from everywhere at a higher bound. Every attempt is counted before its password is
-  // checked (parallel guesses cannot all slip past) and a successful one is given back.
+  // Failed attempts are limited per account and client (a stranger elsewhere cannot lock the owner out), and
+  // per account from everywhere at a higher bound. Every attempt is counted before its password is checked
+  // (parallel guesses cannot all slip past); one whose password turned out right, or was never checked (the
+  // hashing bound's 503, a failure on the way), is given back: only a wrong guess moves toward a lock-out.
   const policies = ratePolicies(deps.config);
   const counted: [string, RatePolicy][] = [];
   if (policies.login) counted.push([`login:${normalized}|${client}`, policies.login]);
   if (policies.loginAccount) counted.push([`login-account:${normalized}`, policies.loginAccount]);
-  for (const d of await Promise.all(counted.map(([key, policy]) => deps.rateLimiter.shared(key, policy)))) {
-    if (!d.allowed) throw rateLimited(d);
-  }
-  const user = await deps.accounts.findByEmail(normalized);
-  const hash = user?.passwordHash ?? (await getDummyHash());
-  const ok = await deps.hashing.run(() => Bun.password.verify(password, hash));
-  if (!user || !ok || !user.isActive) throw badCredentials();
+  const decisions = await Promise.all(counted.map(([key, policy]) => deps.rateLimiter.shared(key, policy)));
   // Not awaited: the answer does not depend on it (forgive never throws).
-  for (const [key, policy] of counted) void deps.rateLimiter.forgive(key, policy);
+  const giveBack = () => {
+    counted.forEach(([key, policy], i) => {
+      if (decisions[i]!.allowed) void deps.rateLimiter.forgive(key, policy);
+    });
+  };
+  const refused = decisions.find((d) => !d.allowed);
+  if (refused !== undefined) {
+    giveBack();
+    throw rateLimited(refused);
+  }
+  let user: Awaited<ReturnType<Accounts["findByEmail"]>>;
+  let ok: boolean;
+  try {
+    user = await deps.accounts.findByEmail(normalized);
+    const hash = user?.passwordHash ?? (await getDummyHash());
+    ok = await deps.hashing.run(() => Bun.password.verify(password, hash));
+  } catch (err) {
+    giveBack();
+    throw err;
+  }
+  if (!user || !ok || !user.isActive) throw badCredentials();
+  giveBack();
 
   const now = Math.floor(Date.now() / 1000);
   const sessionId = await deps.auth.sessions.create(user.id, new Date(now * 1000), new Date((now + TOKEN_TTL_SECONDS) * 1000));
