@@ -1,6 +1,8 @@
 // The users routes as a client sees them: success, each error status, and the owner/other/admin/anonymous matrix.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { makeApp, type TestApp, WIRINGS, TEST_TIMEOUT_MS } from "./helpers.ts";
+import { userDetailParts } from "../src/main/features.ts";
+import { getDetail } from "../src/modules/users/service.ts";
 setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const ADMIN = { email: "root@example.com", password: "admin-password-1" };
@@ -86,6 +88,19 @@ describe.each(WIRINGS)("the users contract over $wiring", ({ env, redis }) => {
       expect(r.body.user.id).toBe(u.id);
       expect(r.body.posts.map((p: { title: string }) => p.title)).toEqual(["p12", "p11", "p10", "p9", "p8", "p7", "p6", "p5", "p4", "p3"]);
       expect(r.body.preferences).toEqual({ theme: "dark" });
+    });
+
+    test("the detail the service gives is typed by its parts: the root's posts and preferences, not unknown", async () => {
+      const u = await t.user();
+      await t.json("POST", `/api/v1/users/${u.id}/posts`, { token: u.token, body: { title: "typed", content: "c" } });
+      await t.json("PATCH", `/api/v1/users/${u.id}/preferences`, { token: u.token, body: { theme: "dark" } });
+      const { value } = await getDetail({ ...t.deps, detail: userDetailParts(t.deps.database) }, u.id);
+      // These lines type-check (bunx tsc --noEmit covers test/) only while the parts' types reach UserDetail.
+      const titles: string[] = value.posts.map((p) => p.title);
+      const theme: string | number | boolean | undefined = value.preferences.theme;
+      expect(titles).toEqual(["typed"]);
+      expect(theme).toBe("dark");
+      expect(value).toEqual((await t.json("GET", `/api/v1/users/${u.id}`, { token: u.token })).body);
     });
 
     test("GET /users/me is the caller's detail", async () => {

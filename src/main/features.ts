@@ -29,10 +29,11 @@ function pick<C extends object, K extends keyof C>(config: C, ...keys: K[]): Pic
 
 /**
  * The parts of a user's detail that posts and preferences own, for the users feature: those two stand on users
- * (a post needs its user), so users gets their parts from here instead of importing them.
+ * (a post needs its user), so users gets their parts from here instead of importing them. The return type is
+ * inferred (checked against DetailParts) so the parts' own schemas, and with them UserDetail's types, reach users.
  */
-export function userDetailParts(database: Database): DetailParts {
-  return { posts: newestPostsPart(database), preferences: preferencesPart(database) };
+export function userDetailParts(database: Database) {
+  return { posts: newestPostsPart(database), preferences: preferencesPart(database) } satisfies DetailParts;
 }
 
 export function appFeatures(deps: AppDeps): Feature[] {

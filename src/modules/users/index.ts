@@ -84,7 +84,7 @@ export const updateUserWrite = (deps: UsersDeps) =>
     handle: ({ params, body }) => users.update(deps, params.id, body),
   });
 
-export function usersModule(deps: UsersDeps & DetailDeps) {
+export function usersModule<P extends TSchema, R extends TSchema>(deps: UsersDeps & DetailDeps<P, R>) {
   // One schema for both detail reads: `.model()` names the object, and the document refers to it by that name.
   const UserDetail = userDetailSchema(deps.detail);
   const app = new Elysia({ prefix: "/users", tags: ["users"] })
@@ -123,9 +123,9 @@ export function usersModule(deps: UsersDeps & DetailDeps) {
     });
 }
 
-export interface UsersSlice extends UsersDeps {
+export interface UsersSlice<P extends TSchema = TSchema, R extends TSchema = TSchema> extends UsersDeps {
   /** The newest posts and the preferences in a user's detail, from the features that own them. */
-  detail: DetailParts;
+  detail: DetailParts<P, R>;
   /** The welcome email goes through it. */
   mailer: Mailer;
   role: Pick<Role, "isPrimary">;
@@ -136,7 +136,7 @@ export interface UsersSlice extends UsersDeps {
 }
 
 /** Accounts, their cached details and their registration's jobs; at start, the admin account and a warm cache. */
-export function usersFeature(slice: UsersSlice): Feature {
+export function usersFeature<P extends TSchema, R extends TSchema>(slice: UsersSlice<P, R>): Feature {
   const startup: StartupChore[] = [];
   const admin = slice.admin;
   if (admin) {

@@ -24,15 +24,17 @@ export const UserPage = page(UserPublic, "UserPublic", "by id, oldest first");
 
 /**
  * A user's detail: the account and the parts of it other features own (the newest posts, the preferences), each
- * with its schema (DetailParts, service.ts). The users feature builds it once per instance of its routes.
+ * with its schema (DetailParts, service.ts). The users feature builds it once per instance of its routes; it is
+ * generic over the parts' schemas so the types the root hands in reach the detail's value.
  */
-export const userDetailSchema = (parts: { posts: { schema: TSchema }; preferences: { schema: TSchema } }) =>
+export const userDetailSchema = <P extends TSchema, R extends TSchema>(parts: { posts: { schema: P }; preferences: { schema: R } }) =>
   t.Object({
     user: UserPublic,
     posts: parts.posts.schema,
     preferences: parts.preferences.schema,
   }, { description: "A user with their newest posts and their preferences" });
-export type UserDetail = Static<ReturnType<typeof userDetailSchema>>;
+/** The detail's value, typed by the parts' schemas (P: the posts', R: the preferences'), which the root supplies. */
+export type UserDetail<P extends TSchema = TSchema, R extends TSchema = TSchema> = Static<ReturnType<typeof userDetailSchema<P, R>>>;
 
 export const RegisterBody = t.Object(
   { email: Email, password: Password, full_name: FullName },

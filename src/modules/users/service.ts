@@ -42,16 +42,16 @@ export interface DetailPart<S extends TSchema = TSchema> {
  * The parts of a user's detail besides the account. Their features stand on this one (a post needs its user),
  * so the root hands them in (userDetailParts, src/main/features.ts) and users imports neither.
  */
-export interface DetailParts {
-  posts: DetailPart;
-  preferences: DetailPart;
+export interface DetailParts<P extends TSchema = TSchema, R extends TSchema = TSchema> {
+  posts: DetailPart<P>;
+  preferences: DetailPart<R>;
 }
 
 /** What the detail read needs. */
-export interface DetailDeps {
+export interface DetailDeps<P extends TSchema = TSchema, R extends TSchema = TSchema> {
   database: Database;
   cache: Cache;
-  detail: DetailParts;
+  detail: DetailParts<P, R>;
 }
 
 export async function register(
@@ -87,25 +87,28 @@ export async function register(
   return toUserPublic(user);
 }
 
-async function loadDetail(deps: DetailDeps, id: number): Promise<UserDetail | null> {
+async function loadDetail<P extends TSchema, R extends TSchema>(deps: DetailDeps<P, R>, id: number): Promise<UserDetail<P, R> | null> {
   const user = await usersRepo.findById(deps.database.db, id);
   if (!user) return null;
   const [posts, preferences] = await Promise.all([deps.detail.posts.load(id), deps.detail.preferences.load(id)]);
-  return { user: toUserPublic(user), posts, preferences };
+  const detail: UserDetail = { user: toUserPublic(user), posts, preferences };
+  // TypeScript cannot relate the awaited parts to TypeBox's Static of an object whose part schemas are still type
+  // parameters; each part is its own schema's Static by DetailPart.load's type, which is what UserDetail<P, R> says.
+  return detail as unknown as UserDetail<P, R>;
 }
 
 /** The cache entry of a user's detail. A missing user is cached as null (a miss marker). */
-export function detailEntry(deps: DetailDeps, id: number): CacheEntry<UserDetail> {
+export function detailEntry<P extends TSchema, R extends TSchema>(deps: DetailDeps<P, R>, id: number): CacheEntry<UserDetail<P, R>> {
   return { key: userKeys.detail(id), tags: [userKeys.tag(id)], load: () => loadDetail(deps, id) };
 }
 
 export const userNotFound = (id: number) => notFound(`User ${id} not found`);
 
 /** The user detail, through the cache. */
-export async function getDetail(deps: DetailDeps, id: number): Promise<CacheResult<UserDetail>> {
+export async function getDetail<P extends TSchema, R extends TSchema>(deps: DetailDeps<P, R>, id: number): Promise<CacheResult<UserDetail<P, R>>> {
   const result = await readEntry(deps.cache, detailEntry(deps, id));
   if (result.value === null) throw userNotFound(id);
-  return result as CacheResult<UserDetail>;
+  return result as CacheResult<UserDetail<P, R>>;
 }
 
 export type UsersPage = { items: UserPublic[]; page: number; limit: number; total: number };
