@@ -7,7 +7,8 @@
 //   driver: the detail path on a bare server using the `libsql` package instead of bun:sqlite
 // The service runs as `bun run src/index.ts` (NODE_ENV=production, default logging to /dev/null, metrics on).
 //
-//   bun run bench -- db        (BENCH_DURATION=5 seconds per run; BENCH_BIG_USERS=1000000)
+//   bun run bench -- db        (BENCH_DURATION=5 seconds per run; BENCH_BIG_USERS=1000000, another count is a
+//                               partial run)
 //   BENCH_DB_ONLY=under_writes,writes bun run bench -- db    only those segments (of reads, under_writes, writes,
 //   driver, big), printed: a partial run (lib.ts partialRun)
 import { Database as BunDatabase } from "bun:sqlite";
@@ -15,12 +16,12 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openDatabase } from "../src/platform/db/client.ts";
 import { runMigrations } from "../src/platform/db/migrate.ts";
-import { table, writeResult } from "./lib.ts";
+import { bigUsers, table, writeResult } from "./lib.ts";
 import { cpuSeconds, freePort, spawnService, waitFor } from "../test/support/process.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const DURATION = Number(process.env.BENCH_DURATION ?? 5);
-const BIG_USERS = Number(process.env.BENCH_BIG_USERS ?? 1_000_000);
+const BIG_USERS = bigUsers();
 const SMALL_USERS = 1_000;
 const POSTS_PER_USER = 10;
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -323,7 +324,7 @@ async function main() {
     return;
   }
 
-  // Size: 1,000,000 users x 10 posts.
+  // Size: BIG_USERS users x 10 posts.
   const big = join(dir, "big.db");
   const buildBigMs = await build(big, BIG_USERS);
   console.log(`built ${BIG_USERS} users x ${POSTS_PER_USER} posts in ${buildBigMs} ms`);
@@ -382,7 +383,7 @@ async function main() {
   console.log(`detail p99 idle ${rw.idle.p99_ms} ms, under flat-out writes ${rw.under_writes.p99_ms} ms (${rw.p99_ratio}x; target <= 2) while ${rw.writes.rps} posts/s`);
   writeResult("db", {
     description:
-      "The service's database paths (cache off) against bare Bun.serve + bun:sqlite servers answering the same paths with the same statements and bytes, same run; writes without and with Redis; reads under flat-out writes; 1,000,000 users x 10 posts built straight into SQLite. See docs/database.md.",
+      `The service's database paths (cache off) against bare Bun.serve + bun:sqlite servers answering the same paths with the same statements and bytes, same run; writes without and with Redis; reads under flat-out writes; ${BIG_USERS.toLocaleString("en-US")} users x ${POSTS_PER_USER} posts built straight into SQLite. See docs/database.md.`,
     command: "bun run bench -- db",
     load_generator: "wrk -t1",
     duration_s: DURATION,

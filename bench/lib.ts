@@ -5,16 +5,36 @@ import { cpus, loadavg } from "node:os";
 
 export const RESULTS = join(import.meta.dir, "results");
 
+/** The users of the database bench's size segment in a run of record; BENCH_BIG_USERS may change it (partial). */
+export const BIG_USERS_OF_RECORD = 1_000_000;
+
+/** The users the database bench's size segment builds this run. */
+export function bigUsers(): number {
+  const v = process.env.BENCH_BIG_USERS ?? "";
+  return v === "" ? BIG_USERS_OF_RECORD : Number(v);
+}
+
+const isSet = (v: string) => v !== "";
+
 /**
  * The variables that make a run partial: it measures only part of a bench (ABUSE_BODIES, BENCH_DB_ONLY,
- * BENCH_L1_ONLY), or a service set up unlike the published one (BENCH_SERVICE_ENV). Such a run prints its
- * figures and writes neither its result file (which it would replace whole) nor docs/benchmarks.md.
+ * BENCH_L1_ONLY), or a service or a dataset set up unlike the published one (BENCH_SERVICE_ENV, a BENCH_BIG_USERS
+ * other than the run of record's). Such a run prints its figures and writes neither its result file (which it
+ * would replace whole) nor docs/benchmarks.md.
  */
-const PARTIAL_RUN_VARIABLES = ["ABUSE_BODIES", "BENCH_DB_ONLY", "BENCH_L1_ONLY", "BENCH_SERVICE_ENV"];
+export const PARTIAL_RUN_VARIABLES: Record<string, (value: string) => boolean> = {
+  ABUSE_BODIES: isSet,
+  BENCH_DB_ONLY: isSet,
+  BENCH_L1_ONLY: isSet,
+  BENCH_SERVICE_ENV: isSet,
+  BENCH_BIG_USERS: (v) => isSet(v) && Number(v) !== BIG_USERS_OF_RECORD,
+};
 
 /** What makes this run partial (`NAME=value ...`), or null for a run of record. */
 export function partialRun(): string | null {
-  const set = PARTIAL_RUN_VARIABLES.filter((v) => (process.env[v] ?? "") !== "").map((v) => `${v}=${process.env[v]}`);
+  const set = Object.entries(PARTIAL_RUN_VARIABLES)
+    .filter(([name, partial]) => partial(process.env[name] ?? ""))
+    .map(([name]) => `${name}=${process.env[name]}`);
   return set.length > 0 ? set.join(" ") : null;
 }
 

@@ -3,13 +3,14 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { partialRun, RESULTS, writeResult } from "../bench/lib.ts";
+import { bigUsers, BIG_USERS_OF_RECORD, PARTIAL_RUN_VARIABLES, partialRun, RESULTS, writeResult } from "../bench/lib.ts";
 import { writeReport } from "../bench/report.ts";
 
 const PAGE = join(import.meta.dir, "..", "docs", "benchmarks.md");
 const saved = { ...process.env };
+const VARIABLES = Object.keys(PARTIAL_RUN_VARIABLES);
 afterEach(() => {
-  for (const k of ["ABUSE_BODIES", "BENCH_DB_ONLY", "BENCH_L1_ONLY", "BENCH_SERVICE_ENV"]) {
+  for (const k of VARIABLES) {
     if (saved[k] === undefined) delete process.env[k];
     else process.env[k] = saved[k];
   }
@@ -21,6 +22,7 @@ describe("partial benchmark runs", () => {
     ["BENCH_DB_ONLY", "writes"],
     ["BENCH_L1_ONLY", "1"],
     ["BENCH_SERVICE_ENV", '{"LOG_LEVEL":"silent"}'],
+    ["BENCH_BIG_USERS", "1000"],
   ] as const) {
     test(`${variable} set: no result file, no page`, () => {
       process.env[variable] = value;
@@ -35,8 +37,18 @@ describe("partial benchmark runs", () => {
   }
 
   test("none of them set (or set empty): a run of record", () => {
-    for (const k of ["ABUSE_BODIES", "BENCH_DB_ONLY", "BENCH_L1_ONLY", "BENCH_SERVICE_ENV"]) delete process.env[k];
+    for (const k of VARIABLES) delete process.env[k];
     process.env.BENCH_DB_ONLY = "";
     expect(partialRun()).toBeNull();
+    expect(bigUsers()).toBe(BIG_USERS_OF_RECORD);
+  });
+
+  test("BENCH_BIG_USERS at the run of record's count is a run of record; another count is partial", () => {
+    for (const k of VARIABLES) delete process.env[k];
+    process.env.BENCH_BIG_USERS = String(BIG_USERS_OF_RECORD);
+    expect(partialRun()).toBeNull();
+    process.env.BENCH_BIG_USERS = "20000";
+    expect(bigUsers()).toBe(20_000);
+    expect(partialRun()).toBe("BENCH_BIG_USERS=20000");
   });
 });
