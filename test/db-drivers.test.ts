@@ -278,12 +278,21 @@ describe("statements declared once", () => {
     expect(() => s.all()).toThrow(/integer overflow/);
   });
 
-  test("on bun:sqlite get() refuses result columns that share a name (one row object cannot hold both)", async () => {
-    const { database } = await fresh("bun:sqlite");
+  test.each(["bun:sqlite", "libsql"] as const)("on %s get() and all() read result columns that share a name, as Drizzle's own statement does", async (driver) => {
+    const { database } = await fresh(driver);
     const { db } = database;
-    const s = statement(db, db.select({ a: users.id, b: sql<number>`${users.id}` }).from(users));
-    expect(() => s.get()).toThrow(/distinct names/);
-    expect(await s.all()).toEqual([]);
+    for (const n of ["a", "b"]) await database.write((tx) => q(usersRepo.insert(tx, { email: `${n}@example.com`, passwordHash: "h", fullName: n })));
+    // Both result columns are named "email" (bun:sqlite's row object would keep only one of them).
+    const query = db.select({ email: users.email, shout: sql<string>`upper(${users.email})`.as("email") }).from(users).orderBy(users.id);
+    const s = statement(db, query);
+    expect(await s.get()).toEqual({ email: "a@example.com", shout: "A@EXAMPLE.COM" });
+    expect(await s.get()).toEqual(await query.prepare().get());
+    expect(await s.all()).toEqual([
+      { email: "a@example.com", shout: "A@EXAMPLE.COM" },
+      { email: "b@example.com", shout: "B@EXAMPLE.COM" },
+    ]);
+    const none = statement(db, db.select({ email: users.email, shout: sql<string>`upper(${users.email})`.as("email") }).from(users).where(sql`0`));
+    expect(await none.get()).toBeUndefined();
   });
 
   test("no feature prepares SQL text of its own on the connection", () => {

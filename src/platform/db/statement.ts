@@ -105,13 +105,14 @@ function compile(stmt: BunStatement, d: Derived): Statement<unknown> {
       ?.map(({ key, decoder }, i) => `${lit(key)}: ${decoder ? `${at(i)} === null ? null : decoder[${i}].mapFromDriverValue(${at(i)})` : at(i)}`)
       .join(", ");
   const row = rowOf((i) => `r[${i}]`);
-  // bun:sqlite reads a single row only as an object keyed by column name (values() steps through every row),
-  // so get() reads the first row by name; two result columns of one name would collapse into one key there.
+  // bun:sqlite reads a single row only as an object keyed by column name, so get() reads the first row by name.
+  // Two result columns of one name would collapse into one key there: such a statement reads its rows as arrays
+  // and takes the first, as Drizzle's own get() does (values() steps through every row, so only then).
   const columnNames = stmt.columnNames;
   const distinct = new Set(columnNames).size === columnNames.length;
   const first = distinct
     ? `const r = stmt.get(${args}); return r === null ? undefined : { ${rowOf((i) => `r[${lit(columnNames[i])}]`)} };`
-    : `sameName(${lit(d.sql)});`;
+    : `const r = stmt.values(${args})[0]; return r === undefined ? undefined : { ${row} };`;
   const reads = row
     ? `get(v = {}) { ${check} ${first} },
        all(v = {}) {
@@ -124,19 +125,14 @@ function compile(stmt: BunStatement, d: Derived): Statement<unknown> {
     : // Nothing selected or returned: as Drizzle's, rows (if any) come back as the driver gives them.
       `get(v = {}) { ${check} return stmt.get(${args}) ?? undefined; },
        all(v = {}) { ${check} return stmt.all(${args}); },`;
-  const make = new Function("stmt", "constant", "encoder", "decoder", "missing", "sameName", `"use strict"; return { ${reads} run(v = {}) { ${check} return stmt.run(${args}); } };`);
+  const make = new Function("stmt", "constant", "encoder", "decoder", "missing", `"use strict"; return { ${reads} run(v = {}) { ${check} return stmt.run(${args}); } };`);
   return make(
     stmt,
     d.params.map((p) => ("value" in p ? p.value : undefined)),
     d.params.map((p) => ("encoder" in p ? p.encoder : null)),
     d.columns?.map((c) => c.decoder) ?? [],
     missing,
-    sameName,
   );
-}
-
-function sameName(sql: string): never {
-  throw new Error(`statement(): get() needs result columns of distinct names (alias one with .as()): ${sql}`);
 }
 
 function missing(values: Values, names: string[]): never {
