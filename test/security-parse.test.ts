@@ -5,7 +5,9 @@ import { Elysia, t as tb } from "elysia";
 import { exceedsJsonDepth, JSON_MAX_DEPTH } from "../src/platform/http/json-depth.ts";
 import { boundValidationErrors } from "../src/platform/http/validation-cost.ts";
 import { compileRoutes, modelsOf } from "../src/main/app.ts";
-import { warmRefusals } from "../src/platform/http/warm-refusals.ts";
+import { hostileTexts, warmRefusals } from "../src/platform/http/warm-refusals.ts";
+import { parseJsonBody } from "../src/platform/http/json-body.ts";
+import { problemOf } from "../src/platform/http/errors.ts";
 import { hostileBodies } from "./support/hostile-bodies.ts";
 import { waitUntil } from "./support/wait.ts";
 import { makeApp, serveApp, type TestApp, TEST_TIMEOUT_MS } from "./helpers.ts";
@@ -251,6 +253,23 @@ describe("a long run of escaped control characters", () => {
     } finally {
       await w.close();
     }
+  });
+
+  test("the warmed bodies reach each refusal of the parser: depth, values, bad JSON, a lone surrogate, a long number", async () => {
+    const outcomes: string[] = [];
+    for (const text of hostileTexts()) {
+      const sent = new Request("http://localhost/", { method: "POST", headers: { "content-type": "application/json" }, body: text });
+      try {
+        await parseJsonBody(sent, "application/json", t.config.BODY_LIMIT_BYTES);
+        outcomes.push("parsed");
+      } catch (err) {
+        const { problem } = problemOf(err);
+        outcomes.push(`${problem.status} ${problem.errors ? problem.errors.map((e) => e.field).join(",") : problem.detail}`);
+      }
+    }
+    const expected = [/^400 .*nests/, /^400 .*nests/, /^400 .*more than/, /^400 .*not valid JSON/, /^400 .*lone surrogate/, /^422 0$/, /^parsed$/];
+    expect(outcomes.length).toBe(expected.length);
+    expected.forEach((re, i) => expect(outcomes[i]).toMatch(re));
   });
 
   test("a body schema warming cannot compile on its own (one referring to another) is skipped, not a failed start", async () => {

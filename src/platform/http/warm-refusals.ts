@@ -15,14 +15,18 @@ interface RouteLike {
   hooks?: Record<string, unknown>;
 }
 
-/** Bodies refused by each check of parseJsonBody in turn, and a last one it parses: a long run of escapes. */
-function hostileTexts(): string[] {
+/**
+ * Bodies refused by each check of parseJsonBody in turn (the number check's re-parse with a reviver included),
+ * and a last one it parses: a long run of escapes.
+ */
+export function hostileTexts(): string[] {
   return [
     "[".repeat(JSON_MAX_DEPTH + 2),
     '{"a":'.repeat(JSON_MAX_DEPTH + 2),
     `[${"0,".repeat(JSON_MAX_VALUES + 1)}0]`,
     `{"a":[${"1,".repeat(200)}`,
     '{"a":"\\ud800"}',
+    `[${"9".repeat(1000)}]`,
     `{"full_name":"${"\\u0000".repeat(200)}","email":"${"\\n".repeat(100)}"}`,
   ];
 }
