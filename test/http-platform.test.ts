@@ -2,6 +2,9 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { makeApp, REDIS_URL, type TestApp, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { logsSettled } from "./support/wait.ts";
+import { HttpMetrics } from "../src/platform/observability/metrics.ts";
+import { createLogger } from "../src/platform/observability/logger.ts";
+import { requestObserver } from "../src/platform/http/request-context.ts";
 setDefaultTimeout(TEST_TIMEOUT_MS);
 
 let t: TestApp;
@@ -32,6 +35,36 @@ describe("request tracking", () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ method: "GET", route: "/health/live", status: 200, instance: t.config.INSTANCE_ID });
     expect(typeof lines[0].duration_ms).toBe("number");
+  });
+
+  test("a 405 or OPTIONS on a known path logs its template; an unknown path is logged cut, with its length", async () => {
+    logs.length = 0;
+    const long = "a".repeat(16_000);
+    expect((await t.request("PUT", `/api/v1/users/${long}`, { headers: { "x-request-id": "log-405" } })).status).toBe(405);
+    expect((await t.request("OPTIONS", `/api/v1/users/${long}`, { headers: { "x-request-id": "log-options" } })).status).toBe(204);
+    expect((await t.request("GET", `/nothing/${long}`, { headers: { "x-request-id": "log-404" } })).status).toBe(404);
+    await logsSettled(logs, (rid) => t.request("GET", "/health/live", { headers: { "x-request-id": rid } }));
+    const line = (rid: string) => {
+      const found = logs.filter((l) => l.includes(`"request_id":"${rid}"`));
+      expect(found).toHaveLength(1);
+      return found[0]!;
+    };
+    expect(JSON.parse(line("log-405"))).toMatchObject({ method: "PUT", route: "/api/v1/users/:id", status: 405 });
+    expect(JSON.parse(line("log-options"))).toMatchObject({ method: "OPTIONS", route: "/api/v1/users/:id", status: 204 });
+    const notFound = line("log-404");
+    expect(notFound.length).toBeLessThan(1_000);
+    expect(JSON.parse(notFound).route).toBe(`/nothing/${"a".repeat(247)}…[16009 chars]`);
+    // The metrics (off in this app): the same observer labels the 405 with the template, the unknown path "unmatched".
+    const metrics = new HttpMetrics();
+    const observer = requestObserver(createLogger("silent"), { metrics, routes: () => t.app.routes });
+    observer.observe("PUT", undefined, `/api/v1/users/${long}`, 405, 1, undefined);
+    observer.observe("GET", undefined, `/nothing/${long}`, 404, 1, undefined);
+    const out: string[] = [];
+    metrics.render(out);
+    const series = out.filter((l) => l.startsWith("http_requests_total{"));
+    expect(series.some((l) => l.includes('method="GET",route="unmatched",status="404"'))).toBe(true);
+    expect(series.some((l) => l.includes('method="PUT",route="/api/v1/users/:id",status="405"'))).toBe(true);
+    expect(series.some((l) => l.includes("aaaa"))).toBe(false);
   });
 
   test("no password, token or hash ever reaches a log line", async () => {

@@ -9,11 +9,7 @@ const ORDER = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
  * matches none. GET implies HEAD (the app answers it), and every known path answers OPTIONS.
  */
 export function allowedMethods(routes: readonly { method: string; path: string }[]): (pathname: string) => string | undefined {
-  const table = routes.map((r) => {
-    const method = r.method.toUpperCase();
-    const re = isTemplate(r.path) ? templateRegExp(r.path) : undefined;
-    return { method, matches: (p: string) => (re === undefined ? p === r.path : re.test(p)) };
-  });
+  const table = routeTable(routes);
   return (pathname) => {
     const methods = new Set<string>();
     for (const r of table) if (r.matches(pathname)) methods.add(r.method);
@@ -23,6 +19,26 @@ export function allowedMethods(routes: readonly { method: string; path: string }
     const known = ORDER.filter((m) => methods.has(m));
     return [...known, ...[...methods].filter((m) => !ORDER.includes(m)).sort()].join(", ");
   };
+}
+
+/**
+ * For a request path, the template of a route it matches whatever the method (`/api/v1/users/:id`), or undefined:
+ * what a 405 or an OPTIONS on a known path is logged and labelled under instead of its raw path. Exact paths
+ * first, as Elysia routes them.
+ */
+export function pathTemplate(routes: readonly { method: string; path: string }[]): (pathname: string) => string | undefined {
+  const table = routeTable(routes);
+  const exact = new Set(table.filter((r) => !r.template).map((r) => r.path));
+  const patterns = table.filter((r) => r.template);
+  return (pathname) => (exact.has(pathname) ? pathname : patterns.find((r) => r.matches(pathname))?.path);
+}
+
+function routeTable(routes: readonly { method: string; path: string }[]) {
+  return routes.map((r) => {
+    const method = r.method.toUpperCase();
+    const re = isTemplate(r.path) ? templateRegExp(r.path) : undefined;
+    return { method, path: r.path, template: re !== undefined, matches: (p: string) => (re === undefined ? p === r.path : re.test(p)) };
+  });
 }
 
 /** Whether `method` is one of an `Allow` value's methods. */

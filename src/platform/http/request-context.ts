@@ -7,7 +7,7 @@ import { AppError, problem, problemOf, problemResponse, unauthorized, unprocessa
 import { parseJsonBody } from "./json-body.ts";
 import { putInto, putOnto, type HeaderPolicy } from "./headers.ts";
 import { fieldMessageOf } from "./models.ts";
-import { allows } from "./allowed-methods.ts";
+import { allows, pathTemplate } from "./allowed-methods.ts";
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:\-]{1,128}$/;
 
@@ -123,11 +123,20 @@ export function requestLogger(logger: Logger, method: string, route: string, sta
   return (durationMs, id) => line(durationMember(durationMs) + "," + idMember(id));
 }
 
+/** The most characters of a raw path a log line carries, so a request cannot amplify itself into the logs. */
+const LOGGED_PATH_MAX = 256;
+
+/** A raw request path as a log line carries it: its first LOGGED_PATH_MAX characters, and its length when cut. */
+export function loggedPath(path: string): string {
+  return path.length <= LOGGED_PATH_MAX ? path : `${path.slice(0, LOGGED_PATH_MAX)}…[${path.length} chars]`;
+}
+
 /**
  * The one observer of a finished request, whichever way it was answered: its log line and its metrics series,
  * under one route label. The label is Elysia's route template; a request answered before routing (a refusal
- * in onRequest, a preflight) or matching no route is labelled from the same route table (see routeLabeler),
- * "unmatched" in the metrics and its path in the log when no route matches.
+ * in onRequest, a preflight) or matching no route is labelled from the same route table (see routeLabeler), and
+ * a known path asked with another method (405, OPTIONS) with the template of the path (pathTemplate; bounded like
+ * the routes). A path no route names is "unmatched" in the metrics and its path, cut (loggedPath), in the log.
  */
 export interface RequestObserver {
   observe(method: string, route: string | undefined, path: string, status: number, durationMs: number | undefined, id: RequestId | undefined): void;
@@ -145,11 +154,13 @@ export interface RequestObserverOptions {
 export function requestObserver(logger: Logger, opts: RequestObserverOptions = {}): RequestObserver {
   const metrics = opts.metrics ?? null;
   let labeler: ((method: string, path: string) => string) | undefined;
+  let templateOf: ((path: string) => string | undefined) | undefined;
   return {
     observe(method, route, path, status, durationMs, id) {
-      const label = route ?? (labeler ??= routeLabeler(opts.routes?.() ?? []))(method, path);
-      const matched = route !== undefined || label !== "unmatched";
-      logRequest(logger, method, matched ? label : path, status, durationMs, id, matched);
+      let label = route ?? (labeler ??= routeLabeler(opts.routes?.() ?? []))(method, path);
+      if (label === "unmatched") label = (templateOf ??= pathTemplate(opts.routes?.() ?? []))(path) ?? label;
+      const matched = label !== "unmatched";
+      logRequest(logger, method, matched ? label : loggedPath(path), status, durationMs, id, matched);
       if (metrics !== null && durationMs !== undefined) metrics.observe(method, label, status, durationMs / 1000);
     },
     answers(method, route, status = 200) {
@@ -170,7 +181,7 @@ export function logUnhandled(logger: Logger, id: string, request: Request, error
   logger.error("unhandled error", {
     request_id: id,
     method: request.method,
-    path: new URL(request.url).pathname,
+    path: loggedPath(new URL(request.url).pathname),
     error: error instanceof Error ? { name: error.name, message: error.message, stack: error.stack } : String(error),
   });
 }
