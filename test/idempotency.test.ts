@@ -36,6 +36,24 @@ describe("Idempotency-Key", () => {
     expect((await a.request("POST", "/api/v1/users", { body })).status).toBe(409);
   });
 
+  test("a replay carries the retry's own CORS answer, not the first request's", async () => {
+    const a = await app({ CORS_ORIGINS: "https://a.example,https://b.example" });
+    const u = await a.user();
+    const path = `/api/v1/users/${u.id}/posts`;
+    const send = (origin?: string) =>
+      a.request("POST", path, { token: u.token, body: { title: "t", content: "c" }, headers: { "idempotency-key": "cors-1", ...(origin ? { origin } : {}) } });
+    const first = await send("https://a.example");
+    expect(first.status).toBe(201);
+    expect(first.headers.get("access-control-allow-origin")).toBe("https://a.example");
+    for (const origin of ["https://evil.example", undefined, "https://b.example"]) {
+      const again = await send(origin);
+      expect(again.headers.get("idempotent-replayed")).toBe("true");
+      expect(again.headers.get("access-control-allow-origin")).toBe(origin === "https://b.example" ? origin : null);
+      expect(again.headers.get("access-control-expose-headers") !== null).toBe(origin === "https://b.example");
+      expect(again.headers.get("vary")).toBe("Origin");
+    }
+  });
+
   test("the same key with another body is a 422; another caller's same key is its own", async () => {
     const a = await app();
     const u = await a.user();

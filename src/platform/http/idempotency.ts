@@ -36,8 +36,14 @@ export const IDEMPOTENCY_KEY_PATTERN = KEY_RE.source;
 
 /** True for the methods an Idempotency-Key applies to. */
 export const idempotencyApplies = (method: string) => method === "POST" || method === "PATCH";
-/** Not replayed: they belong to the first answer's moment, not to its result. */
-const NOT_KEPT = new Set(["x-request-id", "date", "ratelimit", "ratelimit-policy", "retry-after", "content-length"]);
+/**
+ * Not replayed: they belong to the first answer's moment, not to its result, or (CORS) to the first request's
+ * Origin: the replay gets the retry's own (the header policy decorates it as any answer).
+ */
+const NOT_KEPT = new Set([
+  "x-request-id", "date", "ratelimit", "ratelimit-policy", "retry-after", "content-length",
+  "access-control-allow-origin", "access-control-expose-headers", "vary",
+]);
 
 export interface IdempotencyOptions {
   database: Database;
@@ -180,7 +186,8 @@ export function idempotencyPlugin(o: IdempotencyOptions) {
     if (row === undefined) throw running();
     if (row.fingerprint !== fingerprint) throw keyRefused("this Idempotency-Key was used with another request");
     if (row.state !== "done") throw running();
-    const headers = new Headers(row.headers ?? []);
+    // Filtered again: rows kept before a header joined NOT_KEPT.
+    const headers = new Headers((row.headers ?? []).filter(([k]) => !NOT_KEPT.has(k)));
     headers.set("idempotent-replayed", "true");
     return new Response(row.body, { status: row.status ?? 200, headers });
   };
