@@ -1,7 +1,8 @@
 // Prometheus /metrics: its own listener on METRICS_PORT (never the public port), request counts and latency
 // histograms by route template, in-flight, process figures and the cache's counters.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { HttpMetrics, routeLabeler } from "../src/platform/observability/metrics.ts";
+import { HttpMetrics } from "../src/platform/observability/metrics.ts";
+import { routeLabeler } from "../src/platform/http/route-template.ts";
 import type { RunningInstance } from "../src/main/serve.ts";
 import { serveApp, TEST_TIMEOUT_MS } from "./helpers.ts";
 setDefaultTimeout(TEST_TIMEOUT_MS);

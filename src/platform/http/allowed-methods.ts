@@ -1,6 +1,6 @@
 // The methods a path answers (RFC 9110's `Allow`), from the app's route table: a known path asked with another
 // method is a 405 naming them, an OPTIONS that is not a CORS preflight a 204 naming them; an unknown path stays 404.
-import { isTemplate, templateRegExp } from "../observability/metrics.ts";
+import { isTemplate, templateRegExp } from "./route-template.ts";
 
 const ORDER = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 

@@ -2,7 +2,8 @@
 // Registered first in the composition root, so every route below it is covered.
 import { Elysia, ValidationError } from "elysia";
 import type { Logger } from "../observability/logger.ts";
-import { pathnameOf, routeLabeler, type HttpMetrics } from "../observability/metrics.ts";
+import { pathnameOf, type HttpMetrics } from "../observability/metrics.ts";
+import { routeLabeler } from "./route-template.ts";
 import { AppError, problem, problemOf, problemResponse, unauthorized, unprocessable, type FieldError, type Problem } from "./errors.ts";
 import { parseJsonBody } from "./json-body.ts";
 import { putInto, putOnto, type HeaderPolicy } from "./headers.ts";
