@@ -5,6 +5,7 @@ import { logsSettled } from "./support/wait.ts";
 import { HttpMetrics } from "../src/platform/observability/metrics.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import { requestObserver } from "../src/platform/http/request-context.ts";
+import { allowedMethods, allows } from "../src/platform/http/allowed-methods.ts";
 setDefaultTimeout(TEST_TIMEOUT_MS);
 
 let t: TestApp;
@@ -81,6 +82,20 @@ describe("request tracking", () => {
 });
 
 describe("errors", () => {
+  test("an .all() route allows every method by name: Allow never says ALL", () => {
+    const allowed = allowedMethods([
+      { method: "ALL", path: "/any/:id" },
+      { method: "GET", path: "/read" },
+      { method: "ALL", path: "/read" },
+    ]);
+    expect(allowed("/any/1")).toBe("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+    expect(allowed("/read")).toBe("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+    expect(allowed("/none")).toBeUndefined();
+    expect(allows("GET, HEAD, OPTIONS", "HEAD")).toBe(true);
+    expect(allows("GET, HEAD, OPTIONS", "ALL")).toBe(false);
+    expect(allows("GET, HEAD, OPTIONS", "POST")).toBe(false);
+  });
+
   test("unknown routes are 404 problem+json; another method on a known route is 405 with Allow", async () => {
     for (const [m, p, status] of [["GET", "/nope", 404], ["GET", "/api/v1/nothing", 404], ["PUT", "/api/v1/users", 405]] as const) {
       const r = await t.json(m, p);

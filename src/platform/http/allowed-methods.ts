@@ -6,13 +6,18 @@ const ORDER = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 /**
  * For a request path (as pathnameOf gives it), the `Allow` value of the routes it matches, or undefined when it
- * matches none. GET implies HEAD (the app answers it), and every known path answers OPTIONS.
+ * matches none. GET implies HEAD (the app answers it), and every known path answers OPTIONS. An `.all()` route
+ * (Elysia's method `ALL`, no HTTP method) stands for every method of ORDER.
  */
 export function allowedMethods(routes: readonly { method: string; path: string }[]): (pathname: string) => string | undefined {
   const table = routeTable(routes);
   return (pathname) => {
     const methods = new Set<string>();
-    for (const r of table) if (r.matches(pathname)) methods.add(r.method);
+    for (const r of table) {
+      if (!r.matches(pathname)) continue;
+      if (r.method === "ALL") for (const m of ORDER) methods.add(m);
+      else methods.add(r.method);
+    }
     if (methods.size === 0) return undefined;
     if (methods.has("GET")) methods.add("HEAD");
     methods.add("OPTIONS");
@@ -42,4 +47,4 @@ function routeTable(routes: readonly { method: string; path: string }[]) {
 }
 
 /** Whether `method` is one of an `Allow` value's methods. */
-export const allows = (allow: string, method: string) => allow.split(", ").some((m) => m === method || m === "ALL");
+export const allows = (allow: string, method: string) => allow.split(", ").includes(method);
