@@ -108,7 +108,6 @@ function blockingMs(args: unknown[]): number {
   return i >= 0 ? Number(list[i + 1]) || 0 : 0;
 }
 
-
 /**
  * The client with a reply deadline on every command. node-redis's own `timeout` option stops counting once a
  * command is written to the socket, so against a paused Redis (SIGSTOP: the socket accepts, nothing answers)
