@@ -82,6 +82,34 @@ describe("CORS", () => {
     expect(evil.headers.get("access-control-allow-origin")).toBeNull();
   });
 
+  test("a preflight grants its path's own methods; one to an unknown path gets the plain OPTIONS 404, no grant", async () => {
+    const users = await preflight(cors, "/api/v1/users", ORIGIN);
+    expect(users.status).toBe(204);
+    expect(users.headers.get("access-control-allow-methods")).toBe("GET, HEAD, POST, OPTIONS");
+    // So a browser never sends the PATCH the path answers 405.
+    expect((await cors.request("PATCH", "/api/v1/users", { body: {} })).status).toBe(405);
+    const one = await preflight(cors, "/api/v1/users/1", ORIGIN);
+    expect(one.headers.get("access-control-allow-methods")).toBe(
+      (await cors.request("OPTIONS", "/api/v1/users/1")).headers.get("allow"),
+    );
+    for (const path of ["/api/v1/nowhere", "/nothing/at/all"]) {
+      const unknown = await preflight(cors, path, ORIGIN);
+      const plain = await cors.request("OPTIONS", path);
+      expect([unknown.status, plain.status]).toEqual([404, 404]);
+      expect(unknown.headers.get("content-type")).toBe("application/problem+json");
+      expect(unknown.headers.get("access-control-allow-methods")).toBeNull();
+      expect(unknown.headers.get("access-control-allow-headers")).toBeNull();
+    }
+  });
+
+  test("a 405's Allow is exposed to browser code", async () => {
+    const r = await cors.request("PATCH", "/api/v1/users", { body: {}, headers: { origin: ORIGIN } });
+    expect(r.status).toBe(405);
+    expect(r.headers.get("allow")).toBe("GET, HEAD, POST, OPTIONS");
+    expect(r.headers.get("access-control-allow-origin")).toBe(ORIGIN);
+    expect((r.headers.get("access-control-expose-headers") ?? "").split(", ")).toContain("allow");
+  });
+
   test("off by default: no CORS headers, a preflight is not answered as one", async () => {
     const r = await preflight(t, "/api/v1/users/1", ORIGIN);
     expect(r.headers.get("access-control-allow-origin")).toBeNull();

@@ -1,7 +1,7 @@
 // Headers every response carries, and CORS. nosniff everywhere; `cache-control: no-store` unless the route
 // chose its own (API answers carry tokens and personal data); HSTS when configured (on Fly by default: its
 // edge serves HTTPS); CORS for the listed origins only, preflights answered before anything else
-// (rate limits, the replica write guard) looks at the request.
+// (rate limits, the replica write guard) looks at the request, each with its path's own methods.
 export interface HeaderSettings {
   /** CORS_ORIGINS as config.ts parsed it: `*`, or origins without a trailing slash. Empty: CORS off. */
   corsOrigins: readonly string[];
@@ -12,9 +12,9 @@ export interface HeaderSettings {
 /** Sets a header unless `keep` and it is already there. */
 export type PutHeader = (name: string, value: string, keep?: boolean) => void;
 
-const ALLOW_METHODS = "GET, HEAD, POST, PATCH, DELETE";
 const ALLOW_HEADERS = "authorization, content-type, idempotency-key, x-request-id";
-const EXPOSE_HEADERS = "x-request-id, x-cache, retry-after, ratelimit, ratelimit-policy, idempotent-replayed, www-authenticate";
+// `allow`: a 405 names the path's methods there, which browser code can then read.
+const EXPOSE_HEADERS = "x-request-id, x-cache, retry-after, ratelimit, ratelimit-policy, idempotent-replayed, www-authenticate, allow";
 const PREFLIGHT_MAX_AGE = "600";
 /** A year, as HSTS preload lists expect. */
 export const FLY_HSTS_MAX_AGE = 31_536_000;
@@ -22,8 +22,12 @@ export const FLY_HSTS_MAX_AGE = 31_536_000;
 export interface HeaderPolicy {
   /** Adds the headers to an answer of `request`. */
   decorate(request: Request, put: PutHeader): void;
-  /** The answer to a CORS preflight, or undefined when `request` is not one (or CORS is off). */
-  preflight(request: Request, extra?: Record<string, string>): Response | undefined;
+  /**
+   * The answer to a CORS preflight, or undefined when `request` is not one (or CORS is off). `allow` is the
+   * `Allow` value of the request's path (allowed-methods.ts), the methods granted; undefined for a path no route
+   * answers, whose preflight is no preflight either: it goes on as a plain OPTIONS there, to the same 404.
+   */
+  preflight(request: Request, allow: (request: Request) => string | undefined, extra?: Record<string, string>): Response | undefined;
   /** Whether responses to `request` depend on its Origin (the cached-read fast path declines those). */
   variesByOrigin(request: Request): boolean;
 }
@@ -52,17 +56,19 @@ export function headerPolicy(settings: HeaderSettings): HeaderPolicy {
         put("access-control-expose-headers", EXPOSE_HEADERS);
       }
     },
-    preflight(request, extra = {}) {
+    preflight(request, allow, extra = {}) {
       if (!corsOn || request.method !== "OPTIONS") return undefined;
       const origin = request.headers.get("origin");
       if (origin === null || request.headers.get("access-control-request-method") === null) return undefined;
+      const methods = allow(request);
+      if (methods === undefined) return undefined;
       const headers: Record<string, string> = { ...extra, vary: "Origin", "cache-control": "no-store", "x-content-type-options": "nosniff" };
       if (hsts !== undefined) headers["strict-transport-security"] = hsts;
       const ok = allowed(origin);
       // A disallowed origin gets the same 204 without the allow headers: the browser refuses the call.
       if (ok !== undefined) {
         headers["access-control-allow-origin"] = ok;
-        headers["access-control-allow-methods"] = ALLOW_METHODS;
+        headers["access-control-allow-methods"] = methods;
         headers["access-control-allow-headers"] = ALLOW_HEADERS;
         headers["access-control-max-age"] = PREFLIGHT_MAX_AGE;
       }

@@ -232,7 +232,7 @@ export function requestContext(opts: RequestContextOptions) {
       const id = requestIdOf(request);
       const start = performance.now();
       meta.set(request, { id, start });
-      const preflight = policy?.preflight(request, { "x-request-id": id });
+      const preflight = policy?.preflight(request, (r) => opts.allowed?.(pathnameOf(r.url)), { "x-request-id": id });
       if (preflight !== undefined) return early(request, id, start, preflight);
       const length = request.headers.get("content-length");
       if (length !== null && Number(length) > bodyLimit) {
