@@ -151,7 +151,6 @@ const ms = (v: string) => {
   return m[2] === "us" ? x / 1000 : m[2] === "s" ? x * 1000 : x;
 };
 
-
 /** One wrk run against a server, with the server's CPU time per request. */
 async function wrk(server: Server, load: Load, token: string, seconds = DURATION): Promise<LoadResult> {
   const before = cpuSeconds(server.pid);

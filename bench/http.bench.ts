@@ -29,7 +29,6 @@ const dir = join(ROOT, ".tmp", `bench-http-${process.pid}`);
 mkdirSync(dir, { recursive: true });
 const DATABASE_URL = `file:${join(dir, "app.db")}`;
 
-
 async function seed(): Promise<number[]> {
   const database = await openDatabase(DATABASE_URL, { setWal: true });
   await runMigrations(database);
@@ -184,7 +183,6 @@ async function autocannon(url: string, ids: number[], token: string | null, seco
   });
   return { rps: r.requests.average, p50_ms: r.latency.p50, p99_ms: r.latency.p99, non2xx: r.non2xx, requests: r.requests.total };
 }
-
 
 async function load(target: Service, ids: number[], token: string | null, seconds = DURATION): Promise<LoadResult> {
   const before = cpuSeconds(target.proc.pid);

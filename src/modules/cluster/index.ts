@@ -106,7 +106,6 @@ export function clusterModule(deps: ClusterSlice) {
   return token ? app.use(internalRoutes(deps, token)) : app;
 }
 
-
 /** The replica write guard, /cluster/stats, and the /internal routes (with INTERNAL_TOKEN). */
 export function clusterFeature(slice: ClusterSlice): Feature {
   return { name: "cluster", mount: "site", routes: clusterModule(slice) };

@@ -191,7 +191,6 @@ export function openApiDocument(app: DocumentSource, opts: OpenApiOptions): Json
 
 const isProblem = (schema: unknown) => schema === ProblemSchema;
 
-
 function isEmpty(schema: unknown): boolean {
   const kind = schema && typeof schema === "object" ? (schema as Record<symbol, unknown>)[Kind] : undefined;
   return kind === "Void" || kind === "Undefined";

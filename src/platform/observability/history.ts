@@ -11,7 +11,6 @@ export { quantileMs, type HistoryPoint } from "./history-summary.ts";
 export const HISTORY_STEP_MS = 10_000;
 export const HISTORY_POINTS = 360;
 
-
 export class History {
   private readonly ring: HistoryPoint[] = [];
   /** The same samples a minute at a time, in counts: what the heartbeat carries for the cluster's view. */
@@ -27,7 +26,6 @@ export class History {
     return [...this.ring];
   }
 }
-
 
 export interface HistorySources {
   http: HttpMetrics;
