@@ -80,6 +80,17 @@ describe("a start that fails part-way", () => {
     });
   }
 
+  test("bun run start with METRICS_PORT taken exits 1 naming the metrics listener, never having said it listens", async () => {
+    const metricsPort = takenPort();
+    const port = await freePort();
+    const s = spawnService(testEnv({ LOG_LEVEL: "info", METRICS_ENABLED: "true", METRICS_PORT: String(metricsPort) }), port);
+    spawned.push(s);
+    expect(await exitCode(s)).toBe(1);
+    expect(s.stderr().trim()).toStartWith(`start failed: metrics listener on 127.0.0.1:${metricsPort} failed:`);
+    const said = s.stdout().trim().split("\n").filter(Boolean).map((l) => JSON.parse(l).msg);
+    expect(said).not.toContain("listening");
+  });
+
   test("bun run start with LOG_LEVEL=silent and a refused migration: one stderr line with the part and the reason", async () => {
     const dir = tempDir();
     const foreign = new Database(join(dir, "app.db"));

@@ -172,6 +172,32 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
       },
     };
   };
+  // The private listeners before the public one: a port of theirs that is taken fails the start before the
+  // public port accepts anything.
+  const local = localHost(config);
+  const metricsServer = httpMetrics
+    ? await opened.open(`metrics listener on ${config.HOST}:${config.METRICS_PORT}`, () => startMetricsServer({
+        port: config.METRICS_PORT,
+        hostname: config.HOST,
+        render: metricsRenderer(httpMetrics, {
+          instanceId: config.INSTANCE_ID,
+          region: config.FLY_REGION,
+          version: VERSION,
+          inFlight: deps.inFlight,
+          isPrimary: () => deps.role.isPrimary(),
+          cacheStats: () => deps.cache.stats(),
+          queueStats: () => deps.queue.stats(),
+          breakers: () => deps.breakers.list(),
+          extra: [(out) => deps.opsMetrics.render(out), queueTypeMetrics(() => deps.queue.countsByType()), (out) => renderReplicaLag(out, { database: deps.database, role: deps.role }, config.HEARTBEAT_INTERVAL), abuseMetrics(deps.rateLimiter, deps.hashing), writeLaneMetrics(lane)],
+        }),
+      }), (s) => s.stop(true))
+    : null;
+  const metricsUrl = metricsServer ? `http://${local}:${metricsServer.port}/metrics` : null;
+  // The replica-to-primary routes exist only with INTERNAL_TOKEN; so does their private listener.
+  const internalServer = config.INTERNAL_TOKEN
+    ? await opened.open(`internal listener on ${config.HOST}:${config.INTERNAL_PORT}`, () => startInternalListener({ port: config.INTERNAL_PORT, hostname: config.HOST, reusePort: config.REUSE_PORT, handle: (r) => viaApp(r, performance.now()) }), (s) => s.stop(true))
+    : null;
+  const internalUrl = internalServer ? `http://${local}:${internalServer.port}` : null;
   const routePaths = new Set([...fast.keys(), ...fastWriting.keys()]);
   const server = await opened.open(`HTTP listener on ${config.HOST}:${config.PORT}`, () => Bun.serve({
     port: config.PORT,
@@ -207,35 +233,10 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
       return draining ? Promise.resolve(answer).then(closing) : answer;
     },
   }), (s) => s.stop(true));
-  const local = localHost(config);
   const url = `http://${local}:${server.port}`;
-  logger.info("listening", { url, port: server.port, role: deps.role.isPrimary() ? "primary" : "replica" });
-  const metricsServer = httpMetrics
-    ? await opened.open(`metrics listener on ${config.HOST}:${config.METRICS_PORT}`, () => startMetricsServer({
-        port: config.METRICS_PORT,
-        hostname: config.HOST,
-        render: metricsRenderer(httpMetrics, {
-          instanceId: config.INSTANCE_ID,
-          region: config.FLY_REGION,
-          version: VERSION,
-          inFlight: deps.inFlight,
-          isPrimary: () => deps.role.isPrimary(),
-          cacheStats: () => deps.cache.stats(),
-          queueStats: () => deps.queue.stats(),
-          breakers: () => deps.breakers.list(),
-          extra: [(out) => deps.opsMetrics.render(out), queueTypeMetrics(() => deps.queue.countsByType()), (out) => renderReplicaLag(out, { database: deps.database, role: deps.role }, config.HEARTBEAT_INTERVAL), abuseMetrics(deps.rateLimiter, deps.hashing), writeLaneMetrics(lane)],
-        }),
-      }), (s) => s.stop(true))
-    : null;
-  const metricsUrl = metricsServer ? `http://${local}:${metricsServer.port}/metrics` : null;
   const sampler = httpMetrics
     ? await opened.open("history sampler", () => startHistorySampler(deps.history, { http: httpMetrics, cache: () => deps.cache.stats(), queue: () => deps.queue.stats() }), (s) => s.stop())
     : null;
-  // The replica-to-primary routes exist only with INTERNAL_TOKEN; so does their private listener.
-  const internalServer = config.INTERNAL_TOKEN
-    ? await opened.open(`internal listener on ${config.HOST}:${config.INTERNAL_PORT}`, () => startInternalListener({ port: config.INTERNAL_PORT, hostname: config.HOST, reusePort: config.REUSE_PORT, handle: (r) => viaApp(r, performance.now()) }), (s) => s.stop(true))
-    : null;
-  const internalUrl = internalServer ? `http://${local}:${internalServer.port}` : null;
   const heartbeat = await opened.open("heartbeat", () => startHeartbeat(
     { primary: deps.primary, logger, database: deps.database, role: deps.role, breakers: deps.breakers },
     {
@@ -249,6 +250,8 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
   // beat goes over the network to the primary: never hold the start (and the signal handlers) on it.
   if (deps.role.isPrimary()) await opened.open("registering in the instance table", () => heartbeat.registered);
   await opened.open("background work", startBackground);
+  // Last: a start that failed never said it was listening.
+  logger.info("listening", { url, port: server.port, metrics_url: metricsUrl, internal_url: internalUrl, role: deps.role.isPrimary() ? "primary" : "replica" });
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
