@@ -58,6 +58,9 @@ describe.each(WIRINGS)("a declared write answered in front of the app, over $wir
       const u = await s.account("fast-u@example.com");
       const v = await s.account("fast-v@example.com");
       const admin = await s.account(ADMIN.email);
+      // A token whose session is over (logout): refused as a forged one is.
+      const revoked = await s.account("fast-revoked@example.com");
+      expect((await fetch(`${s.instance.url}/api/v1/auth/logout`, { method: "POST", headers: { authorization: `Bearer ${revoked.token}` } })).status).toBe(204);
       const bearer = (token: string) => ({ authorization: `Bearer ${token}`, "content-type": "application/json" });
       const fiftyKeys = JSON.stringify(Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`k${i}`, i])));
       const cases: [name: string, method: string, path: string, route: string, headers: Record<string, string>, body: string, status: number, fast: boolean][] = [
@@ -73,6 +76,14 @@ describe.each(WIRINGS)("a declared write answered in front of the app, over $wir
         ["user-404", "PATCH", "/api/v1/users/99999999", "/api/v1/users/:id", bearer(admin.token), '{"full_name":"X"}', 404, true],
         ["user-409", "PATCH", `/api/v1/users/${u.id}`, "/api/v1/users/:id", bearer(u.token), '{"email":"FAST-V@example.com"}', 409, true],
         ["post-403", "POST", `/api/v1/users/${v.id}/posts`, "/api/v1/users/:id/posts", bearer(u.token), '{"title":"t","content":"c"}', 403, true],
+        // The caller's refusal comes before anything of its body: a body the parser refuses is not read.
+        ["post-403-big-int", "POST", `/api/v1/users/${v.id}/posts`, "/api/v1/users/:id/posts", bearer(u.token), '{"title":9007199254740993,"content":"x"}', 403, false],
+        ["post-403-bad-json", "POST", `/api/v1/users/${v.id}/posts`, "/api/v1/users/:id/posts", bearer(u.token), '{"title":', 403, false],
+        ["prefs-403-surrogate", "PATCH", `/api/v1/users/${u.id}/preferences`, "/api/v1/users/:id/preferences", bearer(v.token), '{"a":"\\ud800"}', 403, false],
+        ["user-403-deep", "PATCH", `/api/v1/users/${u.id}`, "/api/v1/users/:id", bearer(v.token), "[".repeat(200) + "]".repeat(200), 403, false],
+        ["user-401-revoked-big-int", "PATCH", `/api/v1/users/${revoked.id}`, "/api/v1/users/:id", bearer(revoked.token), '{"full_name":9007199254740993}', 401, false],
+        ["post-401-revoked-bad-json", "POST", `/api/v1/users/${revoked.id}/posts`, "/api/v1/users/:id/posts", bearer(revoked.token), "{not json", 401, false],
+        ["prefs-401-revoked-surrogate", "PATCH", `/api/v1/users/${revoked.id}/preferences`, "/api/v1/users/:id/preferences", bearer(revoked.token), '{"a":"\\udc00"}', 401, false],
         // Declined before the write: the app answers.
         ["prefs-401", "PATCH", `/api/v1/users/${u.id}/preferences`, "/api/v1/users/:id/preferences", { "content-type": "application/json" }, '{"theme":"x"}', 401, false],
         ["user-401-forged", "PATCH", `/api/v1/users/${u.id}`, "/api/v1/users/:id", bearer(u.token + "x"), '{"full_name":"X"}', 401, false],

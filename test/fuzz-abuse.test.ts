@@ -243,6 +243,36 @@ describe("malformed JSON of every kind", () => {
   });
 });
 
+describe("malformed JSON from a caller the route refuses", () => {
+  test("a revoked token gets 401 and a signed-in non-owner or non-admin 403, whatever the body (unless refused on its declared length)", async () => {
+    const owner = await register(inst.url);
+    const other = await register(inst.url);
+    const revoked = await register(inst.url);
+    expect((await call(inst.url, "POST", "/api/v1/auth/logout", { token: revoked.token })).status).toBe(204);
+    const routes: [BodyRoute, string, string, string, number][] = [
+      ["logout", "POST", "/api/v1/auth/logout", revoked.token, 401],
+      ["user", "PATCH", `/api/v1/users/${revoked.id}`, revoked.token, 401],
+      ["posts", "POST", `/api/v1/users/${revoked.id}/posts`, revoked.token, 401],
+      ["bulk", "POST", "/api/v1/admin/preferences/bulk", revoked.token, 401],
+      ["user", "PATCH", `/api/v1/users/${owner.id}`, other.token, 403],
+      ["posts", "POST", `/api/v1/users/${owner.id}/posts`, other.token, 403],
+      ["preferences", "PATCH", `/api/v1/users/${owner.id}/preferences`, other.token, 403],
+      ["bulk", "POST", "/api/v1/admin/preferences/bulk", other.token, 403],
+      ["jobs", "POST", "/api/v1/jobs/status", other.token, 403],
+    ];
+    const wrong: string[] = [];
+    for (let i = 0; i < 150; i++) {
+      const [route, method, path, token, refused] = pick(routes);
+      const m = malformed();
+      const r = await call(inst.url, method, path, { token, body: m.body, headers: m.type ? { "content-type": m.type } : {} });
+      const want = m.oversize ? m.expect(route) : [refused];
+      if (!want.includes(r.status)) wrong.push(`#${i} ${m.kind} to ${route} (${refused}): ${r.status}, expected ${want.join("|")}: ${r.text.slice(0, 160)}`);
+    }
+    expect(wrong).toEqual([]);
+    expect(failures).toEqual([]);
+  });
+});
+
 describe("authorization matrix", () => {
   test("every route and four kinds of caller answer as the contract says", async () => {
     const owner = await register(inst.url);

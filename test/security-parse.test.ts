@@ -157,6 +157,80 @@ describe("the token comes before the input", () => {
   });
 });
 
+describe("the whole auth decision comes before the body", () => {
+  // A body the parser refuses for what it is (422 for a number not kept as written, 400 for bad JSON, a lone
+  // surrogate, too deep a nesting), sent by a caller the route refuses: the refusal, and the body is never read.
+  const refusedBodies = [
+    ['{"title":9007199254740993,"content":"x"}', "a number not kept"],
+    ['{"user_ids":[9007199254740993],"preference_updates":{"a":"b"}}', "a number not kept in a list"],
+    ["{not json", "bad JSON"],
+    ['{"title":"\\ud800","content":"x"}', "a lone surrogate"],
+    ["[".repeat(JSON_MAX_DEPTH + 8) + "]".repeat(JSON_MAX_DEPTH + 8), "too deep"],
+  ] as const;
+  /** The request with a body that records whether anything pulled it. */
+  const watched = (method: string, path: string, token: string, body: string) => {
+    const state = { read: false };
+    const stream = new ReadableStream<Uint8Array>(
+      {
+        pull(c) {
+          state.read = true;
+          c.enqueue(enc(body));
+          c.close();
+        },
+      },
+      { highWaterMark: 0 },
+    );
+    const request = new Request(`http://localhost${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: stream,
+    });
+    return { request, state };
+  };
+
+  test("a revoked token: 401 for every such body, which is not read", async () => {
+    const u = await t.user();
+    expect((await t.json("POST", "/api/v1/auth/logout", { token: u.token })).status).toBe(204);
+    const routes = [
+      ["POST", `/api/v1/users/${u.id}/posts`],
+      ["PATCH", `/api/v1/users/${u.id}`],
+      ["PATCH", `/api/v1/users/${u.id}/preferences`],
+      ["POST", "/api/v1/auth/logout"],
+      ["POST", "/api/v1/admin/preferences/bulk"],
+    ] as const;
+    for (const [method, path] of routes) {
+      for (const [body, kind] of refusedBodies) {
+        const { request, state } = watched(method, path, u.token, body);
+        const r = await t.app.handle(request);
+        expect({ path, kind, status: r.status, read: state.read }).toEqual({ path, kind, status: 401, read: false });
+      }
+    }
+  });
+
+  test("a signed-in non-owner or non-admin: 403 for every such body, which is not read", async () => {
+    const u = await t.user();
+    const other = await t.user();
+    const routes = [
+      ["POST", `/api/v1/users/${other.id}/posts`],
+      ["PATCH", `/api/v1/users/${other.id}`],
+      ["PATCH", `/api/v1/users/${other.id}/preferences`],
+      ["POST", "/api/v1/admin/preferences/bulk"],
+      ["POST", "/api/v1/jobs/status"],
+    ] as const;
+    for (const [method, path] of routes) {
+      for (const [body, kind] of refusedBodies) {
+        const { request, state } = watched(method, path, u.token, body);
+        const r = await t.app.handle(request);
+        expect({ path, kind, status: r.status, read: state.read }).toEqual({ path, kind, status: 403, read: false });
+      }
+    }
+    // The owner's same bodies are read and refused for what they are.
+    const own = await t.json("POST", `/api/v1/users/${u.id}/posts`, { token: u.token, body: refusedBodies[0][0] });
+    expect(own.status).toBe(422);
+    expect((await t.json("POST", `/api/v1/users/${u.id}/posts`, { token: u.token, body: "{not json" })).status).toBe(400);
+  });
+});
+
 describe("value count", () => {
   test("more values than any schema takes is a 400 before parsing; commas inside strings do not count", async () => {
     const { jsonShapeProblem, JSON_MAX_VALUES } = await import("../src/platform/http/json-depth.ts");

@@ -11,9 +11,11 @@ import { rateLimitPlugin, ratePolicies } from "../platform/http/rate-limits.ts";
 import { openApiDocument } from "../platform/http/openapi.ts";
 import { NOT_REPLAYED, openApiOptions } from "./openapi.ts";
 import { callerScope, dropIdempotencyWhereMoot, idempotencyPlugin } from "../platform/http/idempotency.ts";
-import { bearerRouteKeys, bodyValueCaps, boundValidationErrors, optionalBodyRouteKeys } from "../platform/http/validation-cost.ts";
+import { bodyValueCaps, boundValidationErrors, optionalBodyRouteKeys } from "../platform/http/validation-cost.ts";
 import { JSON_MAX_VALUES } from "../platform/http/json-depth.ts";
 import { allowedMethods } from "../platform/http/allowed-methods.ts";
+import { routeAuthLevels } from "../platform/http/auth.ts";
+import type { AuthLevel } from "../platform/http/access.ts";
 import { docsModule } from "../modules/docs/index.ts";
 import pkg from "../../package.json" with { type: "json" };
 
@@ -27,7 +29,7 @@ export function createApp(deps: AppDeps, features: readonly Feature[] = appFeatu
   const valueCaps = new Map<string, number>();
   // The route table labels what is answered before routing; filled once the app is complete.
   let routes: readonly { method: string; path: string }[] = [];
-  const bearerRoutes = new Set<string>();
+  const authLevels = new Map<string, AuthLevel>();
   const optionalBodies = new Set<string>();
   let allowed: ((pathname: string) => string | undefined) | undefined;
   const app = new Elysia({ normalize: false })
@@ -39,7 +41,7 @@ export function createApp(deps: AppDeps, features: readonly Feature[] = appFeatu
         instanceId: deps.config.INSTANCE_ID,
         headers: headerPolicy(headerSettings(deps.config)),
         valueCaps,
-        bearer: { routes: bearerRoutes, valid: (authorization) => deps.auth.tokenPrincipal(authorization) !== null },
+        auth: { levels: authLevels, admit: (request, level, pathId) => deps.auth.admit(request, level, pathId) },
         allowed: (pathname) => (allowed ??= allowedMethods(routes))(pathname),
         optionalBodies,
       }),
@@ -64,7 +66,7 @@ export function createApp(deps: AppDeps, features: readonly Feature[] = appFeatu
   dropIdempotencyWhereMoot(full.routes);
   for (const [route, cap] of bodyValueCaps(full.routes, models, JSON_MAX_VALUES)) valueCaps.set(route, cap);
   routes = full.routes;
-  for (const route of bearerRouteKeys(full.routes)) bearerRoutes.add(route);
+  for (const [route, level] of routeAuthLevels(full.routes)) authLevels.set(route, level);
   for (const route of optionalBodyRouteKeys(full.routes, models)) optionalBodies.add(route);
   return full;
 }

@@ -1,7 +1,7 @@
 // Bearer-token authentication: a valid token of a live session. As an Elysia macro, `{ auth: level }` on a route
 // (access.ts: "user", "admin", "owner", "owner-or-admin") gives the handler `principal` or answers 401/403.
 import { Elysia } from "elysia";
-import { unauthorized } from "./errors.ts";
+import { AppError, unauthorized } from "./errors.ts";
 import { refusal, type AuthLevel } from "./access.ts";
 import { verifyJwt, type Claims } from "./jwt.ts";
 import type { Sessions, SessionState } from "./sessions.ts";
@@ -66,6 +66,7 @@ function withSession(p: Principal, s: SessionState | null): Principal | null {
 /** Token and session, checked together: the one way the app and the cached-read fast path authenticate. */
 export class Auth {
   private readonly tokens = new TokenCache(10_000);
+  private readonly admitted = new WeakMap<Request, Principal | AppError>();
   constructor(
     readonly secret: string,
     readonly sessions: Sessions,
@@ -82,6 +83,29 @@ export class Auth {
     return withSession(p, await this.sessions.state(p.sessionId, p.userId));
   }
 
+  /**
+   * The caller of `request` on a route of `level` (`pathId`: the path's `:id` as sent), or its 401 or 403 thrown:
+   * the one decision of the app's auth, which the body parser, the auth macro and the fast writes ask. Decided
+   * once per request (a failure to load the session is not a decision: asked again, it is tried again).
+   */
+  async admit(request: Request, level: AuthLevel, pathId: string | undefined): Promise<Principal> {
+    let decided = this.admitted.get(request);
+    if (decided === undefined) {
+      const authorization = request.headers.get("authorization");
+      const peeked = this.peekPrincipal(authorization);
+      const principal = peeked === undefined ? await this.principal(authorization) : peeked;
+      decided = principal === null ? unauthorized() : (refusal(level, principal, pathId) ?? principal);
+      this.admitted.set(request, decided);
+    }
+    if (decided instanceof AppError) throw decided;
+    return decided;
+  }
+
+  /** Whether admit has refused `request` (401 or 403): its answer needs none of its body. */
+  refused(request: Request): boolean {
+    return this.admitted.get(request) instanceof AppError;
+  }
+
   /** Synchronously, from memory: the principal, null when refused, undefined when the session is not in memory. */
   peekPrincipal(header: string | null | undefined): Principal | null | undefined {
     const p = authenticate(header, this.secret, this.tokens);
@@ -92,26 +116,52 @@ export class Auth {
 }
 
 /**
- * `{ auth: level }` on a route. The token and the level are checked in `transform`, which Elysia runs before it
- * validates params, query and body (a macro's `resolve` runs after validation) and before any `beforeHandle`
- * (the Idempotency-Key's claim): an anonymous caller gets its 401, and a caller on another user's `:id` its 403,
- * before any of its input is looked at or anything is written. `resolve` only hands the principal found there
- * to the handler, typed.
+ * `{ auth: level }` on a route. The whole decision (token, session, level) is Auth.admit, made before the body is
+ * read: by the body parser (request-context.ts), which Elysia runs before every route hook, for a route with a
+ * body, and in `transform`, which Elysia runs before it validates params and query (a macro's `resolve` runs after
+ * validation) and before any `beforeHandle` (the Idempotency-Key's claim), for the others; the second asking gets
+ * the first's answer. An anonymous or revoked caller gets its 401, and a caller the level refuses (another user's
+ * `:id`, a non-admin on an admin route) its 403, before any of its input is looked at or anything is written.
+ * `resolve` only hands the principal to the handler, typed.
  */
 export function authPlugin(auth: Auth) {
+  // One transform per level, shared by its routes, so that routeAuthLevels can read a route's level off its hooks.
+  const transforms = new Map<AuthLevel, (ctx: { request: Request; params?: unknown }) => Promise<void>>();
+  const transformOf = (level: AuthLevel) => {
+    let fn = transforms.get(level);
+    if (fn === undefined) {
+      fn = async (ctx) => {
+        (ctx as unknown as { principal: Principal }).principal = await auth.admit(ctx.request, level, (ctx.params as Record<string, string> | undefined)?.id);
+      };
+      transforms.set(level, fn);
+      levelOf.set(fn, level);
+    }
+    return fn;
+  };
   return new Elysia({ name: "auth", seed: auth.secret }).macro({
     auth: (level: AuthLevel) => ({
       detail: { security: [{ bearer: [] }] },
-      async transform(ctx) {
-        const principal = await auth.principal(ctx.request.headers.get("authorization"));
-        if (!principal) throw unauthorized();
-        const refused = refusal(level, principal, (ctx.params as Record<string, string> | undefined)?.id);
-        if (refused) throw refused;
-        (ctx as unknown as { principal: Principal }).principal = principal;
-      },
+      transform: transformOf(level),
       resolve(ctx) {
         return { principal: (ctx as unknown as { principal: Principal }).principal };
       },
     }),
   });
+}
+
+/** The level behind each of the auth macro's transform functions. */
+const levelOf = new WeakMap<object, AuthLevel>();
+
+/** Per "METHOD path", the level of the routes that declare one with the auth macro (read once the routes exist). */
+export function routeAuthLevels(routes: readonly { method: string; path: string; hooks?: Record<string, unknown> }[]): Map<string, AuthLevel> {
+  const out = new Map<string, AuthLevel>();
+  for (const r of routes) {
+    const hooks = r.hooks?.transform;
+    for (const h of Array.isArray(hooks) ? hooks : hooks === undefined ? [] : [hooks]) {
+      const fn = typeof h === "function" ? h : (h as { fn?: unknown } | null)?.fn;
+      const level = typeof fn === "function" ? levelOf.get(fn) : undefined;
+      if (level !== undefined) out.set(`${r.method} ${r.path}`, level);
+    }
+  }
+  return out;
 }

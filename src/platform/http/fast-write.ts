@@ -20,7 +20,6 @@ import { bodyValueCap } from "./validation-cost.ts";
 import { problemOf, problemResponse } from "./errors.ts";
 import { logUnhandled, requestIdOf, type RequestId, type RequestObserver } from "./request-context.ts";
 import { declaredWriteOf, type DeclaredWrite } from "./declared-write.ts";
-import { refusal } from "./access.ts";
 import { paramsReader } from "./decimal-reader.ts";
 import type { Logger } from "../observability/logger.ts";
 import { pathnameOf } from "../observability/metrics.ts";
@@ -126,12 +125,9 @@ export function fastWrite(route: string, write: DeclaredWrite, opts: FastWriteOp
     let principal: Principal;
     let limit: string | undefined;
     try {
-      // A session not in memory is loaded as the app would; a refused token or session goes the app's way (401),
-      // as does a caller the route's level refuses (the app answers the 403 from the same declaration).
-      const authorization = headers.get("authorization");
-      const found = auth.peekPrincipal(authorization) ?? (await auth.principal(authorization));
-      if (found === null || refusal(write.auth, found, raw.id)) return request;
-      principal = found;
+      // The app's own decision (a session not in memory is loaded as the app would); a caller it refuses goes the
+      // app's way, which answers the 401 or 403 decided here without reading the body.
+      principal = await auth.admit(request, write.auth, raw.id);
       // The app decides the write limit before anything else; here, for a caller known to be who it says. The
       // decision goes with the request should it decline from here on, so the app neither counts it again nor
       // decides otherwise (it writes the 429 of a refusal from it).
@@ -142,7 +138,8 @@ export function fastWrite(route: string, write: DeclaredWrite, opts: FastWriteOp
         limit = rateLimitHeader(d);
       }
     } catch {
-      // The session or the limiter failed (the database, Redis): the app meets the same and answers it its way.
+      // A refused caller (the app answers the decision made here), or the session or the limiter failed (the
+      // database, Redis): the app meets the same and answers it its way.
       return request;
     }
     const id = requestIdOf(request);

@@ -4,11 +4,12 @@ import { Elysia, ValidationError } from "elysia";
 import type { Logger } from "../observability/logger.ts";
 import { pathnameOf, type HttpMetrics } from "../observability/metrics.ts";
 import { routeLabeler } from "./route-template.ts";
-import { AppError, problem, problemOf, problemResponse, unauthorized, unprocessable, type FieldError, type Problem } from "./errors.ts";
+import { AppError, problem, problemOf, problemResponse, unprocessable, type FieldError, type Problem } from "./errors.ts";
 import { parseJsonBody } from "./json-body.ts";
 import { putInto, putOnto, type HeaderPolicy } from "./headers.ts";
 import { fieldMessageOf } from "./models.ts";
 import { allows, pathTemplate } from "./allowed-methods.ts";
+import type { AuthLevel } from "./access.ts";
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:\-]{1,128}$/;
 
@@ -197,10 +198,10 @@ export interface RequestContextOptions {
   /** Per "METHOD route", the most values a body may hold (filled once the routes exist; see bodyValueCaps). */
   valueCaps?: ReadonlyMap<string, number>;
   /**
-   * The "METHOD route"s that need a bearer token (filled once the routes exist), and the token check: such a
-   * route answers 401 to a request without a valid token before its body is read.
+   * The access level of each "METHOD route" that has one (filled once the routes exist; auth.ts routeAuthLevels),
+   * and the app's auth decision (Auth.admit): such a route answers its 401 or 403 before its body is read.
    */
-  bearer?: { routes: ReadonlySet<string>; valid: (authorization: string | null) => boolean };
+  auth?: { levels: ReadonlyMap<string, AuthLevel>; admit: (request: Request, level: AuthLevel, pathId: string | undefined) => Promise<unknown> };
   /** The `Allow` value of a path, undefined for a path no route matches (allowed-methods.ts; read once the routes exist). */
   allowed?: (pathname: string) => string | undefined;
   /** The "METHOD route"s whose body may be left out (filled once the routes exist; see optionalBodyRouteKeys). */
@@ -226,6 +227,10 @@ export function requestContext(opts: RequestContextOptions) {
     return response;
   };
   const policy = opts.headers;
+  const parseBody = (request: Request, contentType: string, key: string) => {
+    const parsed = parseJsonBody(request, contentType, bodyLimit, opts.valueCaps?.get(key));
+    return opts.optionalBodies?.has(key) ? parsed.then(objectOrNothing) : parsed;
+  };
 
   return new Elysia({ name: "request-context" })
     .onRequest(({ request }) => {
@@ -243,13 +248,13 @@ export function requestContext(opts: RequestContextOptions) {
     })
     // One body parser for every route: enforces the size limit (also for bodies without Content-Length,
     // and for requests handed to app.handle directly), and turns bad JSON into a 400.
-    .onParse({ as: "global" }, ({ request, contentType, route }) => {
+    .onParse({ as: "global" }, ({ request, contentType, route, params }) => {
       const key = request.method + " " + route;
-      // The auth macro checks the session after parsing (Elysia parses before any route hook): an anonymous or
-      // forged caller is refused here without reading what it sent.
-      if (opts.bearer?.routes.has(key) && !opts.bearer.valid(request.headers.get("authorization"))) throw unauthorized();
-      const parsed = parseJsonBody(request, contentType, bodyLimit, opts.valueCaps?.get(key));
-      return opts.optionalBodies?.has(key) ? parsed.then(objectOrNothing) : parsed;
+      // Elysia parses before any route hook, the auth macro's included: the caller the route refuses (401, 403)
+      // is refused here, without reading what it sent.
+      const level = opts.auth?.levels.get(key);
+      if (level !== undefined) return opts.auth!.admit(request, level, (params as Record<string, string> | undefined)?.id).then(() => parseBody(request, contentType, key));
+      return parseBody(request, contentType, key);
     })
     // x-request-id goes on here rather than through set.headers in onRequest: for a handler that returns a
     // finished Response (the cached reads), a non-empty set.headers makes Elysia rebuild the Response

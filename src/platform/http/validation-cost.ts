@@ -116,13 +116,3 @@ export function optionalBodyRouteKeys(routes: readonly (RouteLike & { method: st
     })
     .map((r) => `${r.method} ${r.path}`);
 }
-
-/** "METHOD path" of the routes whose OpenAPI detail asks for a bearer token (the auth macro sets it). */
-export function bearerRouteKeys(routes: readonly (RouteLike & { method: string; path: string })[]): string[] {
-  return routes
-    .filter((r) => {
-      const security = (r.hooks?.detail as { security?: Record<string, unknown>[] } | undefined)?.security;
-      return Array.isArray(security) && security.some((s) => "bearer" in s);
-    })
-    .map((r) => `${r.method} ${r.path}`);
-}
