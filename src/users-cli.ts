@@ -1,7 +1,7 @@
 // `bun run users -- demote <email>` / `promote <email>`: grants or takes admin rights from the shell, the one way
-// to change them (the API has no route for it). Built by the same composition root as an instance, so the change
-// reaches every instance through the cache bus at once: with REDIS_URL, an admin token loses its admin rights on
-// every instance within a second. Without Redis the bus is in-process and reaches no other process: what the
+// to change them (the API has no route for it). A token's admin rights are its account's (auth.ts), so the change
+// applies to the account's existing tokens, no new login needed. Built by the same composition root as an
+// instance, so the change reaches every instance through the cache bus at once: with REDIS_URL, within a second. Without Redis the bus is in-process and reaches no other process: what the
 // command's cache put on it is sent to the instance on this machine through its private listener instead (with
 // INTERNAL_TOKEN; without it, the running instance sees the change when its cached session state expires,
 // CACHE_TTL_SECONDS). Run it where the primary's database is (on Fly, the primary machine: `fly ssh console`);
@@ -26,10 +26,10 @@ const TELL_TIMEOUT_MS = 5_000;
  * machine's INTERNAL_PORT (POST /internal/cache/invalidate), which drops them as if its bus had carried them.
  * `told` is false when an instance was there and could not be told.
  */
-async function tellLocalInstance(config: Config, published: BusMessage[]): Promise<{ told: boolean; reach: string }> {
-  const untilTtl = `a running instance sees it within ${config.CACHE_TTL_SECONDS} s`;
+async function tellLocalInstance(config: Config, published: BusMessage[], rights: string): Promise<{ told: boolean; reach: string }> {
+  const untilTtl = `${rights} there once its cached state of the account expires, within ${config.CACHE_TTL_SECONDS} s`;
   if (!config.INTERNAL_TOKEN || config.INTERNAL_PORT === 0) {
-    return { told: true, reach: `without REDIS_URL, INTERNAL_TOKEN and a fixed INTERNAL_PORT, ${untilTtl}` };
+    return { told: true, reach: `without REDIS_URL, INTERNAL_TOKEN and a fixed INTERNAL_PORT no running instance can be told: ${untilTtl}` };
   }
   const where = `${localHost(config)}:${config.INTERNAL_PORT}`;
   const body = {
@@ -43,11 +43,11 @@ async function tellLocalInstance(config: Config, published: BusMessage[]): Promi
       body: JSON.stringify(body),
       signal: AbortSignal.timeout(TELL_TIMEOUT_MS),
     });
-    if (res.status === 204) return { told: true, reach: `the instance on ${where} was told` };
+    if (res.status === 204) return { told: true, reach: `the instance on ${where} was told: ${rights} there now` };
     return { told: false, reach: `the instance on ${where} answered ${res.status}: ${untilTtl}` };
   } catch (err) {
     // Nothing listening: no instance runs here, and one that starts reads the database.
-    if ((err as { code?: string }).code === "ECONNREFUSED") return { told: true, reach: `no instance listens on ${where}` };
+    if ((err as { code?: string }).code === "ECONNREFUSED") return { told: true, reach: `no instance listens on ${where} (one that starts reads the database)` };
     return { told: false, reach: `the instance on ${where} could not be told (${(err as Error).message}): ${untilTtl}` };
   }
 }
@@ -92,17 +92,20 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     await setAdmin(built.deps, user.id, isAdmin);
+    const rights = isAdmin ? "the account's tokens have admin rights" : "the account's tokens have lost admin rights (they keep working as the user's own)";
     // An invalidation that failed is retried in the background: wait for it (bounded) before closing, which
     // would drop it, and say so if it did not go through.
     const cache = built.deps.cache;
     for (let waited = 0; cache.owed && waited < SETTLE_MS; waited += 50) await Bun.sleep(50);
     if (cache.owed) {
       console.error(
-        `${user.email} (user ${user.id}) ${isAdmin ? "is now" : "is no longer"} an administrator in the database, but Redis could not be told: running instances see it within ${config.CACHE_TTL_SECONDS} s`,
+        `${user.email} (user ${user.id}) ${isAdmin ? "is now" : "is no longer"} an administrator in the database, but Redis could not be told: ${rights} on an instance once its cached state of the account expires, within ${config.CACHE_TTL_SECONDS} s`,
       );
       return 1;
     }
-    const { told, reach } = built.deps.redis ? { told: true, reach: "every instance sharing this Redis was told" } : await tellLocalInstance(config, published);
+    const { told, reach } = built.deps.redis
+      ? { told: true, reach: `every instance sharing this Redis was told: ${rights} there now` }
+      : await tellLocalInstance(config, published, rights);
     if (!told) {
       console.error(`${user.email} (user ${user.id}) ${isAdmin ? "is now" : "is no longer"} an administrator in the database, but ${reach}`);
       return 1;

@@ -59,6 +59,25 @@ describe("bun run users", () => {
     await waitUntil(async () => (await adminList(a)) === 200 && (await adminList(b)) === 200, 10_000, "both instances to allow the admin route again");
   }, 60_000);
 
+  test("promote gives an existing token admin rights on every instance at once, no new login needed", async () => {
+    const u = await a.user("cli-plain@example.com", "plain-password-1");
+    const adminList = (t: TestApp) => t.request("GET", "/api/v1/users?limit=1", { token: u.token }).then((r) => r.status);
+    const isAdmin = (t: TestApp) => t.json("GET", "/api/v1/users/me", { token: u.token }).then((r) => r.body.user.is_admin);
+    // Both instances have the session's state and the user's read cached (not an admin) before the change.
+    expect([await adminList(a), await adminList(b), await isAdmin(a), await isAdmin(b)]).toEqual([403, 403, false, false]);
+
+    const promoted = await users("promote", u.email);
+    expect(promoted.code).toBe(0);
+    expect(promoted.out).toContain("is now an administrator; every instance sharing this Redis was told: the account's tokens have admin rights there now");
+    await waitUntil(async () => (await adminList(a)) === 200 && (await adminList(b)) === 200, 10_000, "both instances to allow the admin route");
+    expect([await isAdmin(a), await isAdmin(b)]).toEqual([true, true]);
+
+    const demoted = await users("demote", u.email);
+    expect(demoted.out).toContain("the account's tokens have lost admin rights");
+    await waitUntil(async () => (await adminList(a)) === 403 && (await adminList(b)) === 403, 10_000, "both instances to refuse the admin route");
+    expect([await isAdmin(a), await isAdmin(b)]).toEqual([false, false]);
+  }, 60_000);
+
   test("an unknown email, an unknown action and a no-op say so", async () => {
     const unknown = await users("demote", "nobody@example.com");
     expect(unknown.code).toBe(1);
@@ -130,6 +149,8 @@ describe("without Redis: a real instance process and the command beside it", () 
     const demoted = await run({}, "demote", SOLO);
     expect(demoted).toMatchObject({ code: 0, err: "" });
     expect(demoted.out).toContain(`is no longer an administrator; the instance on 127.0.0.1:${internalPort} was told`);
+    // The result line is all it prints: the serving instance's notes (single-instance mode) are not a command's.
+    expect(demoted.out.trim().split("\n")).toHaveLength(1);
     // Bounded far below the TTL: only the message could have dropped the cached state so soon.
     await waitUntil(async () => (await adminList()) === 403, 5_000, "the instance to refuse the admin route");
 
@@ -140,6 +161,15 @@ describe("without Redis: a real instance process and the command beside it", () 
     expect(promoted.err).toContain(`is now an administrator in the database, but the instance on 127.0.0.1:${internalPort} answered 401`);
     await Bun.sleep(1_500); // past the session memo
     expect(await adminList()).toBe(403);
+    // Told, the instance drops the account's cached state and read: the same token is an admin's at once.
+    expect((await run({}, "demote", SOLO)).code).toBe(0);
+    expect(await adminList()).toBe(403);
+    const told = await run({}, "promote", SOLO);
+    expect(told).toMatchObject({ code: 0, err: "" });
+    expect(told.out.trim()).toEndWith(`is now an administrator; the instance on 127.0.0.1:${internalPort} was told: the account's tokens have admin rights there now`);
+    await waitUntil(async () => (await adminList()) === 200, 5_000, "the instance to allow the admin route");
+    const me = await fetch(`${url}/api/v1/users/me`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.json() as Promise<{ user: { is_admin: boolean } }>);
+    expect(me.user.is_admin).toBe(true);
 
     // With nothing listening on the internal port, there is no one to tell.
     await instance.stop();

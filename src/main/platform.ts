@@ -66,7 +66,7 @@ export async function buildDeps(config: Config, logger: Logger, opts: { localBus
   if (config.REDIS_URL) {
     const url = config.REDIS_URL;
     redis = await opened.open("Redis (REDIS_URL)", () => openRedis(url, logger, { commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS }), closeRedis);
-  } else logger.warn("REDIS_URL is not set: single-instance mode (in-process cache, queue and rate limits; jobs are not durable)");
+  }
 
   const breakers = await opened.open("breakers", () => new Breakers(logger), (b) => b.close());
   const cache: Cache = await opened.open("cache", () => createCache(config, logger, redis, role, breakers, opts.localBus), (c) => c.close());

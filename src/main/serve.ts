@@ -61,6 +61,8 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
   const opened = new Opened((part, err) => logger.warn("closing failed", { part, error: err instanceof Error ? err.message : String(err) }));
   const built = await opened.open("dependencies", () => buildDeps(config, logger), (b) => b.close());
   const { deps, features, requests, close, closeBackground, start: startBackground } = built;
+  // Said by a serving instance only: a command built on the same deps (users-cli.ts) serves nothing.
+  if (!deps.redis) logger.warn("REDIS_URL is not set: single-instance mode (in-process cache, queue and rate limits; jobs are not durable)");
   const app = await opened.open("app", () => createApp(deps, features));
   await opened.open("compiling the app's routes", () => compileRoutes(app));
   // So that the first hostile burst after a start does not run the refusal code uncompiled (warm-refusals.ts).

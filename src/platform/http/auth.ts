@@ -59,8 +59,9 @@ export function authenticate(header: string | null | undefined, secret: string, 
 /** The principal a token stands for given its session's current state; null when the session is not valid. */
 function withSession(p: Principal, s: SessionState | null): Principal | null {
   if (s === null || s.userId !== p.userId) return null;
-  // Admin rights are those of the token and of the account now: a demotion takes them from every token.
-  return p.isAdmin && !s.isAdmin ? { ...p, isAdmin: false } : p;
+  // Admin rights are the account's now, whatever the token said at login: a demotion takes them from every
+  // token of the account, a promotion gives them to every one (bun run users, users-cli.ts).
+  return p.isAdmin === s.isAdmin ? p : { ...p, isAdmin: s.isAdmin };
 }
 
 /** Token and session, checked together: the one way the app and the cached-read fast path authenticate. */

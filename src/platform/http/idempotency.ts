@@ -9,7 +9,7 @@
 // session, the route's level of access, the input's validation): a taken key's replay, 409 or 422 costs a caller
 // what a new request would and is refused what a new request would be, and a new key is claimed only there, so a
 // request refused before (401, 403, 422) never touches the table nor waits for its write lock. Keys are scoped
-// per caller (callerScope): its user, or its client IP when anonymous, and an admin token's current admin rights.
+// per caller (callerScope): its user, or its client IP when anonymous, and the account's current admin rights.
 import { and, eq, sql } from "drizzle-orm";
 import { Elysia } from "elysia";
 import type { Role } from "../cluster/role.ts";
@@ -106,16 +106,15 @@ type Row = typeof idempotencyKeys.$inferSelect;
  * Whose keys a request's key is among: its user when its token's signature holds (a retry after logging in again,
  * with a new session, is still the same client's retry; a revoked session's token never reaches a replay, which
  * comes after the session check), else its client IP (as the write limit keys anonymous callers, callerKey), so
- * that no anonymous caller can replay, or take first, another's key. For an admin's token, also whether the account
- * is an administrator now: once its rights are withdrawn, the answers given with them are out of reach, and a retry
- * runs as a new request, with the rights the caller has then.
+ * that no anonymous caller can replay, or take first, another's key. For a signed-in caller, also whether the account
+ * is an administrator now (its rights are the account's, auth.ts): once they change, the answers given with the
+ * others are out of reach, and a retry runs as a new request, with the rights the caller has then.
  */
 export async function callerScope(auth: Auth, request: Request, clientIpHeader: string | undefined): Promise<string> {
   const authorization = request.headers.get("authorization");
   const token = auth.tokenPrincipal(authorization);
   if (token === null) return callerKey(auth, request, clientIpHeader);
   const caller = `user:${token.userId}`;
-  if (!token.isAdmin) return caller;
   return (await auth.principal(authorization))?.isAdmin === true ? caller + ":admin" : caller;
 }
 
