@@ -95,6 +95,8 @@ describe.each(WIRINGS)("a declared write answered in front of the app, over $wir
         // Numbers not kept as written, text of white space only, lengths counted in characters (strict-input.test.ts).
         ["prefs-422-big-int", "PATCH", `/api/v1/users/${u.id}/preferences`, "/api/v1/users/:id/preferences", bearer(u.token), '{"n":9007199254740993}', 422, false],
         ["prefs-422-underflow", "PATCH", `/api/v1/users/${u.id}/preferences`, "/api/v1/users/:id/preferences", bearer(u.token), '{"n":1.5e-400}', 422, false],
+        ["user-422-text-big-int", "PATCH", `/api/v1/users/${u.id}`, "/api/v1/users/:id", bearer(u.token), '{"full_name":9007199254740993}', 422, false],
+        ["post-422-extra-big-int", "POST", `/api/v1/users/${u.id}/posts`, "/api/v1/users/:id/posts", bearer(u.token), '{"title":"t","content":"c","extra":9007199254740993}', 422, false],
         ["user-422-blank", "PATCH", `/api/v1/users/${u.id}`, "/api/v1/users/:id", bearer(u.token), '{"full_name":"  "}', 422, false],
         ["post-422-blank-title", "POST", `/api/v1/users/${u.id}/posts`, "/api/v1/users/:id/posts", bearer(u.token), '{"title":"\\t ","content":"c"}', 422, false],
         ["user-422-joiner", "PATCH", `/api/v1/users/${u.id}`, "/api/v1/users/:id", bearer(u.token), JSON.stringify({ full_name: "\u200D" }), 422, false],

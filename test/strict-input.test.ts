@@ -272,6 +272,48 @@ describe("what a refusal says", () => {
     expect((await t.request("GET", "/api/v1/users/me", { token: u.token })).status).toBe(401);
   });
 
+  test("a number not kept exactly where text, a boolean or nothing belongs says what belongs there", async () => {
+    const u = await t.user();
+    const said = async (method: string, path: string, body: string, token = u.token) => {
+      const r = await t.json(method, path, { token, body });
+      expect({ body, status: r.status }).toEqual({ body, status: 422 });
+      return r.body.errors.map((e: { field: string; message: string }) => [e.field, e.message]);
+    };
+    const name = await said("PATCH", `/api/v1/users/${u.id}`, '{"full_name":9007199254740993}');
+    expect(name).toEqual([["full_name", expect.stringMatching(/^must be 1 to 100 characters/)]]);
+    expect(await said("POST", "/api/v1/auth/logout", '{"all":1e400}')).toEqual([["all", "must be true or false"]]);
+    expect(await said("PATCH", `/api/v1/users/${u.id}`, '{"extra":9007199254740993}')).toEqual([["extra", "is an unknown field: this request does not take it"]]);
+    expect(await said("POST", `/api/v1/users/${u.id}/posts`, '{"title":"t","content":1e-400}')).toEqual([["content", expect.stringMatching(/^must be .*characters/)]]);
+    // Where a number belongs, the number message, worded so that it holds for any field.
+    const n = await said("PATCH", `/api/v1/users/${u.id}/preferences`, '{"n":9007199254740993}');
+    expect(n).toEqual([["n", expect.stringMatching(/^is a number the server cannot keep exactly/)]]);
+    const ids = await said("POST", "/api/v1/admin/preferences/bulk", '{"user_ids":[9007199254740993],"preference_updates":{"a":"b"}}', admin.token);
+    expect(ids).toEqual([["user_ids.0", expect.stringMatching(/^is a number the server cannot keep exactly/)]]);
+    // The logout refused for its body ended nothing.
+    expect((await t.json("GET", "/api/v1/users/me", { token: u.token })).status).toBe(200);
+  });
+
+  test("no raw TypeBox text reaches a client: unknown fields, key counts, bounds are said in words, naming the field", async () => {
+    const u = await t.user();
+    const cases: [string, string, string, [string, string][]][] = [
+      ["PATCH", `/api/v1/users/${u.id}`, '{"full_name":"x","extra":1}', [["extra", "is an unknown field: this request does not take it"]]],
+      ["PATCH", `/api/v1/users/${u.id}`, '{"":1}', [["body", 'has the unknown field "" (no field of this request has an empty name)']]],
+      ["POST", `/api/v1/users/${u.id}/posts`, '{"title":"t","content":"c","z":1}', [["z", "is an unknown field: this request does not take it"]]],
+      ["PATCH", `/api/v1/users/${u.id}/preferences`, JSON.stringify(Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`k${i}`, i]))), [["body", "must have at most 50 keys"]]],
+      ["PATCH", `/api/v1/users/${u.id}/preferences`, '{"":1}', [["body", 'has the key "", which is not of the accepted form (^[A-Za-z0-9_.:-]{1,64}$)']]],
+      ["POST", "/api/v1/admin/preferences/bulk", `{"user_ids":[0],"preference_updates":{"a":"b"}}`, [["user_ids.0", "must be at least 1"]]],
+      ["POST", "/api/v1/admin/preferences/bulk", `{"user_ids":[1e20],"preference_updates":{"a":"b"}}`, [["user_ids.0", "must be at most 9007199254740991"]]],
+      ["POST", "/api/v1/jobs/status", '{"job_ids":"x"}', [["job_ids", "must be a list"]]],
+      ["POST", "/api/v1/users", "[]", [["body", "must be an object"]]],
+    ];
+    for (const [method, path, body, want] of cases) {
+      const token = path.includes("/admin/") || path.includes("/jobs/") ? admin.token : u.token;
+      const r = await t.json(method, path, { token, body });
+      const got = r.body.errors?.map((e: { field: string; message: string }) => [e.field, e.message]);
+      expect({ path, body: body.slice(0, 40), status: r.status, got }).toEqual({ path, body: body.slice(0, 40), status: 422, got: want });
+    }
+  });
+
   test("a body declared in a charset other than UTF-8 is 415; UTF-8 spelled either way is read", async () => {
     const u = await t.user();
     const path = `/api/v1/users/${u.id}/preferences`;

@@ -27,6 +27,7 @@ export function createApp(deps: AppDeps, features: readonly Feature[] = appFeatu
   for (const feature of features) if (feature.routes && feature.mount !== "site") api.use(feature.routes);
 
   const valueCaps = new Map<string, number>();
+  const bodySchemas = new Map<string, unknown>();
   // The route table labels what is answered before routing; filled once the app is complete.
   let routes: readonly { method: string; path: string }[] = [];
   const authLevels = new Map<string, AuthLevel>();
@@ -41,6 +42,7 @@ export function createApp(deps: AppDeps, features: readonly Feature[] = appFeatu
         instanceId: deps.config.INSTANCE_ID,
         headers: headerPolicy(headerSettings(deps.config)),
         valueCaps,
+        bodySchemas,
         auth: { levels: authLevels, admit: (request, level, pathId) => deps.auth.admit(request, level, pathId) },
         allowed: (pathname) => (allowed ??= allowedMethods(routes))(pathname),
         optionalBodies,
@@ -65,6 +67,10 @@ export function createApp(deps: AppDeps, features: readonly Feature[] = appFeatu
   boundValidationErrors(full.routes, models);
   dropIdempotencyWhereMoot(full.routes);
   for (const [route, cap] of bodyValueCaps(full.routes, models, JSON_MAX_VALUES)) valueCaps.set(route, cap);
+  for (const r of full.routes) {
+    const body = (r.hooks as { body?: unknown } | undefined)?.body;
+    if (body !== undefined) bodySchemas.set(`${r.method} ${r.path}`, typeof body === "string" ? models[body] : body);
+  }
   routes = full.routes;
   for (const [route, level] of routeAuthLevels(full.routes)) authLevels.set(route, level);
   for (const route of optionalBodyRouteKeys(full.routes, models)) optionalBodies.add(route);

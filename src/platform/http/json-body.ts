@@ -97,7 +97,7 @@ function inexactNumber(source: string, value: number): boolean {
 }
 
 export const INEXACT_NUMBER_MESSAGE =
-  "must be a number the server keeps as written: finite, an integer written without fraction or exponent within ±(2^53 - 1), and not so close to 0 that it becomes 0";
+  "is a number the server cannot keep exactly: send an integer within ±(2^53 - 1) written without fraction or exponent, or a finite number not so close to 0 that it becomes 0";
 
 /**
  * The fields (dot-separated paths, "body" for the whole) of valid JSON `text` whose numbers inexactNumber

@@ -5,9 +5,9 @@ import type { Logger } from "../observability/logger.ts";
 import { pathnameOf, type HttpMetrics } from "../observability/metrics.ts";
 import { routeLabeler } from "./route-template.ts";
 import { AppError, problem, problemOf, problemResponse, unprocessable, type FieldError, type Problem } from "./errors.ts";
-import { parseJsonBody } from "./json-body.ts";
+import { INEXACT_NUMBER_MESSAGE, parseJsonBody } from "./json-body.ts";
 import { putInto, putOnto, type HeaderPolicy } from "./headers.ts";
-import { fieldMessageOf } from "./models.ts";
+import { fieldMessage, inexactNumberMessage } from "./field-messages.ts";
 import { allows, pathTemplate } from "./allowed-methods.ts";
 import type { AuthLevel } from "./access.ts";
 
@@ -50,7 +50,7 @@ function validationErrors(error: ValidationError, raw: Record<string, unknown>[]
     // say that, not its format.
     const message = on === "query" && raw.some((source) => Array.isArray(source[field]))
       ? "must be a single value, given once"
-      : (fieldMessageOf((e as { schema?: unknown }).schema) ?? (e as { summary?: string }).summary ?? (e as { message?: string }).message ?? "invalid");
+      : (fieldMessage(e as Parameters<typeof fieldMessage>[0]) ?? (e as { summary?: string }).summary ?? (e as { message?: string }).message ?? "invalid");
     out.push({ field, message });
   }
   return out.length > 0 ? out : [{ field: on, message: "invalid" }];
@@ -204,6 +204,8 @@ export interface RequestContextOptions {
   auth?: { levels: ReadonlyMap<string, AuthLevel>; admit: (request: Request, level: AuthLevel, pathId: string | undefined) => Promise<unknown> };
   /** The `Allow` value of a path, undefined for a path no route matches (allowed-methods.ts; read once the routes exist). */
   allowed?: (pathname: string) => string | undefined;
+  /** Per "METHOD route", the body's schema (filled once the routes exist): what a refused number's field should hold. */
+  bodySchemas?: ReadonlyMap<string, unknown>;
   /** The "METHOD route"s whose body may be left out (filled once the routes exist; see optionalBodyRouteKeys). */
   optionalBodies?: ReadonlySet<string>;
 }
@@ -218,6 +220,16 @@ function objectOrNothing(value: unknown): unknown {
   throw unprocessable([{ field: "body", message: "must be a JSON object, or left out" }]);
 }
 
+/**
+ * The parser's 422 for numbers not kept exactly (json-body.ts), each field's message said for what the route's
+ * body `schema` wants there (field-messages.ts inexactNumberMessage): the parser knows no schema.
+ */
+function inexactNumbersSaid(err: unknown, schema: unknown): unknown {
+  if (schema === undefined || !(err instanceof AppError) || err.status !== 422 || err.errors === undefined) return err;
+  const errors = err.errors.map((e) => (e.message === INEXACT_NUMBER_MESSAGE ? { field: e.field, message: inexactNumberMessage(schema, e.field) } : e));
+  return new AppError(err.status, err.message, errors, err.headers);
+}
+
 export function requestContext(opts: RequestContextOptions) {
   const meta = new WeakMap<Request, RequestMeta>();
   const { logger, observer, bodyLimit } = opts;
@@ -228,7 +240,9 @@ export function requestContext(opts: RequestContextOptions) {
   };
   const policy = opts.headers;
   const parseBody = (request: Request, contentType: string, key: string) => {
-    const parsed = parseJsonBody(request, contentType, bodyLimit, opts.valueCaps?.get(key));
+    const parsed = parseJsonBody(request, contentType, bodyLimit, opts.valueCaps?.get(key)).catch((err) => {
+      throw inexactNumbersSaid(err, opts.bodySchemas?.get(key));
+    });
     return opts.optionalBodies?.has(key) ? parsed.then(objectOrNothing) : parsed;
   };
 
