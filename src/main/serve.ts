@@ -15,6 +15,7 @@ import { headerPolicy, putInto } from "../platform/http/headers.ts";
 import { problem, problemResponse } from "../platform/http/errors.ts";
 import { fastReads } from "../platform/http/fast-read.ts";
 import { bodyArrived, fastWrites, type FastWrite } from "../platform/http/fast-write.ts";
+import { BODY_ARRIVAL_MS } from "../platform/http/json-body.ts";
 import { requestObserver } from "../platform/http/request-context.ts";
 import { isInternalUrl, notFoundHere, startInternalListener } from "../platform/cluster/internal-listener.ts";
 import { FINAL_CLOSE_MS, remainingMs, within } from "../platform/lifecycle/shutdown.ts";
@@ -211,6 +212,9 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
     // BODY_LIMIT_BYTES before reading anything, a chunked body as soon as it passes the limit (it never holds
     // more). Bun's own limit, which answers a bare 413, is only the last line against absurd declarations.
     maxRequestBodySize: Math.max(128 * 1024 * 1024, config.BODY_LIMIT_BYTES * 2),
+    // Seconds without a byte before Bun closes a connection unanswered: longer than a body may take to arrive
+    // (json-body.ts), so a stalled body gets the app's 408 first.
+    idleTimeout: BODY_ARRIVAL_MS / 1000 + 2,
     // The cached reads' GETs and the declared writes' POSTs and PATCHes go through Bun's router to their fast
     // answers, which hand what they decline to the app; Bun sends the routes' other methods to `fetch`.
     routes: Object.fromEntries(

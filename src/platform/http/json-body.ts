@@ -13,8 +13,39 @@ function cutOff(request: Request, err: unknown): unknown {
   return badRequest("The request body ended before it was complete (the connection closed)");
 }
 
-/** Reads a body, never holding more than `limit` bytes of it: past that, 413 (chunked bodies included). */
+/**
+ * How long a body may take to arrive in full, however it trickles in: below Bun's idleTimeout (serve.ts sets it
+ * from this), so a stalled body is answered 408 with its request id instead of the connection closing unanswered.
+ */
+export const BODY_ARRIVAL_MS = 8_000;
+
+/** The 408 of a body that did not arrive in time; the connection is closed after it (the rest may still come). */
+const bodyLate = () =>
+  new AppError(408, `The request body did not arrive within ${BODY_ARRIVAL_MS / 1000} s`, undefined, { connection: "close" });
+
+/** `read`, or the 408 once `deadline` (a performance.now() time) has passed; a read left behind fails unobserved. */
+function within<T>(read: Promise<T>, deadline: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(bodyLate()), Math.max(0, deadline - performance.now()));
+    read.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (err) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
+}
+
+/**
+ * Reads a body, never holding more than `limit` bytes of it: past that, 413 (chunked bodies included); not all
+ * there within BODY_ARRIVAL_MS, 408.
+ */
 export async function readLimited(request: Request, limit: number): Promise<Uint8Array> {
+  const deadline = performance.now() + BODY_ARRIVAL_MS;
   // A declared length is what the server reads, no more (HTTP framing): read it natively in one piece, which
   // costs a fraction of pulling the stream chunk by chunk. Without one (chunked), count while reading. The
   // declared case never touches `request.body`: on a served request that getter makes a ReadableStream, which
@@ -24,7 +55,7 @@ export async function readLimited(request: Request, limit: number): Promise<Uint
     if (Number(declared) > limit) throw payloadTooLarge(limit);
     let bytes: Uint8Array;
     try {
-      bytes = await request.bytes();
+      bytes = await within(request.bytes(), deadline);
     } catch (err) {
       throw cutOff(request, err);
     }
@@ -38,8 +69,9 @@ export async function readLimited(request: Request, limit: number): Promise<Uint
   for (;;) {
     let read: Awaited<ReturnType<typeof reader.read>>;
     try {
-      read = await reader.read();
+      read = await within(reader.read(), deadline);
     } catch (err) {
+      void reader.cancel().catch(() => {});
       throw cutOff(request, err);
     }
     const { done, value } = read;

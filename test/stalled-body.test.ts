@@ -1,0 +1,77 @@
+// A body that stops arriving (Content-Length: 100, 10 bytes sent, then nothing) is answered: a 408 problem+json
+// with its request id, and the connection closed, before Bun's idle timeout would close it unanswered. The same
+// for the write lane's way to the app, a declared write's fast answer, and a chunked body.
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+import { connect } from "node:net";
+import { serveApp, TEST_TIMEOUT_MS } from "./helpers.ts";
+import type { RunningInstance } from "../src/main/serve.ts";
+setDefaultTimeout(TEST_TIMEOUT_MS);
+
+let served: RunningInstance;
+beforeAll(async () => {
+  served = await serveApp({});
+});
+afterAll(() => served.stop());
+
+interface Answer {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/**
+ * Sends a request's head and the first bytes of its body on a keep-alive connection, then nothing; resolves with
+ * the answer once the server closes the connection (fails if it has not within a generous bound).
+ */
+function stall(method: string, path: string, headers: Record<string, string>, sent: string): Promise<Answer> {
+  const { hostname, port } = new URL(served.url);
+  const head = [`${method} ${path} HTTP/1.1`, `host: ${hostname}:${port}`, "content-type: application/json", ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const socket = connect(Number(port), hostname, () => socket.write(head.join("\r\n") + "\r\n\r\n" + sent));
+    socket.setTimeout(30_000, () => socket.destroy(new Error(`the connection of ${method} ${path} was neither answered nor closed`)));
+    socket.on("data", (c) => chunks.push(Buffer.from(c)));
+    socket.on("error", reject);
+    socket.on("close", () => {
+      const text = Buffer.concat(chunks).toString("utf8");
+      const end = text.indexOf("\r\n\r\n");
+      const [statusLine, ...lines] = text.slice(0, Math.max(end, 0)).split("\r\n");
+      const out: Record<string, string> = {};
+      for (const l of lines) {
+        const i = l.indexOf(":");
+        out[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+      }
+      resolve({ status: Number(statusLine?.split(" ")[1]), headers: out, body: end < 0 ? "" : text.slice(end + 4) });
+    });
+  });
+}
+
+async function user(): Promise<{ id: number; token: string }> {
+  const email = `stall-${crypto.randomUUID()}@example.com`;
+  const post = (path: string, body: unknown) =>
+    fetch(served.url + path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) }).then((r) => r.json() as Promise<any>);
+  const created = await post("/api/v1/users", { email, password: "stall-password-1", full_name: "Stall" });
+  const { access_token } = await post("/api/v1/auth/login", { email, password: "stall-password-1" });
+  return { id: created.id, token: access_token };
+}
+
+test("a stalled body is answered 408 problem+json with its request id, and its connection closed", async () => {
+  const u = await user();
+  const answers = await Promise.all([
+    // A registration: the write lane's way to the app (the body is awaited before the lane).
+    stall("POST", "/api/v1/users", { "content-length": "100", "x-request-id": "stall-register" }, '{"email":"'),
+    // A declared write answered in front of the app (its own body read).
+    stall("PATCH", `/api/v1/users/${u.id}/preferences`, { "content-length": "100", authorization: `Bearer ${u.token}`, "x-request-id": "stall-prefs" }, '{"theme":"'),
+    // A chunked body whose end never comes.
+    stall("POST", "/api/v1/users", { "transfer-encoding": "chunked", "x-request-id": "stall-chunked" }, 'a\r\n{"email":"\r\n'),
+  ]);
+  for (const [a, id] of [[answers[0], "stall-register"], [answers[1], "stall-prefs"], [answers[2], "stall-chunked"]] as const) {
+    expect({ id, status: a.status }).toEqual({ id, status: 408 });
+    expect(a.headers["content-type"]).toBe("application/problem+json");
+    expect(a.headers["x-request-id"]).toBe(id);
+    expect(a.headers.connection).toBe("close");
+    expect(JSON.parse(a.body)).toMatchObject({ status: 408, detail: expect.stringContaining("did not arrive") });
+  }
+  // The instance goes on answering.
+  expect((await fetch(served.url + "/health/live")).status).toBe(200);
+});
