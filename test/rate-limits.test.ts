@@ -8,7 +8,7 @@ import { clientOfAddress } from "../src/platform/http/client-ip.ts";
 import { WorkGate } from "../src/platform/http/work-gate.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import type { Redis } from "../src/platform/redis.ts";
-import { makeApp, REDIS_URL, serveApp, type TestApp, testPrefix, TEST_TIMEOUT_MS } from "./helpers.ts";
+import { dropPrefix, makeApp, REDIS_URL, serveApp, type TestApp, testPrefix, TEST_TIMEOUT_MS, WIRINGS } from "./helpers.ts";
 import { fastAnswers } from "./support/fast-parity.ts";
 setDefaultTimeout(TEST_TIMEOUT_MS);
 
@@ -210,6 +210,48 @@ describe("signed-in callers are limited per user", () => {
       // Answered in front of the app, all but the refusals (which the app writes).
       expect((await fast()) - before).toBeGreaterThanOrEqual(5);
     } finally {
+      await inst.stop();
+    }
+  });
+});
+
+describe.each(WIRINGS)("a revoked token spends its client's quota, not its user's, over $wiring", ({ env, redis }) => {
+  test("after logout everywhere, its holder elsewhere cannot use up the owner's reads and writes, on any path", async () => {
+    const inst = await serveApp({ ...env, RATE_LIMIT_READ_PER_MINUTE: "3", RATE_LIMIT_WRITE_PER_MINUTE: "3", CLIENT_IP_HEADER: "fly-client-ip" });
+    try {
+      const call = async (method: string, path: string, ip: string, token?: string, body?: unknown) => {
+        const headers: Record<string, string> = { "fly-client-ip": ip };
+        if (token !== undefined) headers.authorization = `Bearer ${token}`;
+        if (body !== undefined) headers["content-type"] = "application/json";
+        const r = await fetch(`${inst.url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+        const text = await r.text();
+        return { status: r.status, body: text === "" ? null : JSON.parse(text) };
+      };
+      const owner = "192.0.2.10";
+      const email = `revoked-${crypto.randomUUID().slice(0, 6)}@example.com`;
+      const { id } = (await call("POST", "/api/v1/users", owner, undefined, { email, password: "correct-horse", full_name: "R" })).body;
+      const login = async () => (await call("POST", "/api/v1/auth/login", owner, undefined, { email, password: "correct-horse" })).body.access_token as string;
+      const stolen = await login();
+      // The user's first write of the minute.
+      expect((await call("POST", "/api/v1/auth/logout", owner, stolen, { all: true })).status).toBe(204);
+      const fresh = await login();
+      // The stolen token from elsewhere, on paths no auth rule guards (unknown, a method not allowed, the document).
+      const thief = "203.0.113.7";
+      const spent = [];
+      for (const [method, path] of [["POST", "/api/v1/nope"], ["POST", "/api/v1/nope"], ["PUT", "/api/v1/auth/login"], ["GET", "/swagger/json"], ["GET", "/nope"], ["GET", "/nope"]] as const) {
+        spent.push((await call(method, path, thief, stolen, method === "GET" ? undefined : {})).status);
+      }
+      // Its client's quota: three writes, then three reads, then refusals.
+      expect(spent).toEqual([404, 404, 405, 200, 404, 404]);
+      expect((await call("GET", "/nope", thief, stolen)).status).toBe(429);
+      // The owner still has two writes and three reads of the minute.
+      expect((await call("POST", `/api/v1/users/${id}/posts`, owner, fresh, { title: "a", content: "b" })).status).toBe(201);
+      expect((await call("PATCH", `/api/v1/users/${id}/preferences`, owner, fresh, { theme: "dark" })).status).toBe(200);
+      const reads = [];
+      for (let i = 0; i < 4; i++) reads.push((await call("GET", i % 2 === 0 ? "/api/v1/users/me" : `/api/v1/users/${id}`, owner, fresh)).status);
+      expect(reads).toEqual([200, 200, 200, 429]);
+    } finally {
+      if (redis && inst.deps.redis?.isReady) await dropPrefix(inst.deps.redis, inst.deps.config.REDIS_PREFIX);
       await inst.stop();
     }
   });

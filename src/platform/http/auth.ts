@@ -73,7 +73,7 @@ export class Auth {
     readonly sessions: Sessions,
   ) {}
 
-  /** The token's verified claims only (no session check): rate-limit keys, nothing that grants access. */
+  /** The token's verified claims only (no session check): Idempotency-Key scopes, nothing that grants access. */
   tokenPrincipal(header: string | null | undefined): Principal | null {
     return authenticate(header, this.secret, this.tokens);
   }
@@ -92,9 +92,7 @@ export class Auth {
   async admit(request: Request, level: AuthLevel, pathId: string | undefined): Promise<Principal> {
     let decided = this.admitted.get(request);
     if (decided === undefined) {
-      const authorization = request.headers.get("authorization");
-      const peeked = this.peekPrincipal(authorization);
-      const principal = peeked === undefined ? await this.principal(authorization) : peeked;
+      const principal = await this.caller(request.headers.get("authorization"));
       decided = principal === null ? unauthorized() : (refusal(level, principal, pathId) ?? principal);
       this.admitted.set(request, decided);
     }
@@ -105,6 +103,12 @@ export class Auth {
   /** Whether admit has refused `request` (401 or 403): its answer needs none of its body. */
   refused(request: Request): boolean {
     return this.admitted.get(request) instanceof AppError;
+  }
+
+  /** The principal after the session check: from memory when the session is there (peekPrincipal), else loaded. */
+  async caller(header: string | null | undefined): Promise<Principal | null> {
+    const peeked = this.peekPrincipal(header);
+    return peeked === undefined ? this.principal(header) : peeked;
   }
 
   /** Synchronously, from memory: the principal, null when refused, undefined when the session is not in memory. */

@@ -10,7 +10,7 @@
 import type { Cache } from "../cache/port.ts";
 import type { Auth, Principal } from "./auth.ts";
 import type { RateLimiter, RatePolicy } from "./rate-limit.ts";
-import { handOverDecision, rateLimitHeader, userReadKey } from "./rate-limits.ts";
+import { handOverDecision, quotaKey, rateLimitHeader } from "./rate-limits.ts";
 import { answerHeaders, type HeaderPolicy } from "./headers.ts";
 import { requestIdOf, type RequestId } from "./request-context.ts";
 import { cachedReadOf, readValue, type CachedRead, type ReadResult } from "./cached-read.ts";
@@ -73,12 +73,12 @@ export function fastRead(route: string, read: CachedRead, cache: Cache, opts: Fa
   };
 
   /**
-   * The app's read limit for this caller (the key rate-limits.ts gives its user): the RateLimit header's value,
+   * The app's read limit for this caller (its key by rate-limits.ts quotaKey): the RateLimit header's value,
    * undefined without a limit, or false when refused, the refusal handed to the app, which writes the 429 from it. `handOver`: an allowed decision goes with the request too, should it decline.
    */
   const readLimit = (request: Request, principal: Principal, handOver: boolean): string | undefined | false => {
     if (rateLimit === undefined) return undefined;
-    const d = rateLimit.limiter.local(userReadKey(principal.userId), rateLimit.policy);
+    const d = rateLimit.limiter.local(quotaKey("read", principal), rateLimit.policy);
     if (!d.allowed || handOver) handOverDecision(request, d);
     return d.allowed ? rateLimitHeader(d) : false;
   };

@@ -12,7 +12,7 @@ import { TransformKind } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import type { Auth, Principal } from "./auth.ts";
 import type { RateLimiter, RatePolicy } from "./rate-limit.ts";
-import { carryDecision, handOverDecision, rateLimitHeader, userWriteKey } from "./rate-limits.ts";
+import { carryDecision, handOverDecision, quotaKey, rateLimitHeader } from "./rate-limits.ts";
 import { answerHeaders, putInto, type HeaderPolicy } from "./headers.ts";
 import { identityEncoded, jsonOfBody, readLimited } from "./json-body.ts";
 import { JSON_MAX_VALUES } from "./json-depth.ts";
@@ -132,7 +132,7 @@ export function fastWrite(route: string, write: DeclaredWrite, opts: FastWriteOp
       // decision goes with the request should it decline from here on, so the app neither counts it again nor
       // decides otherwise (it writes the 429 of a refusal from it).
       if (rateLimit !== undefined) {
-        const d = await rateLimit.limiter.shared(userWriteKey(principal.userId), rateLimit.policy);
+        const d = await rateLimit.limiter.shared(quotaKey("write", principal), rateLimit.policy);
         handOverDecision(request, d);
         if (!d.allowed) return request;
         limit = rateLimitHeader(d);

@@ -23,7 +23,7 @@ import type { Logger } from "../observability/logger.ts";
 import { AppError, conflict, unprocessable } from "./errors.ts";
 import { pathnameOf } from "../observability/metrics.ts";
 import type { Auth } from "./auth.ts";
-import { callerKey } from "./rate-limits.ts";
+import { clientCallerKey } from "./rate-limits.ts";
 
 const KEPT_MS = 24 * 3_600_000;
 /** A claim older than this whose request never finished (its process died) may be taken again. */
@@ -105,7 +105,7 @@ type Row = typeof idempotencyKeys.$inferSelect;
 /**
  * Whose keys a request's key is among: its user when its token's signature holds (a retry after logging in again,
  * with a new session, is still the same client's retry; a revoked session's token never reaches a replay, which
- * comes after the session check), else its client IP (as the write limit keys anonymous callers, callerKey), so
+ * comes after the session check), else its client IP (as the write limit keys anonymous callers, clientCallerKey), so
  * that no anonymous caller can replay, or take first, another's key. For a signed-in caller, also whether the account
  * is an administrator now (its rights are the account's, auth.ts): once they change, the answers given with the
  * others are out of reach, and a retry runs as a new request, with the rights the caller has then.
@@ -113,7 +113,7 @@ type Row = typeof idempotencyKeys.$inferSelect;
 export async function callerScope(auth: Auth, request: Request, clientIpHeader: string | undefined): Promise<string> {
   const authorization = request.headers.get("authorization");
   const token = auth.tokenPrincipal(authorization);
-  if (token === null) return callerKey(auth, request, clientIpHeader);
+  if (token === null) return clientCallerKey(request, clientIpHeader);
   const caller = `user:${token.userId}`;
   return (await auth.principal(authorization))?.isAdmin === true ? caller + ":admin" : caller;
 }

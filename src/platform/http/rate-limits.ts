@@ -1,10 +1,10 @@
-// The route classes and their limits: reads and writes per caller (the token's user when it carries a valid
-// signature, else the client: its IPv4 address or IPv6 /64, client-ip.ts), login attempts per client,
+// The route classes and their limits: reads and writes per caller (the token's user when its session is valid,
+// else the client: its IPv4 address or IPv6 /64, client-ip.ts), login attempts per client,
 // registrations per client per hour (failed logins per account are counted by the login itself). Reads are
 // decided in this process (no round trip on their path; reconciled with Redis in the background); the others
 // by Redis in one Lua call.
 import { Elysia } from "elysia";
-import type { Auth } from "./auth.ts";
+import type { Auth, Principal } from "./auth.ts";
 import { clientKeyOf } from "./client-ip.ts";
 import { AppError } from "./errors.ts";
 import { pathnameOf } from "../observability/metrics.ts";
@@ -102,35 +102,37 @@ export interface RateLimitPluginOptions {
 
 /** A signed-in caller's key: its user, so that all of a user's sessions share one quota. */
 const userCallerKey = (userId: number) => "u:" + userId;
-/** The read limit's key of a signed-in caller (kept per user, key-memo.ts); the cached-read fast path uses it too. */
-export const userReadKey = keyMemo((userId: number) => "read:" + userCallerKey(userId));
-/** The write limit's key of a signed-in caller; the fast writes use it too. */
-export const userWriteKey = keyMemo((userId: number) => "write:" + userCallerKey(userId));
+const userReadKey = keyMemo((userId: number) => "read:" + userCallerKey(userId));
+const userWriteKey = keyMemo((userId: number) => "write:" + userCallerKey(userId));
+
+/** An anonymous caller's key: its client (client-ip.ts); also the scope of its Idempotency-Keys. */
+export function clientCallerKey(request: Request, ipHeader: string | undefined): string {
+  return "ip:" + clientKeyOf(request, ipHeader);
+}
 
 /**
- * The user whose quota a request spends: its token's, when the signature holds (the verified claims, no session
- * read), unless this instance has found that token's session refused: the holder of a revoked token counts as
- * its client, and cannot use up its user's quota for the rest of the token's life.
+ * The key of the quota a request spends in the read or write class: its user's (kept per user, key-memo.ts) when the
+ * session check lets its token in, else its client's. Never the token's claims alone: a revoked token (logout,
+ * everywhere or on another instance, a password change, a deletion) counts as its client on every path, so its
+ * holder cannot use up its user's quota. The app's limiter and the fast reads and writes all key by this.
  */
-function limitedUser(auth: Auth, request: Request): number | undefined {
-  const p = auth.tokenPrincipal(request.headers.get("authorization"));
-  return p === null || auth.sessions.knownRefused(p.sessionId) ? undefined : p.userId;
+export function quotaKey(cls: "read" | "write", caller: Principal): string;
+export function quotaKey(cls: "read" | "write", caller: Principal | null, request: Request, ipHeader: string | undefined): string;
+export function quotaKey(cls: "read" | "write", caller: Principal | null, request?: Request, ipHeader?: string): string {
+  if (caller !== null) return cls === "read" ? userReadKey(caller.userId) : userWriteKey(caller.userId);
+  return cls + ":" + clientCallerKey(request!, ipHeader);
 }
 
-/** The caller's key for writes and Idempotency-Key scopes: its user (limitedUser), else its client (client-ip.ts). */
-export function callerKey(auth: Auth, request: Request, ipHeader: string | undefined): string {
-  const user = limitedUser(auth, request);
-  return user !== undefined ? userCallerKey(user) : "ip:" + clientKeyOf(request, ipHeader);
-}
-
-function readKey(auth: Auth, request: Request, ipHeader: string | undefined): string {
-  const user = limitedUser(auth, request);
-  return user !== undefined ? userReadKey(user) : "read:ip:" + clientKeyOf(request, ipHeader);
-}
-
-function writeKey(auth: Auth, request: Request, ipHeader: string | undefined): string {
-  const user = limitedUser(auth, request);
-  return user !== undefined ? userWriteKey(user) : "write:ip:" + clientKeyOf(request, ipHeader);
+/**
+ * The caller a request's quota is keyed by (Auth.caller: from memory when its session is there, else loaded). A
+ * failure to load the session keys it by its client: the app meets the same failure where it needs the session.
+ */
+async function limitedCaller(auth: Auth, request: Request): Promise<Principal | null> {
+  try {
+    return await auth.caller(request.headers.get("authorization"));
+  } catch {
+    return null;
+  }
 }
 
 export function rateLimitPlugin(opts: RateLimitPluginOptions) {
@@ -149,9 +151,9 @@ export function rateLimitPlugin(opts: RateLimitPluginOptions) {
       } else if (method === "POST" && path === REGISTER_PATH) {
         if (policies.register) d = await limiter.shared("register:" + clientKeyOf(request, ipHeader), policies.register);
       } else if (method === "GET" || method === "HEAD") {
-        if (policies.read) d = handedOver.get(request) ?? limiter.local(readKey(auth, request, ipHeader), policies.read);
+        if (policies.read) d = handedOver.get(request) ?? limiter.local(quotaKey("read", await limitedCaller(auth, request), request, ipHeader), policies.read);
       } else if (policies.write) {
-        d = handedOver.get(request) ?? (await limiter.shared(writeKey(auth, request, ipHeader), policies.write));
+        d = handedOver.get(request) ?? (await limiter.shared(quotaKey("write", await limitedCaller(auth, request), request, ipHeader), policies.write));
       }
       if (d === undefined) return;
       if (!d.allowed) throw rateLimited(d);

@@ -45,12 +45,9 @@ export interface SessionState {
  */
 export const SESSION_MEMO_MS = 1_000;
 const MEMO_MAX = 10_000;
-const REFUSED_MAX = 10_000;
 
 export class Sessions {
   private readonly memo = new Map<string, { state: SessionState | null; until: number }>();
-  /** Sessions this instance found refused, oldest first, bounded (knownRefused). */
-  private readonly refused = new Set<string>();
 
   constructor(
     private readonly database: Database,
@@ -75,23 +72,7 @@ export class Sessions {
     const r = await this.cache.getOrSet(cacheKeys.session(sid), () => this.load(sid), { tags: [cacheKeys.sessionsTag(userId)] });
     // Checked again: the bus may have gone down during the load, and then nothing filled L1.
     if (this.cache.l1Live !== true) this.remember(sid, r.value, now);
-    if (r.value === null) this.noteRefused(sid);
     return r.value;
-  }
-
-  /**
-   * Whether this instance has found the session refused (revoked, expired, account gone): its token then spends
-   * its client's rate limits, not its user's, so the holder of a revoked token cannot use up its user's quota.
-   * For rate-limit keys only, never for access: a session seen refused is not checked here again.
-   */
-  knownRefused(sid: string): boolean {
-    return this.refused.has(sid);
-  }
-
-  private noteRefused(sid: string): void {
-    if (this.refused.has(sid)) return;
-    if (this.refused.size >= REFUSED_MAX) this.refused.delete(this.refused.values().next().value!);
-    this.refused.add(sid);
   }
 
   /** Synchronously, from memory only: the state, null when known revoked, undefined when not in memory. */
@@ -113,7 +94,6 @@ export class Sessions {
   async revoke(sid: string, userId: number): Promise<void> {
     await this.database.write((tx) => q(tx.delete(sessions).where(and(eq(sessions.id, sid), eq(sessions.userId, userId))).run()));
     this.memo.delete(sid);
-    this.noteRefused(sid);
     await this.cache.invalidateTags([cacheKeys.sessionsTag(userId)]);
   }
 
