@@ -64,8 +64,10 @@ test("a stalled body is answered 408 problem+json with its request id, and its c
     stall("PATCH", `/api/v1/users/${u.id}/preferences`, { "content-length": "100", authorization: `Bearer ${u.token}`, "x-request-id": "stall-prefs" }, '{"theme":"'),
     // A chunked body whose end never comes.
     stall("POST", "/api/v1/users", { "transfer-encoding": "chunked", "x-request-id": "stall-chunked" }, 'a\r\n{"email":"\r\n'),
+    // With an Idempotency-Key (its body is read for the key's fingerprint too).
+    stall("POST", "/api/v1/users", { "content-length": "100", "idempotency-key": "stall-1", "x-request-id": "stall-keyed" }, '{"email":"'),
   ]);
-  for (const [a, id] of [[answers[0], "stall-register"], [answers[1], "stall-prefs"], [answers[2], "stall-chunked"]] as const) {
+  for (const [a, id] of [[answers[0], "stall-register"], [answers[1], "stall-prefs"], [answers[2], "stall-chunked"], [answers[3], "stall-keyed"]] as const) {
     expect({ id, status: a.status }).toEqual({ id, status: 408 });
     expect(a.headers["content-type"]).toBe("application/problem+json");
     expect(a.headers["x-request-id"]).toBe(id);

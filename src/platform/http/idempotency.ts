@@ -15,7 +15,7 @@ import { Elysia } from "elysia";
 import type { Role } from "../cluster/role.ts";
 import type { Database } from "../db/client.ts";
 import { idempotencyKeys } from "../db/schema/index.ts";
-import { readLimited } from "./json-body.ts";
+import { bodyDeadline, readLimited } from "./json-body.ts";
 import { jsonShapeProblem } from "./json-depth.ts";
 import { q } from "../db/tx.ts";
 import { outsideTurn } from "../db/write-turn.ts";
@@ -64,15 +64,19 @@ const notKept = (status: number) => status >= 500 || status === 429 || status ==
 
 const hex = (data: string) => new Bun.CryptoHasher("sha256").update(data).digest("hex");
 
-/** The body as text (read from a clone), or null when it is larger than `limit` (the app then answers 413 itself). */
+/**
+ * The body as text (read from a clone), or null when it cannot be read as the app reads it (over `limit`, late, cut
+ * off): the app meets the same reading the body and answers its own 413, 408 or 400.
+ */
 async function bodyText(request: Request, limit: number): Promise<string | null> {
   const declared = Number(request.headers.get("content-length") ?? "0");
   if (declared > limit) return null;
   if (!request.body) return "";
   try {
-    return new TextDecoder().decode(await readLimited(request.clone(), limit));
+    // The clone's read and the app's of the request share one deadline: a late body waits BODY_ARRIVAL_MS once.
+    return new TextDecoder().decode(await readLimited(request.clone(), limit, bodyDeadline(request)));
   } catch (err) {
-    if (err instanceof AppError && err.status === 413) return null;
+    if (err instanceof AppError) return null;
     throw err;
   }
 }

@@ -40,12 +40,21 @@ function within<T>(read: Promise<T>, deadline: number): Promise<T> {
   });
 }
 
+/** The deadlines of bodies read twice (a clone first, then the request: idempotency.ts), set by bodyDeadline. */
+const deadlines = new WeakMap<Request, number>();
+
+/** The time `request`'s body must have arrived by, the same for every read of it that passes it to readLimited. */
+export function bodyDeadline(request: Request): number {
+  let deadline = deadlines.get(request);
+  if (deadline === undefined) deadlines.set(request, (deadline = performance.now() + BODY_ARRIVAL_MS));
+  return deadline;
+}
+
 /**
  * Reads a body, never holding more than `limit` bytes of it: past that, 413 (chunked bodies included); not all
- * there within BODY_ARRIVAL_MS, 408.
+ * there by `deadline` (BODY_ARRIVAL_MS from the first read, bodyDeadline), 408.
  */
-export async function readLimited(request: Request, limit: number): Promise<Uint8Array> {
-  const deadline = performance.now() + BODY_ARRIVAL_MS;
+export async function readLimited(request: Request, limit: number, deadline = deadlines.get(request) ?? performance.now() + BODY_ARRIVAL_MS): Promise<Uint8Array> {
   // A declared length is what the server reads, no more (HTTP framing): read it natively in one piece, which
   // costs a fraction of pulling the stream chunk by chunk. Without one (chunked), count while reading. The
   // declared case never touches `request.body`: on a served request that getter makes a ReadableStream, which
