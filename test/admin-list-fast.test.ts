@@ -40,7 +40,7 @@ test("an uncached read's fast answer runs its loader every time, synchronously w
   const first = sync(req("?page=2"), {}, 0);
   expect(first).toBeInstanceOf(Response);
   const r = first as Response;
-  expect([r.status, r.headers.get("x-cache"), r.headers.get("content-type"), await r.text()]).toEqual([200, null, "application/json", '{"page":2}']);
+  expect([r.status, r.headers.get("x-cache"), r.headers.get("content-type"), await r.text()]).toEqual([200, null, "application/json;charset=utf-8", '{"page":2}']);
   expect(await (sync(req("?page=2"), {}, 0) as Response).text()).toBe('{"page":2}');
   // Nothing there: the app answers (the declaration's `missing`).
   expect(sync(req("?page=9"), {}, 0)).toBeUndefined();

@@ -121,7 +121,7 @@ describe("a cached read's fast answer, made from its declaration", () => {
     const later = fast(req("7", { ...bearer, "x-request-id": "fast-2" }), { id: "7" }, performance.now()) as Response;
     expect(later.headers.get("x-request-id")).toBe("fast-2");
     const hit = r as Response;
-    expect([hit.status, hit.headers.get("x-cache"), hit.headers.get("x-request-id"), hit.headers.get("content-type")]).toEqual([200, "hit-l1", "fast-1", "application/json"]);
+    expect([hit.status, hit.headers.get("x-cache"), hit.headers.get("x-request-id"), hit.headers.get("content-type")]).toEqual([200, "hit-l1", "fast-1", "application/json;charset=utf-8"]);
     expect(await hit.text()).toBe(JSON.stringify(detail));
     expect(loads).toEqual([7]);
     expect(answered).toEqual(["/api/v1/users/:id fast-miss", "/api/v1/users/:id fast-1", "/api/v1/users/:id fast-2"]);

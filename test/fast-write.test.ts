@@ -174,6 +174,43 @@ describe.each(WIRINGS)("a declared write answered in front of the app, over $wir
     }
   }, 60_000);
 
+  test("every JSON success answer has one content type: fast reads and writes, the app's, cached or not, replayed", async () => {
+    const s = await start(env, []);
+    try {
+      const u = await s.account("fast-type@example.com");
+      const admin = await s.account(ADMIN.email);
+      const auth = (token: string) => ({ authorization: `Bearer ${token}` });
+      const json = { "content-type": "application/json" };
+      const read = (path: string, headers: Record<string, string> = {}) => rawRequest(s.instance.url, "GET", path, { ...auth(u.token), ...headers });
+      const answers: [string, RawResponse][] = [
+        ["post, fast", await rawRequest(s.instance.url, "POST", `/api/v1/users/${u.id}/posts`, { ...auth(u.token), ...json }, '{"title":"t","content":"c"}')],
+        ["post, app", await rawRequest(s.instance.url, "POST", `/api/v1/users/${u.id}/posts`, { ...auth(u.token), ...json, ...APP_WAY }, '{"title":"t","content":"c"}')],
+        ["prefs, fast", await rawRequest(s.instance.url, "PATCH", `/api/v1/users/${u.id}/preferences`, { ...auth(u.token), ...json }, '{"a":"b"}')],
+        ["prefs, replayed", await rawRequest(s.instance.url, "PATCH", `/api/v1/users/${u.id}/preferences`, { ...auth(u.token), ...json, "idempotency-key": "k1" }, '{"a":"c"}')],
+        ["prefs, replayed again", await rawRequest(s.instance.url, "PATCH", `/api/v1/users/${u.id}/preferences`, { ...auth(u.token), ...json, "idempotency-key": "k1" }, '{"a":"c"}')],
+        ["user, miss", await read(`/api/v1/users/${u.id}`)],
+        ["user, hit", await read(`/api/v1/users/${u.id}`)],
+        // A declared body (Content-Length: 0) on a GET sends it the app's way (fast-parity.ts APP_WAY).
+        ["user, app", await read(`/api/v1/users/${u.id}`, { "content-length": "0" })],
+        ["me", await read("/api/v1/users/me")],
+        ["posts", await read(`/api/v1/users/${u.id}/posts?page=1&limit=10`)],
+        ["preferences", await read(`/api/v1/users/${u.id}/preferences`)],
+        ["admin list", await rawRequest(s.instance.url, "GET", "/api/v1/users?page=1&limit=5", auth(admin.token))],
+        ["login", await rawRequest(s.instance.url, "POST", "/api/v1/auth/login", json, JSON.stringify({ email: ADMIN.email, password: ADMIN.password }))],
+        ["health", await rawRequest(s.instance.url, "GET", "/health", {})],
+        ["cache stats", await rawRequest(s.instance.url, "GET", "/cache/stats", auth(admin.token))],
+        ["openapi", await rawRequest(s.instance.url, "GET", "/swagger/json", {})],
+      ];
+      expect(answers.map(([name, r]) => [name, r.status < 300, r.headers["content-type"]])).toEqual(
+        answers.map(([name]) => [name, true, "application/json;charset=utf-8"]),
+      );
+      expect(answers.find(([name]) => name === "prefs, replayed again")![1].headers["idempotent-replayed"]).toBe("true");
+      expect(answers.find(([name]) => name === "user, hit")![1].headers["x-cache"]).toStartWith("hit");
+    } finally {
+      await s.stop();
+    }
+  });
+
   test("a write with an Idempotency-Key goes the app's way: kept and replayed", async () => {
     const s = await start(env, []);
     try {

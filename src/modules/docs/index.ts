@@ -5,6 +5,7 @@
 import { dirname, join } from "node:path";
 import { Elysia } from "elysia";
 import { notFound } from "../../platform/http/errors.ts";
+import { JSON_CONTENT_TYPE } from "../../platform/http/headers.ts";
 
 const DIST = dirname(Bun.resolveSync("swagger-ui-dist/package.json", import.meta.dir));
 const ASSETS: Record<string, { path: string; type: string }> = {
@@ -71,7 +72,7 @@ export function docsModule(opts: { title: string; document: () => Record<string,
     .get("/swagger", serve, hidden)
     .get("/swagger/json", () => {
       doc ??= JSON.stringify(opts.document());
-      return new Response(doc, { headers: { "content-type": "application/json", "cache-control": "no-cache" } });
+      return new Response(doc, { headers: { "content-type": JSON_CONTENT_TYPE, "cache-control": "no-cache" } });
     }, hidden)
     .get("/swagger/assets/:name", ({ params }) => {
       const asset = ASSETS[params.name];

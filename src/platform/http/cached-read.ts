@@ -10,6 +10,7 @@ import type { Principal } from "./auth.ts";
 import type { AppError } from "./errors.ts";
 import type { AuthLevel } from "./access.ts";
 import { problems, responseHeaders } from "./models.ts";
+import { JSON_CONTENT_TYPE } from "./headers.ts";
 
 export type { AuthLevel };
 
@@ -129,7 +130,7 @@ export async function readThrough(cache: Cache, read: CachedRead, request: Cache
 
 /** A read answered with its JSON (for a cache hit, the JSON kept in the entry: no serialization). */
 export function cachedJson(result: ReadResult): Response {
-  const headers: Record<string, string> = { "content-type": "application/json" };
+  const headers: Record<string, string> = { "content-type": JSON_CONTENT_TYPE };
   if (result.source !== undefined) headers["x-cache"] = result.source;
   return new Response(result.json, { headers });
 }

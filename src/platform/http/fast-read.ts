@@ -11,7 +11,7 @@ import type { Cache } from "../cache/port.ts";
 import type { Auth, Principal } from "./auth.ts";
 import type { RateLimiter, RatePolicy } from "./rate-limit.ts";
 import { handOverDecision, quotaKey, rateLimitHeader } from "./rate-limits.ts";
-import { answerHeaders, type HeaderPolicy } from "./headers.ts";
+import { answerHeaders, JSON_CONTENT_TYPE, type HeaderPolicy } from "./headers.ts";
 import { requestIdOf, type RequestId } from "./request-context.ts";
 import { cachedReadOf, readValue, type CachedRead, type ReadResult } from "./cached-read.ts";
 import { refusal } from "./access.ts";
@@ -39,7 +39,7 @@ function templateMaker(policy: HeaderPolicy | undefined) {
   return (source: string | undefined) => {
     let h = templates.get(source);
     if (!h) {
-      h = answerHeaders(policy, source === undefined ? { "content-type": "application/json" } : { "content-type": "application/json", "x-cache": source });
+      h = answerHeaders(policy, source === undefined ? { "content-type": JSON_CONTENT_TYPE } : { "content-type": JSON_CONTENT_TYPE, "x-cache": source });
       templates.set(source, h);
     }
     return h;

@@ -13,7 +13,7 @@ import { TypeCompiler } from "@sinclair/typebox/compiler";
 import type { Auth, Principal } from "./auth.ts";
 import type { RateLimiter, RatePolicy } from "./rate-limit.ts";
 import { carryDecision, handOverDecision, quotaKey, rateLimitHeader } from "./rate-limits.ts";
-import { answerHeaders, putInto, type HeaderPolicy } from "./headers.ts";
+import { answerHeaders, JSON_CONTENT_TYPE, putInto, type HeaderPolicy } from "./headers.ts";
 import { identityEncoded, jsonOfBody, readLimited } from "./json-body.ts";
 import { JSON_MAX_VALUES } from "./json-depth.ts";
 import { bodyValueCap } from "./validation-cost.ts";
@@ -99,7 +99,7 @@ export function fastWrite(route: string, write: DeclaredWrite, opts: FastWriteOp
   // The same bound on a body's values as the app's parser gives this route (validation-cost.ts bodyValueCaps).
   const maxValues = bodyValueCap(write.body, JSON_MAX_VALUES);
   const answered = observer.answers(method, route, write.status);
-  const succeeded = answerHeaders(policy, { "content-type": "application/json;charset=utf-8" });
+  const succeeded = answerHeaders(policy, { "content-type": JSON_CONTENT_TYPE });
 
   /** The problem the app's onError gives for `err`, observed as the app observes it. */
   const failed = (request: Request, id: RequestId, err: unknown, start: number): Response => {

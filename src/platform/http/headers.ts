@@ -9,6 +9,13 @@ export interface HeaderSettings {
   hstsMaxAge: number;
 }
 
+/**
+ * The content type of every JSON success answer, whichever way it is answered: the app's (request-context.ts sets
+ * it for the objects handlers return), the cached reads' and the fast paths'. Bun's Response.json writes the same,
+ * so an answer no hook reaches cannot differ either.
+ */
+export const JSON_CONTENT_TYPE = "application/json;charset=utf-8";
+
 /** Sets a header unless `keep` and it is already there. */
 export type PutHeader = (name: string, value: string, keep?: boolean) => void;
 

@@ -6,7 +6,7 @@ import { pathnameOf, type HttpMetrics } from "../observability/metrics.ts";
 import { routeLabeler } from "./route-template.ts";
 import { AppError, problem, problemOf, problemResponse, unprocessable, type FieldError, type Problem } from "./errors.ts";
 import { INEXACT_NUMBER_MESSAGE, parseJsonBody } from "./json-body.ts";
-import { putInto, putOnto, type HeaderPolicy } from "./headers.ts";
+import { JSON_CONTENT_TYPE, putInto, putOnto, type HeaderPolicy } from "./headers.ts";
 import { fieldMessage, inexactNumberMessage } from "./field-messages.ts";
 import { allows, pathTemplate } from "./allowed-methods.ts";
 import type { AuthLevel } from "./access.ts";
@@ -281,6 +281,8 @@ export function requestContext(opts: RequestContextOptions) {
         policy?.decorate(request, putOnto(responseValue.headers));
       } else {
         set.headers["x-request-id"] = id;
+        // An object becomes JSON (Elysia's Response.json): its content type, the one of every JSON answer.
+        if (typeof responseValue === "object" && responseValue !== null) set.headers["content-type"] ??= JSON_CONTENT_TYPE;
         policy?.decorate(request, putInto(set.headers));
       }
     })
