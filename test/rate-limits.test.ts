@@ -57,26 +57,71 @@ describe("GCRA", () => {
 });
 
 describe("bounded key stores", () => {
-  test("a full store makes room by dropping its old generation whole; keys in use stay, memory stays bounded", () => {
+  test("a full store makes room by turning its generations: expired entries go, keys in use stay, memory stays bounded", () => {
     const now = 1_000_000;
-    const store = new KeyTimes(1_000);
+    const store = new KeyTimes(1_000, () => now);
     for (let i = 0; i < 10_000; i++) {
-      store.put(`k${i}`, now + 60_000);
+      // Arrival times not after now: limits that no longer hold anything.
+      store.put(`k${i}`, now - i);
       expect(store.size).toBeLessThanOrEqual(1_000);
     }
-    // A generation (half the bound) is dropped once per 500 new keys: no work per key beyond the Map's own.
+    // A generation (half the bound) turns once per 500 new keys.
     expect(store.turns).toBe(Math.floor((10_000 - 1) / 500));
-    expect(store.dropped).toBe(10_000 - store.size);
-    expect(store.get("k9999")).toBe(now + 60_000);
+    expect(store.dropped).toBe(0);
+    expect(store.get("k9999")).toBe(now - 9_999);
     expect(store.get("k0")).toBeUndefined();
 
-    const used = new KeyTimes(1_000);
+    const used = new KeyTimes(1_000, () => now);
     for (let i = 0; i < 10_000; i++) {
-      used.put(`k${i}`, now + 60_000);
+      used.put(`k${i}`, now);
       // A key in use is written again now and then (every allowed request writes it).
-      if (i % 100 === 0) used.put("busy", now + 60_000 + i);
+      if (i % 100 === 0) used.put("busy", now + i);
     }
-    expect(used.get("busy")).toBe(now + 60_000 + 9_900);
+    expect(used.get("busy")).toBe(now + 9_900);
+  });
+
+  test("an entry whose limit still holds outlives any number of new keys; beyond a quarter of the bound, those closest to expiry go, counted", () => {
+    const now = 1_000_000;
+    const store = new KeyTimes(1_000, () => now);
+    // A client refused for the next hour, and never written again (a refusal writes nothing).
+    store.put("refused", now + 3_600_000);
+    for (let i = 0; i < 10_000; i++) {
+      store.put(`k${i}`, now + 60_000 + i);
+      expect(store.size).toBeLessThanOrEqual(1_000);
+    }
+    expect(store.get("refused")).toBe(now + 3_600_000);
+    // The newest keys, furthest from expiry, are there; the oldest went, and each was counted.
+    expect(store.get("k9999")).toBe(now + 60_000 + 9_999);
+    expect(store.get("k0")).toBeUndefined();
+    expect(store.dropped).toBe(10_001 - store.size);
+    // Each turn comes after at least a quarter of the bound of new keys.
+    expect(store.turns).toBeLessThanOrEqual(10_000 / 250);
+  });
+
+  test("a client's used-up registrations stay used up through a flood of other clients' keys (no Redis)", () => {
+    const policies = ratePolicies({
+      RATE_LIMIT_READ_PER_MINUTE: 600,
+      RATE_LIMIT_WRITE_PER_MINUTE: 60,
+      RATE_LIMIT_LOGIN_PER_MINUTE: 10,
+      RATE_LIMIT_LOGIN_IP_PER_MINUTE: 30,
+      RATE_LIMIT_REGISTER_PER_HOUR: 20,
+    });
+    const m = new MemoryRateLimiter();
+    const me = "register:198.51.100.7";
+    const first = [];
+    for (let i = 0; i < 21; i++) first.push(m.local(me, policies.register!).allowed);
+    expect(first).toEqual([...new Array(20).fill(true), false]);
+    // One anonymous reader per /64, more than the store holds; the client tries again now and then, refused.
+    const flood = MAX_KEYS + 20_000;
+    const retries = [];
+    for (let i = 0; i < flood; i++) {
+      m.local(`read:ip:2001:db8:${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}::/64`, policies.read!);
+      if (i % 10_000 === 0) retries.push(m.local(me, policies.register!).allowed);
+    }
+    expect(retries.every((allowed) => !allowed)).toBe(true);
+    expect(m.local(me, policies.register!).allowed).toBe(false);
+    expect(m.state.keys.size).toBeLessThanOrEqual(MAX_KEYS);
+    expect(m.state.keys.turns).toBeGreaterThanOrEqual(2);
   });
 
   test("a login lock-out outlives a flood of anonymous keys, and memory stays bounded (no Redis)", () => {

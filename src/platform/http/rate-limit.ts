@@ -32,7 +32,7 @@ export interface RateLimitStats {
   limited: number;
   /** Decisions this instance made alone because Redis failed, timed out, or had just done so. */
   store_errors: number;
-  /** Keys this process dropped from memory to stay bounded. */
+  /** Keys whose limit still held that this process dropped from memory to stay bounded. */
   dropped: number;
 }
 
@@ -75,20 +75,27 @@ export const MAX_KEYS = 100_000;
 
 /**
  * Arrival times per key, bounded, in two generations: keys written go to the young one; once it holds half the
- * bound, the old generation is dropped whole and the young one becomes old. A key written again moves to the
- * young one, so a key in use survives, and one untouched through a whole generation goes. Making room costs the
- * same however full the store is, and no entry is looked at. (A sweep of the whole map per new key made a flood
- * of fresh client addresses cost CPU in proportion to the map; dropping a Map's oldest entries one by one is
- * no better in Bun: its iteration steps over every entry deleted before, which grows with the churn.)
+ * bound, the young one becomes old, and of the old one only the entries whose limit still holds (arrival time
+ * after now) go on, into the new young one, at most a quarter of the bound: beyond that, those closest to expiry
+ * are dropped (counted). A key written again moves to the young one. So a key in use survives, and so does a
+ * refused client however many other keys come and go (it is not written while refused); an expired entry goes
+ * once untouched through a generation. Each turn looks at the dropped generation's entries once, and comes after
+ * at least a quarter of the bound of new keys: a constant per key written, however full the store. (A sweep of
+ * the whole map per new key made a flood of fresh client addresses cost CPU in proportion to the map; dropping a
+ * Map's oldest entries one by one is no better in Bun: its iteration steps over every entry deleted before, which
+ * grows with the churn.)
  */
 export class KeyTimes {
   private young = new Map<string, number>();
   private old = new Map<string, number>();
-  /** Generations dropped to make room. */
+  /** Generations turned to make room. */
   turns = 0;
-  /** Entries dropped with them (their keys start again with a full quota if their limit still held). */
+  /** Entries whose limit still held, dropped to stay bounded (their keys start again with a full quota). */
   dropped = 0;
-  constructor(readonly max = MAX_KEYS) {}
+  constructor(
+    readonly max = MAX_KEYS,
+    private readonly clock: () => number = Date.now,
+  ) {}
 
   get size(): number {
     return this.young.size + this.old.size;
@@ -113,9 +120,18 @@ export class KeyTimes {
 
   private turn(): void {
     this.turns++;
-    this.dropped += this.old.size;
+    const now = this.clock();
+    const gone = this.old;
     this.old = this.young;
     this.young = new Map();
+    let held: [string, number][] = [];
+    for (const entry of gone) if (entry[1] > now) held.push(entry);
+    const room = Math.floor(this.max / 4);
+    if (held.length > room) {
+      this.dropped += held.length - room;
+      held = held.sort((a, b) => b[1] - a[1]).slice(0, room);
+    }
+    for (const [key, tat] of held) this.young.set(key, tat);
   }
 }
 
@@ -157,7 +173,7 @@ export class LocalState {
     if (back <= now) store.delete(key);
     else store.put(key, back);
   }
-  /** Entries dropped to make room, in both stores. */
+  /** Entries whose limit still held, dropped to stay bounded, in both stores. */
   get dropped(): number {
     return this.keys.dropped + this.apart.dropped;
   }

@@ -178,7 +178,7 @@ export function abuseMetrics(limiter: RateLimiter, hashing: { refused: number })
       "# HELP rate_limit_store_errors_total Rate-limit calls to Redis that failed or timed out (decided by this instance alone).",
       "# TYPE rate_limit_store_errors_total counter",
       `rate_limit_store_errors_total ${s.store_errors}`,
-      "# HELP rate_limit_keys_dropped_total Rate-limit keys this instance dropped from memory to stay bounded (one whose limit still held starts again with a full quota).",
+      "# HELP rate_limit_keys_dropped_total Rate-limit keys whose limit still held that this instance dropped from memory to stay bounded (each starts again with a full quota).",
       "# TYPE rate_limit_keys_dropped_total counter",
       `rate_limit_keys_dropped_total ${s.dropped}`,
       "# HELP password_hash_refused_total Logins, registrations and password changes refused with 503 (too many hashes at once).",
