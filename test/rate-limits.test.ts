@@ -4,7 +4,7 @@ import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createClient } from "redis";
 import { gcra, KeyTimes, MAX_KEYS, MemoryRateLimiter, RedisRateLimiter, type RatePolicy } from "../src/platform/http/rate-limit.ts";
 import { ratePolicies } from "../src/platform/http/rate-limits.ts";
-import { clientOfAddress } from "../src/platform/http/client-ip.ts";
+import { clientKeyOf, clientOfAddress, rememberSocketAddress } from "../src/platform/http/client-ip.ts";
 import { WorkGate } from "../src/platform/http/work-gate.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import type { Redis } from "../src/platform/redis.ts";
@@ -186,6 +186,21 @@ describe("client addresses", () => {
       ["", undefined],
     ];
     expect(cases.map(([text]) => [text, clientOfAddress(text)])).toEqual(cases);
+  });
+
+  test("from a trusted header that lists several addresses, the last one (the proxy's), never one the client wrote before it", () => {
+    const from = (header: Record<string, string>) => {
+      const request = new Request("http://localhost/", { headers: header });
+      rememberSocketAddress(request, "fdaa::99");
+      return clientKeyOf(request, "x-forwarded-for");
+    };
+    expect(from({ "x-forwarded-for": "6.6.6.6, 1.2.3.4" })).toBe("1.2.3.4");
+    expect(from({ "x-forwarded-for": "6.6.6.6,2001:db8:1:2::5" })).toBe("2001:db8:1:2::/64");
+    expect(from({ "x-forwarded-for": "1.2.3.4" })).toBe("1.2.3.4");
+    // No address where the proxy's should be: the socket's, never the client's.
+    expect(from({ "x-forwarded-for": "6.6.6.6, garbage" })).toBe("fdaa:0:0:0::/64");
+    expect(from({ "x-forwarded-for": "6.6.6.6," })).toBe("fdaa:0:0:0::/64");
+    expect(from({})).toBe("fdaa:0:0:0::/64");
   });
 
   test("one /64 has one quota, whichever of its addresses a request comes from; another /64 has its own", async () => {

@@ -1,5 +1,6 @@
 // Who a request comes from, for rate limits: the socket's address (the server records it per request), or the
-// header a trusted proxy sets (CLIENT_IP_HEADER; on Fly, Fly-Client-IP) when, and only when, configured.
+// header a trusted proxy sets or appends to (CLIENT_IP_HEADER; on Fly, Fly-Client-IP) when, and only when,
+// configured.
 // IPv6 clients count by their /64, the block one host or one site usually holds: counted per address, one host
 // would get a fresh quota for each of its 2^64 addresses.
 const socketAddresses = new WeakMap<Request, string>();
@@ -73,13 +74,15 @@ export function clientOfAddress(text: string): string | undefined {
 
 /**
  * The client a request counts as for rate limits (clientOfAddress): from the trusted header when configured and
- * it holds an address, else the socket's; "unknown" when neither says (app.handle in tests).
+ * its last entry is an address, else the socket's; "unknown" when neither says (app.handle in tests). The last
+ * entry, because a list (X-Forwarded-For) is one the client may start and each proxy appends to: only the entry
+ * the trusted proxy appended is not the client's to choose.
  */
 export function clientKeyOf(request: Request, trustedHeader?: string): string {
   if (trustedHeader !== undefined) {
     const given = request.headers.get(trustedHeader);
     if (given !== null) {
-      const client = clientOfAddress(given.split(",", 1)[0]!.trim());
+      const client = clientOfAddress(given.slice(given.lastIndexOf(",") + 1).trim());
       if (client !== undefined) return client;
     }
   }
