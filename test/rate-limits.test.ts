@@ -160,12 +160,17 @@ describe("bounded key stores", () => {
 });
 
 describe("client addresses", () => {
-  test("IPv4 as dotted decimal, IPv4-mapped IPv6 as IPv4, IPv6 by its /64 in one spelling", () => {
+  test("IPv4 as dotted decimal, IPv4-mapped and NAT64 IPv6 as IPv4, IPv6 by its /64 in one spelling", () => {
     const cases: [string, string | undefined][] = [
       ["192.0.2.1", "192.0.2.1"],
       ["::ffff:192.0.2.1", "192.0.2.1"],
       ["::FFFF:c000:0201", "192.0.2.1"],
       ["0:0:0:0:0:ffff:192.0.2.1", "192.0.2.1"],
+      // NAT64 (RFC 6052's well-known prefix): the IPv4 client behind the translator, not one /64 for all of them.
+      ["64:ff9b::192.0.2.1", "192.0.2.1"],
+      ["64:FF9B::c000:201", "192.0.2.1"],
+      ["64:ff9b::1.2.3.4", "1.2.3.4"],
+      ["64:ff9b:1::1.2.3.4", "64:ff9b:1:0::/64"],
       ["2001:db8:1:2::1", "2001:db8:1:2::/64"],
       ["2001:db8:1:2::17", "2001:db8:1:2::/64"],
       ["2001:0DB8:0001:0002:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"],

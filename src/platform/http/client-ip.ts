@@ -54,10 +54,19 @@ function ipv6Groups(text: string): number[] | undefined {
 }
 
 /**
- * The client an address stands for, in one spelling: an IPv4 address as dotted decimal (an IPv4-mapped IPv6
- * address, `::ffff:1.2.3.4`, is that IPv4 client), an IPv6 one as its /64 (`2001:db8:1:2::/64`, whatever the
- * spelling: compressed, zero-padded, upper case); undefined when `text` is no IP address. A zone (`%eth0`) is
- * ignored.
+ * Whether an IPv6 address stands for an IPv4 client in its last 32 bits: IPv4-mapped (`::ffff:0:0/96`), or NAT64's
+ * well-known prefix (`64:ff9b::/96`, RFC 6052), where every IPv4 host behind the translator would share one /64.
+ */
+function embedsIpv4(g: number[]): boolean {
+  if (g[2] !== 0 || g[3] !== 0 || g[4] !== 0) return false;
+  return (g[0] === 0 && g[1] === 0 && g[5] === 0xffff) || (g[0] === 0x64 && g[1] === 0xff9b && g[5] === 0);
+}
+
+/**
+ * The client an address stands for, in one spelling: an IPv4 address as dotted decimal (an IPv4-mapped or NAT64
+ * IPv6 address, `::ffff:1.2.3.4` or `64:ff9b::1.2.3.4`, is that IPv4 client), an IPv6 one as its /64
+ * (`2001:db8:1:2::/64`, whatever the spelling: compressed, zero-padded, upper case); undefined when `text` is no
+ * IP address. A zone (`%eth0`) is ignored.
  */
 export function clientOfAddress(text: string): string | undefined {
   if (text.length > 60) return undefined;
@@ -66,7 +75,7 @@ export function clientOfAddress(text: string): string | undefined {
   if (!address.includes(":")) return ipv4Octets(address)?.join(".");
   const g = ipv6Groups(address);
   if (g === undefined) return undefined;
-  if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) {
+  if (embedsIpv4(g)) {
     return `${g[6]! >> 8}.${g[6]! & 255}.${g[7]! >> 8}.${g[7]! & 255}`;
   }
   return `${g[0]!.toString(16)}:${g[1]!.toString(16)}:${g[2]!.toString(16)}:${g[3]!.toString(16)}::/64`;
