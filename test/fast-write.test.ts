@@ -312,3 +312,41 @@ test("a client that closes its connection mid-body gets the app's 400 for a brok
     await s.stop();
   }
 }, 60_000);
+
+describe.each(WIRINGS)("a caller the route refuses is answered before its body arrives, over $wiring", ({ env }) => {
+  test("a revoked token (401) or another user / a non-admin (403), on fast writes and the app's other writes: the answer comes while the body is still being sent", async () => {
+    const s = await start(env, []);
+    try {
+      const u = await s.account("early-u@example.com");
+      const v = await s.account("early-v@example.com");
+      const revoked = await s.account("early-revoked@example.com");
+      expect((await fetch(`${s.instance.url}/api/v1/auth/logout`, { method: "POST", headers: { authorization: `Bearer ${revoked.token}` } })).status).toBe(204);
+      const port = Number(new URL(s.instance.url).port);
+      const cases: [string, string, string, number][] = [
+        ["POST", `/api/v1/users/${v.id}/posts`, u.token, 403],
+        ["PATCH", `/api/v1/users/${v.id}/preferences`, u.token, 403],
+        ["PATCH", `/api/v1/users/${v.id}`, u.token, 403],
+        ["DELETE", `/api/v1/users/${v.id}`, u.token, 403],
+        ["POST", "/api/v1/admin/preferences/bulk", u.token, 403],
+        ["POST", "/api/v1/jobs/status", u.token, 403],
+        ["POST", `/api/v1/users/${revoked.id}/posts`, revoked.token, 401],
+        ["POST", "/api/v1/auth/logout", revoked.token, 401],
+        ["POST", "/api/v1/admin/preferences/bulk", revoked.token, 401],
+      ];
+      for (const [method, path, token, status] of cases) {
+        let received = "";
+        const socket = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data(_s, d) { received += d.toString(); } } });
+        // A body declared longer than what is sent: the rest never comes while the answer is awaited.
+        socket.write(`${method} ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"title":9007199254740993,`);
+        // Well within the time a body may take to arrive (BODY_ARRIVAL_MS), after which it would be refused anyway.
+        await waitUntil(() => received.includes("\r\n\r\n"), 4_000, `the answer to ${method} ${path}`).catch(() => {});
+        socket.end();
+        expect({ method, path, answer: received.split("\r\n")[0] }).toEqual({ method, path, answer: `HTTP/1.1 ${status} ${status === 401 ? "Unauthorized" : "Forbidden"}` });
+      }
+      // The token owner's own account and sessions are untouched.
+      expect((await fetch(`${s.instance.url}/api/v1/users/me`, { headers: { authorization: `Bearer ${v.token}` } })).status).toBe(200);
+    } finally {
+      await s.stop();
+    }
+  }, 90_000);
+});

@@ -15,6 +15,8 @@ import { headerPolicy, putInto } from "../platform/http/headers.ts";
 import { problem, problemResponse } from "../platform/http/errors.ts";
 import { fastReads } from "../platform/http/fast-read.ts";
 import { bodyArrived, fastWrites, type FastWrite } from "../platform/http/fast-write.ts";
+import { routeAuthLevels } from "../platform/http/auth.ts";
+import type { AuthLevel } from "../platform/http/access.ts";
 import { BODY_ARRIVAL_MS } from "../platform/http/json-body.ts";
 import { requestObserver } from "../platform/http/request-context.ts";
 import { isInternalUrl, notFoundHere, startInternalListener } from "../platform/cluster/internal-listener.ts";
@@ -100,7 +102,10 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
     requests.inFlight++;
     try {
       const routable = withRoutableUrl(request);
-      if (routable !== request) carryDecision(request, routable);
+      if (routable !== request) {
+        carryDecision(request, routable);
+        deps.auth.carry(request, routable);
+      }
       rememberSocketAddress(routable, address);
       return await app.handle(routable);
     } catch (err) {
@@ -117,7 +122,10 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
   // sending it slowly holds no turn; Elysia then parses the copy holding it.
   const viaLane = (request: Request, start: number, address?: string): Promise<Response> => {
     if (!lane.applies(request.method, request.url)) return viaApp(request, start, address);
-    return loading(bodyArrived(request, config.BODY_LIMIT_BYTES)).then((arrived) => inLane(arrived, () => viaApp(arrived, start, address)));
+    return loading(bodyArrived(request, config.BODY_LIMIT_BYTES)).then((arrived) => {
+      if (arrived !== request) deps.auth.carry(request, arrived);
+      return inLane(arrived, () => viaApp(arrived, start, address));
+    });
   };
   const inLane = (request: Request, answer: () => Promise<Response>): Promise<Response> => {
     if (!lane.applies(request.method, request.url)) return answer();
@@ -151,6 +159,23 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
   // what it declines goes the app's way, through the lane, except a caller it found refused: the app answers its
   // 401 or 403 from that decision, with no turn and without reading the body.
   const declined = (r: Request, start: number, address?: string) => (deps.auth.refused(r) ? viaApp(r, start, address) : viaLane(r, start, address));
+  // The app's other writes with an access level: the app's auth decision (Auth.admit, which the app then reuses)
+  // before the body is waited for, so a caller it refuses gets its 401 or 403 with no turn and its body unread.
+  // A failure to decide (the session's store) goes the usual way: the app meets it.
+  const admittedWrite = (level: AuthLevel) => (request: Bun.BunRequest<string>, server: Server<undefined>) => {
+    const start = performance.now();
+    const address = server.requestIP(request)?.address;
+    const answer = loading(deps.auth.admit(request, level, request.params.id).catch(() => undefined)).then(() => declined(request, start, address));
+    return draining ? answer.then(closing) : answer;
+  };
+  const admittedWrites = new Map<string, Map<string, AuthLevel>>();
+  for (const [key, level] of routeAuthLevels(app.routes)) {
+    const [method, path] = key.split(" ", 2) as [string, string];
+    if (!lane.applies(method, "http://x" + path) || path.includes("*") || fastWriting.get(path)?.has(method)) continue;
+    const methods = admittedWrites.get(path) ?? new Map<string, AuthLevel>();
+    methods.set(method, level);
+    admittedWrites.set(path, methods);
+  }
   const fastWriteRoute = (write: FastWrite) => (request: Bun.BunRequest<string>, server: Server<undefined>) => {
     const start = performance.now();
     const answer = loading(write(request, request.params, start)).then((r) =>
@@ -203,7 +228,7 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
     ? await opened.open(`internal listener on ${config.HOST}:${config.INTERNAL_PORT}`, () => startInternalListener({ port: config.INTERNAL_PORT, hostname: config.HOST, reusePort: config.REUSE_PORT, handle: (r) => viaApp(r, performance.now()) }), (s) => s.stop(true))
     : null;
   const internalUrl = internalServer ? `http://${local}:${internalServer.port}` : null;
-  const routePaths = new Set([...fast.keys(), ...fastWriting.keys()]);
+  const routePaths = new Set([...fast.keys(), ...fastWriting.keys(), ...admittedWrites.keys()]);
   const server = await opened.open(`HTTP listener on ${config.HOST}:${config.PORT}`, () => Bun.serve({
     port: config.PORT,
     hostname: config.HOST,
@@ -221,6 +246,7 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
       [...routePaths].map((path) => [
         path,
         {
+          ...Object.fromEntries([...(admittedWrites.get(path) ?? [])].map(([method, level]) => [method, admittedWrite(level)])),
           ...Object.fromEntries([...(fastWriting.get(path) ?? [])].map(([method, write]) => [method, fastWriteRoute(write)])),
           ...readRoute(path),
         },

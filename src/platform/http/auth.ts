@@ -100,6 +100,12 @@ export class Auth {
     return decided;
   }
 
+  /** Moves admit's decision to the request the app is given instead (a copy holding the body already read). */
+  carry(from: Request, to: Request): void {
+    const decided = this.admitted.get(from);
+    if (decided !== undefined) this.admitted.set(to, decided);
+  }
+
   /** Whether admit has refused `request` (401 or 403): its answer needs none of its body. */
   refused(request: Request): boolean {
     return this.admitted.get(request) instanceof AppError;

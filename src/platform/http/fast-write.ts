@@ -143,6 +143,12 @@ export function fastWrite(route: string, write: DeclaredWrite, opts: FastWriteOp
       return request;
     }
     const id = requestIdOf(request);
+    // The body read, for the app, with the decision taken on the caller.
+    const declineWith = (bytes: Uint8Array) => {
+      const copy = withBody(request, bytes);
+      auth.carry(request, copy);
+      return copy;
+    };
     let bytes: Uint8Array;
     try {
       bytes = await readLimited(request, bodyLimit);
@@ -154,9 +160,9 @@ export function fastWrite(route: string, write: DeclaredWrite, opts: FastWriteOp
     try {
       input = jsonOfBody(bytes, headers.get("content-type"), maxValues);
     } catch {
-      return withBody(request, bytes);
+      return declineWith(bytes);
     }
-    if (!body.Check(input)) return withBody(request, bytes);
+    if (!body.Check(input)) return declineWith(bytes);
     // From here on the write runs, in its turn: whatever happens is answered here.
     return async () => {
       let json: string;
