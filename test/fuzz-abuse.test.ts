@@ -1,9 +1,10 @@
 // The fuzz and abuse suite: a real listener, a seeded PRNG (FUZZ_SEED=<n> replays a run), bounded work.
 // Malformed JSON of every kind, the authorization matrix over every route and four kinds of caller, forged
-// tokens, revocation, rate limits, and the freeze check. Every answer is checked: no 5xx (503 included: the suite
-// logs in one request at a time, so the password-hashing gate, the one 503 a healthy instance gives, is never
-// reached), every error is problem+json with its status in the body and an x-request-id. Totals are printed at
-// the end.
+// tokens, revocation, rate limits, and the freeze check. Every answer is checked: no 5xx (503 included: the
+// password-hashing gate, the one 503 a healthy instance gives, never refuses here, since the listeners started
+// through testEnv let PASSWORD_HASH_QUEUE=100000 hashes wait, and the production-mode instance of the freeze check,
+// with the default gate, gets only bodies refused before any hash), every error is problem+json with its status in
+// the body and an x-request-id. Totals are printed at the end.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createHmac } from "node:crypto";
 import { setAdmin } from "../src/modules/users/service.ts";
