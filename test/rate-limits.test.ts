@@ -8,7 +8,8 @@ import { clientKeyOf, clientOfAddress, rememberSocketAddress } from "../src/plat
 import { WorkGate } from "../src/platform/http/work-gate.ts";
 import { createLogger } from "../src/platform/observability/logger.ts";
 import type { Redis } from "../src/platform/redis.ts";
-import { dropPrefix, makeApp, REDIS_URL, serveApp, type TestApp, testPrefix, TEST_TIMEOUT_MS, WIRINGS } from "./helpers.ts";
+import { dropPrefix, makeApp, REDIS_URL, serveApp, tempDir, type TestApp, testPrefix, TEST_TIMEOUT_MS, WIRINGS } from "./helpers.ts";
+import { rmSync } from "node:fs";
 import { fastAnswers } from "./support/fast-parity.ts";
 setDefaultTimeout(TEST_TIMEOUT_MS);
 
@@ -318,6 +319,43 @@ describe.each(WIRINGS)("a revoked token spends its client's quota, not its user'
     } finally {
       if (redis && inst.deps.redis?.isReady) await dropPrefix(inst.deps.redis, inst.deps.config.REDIS_PREFIX);
       await inst.stop();
+    }
+  });
+});
+
+describe("a token revoked on another instance", () => {
+  test("spends its client's write quota on this one, not its user's, though this one never saw the logout", async () => {
+    const dir = tempDir("rl-revoked-");
+    const env = { REDIS_URL, REDIS_PREFIX: testPrefix(), JOBS_WORKER_ENABLED: "false", CRON_ENABLED: "false", RATE_LIMIT_WRITE_PER_MINUTE: "3", CLIENT_IP_HEADER: "fly-client-ip" };
+    const a = await serveApp({ ...env, INSTANCE_ID: "rl-revoked-a" }, dir);
+    const b = await serveApp({ ...env, INSTANCE_ID: "rl-revoked-b" }, dir);
+    try {
+      const call = async (base: string, method: string, path: string, ip: string, token?: string, body?: unknown) => {
+        const headers: Record<string, string> = { "fly-client-ip": ip, "content-type": "application/json" };
+        if (token !== undefined) headers.authorization = `Bearer ${token}`;
+        const r = await fetch(base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+        const text = await r.text();
+        return { status: r.status, body: text === "" ? null : JSON.parse(text) };
+      };
+      const owner = "192.0.2.20";
+      const email = `revoked-b-${crypto.randomUUID().slice(0, 6)}@example.com`;
+      const { id } = (await call(a.url, "POST", "/api/v1/users", owner, undefined, { email, password: "correct-horse", full_name: "R" })).body;
+      const login = async () => (await call(a.url, "POST", "/api/v1/auth/login", owner, undefined, { email, password: "correct-horse" })).body.access_token as string;
+      const stolen = await login();
+      const fresh = await login();
+      // The user's first write of the minute, on a: the stolen token's own session ends.
+      expect((await call(a.url, "POST", "/api/v1/auth/logout", owner, stolen)).status).toBe(204);
+      const spent = [];
+      for (let i = 0; i < 4; i++) spent.push((await call(b.url, "POST", "/api/v1/nope", "203.0.113.8", stolen, {})).status);
+      expect(spent).toEqual([404, 404, 404, 429]);
+      const owners = [];
+      for (let i = 0; i < 3; i++) owners.push((await call(a.url, "POST", `/api/v1/users/${id}/posts`, owner, fresh, { title: "a", content: "b" })).status);
+      expect(owners).toEqual([201, 201, 429]);
+    } finally {
+      if (a.deps.redis?.isReady) await dropPrefix(a.deps.redis, env.REDIS_PREFIX);
+      await a.stop();
+      await b.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
