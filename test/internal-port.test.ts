@@ -9,6 +9,7 @@ import type { RunningInstance } from "../src/main/serve.ts";
 import { serveApp, TEST_TIMEOUT_MS } from "./helpers.ts";
 import { primaryLink } from "../src/main/options.ts";
 import { waitUntil } from "./support/wait.ts";
+import { rawRequest } from "./support/raw-http.ts";
 setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const TOKEN = "internal-port-test-token";
@@ -44,6 +45,35 @@ describe("INTERNAL_PORT", () => {
     // Only /internal/* there: the API stays on the public port.
     expect((await fetch(`${inst.internalUrl}/health/live`)).status).toBe(404);
     expect((await fetch(`${inst.url}/health/live`)).status).toBe(200);
+  });
+
+  test("every spelling of /internal on the public port is the 404 of an unknown path: its headers and its log line", async () => {
+    const lines: string[] = [];
+    const inst = await serveApp(
+      { INTERNAL_TOKEN: TOKEN, CRON_ENABLED: "false", CORS_ORIGINS: "https://app.example" },
+      undefined,
+      { logger: createLogger("info", {}, (l) => lines.push(l)) },
+    );
+    started.push(inst);
+    const requestLines = () => lines.filter((l) => JSON.parse(l).msg === "request").length;
+    const unknown = await rawRequest(inst.url, "GET", "/nope", { origin: "https://app.example" });
+    const paths = ["/internal", "/internal/instances/r1", "/internal/instances/r1;x", "//internal/instances/r1", "/%69nternal/instances/r1", "/INTERNAL/instances/r1", "/internal;x/instances/r1", "/api/../internal/instances/r1", "/api/%2e%2e/internal/instances/r1", "/./internal/instances/r1"];
+    for (const method of ["GET", "OPTIONS", "PUT"]) {
+      for (const path of paths) {
+        const before = requestLines();
+        const headers = { origin: "https://app.example", "access-control-request-method": "PUT", authorization: `Bearer ${TOKEN}`, "content-type": "application/json" };
+        const r = await rawRequest(inst.url, method, path, headers, method === "PUT" ? JSON.stringify(beat) : undefined);
+        const what = `${method} ${path}`;
+        expect({ what, status: r.status, type: r.headers["content-type"] }).toEqual({ what, status: 404, type: "application/problem+json" });
+        expect({ what, body: JSON.parse(r.body) }).toEqual({ what, body: JSON.parse(unknown.body) });
+        for (const name of ["x-content-type-options", "vary", "access-control-allow-origin", "cache-control"]) {
+          expect({ what, name, value: r.headers[name] }).toEqual({ what, name, value: unknown.headers[name] });
+        }
+        expect(r.headers["x-request-id"]).toBeTruthy();
+        await waitUntil(() => requestLines() === before + 1, 5_000, `the log line of ${what}`);
+      }
+    }
+    expect(unknown.headers["access-control-allow-origin"]).toBe("https://app.example");
   });
 
   test("without INTERNAL_TOKEN there is no private listener", async () => {

@@ -4,7 +4,7 @@ import { Elysia } from "elysia";
 import type { AppDeps } from "./deps.ts";
 import { appFeatures } from "./features.ts";
 import type { Feature } from "../platform/feature.ts";
-import { requestContext, requestObserver } from "../platform/http/request-context.ts";
+import { requestContext, requestObserver, type RequestContextOptions } from "../platform/http/request-context.ts";
 import { headerPolicy } from "../platform/http/headers.ts";
 import { headerSettings } from "./options.ts";
 import { rateLimitPlugin, ratePolicies } from "../platform/http/rate-limits.ts";
@@ -22,7 +22,7 @@ import pkg from "../../package.json" with { type: "json" };
 export const VERSION = pkg.version;
 
 /** The app over `deps`: the platform's plugins, then each feature's routes in the list's order (features.ts). */
-export function createApp(deps: AppDeps, features: readonly Feature[] = appFeatures(deps)) {
+export function createApp(deps: AppDeps, features: readonly Feature[] = appFeatures(deps), opts: Pick<RequestContextOptions, "unserved"> = {}) {
   const api = new Elysia({ prefix: "/api/v1" });
   for (const feature of features) if (feature.routes && feature.mount !== "site") api.use(feature.routes);
 
@@ -46,6 +46,7 @@ export function createApp(deps: AppDeps, features: readonly Feature[] = appFeatu
         auth: { levels: authLevels, admit: (request, level, pathId) => deps.auth.admit(request, level, pathId) },
         allowed: (pathname) => (allowed ??= allowedMethods(routes))(pathname),
         optionalBodies,
+        unserved: opts.unserved,
       }),
     )
     .use(rateLimitPlugin({ limiter: deps.rateLimiter, auth: deps.auth, policies: ratePolicies(deps.config), clientIpHeader: deps.config.CLIENT_IP_HEADER }))

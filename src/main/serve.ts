@@ -19,7 +19,7 @@ import { routeAuthLevels } from "../platform/http/auth.ts";
 import type { AuthLevel } from "../platform/http/access.ts";
 import { BODY_ARRIVAL_MS } from "../platform/http/json-body.ts";
 import { requestObserver } from "../platform/http/request-context.ts";
-import { isInternalUrl, notFoundHere, startInternalListener } from "../platform/cluster/internal-listener.ts";
+import { isInternalUrl, startInternalListener } from "../platform/cluster/internal-listener.ts";
 import { FINAL_CLOSE_MS, remainingMs, within } from "../platform/lifecycle/shutdown.ts";
 import { startHeartbeat } from "../platform/cluster/registry.ts";
 import { metricsRenderer, pathnameOf, startMetricsServer } from "../platform/observability/metrics.ts";
@@ -66,7 +66,9 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
   const { deps, features, requests, close, closeBackground, start: startBackground } = built;
   // Said by a serving instance only: a command built on the same deps (users-cli.ts) serves nothing.
   if (!deps.redis) logger.warn("REDIS_URL is not set: single-instance mode (in-process cache, queue and rate limits; jobs are not durable)");
-  const app = await opened.open("app", () => createApp(deps, features));
+  // /internal/* asked on the public port: the app answers it as a path it does not know (request-context.ts).
+  const unserved = new WeakSet<Request>();
+  const app = await opened.open("app", () => createApp(deps, features, { unserved: (r) => unserved.has(r) }));
   await opened.open("compiling the app's routes", () => compileRoutes(app));
   // So that the first hostile burst after a start does not run the refusal code uncompiled (warm-refusals.ts).
   await opened.open("warming the refusals", () => warmRefusals(app.routes, modelsOf(app), config.BODY_LIMIT_BYTES));
@@ -228,6 +230,12 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
     ? await opened.open(`internal listener on ${config.HOST}:${config.INTERNAL_PORT}`, () => startInternalListener({ port: config.INTERNAL_PORT, hostname: config.HOST, reusePort: config.REUSE_PORT, handle: (r) => viaApp(r, performance.now()) }), (s) => s.stop(true))
     : null;
   const internalUrl = internalServer ? `http://${local}:${internalServer.port}` : null;
+  // Marked as the app will see it (viaApp copies a request only for its URL, which withRoutableUrl already gave).
+  const unservedHere = (request: Request): Request => {
+    const routable = withRoutableUrl(request);
+    unserved.add(routable);
+    return routable;
+  };
   const routePaths = new Set([...fast.keys(), ...fastWriting.keys(), ...admittedWrites.keys()]);
   const server = await opened.open(`HTTP listener on ${config.HOST}:${config.PORT}`, () => Bun.serve({
     port: config.PORT,
@@ -263,7 +271,7 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
       return problemResponse(problem(500, "Something went wrong on our side; the request id identifies it in our logs"), answerHeaders);
     },
     fetch: (request, server) => {
-      const answer = isInternalUrl(request.url) ? notFoundHere(request) : viaLane(request, performance.now(), server.requestIP(request)?.address);
+      const answer = isInternalUrl(request.url) ? viaApp(unservedHere(request), performance.now()) : viaLane(request, performance.now(), server.requestIP(request)?.address);
       return draining ? Promise.resolve(answer).then(closing) : answer;
     },
   }), (s) => s.stop(true));

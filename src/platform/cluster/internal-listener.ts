@@ -1,5 +1,5 @@
 // /internal/* (the replica-to-primary channel) is served only on the private INTERNAL_PORT listener, which no
-// Fly service exposes; the public listener answers 404 there, as for any unknown path.
+// Fly service exposes; on the public listener the app answers them as an unknown path (serve.ts marks them).
 import type { Server } from "bun";
 import { problem, problemResponse } from "../http/errors.ts";
 import { requestIdOf } from "../http/request-context.ts";

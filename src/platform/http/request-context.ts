@@ -208,7 +208,15 @@ export interface RequestContextOptions {
   bodySchemas?: ReadonlyMap<string, unknown>;
   /** The "METHOD route"s whose body may be left out (filled once the routes exist; see optionalBodyRouteKeys). */
   optionalBodies?: ReadonlySet<string>;
+  /**
+   * Whether the listener `request` came to does not serve its path (/internal/* on the public port, serve.ts):
+   * it gets the 404 of a path no route matches, with the same headers and log line, before anything else (a
+   * preflight's 204 included) looks at it.
+   */
+  unserved?: (request: Request) => boolean;
 }
+
+const noRoute = () => problem(404, "No route matches this method and path");
 
 /**
  * Elysia checks an optional body against its schema only when it is a non-empty object: a string, a number, a
@@ -251,6 +259,11 @@ export function requestContext(opts: RequestContextOptions) {
       const id = requestIdOf(request);
       const start = performance.now();
       meta.set(request, { id, start });
+      if (opts.unserved?.(request)) {
+        const headers: Record<string, string> = { "x-request-id": id };
+        policy?.decorate(request, putInto(headers));
+        return early(request, id, start, problemResponse(noRoute(), headers));
+      }
       const preflight = policy?.preflight(request, (r) => opts.allowed?.(pathnameOf(r.url)), { "x-request-id": id });
       if (preflight !== undefined) return early(request, id, start, preflight);
       const length = request.headers.get("content-length");
@@ -309,7 +322,7 @@ export function requestContext(opts: RequestContextOptions) {
           policy?.decorate(request, putInto(headers));
           set.status = 204;
           return new Response(null, { status: 204, headers });
-        } else if (allow === undefined || allows(allow, request.method)) p = problem(404, "No route matches this method and path");
+        } else if (allow === undefined || allows(allow, request.method)) p = noRoute();
         else {
           headers.allow = allow;
           p = problem(405, `This path does not answer ${request.method}; it answers ${allow}`);
