@@ -209,6 +209,33 @@ describe("client addresses", () => {
     expect(from({})).toBe("fdaa:0:0:0::/64");
   });
 
+  test("a proxy's entry with a port is its address, IPv4 (a.b.c.d:port) as IPv6 ([addr]:port); anything else is the socket's", () => {
+    const from = (entry: string) => {
+      const request = new Request("http://localhost/", { headers: { "x-forwarded-for": `6.6.6.6, ${entry}` } });
+      rememberSocketAddress(request, "fdaa::99");
+      return clientKeyOf(request, "x-forwarded-for");
+    };
+    const socket = "fdaa:0:0:0::/64";
+    const cases: [string, string][] = [
+      ["1.2.3.4:443", "1.2.3.4"],
+      ["5.6.7.8:65535", "5.6.7.8"],
+      ["[2001:db8:1:2::1]:443", "2001:db8:1:2::/64"],
+      ["[2001:db8:1:2::1]", "2001:db8:1:2::/64"],
+      ["[::ffff:192.0.2.9]:80", "192.0.2.9"],
+      // Without brackets the last group is part of the address, not a port.
+      ["2001:db8:1:2::1:443", "2001:db8:1:2::/64"],
+      ["1.2.3.4:65536", socket],
+      ["1.2.3.4:", socket],
+      ["256.1.1.1:80", socket],
+      ["[1.2.3.4]:80", socket],
+      ["[2001:db8::1]:", socket],
+      ["unknown", socket],
+      ["unknown:80", socket],
+      ["garbage", socket],
+    ];
+    expect(cases.map(([entry]) => [entry, from(entry)])).toEqual(cases);
+  });
+
   test("one /64 has one quota, whichever of its addresses a request comes from; another /64 has its own", async () => {
     const t = await app({ RATE_LIMIT_REGISTER_PER_HOUR: "2", CLIENT_IP_HEADER: "fly-client-ip" });
     const reg = (ip: string) => t.json("POST", "/api/v1/users", { body: {}, headers: { "fly-client-ip": ip } });

@@ -81,9 +81,25 @@ export function clientOfAddress(text: string): string | undefined {
   return `${g[0]!.toString(16)}:${g[1]!.toString(16)}:${g[2]!.toString(16)}:${g[3]!.toString(16)}::/64`;
 }
 
+const IPV4_WITH_PORT = /^([\d.]+):(\d{1,5})$/;
+const BRACKETED = /^\[([^\]]+)\](?::(\d{1,5}))?$/;
+
+/**
+ * The client an entry of a proxy's header stands for: an address (clientOfAddress), also with the port some
+ * proxies append, `1.2.3.4:443` or `[2001:db8::1]:443` (RFC 7239's node syntax; an IPv6 address takes its port
+ * only in brackets, `2001:db8::1:443` being an address itself). Undefined when it is none of these.
+ */
+export function clientOfEntry(entry: string): string | undefined {
+  const m = BRACKETED.exec(entry) ?? IPV4_WITH_PORT.exec(entry);
+  if (m === null) return clientOfAddress(entry);
+  if (m[2] !== undefined && Number(m[2]) > 65535) return undefined;
+  // A bracket holds an IPv6 address only; without them the part before the port must be IPv4.
+  return m[0].startsWith("[") === m[1]!.includes(":") ? clientOfAddress(m[1]!) : undefined;
+}
+
 /**
  * The client a request counts as for rate limits (clientOfAddress): from the trusted header when configured and
- * its last entry is an address, else the socket's; "unknown" when neither says (app.handle in tests). The last
+ * its last entry is an address (clientOfEntry: a port after it is allowed), else the socket's; "unknown" when neither says (app.handle in tests). The last
  * entry, because a list (X-Forwarded-For) is one the client may start and each proxy appends to: only the entry
  * the trusted proxy appended is not the client's to choose.
  */
@@ -91,7 +107,7 @@ export function clientKeyOf(request: Request, trustedHeader?: string): string {
   if (trustedHeader !== undefined) {
     const given = request.headers.get(trustedHeader);
     if (given !== null) {
-      const client = clientOfAddress(given.slice(given.lastIndexOf(",") + 1).trim());
+      const client = clientOfEntry(given.slice(given.lastIndexOf(",") + 1).trim());
       if (client !== undefined) return client;
     }
   }
