@@ -72,7 +72,12 @@ test("a stalled body is answered 408 problem+json with its request id, and its c
     expect(a.headers["content-type"]).toBe("application/problem+json");
     expect(a.headers["x-request-id"]).toBe(id);
     expect(a.headers.connection).toBe("close");
-    expect(JSON.parse(a.body)).toMatchObject({ status: 408, detail: expect.stringContaining("did not arrive") });
+    expect(JSON.parse(a.body)).toMatchObject({
+      type: "https://neodyme-edge.dev/problems/request-timeout",
+      title: "Request Timeout",
+      status: 408,
+      detail: expect.stringContaining("did not arrive"),
+    });
   }
   // The instance goes on answering.
   expect((await fetch(served.url + "/health/live")).status).toBe(200);
