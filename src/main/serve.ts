@@ -161,9 +161,10 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
   // what it declines goes the app's way, through the lane, except a caller it found refused: the app answers its
   // 401 or 403 from that decision, with no turn and without reading the body.
   const declined = (r: Request, start: number, address?: string) => (deps.auth.refused(r) ? viaApp(r, start, address) : viaLane(r, start, address));
-  // The app's other writes with an access level: the app's auth decision (Auth.admit, which the app then reuses)
-  // before the body is waited for, so a caller it refuses gets its 401 or 403 with no turn and its body unread.
-  // A failure to decide (the session's store) goes the usual way: the app meets it.
+  // The app's other writes with an access level: the app's auth decision (Auth.admit) before the body is waited
+  // for, so a caller it refuses gets its 401 or 403 with no turn and its body unread; one it admits is decided
+  // again in its turn, once the body is there (the auth macro's Auth.readmit). A failure to decide (the session's
+  // store) goes the usual way: the app meets it.
   const admittedWrite = (level: AuthLevel) => (request: Bun.BunRequest<string>, server: Server<undefined>) => {
     const start = performance.now();
     const address = server.requestIP(request)?.address;

@@ -24,10 +24,16 @@ export function rawRequest(url: string, method: string, path: string, headers: R
       payload = body;
     }
   }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    const socket = connect(Number(port), hostname, () => socket.write(head.join("\r\n") + "\r\n\r\n" + payload));
-    socket.setTimeout(10_000, () => socket.destroy(new Error(`no answer to ${method} ${path}`)));
+  return answered(url, head.join("\r\n") + "\r\n\r\n" + payload, `${method} ${path}`, 10_000).answer;
+}
+
+/** Sends `first` on a new connection to `url`; `answer` resolves once the server has answered and closed it. */
+function answered(url: string, first: string, what: string, timeoutMs: number): { answer: Promise<RawResponse>; send(text: string): void } {
+  const { hostname, port } = new URL(url);
+  const chunks: Buffer[] = [];
+  const socket = connect(Number(port), hostname, () => socket.write(first));
+  const answer = new Promise<RawResponse>((resolve, reject) => {
+    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`no answer to ${what}`)));
     socket.on("data", (c) => chunks.push(Buffer.from(c)));
     socket.on("error", reject);
     socket.on("close", () => {
@@ -42,4 +48,25 @@ export function rawRequest(url: string, method: string, path: string, headers: R
       resolve({ status: Number(statusLine?.split(" ")[1]), headers: out, body: text.slice(end + 4) });
     });
   });
+  return { answer, send: (text) => socket.write(text) };
+}
+
+/**
+ * A request whose body is sent in two parts: the head and the first `sentFirst` characters (ASCII) of `body` now,
+ * the rest when `finish` is called, which resolves with the answer. With `transfer-encoding: chunked` in
+ * `headers`, each part is one chunk; else the head declares the whole body's Content-Length.
+ */
+export function partialRequest(url: string, method: string, path: string, headers: Record<string, string>, body: string, sentFirst: number) {
+  const { hostname, port } = new URL(url);
+  const chunked = headers["transfer-encoding"] === "chunked";
+  const head = [`${method} ${path} HTTP/1.1`, `host: ${hostname}:${port}`, "connection: close", ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
+  if (!chunked) head.push(`content-length: ${Buffer.byteLength(body)}`);
+  const part = (text: string) => (chunked ? `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n` : text);
+  const conn = answered(url, head.join("\r\n") + "\r\n\r\n" + part(body.slice(0, sentFirst)), `${method} ${path}`, 30_000);
+  return {
+    finish(): Promise<RawResponse> {
+      conn.send(part(body.slice(sentFirst)) + (chunked ? "0\r\n\r\n" : ""));
+      return conn.answer;
+    },
+  };
 }

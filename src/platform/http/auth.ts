@@ -86,8 +86,9 @@ export class Auth {
 
   /**
    * The caller of `request` on a route of `level` (`pathId`: the path's `:id` as sent), or its 401 or 403 thrown:
-   * the one decision of the app's auth, which the body parser, the auth macro and the fast writes ask. Decided
-   * once per request (a failure to load the session is not a decision: asked again, it is tried again).
+   * the one decision of the app's auth, which the body parser, the auth macro and the fast writes ask, the first
+   * before the body is read. Asked again, it gives the same answer (a failure to load the session is not a
+   * decision: asked again, it is tried again), until readmit decides again.
    */
   async admit(request: Request, level: AuthLevel, pathId: string | undefined): Promise<Principal> {
     let decided = this.admitted.get(request);
@@ -98,6 +99,18 @@ export class Auth {
     }
     if (decided instanceof AppError) throw decided;
     return decided;
+  }
+
+  /**
+   * admit once the body has arrived and the write is about to run (the auth macro's transform, which Elysia runs
+   * after the body parser; a fast write in its turn of the write lane). A refusal decided before stands; an
+   * admission is decided again: the session may have been revoked, or the account's rights changed, while the
+   * body was arriving (up to BODY_ARRIVAL_MS) and the write waited for its turn, and the write must not commit
+   * with rights its token no longer has.
+   */
+  readmit(request: Request, level: AuthLevel, pathId: string | undefined): Promise<Principal> {
+    if (!(this.admitted.get(request) instanceof AppError)) this.admitted.delete(request);
+    return this.admit(request, level, pathId);
   }
 
   /** Moves admit's decision to the request the app is given instead (a copy holding the body already read). */
@@ -129,10 +142,11 @@ export class Auth {
 /**
  * `{ auth: level }` on a route. The whole decision (token, session, level) is Auth.admit, made before the body is
  * read: by the body parser (request-context.ts), which Elysia runs before every route hook, for a route with a
- * body, and in `transform`, which Elysia runs before it validates params and query (a macro's `resolve` runs after
- * validation) and before any `beforeHandle` (the Idempotency-Key's claim), for the others; the second asking gets
- * the first's answer. An anonymous or revoked caller gets its 401, and a caller the level refuses (another user's
- * `:id`, a non-admin on an admin route) its 403, before any of its input is looked at or anything is written.
+ * body (or before the app, serve.ts and fast-write.ts). An anonymous or revoked caller gets its 401, and a caller
+ * the level refuses (another user's `:id`, a non-admin on an admin route) its 403, before any of its input is
+ * looked at. `transform`, which Elysia runs after the body parser, before it validates params and query (a macro's
+ * `resolve` runs after validation) and before any `beforeHandle` (the Idempotency-Key's claim), decides again
+ * (Auth.readmit) what was admitted while the body arrived, so nothing is written with rights revoked meanwhile.
  * `resolve` only hands the principal to the handler, typed.
  */
 export function authPlugin(auth: Auth) {
@@ -142,7 +156,7 @@ export function authPlugin(auth: Auth) {
     let fn = transforms.get(level);
     if (fn === undefined) {
       fn = async (ctx) => {
-        (ctx as unknown as { principal: Principal }).principal = await auth.admit(ctx.request, level, (ctx.params as Record<string, string> | undefined)?.id);
+        (ctx as unknown as { principal: Principal }).principal = await auth.readmit(ctx.request, level, (ctx.params as Record<string, string> | undefined)?.id);
       };
       transforms.set(level, fn);
       levelOf.set(fn, level);

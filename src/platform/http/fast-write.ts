@@ -163,11 +163,14 @@ export function fastWrite(route: string, write: DeclaredWrite, opts: FastWriteOp
       return declineWith(bytes);
     }
     if (!body.Check(input)) return declineWith(bytes);
-    // From here on the write runs, in its turn: whatever happens is answered here.
+    // From here on the write runs, in its turn: whatever happens is answered here. The caller was admitted before
+    // its body arrived and its turn came: decided again now (Auth.readmit), so a session revoked or rights taken
+    // meanwhile get the app's 401 or 403 and nothing is written.
     return async () => {
       let json: string;
       try {
-        json = JSON.stringify(await write.handle({ params: p, body: input, principal }));
+        const now = await auth.readmit(request, write.auth, raw.id);
+        json = JSON.stringify(await write.handle({ params: p, body: input, principal: now }));
       } catch (err) {
         return failed(request, id, err, start);
       }
