@@ -4,7 +4,7 @@
 // instance, so the change reaches every instance through the cache bus at once: with REDIS_URL, within a second. Without Redis the bus is in-process and reaches no other process: what the
 // command's cache put on it is sent to the instance on this machine through its private listener instead (with
 // INTERNAL_TOKEN; without it, the running instance sees the change when its cached session state expires,
-// CACHE_TTL_SECONDS). Run it where the primary's database is (on Fly, the primary machine: `fly ssh console`);
+// CACHE_TTL_SECONDS, as does any other instance on the same database: the command's message says which). Run it where the primary's database is (on Fly, the primary machine: `fly ssh console`);
 // a replica's database is read-only.
 import { hostname } from "node:os";
 import { ConfigError, loadConfig, type Config } from "./config.ts";
@@ -32,6 +32,8 @@ async function tellLocalInstance(config: Config, published: BusMessage[], rights
     return { told: true, reach: `without REDIS_URL, INTERNAL_TOKEN and a fixed INTERNAL_PORT no running instance can be told: ${untilTtl}` };
   }
   const where = `${localHost(config)}:${config.INTERNAL_PORT}`;
+  // Only the one process answering on INTERNAL_PORT hears it (with reusePort, one of those sharing it).
+  const others = `; any other instance on this database is not told (nothing carries it there without REDIS_URL): ${rights} there once its cached state of the account expires, within ${config.CACHE_TTL_SECONDS} s`;
   const body = {
     keys: [...new Set(published.flatMap((m) => m.k ?? []))],
     tags: [...new Set(published.flatMap((m) => m.t ?? []))],
@@ -43,11 +45,11 @@ async function tellLocalInstance(config: Config, published: BusMessage[], rights
       body: JSON.stringify(body),
       signal: AbortSignal.timeout(TELL_TIMEOUT_MS),
     });
-    if (res.status === 204) return { told: true, reach: `the instance on ${where} was told: ${rights} there now` };
+    if (res.status === 204) return { told: true, reach: `the instance on ${where} was told: ${rights} there now${others}` };
     return { told: false, reach: `the instance on ${where} answered ${res.status}: ${untilTtl}` };
   } catch (err) {
     // Nothing listening: no instance runs here, and one that starts reads the database.
-    if ((err as { code?: string }).code === "ECONNREFUSED") return { told: true, reach: `no instance listens on ${where} (one that starts reads the database)` };
+    if ((err as { code?: string }).code === "ECONNREFUSED") return { told: true, reach: `no instance listens on ${where} (one that starts reads the database)${others}` };
     return { told: false, reach: `the instance on ${where} could not be told (${(err as Error).message}): ${untilTtl}` };
   }
 }

@@ -166,7 +166,11 @@ describe("without Redis: a real instance process and the command beside it", () 
     expect(await adminList()).toBe(403);
     const told = await run({}, "promote", SOLO);
     expect(told).toMatchObject({ code: 0, err: "" });
-    expect(told.out.trim()).toEndWith(`is now an administrator; the instance on 127.0.0.1:${internalPort} was told: the account's tokens have admin rights there now`);
+    // It names the one instance it told, and says plainly that any other on this database is not told.
+    expect(told.out.trim()).toEndWith(
+      `is now an administrator; the instance on 127.0.0.1:${internalPort} was told: the account's tokens have admin rights there now; ` +
+        `any other instance on this database is not told (nothing carries it there without REDIS_URL): the account's tokens have admin rights there once its cached state of the account expires, within ${TTL} s`,
+    );
     await waitUntil(async () => (await adminList()) === 200, 5_000, "the instance to allow the admin route");
     const me = await fetch(`${url}/api/v1/users/me`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.json() as Promise<{ user: { is_admin: boolean } }>);
     expect(me.user.is_admin).toBe(true);
@@ -176,5 +180,6 @@ describe("without Redis: a real instance process and the command beside it", () 
     const alone = await run({}, "demote", SOLO);
     expect(alone.code).toBe(0);
     expect(alone.out).toContain(`is no longer an administrator; no instance listens on 127.0.0.1:${internalPort}`);
+    expect(alone.out).toContain(`any other instance on this database is not told (nothing carries it there without REDIS_URL)`);
   }, 90_000);
 });
