@@ -284,6 +284,8 @@ describe("what a refusal says", () => {
     expect(await said("POST", "/api/v1/auth/logout", '{"all":1e400}')).toEqual([["all", "must be true or false"]]);
     expect(await said("PATCH", `/api/v1/users/${u.id}`, '{"extra":9007199254740993}')).toEqual([["extra", "is an unknown field: this request does not take it"]]);
     expect(await said("POST", `/api/v1/users/${u.id}/posts`, '{"title":"t","content":1e-400}')).toEqual([["content", expect.stringMatching(/^must be .*characters/)]]);
+    // A missing field is said to be missing, not held to the bounds of a value it does not have.
+    expect(await said("POST", `/api/v1/users/${u.id}/posts`, '{"title":"t"}')).toEqual([["content", "is required"]]);
     // Where a number belongs, the number message, worded so that it holds for any field.
     const n = await said("PATCH", `/api/v1/users/${u.id}/preferences`, '{"n":9007199254740993}');
     expect(n).toEqual([["n", expect.stringMatching(/^is a number the server cannot keep exactly/)]]);

@@ -54,18 +54,18 @@ interface SchemaError {
 }
 
 /**
- * The message of one TypeBox error: the field's own (withMessage) first, else one said from the failure's kind
- * and the schema's bounds; undefined for a kind not listed here (the caller falls back to TypeBox's summary).
+ * The message of one TypeBox error: "is required" for a missing field, else the field's own (withMessage), else
+ * one said from the failure's kind and the schema's bounds; undefined for a kind not listed here (the caller falls back to TypeBox's summary).
  */
 export function fieldMessage(e: SchemaError): string | undefined {
   const s = asNode(e.schema) ?? {};
   // Reported with the object's schema: the object's own message would describe the object, not the extra key.
   if (e.type === ValueErrorType.ObjectAdditionalProperties) return unknownKeyMessage(s, ((e.path ?? "").split("/").pop() ?? "").replace(/~1/g, "/").replace(/~0/g, "~"));
+  // Reported with the missing property's schema: its own message would describe a value that is not there.
+  if (e.type === ValueErrorType.ObjectRequiredProperty) return "is required";
   const own = fieldMessageOf(e.schema);
   if (own !== undefined) return own;
   switch (e.type) {
-    case ValueErrorType.ObjectRequiredProperty:
-      return "is required";
     case ValueErrorType.ObjectMaxProperties:
       return `must have at most ${plural(s.maxProperties, "key", "keys")}`;
     case ValueErrorType.ObjectMinProperties:
