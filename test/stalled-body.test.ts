@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { connect } from "node:net";
 import { serveApp, TEST_TIMEOUT_MS } from "./helpers.ts";
+import { BODY_ARRIVAL_MS } from "../src/platform/http/json-body.ts";
 import type { RunningInstance } from "../src/main/serve.ts";
 setDefaultTimeout(TEST_TIMEOUT_MS);
 
@@ -81,4 +82,21 @@ test("a stalled body is answered 408 problem+json with its request id, and its c
   }
   // The instance goes on answering.
   expect((await fetch(served.url + "/health/live")).status).toBe(200);
+});
+
+test("the 404 or 405 of a write no route answers comes at once, without waiting for a stalled body, and closes the connection", async () => {
+  const sent = Date.now();
+  const answers = await Promise.all([
+    stall("PUT", "/api/v1/users/2", { "content-length": "100", "x-request-id": "stall-405" }, "{"),
+    stall("POST", "/api/v1/nope", { "content-length": "100", "x-request-id": "stall-404" }, "{"),
+    stall("POST", "/api/v1/nope", { "transfer-encoding": "chunked", "x-request-id": "stall-404-chunked" }, "1\r\n{\r\n"),
+  ]);
+  // Well within the time a body may take to arrive (BODY_ARRIVAL_MS), after which a 408 would come instead.
+  expect(Date.now() - sent).toBeLessThan(BODY_ARRIVAL_MS / 2);
+  expect(answers.map((a) => [a.headers["x-request-id"], a.status, a.headers["content-type"], a.headers.connection])).toEqual([
+    ["stall-405", 405, "application/problem+json", "close"],
+    ["stall-404", 404, "application/problem+json", "close"],
+    ["stall-404-chunked", 404, "application/problem+json", "close"],
+  ]);
+  expect(answers[0]!.headers.allow).toBe("GET, HEAD, PATCH, DELETE, OPTIONS");
 });

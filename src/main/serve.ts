@@ -17,7 +17,8 @@ import { fastReads } from "../platform/http/fast-read.ts";
 import { bodyArrived, fastWrites, type FastWrite } from "../platform/http/fast-write.ts";
 import { routeAuthLevels } from "../platform/http/auth.ts";
 import type { AuthLevel } from "../platform/http/access.ts";
-import { BODY_ARRIVAL_MS } from "../platform/http/json-body.ts";
+import { BODY_ARRIVAL_MS, declaresBody } from "../platform/http/json-body.ts";
+import { allowedMethods, allows } from "../platform/http/allowed-methods.ts";
 import { requestObserver } from "../platform/http/request-context.ts";
 import { isInternalUrl, startInternalListener } from "../platform/cluster/internal-listener.ts";
 import { FINAL_CLOSE_MS, remainingMs, within } from "../platform/lifecycle/shutdown.ts";
@@ -100,6 +101,7 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
       logger,
     }),
   );
+  const allowedOf = allowedMethods(app.routes);
   const viaApp = async (request: Request, start: number, address?: string): Promise<Response> => {
     requests.inFlight++;
     try {
@@ -124,6 +126,9 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
   // sending it slowly holds no turn; Elysia then parses the copy holding it.
   const viaLane = (request: Request, start: number, address?: string): Promise<Response> => {
     if (!lane.applies(request.method, request.url)) return viaApp(request, start, address);
+    // A method and path no route answers: the app's 404 or 405 needs none of the body, so none is waited for.
+    const allow = allowedOf(pathnameOf(request.url));
+    if (allow === undefined || !allows(allow, request.method)) return closedIfUnread(request, viaApp(request, start, address));
     return loading(bodyArrived(request, config.BODY_LIMIT_BYTES)).then((arrived) => {
       if (arrived !== request) deps.auth.carry(request, arrived);
       return inLane(arrived, () => viaApp(arrived, start, address));
@@ -157,6 +162,10 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
     r.headers.set("connection", "close");
     return r;
   };
+  // An answer given without reading the body its request declared (a 404 or 405) closes its connection: the rest
+  // of that body may still be on its way, or never come.
+  const closedIfUnread = (request: Request, answer: Promise<Response>): Promise<Response> =>
+    declaresBody(request.headers) ? answer.then((r) => (request.bodyUsed ? r : closing(r))) : answer;
   // A declared write's fast answer: read and checked before the lane (fast-write.ts), its write run in a turn;
   // what it declines goes the app's way, through the lane, except a caller it found refused: the app answers its
   // 401 or 403 from that decision, with no turn and without reading the body.

@@ -14,7 +14,7 @@ import type { Auth, Principal } from "./auth.ts";
 import type { RateLimiter, RatePolicy } from "./rate-limit.ts";
 import { carryDecision, handOverDecision, quotaKey, rateLimitHeader } from "./rate-limits.ts";
 import { answerHeaders, JSON_CONTENT_TYPE, putInto, type HeaderPolicy } from "./headers.ts";
-import { identityEncoded, jsonOfBody, readLimited } from "./json-body.ts";
+import { declaresBody, identityEncoded, jsonOfBody, readLimited } from "./json-body.ts";
 import { JSON_MAX_VALUES } from "./json-depth.ts";
 import { bodyValueCap } from "./validation-cost.ts";
 import { problemOf, problemResponse } from "./errors.ts";
@@ -65,9 +65,7 @@ function withBody(request: Request, body: Uint8Array | ReadableStream<Uint8Array
  * client gone) leaves a copy whose body fails the same way when the app reads it: the app answers it as before.
  */
 export async function bodyArrived(request: Request, bodyLimit: number): Promise<Request> {
-  const length = request.headers.get("content-length");
-  const hasBody = length === null ? request.headers.get("transfer-encoding") !== null : Number(length) > 0 && Number(length) <= bodyLimit;
-  if (!hasBody) return request;
+  if (!declaresBody(request.headers) || Number(request.headers.get("content-length")) > bodyLimit) return request;
   try {
     return withBody(request, await readLimited(request, bodyLimit));
   } catch (err) {

@@ -178,6 +178,12 @@ export function utf8(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset + bom, bytes.byteLength - bom).toString("utf8");
 }
 
+/** Whether a request declares a body: a Content-Length above 0, or a Transfer-Encoding (chunked). */
+export function declaresBody(headers: Headers): boolean {
+  const length = headers.get("content-length");
+  return length === null ? headers.get("transfer-encoding") !== null : Number(length) > 0;
+}
+
 /**
  * True when a body is sent as it is: no Content-Encoding, or only `identity`. The one rule for both ways a write is
  * answered (the parser below refuses the others, the fast path declines them to it): no route decodes a compressed
