@@ -108,7 +108,9 @@ describe("what clients need from it", () => {
       expect(media.schema, `${method} ${path}`).toBeDefined();
       expect(media.example, `${method} ${path} example`).toBeDefined();
       expect(ajv.validate(media.schema, media.example), `${method} ${path} example validates`).toBe(true);
-      for (const s of [400, 413, 415, 422]) expect(op.responses[s], `${method} ${path} ${s}`).toBeDefined();
+      for (const s of [400, 408, 413, 415, 422]) expect(op.responses[s], `${method} ${path} ${s}`).toBeDefined();
+      expect(Object.keys(op.responses[408].content), `${method} ${path} 408`).toEqual(["application/problem+json"]);
+      expect(op.responses[408].headers.connection, `${method} ${path} 408 connection`).toEqual({ $ref: "#/components/headers/Connection" });
     }
     for (const { method, path, op } of operations(doc)) {
       for (const p of op.parameters ?? []) expect(p.example, `${method} ${path} ${p.name} example`).toBeDefined();

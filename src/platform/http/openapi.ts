@@ -1,6 +1,6 @@
 // The OpenAPI 3.1 document, built from the routes of the finished app: the same TypeBox schemas that validate
 // each request (params, query, body) and describe each response. What the platform adds to every route (the
-// request id, the body parser's 400/413/415/422, problem+json for errors) is added here, once; what depends on
+// request id, the body parser's 400/408/413/415/422, problem+json for errors) is added here, once; what depends on
 // the deployment (replica writes, rate limits) comes from the composition root through `extra`.
 import { Kind, OptionalKind } from "@sinclair/typebox";
 import { headerComponentName, ProblemSchema } from "./models.ts";
@@ -50,6 +50,11 @@ const HEADERS: Record<string, HeaderSpec> = {
   },
   "www-authenticate": { description: "The scheme to authenticate with", schema: { type: "string", examples: ['Bearer realm="api"'] } },
   "retry-after": { description: "Seconds to wait before retrying", schema: { type: "integer", minimum: 0 } },
+  connection: {
+    description: "close: the server closes the connection after this answer (the rest of the body may still be on its way)",
+    schema: { type: "string", enum: ["close"] },
+    required: true,
+  },
 };
 
 const ERROR_DESCRIPTIONS: Record<number, string> = {
@@ -58,6 +63,7 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   403: "The token is valid but its user may not do this",
   404: "Nothing has this id",
   409: "Conflicts with the current state",
+  408: "The body did not arrive in time; the connection is closed after this answer",
   413: "The body is larger than the instance's limit (BODY_LIMIT_BYTES)",
   415: "The body is not sent as application/json",
   422: "The request did not validate: `errors` names each field with its message",
@@ -132,6 +138,7 @@ export function openApiDocument(app: DocumentSource, opts: OpenApiOptions): Json
     const own = responseSchemas(hooks.response);
     const platform: Record<number, ResponseSpec> = {};
     if (route.hasBody) for (const s of [400, 413, 415, 422]) platform[s] = { description: ERROR_DESCRIPTIONS[s]! };
+    if (route.hasBody) platform[408] = { description: ERROR_DESCRIPTIONS[408]!, headers: ["connection"] };
     if (hooks.params !== undefined || hooks.query !== undefined) platform[422] = { description: ERROR_DESCRIPTIONS[422]! };
     const extra = opts.extra?.(route) ?? {};
     const statuses = [...new Set([...Object.keys(own), ...Object.keys(platform), ...Object.keys(extra)].map(Number))].sort((a, b) => a - b);
