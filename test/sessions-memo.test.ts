@@ -9,6 +9,7 @@ import type { Redis } from "../src/platform/redis.ts";
 import type { Database } from "../src/platform/db/client.ts";
 import { Sessions, type SessionState } from "../src/platform/http/sessions.ts";
 import { TEST_TIMEOUT_MS, testPrefix } from "./helpers.ts";
+import type { TwoTierCache } from "../src/platform/cache/two-tier.ts";
 import { cacheFile, startCache, TEST_L1, testBus, testL2 } from "./fixtures/caches.ts";
 setDefaultTimeout(TEST_TIMEOUT_MS);
 
@@ -26,7 +27,7 @@ function fakeCache(l1Live: boolean) {
       reads++;
       return hit(key) as CacheResult<T>;
     },
-    peek: (key: string) => (l1Live && values.get(key) ? hit(key) : undefined),
+    peek: (key: string) => (l1Live && values.has(key) ? hit(key) : undefined),
   } as unknown as Cache;
   return { cache, values, reads: () => reads };
 }
@@ -39,9 +40,25 @@ describe("the session memo", () => {
     expect(await sessions.state("s", 1)).toEqual({ userId: 1, isAdmin: false });
     expect(sessions.peek("s")).toEqual({ userId: 1, isAdmin: false });
     f.values.set("session:s", null); // what the bus does to L1 when another instance revokes
-    expect(sessions.peek("s")).toBeUndefined();
+    expect(sessions.peek("s")).toBeNull();
     expect(await sessions.state("s", 1)).toBeNull();
     expect(f.reads()).toBe(2);
+  });
+
+  test("while L1 is live, a session known revoked is refused from memory: peek reports the cached null", async () => {
+    const caches: TwoTierCache[] = [];
+    const cache = await startCache(caches, { l2: null, bus: new MemoryBus() });
+    try {
+      const sessions = new Sessions(undefined as unknown as Database, cache);
+      expect(cache.l1Live).toBe(true);
+      expect(sessions.peek("gone")).toBeUndefined(); // not in memory: the caller loads it
+      await cache.set("session:gone", null, { tags: ["sessions:1"] });
+      expect(sessions.peek("gone")).toBeNull();
+      await cache.set("session:live", { userId: 1, isAdmin: false }, { tags: ["sessions:1"] });
+      expect(sessions.peek("live")).toEqual({ userId: 1, isAdmin: false });
+    } finally {
+      for (const c of caches) await c.close();
+    }
   });
 
   test("while L1 is not live, a state is remembered for a bounded time, then read again", async () => {

@@ -153,11 +153,11 @@ export class TwoTierCache implements Cache {
     return this.gate.allowsFill(key, tags, tokens);
   }
 
-  /** L1 only; a cached null (the services' "not found" marker) is left to getOrSet and its caller. */
+  /** L1 only, as getOrSet reads it: a cached null (the services' "not found" marker) is a hit too. */
   peek(key: string): CacheResult<unknown> | undefined {
     if (!this.l1Usable) return undefined;
     const e = this.lru.get(key, Date.now());
-    if (e === undefined || e.value === null) return undefined;
+    if (e === undefined) return undefined;
     this.counters.hits++;
     return e.hit;
   }

@@ -75,7 +75,10 @@ export class Sessions {
     return r.value;
   }
 
-  /** Synchronously, from memory only: the state, null when known revoked, undefined when not in memory. */
+  /**
+   * Synchronously, from memory only (L1 while it is live, else the memo): the state, null when known revoked
+   * (a cached null), undefined when not in memory.
+   */
   peek(sid: string): SessionState | null | undefined {
     if (this.cache.l1Live !== true) {
       const m = this.memo.get(sid);
