@@ -1,16 +1,19 @@
 // A body that stops arriving (Content-Length: 100, 10 bytes sent, then nothing) is answered: a 408 problem+json
 // with its request id, and the connection closed, before Bun's idle timeout would close it unanswered. The same
-// for the write lane's way to the app, a declared write's fast answer, and a chunked body.
+// for the write lane's way to the app, a declared write's fast answer, and a chunked body; each logged and measured
+// from its arrival.
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { connect } from "node:net";
 import { serveApp, TEST_TIMEOUT_MS } from "./helpers.ts";
+import { createLogger } from "../src/platform/observability/logger.ts";
 import { BODY_ARRIVAL_MS } from "../src/platform/http/json-body.ts";
 import type { RunningInstance } from "../src/main/serve.ts";
 setDefaultTimeout(TEST_TIMEOUT_MS);
 
 let served: RunningInstance;
+const lines: string[] = [];
 beforeAll(async () => {
-  served = await serveApp({});
+  served = await serveApp({ LOG_LEVEL: "info", METRICS_ENABLED: "true", METRICS_PORT: "0" }, undefined, { logger: createLogger("info", {}, (l) => lines.push(l)) });
 });
 afterAll(() => served.stop());
 
@@ -67,8 +70,14 @@ test("a stalled body is answered 408 problem+json with its request id, and its c
     stall("POST", "/api/v1/users", { "transfer-encoding": "chunked", "x-request-id": "stall-chunked" }, 'a\r\n{"email":"\r\n'),
     // With an Idempotency-Key (its body is read for the key's fingerprint too).
     stall("POST", "/api/v1/users", { "content-length": "100", "idempotency-key": "stall-1", "x-request-id": "stall-keyed" }, '{"email":"'),
+    // The app's way for a write with an access level (its body awaited before the lane), keyed or not.
+    stall("PATCH", `/api/v1/users/${u.id}`, { "content-length": "100", authorization: `Bearer ${u.token}`, "x-request-id": "stall-user" }, '{"full_name":"'),
+    stall("PATCH", `/api/v1/users/${u.id}/preferences`, { "content-length": "100", authorization: `Bearer ${u.token}`, "idempotency-key": "stall-2", "x-request-id": "stall-prefs-keyed" }, '{"theme":"'),
+    stall("POST", "/api/v1/auth/logout", { "content-length": "100", authorization: `Bearer ${u.token}`, "x-request-id": "stall-logout" }, '{"all":'),
   ]);
-  for (const [a, id] of [[answers[0], "stall-register"], [answers[1], "stall-prefs"], [answers[2], "stall-chunked"], [answers[3], "stall-keyed"]] as const) {
+  const ids = ["stall-register", "stall-prefs", "stall-chunked", "stall-keyed", "stall-user", "stall-prefs-keyed", "stall-logout"];
+  for (const [i, id] of ids.entries()) {
+    const a = answers[i]!;
     expect({ id, status: a.status }).toEqual({ id, status: 408 });
     expect(a.headers["content-type"]).toBe("application/problem+json");
     expect(a.headers["x-request-id"]).toBe(id);
@@ -80,6 +89,14 @@ test("a stalled body is answered 408 problem+json with its request id, and its c
       detail: expect.stringContaining("did not arrive"),
     });
   }
+  // Each is logged and measured from its arrival: it took the whole BODY_ARRIVAL_MS, whichever way it went.
+  const logged = lines.map((l) => JSON.parse(l)).filter((l) => ids.includes(l.request_id));
+  expect(logged.map((l) => [l.request_id, l.status]).sort()).toEqual(ids.map((id) => [id, 408]).sort());
+  for (const l of logged) expect({ id: l.request_id, long: l.duration_ms >= BODY_ARRIVAL_MS * 0.9 }).toEqual({ id: l.request_id, long: true });
+  const metrics = await (await fetch(served.metricsUrl!)).text();
+  const under5s = metrics.split("\n").filter((l) => l.startsWith("http_request_duration_seconds_bucket") && l.includes('status="408"') && l.includes('le="5"'));
+  expect(under5s.length).toBeGreaterThanOrEqual(4);
+  for (const l of under5s) expect(l).toEndWith(" 0");
   // The instance goes on answering.
   expect((await fetch(served.url + "/health/live")).status).toBe(200);
 });

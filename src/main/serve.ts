@@ -19,7 +19,7 @@ import { routeAuthLevels } from "../platform/http/auth.ts";
 import type { AuthLevel } from "../platform/http/access.ts";
 import { BODY_ARRIVAL_MS, declaresBody } from "../platform/http/json-body.ts";
 import { allowedMethods, allows } from "../platform/http/allowed-methods.ts";
-import { requestObserver } from "../platform/http/request-context.ts";
+import { rememberArrival, requestObserver } from "../platform/http/request-context.ts";
 import { isInternalUrl, startInternalListener } from "../platform/cluster/internal-listener.ts";
 import { FINAL_CLOSE_MS, remainingMs, within } from "../platform/lifecycle/shutdown.ts";
 import { startHeartbeat } from "../platform/cluster/registry.ts";
@@ -111,6 +111,7 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
         deps.auth.carry(request, routable);
       }
       rememberSocketAddress(routable, address);
+      rememberArrival(routable, start);
       return await app.handle(routable);
     } catch (err) {
       // Escaped the app (it answers its own errors): Bun's error handler answers; observed here.

@@ -238,6 +238,18 @@ function inexactNumbersSaid(err: unknown, schema: unknown): unknown {
   return new AppError(err.status, err.message, errors, err.headers);
 }
 
+/** When the server received the requests it hands to the app (serve.ts), by the Request the app is given. */
+const arrivals = new WeakMap<Request, number>();
+
+/**
+ * The performance.now() time `request` arrived at the server: its log line and metrics measure from there, not
+ * from the moment the app is given it, which for a write comes after its body arrived and its turn in the write
+ * lane (a body that never came, answered 408 after BODY_ARRIVAL_MS, would otherwise be logged as taking nothing).
+ */
+export function rememberArrival(request: Request, start: number): void {
+  arrivals.set(request, start);
+}
+
 export function requestContext(opts: RequestContextOptions) {
   const meta = new WeakMap<Request, RequestMeta>();
   const { logger, observer, bodyLimit } = opts;
@@ -257,7 +269,7 @@ export function requestContext(opts: RequestContextOptions) {
   return new Elysia({ name: "request-context" })
     .onRequest(({ request }) => {
       const id = requestIdOf(request);
-      const start = performance.now();
+      const start = arrivals.get(request) ?? performance.now();
       meta.set(request, { id, start });
       if (opts.unserved?.(request)) {
         const headers: Record<string, string> = { "x-request-id": id };
