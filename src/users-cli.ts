@@ -1,6 +1,8 @@
 // `bun run users -- demote <email>` / `promote <email>`: grants or takes admin rights from the shell, the one way
 // to change them (the API has no route for it). A token's admin rights are its account's (auth.ts), so the change
-// applies to the account's existing tokens, no new login needed. Built by the same composition root as an
+// applies to the account's existing tokens, no new login needed. `revoke <email>` ends every session of the
+// account, as a logout with `all` does (the same Sessions.revokeAll): a demotion revokes nothing, so this is how
+// an operator ends a leaked token. Built by the same composition root as an
 // instance, so the change reaches every instance through the cache bus at once: with REDIS_URL, within a second. Without Redis the bus is in-process and reaches no other process: what the
 // command's cache put on it is sent to the instance on this machine through its private listener instead (with
 // INTERNAL_TOKEN; without it, the running instance sees the change when its cached session state expires,
@@ -15,7 +17,7 @@ import { createLogger } from "./platform/observability/logger.ts";
 import { setAdmin } from "./modules/users/service.ts";
 import { usersRepo } from "./modules/users/repository.ts";
 
-const USAGE = "usage: bun run users -- promote|demote <email>";
+const USAGE = "usage: bun run users -- promote|demote|revoke <email>";
 /** How long the command waits for a failed invalidation's retry before it gives up and says so. */
 const SETTLE_MS = 3_000;
 /** How long the instance beside the command may take to answer its invalidation. */
@@ -56,7 +58,7 @@ async function tellLocalInstance(config: Config, published: BusMessage[], rights
 
 async function main(argv: string[]): Promise<number> {
   const [action, email] = argv;
-  if ((action !== "promote" && action !== "demote") || !email) {
+  if ((action !== "promote" && action !== "demote" && action !== "revoke") || !email) {
     console.error(USAGE);
     return 2;
   }
@@ -88,20 +90,30 @@ async function main(argv: string[]): Promise<number> {
       console.error(`no account has the email ${JSON.stringify(email)}`);
       return 1;
     }
-    const isAdmin = action === "promote";
-    if (user.isAdmin === isAdmin) {
-      console.log(`${user.email} (user ${user.id}) is ${isAdmin ? "already" : "not"} an administrator: nothing to do`);
-      return 0;
+    // What changed, as "<email> (user <id>) <done>", and what the account's tokens get where the change is seen.
+    let done: string;
+    let rights: string;
+    if (action === "revoke") {
+      await built.deps.auth.sessions.revokeAll(user.id);
+      done = "has no session left (every one is revoked)";
+      rights = "the account's tokens are refused";
+    } else {
+      const isAdmin = action === "promote";
+      if (user.isAdmin === isAdmin) {
+        console.log(`${user.email} (user ${user.id}) is ${isAdmin ? "already" : "not"} an administrator: nothing to do`);
+        return 0;
+      }
+      await setAdmin(built.deps, user.id, isAdmin);
+      done = isAdmin ? "is now an administrator" : "is no longer an administrator";
+      rights = isAdmin ? "the account's tokens have admin rights" : "the account's tokens have lost admin rights (they keep working as the user's own)";
     }
-    await setAdmin(built.deps, user.id, isAdmin);
-    const rights = isAdmin ? "the account's tokens have admin rights" : "the account's tokens have lost admin rights (they keep working as the user's own)";
     // An invalidation that failed is retried in the background: wait for it (bounded) before closing, which
     // would drop it, and say so if it did not go through.
     const cache = built.deps.cache;
     for (let waited = 0; cache.owed && waited < SETTLE_MS; waited += 50) await Bun.sleep(50);
     if (cache.owed) {
       console.error(
-        `${user.email} (user ${user.id}) ${isAdmin ? "is now" : "is no longer"} an administrator in the database, but Redis could not be told: ${rights} on an instance once its cached state of the account expires, within ${config.CACHE_TTL_SECONDS} s`,
+        `${user.email} (user ${user.id}) ${done} in the database, but Redis could not be told: ${rights} on an instance once its cached state of the account expires, within ${config.CACHE_TTL_SECONDS} s`,
       );
       return 1;
     }
@@ -109,11 +121,11 @@ async function main(argv: string[]): Promise<number> {
       ? { told: true, reach: `every instance sharing this Redis was told: ${rights} there now` }
       : await tellLocalInstance(config, published, rights);
     if (!told) {
-      console.error(`${user.email} (user ${user.id}) ${isAdmin ? "is now" : "is no longer"} an administrator in the database, but ${reach}`);
+      console.error(`${user.email} (user ${user.id}) ${done} in the database, but ${reach}`);
       return 1;
     }
-    console.log(`${user.email} (user ${user.id}) ${isAdmin ? "is now" : "is no longer"} an administrator; ${reach}`);
-    logger.info(isAdmin ? "admin rights granted" : "admin rights taken", { user_id: user.id });
+    console.log(`${user.email} (user ${user.id}) ${done}; ${reach}`);
+    logger.info(action === "revoke" ? "sessions revoked" : action === "promote" ? "admin rights granted" : "admin rights taken", { user_id: user.id });
     return 0;
   } finally {
     await built.close();

@@ -1,4 +1,5 @@
-// `bun run users -- demote|promote <email>`: the one way to change admin rights. A demotion reaches every
+// `bun run users -- demote|promote|revoke <email>`: the one way to change admin rights, and to end every session of
+// an account from the shell. A demotion reaches every
 // instance sharing the Redis through the cache bus: the admin's token loses its admin routes on both instances
 // without a restart and long before any cache entry expires, and keeps working as the user's own token. Without
 // Redis, the command tells the instance on its machine through the private listener (INTERNAL_TOKEN) instead.
@@ -76,6 +77,30 @@ describe("bun run users", () => {
     expect(demoted.out).toContain("the account's tokens have lost admin rights");
     await waitUntil(async () => (await adminList(a)) === 403 && (await adminList(b)) === 403, 10_000, "both instances to refuse the admin route");
     expect([await isAdmin(a), await isAdmin(b)]).toEqual([false, false]);
+  }, 60_000);
+
+  test("revoke ends every session of the account on every instance at once: a demoted admin's leaked token stays dead after a re-promotion", async () => {
+    const u = await a.user("cli-leaked@example.com", "leaked-password-1");
+    const second = await b.login(u.email, "leaked-password-1");
+    expect((await users("promote", u.email)).code).toBe(0);
+    const me = (t: TestApp, token: string) => t.request("GET", "/api/v1/users/me", { token }).then((r) => r.status);
+    // Both instances have both sessions' states cached (live) before the command.
+    expect([await me(a, u.token), await me(b, u.token), await me(a, second), await me(b, second)]).toEqual([200, 200, 200, 200]);
+    expect((await users("demote", u.email)).code).toBe(0);
+
+    const revoked = await users("revoke", u.email);
+    expect(revoked).toMatchObject({ code: 0, err: "" });
+    expect(revoked.out).toContain(`${u.email} (user ${u.id}) has no session left (every one is revoked); every instance sharing this Redis was told: the account's tokens are refused there now`);
+    await waitUntil(
+      async () => (await Promise.all([me(a, u.token), me(b, u.token), me(a, second), me(b, second)])).every((s) => s === 401),
+      10_000,
+      "both instances to refuse both tokens",
+    );
+    // Promoted again, the old tokens stay refused; a new login is an admin's.
+    expect((await users("promote", u.email)).code).toBe(0);
+    expect([await me(a, u.token), await me(b, second), (await b.request("GET", "/api/v1/users?limit=1", { token: u.token })).status]).toEqual([401, 401, 401]);
+    const fresh = await a.login(u.email, "leaked-password-1");
+    expect((await b.request("GET", "/api/v1/users?limit=1", { token: fresh })).status).toBe(200);
   }, 60_000);
 
   test("an unknown email, an unknown action and a no-op say so", async () => {
@@ -174,6 +199,12 @@ describe("without Redis: a real instance process and the command beside it", () 
     await waitUntil(async () => (await adminList()) === 200, 5_000, "the instance to allow the admin route");
     const me = await fetch(`${url}/api/v1/users/me`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.json() as Promise<{ user: { is_admin: boolean } }>);
     expect(me.user.is_admin).toBe(true);
+
+    // revoke reaches the instance the same way: the token is refused at once, long before the TTL.
+    const revoked = await run({}, "revoke", SOLO);
+    expect(revoked).toMatchObject({ code: 0, err: "" });
+    expect(revoked.out).toContain(`has no session left (every one is revoked); the instance on 127.0.0.1:${internalPort} was told: the account's tokens are refused there now`);
+    await waitUntil(async () => (await adminList()) === 401, 5_000, "the instance to refuse the revoked token");
 
     // With nothing listening on the internal port, there is no one to tell.
     await instance.stop();
