@@ -160,6 +160,45 @@ describe.each(WIRINGS)("a session revoked while a write's body arrives, over $wi
   });
 });
 
+test("a logout while the write hashes its new password (after its turn's check): the write is refused just before its transaction", async () => {
+  const dir = tempDir("mid-body-hash-");
+  const served = await serveApp({ JOBS_WORKER_ENABLED: "false", CRON_ENABLED: "false" }, dir);
+  try {
+    const c = client(served.url);
+    const hashing = served.deps.hashing;
+    const run = hashing.run.bind(hashing);
+    for (const keyed of [false, true]) {
+      const u = await c.account();
+      const stolen = await c.login(u.email);
+      // The next hash (the stolen token's new password) waits until the token is revoked.
+      let hashStarted!: () => void;
+      const started = new Promise<void>((r) => (hashStarted = r));
+      let release!: () => void;
+      const released = new Promise<void>((r) => (release = r));
+      hashing.run = (async (fn: () => Promise<unknown>) => {
+        hashing.run = run;
+        hashStarted();
+        await released;
+        return run(fn);
+      }) as typeof hashing.run;
+      const keys = rows(dir, "idempotency_keys");
+      const takeover = c.call("PATCH", `/api/v1/users/${u.id}`, stolen, { password: "attackerpw1", email: `attacker-${keyed}@evil.io` }, keyed ? { "idempotency-key": "mid-hash" } : {});
+      await started;
+      expect((await c.call("POST", "/api/v1/auth/logout", stolen)).status).toBe(204);
+      release();
+      const r = await takeover;
+      expect({ keyed, status: r.status, type: r.headers.get("content-type") }).toEqual({ keyed, status: 401, type: "application/problem+json" });
+      expect((await c.call("POST", "/api/v1/auth/login", undefined, { email: `attacker-${keyed}@evil.io`, password: "attackerpw1" })).status).toBe(401);
+      const me = await (await c.call("GET", "/api/v1/users/me", u.token)).json();
+      expect(me.user.email).toBe(u.email);
+      expect(rows(dir, "idempotency_keys")).toBe(keys);
+    }
+  } finally {
+    await served.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("across two instances sharing Redis: a logout on one refuses the writes the other began, once their body is in", async () => {
   const dir = tempDir("mid-body-two-");
   const env = { REDIS_URL, REDIS_PREFIX: testPrefix("mid-body"), JOBS_WORKER_ENABLED: "false", CRON_ENABLED: "false" };

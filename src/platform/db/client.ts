@@ -13,7 +13,7 @@ import * as schema from "./schema/index.ts";
 import { driveAsync, driveSync, type TxBody } from "./tx.ts";
 import { busyFor, isBusy } from "./errors.ts";
 import { checkpointer, DEFAULT_CHECKPOINTS, type CheckpointSettings, type CheckpointStats } from "./checkpoint.ts";
-import { committed } from "./write-turn.ts";
+import { committed, writeCheck } from "./write-turn.ts";
 
 export type Schema = typeof schema;
 /** A Drizzle handle on either driver: the database, or the transaction a write body receives. */
@@ -148,8 +148,11 @@ function openBun(url: string, path: string | null, opts: OpenOptions): Database 
     url,
     path,
     write: (body) => {
-      // The common case (no lock held elsewhere) commits without a single await.
+      // The common case (no lock held elsewhere, the request's check answered from memory) commits without a
+      // single await.
       try {
+        const check = writeCheck();
+        if (check instanceof Promise) return check.then(() => withBusyRetry(waitMs, (started) => runOnce(body, started)));
         const started = { value: false };
         try {
           return Promise.resolve(runOnce(body, started));
@@ -227,8 +230,9 @@ async function openLibsql(url: string, path: string | null, opts: OpenOptions): 
   // other's write lock (and a server would make them queue anyway).
   let turn: Promise<unknown> = Promise.resolve();
   const write = <T>(body: TxBody<Db, T>): Promise<T> => {
-    const run = turn.then(() =>
-      withBusyRetry(waitMs, async (started) => {
+    const run = turn.then(async () => {
+      await writeCheck();
+      return withBusyRetry(waitMs, async (started) => {
         try {
           return await (db as unknown as { transaction<R>(fn: (tx: Db) => Promise<R>): Promise<R> }).transaction((tx) => {
             started.value = true;
@@ -242,8 +246,8 @@ async function openLibsql(url: string, path: string | null, opts: OpenOptions): 
           if (path && !started.value && isBusy(err)) await raw.reconnect();
           throw err;
         }
-      }),
-    );
+      });
+    });
     turn = run.catch(() => undefined);
     return run.then((result) => {
       afterCommit();

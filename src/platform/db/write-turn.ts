@@ -11,11 +11,17 @@
 // own commit or answer does nothing.
 import { AsyncLocalStorage } from "node:async_hooks";
 
-const turns = new AsyncLocalStorage<() => void>();
+interface Turn {
+  giveBack: () => void;
+  /** What the request's write must pass just before its transaction begins (beforeWrite); dropped at its commit. */
+  check?: () => void | Promise<unknown>;
+}
+
+const turns = new AsyncLocalStorage<Turn>();
 
 /** Runs `fn` with `giveBack` as the turn a commit inside it gives back (giveBack must tolerate a second call). */
 export function holdingTurn<T>(giveBack: () => void, fn: () => T): T {
-  return turns.run(giveBack, fn);
+  return turns.run({ giveBack }, fn);
 }
 
 /**
@@ -26,7 +32,28 @@ export function outsideTurn<T>(fn: () => T): T {
   return turns.exit(fn);
 }
 
+/**
+ * Sets what the write of the request holding a turn must pass just before its transaction begins (the caller's
+ * rights, decided again: auth.ts), so that nothing between a check made earlier and the write (a password's
+ * hash, a wait for the database) lets a write commit that the check would now refuse. Throwing (or rejecting)
+ * refuses the write; it runs synchronously when it can, keeping a write that needs no wait free of awaits.
+ */
+export function beforeWrite(check: () => void | Promise<unknown>): void {
+  const turn = turns.getStore();
+  if (turn !== undefined) turn.check = check;
+}
+
+/** The check beforeWrite set for the request this write runs for, if any (the database calls it). */
+export function writeCheck(): void | Promise<unknown> {
+  return turns.getStore()?.check?.();
+}
+
 /** A write transaction committed: the request it runs for (if it holds a turn) gives the turn back. */
 export function committed(): void {
-  turns.getStore()?.();
+  const turn = turns.getStore();
+  if (turn === undefined) return;
+  // Checked once, for the write the turn is for: what the request writes after it (or a task it left running)
+  // is not its caller's to refuse any more.
+  turn.check = undefined;
+  turn.giveBack();
 }

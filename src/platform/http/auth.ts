@@ -5,6 +5,7 @@ import { AppError, unauthorized } from "./errors.ts";
 import { refusal, type AuthLevel } from "./access.ts";
 import { verifyJwt, type Claims } from "./jwt.ts";
 import type { Sessions, SessionState } from "./sessions.ts";
+import { beforeWrite } from "../db/write-turn.ts";
 
 export interface Principal {
   userId: number;
@@ -110,7 +111,21 @@ export class Auth {
    */
   readmit(request: Request, level: AuthLevel, pathId: string | undefined): Promise<Principal> {
     if (!(this.admitted.get(request) instanceof AppError)) this.admitted.delete(request);
+    // And once more just before the request's write transaction begins (in a turn of the write lane): what the
+    // handler does first (a new password's hash, the Idempotency-Key's claim) leaves no moment for a revocation.
+    beforeWrite(() => this.recheck(request, level, pathId));
     return this.admit(request, level, pathId);
+  }
+
+  /** readmit's decision made again, synchronously when the session is in memory; throws the refusal. */
+  private recheck(request: Request, level: AuthLevel, pathId: string | undefined): void | Promise<unknown> {
+    const p = this.peekPrincipal(request.headers.get("authorization"));
+    if (p === undefined) {
+      this.admitted.delete(request);
+      return this.admit(request, level, pathId);
+    }
+    const refused = p === null ? unauthorized() : refusal(level, p, pathId);
+    if (refused !== undefined) throw refused;
   }
 
   /** Moves admit's decision to the request the app is given instead (a copy holding the body already read). */

@@ -58,9 +58,10 @@ export interface IdempotencyOptions {
 
 /**
  * Statuses that are not the request's result but a "not now" (rate limited, timed out, too early, a server
- * failure): not kept, so the client's retry after Retry-After runs, and a refused request leaves no row.
+ * failure) or a refusal of its caller (401, 403: its rights decided again just before the write, auth.ts
+ * readmit, after the key was claimed): not kept, so the client's retry runs, and a refused request leaves no row.
  */
-const notKept = (status: number) => status >= 500 || status === 429 || status === 408 || status === 425;
+const notKept = (status: number) => status >= 500 || status === 429 || status === 408 || status === 425 || status === 401 || status === 403;
 
 const hex = (data: string) => new Bun.CryptoHasher("sha256").update(data).digest("hex");
 
