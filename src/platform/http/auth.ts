@@ -65,6 +65,11 @@ function withSession(p: Principal, s: SessionState | null): Principal | null {
   return p.isAdmin === s.isAdmin ? p : { ...p, isAdmin: s.isAdmin };
 }
 
+/** What a route of `level` decides for a caller after the session check (null: refused): it, or its 401 or 403. */
+function decision(principal: Principal | null, level: AuthLevel, pathId: string | undefined): Principal | AppError {
+  return principal === null ? unauthorized() : (refusal(level, principal, pathId) ?? principal);
+}
+
 /** Token and session, checked together: the one way the app and the cached-read fast path authenticate. */
 export class Auth {
   private readonly tokens = new TokenCache(10_000);
@@ -94,8 +99,7 @@ export class Auth {
   async admit(request: Request, level: AuthLevel, pathId: string | undefined): Promise<Principal> {
     let decided = this.admitted.get(request);
     if (decided === undefined) {
-      const principal = await this.caller(request.headers.get("authorization"));
-      decided = principal === null ? unauthorized() : (refusal(level, principal, pathId) ?? principal);
+      decided = decision(await this.caller(request.headers.get("authorization")), level, pathId);
       this.admitted.set(request, decided);
     }
     if (decided instanceof AppError) throw decided;
@@ -124,8 +128,8 @@ export class Auth {
       this.admitted.delete(request);
       return this.admit(request, level, pathId);
     }
-    const refused = p === null ? unauthorized() : refusal(level, p, pathId);
-    if (refused !== undefined) throw refused;
+    const decided = decision(p, level, pathId);
+    if (decided instanceof AppError) throw decided;
   }
 
   /** Moves admit's decision to the request the app is given instead (a copy holding the body already read). */
