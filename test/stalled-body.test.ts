@@ -50,6 +50,53 @@ function stall(method: string, path: string, headers: Record<string, string>, se
   });
 }
 
+/** Parses a raw HTTP/1.1 answer (head and body) as `stall` resolves it. */
+function parseAnswer(text: string): Answer {
+  const end = text.indexOf("\r\n\r\n");
+  const [statusLine, ...lines] = text.slice(0, Math.max(end, 0)).split("\r\n");
+  const out: Record<string, string> = {};
+  for (const l of lines) {
+    const i = l.indexOf(":");
+    out[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+  }
+  return { status: Number(statusLine?.split(" ")[1]), headers: out, body: end < 0 ? "" : text.slice(end + 4) };
+}
+
+/**
+ * Sends a request's head, then its body `perTick` bytes every `tickMs` (declared with Content-Length, or chunked
+ * with one chunk per tick); resolves with the answer once the server closes the connection or, after the whole
+ * body went, answers it in full.
+ */
+function trickle(path: string, body: string, perTick: number, tickMs: number, chunked = false): Promise<Answer> {
+  const { hostname, port } = new URL(served.url);
+  const framing = chunked ? "transfer-encoding: chunked" : `content-length: ${Buffer.byteLength(body)}`;
+  const head = [`POST ${path} HTTP/1.1`, `host: ${hostname}:${port}`, "content-type: application/json", "connection: close", framing];
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let at = 0;
+    let timer: ReturnType<typeof setInterval> | undefined;
+    const socket = connect(Number(port), hostname, () => {
+      socket.write(head.join("\r\n") + "\r\n\r\n");
+      timer = setInterval(() => {
+        if (at >= body.length) return;
+        const piece = body.slice(at, (at += perTick));
+        socket.write(chunked ? `${Buffer.byteLength(piece).toString(16)}\r\n${piece}\r\n${at >= body.length ? "0\r\n\r\n" : ""}` : piece);
+      }, tickMs);
+    });
+    socket.setTimeout(60_000, () => socket.destroy(new Error(`the connection of POST ${path} was neither answered nor closed`)));
+    socket.on("data", (c) => {
+      chunks.push(Buffer.from(c));
+      clearInterval(timer); // answered: the rest of the body is of no use
+    });
+    // A write after the server closed the connection fails; the answer it sent before is what counts.
+    socket.on("error", (err) => (chunks.length > 0 ? socket.destroy() : reject(err)));
+    socket.on("close", () => {
+      clearInterval(timer);
+      resolve(parseAnswer(Buffer.concat(chunks).toString("utf8")));
+    });
+  });
+}
+
 async function user(): Promise<{ id: number; token: string }> {
   const email = `stall-${crypto.randomUUID()}@example.com`;
   const post = (path: string, body: unknown) =>
@@ -117,3 +164,24 @@ test("the 404 or 405 of a write no route answers comes at once, without waiting 
   ]);
   expect(answers[0]!.headers.allow).toBe("GET, HEAD, PATCH, DELETE, OPTIONS");
 });
+
+test("a body's deadline grows with its length: a slow upload of a large body is answered, one slower than the minimum rate is 408", async () => {
+  // 30,000 bytes: the grace plus its length at the minimum rate is well over the grace alone.
+  const body = JSON.stringify({ email: `${"x".repeat(29_900)}@example.com`, password: "trickle-password-1", full_name: "Trickle" });
+  expect(Buffer.byteLength(body)).toBeGreaterThan(29_000);
+  const [declared, chunked, tooSlow, stalled] = await Promise.all([
+    // About 2.5 KB/s: the whole body takes about 12 s, past the grace alone.
+    trickle("/api/v1/users", body, 1250, 500),
+    trickle("/api/v1/users", body, 1250, 500, true),
+    // About 1 KB/s: slower than the minimum rate, so refused before its end.
+    trickle("/api/v1/users", body, 500, 500),
+    // Stalled after its first bytes: answered at its (longer) deadline, before Bun would close it unanswered.
+    stall("POST", "/api/v1/users", { "content-length": "30000", "x-request-id": "stall-large" }, '{"email":"'),
+  ]);
+  // The slow bodies arrived and were judged on what they hold (an email this long is not one).
+  expect([declared.status, chunked.status]).toEqual([422, 422]);
+  expect(tooSlow.status).toBe(408);
+  expect(tooSlow.headers.connection).toBe("close");
+  expect(JSON.parse(tooSlow.body).detail).toContain(`a body of ${Buffer.byteLength(body)} bytes is given`);
+  expect([stalled.status, stalled.headers["x-request-id"], stalled.headers.connection]).toEqual([408, "stall-large", "close"]);
+}, 60_000);

@@ -17,7 +17,7 @@ import { fastReads } from "../platform/http/fast-read.ts";
 import { bodyArrived, fastWrites, type FastWrite } from "../platform/http/fast-write.ts";
 import { routeAuthLevels } from "../platform/http/auth.ts";
 import type { AuthLevel } from "../platform/http/access.ts";
-import { BODY_ARRIVAL_MS, declaresBody } from "../platform/http/json-body.ts";
+import { bodyIdleSeconds, declaresBody, IDLE_TIMEOUT_S } from "../platform/http/json-body.ts";
 import { allowedMethods, allows } from "../platform/http/allowed-methods.ts";
 import { rememberArrival, requestObserver } from "../platform/http/request-context.ts";
 import { isInternalUrl, startInternalListener } from "../platform/cluster/internal-listener.ts";
@@ -175,8 +175,14 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
   // for, so a caller it refuses gets its 401 or 403 with no turn and its body unread; one it admits is decided
   // again in its turn, once the body is there (the auth macro's Auth.readmit). A failure to decide (the session's
   // store) goes the usual way: the app meets it.
+  // A body that may take longer to arrive than the idle timeout allows: the connection waits for its deadline.
+  const bodyTime = (request: Request, server: Server<undefined>) => {
+    const seconds = bodyIdleSeconds(request, config.BODY_LIMIT_BYTES);
+    if (seconds !== undefined) server.timeout(request, seconds);
+  };
   const admittedWrite = (level: AuthLevel) => (request: Bun.BunRequest<string>, server: Server<undefined>) => {
     const start = performance.now();
+    bodyTime(request, server);
     const address = server.requestIP(request)?.address;
     const answer = loading(deps.auth.admit(request, level, request.params.id).catch(() => undefined)).then(() => declined(request, start, address));
     return draining ? answer.then(closing) : answer;
@@ -191,6 +197,7 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
   }
   const fastWriteRoute = (write: FastWrite) => (request: Bun.BunRequest<string>, server: Server<undefined>) => {
     const start = performance.now();
+    bodyTime(request, server);
     const answer = loading(write(request, request.params, start)).then((r) =>
       r instanceof Response ? r : r instanceof Request ? declined(r, start, server.requestIP(request)?.address) : inLane(request, () => loading(r())),
     );
@@ -256,9 +263,9 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
     // BODY_LIMIT_BYTES before reading anything, a chunked body as soon as it passes the limit (it never holds
     // more). Bun's own limit, which answers a bare 413, is only the last line against absurd declarations.
     maxRequestBodySize: Math.max(128 * 1024 * 1024, config.BODY_LIMIT_BYTES * 2),
-    // Seconds without a byte before Bun closes a connection unanswered: longer than a body may take to arrive
-    // (json-body.ts), so a stalled body gets the app's 408 first.
-    idleTimeout: BODY_ARRIVAL_MS / 1000 + 2,
+    // Seconds before Bun closes a connection unanswered: longer than a small body may take to arrive, so a
+    // stalled one gets the app's 408 first; a larger body's request gets more (bodyTime, json-body.ts).
+    idleTimeout: IDLE_TIMEOUT_S,
     // The cached reads' GETs and the declared writes' POSTs and PATCHes go through Bun's router to their fast
     // answers, which hand what they decline to the app; Bun sends the routes' other methods to `fetch`.
     routes: Object.fromEntries(
@@ -282,6 +289,7 @@ export async function startInstance(config: Config, opts: StartOptions = {}): Pr
       return problemResponse(problem(500, "Something went wrong on our side; the request id identifies it in our logs"), answerHeaders);
     },
     fetch: (request, server) => {
+      bodyTime(request, server);
       const answer = isInternalUrl(request.url) ? viaApp(unservedHere(request), performance.now()) : viaLane(request, performance.now(), server.requestIP(request)?.address);
       return draining ? Promise.resolve(answer).then(closing) : answer;
     },

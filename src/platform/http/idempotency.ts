@@ -74,8 +74,8 @@ async function bodyText(request: Request, limit: number): Promise<string | null>
   if (declared > limit) return null;
   if (!request.body) return "";
   try {
-    // The clone's read and the app's of the request share one deadline: a late body waits BODY_ARRIVAL_MS once.
-    return new TextDecoder().decode(await readLimited(request.clone(), limit, bodyDeadline(request)));
+    // The clone's read and the app's of the request share one deadline: a late body is waited for once.
+    return new TextDecoder().decode(await readLimited(request.clone(), limit, bodyDeadline(request, limit)));
   } catch (err) {
     if (err instanceof AppError) return null;
     throw err;

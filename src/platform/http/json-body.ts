@@ -14,19 +14,63 @@ function cutOff(request: Request, err: unknown): unknown {
 }
 
 /**
- * How long a body may take to arrive in full, however it trickles in: below Bun's idleTimeout (serve.ts sets it
- * from this), so a stalled body is answered 408 with its request id instead of the connection closing unanswered.
+ * A body's grace: how long it may take to start, and the longest a chunked body may go without a byte. Below Bun's
+ * idle timeout (IDLE_TIMEOUT_S, bodyIdleSeconds), so a stalled body is answered 408 with its request id instead of
+ * the connection closing unanswered.
  */
 export const BODY_ARRIVAL_MS = 8_000;
 
-/** The 408 of a body that did not arrive in time; the connection is closed after it (the rest may still come). */
-const bodyLate = () =>
-  new AppError(408, `The request body did not arrive within ${BODY_ARRIVAL_MS / 1000} s`, undefined, { connection: "close" });
+/**
+ * The slowest upload a body is waited for, past its grace: a body's deadline grows with its size, so a slow
+ * client's large body is not refused for its size, while the wait stays bounded (by BODY_LIMIT_BYTES at this rate).
+ */
+export const BODY_MIN_BYTES_PER_S = 4096;
 
-/** `read`, or the 408 once `deadline` (a performance.now() time) has passed; a read left behind fails unobserved. */
-function within<T>(read: Promise<T>, deadline: number): Promise<T> {
+/** The most any body is waited for: Bun's idle timeout, which must outlast it (bodyIdleSeconds), is at most 255 s. */
+export const BODY_ARRIVAL_MAX_MS = 240_000;
+
+/**
+ * How long a body of `length` bytes may take to arrive in full: BODY_ARRIVAL_MS plus its length at
+ * BODY_MIN_BYTES_PER_S, at most BODY_ARRIVAL_MAX_MS. A chunked body, whose length is not known, is given what a
+ * body of `limit` bytes is.
+ */
+export function bodyArrivalMs(length: number, limit: number): number {
+  return Math.min(BODY_ARRIVAL_MAX_MS, BODY_ARRIVAL_MS + (Math.min(length, limit) / BODY_MIN_BYTES_PER_S) * 1000);
+}
+
+/** Bun's idleTimeout for every connection (serve.ts): long enough for the app's 408 of a small body to come first. */
+export const IDLE_TIMEOUT_S = BODY_ARRIVAL_MS / 1000 + 2;
+
+/**
+ * The idle timeout (seconds) `request`'s connection needs so that its body's deadline comes before Bun closes it,
+ * when that is more than IDLE_TIMEOUT_S (undefined otherwise): serve.ts sets it for the request (server.timeout).
+ * Bun does not count a body arriving slowly as activity (uWS resets the timer only past its own minimum
+ * throughput), so without it a steady slow upload is cut off at IDLE_TIMEOUT_S, unanswered.
+ */
+export function bodyIdleSeconds(request: Request, limit: number): number | undefined {
+  const declared = declaredLength(request);
+  if (declared === undefined ? request.headers.get("transfer-encoding") === null : declared === 0 || declared > limit) return undefined;
+  const ms = bodyArrivalMs(declared ?? limit, limit);
+  return ms <= (IDLE_TIMEOUT_S - 1) * 1000 ? undefined : Math.ceil(ms / 1000) + 2;
+}
+
+/** The length a request declares, else undefined (chunked). */
+function declaredLength(request: Request): number | undefined {
+  const declared = request.headers.get("content-length");
+  return declared === null ? undefined : Number(declared);
+}
+
+/** The rule's words for a body of `length` bytes. */
+const rule = (length: number, limit: number) =>
+  `${Math.ceil(bodyArrivalMs(length, limit) / 1000)} s (${BODY_ARRIVAL_MS / 1000} s plus 1 s per ${BODY_MIN_BYTES_PER_S} bytes)`;
+
+/** The 408 of a body that did not arrive in time; the connection is closed after it (the rest may still come). */
+const bodyLate = (why: string) => new AppError(408, `The request body did not arrive in time: ${why}`, undefined, { connection: "close" });
+
+/** `read`, or `late` once `deadline` (a performance.now() time) has passed; a read left behind fails unobserved. */
+function within<T>(read: Promise<T>, deadline: number, late: () => AppError): Promise<T> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(bodyLate()), Math.max(0, deadline - performance.now()));
+    const timer = setTimeout(() => reject(late()), Math.max(0, deadline - performance.now()));
     read.then(
       (v) => {
         clearTimeout(timer);
@@ -44,27 +88,33 @@ function within<T>(read: Promise<T>, deadline: number): Promise<T> {
 const deadlines = new WeakMap<Request, number>();
 
 /** The time `request`'s body must have arrived by, the same for every read of it that passes it to readLimited. */
-export function bodyDeadline(request: Request): number {
+export function bodyDeadline(request: Request, limit: number): number {
   let deadline = deadlines.get(request);
-  if (deadline === undefined) deadlines.set(request, (deadline = performance.now() + BODY_ARRIVAL_MS));
+  if (deadline === undefined) deadlines.set(request, (deadline = performance.now() + bodyArrivalMs(declaredLength(request) ?? limit, limit)));
   return deadline;
 }
 
 /**
  * Reads a body, never holding more than `limit` bytes of it: past that, 413 (chunked bodies included); not all
- * there by `deadline` (BODY_ARRIVAL_MS from the first read, bodyDeadline), 408.
+ * there by `deadline` (bodyArrivalMs from the first read, bodyDeadline), or a chunked body silent for
+ * BODY_ARRIVAL_MS, 408.
  */
-export async function readLimited(request: Request, limit: number, deadline = deadlines.get(request) ?? performance.now() + BODY_ARRIVAL_MS): Promise<Uint8Array> {
+export async function readLimited(
+  request: Request,
+  limit: number,
+  deadline = deadlines.get(request) ?? performance.now() + bodyArrivalMs(declaredLength(request) ?? limit, limit),
+): Promise<Uint8Array> {
   // A declared length is what the server reads, no more (HTTP framing): read it natively in one piece, which
   // costs a fraction of pulling the stream chunk by chunk. Without one (chunked), count while reading. The
   // declared case never touches `request.body`: on a served request that getter makes a ReadableStream, which
   // the native read then goes through.
-  const declared = request.headers.get("content-length");
-  if (declared !== null) {
-    if (Number(declared) > limit) throw payloadTooLarge(limit);
+  const declared = declaredLength(request);
+  if (declared !== undefined) {
+    if (declared > limit) throw payloadTooLarge(limit);
+    const late = () => bodyLate(`a body of ${declared} bytes is given ${rule(declared, limit)}`);
     let bytes: Uint8Array;
     try {
-      bytes = await within(request.bytes(), deadline);
+      bytes = await within(request.bytes(), deadline, late);
     } catch (err) {
       throw cutOff(request, err);
     }
@@ -77,8 +127,17 @@ export async function readLimited(request: Request, limit: number, deadline = de
   let total = 0;
   for (;;) {
     let read: Awaited<ReturnType<typeof reader.read>>;
+    // Each piece within the grace of the one before (a stall is answered before Bun's idleTimeout closes the
+    // connection), and all of it by the deadline.
+    const silentUntil = performance.now() + BODY_ARRIVAL_MS;
+    const late = () =>
+      bodyLate(
+        silentUntil <= deadline
+          ? `nothing came for ${BODY_ARRIVAL_MS / 1000} s`
+          : `a chunked body is given what one of the limit, ${limit} bytes, is: ${rule(limit, limit)}`,
+      );
     try {
-      read = await within(reader.read(), deadline);
+      read = await within(reader.read(), Math.min(deadline, silentUntil), late);
     } catch (err) {
       void reader.cancel().catch(() => {});
       throw cutOff(request, err);
