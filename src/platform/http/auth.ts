@@ -110,7 +110,7 @@ export class Auth {
    * admit once the body has arrived and the write is about to run (the auth macro's transform, which Elysia runs
    * after the body parser; a fast write in its turn of the write lane). A refusal decided before stands; an
    * admission is decided again: the session may have been revoked, or the account's rights changed, while the
-   * body was arriving (up to BODY_ARRIVAL_MS) and the write waited for its turn, and the write must not commit
+   * body was arriving (until its deadline, bodyArrivalMs) and the write waited for its turn, and the write must not commit
    * with rights its token no longer has.
    */
   readmit(request: Request, level: AuthLevel, pathId: string | undefined): Promise<Principal> {

@@ -244,7 +244,7 @@ const arrivals = new WeakMap<Request, number>();
 /**
  * The performance.now() time `request` arrived at the server: its log line and metrics measure from there, not
  * from the moment the app is given it, which for a write comes after its body arrived and its turn in the write
- * lane (a body that never came, answered 408 after BODY_ARRIVAL_MS, would otherwise be logged as taking nothing).
+ * lane (a body that never came, answered 408 at its deadline (bodyArrivalMs), would otherwise be logged as taking nothing).
  */
 export function rememberArrival(request: Request, start: number): void {
   arrivals.set(request, start);
