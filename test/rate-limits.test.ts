@@ -99,14 +99,18 @@ describe("bounded key stores", () => {
     expect(store.turns).toBeLessThanOrEqual(10_000 / 250);
   });
 
-  test("a client's used-up registrations stay used up through a flood of other clients' keys (no Redis)", () => {
-    const policies = ratePolicies({
+  // The policies of the two flood tests: the defaults' shape, with limits small enough to use up in a test.
+  const floodPolicies = () =>
+    ratePolicies({
       RATE_LIMIT_READ_PER_MINUTE: 600,
       RATE_LIMIT_WRITE_PER_MINUTE: 60,
       RATE_LIMIT_LOGIN_PER_MINUTE: 10,
       RATE_LIMIT_LOGIN_IP_PER_MINUTE: 30,
       RATE_LIMIT_REGISTER_PER_HOUR: 20,
     });
+
+  test("a client's used-up registrations stay used up through a flood of other clients' keys (no Redis)", () => {
+    const policies = floodPolicies();
     const m = new MemoryRateLimiter();
     const me = "register:198.51.100.7";
     const first = [];
@@ -126,13 +130,7 @@ describe("bounded key stores", () => {
   });
 
   test("a login lock-out outlives a flood of anonymous keys, and memory stays bounded (no Redis)", () => {
-    const policies = ratePolicies({
-      RATE_LIMIT_READ_PER_MINUTE: 600,
-      RATE_LIMIT_WRITE_PER_MINUTE: 60,
-      RATE_LIMIT_LOGIN_PER_MINUTE: 10,
-      RATE_LIMIT_LOGIN_IP_PER_MINUTE: 30,
-      RATE_LIMIT_REGISTER_PER_HOUR: 20,
-    });
+    const policies = floodPolicies();
     const m = new MemoryRateLimiter();
     const locked = "login:victim@example.com|203.0.113.66";
     for (let i = 0; i < 10; i++) expect(m.local(locked, policies.login!).allowed).toBe(true);

@@ -36,17 +36,7 @@ function stall(method: string, path: string, headers: Record<string, string>, se
     socket.setTimeout(30_000, () => socket.destroy(new Error(`the connection of ${method} ${path} was neither answered nor closed`)));
     socket.on("data", (c) => chunks.push(Buffer.from(c)));
     socket.on("error", reject);
-    socket.on("close", () => {
-      const text = Buffer.concat(chunks).toString("utf8");
-      const end = text.indexOf("\r\n\r\n");
-      const [statusLine, ...lines] = text.slice(0, Math.max(end, 0)).split("\r\n");
-      const out: Record<string, string> = {};
-      for (const l of lines) {
-        const i = l.indexOf(":");
-        out[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
-      }
-      resolve({ status: Number(statusLine?.split(" ")[1]), headers: out, body: end < 0 ? "" : text.slice(end + 4) });
-    });
+    socket.on("close", () => resolve(parseAnswer(Buffer.concat(chunks).toString("utf8"))));
   });
 }
 
